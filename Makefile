@@ -1,0 +1,59 @@
+# The HA edge toolkit. Two commands on a fresh Debian 12 machine as root:
+#   make lab    build the local lab, run site.yml, curl through the VIP
+#   make test   lint, pytest suites, molecule
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup host-packages docker lab lab-down drill test lint pytest molecule bench clean
+
+## setup: host packages, dockerd, and .venv/ with the agent and every tool (idempotent)
+setup: host-packages $(VENV)/.installed
+
+host-packages:
+	@lab/host-packages.sh
+
+$(VENV)/.installed: requirements.txt edgeagent/pyproject.toml kubeemu/pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt -e ./edgeagent -e ./kubeemu
+	touch $@
+
+docker: setup
+	@lab/dockerd.sh
+
+## lab: the Docker lab on 198.51.100.0/24, site.yml, then curl through the VIP 198.51.100.100
+lab: docker
+	lab/up.sh
+
+lab-down:
+	lab/down.sh
+
+## drill: the failover drill on the lab (make lab first)
+drill: setup
+	ansible-playbook -i inventory/lab playbooks/failover-drill.yml
+
+## test: everything CI runs
+test: lint pytest molecule
+
+lint: setup
+	yamllint -s .
+	ansible-lint --profile production
+	ruff check edgeagent kubeemu bench lab
+	ruff format --check edgeagent kubeemu bench lab
+
+pytest: setup
+	pytest -q edgeagent/tests kubeemu/tests
+
+molecule: docker
+	lab/molecule-cleanup.sh
+	molecule test -s default
+
+## bench: benchmarks; writes bench/results/latest.json and docs/benchmarks.md
+bench: setup
+	python bench/run.py
+
+clean: lab-down
+	rm -rf $(VENV) .lab

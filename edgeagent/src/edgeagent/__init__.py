@@ -1,0 +1,1 @@
+"""edgeagent: Kubernetes Ingress to nginx on edge nodes."""

@@ -1,0 +1,1 @@
+"""kubeemu: kmock 0.8 with the API fidelity our tests need."""
