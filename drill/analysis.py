@@ -1,0 +1,232 @@
+"""From the raw drill data to one summary per fault. Pure: no I/O, no clock.
+
+Inputs are the load generator's request records, the VIP holder timeline (`holders`) and
+the playbook's marks. A scenario has three marks: `fault` (just before the fault command
+ran), `restore` (just before the undo command ran) and `settled` (after the drill waited
+for failback). Its fault window is [fault, restore), its failback window [restore, settled).
+docs/failover.md defines every field; the definitions live here, next to the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from drill import holders
+from drill.holders import Step
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str  # "new" (fresh connection) or "long" (keep-alive connection)
+    t: float  # start, epoch seconds
+    ms: float  # duration
+    ok: bool
+    node: str | None  # the edge node that answered, when it said so
+    err: str | None = None
+    conn: int | None = None
+    broken: bool = False
+
+    @property
+    def done(self) -> float:
+        return self.t + self.ms / 1000
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Request:
+        return cls(
+            kind=record["kind"],
+            t=record["t"],
+            ms=record["ms"],
+            ok=record["ok"],
+            node=record.get("node"),
+            err=record.get("err"),
+            conn=record.get("conn"),
+            broken=record.get("broken", False),
+        )
+
+
+@dataclass(frozen=True)
+class Mark:
+    scenario: str
+    event: str  # "fault", "restore" or "settled"
+    t: float
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    fault: float
+    restore: float
+    settled: float
+
+
+class MarksError(ValueError):
+    """The playbook's marks do not describe whole scenarios."""
+
+
+def windows(marks: list[Mark], drill_end: float) -> list[Window]:
+    """One window per scenario, in fault order.
+
+    A scenario cut short by a failed step has no `restore` or `settled` mark: its
+    windows then end where the next mark (or the drill) ends, so its figures still show
+    what happened instead of vanishing from the report.
+    """
+    by_scenario: dict[str, dict[str, float]] = {}
+    for mark in sorted(marks, key=lambda m: m.t):
+        by_scenario.setdefault(mark.scenario, {})[mark.event] = mark.t
+    times = [*sorted(m.t for m in marks), drill_end]
+    found = []
+    for name, events in by_scenario.items():
+        if "fault" not in events:
+            raise MarksError(f"scenario {name!r} has no fault mark")
+        fault = events["fault"]
+        # `times` ends with drill_end, so a later time always exists.
+        restore = events.get("restore", next(t for t in times if t > fault))
+        settled = events.get("settled", next((t for t in times if t > restore), drill_end))
+        found.append(Window(name, fault, restore, max(settled, restore)))
+    return sorted(found, key=lambda w: w.fault)
+
+
+def attribute(requests: list[Request], steps: list[Step]) -> list[Request]:
+    """Requests whose node is unknown get the VIP's sole holder at their start.
+
+    Only a fallback for edges whose responses do not name the node: when two nodes
+    hold the VIP the request stays unattributed rather than guessed.
+    """
+    attributed = []
+    for request in requests:
+        if request.node is None and request.ok:
+            holding = holders.holders_at(steps, request.t)
+            if len(holding) == 1:
+                request = dataclasses.replace(request, node=next(iter(holding)))
+        attributed.append(request)
+    return attributed
+
+
+def _in(requests: list[Request], kind: str, start: float, end: float) -> list[Request]:
+    return [r for r in requests if r.kind == kind and start <= r.t < end]
+
+
+def longest_without_success(successes: list[float], start: float, end: float) -> float:
+    """Longest span in [start, end] with no success completing, in seconds."""
+    points = [start, *sorted(t for t in successes if start < t < end), end]
+    return max((b - a for a, b in itertools.pairwise(points)), default=0.0)
+
+
+def first_success(
+    requests: list[Request], after: float, until: float, node_ok: Any
+) -> Request | None:
+    """The new-connection request completing first in (after, until) on a node_ok node."""
+    candidates = [
+        r
+        for r in requests
+        if r.kind == "new" and r.ok and after < r.done < until and node_ok(r.node)
+    ]
+    return min(candidates, key=lambda r: r.done, default=None)
+
+
+def holder_before(requests: list[Request], steps: list[Step], at: float) -> str | None:
+    """The node holding the VIP just before `at`; if the watch is ambiguous, the node
+    that answered the last success before it."""
+    holding = holders.holders_at(steps, at - 1e-6)
+    if len(holding) == 1:
+        return next(iter(holding))
+    earlier = [r for r in requests if r.kind == "new" and r.ok and r.done < at and r.node]
+    return max(earlier, key=lambda r: r.done).node if earlier else None
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _total(intervals: list[tuple[float, float]]) -> float:
+    return sum(b - a for a, b in intervals)
+
+
+def summarize(window: Window, requests: list[Request], steps: list[Step]) -> dict[str, Any]:
+    """The report's object for one scenario (fields documented in docs/failover.md)."""
+    before = holder_before(requests, steps, window.fault)
+    takeover = first_success(
+        requests, window.fault, window.restore, lambda node: node is not None and node != before
+    )
+    after = takeover.node if takeover else None
+    fault_new = _in(requests, "new", window.fault, window.restore)
+    back_new = _in(requests, "new", window.restore, window.settled)
+    fault_long = _in(requests, "long", window.fault, window.restore)
+    back_long = _in(requests, "long", window.restore, window.settled)
+    failback = first_success(
+        requests, window.restore, window.settled, lambda node: node is not None and node == before
+    )
+    successes = [r.done for r in requests if r.kind == "new" and r.ok]
+    split_fault = holders.split_brain(steps, window.fault, window.restore)
+    split_after = holders.split_brain(steps, window.restore, window.settled)
+    return {
+        "name": window.name,
+        "fault_at": round(window.fault, 6),
+        "restore_at": round(window.restore, 6),
+        "settled_at": round(window.settled, 6),
+        "holder_before": before,
+        "holder_after": after,
+        "failover": takeover is not None,
+        "gap_ms": _ms(takeover.done - window.fault) if takeover else None,
+        "outage_ms": _ms(longest_without_success(successes, window.fault, window.restore)),
+        "failed": sum(not r.ok for r in fault_new),
+        "total": len(fault_new),
+        "errors": dict(Counter(r.err for r in fault_new if not r.ok)),
+        "broken_long_lived": sum(r.broken for r in fault_long),
+        "failback_ms": _ms(failback.done - window.restore) if failback else None,
+        "failback_gap_ms": _ms(longest_without_success(successes, window.restore, window.settled)),
+        "failback_failed": sum(not r.ok for r in back_new),
+        "failback_total": len(back_new),
+        "failback_broken_long_lived": sum(r.broken for r in back_long),
+        "holder_after_failback": sorted(holders.holders_at(steps, window.settled - 1e-6)),
+        "split_brain_moments": len(split_after),
+        "split_brain_ms_after_restore": _ms(_total(split_after)),
+        "split_brain_ms_during_fault": _ms(_total(split_fault)),
+        "vip_vacant_ms_during_fault": _ms(
+            _total(holders.vacant(steps, window.fault, window.restore))
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Goal:
+    scenarios: tuple[str, ...]
+    field: str
+    limit: float  # the field must be <= limit
+
+    def check(self, scenario: dict[str, Any]) -> dict[str, Any]:
+        value = scenario.get(self.field)
+        return {
+            "scenario": scenario["name"],
+            "field": self.field,
+            "limit": self.limit,
+            "value": value,
+            # A fault that never moved the VIP has no gap: that misses a gap goal.
+            "met": value is not None and value <= self.limit,
+        }
+
+
+# The goals of issue 4 on the Docker lab.
+LAB_GOALS = (
+    Goal(("keepalived-stop", "freeze"), "gap_ms", 500),
+    Goal(("nginx-kill", "agent-unhealthy"), "gap_ms", 1000),
+    Goal(
+        ("keepalived-stop", "freeze", "nginx-kill", "agent-unhealthy", "partition"),
+        "failback_failed",
+        0,
+    ),
+    Goal(("partition",), "split_brain_moments", 0),
+)
+
+
+def check_goals(scenarios: list[dict[str, Any]], goals: tuple[Goal, ...]) -> list[dict[str, Any]]:
+    return [
+        goal.check(scenario)
+        for scenario in scenarios
+        for goal in goals
+        if scenario["name"] in goal.scenarios
+    ]

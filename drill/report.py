@@ -1,0 +1,163 @@
+"""Turn one drill's raw data into reports/drill-<time>.json, a PNG and a printed table.
+
+    python -m drill.report RAW_DIR --json reports/drill-<time>.json --png reports/drill-<time>.png
+
+RAW_DIR is what the playbook collected:
+- `loadgen.jsonl`: the load generator's records (drill/loadgen.py);
+- `holders/<node>.log`: each node's `ip monitor` watch (drill/holders.py);
+- `marks.json`: {"vip", "platform", "settings", "marks": [{"scenario", "event", "t"}],
+  "failed_step"}, written by the playbook.
+Exit status 0 when the report was written; the goals' verdict is in the JSON and the table
+(the lab's goals are checked only with --goals lab).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drill import analysis, holders, plot
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Drawing:
+    requests: list[analysis.Request]
+    steps: list[holders.Step]
+    windows: list[analysis.Window]
+    timeout_ms: float
+
+
+def load_requests(path: Path) -> tuple[dict[str, Any], list[analysis.Request], float]:
+    """The load generator's settings, its requests, and when it stopped."""
+    meta: dict[str, Any] = {}
+    requests = []
+    end = 0.0
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] == "meta":
+            meta = record
+        elif record["kind"] == "end":
+            end = record["t"]
+        else:
+            requests.append(analysis.Request.from_record(record))
+    if not requests:
+        raise SystemExit(f"{path}: no requests recorded: did the load generator start?")
+    return meta, requests, end or max(r.done for r in requests)
+
+
+def load_holders(directory: Path, vip: str) -> list[holders.Step]:
+    logs = sorted(directory.glob("*.log"))
+    if not logs:
+        raise SystemExit(f"{directory}: no holder watch logs")
+    return holders.merge({log.stem: holders.parse_log(log.read_text(), vip) for log in logs})
+
+
+def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], Drawing]:
+    """The report, and what the picture is drawn from."""
+    drill = json.loads((raw / "marks.json").read_text())
+    meta, requests, end = load_requests(raw / "loadgen.jsonl")
+    steps = load_holders(raw / "holders", drill["vip"])
+    node_named = any(r.node for r in requests)
+    requests = analysis.attribute(requests, steps)
+    marks = [analysis.Mark(**m) for m in drill["marks"]]
+    windows = analysis.windows(marks, end)
+    scenarios = [analysis.summarize(w, requests, steps) for w in windows]
+    checked = analysis.check_goals(scenarios, goals)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "platform": drill.get("platform"),
+        "vip": drill["vip"],
+        "failed_step": drill.get("failed_step"),
+        "settings": drill.get("settings", {}),
+        "loadgen": {
+            "period_ms": round(meta.get("period_s", 0) * 1000, 1),
+            "timeout_ms": round(meta.get("timeout_s", 0) * 1000, 1),
+            "long_lived": meta.get("long_lived"),
+            "long_period_ms": round(meta.get("long_period_s", 0) * 1000, 1),
+            "host_header": meta.get("host_header"),
+            "node_source": "response header" if node_named else "VIP holder at request start",
+            "requests": len(requests),
+        },
+        "scenarios": scenarios,
+        "goals": checked,
+        "goals_met": all(g["met"] for g in checked) if checked else None,
+    }, Drawing(requests, steps, windows, meta.get("timeout_s", 0.5) * 1000)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.0f}"
+    return str(value)
+
+
+def table(report: dict[str, Any]) -> str:
+    columns = [
+        ("scenario", lambda s: s["name"]),
+        ("holder", lambda s: f"{_cell(s['holder_before'])}->{_cell(s['holder_after'])}"),
+        ("gap ms", lambda s: _cell(s["gap_ms"])),
+        ("outage ms", lambda s: _cell(s["outage_ms"])),
+        ("failed/total", lambda s: f"{s['failed']}/{s['total']}"),
+        ("broken", lambda s: _cell(s["broken_long_lived"])),
+        ("failback ms", lambda s: _cell(s["failback_ms"])),
+        ("fb gap ms", lambda s: _cell(s["failback_gap_ms"])),
+        ("fb failed", lambda s: f"{s['failback_failed']}/{s['failback_total']}"),
+        ("split brain", lambda s: _cell(s["split_brain_moments"])),
+        ("goals", lambda s: _verdict(report["goals"], s["name"])),
+    ]
+    rows = [[title for title, _ in columns]]
+    rows += [[cell(s) for _, cell in columns] for s in report["scenarios"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _verdict(goals: list[dict[str, Any]], name: str) -> str:
+    mine = [g for g in goals if g["scenario"] == name]
+    if not mine:
+        return "-"
+    missed = [g["field"] for g in mine if not g["met"]]
+    return "met" if not missed else "MISSED " + ",".join(missed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("raw", type=Path, help="the drill's raw data directory")
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--png", type=Path, required=True)
+    parser.add_argument(
+        "--goals", choices=["lab", "none"], default="none", help="check issue 4's lab goals"
+    )
+    args = parser.parse_args(argv)
+    goals = analysis.LAB_GOALS if args.goals == "lab" else ()
+    report, drawing = build(args.raw, goals)
+    report["png"] = args.png.name
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    plot.draw(
+        args.png,
+        drawing.requests,
+        drawing.steps,
+        drawing.windows,
+        timeout_ms=drawing.timeout_ms,
+        title=f"failover drill {report['generated_at']}, {report['platform']}, VIP {report['vip']}",
+    )
+    print(table(report))
+    if report["failed_step"]:
+        print(f"\nthe drill stopped early: {report['failed_step']}")
+    print(f"\n{args.json}\n{args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+import pytest
+
+from drill import analysis, holders
+from drill.analysis import Goal, Mark, Request, Window
+from drill.tests.synthetic import FAULT, PERIOD, RESTORE, SETTLED, synthetic_requests
+
+STEPS = holders.merge(
+    {
+        "edge1": [(99.0, True), (102.25, False), (105.49, True)],
+        "edge2": [(99.0, False), (102.25, True), (105.5, False)],
+    }
+)
+WINDOW = Window("keepalived-stop", FAULT, RESTORE, SETTLED)
+
+
+def test_summary_of_a_failover_and_failback():
+    summary = analysis.summarize(WINDOW, synthetic_requests(), STEPS)
+    assert summary["holder_before"] == "edge1"
+    assert summary["holder_after"] == "edge2"
+    assert summary["failover"] is True
+    # first success on edge2: the probe started at 102.30, done 2 ms later
+    assert summary["gap_ms"] == pytest.approx(302.0)
+    assert summary["outage_ms"] == pytest.approx(302.0)
+    assert summary["failed"] == 15
+    assert summary["total"] == 150
+    assert summary["errors"] == {"timeout": 15}
+    assert summary["broken_long_lived"] == 1
+    assert summary["failback_ms"] == pytest.approx(502.0)
+    assert summary["failback_gap_ms"] == pytest.approx(20.0)
+    assert summary["failback_failed"] == 0
+    assert summary["failback_total"] == 150
+    assert summary["failback_broken_long_lived"] == 1
+    assert summary["holder_after_failback"] == ["edge1"]
+    assert summary["split_brain_moments"] == 1
+    assert summary["split_brain_ms_after_restore"] == pytest.approx(10.0)
+    assert summary["split_brain_ms_during_fault"] == 0
+    assert summary["vip_vacant_ms_during_fault"] == 0
+
+
+def test_a_fault_that_moves_nothing_has_no_gap():
+    requests = [Request("new", 100 + i * PERIOD, 2.0, True, "edge1") for i in range(500)]
+    steps = holders.merge({"edge1": [(99.0, True)], "edge2": [(99.0, False)]})
+    summary = analysis.summarize(WINDOW, requests, steps)
+    assert summary["holder_after"] is None
+    assert summary["failover"] is False
+    assert summary["gap_ms"] is None
+    assert summary["failed"] == 0
+    assert summary["outage_ms"] == pytest.approx(20.0)
+
+
+def test_holder_before_falls_back_to_the_last_answer_when_two_nodes_hold_the_vip():
+    steps = holders.merge({"edge1": [(99.0, True)], "edge2": [(101.0, True)]})
+    requests = [Request("new", 100.0, 2.0, True, "edge2")]
+    assert analysis.holder_before(requests, steps, FAULT) == "edge2"
+
+
+def test_longest_without_success_counts_from_the_window_edges():
+    assert analysis.longest_without_success([1.1, 1.2, 1.9], 1.0, 2.0) == pytest.approx(0.7)
+    assert analysis.longest_without_success([], 1.0, 2.0) == pytest.approx(1.0)
+    assert analysis.longest_without_success([0.5, 2.5], 1.0, 2.0) == pytest.approx(1.0)
+
+
+def test_attribute_uses_the_sole_holder_and_never_guesses_between_two():
+    steps = holders.merge({"edge1": [(0.0, True)], "edge2": [(5.0, True), (6.0, False)]})
+    requests = [
+        Request("new", 1.0, 2.0, True, None),
+        Request("new", 5.5, 2.0, True, None),
+        Request("new", 7.0, 2.0, True, "edge2"),
+        Request("new", 8.0, 500.0, False, None, "timeout"),
+    ]
+    assert [r.node for r in analysis.attribute(requests, steps)] == ["edge1", None, "edge2", None]
+
+
+def test_windows_in_fault_order():
+    marks = [
+        Mark("b", "fault", 20.0),
+        Mark("b", "restore", 23.0),
+        Mark("b", "settled", 26.0),
+        Mark("a", "fault", 10.0),
+        Mark("a", "restore", 13.0),
+        Mark("a", "settled", 16.0),
+    ]
+    assert analysis.windows(marks, 30.0) == [
+        Window("a", 10.0, 13.0, 16.0),
+        Window("b", 20.0, 23.0, 26.0),
+    ]
+
+
+def test_a_scenario_cut_short_ends_at_the_next_mark_or_the_drill_end():
+    marks = [Mark("a", "fault", 10.0), Mark("b", "fault", 20.0)]
+    assert analysis.windows(marks, 30.0) == [
+        Window("a", 10.0, 20.0, 30.0),
+        Window("b", 20.0, 30.0, 30.0),
+    ]
+
+
+def test_a_scenario_without_a_fault_mark_is_an_error():
+    with pytest.raises(analysis.MarksError, match="'a'"):
+        analysis.windows([Mark("a", "restore", 1.0)], 5.0)
+
+
+def test_goals_are_checked_per_scenario_and_a_missing_gap_misses():
+    goals = (Goal(("freeze",), "gap_ms", 500), Goal(("freeze", "partition"), "failback_failed", 0))
+    scenarios = [
+        {"name": "freeze", "gap_ms": None, "failback_failed": 0},
+        {"name": "partition", "gap_ms": 900, "failback_failed": 2},
+        {"name": "nginx-kill", "gap_ms": 900, "failback_failed": 0},
+    ]
+    assert [
+        (g["scenario"], g["field"], g["met"]) for g in analysis.check_goals(scenarios, goals)
+    ] == [
+        ("freeze", "gap_ms", False),
+        ("freeze", "failback_failed", True),
+        ("partition", "failback_failed", False),
+    ]

@@ -1,0 +1,59 @@
+import json
+
+from drill import report
+from drill.tests.synthetic import FAULT, RESTORE, SETTLED, synthetic_requests
+
+EDGE1 = """\
+[INIT 1970-01-01T00:01:39.000000]
+2: eth0    inet 198.51.100.100/32 scope global eth0
+[1970-01-01T00:01:42.250000] Deleted 2: eth0    inet 198.51.100.100/32 scope global eth0
+[1970-01-01T00:01:45.490000] 2: eth0    inet 198.51.100.100/32 scope global eth0
+"""
+EDGE2 = """\
+[INIT 1970-01-01T00:01:39.000000]
+[1970-01-01T00:01:42.250000] 2: eth0    inet 198.51.100.100/32 scope global eth0
+[1970-01-01T00:01:45.500000] Deleted 2: eth0    inet 198.51.100.100/32 scope global eth0
+"""
+
+
+def write_raw(raw):
+    (raw / "holders").mkdir(parents=True)
+    (raw / "holders" / "edge1.log").write_text(EDGE1)
+    (raw / "holders" / "edge2.log").write_text(EDGE2)
+    lines = [{"kind": "meta", "t": 99.5, "period_s": 0.02, "timeout_s": 0.5, "long_lived": 1}]
+    lines += [r.__dict__ for r in synthetic_requests()]
+    lines += [{"kind": "end", "t": 110.0, "probes": 500}]
+    (raw / "loadgen.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    marks = [
+        {"scenario": "keepalived-stop", "event": "fault", "t": FAULT},
+        {"scenario": "keepalived-stop", "event": "restore", "t": RESTORE},
+        {"scenario": "keepalived-stop", "event": "settled", "t": SETTLED},
+    ]
+    (raw / "marks.json").write_text(
+        json.dumps({"vip": "198.51.100.100", "platform": "docker", "marks": marks})
+    )
+
+
+def test_report_writes_json_png_and_prints_the_table(tmp_path, capsys):
+    write_raw(tmp_path / "raw")
+    json_path, png_path = tmp_path / "drill.json", tmp_path / "drill.png"
+    args = [str(tmp_path / "raw"), "--json", str(json_path), "--png", str(png_path)]
+    assert report.main([*args, "--goals", "lab"]) == 0
+    written = json.loads(json_path.read_text())
+    (scenario,) = written["scenarios"]
+    assert {k: scenario[k] for k in ("name", "holder_before", "holder_after", "failed")} == {
+        "name": "keepalived-stop",
+        "holder_before": "edge1",
+        "holder_after": "edge2",
+        "failed": 15,
+    }
+    assert written["loadgen"]["node_source"] == "response header"
+    assert [(g["field"], g["met"]) for g in written["goals"]] == [
+        ("gap_ms", True),
+        ("failback_failed", True),
+    ]
+    assert written["goals_met"] is True
+    assert png_path.read_bytes()[:4] == b"\x89PNG"
+    table = capsys.readouterr().out
+    assert "keepalived-stop  edge1->edge2  302" in table
+    assert "met" in table

@@ -1,0 +1,100 @@
+"""The watch cache: the latest version of every watched object, shared by all threads.
+
+Informers write into it; the controller takes snapshots of it and waits on it for
+changes. Each write asks `relevant(kind, old, new)` whether the change can alter the
+rendered configuration; only relevant changes wake the controller (a status written by
+an edge agent, or a Secret no Ingress uses, costs no sync). The objects themselves are
+kept whatever the answer, so a later snapshot is always complete.
+
+Objects are the API's JSON dicts, shared and never modified after they are stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+Key = tuple[str, str]  # (namespace or "", name)
+Object = dict[str, Any]
+KINDS = ("ingresses", "ingress_classes", "services", "endpoint_slices", "secrets")
+
+
+def key_of(obj: Object) -> Key:
+    metadata = obj.get("metadata") or {}
+    return (metadata.get("namespace") or "", metadata.get("name") or "")
+
+
+def _always(kind: str, old: Object | None, new: Object | None) -> bool:
+    return True
+
+
+class Cache:
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._objects: dict[str, dict[Key, Object]] = {kind: {} for kind in KINDS}
+        self._synced: set[str] = set()
+        self.version = 0
+        """Counts relevant changes; the controller syncs when it moves."""
+        self.first_change_at: float | None = None
+        """monotonic() of the oldest relevant change not yet taken by a snapshot."""
+        self.last_change_at = 0.0
+        self.relevant: Callable[[str, Object | None, Object | None], bool] = _always
+
+    def _touch(self) -> None:
+        now = time.monotonic()
+        self.version += 1
+        self.last_change_at = now
+        if self.first_change_at is None:
+            self.first_change_at = now
+        self._changed.notify_all()
+
+    def replace(self, kind: str, objects: list[Object]) -> None:
+        """The result of a (re)list: the whole kind at once."""
+        with self._changed:
+            self._objects[kind] = {key_of(obj): obj for obj in objects}
+            self._synced.add(kind)
+            self._touch()
+
+    def upsert(self, kind: str, obj: Object) -> None:
+        with self._changed:
+            key = key_of(obj)
+            old = self._objects[kind].get(key)
+            self._objects[kind][key] = obj
+            if self.relevant(kind, old, obj):
+                self._touch()
+
+    def delete(self, kind: str, obj: Object) -> None:
+        with self._changed:
+            old = self._objects[kind].pop(key_of(obj), None)
+            if old is not None and self.relevant(kind, old, None):
+                self._touch()
+
+    def get(self, kind: str, key: Key) -> Object | None:
+        with self._changed:
+            return self._objects[kind].get(key)
+
+    def synced(self) -> bool:
+        with self._changed:
+            return self._synced >= set(KINDS)
+
+    def counts(self) -> dict[str, int]:
+        with self._changed:
+            return {kind: len(objects) for kind, objects in self._objects.items()}
+
+    def snapshot(self) -> tuple[int, dict[str, list[Object]]]:
+        """The version and every object of every kind; resets the pending-change clock."""
+        with self._changed:
+            self.first_change_at = None
+            return self.version, {kind: list(objs.values()) for kind, objs in self._objects.items()}
+
+    def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until `predicate()` (evaluated under the cache lock) holds, or timeout."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def wake(self) -> None:
+        """Wake waiters without a change (shutdown, retry timers)."""
+        with self._changed:
+            self._changed.notify_all()

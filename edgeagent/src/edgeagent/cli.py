@@ -1,0 +1,251 @@
+"""The `edgeagent` command: `render` and `check` offline, `run` the daemon.
+
+`render` and `check` read manifests and call the same `model.build` and `render.render`
+the daemon calls, so a preview is what an edge node would serve:
+
+    edgeagent render -f manifests/ -o out --listen-http 127.0.0.1:8080 \\
+        --listen-https 127.0.0.1:8443
+    nginx -p "$PWD/out" -c nginx.conf        # any user, as-is
+
+`run` hands over to `edgeagent.daemon` (its arguments come from
+`edgeagent.daemon.add_arguments`), imported only for `run` so the offline commands need
+neither the Kubernetes client nor the daemon.
+
+Exit codes: 0 done (render: even with problems, which go to stderr), 1 `check` found
+problems, 2 bad arguments or unreadable manifests.
+"""
+
+import argparse
+import datetime
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from edgeagent import grammar, manifests, render
+from edgeagent.grammar import CertPair, Invalid
+from edgeagent.model import Options, Problem, build
+
+DEFAULT_CERTIFICATE_FILE = "certs/default.pem"
+SELF_SIGNED_DAYS = 365
+PRIVATE_MODE = 0o600
+PUBLIC_MODE = 0o644
+
+
+def self_signed(common_name: str, hostnames: tuple[str, ...] = ()) -> CertPair:
+    """A fresh self-signed ECDSA P-256 pair (fast to make), for `hostnames` as SANs."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=SELF_SIGNED_DAYS))
+    )
+    if hostnames:
+        names = [x509.DNSName(name) for name in hostnames]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    certificate = builder.sign(key, hashes.SHA256())
+    return CertPair(
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+def problem_line(problem: Problem) -> str:
+    where = f"{problem.namespace}/{problem.name}" if problem.namespace else problem.name
+    return f"{problem.kind} {where}: {problem.reason}"
+
+
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write through a temporary file and rename, so a running nginx never reads half a
+    file; the mode is set before any byte is written (keys are never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as stream:
+        os.fchmod(stream.fileno(), mode)
+        stream.write(data)
+    os.replace(temporary, path)
+
+
+def _load(args: argparse.Namespace):
+    inputs, load_problems = manifests.load(args.file)
+    options = Options(
+        ingress_class=args.ingress_class,
+        watch_ingress_without_class=args.watch_ingress_without_class,
+    )
+    model = build(inputs, options)
+    return model, [*load_problems, *model.problems]
+
+
+def _default_certificate(args: argparse.Namespace, output: Path) -> tuple[str, str]:
+    if args.default_certificate:
+        certificate = Path(args.default_certificate).resolve()
+        key = Path(args.default_key or args.default_certificate).resolve()
+        return str(certificate), str(key)
+    path = output / DEFAULT_CERTIFICATE_FILE
+    if not path.exists():
+        pair = self_signed("edgeagent-default")
+        write_file(path, pair.certificate_pem + pair.key_pem, PRIVATE_MODE)
+    return str(path), str(path)
+
+
+def command_render(args: argparse.Namespace) -> int:
+    model, problems = _load(args)
+    output = Path(args.output).resolve()
+    certificate, key = _default_certificate(args, output)
+    layout = render.Layout(
+        listen_http=args.listen_http,
+        listen_https=args.listen_https,
+        output_dir=str(output),
+        default_certificate=certificate,
+        default_key=key,
+        status_listen=args.status_listen,
+    )
+    rendered = render.render(model, layout)
+    for relative, data in rendered.files.items():
+        mode = PRIVATE_MODE if relative.startswith("certs/") else PUBLIC_MODE
+        write_file(output / relative, data, mode)
+    write_file(output / "nginx.conf", render.render_main(layout), PUBLIC_MODE)
+    keep = {output / relative for relative in rendered.files} | {output / DEFAULT_CERTIFICATE_FILE}
+    for stale in (output / "certs").glob("*.pem"):
+        if stale not in keep:
+            stale.unlink()
+    for problem in problems:
+        print(problem_line(problem), file=sys.stderr)
+    print(
+        f"wrote {output} (generation {rendered.generation}: {len(model.servers)} hosts, "
+        f"{len(model.upstreams)} upstreams, {len(problems)} problems); "
+        f"serve it with: nginx -p {output} -c nginx.conf",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def command_check(args: argparse.Namespace) -> int:
+    _, problems = _load(args)
+    for problem in problems:
+        print(problem_line(problem))
+    return 1 if problems else 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("edgeagent.daemon") is None:
+        print("edgeagent: error: the daemon (edgeagent.daemon) is not installed", file=sys.stderr)
+        return 2
+    from edgeagent import daemon
+
+    return daemon.main(args)
+
+
+def _checked(parse):
+    """An argparse type from a grammar function: a bad value is a usage error."""
+
+    def check(value: str):
+        try:
+            return parse(value, "value")
+        except Invalid as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return check
+
+
+def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="manifest file or directory (YAML or JSON; repeatable)",
+    )
+    parser.add_argument(
+        "--ingress-class",
+        default=Options.ingress_class,
+        type=_checked(grammar.dns1123_subdomain),
+        help="IngressClass name served (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--watch-ingress-without-class",
+        action="store_true",
+        help="also serve Ingresses that name no class",
+    )
+
+
+def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
+    """The argument parser; the daemon's arguments are added only when `run` is asked
+    for, so `render` and `check` never import it."""
+    top = argparse.ArgumentParser(
+        prog="edgeagent", description="Kubernetes Ingress to nginx on edge nodes."
+    )
+    commands = top.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
+
+    render_parser = commands.add_parser(
+        "render", help="write a complete nginx configuration from manifests"
+    )
+    _add_manifest_arguments(render_parser)
+    render_parser.add_argument("-o", "--output", required=True, metavar="DIR")
+    listen = _checked(grammar.listen)
+    render_parser.add_argument("--listen-http", required=True, type=listen, metavar="ADDR:PORT")
+    render_parser.add_argument("--listen-https", required=True, type=listen, metavar="ADDR:PORT")
+    render_parser.add_argument(
+        "--status-listen",
+        default=render.Layout.status_listen,
+        type=listen,
+        metavar="ADDR:PORT",
+        help="loopback status server (default: %(default)s)",
+    )
+    render_parser.add_argument(
+        "--default-certificate",
+        metavar="CRT",
+        help="PEM certificate for hosts without their own (default: a self-signed one, "
+        f"generated once into DIR/{DEFAULT_CERTIFICATE_FILE})",
+    )
+    render_parser.add_argument(
+        "--default-key", metavar="KEY", help="its key (default: the certificate file)"
+    )
+    render_parser.set_defaults(command=command_render)
+
+    check_parser = commands.add_parser(
+        "check", help="print every problem in the manifests; exit 1 if there is any"
+    )
+    _add_manifest_arguments(check_parser)
+    check_parser.set_defaults(command=command_check)
+
+    run_parser = commands.add_parser("run", help="the daemon: watch the API, serve")
+    run_parser.set_defaults(command=command_run)
+    if with_run_arguments and importlib.util.find_spec("edgeagent.daemon") is not None:
+        from edgeagent import daemon
+
+        daemon.add_arguments(run_parser)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(with_run_arguments=argv[:1] == ["run"]).parse_args(argv)
+    if args.command_name == "render" and args.default_key and not args.default_certificate:
+        print("edgeagent: error: --default-key needs --default-certificate", file=sys.stderr)
+        return 2
+    if args.command_name == "run":
+        return args.command(args)
+    try:
+        return args.command(args)
+    except (manifests.ManifestError, Invalid, OSError) as error:
+        # Invalid here is an operator value (a path render refuses), not a manifest's.
+        print(f"edgeagent: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,265 @@
+"""The Kubernetes grammar of every value that can reach nginx configuration.
+
+Each function takes a value exactly as it came from the API (or a manifest), checks its
+JSON type and its grammar, and returns the normalised value or raises `Invalid` with a
+reason a user can act on. The grammars are the ones the API server enforces
+(k8s.io/apimachinery validation), narrowed where nginx needs it: a value that passes here
+is a plain nginx token (no whitespace, quotes, `;`, braces, `#`, `$` or backslash), so
+the templates never have to guess how to quote it. `render` checks that property again
+before it writes anything.
+
+TLS material is parsed with `cryptography` and re-serialised (`tls_pair`), so the bytes
+nginx reads are canonical PEM produced here, never the bytes of the Secret.
+"""
+
+import base64
+import binascii
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dh
+
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+IANA_SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+# RFC 3986 unreserved characters plus the sub-delimiters that are inert in nginx tokens.
+# Left out on purpose: `%` (nginx matches the decoded URI, so an encoded rule never
+# matches), `;` `{` `}` `'` `"` `$` `#` `\` whitespace (nginx syntax), `?` (query).
+PATH = re.compile(r"/[A-Za-z0-9\-._~/!*+,=:@&]*")
+PATH_MAX_LENGTH = 2048
+PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
+# What a filesystem path given by the operator (Layout) may contain.
+FILE_PATH = re.compile(r"/[A-Za-z0-9\-._~/+@]*")
+LISTEN = re.compile(r"(?P<addr>\*|\[[0-9A-Fa-f:.]+\]|[0-9.]+):(?P<port>[0-9]{1,5})")
+SIZE = re.compile(r"(0|[1-9][0-9]{0,8})([kKmMgG]?)")
+SECONDS = re.compile(r"[1-9][0-9]{0,3}")
+SECONDS_MAX = 3600
+TLS_PAIR_CACHE_SIZE = 4096
+
+
+class Invalid(ValueError):
+    """A value that breaks the grammar; the message says which and why.
+
+    `code` is a short, fixed category for metrics: "invalid" (breaks the grammar) or
+    "unsupported" (well-formed, but asks for something edgeagent does not do).
+    """
+
+    def __init__(self, reason: str, code: str = "invalid") -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def show(text: str) -> str:
+    """A value quoted for a message: escaped (one line, whatever it holds) and bounded."""
+    return repr(text) if len(text) <= 80 else repr(text[:80]) + "..."
+
+
+@dataclass(frozen=True)
+class CertPair:
+    """A certificate chain and its private key, canonical PEM, known to match."""
+
+    certificate_pem: bytes
+    key_pem: bytes
+
+    def __repr__(self) -> str:
+        # The key never reaches a log line, not even through a repr in a traceback.
+        return f"CertPair(certificate_pem=<{len(self.certificate_pem)} bytes>, key=<redacted>)"
+
+
+def string(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{what} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _pattern(value: object, what: str, pattern: re.Pattern, max_length: int, grammar: str) -> str:
+    text = string(value, what)
+    if len(text) > max_length:
+        raise Invalid(f"{what} is longer than {max_length} characters")
+    if not pattern.fullmatch(text):
+        raise Invalid(f"{what} {show(text)} is not a valid {grammar}")
+    return text
+
+
+def dns1123_label(value: object, what: str) -> str:
+    """Namespaces: lower-case alphanumerics and '-', at most 63."""
+    return _pattern(value, what, DNS1123_LABEL, 63, "DNS-1123 label")
+
+
+def dns1123_subdomain(value: object, what: str) -> str:
+    """Object names (Ingress, Secret, IngressClass, EndpointSlice): dotted labels, <= 253."""
+    return _pattern(value, what, DNS1123_SUBDOMAIN, 253, "DNS-1123 subdomain")
+
+
+def dns1035_label(value: object, what: str) -> str:
+    """Service names: a DNS-1123 label that starts with a letter."""
+    return _pattern(value, what, DNS1035_LABEL, 63, "DNS-1035 label")
+
+
+def port_name(value: object, what: str) -> str:
+    """IANA service name: 1-15 of [a-z0-9-], at least one letter, no '--', no edge '-'."""
+    text = _pattern(value, what, IANA_SERVICE_NAME, 15, "port name (IANA service name)")
+    if "--" in text or not any(c.isalpha() for c in text):
+        raise Invalid(f"{what} {show(text)} is not a valid port name (IANA service name)")
+    return text
+
+
+def port_number(value: object, what: str) -> int:
+    # bool is an int in Python; YAML `true` must not become port 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Invalid(f"{what} must be an integer, not {type(value).__name__}")
+    if not 1 <= value <= 65535:
+        raise Invalid(f"{what} {value} is outside 1-65535")
+    return value
+
+
+def host(value: object, what: str = "host") -> str:
+    """An Ingress host: a DNS-1123 subdomain or `*.` + one, never an IP address.
+
+    Labels are limited to 63 characters as DNS requires.
+    """
+    text = string(value, what)
+    name = text[2:] if text.startswith("*.") else text
+    _pattern(name, what, DNS1123_SUBDOMAIN, 253, "DNS name")
+    if any(len(label) > 63 for label in name.split(".")):
+        raise Invalid(f"{what} {show(text)} has a label longer than 63 characters")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return text
+    raise Invalid(f"{what} {show(text)} is an IP address; Ingress hosts must be DNS names")
+
+
+def path(value: object, path_type: str, what: str = "path") -> str:
+    """An HTTP path rule, checked as the API server checks Exact and Prefix paths.
+
+    ImplementationSpecific is served as Prefix, so it gets the same checks; an empty
+    ImplementationSpecific path means "/".
+    """
+    if value is None and path_type == "ImplementationSpecific":
+        return "/"
+    text = string(value, what)
+    if text == "" and path_type == "ImplementationSpecific":
+        return "/"
+    if len(text) > PATH_MAX_LENGTH:
+        raise Invalid(f"{what} is longer than {PATH_MAX_LENGTH} characters")
+    if not PATH.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must start with '/' and contain only letters, digits and "
+            "-._~/!*+,=:@& (no '%', quotes, ';', braces, '$', '#', '?', '\\' or spaces)"
+        )
+    if "//" in text:
+        raise Invalid(f"{what} {show(text)} must not contain '//'")
+    segments = text.split("/")
+    if "." in segments or ".." in segments:
+        raise Invalid(f"{what} {show(text)} must not contain '.' or '..' segments")
+    return text
+
+
+def path_type(value: object, what: str = "pathType") -> str:
+    text = string(value, what)
+    if text not in PATH_TYPES:
+        raise Invalid(f"{what} {show(text)} is not one of {', '.join(PATH_TYPES)}")
+    return text
+
+
+def ip_address(value: object, what: str, family: str) -> str:
+    """An endpoint address of the slice's address family, in canonical form."""
+    text = string(value, what)
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise Invalid(f"{what} {show(text)} is not an IP address") from None
+    expected = {"IPv4": 4, "IPv6": 6}[family]
+    if address.version != expected:
+        raise Invalid(f"{what} {show(text)} is not an {family} address")
+    return str(address)
+
+
+def boolean(value: object, what: str) -> bool:
+    text = string(value, what)
+    if text not in ("true", "false"):
+        raise Invalid(f"{what} {show(text)} must be 'true' or 'false'")
+    return text == "true"
+
+
+def seconds(value: object, what: str) -> int:
+    """A timeout in whole seconds, 1-3600, written as digits only (as ingress-nginx does)."""
+    text = string(value, what)
+    if not SECONDS.fullmatch(text) or int(text) > SECONDS_MAX:
+        raise Invalid(f"{what} {show(text)} must be a whole number of seconds from 1 to 3600")
+    return int(text)
+
+
+def size(value: object, what: str) -> str:
+    """A body size: digits with an optional k/m/g suffix; '0' means unlimited."""
+    text = string(value, what)
+    if not SIZE.fullmatch(text):
+        raise Invalid(f"{what} {show(text)} must be digits with an optional k, m or g suffix")
+    return text.lower()
+
+
+def listen(value: object, what: str) -> str:
+    """An nginx listen address `ADDR:PORT`: IPv4, [IPv6] or `*`."""
+    text = string(value, what)
+    match = LISTEN.fullmatch(text)
+    if not match:
+        raise Invalid(f"{what} {show(text)} must be ADDR:PORT (IPv4, [IPv6] or *)")
+    address = match["addr"]
+    if address != "*":
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise Invalid(f"{what} {show(text)} does not hold an IP address") from None
+    port_number(int(match["port"]), what)
+    return text
+
+
+def file_path(value: object, what: str) -> str:
+    """An absolute filesystem path the operator chose; plain characters only."""
+    return _pattern(value, what, FILE_PATH, 1024, "absolute path of plain characters")
+
+
+def base64_data(value: object, what: str) -> bytes:
+    text = string(value, what)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid(f"{what} is not valid base64") from None
+
+
+@functools.lru_cache(maxsize=TLS_PAIR_CACHE_SIZE)
+def tls_pair(certificate_pem: bytes, key_pem: bytes) -> CertPair:
+    """Parse, match and re-serialise a certificate chain and its unencrypted key.
+
+    Cached because parsing keys is the slowest step of a sync with many TLS hosts and
+    the same Secret is seen again on every sync; the cache is bounded.
+    """
+    try:
+        chain = x509.load_pem_x509_certificates(certificate_pem)
+    except ValueError:
+        raise Invalid("tls.crt holds no valid PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise Invalid("tls.key holds no usable unencrypted PEM private key") from None
+    if isinstance(key, dh.DHPrivateKey):
+        raise Invalid("tls.key is a Diffie-Hellman key, not a signing key")
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    encoding = serialization.Encoding.PEM
+    if key.public_key().public_bytes(encoding, public) != chain[0].public_key().public_bytes(
+        encoding, public
+    ):
+        raise Invalid("tls.key does not match the first certificate of tls.crt")
+    return CertPair(
+        certificate_pem=b"".join(cert.public_bytes(encoding) for cert in chain),
+        key_pem=key.private_bytes(
+            encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )

@@ -1,0 +1,66 @@
+"""The connection to the Kubernetes API: one `ApiClient` shared by every thread.
+
+Three ways in, chosen in this order:
+
+1. `--server URL` (with `--token-file` and `--ca-file`): explicit, for an edge node that was
+   handed a ServiceAccount token. The token file is read again before every request, so a
+   rotated token is picked up without a restart.
+2. `--kubeconfig FILE` (or $KUBECONFIG / ~/.kube/config when nothing else is given).
+3. The in-cluster ServiceAccount, when the agent runs in a pod
+   ($KUBERNETES_SERVICE_HOST is set and no kubeconfig is named).
+
+The client's connection pool is sized for the agent's threads (five informers, the
+controller, the status and event reporters) so that no thread waits for a connection.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass
+
+import kubernetes
+
+POOL_SIZE = 16
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; None: $KUBECONFIG or ~/.kube/config, or in-cluster."""
+    server: str | None = None
+    """API server URL; overrides the kubeconfig when given."""
+    token_file: str | None = None
+    """Bearer token for `server`, re-read before every request (tokens rotate)."""
+    ca_file: str | None = None
+    """CA bundle that signed the API server's certificate, for `server`; None: the
+    system's trust store."""
+
+
+def _read_token(path: str) -> str:
+    return pathlib.Path(path).read_text().strip()
+
+
+def api_client(settings: ConnectionSettings) -> kubernetes.client.ApiClient:
+    configuration = kubernetes.client.Configuration()
+    if settings.server:
+        configuration.host = settings.server
+        if settings.ca_file:
+            configuration.ssl_ca_cert = settings.ca_file
+        if settings.token_file:
+            token_file = settings.token_file
+            configuration.api_key = {"BearerToken": _read_token(token_file)}
+            configuration.api_key_prefix = {"BearerToken": "Bearer"}
+
+            def refresh(config: kubernetes.client.Configuration) -> None:
+                config.api_key["BearerToken"] = _read_token(token_file)
+
+            configuration.refresh_api_key_hook = refresh
+    elif settings.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kubernetes.config.load_kube_config(
+            config_file=settings.kubeconfig, client_configuration=configuration
+        )
+    else:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = POOL_SIZE
+    return kubernetes.client.ApiClient(configuration)

@@ -1,0 +1,110 @@
+"""Kubernetes manifests from files and directories, as `model.Inputs`.
+
+YAML or JSON, several documents per file, `kind: List` (and `*List`) expanded. A
+directory is read recursively, `*.yaml`, `*.yml` and `*.json` in path order. Kinds other
+than the five the agent reads (Deployments next to the Ingresses, say) are skipped.
+
+The loader does what `kubectl apply` would before the objects reach the API server:
+objects without a namespace land in "default", and a Secret's `stringData` is merged into
+`data` (base64). Everything else is left to `model.build`, which validates it.
+"""
+
+import base64
+import copy
+from pathlib import Path
+
+import yaml
+
+from edgeagent.model import Inputs, Problem, identity
+
+KINDS = {
+    ("networking.k8s.io/v1", "Ingress"): "ingresses",
+    ("networking.k8s.io/v1", "IngressClass"): "ingress_classes",
+    ("v1", "Service"): "services",
+    ("discovery.k8s.io/v1", "EndpointSlice"): "endpoint_slices",
+    ("v1", "Secret"): "secrets",
+}
+CLUSTER_SCOPED = {"IngressClass"}
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class ManifestError(ValueError):
+    """A file that cannot be read as manifests; the message names the file."""
+
+
+def files_of(paths: list[str | Path]) -> list[Path]:
+    found = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found.extend(
+                sorted(p for p in given.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+            )
+        elif given.is_file():
+            found.append(given)
+        else:
+            raise ManifestError(f"{given}: no such file or directory")
+    return found
+
+
+def documents(path: Path) -> list[dict]:
+    """The objects of one file, List kinds expanded, empty documents dropped."""
+    try:
+        loaded = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ManifestError(f"{path}: {error}") from None
+    objects = []
+    for document in loaded:
+        if document is None:
+            continue
+        if not isinstance(document, dict):
+            raise ManifestError(f"{path}: a document is not a mapping")
+        kind = document.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and "items" in document:
+            items = document["items"] or []
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise ManifestError(f"{path}: {kind}.items must be a list of mappings")
+            objects.extend(items)
+        else:
+            objects.append(document)
+    return objects
+
+
+def load(paths: list[str | Path]) -> tuple[Inputs, list[Problem]]:
+    """The objects the agent reads, and a Problem for each of those kinds written in an
+    apiVersion it does not read (an old extensions/v1beta1 Ingress, say)."""
+    inputs, problems = Inputs(), []
+    served_versions = {kind: version for version, kind in KINDS}
+    for path in files_of(paths):
+        for obj in documents(path):
+            kind, version = obj.get("kind"), obj.get("apiVersion")
+            field = KINDS.get((version, kind))
+            if field is not None:
+                getattr(inputs, field).append(_as_applied(obj))
+            elif isinstance(kind, str) and kind in served_versions:
+                namespace, name = identity(_as_applied(obj))
+                problems.append(
+                    Problem(
+                        kind,
+                        namespace,
+                        name,
+                        f"{path}: apiVersion {version!r} is not read; use {served_versions[kind]}",
+                        "unsupported",
+                    )
+                )
+    return inputs, problems
+
+
+def _as_applied(obj: dict) -> dict:
+    """The object as the API server would store it from `kubectl apply`."""
+    obj = copy.deepcopy(obj)
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict) and obj.get("kind") not in CLUSTER_SCOPED:
+        metadata.setdefault("namespace", "default")
+    string_data = obj.pop("stringData", None) if obj.get("kind") == "Secret" else None
+    if isinstance(string_data, dict):
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        for key, value in string_data.items():
+            if isinstance(value, str):
+                data[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = data
+    return obj

@@ -1,0 +1,90 @@
+"""Prometheus metrics, all named `edgeagent_*`, in a registry of their own.
+
+A private registry (not prometheus_client's global one) keeps the exposition to what the
+agent means to export and lets tests build several agents in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SYNC_PHASES = ("build", "render", "apply", "total")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.reloads = Counter(
+            "edgeagent_reloads",
+            "nginx reload attempts by result: success, rejected (nginx -t failed), failed "
+            "(reload command failed or the new generation was not confirmed)",
+            ["result"],
+            registry=r,
+        )
+        self.last_reload_success = Gauge(
+            "edgeagent_last_reload_success_timestamp_seconds",
+            "Unix time of the last reload that nginx confirmed",
+            registry=r,
+        )
+        self.last_reload_successful = Gauge(
+            "edgeagent_last_reload_successful",
+            "1 if the last attempted configuration serves, 0 if it was rejected or failed",
+            registry=r,
+        )
+        self.config_hash = Gauge(
+            "edgeagent_config_hash",
+            "Generation serving, as a number (the first 52 bits of its hash)",
+            registry=r,
+        )
+        self.sync_duration = Histogram(
+            "edgeagent_sync_duration_seconds",
+            "Time per sync phase: build (model), render, apply (stage, nginx -t, reload, "
+            "confirm) and total",
+            ["phase"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.syncs = Counter(
+            "edgeagent_syncs",
+            "Syncs by outcome: unchanged, applied, rejected, failed",
+            ["outcome"],
+            registry=r,
+        )
+        self.watch_restarts = Counter(
+            "edgeagent_watch_restarts",
+            "Watches restarted, by resource and reason: closed (server timeout, normal), "
+            "expired (410, relist), silent (no byte for too long), error (backoff)",
+            ["resource", "reason"],
+            registry=r,
+        )
+        self.objects = Gauge(
+            "edgeagent_objects", "Objects held in the watch cache, by kind", ["kind"], registry=r
+        )
+        self.invalid_objects = Gauge(
+            "edgeagent_invalid_objects",
+            "Objects (or parts of them) not served as written, by reason code",
+            ["reason"],
+            registry=r,
+        )
+        self.status_updates = Counter(
+            "edgeagent_status_updates",
+            "Ingress status patches by result: success, error",
+            ["result"],
+            registry=r,
+        )
+        self.events = Counter(
+            "edgeagent_events", "Kubernetes Events posted, by result", ["result"], registry=r
+        )
+
+    def set_generation(self, generation: str) -> None:
+        self.config_hash.set(int(generation[:13], 16) if generation else 0)
+
+    def set_invalid(self, codes: Iterable[str], known: Iterable[str]) -> None:
+        counts: dict[str, int] = dict.fromkeys(known, 0)
+        for code in codes:
+            counts[code] = counts.get(code, 0) + 1
+        for code, count in counts.items():
+            self.invalid_objects.labels(code).set(count)

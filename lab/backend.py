@@ -1,0 +1,72 @@
+"""The lab's backend app: plays one of the 2017 setup's apps (web1, web2).
+
+Every request gets `<app> <version> <hostname>` as text, so a client sees which app, which
+version and which container answered. `GET /headers` answers the request as JSON instead
+(method, path, client address, headers): the checks use it to see what nginx forwarded
+(Host, X-Forwarded-For, X-Real-IP, ...). Standard library only: it runs on the bare node image.
+"""
+
+import argparse
+import json
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HEADERS_PATH = "/headers"
+
+
+class BackendHandler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keeps nginx's upstream connections and a drill's keep-alive clients open.
+    protocol_version = "HTTP/1.1"
+    server_version = "lab-backend"
+    identity = ""  # "<app> <version> <hostname>", set by main()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """No access log: a drill sends 50 requests a second; nginx logs them on the edge."""
+
+    def answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)  # drain a request body so the connection stays usable
+        if self.path.split("?", 1)[0] == HEADERS_PATH:
+            app, version, hostname = self.identity.split(" ")
+            body = json.dumps(
+                {
+                    "app": app,
+                    "version": version,
+                    "hostname": hostname,
+                    "method": self.command,
+                    "path": self.path,
+                    "client": self.client_address[0],
+                    "headers": dict(self.headers.items()),
+                },
+                indent=2,
+            )
+            content_type = "application/json"
+        else:
+            body = self.identity
+            content_type = "text/plain; charset=utf-8"
+        payload = (body + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("X-Served-By", self.identity)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = answer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--app", required=True, help="app name, e.g. web1")
+    parser.add_argument("--version", default="v1", help="app version shown in every answer")
+    parser.add_argument("--port", type=int, default=80)
+    args = parser.parse_args()
+    BackendHandler.identity = f"{args.app} {args.version} {socket.gethostname()}"
+    server = ThreadingHTTPServer(("0.0.0.0", args.port), BackendHandler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+# Sourced by the lab scripts: names and addresses shared by the lab and molecule cleanup.
+# shellcheck shell=bash
+readonly DOCKER=/usr/bin/docker # Debian's CLI; /usr/local/bin/docker may be an unrelated one
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+readonly STATE_DIR=$REPO/.lab # pidfiles, logs, image build stamps (git-ignored)
+readonly VENV_BIN=$REPO/.venv/bin
+readonly NODE_IMAGE=edge-node
+
+readonly LAB_NETWORK=edge-lab
+readonly LAB_SUBNET=198.51.100.0/24
+readonly LAB_GATEWAY=198.51.100.1
+readonly LAB_VIP=198.51.100.100
+readonly EMULATOR_PORT=8001
+readonly LAB_EDGE_NODES=(edge1 edge2) LAB_BACKENDS=(web1 web2) # container names = hostnames
+readonly -A LAB_ADDRESSES=(
+  [edge1]=198.51.100.11 [edge2]=198.51.100.12 [web1]=198.51.100.21 [web2]=198.51.100.22
+)
+
+# Flags that let systemd run as PID 1 in a container on these hosts (--privileged fails here:
+# "unable to apply caps"). NET_ADMIN/NET_RAW/NET_BROADCAST: keepalived adds the VIP and sends
+# VRRP and gratuitous ARP.
+readonly SYSTEMD_NODE_FLAGS=(
+  --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_RAW --cap-add NET_BROADCAST
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+  --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
+  --tmpfs /run --tmpfs /run/lock --tmpfs /tmp
+  --stop-signal SIGRTMIN+3
+)
+
+log() { printf '%s %s\n' "$(date +%T)" "$*"; }
+
+# Labels mark what the lab and molecule create, so cleanup removes exactly that.
+readonly LAB_LABEL=org.example.edge.lab
+readonly MOLECULE_LABEL=org.example.edge.molecule
+readonly LAB_KUBECONFIG=$REPO/inventory/lab/kubeconfig

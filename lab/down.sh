@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make lab-down`: removes everything `make lab` created (containers, network, the API
+# emulator, the kubeconfig). Idempotent; safe when nothing exists. The node image stays: it is
+# a build cache shared with molecule (`docker rmi edge-node:latest` drops it).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+"$DOCKER" info >/dev/null 2>&1 && {
+  # Only what carries the lab's label: an unrelated container named web1 is left alone.
+  "$DOCKER" ps -aq --filter "label=$LAB_LABEL" | xargs -r "$DOCKER" rm -f >/dev/null
+  "$DOCKER" network ls -q --filter "label=$LAB_LABEL" | xargs -r "$DOCKER" network rm >/dev/null
+}
+"$REPO/lab/emulator.sh" stop lab
+rm -f "$LAB_KUBECONFIG"
+log "lab removed"

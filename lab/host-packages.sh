@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the repository needs on the host, only those that are missing:
+# a no-op (one dpkg-query) when everything is present, `apt-get update` only when not.
+#   docker.io, debootstrap      the lab and molecule (node image, containers)
+#   nginx-light + lua modules   `nginx -t` in the agent's tests, the same build as on the nodes
+#   keepalived, ipvsadm         `keepalived --config-test` in role tests
+#   openssl, curl, iproute2     test certificates, the lab's checks, addresses
+#   python3-venv                `make setup` creates .venv/ with it
+set -euo pipefail
+
+readonly PACKAGES=(
+  docker.io debootstrap
+  nginx-light libnginx-mod-http-lua lua-resty-core
+  keepalived ipvsadm
+  openssl curl iproute2 python3-venv
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$package")
+done
+((${#missing[@]} == 0)) && exit 0
+
+echo "installing host packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The host needs the nginx binary for tests, not a web server on its port 80: on a host booted
+# with systemd the package would start one.
+if [[ " ${missing[*]} " == *" nginx-light "* && -d /run/systemd/system ]]; then
+  systemctl disable --now nginx.service
+fi

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `make lab`: the Docker lab on 198.51.100.0/24 (see docs/lab.md), then site.yml, then three
+# requests through the VIP. Safe to run again: what exists and runs is reused, so a second run
+# is quick and its site.yml run reports changed=0. `make lab-down` removes it all.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+export PATH=$VENV_BIN:$PATH ANSIBLE_CONFIG=$REPO/ansible.cfg
+
+readonly BOOT_SECONDS=60 VIP_SECONDS=60
+readonly UNKNOWN_HOST=unknown.example
+
+ensure_network() {
+  local subnet
+  if subnet=$("$DOCKER" network inspect -f '{{(index .IPAM.Config 0).Subnet}}' "$LAB_NETWORK" \
+    2>/dev/null); then
+    [[ $subnet == "$LAB_SUBNET" ]] || {
+      echo "network $LAB_NETWORK exists with subnet $subnet, not $LAB_SUBNET" >&2
+      exit 1
+    }
+    return
+  fi
+  # The bridge interface gets the network's name, so `tcpdump -i edge-lab` shows VRRP.
+  "$DOCKER" network create --driver bridge --subnet "$LAB_SUBNET" --gateway "$LAB_GATEWAY" \
+    -o com.docker.network.bridge.name="$LAB_NETWORK" --label "$LAB_LABEL=1" \
+    "$LAB_NETWORK" >/dev/null
+  log "network $LAB_NETWORK $LAB_SUBNET created"
+}
+
+# ensure_container NAME ADDRESS DOCKER_RUN_ARGS...: reuse NAME if it exists, else create it.
+ensure_container() {
+  local name=$1 address=$2 running
+  shift 2
+  if running=$("$DOCKER" inspect -f '{{.State.Running}}' "$name" 2>/dev/null); then
+    [[ $running == true ]] || "$DOCKER" start "$name" >/dev/null
+    log "$name $address: reusing"
+    return
+  fi
+  "$DOCKER" run -d --name "$name" --hostname "$name" --label "$LAB_LABEL=1" \
+    --network "$LAB_NETWORK" --ip "$address" "$@" >/dev/null
+  log "$name $address: started"
+}
+
+wait_for_systemd() {
+  local name=$1 state
+  state=$(timeout "$BOOT_SECONDS" "$DOCKER" exec "$name" systemctl is-system-running --wait) ||
+    true
+  [[ $state == running ]] && return
+  echo "$name: systemd is '${state:-not answering}' after ${BOOT_SECONDS}s; failed units:" >&2
+  "$DOCKER" exec "$name" systemctl --failed --no-legend >&2 || true
+  exit 1
+}
+
+# request HOST: one request through the VIP; prints "<status> <first line of the body>"
+# ("000" when nothing answered).
+request() {
+  { curl -s -m 3 -H "Host: $1" -w '\n%{http_code}' "http://$LAB_VIP/" || true; } |
+    awk '{ lines[NR] = $0 } END { print lines[NR], (NR > 1 ? lines[1] : "") }'
+}
+
+check_through_vip() {
+  local deadline=$((SECONDS + VIP_SECONDS)) web1 web2 unknown
+  # The agent renders the routes right after its first start: wait for them, not forever.
+  until [[ $(request web1) == "200 web1 "* ]]; do
+    ((SECONDS < deadline)) || break
+    sleep 0.5
+  done
+  web1=$(request web1) web2=$(request web2) unknown=$(request "$UNKNOWN_HOST")
+  printf '\nThrough the VIP http://%s/\n' "$LAB_VIP"
+  printf '  Host: %-16s -> %s\n' web1 "$web1" web2 "$web2" "$UNKNOWN_HOST" "$unknown"
+  [[ $web1 == "200 web1 "* && $web2 == "200 web2 "* && $unknown == 404* ]] || {
+    echo "expected 200 from web1, 200 from web2 and 404; see docs/lab.md, Troubleshooting" >&2
+    exit 1
+  }
+}
+
+started=$SECONDS
+"$REPO/lab/image.sh"
+ensure_network
+"$REPO/lab/emulator.sh" start lab "$LAB_GATEWAY" "$REPO/lab/manifests" "$LAB_KUBECONFIG"
+for name in "${LAB_BACKENDS[@]}"; do
+  ensure_container "$name" "${LAB_ADDRESSES[$name]}" \
+    -v "$REPO/lab/backend.py:/srv/backend.py:ro" \
+    "$NODE_IMAGE:latest" python3 /srv/backend.py --app "$name" --version v1
+done
+for name in "${LAB_EDGE_NODES[@]}"; do
+  ensure_container "$name" "${LAB_ADDRESSES[$name]}" "${SYSTEMD_NODE_FLAGS[@]}" \
+    "$NODE_IMAGE:latest"
+done
+for name in "${LAB_EDGE_NODES[@]}"; do
+  wait_for_systemd "$name"
+done
+log "lab containers ready after $((SECONDS - started)) s; running site.yml"
+
+cd "$REPO"
+ansible-playbook -i inventory/lab site.yml
+check_through_vip
+log "lab up in $((SECONDS - started)) s. kubectl: .venv/bin/kubectl --kubeconfig inventory/lab/kubeconfig get ingress -A"

@@ -1,0 +1,123 @@
+"""Build the wheelhouse that edge nodes install edgeagent from, on the Ansible controller.
+
+One directory per hash of the agent's source and of the pins: the agent's wheel (built here)
+and every dependency as a binary wheel for the nodes' Python and platform (downloaded from
+PyPI, which the nodes themselves need not reach), at the versions the repository pins where it
+pins them. An existing directory for the same hash is reused, so the wheels, and therefore
+what the nodes receive, change only when the source or the pins change.
+
+Prints one JSON object: {"changed": bool, "path": dir, "wheel": agent wheel file name}.
+"""
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "tests", "build", "dist"}
+
+
+def skipped(relative: Path) -> bool:
+    """Caches, tests and build artefacts: not part of the wheel."""
+    return bool(SKIPPED_PARTS.intersection(relative.parts)) or any(
+        part.endswith(".egg-info") for part in relative.parts
+    )
+
+
+def ignored(directory: str, names: list[str]) -> set[str]:
+    """shutil.copytree's ignore callback for skipped()."""
+    return {name for name in names if skipped(Path(name))}
+
+
+def pins(requirements: Path) -> str:
+    """The requirement lines of a requirements file as pip constraints (which take no extras)."""
+    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
+    return "".join(re.sub(r"\[.*?\]", "", line) + "\n" for line in lines if line)
+
+
+def wheelhouse_hash(source: Path, constraints: str) -> str:
+    """Hash of everything that goes into the wheel (paths and contents, in a stable order) and
+    of the constraints."""
+    digest = hashlib.sha256(constraints.encode() + b"\0")
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_file() and not skipped(relative):
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def pip(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"], check=True
+    )
+
+
+def build(
+    source: Path, target: Path, constraints: str, python_version: str, platforms: list[str]
+) -> None:
+    # From a clean copy: an in-tree build would reuse a stale build/ directory (files deleted
+    # from the source would still ship) and leave build artefacts in the repository.
+    with tempfile.TemporaryDirectory() as scratch:
+        clean = Path(scratch) / "source"
+        shutil.copytree(source, clean, ignore=ignored)
+        pip("wheel", "--no-deps", "--wheel-dir", str(target), str(clean))
+        constraints_file = Path(scratch) / "constraints.txt"
+        constraints_file.write_text(constraints)
+        (agent_wheel,) = target.glob("edgeagent-*.whl")
+        platform_args = [arg for platform in platforms for arg in ("--platform", platform)]
+        pip(
+            "download",
+            "--dest",
+            str(target),
+            "--only-binary=:all:",
+            "--python-version",
+            python_version,
+            "--implementation",
+            "cp",
+            *platform_args,
+            "--constraint",
+            str(constraints_file),
+            str(agent_wheel),
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, required=True)
+    parser.add_argument("--wheelhouse", type=Path, required=True)
+    parser.add_argument("--requirements", type=Path, help="pins to honour (requirements.txt)")
+    parser.add_argument("--python-version", required=True)
+    parser.add_argument("--platform", action="append", required=True)
+    args = parser.parse_args()
+
+    constraints = pins(args.requirements) if args.requirements else ""
+    final = args.wheelhouse / wheelhouse_hash(args.source, constraints)
+    changed = not final.is_dir()
+    if changed:
+        args.wheelhouse.mkdir(parents=True, exist_ok=True)
+        # Built next to its final name and renamed: a concurrent run (lab and molecule) or an
+        # interrupted one never leaves a half-filled directory under the final name.
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=args.wheelhouse))
+        try:
+            build(args.source, staging, constraints, args.python_version, args.platform)
+            staging.rename(final)
+        except OSError:
+            if not final.is_dir():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for old in args.wheelhouse.iterdir():
+            if old.is_dir() and old != final and not old.name.startswith(".staging-"):
+                shutil.rmtree(old, ignore_errors=True)
+    (agent_wheel,) = final.glob("edgeagent-*.whl")
+    print(json.dumps({"changed": changed, "path": str(final), "wheel": agent_wheel.name}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
