@@ -41,14 +41,15 @@ test: lint pytest molecule
 lint: setup
 	yamllint -s .
 	ansible-lint --profile production
-	ruff check edgeagent kubeemu bench lab
-	ruff format --check edgeagent kubeemu bench lab
+	ruff check edgeagent kubeemu bench lab drill
+	ruff format --check edgeagent kubeemu bench lab drill
 
 pytest: setup
-	pytest -q edgeagent/tests kubeemu/tests
+	pytest -q edgeagent/tests kubeemu/tests drill/tests
 
 molecule: docker
 	lab/molecule-cleanup.sh
+	lab/image.sh
 	molecule test -s default
 
 ## bench: benchmarks; writes bench/results/latest.json and docs/benchmarks.md

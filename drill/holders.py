@@ -110,6 +110,23 @@ def holders_at(steps: list[Step], t: float) -> frozenset[str]:
     return current
 
 
+def newest_holder_at(steps: list[Step], t: float) -> str | None:
+    """Of the nodes holding the VIP at t, the one that took it last.
+
+    Clients follow the newest gratuitous ARP, so while a frozen or cut-off node still holds
+    the VIP it took earlier, traffic reaches the node that took it since.
+    """
+    acquired: dict[str, float] = {}
+    current: frozenset[str] = frozenset()
+    for step in steps:
+        if step.t > t:
+            break
+        for node in step.holders - current:
+            acquired[node] = step.t
+        current = step.holders
+    return max(current, key=lambda node: (acquired[node], node), default=None)
+
+
 def intervals_where(
     steps: list[Step], start: float, end: float, count_ok: range
 ) -> list[tuple[float, float]]:

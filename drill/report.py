@@ -5,8 +5,9 @@
 RAW_DIR is what the playbook collected:
 - `loadgen.jsonl`: the load generator's records (drill/loadgen.py);
 - `holders/<node>.log`: each node's `ip monitor` watch (drill/holders.py);
+- `keepalived/<node>.conf`: each node's live keepalived.conf (drill/kaconf.py);
 - `marks.json`: {"vip", "platform", "settings", "marks": [{"scenario", "event", "t"}],
-  "failed_step"}, written by the playbook.
+  "scenarios": {name: method}, "failed_step", ...}, written by the playbook.
 Exit status 0 when the report was written; the goals' verdict is in the JSON and the table
 (the lab's goals are checked only with --goals lab).
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drill import analysis, holders, plot
+from drill import analysis, holders, kaconf, plot
 
 SCHEMA_VERSION = 1
 
@@ -65,10 +66,14 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
     meta, requests, end = load_requests(raw / "loadgen.jsonl")
     steps = load_holders(raw / "holders", drill["vip"])
     node_named = any(r.node for r in requests)
+    requests = analysis.rename_nodes(requests, drill.get("node_aliases", {}))
     requests = analysis.attribute(requests, steps)
     marks = [analysis.Mark(**m) for m in drill["marks"]]
     windows = analysis.windows(marks, end)
-    scenarios = [analysis.summarize(w, requests, steps) for w in windows]
+    scenarios = [
+        {**analysis.summarize(w, requests, steps), "method": drill.get("scenarios", {}).get(w.name)}
+        for w in windows
+    ]
     checked = analysis.check_goals(scenarios, goals)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -77,13 +82,17 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
         "vip": drill["vip"],
         "failed_step": drill.get("failed_step"),
         "settings": drill.get("settings", {}),
+        "keepalived": {
+            conf.stem: kaconf.settings(conf.read_text())
+            for conf in sorted((raw / "keepalived").glob("*.conf"))
+        },
         "loadgen": {
             "period_ms": round(meta.get("period_s", 0) * 1000, 1),
             "timeout_ms": round(meta.get("timeout_s", 0) * 1000, 1),
             "long_lived": meta.get("long_lived"),
             "long_period_ms": round(meta.get("long_period_s", 0) * 1000, 1),
             "host_header": meta.get("host_header"),
-            "node_source": "response header" if node_named else "VIP holder at request start",
+            "node_source": "response header" if node_named else "newest VIP holder",
             "requests": len(requests),
         },
         "scenarios": scenarios,

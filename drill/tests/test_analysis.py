@@ -60,15 +60,28 @@ def test_longest_without_success_counts_from_the_window_edges():
     assert analysis.longest_without_success([0.5, 2.5], 1.0, 2.0) == pytest.approx(1.0)
 
 
-def test_attribute_uses_the_sole_holder_and_never_guesses_between_two():
+def test_attribute_uses_the_newest_holder():
     steps = holders.merge({"edge1": [(0.0, True)], "edge2": [(5.0, True), (6.0, False)]})
     requests = [
         Request("new", 1.0, 2.0, True, None),
         Request("new", 5.5, 2.0, True, None),
+        Request("new", 6.5, 2.0, True, None),
         Request("new", 7.0, 2.0, True, "edge2"),
         Request("new", 8.0, 500.0, False, None, "timeout"),
     ]
-    assert [r.node for r in analysis.attribute(requests, steps)] == ["edge1", None, "edge2", None]
+    assert [r.node for r in analysis.attribute(requests, steps)] == [
+        "edge1",
+        "edge2",
+        "edge1",
+        "edge2",
+        None,
+    ]
+
+
+def test_rename_nodes_maps_hostnames_to_inventory_names():
+    requests = [Request("new", 1.0, 2.0, True, "edge1"), Request("new", 2.0, 2.0, True, "x")]
+    renamed = analysis.rename_nodes(requests, {"edge1": "mol-edge1"})
+    assert [r.node for r in renamed] == ["mol-edge1", "x"]
 
 
 def test_windows_in_fault_order():
@@ -99,17 +112,25 @@ def test_a_scenario_without_a_fault_mark_is_an_error():
         analysis.windows([Mark("a", "restore", 1.0)], 5.0)
 
 
-def test_goals_are_checked_per_scenario_and_a_missing_gap_misses():
+def test_goals_are_checked_per_scenario():
     goals = (Goal(("freeze",), "gap_ms", 500), Goal(("freeze", "partition"), "failback_failed", 0))
     scenarios = [
-        {"name": "freeze", "gap_ms": None, "failback_failed": 0},
-        {"name": "partition", "gap_ms": 900, "failback_failed": 2},
-        {"name": "nginx-kill", "gap_ms": 900, "failback_failed": 0},
+        {"name": "freeze", "failover": True, "gap_ms": 600, "failback_failed": 0},
+        {"name": "partition", "failover": True, "gap_ms": 900, "failback_failed": 2},
+        {"name": "nginx-kill", "failover": True, "gap_ms": 900, "failback_failed": 0},
     ]
-    assert [
-        (g["scenario"], g["field"], g["met"]) for g in analysis.check_goals(scenarios, goals)
-    ] == [
-        ("freeze", "gap_ms", False),
-        ("freeze", "failback_failed", True),
-        ("partition", "failback_failed", False),
+    checked = analysis.check_goals(scenarios, goals)
+    assert [(g["scenario"], g["field"], g["value"], g["met"]) for g in checked] == [
+        ("freeze", "gap_ms", 600, False),
+        ("freeze", "failback_failed", 0, True),
+        ("partition", "failback_failed", 2, False),
     ]
+
+
+def test_without_failover_the_gap_goal_applies_to_the_outage():
+    goal = Goal(("nginx-kill",), "gap_ms", 1000)
+    brief = {"name": "nginx-kill", "failover": False, "gap_ms": None, "outage_ms": 240.0}
+    endless = {"name": "nginx-kill", "failover": False, "gap_ms": None, "outage_ms": 5000.0}
+    assert goal.check(brief)["field"] == "outage_ms"
+    assert goal.check(brief)["met"] is True
+    assert goal.check(endless)["met"] is False

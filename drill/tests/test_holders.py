@@ -94,3 +94,11 @@ def test_vacant_counts_the_unknown_start_and_gaps():
     steps = holders.merge({"a": [(1.0, True), (2.0, False), (2.5, True)]})
     assert holders.vacant(steps, 0.0, 3.0) == [(0.0, 1.0), (2.0, 2.5)]
     assert holders.vacant([], 0.0, 3.0) == [(0.0, 3.0)]
+
+
+def test_newest_holder_is_the_last_to_take_the_vip():
+    steps = steps_of_both_logs()
+    assert holders.newest_holder_at(steps, T0 + 0.5) == "edge1"
+    assert holders.newest_holder_at(steps, T0 + 1.2) == "edge2"
+    assert holders.newest_holder_at(steps, T0 + 3.02) == "edge1"
+    assert holders.newest_holder_at(steps, T0 - 1) is None

@@ -83,11 +83,26 @@ class Cache:
         with self._changed:
             return {kind: len(objects) for kind, objects in self._objects.items()}
 
-    def snapshot(self) -> tuple[int, dict[str, list[Object]]]:
-        """The version and every object of every kind; resets the pending-change clock."""
+    def snapshot(
+        self, prepare: Callable[[dict[str, list[Object]]], None] | None = None
+    ) -> tuple[int, dict[str, list[Object]]]:
+        """The version and every object of every kind, for a sync.
+
+        Resets the pending-change clock. `prepare` runs on the snapshot before the lock is
+        released, so that what it derives (the controller's relevance filter) is in place
+        before the next change is judged by it.
+        """
         with self._changed:
             self.first_change_at = None
-            return self.version, {kind: list(objs.values()) for kind, objs in self._objects.items()}
+            objects = {kind: list(objs.values()) for kind, objs in self._objects.items()}
+            if prepare is not None:
+                prepare(objects)
+            return self.version, objects
+
+    def snapshot_kind(self, kind: str) -> tuple[int, dict[Key, Object]]:
+        """One kind, keyed, without touching the pending-change clock (for reporters)."""
+        with self._changed:
+            return self.version, dict(self._objects[kind])
 
     def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait until `predicate()` (evaluated under the cache lock) holds, or timeout."""

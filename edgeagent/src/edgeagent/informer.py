@@ -211,6 +211,7 @@ class Informer:
             **self._selectors(),
         )
         self._response = response
+        self.last_error = None  # connected: whatever failed before is over
         delivered = False
         try:
             for line in iter_resp_lines(response):
@@ -240,7 +241,6 @@ class Informer:
                     self._list()
                 progress = self._watch()
                 reason = "closed"
-                self.last_error = None
             except Expired as error:
                 reason, self.resource_version = "expired", None
                 log.info(

@@ -1,8 +1,9 @@
 """JSON logs: one object per line on stderr, which systemd hands to the journal.
 
-Fields given through `extra=` (`namespace`, `name`, `kind`, `resource`, `generation`, ...)
-become top-level keys, so `journalctl -o cat | jq 'select(.name == "web1")'` finds every
-line about one object. Private keys never reach a log call: the agent logs names of Secrets,
+Fields given through `extra=` (`namespace`, `object_name`, `kind`, `resource`,
+`generation`, ...) become top-level keys, so `journalctl -o cat | jq 'select(.name ==
+"web1")'` finds every line about one object. `object_name` is written as `name`: a
+LogRecord already has a `name` (the logger's), which `extra=` may not overwrite. Private keys never reach a log call: the agent logs names of Secrets,
 never their data.
 """
 
@@ -29,7 +30,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry["name" if key == "object_name" else key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

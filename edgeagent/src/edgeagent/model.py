@@ -21,7 +21,7 @@ unrelated broken object elsewhere in the cluster neither costs time nor raises p
 """
 
 import hashlib
-import ipaddress
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -445,10 +445,10 @@ class _Builder:
             certificate = None
             if claim and claim[1]:
                 certificate = self._certificate(claim[0].namespace, claim[1], certificates)
-            locations = self._locations(paths[host], fallbacks.get(host) or catch_all)
+            locations = self._locations(paths[host], fallbacks.get(host))
             servers.append(Server(host, locations, claim is not None, certificate))
         default_locations = self._locations(
-            paths.get("", {}), fallbacks.get("") or catch_all, health=True
+            paths.get("", {}), catch_all or fallbacks.get(""), health=True
         )
         return Model(
             servers=tuple(servers),
@@ -476,7 +476,6 @@ class _Builder:
         serve_classless = self.options.watch_ingress_without_class or self._class_is_default()
         selected = []
         for obj in self.inputs.ingresses:
-            namespace, name = identity(obj)
             try:
                 if not isinstance(obj, dict):
                     raise Invalid("an Ingress must be an object")
@@ -487,7 +486,7 @@ class _Builder:
                     continue
                 selected.append(_parse_ingress(obj))
             except Invalid as error:
-                self.problem("Ingress", namespace, name, str(error), error.code)
+                self.problem("Ingress", *identity(obj), str(error), error.code)
         selected.sort(key=lambda ingress: ingress.order)
         return selected
 
@@ -523,38 +522,50 @@ class _Builder:
     ) -> tuple[Location, ...]:
         """nginx locations for one server, never two with the same match and path.
 
-        `health`: the default server, which answers HEALTH_PATH itself.
+        `fallback` serves what no rule matches (None: 404). `health`: the default server,
+        which answers HEALTH_PATH itself.
         """
-        locations = []
+        located: dict[tuple[str, str], Location] = {}
         if health:
-            claimed = {("Exact", HEALTH_PATH): None, **claimed}
-            locations.append(Location("exact", HEALTH_PATH, None, HEALTH_LOCATION_STATUS))
-        for (kind, path), claim in claimed.items():
-            if claim is None:
-                continue
-            ingress, backend = claim
-            upstream, status = self._target(ingress, backend)
+            health_location = Location("exact", HEALTH_PATH, None, HEALTH_LOCATION_STATUS)
+            located[("exact", HEALTH_PATH)] = health_location
+        # Exact rules first: for the same path, Exact beats the exact part of a Prefix.
+        for (kind, path), claim in sorted(claimed.items(), key=lambda item: item[0][0] != "Exact"):
             if kind == "Exact":
-                wanted = [("exact", path)]
+                located.setdefault(("exact", path), self._location("exact", path, claim))
             elif path == "/":
-                wanted = [("prefix", "/")]
-            elif ("Exact", path) in claimed:
-                wanted = [("prefix", path + "/")]
+                located[("prefix", "/")] = self._location("prefix", "/", claim)
             else:
                 # Prefix /foo: "/foo" itself and "/foo/...", but never "/foobar".
-                wanted = [("exact", path), ("prefix", path + "/")]
-            locations.extend(
-                Location(match, location_path, upstream, status, ingress.settings)
-                for match, location_path in wanted
-            )
-        if ("Prefix", "/") not in claimed:
-            if fallback is None:
-                locations.append(Location("prefix", "/", None, STATUS_NOT_FOUND))
-            else:
-                upstream, status = self._target(*fallback)
-                locations.append(Location("prefix", "/", upstream, status, fallback[0].settings))
-        locations.sort(key=lambda location: (location.path, location.match))
-        return tuple(locations)
+                located.setdefault(("exact", path), self._location("exact", path, claim))
+                located[("prefix", path + "/")] = self._location("prefix", path + "/", claim)
+        if ("prefix", "/") not in located:
+            located[("prefix", "/")] = self._location("prefix", "/", fallback)
+        # nginx answers "/foo" with a 301 to "/foo/" when a proxying location is named
+        # "/foo/" and nothing is named "/foo" (auto_redirect). The spec says Exact /foo/
+        # does not match /foo: give "/foo" an exact location of its own, serving what the
+        # longest prefix location would serve.
+        for _, path in list(located):
+            bare = path[:-1]
+            if path.endswith("/") and bare and ("exact", bare) not in located:
+                parent = max(
+                    (p for m, p in located if m == "prefix" and bare.startswith(p)),
+                    key=len,
+                )
+                served = located[("prefix", parent)]
+                located[("exact", bare)] = Location(
+                    "exact", bare, served.upstream, served.status, served.settings
+                )
+        return tuple(sorted(located.values(), key=lambda loc: (loc.path, loc.match)))
+
+    def _location(
+        self, match: str, path: str, claim: tuple[_Ingress, _BackendRef] | None
+    ) -> Location:
+        if claim is None:
+            return Location(match, path, None, STATUS_NOT_FOUND)
+        ingress, backend = claim
+        upstream, status = self._target(ingress, backend)
+        return Location(match, path, upstream, status, ingress.settings)
 
     def _target(self, ingress: _Ingress, backend: _BackendRef) -> tuple[str | None, int]:
         """The upstream for a backend, or the status to answer (503: nothing ready)."""
@@ -582,13 +593,12 @@ class _Builder:
                 endpoints.update(_ready_endpoints(endpoint_slice, port_name))
             except Invalid as error:
                 slice_namespace, slice_name = identity(endpoint_slice)
-                self.problem("EndpointSlice", slice_namespace, slice_name, str(error), "invalid")
+                self.problem("EndpointSlice", slice_namespace, slice_name, str(error), error.code)
         if not endpoints:
             return None, None
         name = upstream_name(namespace, backend.service, port)
-        self.upstreams[name] = Upstream(
-            name, namespace, backend.service, port, tuple(sorted(endpoints, key=_endpoint_order))
-        )
+        ordered = tuple(_endpoint_text(*e) for e in sorted(endpoints, key=_endpoint_order))
+        self.upstreams[name] = Upstream(name, namespace, backend.service, port, ordered)
         return name, None
 
     def _service_ports(self, namespace: str, name: str) -> list[dict] | str:
@@ -654,11 +664,12 @@ def _read_tls_secret(secret: dict | None) -> CertPair:
     )
 
 
-def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[str]:
-    """ "ip:port" of the ready endpoints of one slice for the Service port `port_name`.
+def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int]]:
+    """(address, port) of the ready endpoints of one slice for the Service port `port_name`.
 
     Ready means conditions.ready true or unset (as the API defines it); a terminating
-    endpoint is never ready, so it gets no new request.
+    endpoint is never ready, so it gets no new request. Written out flat because it runs
+    once per endpoint: 50,000 times for 10,000 Services of 5 endpoints.
     """
     address_type = endpoint_slice.get("addressType")
     if address_type == "FQDN":
@@ -675,21 +686,33 @@ def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[str]:
         ports.append(grammar.port_number(entry["port"], f"ports[{i}].port"))
     found = set()
     for i, endpoint in enumerate(_list(endpoint_slice.get("endpoints"), "endpoints")):
-        endpoint = _mapping(endpoint, f"endpoints[{i}]", required=True)
-        conditions = _mapping(endpoint.get("conditions"), f"endpoints[{i}].conditions")
+        if not isinstance(endpoint, dict):
+            raise Invalid(f"endpoints[{i}] must be an object")
+        conditions = endpoint.get("conditions") or {}
+        if not isinstance(conditions, dict):
+            raise Invalid(f"endpoints[{i}].conditions must be an object")
         ready, terminating = conditions.get("ready"), conditions.get("terminating")
-        if not isinstance(ready, bool | None) or not isinstance(terminating, bool | None):
+        if not (ready is None or ready is True or ready is False) or not (
+            terminating is None or terminating is True or terminating is False
+        ):
             raise Invalid(f"endpoints[{i}].conditions must hold booleans")
         if ready is False or terminating is True:
             continue
-        for j, address in enumerate(_list(endpoint.get("addresses"), f"endpoints[{i}].addresses")):
-            address = grammar.ip_address(address, f"endpoints[{i}].addresses[{j}]", address_type)
-            for port in ports:
-                found.add(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+        addresses = endpoint.get("addresses")
+        if not isinstance(addresses, list):
+            raise Invalid(f"endpoints[{i}].addresses must be a list")
+        for address in addresses:
+            address = grammar.ip_address(address, f"endpoints[{i}].addresses", address_type)
+            found.update((address, port) for port in ports)
     return found
 
 
-def _endpoint_order(endpoint: str) -> tuple:
-    address, _, port = endpoint.rpartition(":")
-    ip = ipaddress.ip_address(address.strip("[]"))
-    return (ip.version, int(ip), int(port))
+def _endpoint_text(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _endpoint_order(endpoint: tuple[str, int]) -> tuple:
+    """Numeric order, IPv4 before IPv6 (inet_pton: the C parser, fast at 50k endpoints)."""
+    address, port = endpoint
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return (family == socket.AF_INET6, socket.inet_pton(family, address), port)

@@ -1,0 +1,304 @@
+"""The sync loop: cache snapshot -> model.build -> render -> apply -> report.
+
+Coalescing. The controller does not sync per event. A relevant change starts a clock;
+the sync runs when the cache has been quiet for `quiet_period`, or `max_delay` after the
+first pending change if changes keep coming, and never sooner than
+`min_reload_interval` after the previous reload. Each sync takes the latest state as a
+whole, so a burst of any size costs one render and at most one reload: the latest state
+wins, intermediate states are never rendered.
+
+Relevance. Changes that cannot alter the output do not start the clock: the status of an
+Ingress (the agents write it themselves), resourceVersion-only updates, and Services,
+EndpointSlices and Secrets that no Ingress refers to. The references are taken from the
+Ingresses of each snapshot, under the cache's lock, so no change slips between a snapshot
+and the filter that judges the next change.
+
+Outcomes (see apply.py): unchanged bytes stop before anything is written. A generation
+rejected by nginx -t is not tried again until the state changes; a failed reload is
+retried with exponential backoff. On success the status is published and the problems
+reported; on rejection, Events go to the Ingresses that changed since the configuration
+that serves, the likely culprits (at most `MAX_SUSPECTS` of them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edgeagent import model, render
+from edgeagent.apply import Applier, ApplyResult, Outcome
+from edgeagent.cache import Cache, Key, Object, key_of
+from edgeagent.events import EventRecorder
+from edgeagent.health import HealthState
+from edgeagent.metrics import Metrics
+from edgeagent.status import StatusPublisher
+
+log = logging.getLogger(__name__)
+
+MAX_SUSPECTS = 20
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret")
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    quiet_period: float = 0.1
+    """Sync once the cache has been quiet this long. One `kubectl apply -f dir/` or one
+    rollout is a burst of events milliseconds apart; 100 ms joins them into one sync and is
+    below what a person notices."""
+    max_delay: float = 1.0
+    """Sync at the latest this long after the first pending change, even while changes keep
+    coming, so steady endpoint churn cannot postpone a new Ingress."""
+    min_reload_interval: float = 0.5
+    """At least this long from the end of one reload to the start of the next sync. Each
+    reload parses the whole configuration and starts new workers next to the old ones
+    (which live up to worker_shutdown_timeout); this caps both, while a change that comes
+    alone still reaches traffic well within a second."""
+    retry_initial: float = 5.0
+    """First retry of a generation whose reload failed or was not confirmed, doubled per
+    failure up to `retry_max`."""
+    retry_max: float = 300.0
+
+
+@dataclass(frozen=True)
+class References:
+    """What the Ingresses of a snapshot refer to: the objects worth a sync when they change."""
+
+    services: frozenset[Key] = frozenset()
+    secrets: frozenset[Key] = frozenset()
+
+
+def _backends(spec: dict[str, Any]) -> list[Any]:
+    backends = [spec.get("defaultBackend")]
+    for rule in spec.get("rules") or []:
+        if isinstance(rule, dict):
+            for path in (rule.get("http") or {}).get("paths") or []:
+                if isinstance(path, dict):
+                    backends.append(path.get("backend"))
+    return backends
+
+
+def references(ingresses: list[Object]) -> References:
+    """Every Service and TLS Secret named by any Ingress (of any class: a superset is safe)."""
+    services, secrets = set(), set()
+    for ingress in ingresses:
+        namespace = key_of(ingress)[0]
+        spec = ingress.get("spec")
+        if not isinstance(spec, dict):
+            continue
+        for backend in _backends(spec):
+            service = backend.get("service") if isinstance(backend, dict) else None
+            if isinstance(service, dict) and isinstance(service.get("name"), str):
+                services.add((namespace, service["name"]))
+        for tls in spec.get("tls") or []:
+            if isinstance(tls, dict) and isinstance(tls.get("secretName"), str):
+                secrets.add((namespace, tls["secretName"]))
+    return References(frozenset(services), frozenset(secrets))
+
+
+def _content(obj: Object | None, drop_status: bool) -> Object | None:
+    """An object without what changes on every write but never alters the output."""
+    if obj is None:
+        return None
+    metadata = {
+        k: v
+        for k, v in (obj.get("metadata") or {}).items()
+        if k not in ("resourceVersion", "managedFields", "generation")
+    }
+    return {
+        **{k: v for k, v in obj.items() if not (drop_status and k == "status")},
+        "metadata": metadata,
+    }
+
+
+class Controller:
+    def __init__(
+        self,
+        cache: Cache,
+        options: model.Options,
+        layout: render.Layout,
+        applier: Applier,
+        status: StatusPublisher,
+        events: EventRecorder,
+        metrics: Metrics,
+        health: HealthState,
+        settings: SyncSettings,
+        stop: threading.Event,
+        on_first_sync: Callable[[ApplyResult], None] = lambda result: None,
+    ) -> None:
+        self.cache = cache
+        self.options = options
+        self.layout = layout
+        self.applier = applier
+        self.status = status
+        self.events = events
+        self.metrics = metrics
+        self.health = health
+        self.settings = settings
+        self._stop = stop
+        self._on_first_sync = on_first_sync
+        self._references = References()
+        self._seen_version = -1
+        self._last_reload_end = float("-inf")
+        self._rejected: str | None = None
+        self._failures = 0
+        self._retry_at: float | None = None
+        self._good_versions: dict[Key, str] = {}
+        self._certificates: dict[tuple[str, str], model.CertPair] = {}
+        self._first = True
+        cache.relevant = self.relevant
+        self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
+
+    # Relevance (called by informer threads under the cache lock)
+
+    def relevant(self, kind: str, old: Object | None, new: Object | None) -> bool:
+        obj = new if new is not None else old
+        assert obj is not None
+        namespace, name = key_of(obj)
+        if kind == "services" or kind == "endpoint_slices":
+            if kind == "endpoint_slices":
+                name = ((obj.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL, "")
+            if (namespace, name) not in self._references.services:
+                return False
+        elif kind == "secrets" and (namespace, name) not in self._references.secrets:
+            return False
+        drop_status = kind in ("ingresses", "services")
+        return _content(old, drop_status) != _content(new, drop_status)
+
+    def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
+        self._references = references(snapshot["ingresses"])
+
+    # The loop
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def run(self) -> None:
+        self.cache.wait(lambda: self._stop.is_set() or self.cache.synced(), None)
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception:  # a bug must not stop the edge from following the cluster
+                log.exception("sync failed")
+                self._schedule_retry()
+            self._wait_for_work()
+
+    def _pending(self) -> bool:
+        retry_due = self._retry_at is not None and time.monotonic() >= self._retry_at
+        return self._stop.is_set() or self.cache.version != self._seen_version or retry_due
+
+    def _wait_for_work(self) -> None:
+        while not self._pending():
+            timeout = (
+                None if self._retry_at is None else max(0.0, self._retry_at - time.monotonic())
+            )
+            self.cache.wait(self._pending, timeout)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            first = self.cache.first_change_at
+            due = self.cache.last_change_at + self.settings.quiet_period
+            if first is not None:
+                due = min(due, first + self.settings.max_delay)
+            due = max(due, self._last_reload_end + self.settings.min_reload_interval)
+            if now >= due:
+                return
+            self.cache.wait(self._stop.is_set, due - now)
+
+    def _schedule_retry(self) -> None:
+        self._failures += 1
+        delay = min(
+            self.settings.retry_max, self.settings.retry_initial * 2 ** (self._failures - 1)
+        )
+        self._retry_at = time.monotonic() + delay
+
+    def sync(self) -> ApplyResult | None:
+        started = time.monotonic()
+        version, snapshot = self.cache.snapshot(self._prepare)
+        self._seen_version = version
+        self._retry_at = None
+        for kind, objects in snapshot.items():
+            self.metrics.objects.labels(kind).set(len(objects))
+        secrets = [s for s in snapshot["secrets"] if key_of(s) in self._references.secrets]
+        inputs = model.Inputs(
+            ingresses=snapshot["ingresses"],
+            ingress_classes=snapshot["ingress_classes"],
+            services=snapshot["services"],
+            endpoint_slices=snapshot["endpoint_slices"],
+            secrets=secrets,
+        )
+        options = dataclasses.replace(self.options, previous_certificates=self._certificates)
+        built = model.build(inputs, options)
+        built_at = time.monotonic()
+        rendered = render.render(built, self.layout)
+        rendered_at = time.monotonic()
+        self.metrics.sync_duration.labels("build").observe(built_at - started)
+        self.metrics.sync_duration.labels("render").observe(rendered_at - built_at)
+        self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
+        if rendered.generation == self._rejected:
+            log.debug("same candidate as the rejected one; waiting for a change")
+            return None
+        result = self.applier.apply(rendered)
+        finished = time.monotonic()
+        self.metrics.sync_duration.labels("apply").observe(finished - rendered_at)
+        self.metrics.sync_duration.labels("total").observe(finished - started)
+        self.metrics.syncs.labels(result.outcome.value).inc()
+        self._report(result, built, snapshot["ingresses"], finished - started)
+        if self._first:
+            self._first = False
+            self._on_first_sync(result)
+        return result
+
+    def _report(
+        self, result: ApplyResult, built: model.Model, ingresses: list[Object], seconds: float
+    ) -> None:
+        fields = {
+            "generation": result.generation,
+            "outcome": result.outcome.value,
+            "seconds": round(seconds, 3),
+            "served": len(built.served_ingresses),
+            "problems": len(built.problems),
+        }
+        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+            if result.outcome is Outcome.APPLIED:
+                self._last_reload_end = time.monotonic()
+                self.metrics.reloads.labels("success").inc()
+                self.metrics.last_reload_success.set_to_current_time()
+                log.info("applied", extra=fields)
+            else:
+                log.info("unchanged", extra=fields)
+            self.metrics.last_reload_successful.set(1)
+            self.metrics.set_generation(result.generation)
+            self.health.record(result.outcome.value, result.generation)
+            self._rejected = None
+            self._failures = 0
+            self._certificates = dict(built.certificates)
+            versions = {key_of(i): i["metadata"].get("resourceVersion", "") for i in ingresses}
+            self._good_versions = {key: versions.get(key, "") for key in built.served_ingresses}
+            self.status.publish(built.served_ingresses)
+            self.events.clear_rejections()
+            self.events.report_problems(built.problems)
+            return
+        self.metrics.last_reload_successful.set(0)
+        self.health.record(result.outcome.value, None, result.detail)
+        self.events.report_problems(built.problems)
+        if result.outcome is Outcome.REJECTED:
+            self.metrics.reloads.labels("rejected").inc()
+            self._rejected = result.generation
+            log.error("rejected by nginx -t", extra={**fields, "detail": result.detail})
+            versions = {key_of(i): i["metadata"].get("resourceVersion", "") for i in ingresses}
+            suspects = [
+                key
+                for key in built.served_ingresses
+                if self._good_versions.get(key) != versions.get(key)
+            ]
+            self.events.report_rejected(suspects[:MAX_SUSPECTS], result.detail)
+        else:
+            self.metrics.reloads.labels("failed").inc()
+            self._last_reload_end = time.monotonic()
+            self._schedule_retry()
+            log.error("apply failed", extra={**fields, "detail": result.detail})

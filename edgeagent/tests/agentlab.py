@@ -1,0 +1,585 @@
+"""A whole edge on loopback for the daemon's integration and fault tests.
+
+`Edge` starts, all in a temporary directory and on free loopback ports:
+
+- the API emulator (kubeemu) in a thread, with a kubeconfig for the agent;
+- real HTTP backends on 127.0.0.2-127.0.0.5, all on one port (an EndpointSlice gives one
+  port for all its addresses), each answering with its name and what it received;
+- a real nginx, from a main config shaped like the nginx role's (include of
+  `<agent dir>/current/edge.conf`, `current -> bootstrap` at first);
+- `edgeagent run` as a subprocess with short timeouts, reloading nginx with
+  `nginx -s reload`.
+
+Tests drive the cluster through the official client (`edge.networking`, `edge.core`,
+and the object builders below) and look at traffic through nginx (`edge.get`,
+`edge.get_tls`).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import http.server
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import kubernetes
+from edgeagent.apply import ApplySettings
+from edgeagent.cli import self_signed
+from kubeemu.testing import EmulatorThread
+from prometheus_client.parser import text_string_to_metric_families
+
+from edgeagent import model, render
+
+T = TypeVar("T")
+VENV_BIN = pathlib.Path(sys.executable).parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+VIP = "198.51.100.100"
+CLASS = "edge"
+BACKEND_ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+
+MAIN_CONF = """\
+# The nginx role's nginx.conf, with a test's paths and ports, and its logs in files.
+worker_processes 1;
+worker_shutdown_timeout 10s;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+
+events {{
+    worker_connections 512;
+}}
+
+http {{
+    default_type application/octet-stream;
+    server_tokens off;
+    access_log off;
+    client_body_temp_path {root}/temp/body;
+    proxy_temp_path {root}/temp/proxy;
+    fastcgi_temp_path {root}/temp/fastcgi;
+    uwsgi_temp_path {root}/temp/uwsgi;
+    scgi_temp_path {root}/temp/scgi;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:1m;
+    keepalive_timeout 65s;
+
+    include {agent_dir}/current/edge.conf;
+}}
+"""
+
+BOOTSTRAP = """\
+server {{
+    listen 127.0.0.1:{http} default_server;
+    listen 127.0.0.1:{https} ssl default_server;
+    ssl_certificate {certificate};
+    ssl_certificate_key {key};
+    location = /healthz {{ return 200 "ok\\n"; }}
+    location / {{ return 404; }}
+}}
+"""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def eventually(
+    check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, stable: int = 3
+) -> T:
+    """A truthy result of `check` that held `stable` times in a row, retried (through
+    AssertionError too) until timeout. Several in a row, because for a few milliseconds
+    after a reload the old nginx worker may still take a connection."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while True:
+        try:
+            result = check()
+            if result:
+                streak += 1
+                if streak >= stable:
+                    return result
+            else:
+                streak = 0
+            failure: Exception = AssertionError(f"{check} stayed {result!r}")
+        except (AssertionError, OSError, http.client.HTTPException) as error:
+            failure, streak = error, 0
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {failure}") from failure
+        time.sleep(interval)
+
+
+class Backend:
+    """An HTTP server that answers 200 with its name and the request it saw, as JSON."""
+
+    def __init__(self, name: str, address: str, port: int) -> None:
+        backend_name = name
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                body = json.dumps(
+                    {
+                        "backend": backend_name,
+                        "method": self.command,
+                        "path": self.path,
+                        "version": self.request_version,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.name = name
+        self.address = address
+        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Nginx:
+    """A real nginx master on loopback ports, configured like an edge node."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.agent_dir = root / "edgeagent"
+        self.main_conf = root / "nginx.conf"
+        self.http_port, self.https_port, self.status_port = (free_port() for _ in range(3))
+        self.certificate = root / "tls" / "default.crt"
+        self.key = root / "tls" / "default.key"
+
+    @property
+    def reload_command(self) -> str:
+        return f"{NGINX} -c {self.main_conf} -s reload"
+
+    def start(self) -> Nginx:
+        (self.root / "temp").mkdir(parents=True)
+        self.certificate.parent.mkdir()
+        pair = self_signed("edge-default")
+        self.certificate.write_bytes(pair.certificate_pem)
+        self.key.write_bytes(pair.key_pem)
+        self.key.chmod(0o600)
+        bootstrap = self.agent_dir / "bootstrap"
+        bootstrap.mkdir(parents=True)
+        (bootstrap / "edge.conf").write_text(
+            BOOTSTRAP.format(
+                http=self.http_port,
+                https=self.https_port,
+                certificate=self.certificate,
+                key=self.key,
+            )
+        )
+        (self.agent_dir / "current").symlink_to("bootstrap")
+        self.main_conf.write_text(MAIN_CONF.format(root=self.root, agent_dir=self.agent_dir))
+        subprocess.run([NGINX, "-c", str(self.main_conf)], check=True, timeout=30)
+        return self
+
+    def apply_settings(self, **overrides: Any) -> ApplySettings:
+        """The agent's apply settings for this nginx."""
+        return ApplySettings(
+            **{
+                "nginx_dir": str(self.agent_dir),
+                "main_conf": str(self.main_conf),
+                "nginx_binary": NGINX,
+                "reload_command": tuple(self.reload_command.split()),
+                "status_listen": f"127.0.0.1:{self.status_port}",
+                "confirm_timeout": 10.0,
+                **overrides,
+            }
+        )
+
+    def master_pid(self) -> int:
+        return int((self.root / "nginx.pid").read_text())
+
+    def stop(self) -> None:
+        try:
+            os.kill(self.master_pid(), signal.SIGQUIT)
+        except (OSError, ValueError):
+            return
+        deadline = time.monotonic() + 10
+        while (self.root / "nginx.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def render_generation(
+    nginx: Nginx, address: str, hosts: int = 3, tls_pairs: dict[str, Any] | None = None
+) -> render.Rendered:
+    """What the agent would render for `hosts` hosts served by one endpoint at `address`;
+    `tls_pairs` (Secret name -> CertPair) adds a TLS Secret per name, one host each."""
+    names = [f"h{n}.example.com" for n in range(hosts)]
+    tls = [
+        {"hosts": [names[n % hosts]], "secretName": name} for n, name in enumerate(tls_pairs or {})
+    ]
+    objects = ingress("app", [rule(host, "app") for host in names], tls=tls)
+    objects["metadata"]["namespace"] = "default"
+    service = {
+        "metadata": {"name": "app", "namespace": "default"},
+        "spec": {"ports": [{"name": "http", "port": 80}]},
+    }
+    endpoints = endpoint_slice("app", 8080, [address], [])
+    endpoints["metadata"]["namespace"] = "default"
+    secrets = [
+        {
+            "metadata": {"name": name, "namespace": "default"},
+            "type": "kubernetes.io/tls",
+            "data": {
+                "tls.crt": base64.b64encode(pair.certificate_pem).decode(),
+                "tls.key": base64.b64encode(pair.key_pem).decode(),
+            },
+        }
+        for name, pair in (tls_pairs or {}).items()
+    ]
+    built = model.build(
+        model.Inputs(
+            ingresses=[objects], services=[service], endpoint_slices=[endpoints], secrets=secrets
+        ),
+        model.Options(ingress_class=CLASS),
+    )
+    assert not built.problems, built.problems
+    layout = render.Layout(
+        listen_http=f"127.0.0.1:{nginx.http_port}",
+        listen_https=f"127.0.0.1:{nginx.https_port}",
+        output_dir=f"{nginx.agent_dir}/gen-{render.GENERATION_PLACEHOLDER}",
+        default_certificate=str(nginx.certificate),
+        default_key=str(nginx.key),
+        status_listen=f"127.0.0.1:{nginx.status_port}",
+    )
+    return render.render(built, layout)
+
+
+class AgentProcess:
+    """`edgeagent run` as a child process, with its log kept in a file."""
+
+    def __init__(self, command: list[str], log_path: pathlib.Path, health_port: int) -> None:
+        self.command = command
+        self.log_path = log_path
+        self.health_port = health_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=log)
+        log.close()
+        return self
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.health_port, timeout=2)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def healthz(self) -> tuple[int, dict[str, Any]]:
+        status, body = self._get("/healthz")
+        return status, json.loads(body)
+
+    def wait_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            assert self.process is not None and self.process.poll() is None, self.log_tail()
+            status, body = self.healthz()
+            return body if status == 200 else None
+
+        return eventually(ready, timeout)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Samples by (name, sorted labels)."""
+        status, body = self._get("/metrics")
+        assert status == 200
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+        }
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            self.process.wait(10)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+
+def _response(connection: http.client.HTTPConnection, host: str, path: str) -> tuple[int, Any]:
+    try:
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        return response.status, body.decode(errors="replace")
+
+
+class Edge:
+    """The emulator, backends, nginx and the agent, started together and torn down together."""
+
+    def __init__(self, root: pathlib.Path, **agent_options: Any) -> None:
+        self.root = root
+        self.api = EmulatorThread(bookmark_interval=1.0).start()
+        self.kubeconfig = self.api.write_kubeconfig(root / "kubeconfig")
+        client = self.api.api_client()
+        self.networking = kubernetes.client.NetworkingV1Api(client)
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.discovery = kubernetes.client.DiscoveryV1Api(client)
+        self.backend_port = free_port(BACKEND_ADDRESSES[0])
+        self.backends = [
+            Backend(f"web{n}", address, self.backend_port)
+            for n, address in enumerate(BACKEND_ADDRESSES, start=1)
+        ]
+        self.nginx = Nginx(root / "nginx").start()
+        self.agent_options = agent_options
+        self.agent = self.new_agent().start()
+
+    def agent_command(self, **overrides: Any) -> list[str]:
+        nginx = self.nginx
+        options = {
+            "kubeconfig": self.kubeconfig,
+            "nginx-dir": nginx.agent_dir,
+            "nginx-main-conf": nginx.main_conf,
+            "nginx-binary": NGINX,
+            "reload-command": nginx.reload_command,
+            "listen-http": f"127.0.0.1:{nginx.http_port}",
+            "listen-https": f"127.0.0.1:{nginx.https_port}",
+            "status-listen": f"127.0.0.1:{nginx.status_port}",
+            "health-listen": f"127.0.0.1:{self.health_port}",
+            "default-certificate": nginx.certificate,
+            "default-key": nginx.key,
+            "ingress-class": CLASS,
+            "publish-status-address": VIP,
+            "sync-quiet-period": 0.05,
+            "sync-max-delay": 0.5,
+            "min-reload-interval": 0.1,
+            "watch-timeout": 30,
+            "watch-idle-timeout": 5,
+            "request-timeout": 5,
+            "confirm-timeout": 10,
+            **self.agent_options,
+            **overrides,
+        }
+        command = [str(VENV_BIN / "edgeagent"), "run"]
+        for name, value in options.items():
+            if value is True:
+                command.append(f"--{name}")
+            elif value is not None and value is not False:
+                command += [f"--{name}", str(value)]
+        return command
+
+    def new_agent(self, **overrides: Any) -> AgentProcess:
+        if not hasattr(self, "health_port"):
+            self.health_port = free_port()
+        return AgentProcess(
+            self.agent_command(**overrides), self.root / "agent.log", self.health_port
+        )
+
+    def close(self) -> None:
+        self.agent.stop()
+        self.nginx.stop()
+        for backend in self.backends:
+            backend.close()
+        self.api.close()
+
+    def __enter__(self) -> Edge:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Traffic through nginx
+
+    def get(self, host: str, path: str = "/") -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.nginx.http_port, timeout=3)
+        return _response(connection, host, path)
+
+    def get_tls(self, host: str, path: str = "/") -> tuple[int, Any, bytes]:
+        """Status, body and the DER certificate nginx chose for SNI `host`."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        raw = socket.create_connection(("127.0.0.1", self.nginx.https_port), timeout=3)
+        tls = context.wrap_socket(raw, server_hostname=host)
+        certificate = tls.getpeercert(binary_form=True) or b""
+        connection = http.client.HTTPConnection(host, self.nginx.https_port, timeout=3)
+        connection.sock = tls
+        status, body = _response(connection, host, path)
+        return status, body, certificate
+
+    def backend_of(self, host: str, path: str = "/") -> str | int:
+        """The name of the backend that answered, or the HTTP status if none did."""
+        status, body = self.get(host, path)
+        if status == 200 and isinstance(body, dict):
+            return body["backend"]
+        return status
+
+    # Objects, through the official client
+
+    def apply_ingress(
+        self,
+        name: str,
+        rules: list[dict],
+        namespace: str = "default",
+        tls: list[dict] | None = None,
+        **spec: Any,
+    ) -> Any:
+        body = ingress(name, rules, tls=tls, **spec)
+        return _create_or_replace(
+            lambda: self.networking.create_namespaced_ingress(namespace, body),
+            lambda: self.networking.replace_namespaced_ingress(name, namespace, body),
+        )
+
+    def apply_service(
+        self,
+        name: str,
+        namespace: str = "default",
+        ports: list[dict] | None = None,
+        addresses: list[str] | None = None,
+        not_ready: list[str] | None = None,
+    ) -> None:
+        """A Service and its one EndpointSlice (named after it) with these backends."""
+        service = {
+            "metadata": {"name": name},
+            "spec": {"ports": ports or [{"name": "http", "port": 80, "targetPort": 8080}]},
+        }
+        _create_or_replace(
+            lambda: self.core.create_namespaced_service(namespace, service),
+            lambda: self.core.replace_namespaced_service(name, namespace, service),
+        )
+        slice_ = endpoint_slice(
+            name,
+            self.backend_port,
+            addresses or [],
+            not_ready or [],
+            port_name=(ports or [{"name": "http"}])[0].get("name", ""),
+        )
+        _create_or_replace(
+            lambda: self.discovery.create_namespaced_endpoint_slice(namespace, slice_),
+            lambda: self.discovery.replace_namespaced_endpoint_slice(name, namespace, slice_),
+        )
+
+    def apply_tls_secret(
+        self,
+        name: str,
+        hosts: tuple[str, ...],
+        namespace: str = "default",
+        data: dict[str, str] | None = None,
+    ) -> bytes:
+        """A kubernetes.io/tls Secret for `hosts`; returns the certificate PEM."""
+        pair = self_signed(hosts[0], hosts)
+        secret = {
+            "metadata": {"name": name},
+            "type": "kubernetes.io/tls",
+            "stringData": data
+            or {"tls.crt": pair.certificate_pem.decode(), "tls.key": pair.key_pem.decode()},
+        }
+        _create_or_replace(
+            lambda: self.core.create_namespaced_secret(namespace, secret),
+            lambda: self.core.replace_namespaced_secret(name, namespace, secret),
+        )
+        return pair.certificate_pem
+
+
+def _create_or_replace(create: Callable[[], T], replace: Callable[[], T]) -> T:
+    try:
+        return create()
+    except kubernetes.client.ApiException as error:
+        if error.status != 409:
+            raise
+        return replace()
+
+
+def backend(service: str, port: int | str = 80) -> dict[str, Any]:
+    number_or_name = {"number": port} if isinstance(port, int) else {"name": port}
+    return {"service": {"name": service, "port": number_or_name}}
+
+
+def rule(
+    host: str | None, service: str, path: str = "/", path_type: str = "Prefix", port: int | str = 80
+) -> dict[str, Any]:
+    paths = [{"path": path, "pathType": path_type, "backend": backend(service, port)}]
+    return {**({"host": host} if host else {}), "http": {"paths": paths}}
+
+
+def ingress(
+    name: str,
+    rules: list[dict],
+    tls: list[dict] | None = None,
+    ingress_class: str | None = CLASS,
+    annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    body_spec: dict[str, Any] = {"rules": rules, **spec}
+    if ingress_class:
+        body_spec["ingressClassName"] = ingress_class
+    if tls:
+        body_spec["tls"] = tls
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": body_spec,
+    }
+
+
+def endpoint_slice(
+    service: str, port: int, ready: list[str], not_ready: list[str], port_name: str = "http"
+) -> dict[str, Any]:
+    endpoints = [{"addresses": [a], "conditions": {"ready": True}} for a in ready]
+    endpoints += [{"addresses": [a], "conditions": {"ready": False}} for a in not_ready]
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": service, "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
+        "endpoints": endpoints,
+    }

@@ -1,0 +1,168 @@
+"""Real HTTP on loopback for tests: echo backends, and a client that sets Host and SNI.
+
+An echo backend is a threaded `http.server` on its own loopback address (127.0.0.0/8 is
+all loopback on Linux) that answers every method with JSON: its name, and the method,
+target, HTTP version, headers and body it received. Tests assert on what the backend saw.
+"""
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography import x509
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    # HTTP/1.1 so nginx's upstream keep-alive is exercised, as against a real backend.
+    protocol_version = "HTTP/1.1"
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        payload = json.dumps(
+            {
+                "backend": self.server.backend_name,
+                "method": self.command,
+                "target": self.path,
+                "version": self.request_version,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body.decode("latin-1"),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _echo
+
+    def log_message(self, format: str, *args) -> None:
+        """Quiet: pytest output stays readable."""
+
+
+@dataclass
+class Backend:
+    name: str
+    host: str
+    port: int
+    server: ThreadingHTTPServer = field(repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Backends:
+    """Starts echo backends on 127.0.0.2, .3, ... and stops them all at the end."""
+
+    def __init__(self) -> None:
+        self.started: list[Backend] = []
+
+    def start(self, name: str) -> Backend:
+        host = f"127.0.0.{len(self.started) + 2}"
+        server = ThreadingHTTPServer((host, 0), _EchoHandler)
+        server.daemon_threads = True
+        server.backend_name = name
+        threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+        backend = Backend(name, host, server.server_address[1], server)
+        self.started.append(backend)
+        return backend
+
+    def stop_all(self) -> None:
+        for backend in self.started:
+            backend.stop()
+        self.started.clear()
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    certificate: x509.Certificate | None = None
+
+    @property
+    def echo(self) -> dict:
+        """What the backend saw (only for answers of an echo backend)."""
+        return json.loads(self.body)
+
+    @property
+    def backend(self) -> str | None:
+        if self.headers.get("content-type") != "application/json":
+            return None
+        return self.echo["backend"]
+
+
+class _TLSConnection(http.client.HTTPConnection):
+    """HTTPS to an address with any SNI name (or none: ""), certificate not verified:
+    the tests look at which certificate nginx chose instead."""
+
+    def __init__(self, address: str, port: int, sni: str | None) -> None:
+        super().__init__(address, port, timeout=10)
+        self.sni = sni or None
+
+    def connect(self) -> None:
+        super().connect()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        self.sock = context.wrap_socket(self.sock, server_hostname=self.sni)
+
+
+def request(
+    port: int,
+    host: str | None,
+    target: str = "/",
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    tls: bool = False,
+    sni: str | None = None,
+    address: str = "127.0.0.1",
+) -> Response:
+    """One request on a fresh connection. `host` None sends no Host header (HTTP/1.1
+    requires one, so nginx answers 400); with `tls`, `sni` defaults to `host`."""
+    if tls:
+        connection = _TLSConnection(address, port, sni if sni is not None else host)
+    else:
+        connection = http.client.HTTPConnection(address, port, timeout=10)
+    try:
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            connection.putheader("Host", host)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        data = answer.read()
+        certificate = None
+        if tls:
+            der = connection.sock.getpeercert(binary_form=True)
+            certificate = x509.load_der_x509_certificate(der)
+        return Response(
+            answer.status, {k.lower(): v for k, v in answer.getheaders()}, data, certificate
+        )
+    finally:
+        connection.close()
+
+
+def common_name(certificate: x509.Certificate) -> str:
+    return certificate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value

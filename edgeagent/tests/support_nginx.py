@@ -1,0 +1,274 @@
+"""A real nginx on loopback ports for tests, serving what model + render produce.
+
+`render_site` writes a complete standalone configuration (the files `edgeagent render`
+writes) for given objects; `NginxRunner.start` runs `/usr/sbin/nginx -p DIR -c
+nginx.conf` in the foreground and waits until its status server answers with the
+generation just written, so a test never races the start or a reload.
+"""
+
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import crossplane
+from support_http import free_port
+
+from edgeagent import cli, grammar, model, render
+
+NGINX = "/usr/sbin/nginx"
+START_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int
+    https: int
+    status: int
+
+    @classmethod
+    def free(cls) -> "Ports":
+        return cls(free_port(), free_port(), free_port())
+
+
+@dataclass
+class Site:
+    """A rendered standalone configuration: where it is, what it listens on, what it holds."""
+
+    directory: Path
+    ports: Ports
+    model: model.Model
+    rendered: render.Rendered
+
+    @property
+    def generation(self) -> str:
+        return self.rendered.generation
+
+
+def layout_for(directory: Path, ports: Ports) -> render.Layout:
+    default = directory / cli.DEFAULT_CERTIFICATE_FILE
+    return render.Layout(
+        listen_http=f"127.0.0.1:{ports.http}",
+        listen_https=f"127.0.0.1:{ports.https}",
+        output_dir=str(directory),
+        default_certificate=str(default),
+        default_key=str(default),
+        status_listen=f"127.0.0.1:{ports.status}",
+    )
+
+
+def write_rendered(directory: Path, layout: render.Layout, rendered: render.Rendered) -> None:
+    for relative, data in rendered.files.items():
+        mode = cli.PRIVATE_MODE if relative.startswith("certs/") else cli.PUBLIC_MODE
+        cli.write_file(directory / relative, data, mode)
+    cli.write_file(directory / "nginx.conf", render.render_main(layout), cli.PUBLIC_MODE)
+
+
+def render_site(
+    directory: Path,
+    inputs: model.Inputs,
+    options: model.Options | None = None,
+    ports: Ports | None = None,
+    default_certificate: model.CertPair | None = None,
+) -> Site:
+    """Build, render and write everything nginx needs into `directory`."""
+    ports = ports or Ports.free()
+    layout = layout_for(directory, ports)
+    default_path = Path(layout.default_certificate)
+    if default_certificate or not default_path.exists():
+        pair = default_certificate or cli.self_signed("edgeagent-default")
+        cli.write_file(default_path, pair.certificate_pem + pair.key_pem, cli.PRIVATE_MODE)
+    built = model.build(inputs, options or model.Options())
+    rendered = render.render(built, layout)
+    write_rendered(directory, layout, rendered)
+    return Site(directory, ports, built, rendered)
+
+
+def nginx_test(directory: Path) -> subprocess.CompletedProcess:
+    """`nginx -t` on a standalone configuration, as `edgeagent render` users run it."""
+    return subprocess.run(
+        [NGINX, "-t", "-q", "-p", str(directory), "-c", "nginx.conf"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def directives(config_file: Path) -> list[tuple[str, tuple[str, ...], str]]:
+    """Every directive nginx would read, with its block context, through includes.
+
+    Each entry is (directive, args, context), context being the enclosing block
+    directives joined by '/', e.g. ("proxy_pass", ("http://x",), "http/server/location").
+    """
+    parsed = crossplane.parse(str(config_file), catch_errors=False, combine=True)
+    found = []
+
+    def walk(block: list[dict], context: str) -> None:
+        for entry in block:
+            found.append((entry["directive"], tuple(entry.get("args", [])), context))
+            if "block" in entry:
+                inner = f"{context}/{entry['directive']}" if context else entry["directive"]
+                walk(entry["block"], inner)
+
+    for config in parsed["config"]:
+        walk(config["parsed"], "")
+    return found
+
+
+# Every directive the templates can write, by block context. Anything else in a rendered
+# configuration came from the input: an injection.
+ALLOWED_DIRECTIVES = {
+    "": {"worker_processes", "worker_rlimit_nofile", "pid", "error_log", "events", "http"},
+    "events": {"worker_connections"},
+    "http": {
+        "default_type",
+        "server_tokens",
+        "access_log",
+        "client_body_temp_path",
+        "proxy_temp_path",
+        "fastcgi_temp_path",
+        "uwsgi_temp_path",
+        "scgi_temp_path",
+        "ssl_protocols",
+        "ssl_ciphers",
+        "ssl_prefer_server_ciphers",
+        "ssl_session_cache",
+        "keepalive_timeout",
+        "map",
+        "server_names_hash_max_size",
+        "server_names_hash_bucket_size",
+        "proxy_http_version",
+        "proxy_set_header",
+        "upstream",
+        "server",
+    },
+    "http/map": {"default", "", "https"},
+    "http/upstream": {"server", "keepalive"},
+    "http/server": {
+        "listen",
+        "server_name",
+        "ssl_certificate",
+        "ssl_certificate_key",
+        "add_header",
+        "location",
+        "access_log",
+        "default_type",
+    },
+    "http/server/location": {
+        "proxy_pass",
+        "return",
+        "if",
+        "client_max_body_size",
+        "proxy_connect_timeout",
+        "proxy_read_timeout",
+        "proxy_send_timeout",
+        "access_log",
+        "default_type",
+    },
+    "http/server/location/if": {"return"},
+}
+UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9-]+_[0-9]+")
+ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
+WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+
+
+def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
+    """The directives that carry values from Kubernetes objects hold only those values."""
+    if directive == "location":
+        assert args in (("/",),) or (
+            len(args) == 2 and args[0] in ("=", "^~") and grammar.PATH.fullmatch(args[1])
+        ), args
+    elif directive == "server_name":
+        (name,) = args
+        assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
+    elif directive in ("upstream", "proxy_pass"):
+        (name,) = args
+        assert UPSTREAM_NAME.fullmatch(name.removeprefix("http://")), args
+    elif directive == "server" and context == "http/upstream":
+        (endpoint,) = args
+        assert ENDPOINT.fullmatch(endpoint), args
+    elif directive == "return":
+        assert args[0] in ("200", "308", "404", "503"), args
+    elif directive == "listen":
+        grammar.listen(args[0], "listen")
+        assert set(args[1:]) <= {"ssl", "default_server"}, args
+    elif directive in ("ssl_certificate", "ssl_certificate_key"):
+        (file,) = args
+        grammar.file_path(file, "certificate")
+
+
+def assert_only_rendered_directives(config_file: Path) -> list[tuple[str, tuple[str, ...], str]]:
+    """Parse the configuration with crossplane (includes followed) and assert that every
+    directive is one the templates write, in its place, with well-formed arguments."""
+    found = directives(config_file)
+    for directive, args, context in found:
+        allowed = ALLOWED_DIRECTIVES.get(context, set())
+        assert directive in allowed, f"unexpected directive {directive!r} in {context!r}"
+        _check_arguments(directive, args, context)
+    return found
+
+
+def status_generation(port: int) -> str | None:
+    try:
+        url = f"http://127.0.0.1:{port}/edgeagent/generation"
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            return answer.read().decode().strip()
+    except OSError:
+        return None
+
+
+class RunningNginx:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(site.directory), "-c", "nginx.conf", "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.wait_for(site.generation)
+
+    def wait_for(self, generation: str) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while status_generation(self.site.ports.status) != generation:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.process.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nginx did not serve generation {generation}")
+            time.sleep(0.02)
+
+    def reload(self, site: Site) -> None:
+        """Serve a newly rendered site from the same directory and ports."""
+        self.site = site
+        self.process.send_signal(signal.SIGHUP)
+        self.wait_for(site.generation)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stderr.close()
+
+
+class NginxRunner:
+    """Starts nginx instances and stops every one of them at the end of the test."""
+
+    def __init__(self) -> None:
+        self.running: list[RunningNginx] = []
+
+    def start(self, site: Site) -> RunningNginx:
+        nginx = RunningNginx(site)
+        self.running.append(nginx)
+        return nginx
+
+    def stop_all(self) -> None:
+        for nginx in self.running:
+            nginx.stop()
+        self.running.clear()

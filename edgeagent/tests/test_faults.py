@@ -1,0 +1,159 @@
+"""Faults: the API server down, hung or compacted; nginx -t refusing; SIGKILL mid-apply.
+
+Each test has an edge of its own, since each breaks something.
+"""
+
+import os
+import pathlib
+import random
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+from agentlab import NGINX, Edge, eventually, rule
+
+NS = "default"
+
+
+@pytest.fixture
+def edge(tmp_path):
+    with Edge(tmp_path) as started:
+        started.apply_service("app", addresses=["127.0.0.2"])
+        started.apply_ingress("app", [rule("app.example.com", "app")])
+        started.agent.wait_ready()
+        eventually(lambda: started.backend_of("app.example.com") == "web1")
+        yield started
+
+
+def restarts(edge, reason):
+    return sum(
+        value
+        for (name, labels), value in edge.agent.metrics().items()
+        if name == "edgeagent_watch_restarts_total" and ("reason", reason) in labels
+    )
+
+
+def test_api_down_nginx_keeps_serving_and_the_agent_resyncs(edge):
+    edge.api.stop_serving()
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:  # down for two seconds; traffic unaffected
+        assert edge.backend_of("app.example.com") == "web1"
+        time.sleep(0.1)
+    status, health = edge.agent.healthz()
+    assert status == 200  # the last good configuration still serves
+    assert any(w["last_error"] for w in health["watches"].values())
+    assert restarts(edge, "error") >= 5
+
+    edge.api.start_serving()
+    edge.apply_service("app", addresses=["127.0.0.3"])
+    eventually(lambda: edge.backend_of("app.example.com") == "web2", timeout=15)
+    _, health = edge.agent.healthz()
+    assert all(w["last_error"] is None for w in health["watches"].values())
+
+
+def test_expired_watches_relist(edge):
+    edge.api.expire()  # history compacted: every open watch ends with 410
+    edge.apply_service("app", addresses=["127.0.0.4"])
+    eventually(lambda: edge.backend_of("app.example.com") == "web3")
+    assert restarts(edge, "expired") >= 5
+    relists = [r for r in edge.agent.log_records() if r["message"] == "watch expired, relisting"]
+    assert {r["resource"] for r in relists} >= {"ingresses", "services", "endpoint_slices"}
+
+
+def test_a_silent_watch_is_restarted(tmp_path):
+    with Edge(tmp_path, **{"watch-idle-timeout": 1}) as edge:
+        edge.apply_service("app", addresses=["127.0.0.2"])
+        edge.apply_ingress("app", [rule("app.example.com", "app")])
+        edge.agent.wait_ready()
+        edge.api.pause()  # accepts connections, answers nothing: watches fall silent
+        eventually(lambda: restarts(edge, "silent") >= 5, timeout=10)
+        assert edge.backend_of("app.example.com") == "web1"
+        edge.api.resume()
+        edge.apply_service("app", addresses=["127.0.0.5"])
+        eventually(lambda: edge.backend_of("app.example.com") == "web4", timeout=15)
+
+
+def test_rejected_candidate_keeps_the_last_good_configuration(edge):
+    live = os.readlink(edge.nginx.agent_dir / "current")
+    key = edge.nginx.key.read_bytes()
+    edge.nginx.key.unlink()  # every candidate now fails nginx -t: no default key
+    edge.apply_ingress("app", [rule("app.example.com", "app"), rule("new.example.com", "app")])
+    eventually(lambda: edge.agent.metric("edgeagent_reloads_total", result="rejected") == 1)
+    assert os.readlink(edge.nginx.agent_dir / "current") == live
+    assert edge.backend_of("app.example.com") == "web1"
+    assert edge.backend_of("new.example.com") == 404
+    rejected = list(edge.nginx.agent_dir.glob("rejected-*"))
+    assert len(rejected) == 1
+    assert "default.key" in (rejected[0] / "nginx-t.txt").read_text()
+    assert edge.agent.metric("edgeagent_last_reload_successful") == 0
+    status, health = edge.agent.healthz()
+    assert (status, health["last_sync"]["outcome"]) == (200, "rejected")
+    eventually(
+        lambda: [
+            e.message
+            for e in edge.core.list_namespaced_event(NS).items
+            if e.reason == "ConfigRejected" and e.involved_object.name == "app"
+        ]
+    )
+
+    edge.nginx.key.write_bytes(key)  # fixed; the next change goes through
+    edge.apply_ingress(
+        "app",
+        [rule("app.example.com", "app"), rule("new.example.com", "app")],
+        annotations={"touch": "1"},
+    )
+    edge.apply_service("app", addresses=["127.0.0.3"])
+    eventually(lambda: edge.backend_of("new.example.com") == "web2")
+    assert edge.agent.metric("edgeagent_last_reload_successful") == 1
+
+
+GENERATION_LINE = re.compile(rb"# edgeagent generation ([0-9a-f]+);")
+
+
+def assert_complete(agent_dir: pathlib.Path, main_conf: pathlib.Path) -> None:
+    """`current` is a whole generation, and nginx accepts the live configuration."""
+    target = agent_dir / os.readlink(agent_dir / "current")
+    edge_conf = (target / "edge.conf").read_bytes()
+    if target.name != "bootstrap":
+        match = GENERATION_LINE.match(edge_conf)
+        assert match and target.name == f"gen-{match[1].decode()}"
+        assert edge_conf.rstrip().endswith(b"}")
+        for path in re.findall(rb"ssl_certificate\s+(\S+);", edge_conf):
+            assert pathlib.Path(path.decode()).read_bytes().startswith(b"-----BEGIN")
+    result = subprocess.run(
+        [NGINX, "-t", "-q", "-e", "stderr", "-c", str(main_conf)], capture_output=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_sigkill_mid_apply_never_leaves_a_partial_configuration(tmp_path):
+    hosts = [f"h{n}.example.com" for n in range(60)]
+    with Edge(tmp_path) as edge:
+        edge.apply_service("app", addresses=["127.0.0.2"])
+        for n in range(0, 60, 10):  # certificates make each generation slower to stage
+            edge.apply_tls_secret(f"tls{n}", tuple(hosts[n : n + 10]))
+        tls = [{"hosts": hosts[n : n + 10], "secretName": f"tls{n}"} for n in range(0, 60, 10)]
+        edge.apply_ingress("app", [rule(h, "app") for h in hosts], tls=tls)
+        edge.agent.wait_ready()
+        rng = random.Random(7)
+        debris_seen = 0
+        for round_ in range(8):
+            # A change, then SIGKILL somewhere inside its sync: staging, nginx -t, swap,
+            # reload or confirmation.
+            edge.apply_service("app", addresses=[f"127.0.0.{2 + round_ % 4}"])
+            time.sleep(rng.uniform(0.05, 0.35))
+            edge.agent.kill(signal.SIGKILL)
+            entries = {p.name for p in edge.nginx.agent_dir.iterdir()}
+            debris_seen += any(e.startswith((".staging-", ".current-")) for e in entries)
+            assert_complete(edge.nginx.agent_dir, edge.nginx.main_conf)
+            assert edge.get("h1.example.com")[0] == 200  # nginx serves throughout
+            edge.agent = edge.new_agent().start()
+            edge.agent.wait_ready()
+            expected = f"web{1 + round_ % 4}"
+            eventually(lambda expected=expected: edge.backend_of("h1.example.com") == expected)
+            assert_complete(edge.nginx.agent_dir, edge.nginx.main_conf)
+        entries = {p.name for p in edge.nginx.agent_dir.iterdir()}
+        assert not any(e.startswith((".staging-", ".current-")) for e in entries)
+        print(f"SIGKILL rounds that interrupted a write: {debris_seen} of 8")

@@ -1,0 +1,250 @@
+"""IngressNightmare-class input: every hostile object is skipped with a reason, the rest
+keeps serving, nginx accepts the result, and no injected directive reaches it.
+
+Payloads follow the published ones: CVE-2025-24514 (auth-url), CVE-2025-1097
+(auth-tls-match-cn), CVE-2025-1098 (mirror-target, mirror-host), CVE-2025-1974 (ssl_engine
+loading a shared object through the admission webhook's nginx -t), CVE-2021-25742 and
+CVE-2023-5043 (snippets), CVE-2023-5044 (permanent-redirect), CVE-2022-4886 and
+CVE-2021-25745 (paths), and the same tricks through every other field that reaches
+configuration: hosts, names, namespaces, ports, TLS Secrets, endpoints.
+"""
+
+import base64
+import copy
+
+import pytest
+from support_http import Backends, request
+from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
+from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
+
+from edgeagent import cli, model
+
+CLOSE_AND_LOAD = "; } } load_module /tmp/evil.so; ssl_engine /proc/self/fd/12; http { server { #"
+NEWLINE_DIRECTIVE = "x\nssl_engine /proc/1/fd/3;\n#"
+INJECTED = ("load_module", "ssl_engine", "content_by_lua", "evil.so", "/e.so", "injection_point")
+
+
+def annotated(name: str, annotations: dict) -> dict:
+    return ingress(name, rule(f"{name}.example.com", path("/", "app")), annotations=annotations)
+
+
+def with_field(name: str, change) -> dict:
+    obj = ingress(name, rule(f"{name}.example.com", path("/", "app")))
+    change(obj)
+    return obj
+
+
+def first_path(obj: dict) -> dict:
+    return obj["spec"]["rules"][0]["http"]["paths"][0]
+
+
+NGINX_ANNOTATION = "nginx.ingress.kubernetes.io/"
+HOSTILE_INGRESSES = {
+    "cve-2025-24514-auth-url": annotated(
+        "auth-url", {NGINX_ANNOTATION + "auth-url": "http://example.com/#;\ninjection_point"}
+    ),
+    "cve-2025-1097-auth-tls-match-cn": annotated(
+        "match-cn",
+        {
+            NGINX_ANNOTATION + "auth-tls-secret": "default/ca",
+            NGINX_ANNOTATION + "auth-tls-match-cn": "CN=abc #(\n){}\n }}\nssl_engine ../../x;\n#",
+        },
+    ),
+    "cve-2025-1098-mirror-target": annotated(
+        "mirror-target",
+        {NGINX_ANNOTATION + "mirror-target": "https://x/$request_uri;\n}\nssl_engine /e.so;#"},
+    ),
+    "cve-2025-1098-mirror-host": annotated(
+        "mirror-host", {NGINX_ANNOTATION + "mirror-host": "x.com; } load_module /e.so; #"}
+    ),
+    "cve-2025-1974-ssl-engine": annotated(
+        "ssl-engine",
+        {NGINX_ANNOTATION + "auth-url": "http://x/#;}}}\n\nssl_engine /proc/1/fd/9;\n"},
+    ),
+    "cve-2021-25742-configuration-snippet": annotated(
+        "snippet",
+        {
+            NGINX_ANNOTATION + "configuration-snippet": (
+                "content_by_lua_block { ngx.say(io.open('/var/run/secrets/token'):read()) }"
+            )
+        },
+    ),
+    "cve-2023-5043-server-snippet": annotated(
+        "server-snippet", {NGINX_ANNOTATION + "server-snippet": "location /x { alias /; }"}
+    ),
+    "cve-2023-5044-permanent-redirect": annotated(
+        "redirect", {NGINX_ANNOTATION + "permanent-redirect": "https://x;\nroot /;"}
+    ),
+    "supported-annotation-with-payload": annotated(
+        "timeout", {NGINX_ANNOTATION + "proxy-read-timeout": "60;\nload_module /e.so"}
+    ),
+    "body-size-with-payload": annotated(
+        "body", {NGINX_ANNOTATION + "proxy-body-size": "1m; } location /x { root /"}
+    ),
+    "ssl-redirect-with-payload": annotated(
+        "ssl", {NGINX_ANNOTATION + "ssl-redirect": "true; return 200"}
+    ),
+    "f5-snippet": annotated("f5", {"nginx.org/location-snippets": "root /;"}),
+    "cve-2022-4886-path-alias": with_field(
+        "path-alias",
+        lambda o: first_path(o).update(path="/x { alias /var/run/secrets/; } location /y"),
+    ),
+    "cve-2021-25745-path-secrets": with_field(
+        "path-secrets",
+        lambda o: first_path(o).update(path="/var/run/secrets/kubernetes.io/../../x"),
+    ),
+    "path-newline": with_field(
+        "path-newline", lambda o: first_path(o).update(path=NEWLINE_DIRECTIVE)
+    ),
+    "path-quote": with_field("path-quote", lambda o: first_path(o).update(path='/a" ; root / ; "')),
+    "path-variable": with_field("path-variable", lambda o: first_path(o).update(path="/$host")),
+    "path-encoded": with_field("path-encoded", lambda o: first_path(o).update(path="/%7b%3b")),
+    "exact-path-close": with_field(
+        "exact-close",
+        lambda o: first_path(o).update(path="/a;}" + CLOSE_AND_LOAD, pathType="Exact"),
+    ),
+    "host-close": with_field(
+        "host-close", lambda o: o["spec"]["rules"][0].update(host="a.com;" + CLOSE_AND_LOAD)
+    ),
+    "host-regex": with_field(
+        "host-regex", lambda o: o["spec"]["rules"][0].update(host="~^(?<x>.*)$")
+    ),
+    "host-wildcard-payload": with_field(
+        "host-wildcard", lambda o: o["spec"]["rules"][0].update(host="*.a.com; load_module x")
+    ),
+    "service-name": with_field(
+        "service-name",
+        lambda o: first_path(o)["backend"]["service"].update(name="app;" + CLOSE_AND_LOAD),
+    ),
+    "port-name": with_field(
+        "port-name",
+        lambda o: first_path(o)["backend"]["service"].update(port={"name": "http;}"}),
+    ),
+    "port-number-text": with_field(
+        "port-number",
+        lambda o: first_path(o)["backend"]["service"].update(port={"number": "80; ssl_engine x"}),
+    ),
+    "namespace": with_field(
+        "namespace", lambda o: o["metadata"].update(namespace="default;" + NEWLINE_DIRECTIVE)
+    ),
+    "name": with_field("name", lambda o: o["metadata"].update(name="x\n} load_module /e.so;")),
+    "tls-host": with_field(
+        "tls-host",
+        lambda o: o["spec"].update(tls=[{"hosts": ["a.com; } load_module x"], "secretName": "s"}]),
+    ),
+    "tls-secret-name": with_field(
+        "tls-secret",
+        lambda o: o["spec"].update(
+            tls=[{"hosts": ["tls-secret.example.com"], "secretName": "s;" + CLOSE_AND_LOAD}]
+        ),
+    ),
+    "default-backend": with_field(
+        "default-backend",
+        lambda o: o["spec"].update(
+            defaultBackend={"service": {"name": "x { }", "port": {"number": 80}}}
+        ),
+    ),
+    "creation-timestamp": with_field(
+        "timestamp", lambda o: o["metadata"].update(creationTimestamp="2020;" + NEWLINE_DIRECTIVE)
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def good_pair():
+    return cli.self_signed("good.example.com", ("good.example.com",))
+
+
+def hostile_world(address: str, port: int, good_pair) -> model.Inputs:
+    """All hostile objects, plus a good Ingress and objects it uses that carry payloads
+    in the places that are not the Ingress itself (Service, EndpointSlice, Secret)."""
+    inputs = model.Inputs(
+        ingresses=[copy.deepcopy(obj) for obj in HOSTILE_INGRESSES.values()],
+        services=[service("app"), service("bad-port", {"http;}": 80})],
+        endpoint_slices=[
+            endpoint_slice("app", [(address, True)], port),
+            endpoint_slice("bad-port", [("10.0.0.1;} load_module x;", True)], 80),
+        ],
+    )
+    good = tls_secret("good-tls", good_pair)
+    # A PEM file with configuration text around and inside its blocks: the certificate
+    # is parsed and re-serialised, so none of the text survives.
+    poisoned = tls_secret("poisoned", good_pair)
+    poisoned["data"]["tls.crt"] = base64.b64encode(
+        b"} load_module /e.so;\n" + good_pair.certificate_pem + b"\nssl_engine x;\n"
+    ).decode()
+    inputs.secrets.extend([good, poisoned])
+    inputs.ingresses.append(
+        ingress(
+            "good",
+            rule("good.example.com", path("/", "app"), path("/bad-port", "bad-port")),
+            rule("poisoned.example.com", path("/", "app")),
+            tls=[
+                {"hosts": ["good.example.com"], "secretName": "good-tls"},
+                {"hosts": ["poisoned.example.com"], "secretName": "poisoned"},
+            ],
+        )
+    )
+    return inputs
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_INGRESSES))
+def test_each_hostile_ingress_is_skipped_with_a_reason(case):
+    hostile = copy.deepcopy(HOSTILE_INGRESSES[case])
+    built = model.build(model.Inputs(ingresses=[hostile]), model.Options())
+    assert built.served_ingresses == ()
+    assert built.servers == ()
+    (problem,) = built.problems
+    assert problem.kind == "Ingress"
+    assert problem.code in ("invalid", "unsupported")
+    assert "\n" not in problem.reason and len(problem.reason) < 700
+    for word in ("load_module /e.so", "ssl_engine /"):
+        assert word not in problem.name + problem.namespace
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory, good_pair):
+    backends, runner = Backends(), NginxRunner()
+    try:
+        app = backends.start("app")
+        site = render_site(
+            tmp_path_factory.mktemp("hostile"), hostile_world(app.host, app.port, good_pair)
+        )
+        runner.start(site)
+        yield site
+    finally:
+        runner.stop_all()
+        backends.stop_all()
+
+
+def test_everything_else_keeps_serving(hostile_site):
+    assert hostile_site.model.served_ingresses == (("default", "good"),)
+    answer = request(hostile_site.ports.http, "good.example.com", "/x")
+    assert (answer.status, answer.backend) == (200, "app")
+    assert request(hostile_site.ports.http, "good.example.com", "/bad-port").status == 503
+    tls = request(hostile_site.ports.https, "poisoned.example.com", tls=True)
+    assert (tls.status, tls.backend) == (200, "app")
+
+
+def test_every_hostile_object_is_reported(hostile_site):
+    reported = {(p.kind, p.namespace, p.name) for p in hostile_site.model.problems}
+    for obj in HOSTILE_INGRESSES.values():
+        assert ("Ingress", *model.identity(obj)) in reported
+    assert ("Service", "default", "bad-port") in reported
+    # The good Ingress is told why its path to the broken Service answers 503.
+    (good,) = [p for p in hostile_site.model.problems if p.name == "good"]
+    assert good.reason == "Service default/bad-port is invalid; its paths answer 503"
+
+
+def test_nginx_accepts_the_configuration(hostile_site):
+    tested = nginx_test(hostile_site.directory)
+    assert tested.returncode == 0, tested.stderr
+
+
+def test_no_injected_directive_reaches_nginx(hostile_site):
+    found = assert_only_rendered_directives(hostile_site.directory / "nginx.conf")
+    text = " ".join(f"{d} {' '.join(args)}" for d, args, _ in found)
+    for word in INJECTED:
+        assert word not in text
+    for relative, data in hostile_site.rendered.files.items():
+        assert b"load_module" not in data and b"ssl_engine" not in data, relative

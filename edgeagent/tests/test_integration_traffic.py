@@ -1,0 +1,253 @@
+"""The daemon end to end: objects changed through the API change the traffic through nginx.
+
+One edge (emulator, backends, nginx, `edgeagent run`) serves the whole module; each test
+uses hosts and objects of its own.
+"""
+
+import ssl
+import time
+
+import pytest
+from agentlab import VIP, Edge, eventually, ingress, rule
+
+NS = "default"
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory):
+    with Edge(tmp_path_factory.mktemp("edge")) as started:
+        started.agent.wait_ready()
+        yield started
+
+
+def test_ingress_create_change_delete(edge):
+    edge.apply_service("life", addresses=["127.0.0.2"])
+    edge.apply_service("life-v2", addresses=["127.0.0.3"], ports=[{"name": "web", "port": 81}])
+    edge.apply_ingress("life", [rule("life.example.com", "life")])
+    eventually(lambda: edge.backend_of("life.example.com") == "web1")
+    status, seen = edge.get("life.example.com", "/a/b?c=d")
+    assert status == 200
+    assert seen["path"] == "/a/b?c=d"
+    assert seen["version"] == "HTTP/1.1"
+    assert seen["headers"]["host"] == "life.example.com"
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert seen["headers"]["x-forwarded-proto"] == "http"
+
+    # Changed: a second path, to a Service port given by name.
+    edge.apply_ingress(
+        "life",
+        [
+            {
+                "host": "life.example.com",
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": "life", "port": {"number": 80}}},
+                        },
+                        {
+                            "path": "/v2",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": "life-v2", "port": {"name": "web"}}},
+                        },
+                    ]
+                },
+            }
+        ],
+    )
+    eventually(lambda: edge.backend_of("life.example.com", "/v2/x") == "web2")
+    assert edge.backend_of("life.example.com", "/v2x") == "web1"  # by path element
+    assert edge.backend_of("other.example.com") == 404
+
+    edge.networking.delete_namespaced_ingress("life", NS)
+    eventually(lambda: edge.backend_of("life.example.com") == 404)
+
+
+def test_endpoint_changes_move_traffic(edge):
+    edge.apply_service("pool", addresses=["127.0.0.2", "127.0.0.3"])
+    edge.apply_ingress("pool", [rule("pool.example.com", "pool")])
+    eventually(lambda: edge.backend_of("pool.example.com") in ("web1", "web2"))
+    assert {edge.backend_of("pool.example.com") for _ in range(8)} == {"web1", "web2"}
+
+    edge.apply_service("pool", addresses=["127.0.0.4"], not_ready=["127.0.0.2", "127.0.0.3"])
+    eventually(lambda: {edge.backend_of("pool.example.com") for _ in range(6)} == {"web3"})
+
+    edge.apply_service("pool", addresses=[], not_ready=["127.0.0.4"])
+    eventually(lambda: edge.backend_of("pool.example.com") == 503)
+
+    edge.apply_service("pool", addresses=["127.0.0.5"])
+    eventually(lambda: edge.backend_of("pool.example.com") == "web4")
+    edge.discovery.delete_namespaced_endpoint_slice("pool", NS)
+    eventually(lambda: edge.backend_of("pool.example.com") == 503)
+
+
+def served_certificate(edge, host):
+    return edge.get_tls(host)[2]
+
+
+def der(pem: bytes) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem.decode())
+
+
+def test_tls_secret_create_rotate_break(edge):
+    host = "secure.example.com"
+    edge.apply_service("secure", addresses=["127.0.0.2"])
+    first = edge.apply_tls_secret("secure-tls", (host,))
+    edge.apply_ingress(
+        "secure", [rule(host, "secure")], tls=[{"hosts": [host], "secretName": "secure-tls"}]
+    )
+    eventually(lambda: served_certificate(edge, host) == der(first))
+    status, body, _ = edge.get_tls(host)
+    assert (status, body["backend"], body["headers"]["x-forwarded-proto"]) == (
+        200,
+        "web1",
+        "https",
+    )
+
+    rotated = edge.apply_tls_secret("secure-tls", (host,))
+    eventually(lambda: served_certificate(edge, host) == der(rotated))
+
+    # A broken Secret keeps the host on its last good certificate, and says so.
+    edge.apply_tls_secret("secure-tls", (host,), data={"tls.crt": "garbage", "tls.key": "x"})
+    eventually(
+        lambda: any(
+            e.reason == "Secret" and e.involved_object.name == "secure-tls"
+            for e in edge.core.list_namespaced_event(NS).items
+        )
+    )
+    assert served_certificate(edge, host) == der(rotated)
+
+    # A host whose Secret never existed gets the default certificate.
+    edge.apply_ingress(
+        "nosecret",
+        [rule("nosecret.example.com", "secure")],
+        tls=[{"hosts": ["nosecret.example.com"], "secretName": "missing"}],
+    )
+    eventually(lambda: edge.get_tls("nosecret.example.com")[0] == 200)
+    default = edge.nginx.certificate.read_bytes()
+    assert served_certificate(edge, "nosecret.example.com") == der(default)
+
+
+def lb_addresses(edge, name):
+    status = edge.networking.read_namespaced_ingress(name, NS).status
+    entries = (status.load_balancer.ingress or []) if status and status.load_balancer else []
+    return [entry.ip or entry.hostname for entry in entries]
+
+
+def test_status_is_published_and_withdrawn(edge):
+    edge.apply_service("stat", addresses=["127.0.0.2"])
+    edge.apply_ingress("stat", [rule("stat.example.com", "stat")])
+    eventually(lambda: lb_addresses(edge, "stat") == [VIP])
+
+    # Another controller's Ingress, with its own address: never touched.
+    foreign = ingress("foreign", [rule("foreign.example.com", "stat")], ingress_class="other")
+    edge.networking.create_namespaced_ingress(NS, foreign)
+    edge.networking.patch_namespaced_ingress_status(
+        "foreign", NS, {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}}
+    )
+
+    # Moved to another class: no longer ours, our address goes away.
+    moved = ingress("stat", [rule("stat.example.com", "stat")], ingress_class="other")
+    edge.networking.replace_namespaced_ingress("stat", NS, moved)
+    eventually(lambda: lb_addresses(edge, "stat") == [])
+    eventually(lambda: edge.backend_of("stat.example.com") == 404)
+    assert lb_addresses(edge, "foreign") == ["192.0.2.7"]
+    assert edge.backend_of("foreign.example.com") == 404
+
+
+def test_invalid_ingress_is_skipped_with_event_metric_and_log(edge):
+    edge.apply_service("valid", addresses=["127.0.0.2"])
+    edge.apply_ingress("valid", [rule("valid.example.com", "valid")])
+    edge.apply_ingress(
+        "hostile",
+        [rule("hostile.example.com", "valid", path="/x;} server { listen 9999")],
+    )
+    edge.apply_ingress(
+        "snippet",
+        [rule("snippet.example.com", "valid")],
+        annotations={"nginx.ingress.kubernetes.io/server-snippet": "return 200 pwned;"},
+    )
+    eventually(lambda: edge.backend_of("valid.example.com") == "web1")
+    events = eventually(
+        lambda: (
+            {
+                (e.involved_object.name, e.reason)
+                for e in edge.core.list_namespaced_event(NS).items
+                if e.involved_object.name in ("hostile", "snippet")
+            }
+            >= {("hostile", "Invalid"), ("snippet", "Unsupported")}
+        )
+    )
+    assert events
+    assert edge.backend_of("hostile.example.com") == 404
+    assert edge.backend_of("snippet.example.com") == 404
+    assert edge.agent.metric("edgeagent_invalid_objects", reason="invalid") >= 1
+    assert edge.agent.metric("edgeagent_invalid_objects", reason="unsupported") >= 1
+    logged = [r for r in edge.agent.log_records() if r.get("name") == "hostile"]
+    assert logged and logged[0]["namespace"] == NS and logged[0]["level"] == "warning"
+
+
+def test_changes_that_cannot_alter_the_output_cost_no_reload(edge):
+    edge.apply_service("calm", addresses=["127.0.0.2"])
+    edge.apply_ingress("calm", [rule("calm.example.com", "calm")])
+    eventually(lambda: edge.backend_of("calm.example.com") == "web1")
+    time.sleep(0.5)  # let status publishing and its watch echo settle
+    reloads = edge.agent.metric("edgeagent_reloads_total", result="success")
+    syncs = sum(
+        edge.agent.metric("edgeagent_syncs_total", outcome=o) for o in ("applied", "unchanged")
+    )
+
+    edge.networking.patch_namespaced_ingress("calm", NS, {"metadata": {"labels": {"a": "b"}}})
+    edge.core.create_namespaced_service(NS, {"metadata": {"name": "unused"}, "spec": {}})
+    edge.apply_tls_secret("unused-tls", ("unused.example.com",))
+    eventually(lambda: edge.agent.metric("edgeagent_syncs_total", outcome="unchanged") >= 1)
+    time.sleep(0.5)
+    assert edge.agent.metric("edgeagent_reloads_total", result="success") == reloads
+    after = sum(
+        edge.agent.metric("edgeagent_syncs_total", outcome=o) for o in ("applied", "unchanged")
+    )
+    assert after - syncs == 1  # the label change synced (unchanged bytes); the rest did not
+
+
+def test_a_burst_of_endpoint_changes_is_coalesced(edge):
+    edge.apply_service("burst", addresses=["127.0.0.2"])
+    edge.apply_ingress("burst", [rule("burst.example.com", "burst")])
+    eventually(lambda: edge.backend_of("burst.example.com") == "web1")
+    before = edge.agent.metric("edgeagent_reloads_total", result="success")
+    addresses = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+    for n in range(40):
+        edge.apply_service("burst", addresses=[addresses[n % 4]])
+    edge.apply_service("burst", addresses=["127.0.0.5"])
+    eventually(lambda: edge.backend_of("burst.example.com") == "web4")
+    # 41 changes in well under a second; max delay 0.5 s: a few reloads, not 41.
+    assert edge.agent.metric("edgeagent_reloads_total", result="success") - before <= 4
+
+
+def test_health_and_metrics_describe_the_agent(edge):
+    status, body = edge.agent.healthz()
+    assert status == 200
+    assert body["ready"] is True
+    assert body["generation"] == edge.nginx.agent_dir.joinpath("current").readlink().name[4:]
+    assert set(body["watches"]) == {
+        "ingresses",
+        "ingress_classes",
+        "services",
+        "endpoint_slices",
+        "secrets",
+    }
+    assert all(w["synced"] and w["seconds_since_contact"] < 10 for w in body["watches"].values())
+    metrics = edge.agent.metrics()
+    names = {name for name, _ in metrics}
+    assert {
+        "edgeagent_reloads_total",
+        "edgeagent_last_reload_success_timestamp_seconds",
+        "edgeagent_last_reload_successful",
+        "edgeagent_config_hash",
+        "edgeagent_sync_duration_seconds_count",
+        "edgeagent_objects",
+        "edgeagent_invalid_objects",
+    } <= names
+    assert metrics[("edgeagent_last_reload_successful", ())] == 1
+    assert metrics[("edgeagent_objects", (("kind", "ingresses"),))] >= 1
+    assert metrics[("edgeagent_config_hash", ())] == int(body["generation"][:13], 16)

@@ -1,0 +1,662 @@
+"""model.build: selection, validation, locations, conflicts, joins and TLS, without nginx."""
+
+import copy
+import random
+
+import pytest
+from support_objects import (
+    backend,
+    endpoint_slice,
+    ingress,
+    path,
+    rule,
+    service,
+    tls_secret,
+)
+
+from edgeagent import cli, model, render
+
+OLD = "2020-01-01T00:00:00Z"
+NEW = "2021-01-01T00:00:00Z"
+
+
+def build(*ingresses, services=(), slices=(), secrets=(), classes=(), **options):
+    inputs = model.Inputs(
+        ingresses=list(ingresses),
+        ingress_classes=list(classes),
+        services=list(services),
+        endpoint_slices=list(slices),
+        secrets=list(secrets),
+    )
+    return model.build(inputs, model.Options(**options))
+
+
+def app(name="app", address="10.0.0.1", port=8080, **slice_options):
+    """A Service with one ready endpoint."""
+    return [service(name)], [endpoint_slice(name, [(address, True)], port, **slice_options)]
+
+
+def server(built: model.Model, host: str) -> model.Server:
+    return next(s for s in built.servers if s.host == host)
+
+
+def locations(built_server: model.Server) -> dict[tuple[str, str], str | int]:
+    """(match, path) -> upstream name, or the status answered."""
+    return {(loc.match, loc.path): loc.upstream or loc.status for loc in built_server.locations}
+
+
+UPSTREAM = model.upstream_name("default", "app", 80)
+
+
+def problems(built: model.Model) -> set[tuple[str, str, str]]:
+    return {(p.kind, p.name, p.code) for p in built.problems}
+
+
+# Class selection
+
+
+@pytest.mark.parametrize(
+    ("spec_class", "annotation", "options", "default_class", "selected"),
+    [
+        ("edge", None, {}, False, True),
+        ("nginx", None, {}, False, False),
+        ("nginx", None, {"watch_ingress_without_class": True}, True, False),
+        (None, "edge", {}, False, True),
+        (None, "nginx", {"watch_ingress_without_class": True}, False, False),
+        (None, None, {}, False, False),
+        (None, None, {"watch_ingress_without_class": True}, False, True),
+        (None, None, {}, True, True),
+        (None, None, {"ingress_class": "other"}, True, False),
+        ("other", None, {"ingress_class": "other"}, False, True),
+    ],
+)
+def test_class_selection(spec_class, annotation, options, default_class, selected):
+    annotations = {"kubernetes.io/ingress.class": annotation} if annotation else None
+    classes = []
+    if default_class:
+        annotations_of_class = {"ingressclass.kubernetes.io/is-default-class": "true"}
+        classes.append({"metadata": {"name": "edge", "annotations": annotations_of_class}})
+    services, slices = app()
+    built = build(
+        ingress(
+            "i", rule("h", path("/", "app")), ingress_class=spec_class, annotations=annotations
+        ),
+        services=services,
+        slices=slices,
+        classes=classes,
+        **options,
+    )
+    assert (built.served_ingresses == (("default", "i"),)) is selected
+    assert bool(built.servers) is selected
+    assert not built.problems  # other classes are ignored completely, not reported
+
+
+def test_default_class_annotation_must_be_exactly_true():
+    classes = [
+        {
+            "metadata": {
+                "name": "edge",
+                "annotations": {"ingressclass.kubernetes.io/is-default-class": "yes"},
+            }
+        }
+    ]
+    built = build(ingress("i", rule("h", path("/", "app")), ingress_class=None), classes=classes)
+    assert built.served_ingresses == ()
+
+
+# Validation
+
+
+def test_invalid_ingress_is_skipped_whole_and_others_are_served():
+    services, slices = app()
+    bad = ingress("bad", rule("good.example", path("/", "app")), rule("bad host", path("/", "app")))
+    good = ingress("good", rule("other.example", path("/", "app")))
+    built = build(bad, good, services=services, slices=slices)
+    assert [s.host for s in built.servers] == ["other.example"]
+    assert built.served_ingresses == (("default", "good"),)
+    (problem,) = built.problems
+    assert (problem.kind, problem.namespace, problem.name, problem.code) == (
+        "Ingress",
+        "default",
+        "bad",
+        "invalid",
+    )
+    assert "spec.rules[1].host 'bad host' is not a valid DNS name" in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (
+            lambda i: i["spec"]["rules"][0]["http"]["paths"][0].pop("pathType"),
+            "pathType is required",
+        ),
+        (lambda i: i["spec"]["rules"][0]["http"]["paths"][0].update(pathType="Regex"), "pathType"),
+        (lambda i: i["spec"]["rules"][0]["http"]["paths"][0].update(path="/a b"), ".path"),
+        (lambda i: i["spec"]["rules"][0].update(host="1.2.3.4"), "IP address"),
+        (lambda i: i["spec"]["rules"][0].update(host=["x"]), "must be a string"),
+        (lambda i: i["spec"].update(rules={"a": 1}), "spec.rules must be a list"),
+        (lambda i: i["metadata"].update(namespace="Bad"), "metadata.namespace"),
+        (lambda i: i["metadata"].update(creationTimestamp="yesterday"), "RFC 3339"),
+        (lambda i: i["metadata"].update(annotations={1: "x"}), "keys must be strings"),
+        (lambda i: i["metadata"].update(annotations={"a": 1}), "must be a string"),
+        (
+            lambda i: i["spec"]["rules"][0]["http"]["paths"][0]["backend"].update(
+                resource={"kind": "Bucket", "name": "b"}
+            ),
+            "resource backends are not supported",
+        ),
+        (
+            lambda i: i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(
+                port={"number": 80, "name": "http"}
+            ),
+            "either number or name",
+        ),
+        (
+            lambda i: i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(
+                port={}
+            ),
+            "needs a number or a name",
+        ),
+        (
+            lambda i: i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(
+                name="Web"
+            ),
+            "DNS-1035",
+        ),
+        (lambda i: i["spec"].update(tls=[{"hosts": ["a b"]}]), "spec.tls[0].hosts[0]"),
+        (lambda i: i["spec"].update(tls=[{"secretName": "a_b"}]), "secretName"),
+        (lambda i: i["spec"].update(defaultBackend="svc"), "spec.defaultBackend must be an object"),
+    ],
+)
+def test_invalid_fields_give_a_clear_reason(mutate, reason):
+    obj = ingress("i", rule("h", path("/", "app")))
+    mutate(obj)
+    built = build(obj)
+    (problem,) = built.problems
+    assert reason in problem.reason
+    assert built.served_ingresses == ()
+
+
+def test_hostile_identity_is_not_echoed():
+    obj = ingress("i", rule("h", path("/", "app")))
+    obj["metadata"]["name"] = "x;\n} load_module /tmp/x.so; #"
+    obj["metadata"]["namespace"] = "ns\nFAKE LOG LINE"
+    (problem,) = build(obj).problems
+    assert (problem.namespace, problem.name) == ("<invalid>", "<invalid>")
+    assert "\n" not in problem.reason
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [None, 7, "text", [], {"metadata": None}, {"metadata": {"name": 1}}, {"spec": []}],
+)
+def test_garbage_objects_never_raise(garbage):
+    inputs = model.Inputs(
+        ingresses=[garbage],
+        ingress_classes=[garbage],
+        services=[garbage],
+        endpoint_slices=[garbage],
+        secrets=[garbage],
+    )
+    built = model.build(inputs, model.Options(watch_ingress_without_class=True))
+    assert built.served_ingresses == ()
+
+
+# Annotations
+
+
+def test_supported_annotations_become_location_settings():
+    services, slices = app()
+    annotations = {
+        "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+        "nginx.ingress.kubernetes.io/proxy-body-size": "8m",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "120",
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": "30",
+        "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5",
+        "kubectl.kubernetes.io/last-applied-configuration": '{"any": "thing; }"}',
+    }
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations=annotations),
+        services=services,
+        slices=slices,
+    )
+    (location,) = server(built, "h").locations
+    assert location.settings == model.LocationSettings(
+        ssl_redirect=True,
+        proxy_body_size="8m",
+        proxy_connect_timeout=5,
+        proxy_read_timeout=120,
+        proxy_send_timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("nginx.ingress.kubernetes.io/configuration-snippet", "return 200;", "snippets"),
+        ("nginx.ingress.kubernetes.io/server-snippet", "x", "snippets"),
+        ("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8", "refusing"),
+        ("nginx.ingress.kubernetes.io/rewrite-target", "/", "refusing"),
+        ("nginx.org/server-snippets", "x", "snippets"),
+        ("nginx.ingress.kubernetes.io/proxy-read-timeout", "60s", "whole number"),
+        ("nginx.ingress.kubernetes.io/ssl-redirect", "on", "'true' or 'false'"),
+    ],
+)
+def test_unsupported_or_malformed_annotations_reject_the_ingress(key, value, words):
+    built = build(ingress("i", rule("h", path("/", "app")), annotations={key: value}))
+    (problem,) = built.problems
+    assert words in problem.reason
+    assert problem.code == ("invalid" if "whole" in words or "true" in words else "unsupported")
+    assert built.servers == ()
+
+
+# Locations
+
+
+def test_prefix_and_exact_locations():
+    services, slices = app()
+    built = build(
+        ingress(
+            "i",
+            rule(
+                "h",
+                path("/exact", "app", kind="Exact"),
+                path("/exact-slash/", "app", kind="Exact"),
+                path("/prefix", "app"),
+                path("/trailing/", "app"),
+                path("/both", "app"),
+                path("/both", "app", kind="Exact"),
+                path("/impl", "app", kind="ImplementationSpecific"),
+            ),
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert locations(server(built, "h")) == {
+        ("exact", "/both"): UPSTREAM,
+        ("prefix", "/both/"): UPSTREAM,
+        ("exact", "/exact"): UPSTREAM,
+        ("exact", "/exact-slash/"): UPSTREAM,
+        # nginx would redirect /exact-slash to /exact-slash/: served as unmatched instead.
+        ("exact", "/exact-slash"): 404,
+        ("exact", "/impl"): UPSTREAM,
+        ("prefix", "/impl/"): UPSTREAM,
+        ("exact", "/prefix"): UPSTREAM,
+        ("prefix", "/prefix/"): UPSTREAM,
+        ("exact", "/trailing"): UPSTREAM,
+        ("prefix", "/trailing/"): UPSTREAM,
+        ("prefix", "/"): 404,
+    }
+
+
+def test_exact_with_trailing_slash_under_a_prefix_keeps_the_prefix_for_the_bare_path():
+    services, slices = app()
+    other_services, other_slices = app("other", "10.0.0.2")
+    built = build(
+        ingress(
+            "i",
+            rule("h", path("/a", "app"), path("/a/b/", "other", kind="Exact")),
+        ),
+        services=services + other_services,
+        slices=slices + other_slices,
+    )
+    found = locations(server(built, "h"))
+    assert found[("exact", "/a/b/")] == model.upstream_name("default", "other", 80)
+    assert found[("exact", "/a/b")] == UPSTREAM
+
+
+def test_prefix_root_needs_no_fallback():
+    services, slices = app()
+    built = build(ingress("i", rule("h", path("/", "app"))), services=services, slices=slices)
+    assert locations(server(built, "h")) == {("prefix", "/"): UPSTREAM}
+
+
+def test_default_server_answers_health_and_takes_hostless_rules():
+    services, slices = app()
+    built = build(
+        ingress(
+            "i",
+            rule(None, path("/api", "app"), path("/healthz", "app", kind="Exact")),
+            rule("", path("/healthz", "app")),
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert locations(built.default_server) == {
+        ("exact", "/api"): UPSTREAM,
+        ("prefix", "/api/"): UPSTREAM,
+        ("exact", "/healthz"): 200,
+        ("prefix", "/healthz/"): UPSTREAM,
+        ("prefix", "/"): 404,
+    }
+    (problem,) = built.problems
+    assert problem.code == "conflict"
+    assert "reserved" in problem.reason
+
+
+# Conflicts and default backends
+
+
+def test_conflicts_oldest_wins_then_namespace_and_name_whatever_the_input_order():
+    services, slices = app()
+    for name in ("older", "a-same", "b-same", "newest", "no-time"):
+        more_services, more_slices = app(name, "10.0.1.1")
+        services += more_services
+        slices += more_slices
+    objects = [
+        ingress("newest", rule("h", path("/", "newest")), created=NEW),
+        ingress("older", rule("h", path("/", "older")), created=OLD),
+        ingress("no-time", rule("h", path("/", "no-time"))),
+        ingress("b-same", rule("s", path("/x", "b-same")), created=OLD),
+        ingress("a-same", rule("s", path("/x/", "a-same")), created=OLD),
+    ]
+    results = []
+    for seed in range(5):
+        shuffled = objects[:]
+        random.Random(seed).shuffle(shuffled)
+        built = build(*shuffled, services=services, slices=slices)
+        results.append(built)
+        assert locations(server(built, "h"))[("prefix", "/")] == model.upstream_name(
+            "default", "older", 80
+        )
+        assert locations(server(built, "s"))[("exact", "/x")] == model.upstream_name(
+            "default", "a-same", 80
+        )
+        assert problems(built) == {
+            ("Ingress", "newest", "conflict"),
+            ("Ingress", "no-time", "conflict"),
+            ("Ingress", "b-same", "conflict"),
+        }
+    assert all(result == results[0] for result in results)
+
+
+def test_exact_and_prefix_of_the_same_path_do_not_conflict():
+    services, slices = app()
+    built = build(
+        ingress("a", rule("h", path("/p", "app")), created=OLD),
+        ingress("b", rule("h", path("/p", "app", kind="Exact")), created=NEW),
+        services=services,
+        slices=slices,
+    )
+    assert not built.problems
+
+
+def test_default_backends():
+    services, slices = [], []
+    for name in ("catch", "late-catch", "own", "api", "other-own"):
+        more_services, more_slices = app(name)
+        services += more_services
+        slices += more_slices
+    built = build(
+        ingress("catch", default_backend=backend("catch", 80), created=OLD),
+        ingress("late-catch", default_backend=backend("late-catch", 80), created=NEW),
+        ingress(
+            "own", rule("h", path("/api", "api")), default_backend=backend("own", 80), created=OLD
+        ),
+        ingress(
+            "same-own",
+            rule("h", path("/b", "api")),
+            default_backend=backend("own", 80),
+            created=NEW,
+        ),
+        ingress(
+            "other-own",
+            rule("h", path("/c", "api")),
+            default_backend=backend("other-own", 80),
+            created=NEW,
+        ),
+        ingress("plain", rule("p", path("/x", "api"))),
+        services=services,
+        slices=slices,
+    )
+    upstream = lambda name: model.upstream_name("default", name, 80)  # noqa: E731
+    assert locations(built.default_server)[("prefix", "/")] == upstream("catch")
+    assert locations(server(built, "h"))[("prefix", "/")] == upstream("own")
+    # Hosts without a default backend of their own answer 404, not the catch-all.
+    assert locations(server(built, "p"))[("prefix", "/")] == 404
+    assert problems(built) == {
+        ("Ingress", "late-catch", "conflict"),
+        ("Ingress", "other-own", "conflict"),
+    }
+
+
+# Services and EndpointSlices
+
+
+def test_ports_by_number_and_name_resolve_through_slice_port_names():
+    services = [service("multi", {"http": 80, "admin": 9000})]
+    slices = [
+        endpoint_slice("multi", [("10.0.0.1", True)], 8080, port_name="http", name="s1"),
+        endpoint_slice("multi", [("10.0.0.2", True)], 9090, port_name="admin", name="s2"),
+    ]
+    built = build(
+        ingress(
+            "i",
+            rule(
+                "h",
+                path("/a", "multi", 80),
+                path("/b", "multi", "admin"),
+                path("/c", "multi", 9000),
+            ),
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert {u.name: u.endpoints for u in built.upstreams} == {
+        model.upstream_name("default", "multi", 80): ("10.0.0.1:8080",),
+        model.upstream_name("default", "multi", 9000): ("10.0.0.2:9090",),
+    }
+
+
+def test_unnamed_single_port_service():
+    services = [service("one", {"": 80})]
+    slices = [endpoint_slice("one", [("10.0.0.1", True)], 8080, port_name="")]
+    built = build(ingress("i", rule("h", path("/", "one"))), services=services, slices=slices)
+    assert built.upstreams[0].endpoints == ("10.0.0.1:8080",)
+
+
+def test_readiness_dedup_order_and_families():
+    services = [service("app")]
+    slices = [
+        endpoint_slice(
+            "app",
+            [("10.0.0.10", True), ("10.0.0.9", None), ("10.0.0.8", False), ("10.0.0.9", True)],
+            80,
+            name="a",
+        ),
+        endpoint_slice("app", [("10.0.0.10", True)], 80, name="dup"),
+        endpoint_slice("app", [("fd00::1", True)], 80, name="v6", address_type="IPv6"),
+        endpoint_slice("app", [("10.0.0.7", True)], 80, name="elsewhere", namespace="other"),
+    ]
+    terminating = endpoint_slice("app", [], 80, name="t")
+    terminating["endpoints"] = [
+        {"addresses": ["10.0.0.6"], "conditions": {"ready": True, "terminating": True}}
+    ]
+    udp = endpoint_slice("app", [("10.0.0.5", True)], 80, name="udp")
+    udp["ports"][0]["protocol"] = "UDP"
+    fqdn = endpoint_slice("app", [("example.com", True)], 80, name="fqdn", address_type="FQDN")
+    built = build(
+        ingress("i", rule("h", path("/", "app"))),
+        services=services,
+        slices=[*slices, terminating, udp, fqdn],
+    )
+    (upstream,) = built.upstreams
+    assert upstream.endpoints == ("10.0.0.9:80", "10.0.0.10:80", "[fd00::1]:80")
+    assert problems(built) == {("EndpointSlice", "fqdn", "unsupported")}
+
+
+def test_service_problems_make_paths_answer_503():
+    external = service("external")
+    external["spec"]["type"] = "ExternalName"
+    broken = service("broken")
+    broken["spec"]["ports"][0]["port"] = "eighty"
+    empty_services, empty_slices = (
+        [service("empty")],
+        [endpoint_slice("empty", [("10.0.0.1", False)], 80)],
+    )
+    bad_slice = endpoint_slice("bad-slice", [("10.0.0.300", True)], 80)
+    built = build(
+        ingress(
+            "i",
+            rule(
+                "h",
+                path("/missing", "missing"),
+                path("/port", "empty", 81),
+                path("/external", "external"),
+                path("/broken", "broken"),
+                path("/empty", "empty"),
+                path("/bad-slice", "bad-slice"),
+            ),
+        ),
+        services=[external, broken, *empty_services, service("bad-slice")],
+        slices=[*empty_slices, bad_slice],
+    )
+    found = locations(server(built, "h"))
+    for name in ("missing", "port", "external", "broken", "empty", "bad-slice"):
+        assert found[("exact", f"/{name}")] == 503
+    assert built.upstreams == ()
+    assert problems(built) == {
+        ("Ingress", "i", "missing-service"),
+        ("Service", "external", "unsupported"),
+        ("Service", "broken", "invalid"),
+        ("EndpointSlice", "bad-slice-slice", "invalid"),
+    }
+    reasons = " ".join(p.reason for p in built.problems)
+    assert "Service default/missing does not exist" in reasons
+    assert "Service default/empty has no port 81" in reasons
+
+
+def test_upstream_names_are_unique_and_start_with_a_digest():
+    name = model.upstream_name("default", "web", 80)
+    digest, rest = name.split("_", 1)
+    assert rest == "default_web_80"
+    assert len(digest) == 6
+    assert name != model.upstream_name("default", "web", 81)
+
+
+# TLS
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return {host: cli.self_signed(host, (host,)) for host in ("a.example", "b.example")}
+
+
+def test_tls_per_host(pairs):
+    services, slices = app()
+    broken = tls_secret("broken", pairs["a.example"])
+    broken["data"]["tls.key"] = "!!"
+    opaque = tls_secret("opaque", pairs["a.example"])
+    opaque["type"] = "Opaque"
+    built = build(
+        ingress(
+            "i",
+            rule("a.example", path("/", "app")),
+            rule("b.example", path("/", "app")),
+            rule("plain.example", path("/", "app")),
+            rule("nosecret.example", path("/", "app")),
+            rule("broken.example", path("/", "app")),
+            rule("opaque.example", path("/", "app")),
+            tls=[
+                {"hosts": ["a.example", "b.example"], "secretName": "a"},
+                {"hosts": ["nosecret.example"]},
+                {"hosts": ["broken.example"], "secretName": "broken"},
+                {"hosts": ["opaque.example"], "secretName": "opaque"},
+                {"hosts": ["not-a-rule-host.example"], "secretName": "a"},
+            ],
+        ),
+        services=services,
+        slices=slices,
+        secrets=[tls_secret("a", pairs["a.example"]), broken, opaque],
+    )
+    by_host = {s.host: (s.https, s.certificate) for s in built.servers}
+    assert by_host == {
+        "a.example": (True, ("default", "a")),
+        "b.example": (True, ("default", "a")),
+        "plain.example": (False, None),
+        "nosecret.example": (True, None),
+        "broken.example": (True, None),
+        "opaque.example": (True, None),
+    }
+    assert built.certificates == {("default", "a"): pairs["a.example"]}
+    assert problems(built) == {("Secret", "broken", "secret"), ("Secret", "opaque", "secret")}
+
+
+def test_tls_conflict_oldest_wins(pairs):
+    services, slices = app()
+    secrets = [tls_secret("a", pairs["a.example"]), tls_secret("b", pairs["b.example"])]
+    built = build(
+        ingress(
+            "new",
+            rule("h", path("/x", "app")),
+            tls=[{"hosts": ["h"], "secretName": "b"}],
+            created=NEW,
+        ),
+        ingress(
+            "old",
+            rule("h", path("/y", "app")),
+            tls=[{"hosts": ["h"], "secretName": "a"}],
+            created=OLD,
+        ),
+        services=services,
+        slices=slices,
+        secrets=secrets,
+    )
+    assert server(built, "h").certificate == ("default", "a")
+    assert problems(built) == {("Ingress", "new", "conflict")}
+
+
+def test_missing_secret_keeps_the_previous_pair(pairs):
+    services, slices = app()
+    built = build(
+        ingress("i", rule("h", path("/", "app")), tls=[{"hosts": ["h"], "secretName": "gone"}]),
+        services=services,
+        slices=slices,
+        previous_certificates={("default", "gone"): pairs["b.example"]},
+    )
+    assert server(built, "h").certificate == ("default", "gone")
+    assert built.certificates == {("default", "gone"): pairs["b.example"]}
+    (problem,) = built.problems
+    assert "does not exist; its hosts keep the previous certificate" in problem.reason
+
+
+# Whole model
+
+
+def test_same_objects_in_any_order_render_the_same_bytes(pairs):
+    services, slices = app()
+    more_services, more_slices = app("web", "10.0.0.2")
+    objects = [
+        ingress(
+            "a",
+            rule("a.example", path("/", "app")),
+            tls=[{"hosts": ["a.example"], "secretName": "a"}],
+        ),
+        ingress("b", rule("*.b.example", path("/x", "web"), path("/y", "app", kind="Exact"))),
+        ingress("c", rule(None, path("/", "web")), created=OLD),
+        ingress("d", default_backend=backend("web", 80)),
+    ]
+    layout = render.Layout(
+        "0.0.0.0:80", "0.0.0.0:443", "/out/gen-{generation}", "/etc/d.pem", "/etc/d.key"
+    )
+    outputs = set()
+    for seed in range(4):
+        rng = random.Random(seed)
+        lists = [
+            copy.deepcopy(x) for x in (objects, services + more_services, slices + more_slices)
+        ]
+        for items in lists:
+            rng.shuffle(items)
+        built = model.build(
+            model.Inputs(
+                ingresses=lists[0],
+                services=lists[1],
+                endpoint_slices=lists[2],
+                secrets=[tls_secret("a", pairs["a.example"])],
+            ),
+            model.Options(),
+        )
+        rendered = render.render(built, layout)
+        outputs.add((tuple(rendered.files.items()), rendered.generation, rendered.output_dir))
+    assert len(outputs) == 1

@@ -1,0 +1,700 @@
+"""Routing as the Ingress spec says, through a real nginx to real HTTP backends.
+
+Every rule of issue 2 section 3 (and the conformance suite's path, host and default
+backend features) is checked by sending requests: one module-wide site holds most of
+them; class selection, TLS fallback and the CLI's standalone output get sites of their own.
+"""
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from support_http import Backends, common_name, free_port, request
+from support_nginx import NginxRunner, Ports, nginx_test, render_site, status_generation
+from support_objects import (
+    backend,
+    endpoint_slice,
+    ingress,
+    path,
+    rule,
+    service,
+    tls_secret,
+)
+
+from edgeagent import cli, model
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "2017"
+OLD = "2020-01-01T00:00:00Z"
+NEW = "2021-01-01T00:00:00Z"
+
+# Services that each get one echo backend of the same name.
+SIMPLE_SERVICES = [
+    "foo-exact",
+    "foo-prefix",
+    "aaa-prefix",
+    "aaa-slash-bbb-prefix",
+    "aaa-slash-bbb-slash-prefix",
+    "foo-slash-exact",
+    "wildcard-foo-com",
+    "exact-foo-com",
+    "foo-bar-com",
+    "echo-service",
+    "hostless",
+    "api",
+    "app-default",
+    "older",
+    "newer",
+    "same-age-a",
+    "same-age-b",
+    "secure",
+    "redirect",
+    "classless",
+    "other-class",
+]
+
+
+class World:
+    """The module-wide site and what tests need to know about it."""
+
+    def __init__(self, site, backends: dict, certificates: dict) -> None:
+        self.site = site
+        self.backends = backends
+        self.certificates = certificates
+
+    def get(self, host: str | None, target: str = "/", **options):
+        return request(self.site.ports.http, host, target, **options)
+
+    def get_tls(self, host: str, target: str = "/", **options):
+        return request(self.site.ports.https, host, target, tls=True, **options)
+
+
+def world_objects(backends: dict, certificates: dict) -> model.Inputs:
+    objects = model.Inputs()
+    for name in SIMPLE_SERVICES:
+        objects.services.append(service(name))
+        address, port = backends[name].host, backends[name].port
+        objects.endpoint_slices.append(endpoint_slice(name, [(address, True)], port))
+
+    # Endpoint readiness: only "ready-one" may ever receive a request.
+    objects.services.append(service("mixed-ready"))
+    ready = backends["ready-one"]
+    objects.endpoint_slices.append(
+        endpoint_slice("mixed-ready", [(ready.host, True)], ready.port, name="mixed-ready-a")
+    )
+    for name, conditions in (
+        ("not-ready", {"ready": False}),
+        ("terminating", {"ready": False, "serving": True, "terminating": True}),
+    ):
+        shadow = endpoint_slice("mixed-ready", [], backends[name].port, name=f"mixed-{name}")
+        shadow["endpoints"] = [{"addresses": [backends[name].host], "conditions": conditions}]
+        objects.endpoint_slices.append(shadow)
+    # Ready unset counts as ready (the API's definition).
+    objects.services.append(service("ready-unset"))
+    unset = backends["ready-unset"]
+    objects.endpoint_slices.append(endpoint_slice("ready-unset", [(unset.host, None)], unset.port))
+    # No ready endpoint at all.
+    objects.services.append(service("empty"))
+    idle = backends["not-ready"]
+    objects.endpoint_slices.append(endpoint_slice("empty", [(idle.host, False)], idle.port))
+    # Ports by number and by name, each with its own EndpointSlice port.
+    objects.services.append(service("multi", {"http": 80, "admin": 9000}))
+    for port_name, name in (("http", "multi-http"), ("admin", "multi-admin")):
+        slice_ = endpoint_slice(
+            "multi",
+            [(backends[name].host, True)],
+            backends[name].port,
+            port_name=port_name,
+            name=f"multi-{port_name}",
+        )
+        objects.endpoint_slices.append(slice_)
+    # Three replicas behind one Service, one EndpointSlice each (each has its own port).
+    objects.services.append(service("replicas"))
+    for i in range(3):
+        replica = backends[f"replica-{i}"]
+        objects.endpoint_slices.append(
+            endpoint_slice("replicas", [(replica.host, True)], replica.port, name=f"replicas-{i}")
+        )
+
+    objects.ingresses.extend(
+        [
+            ingress("exact", rule("exact-path-rules", path("/foo", "foo-exact", kind="Exact"))),
+            ingress(
+                "prefix",
+                rule(
+                    "prefix-path-rules",
+                    path("/foo", "foo-prefix"),
+                    path("/aaa/bbb", "aaa-slash-bbb-prefix"),
+                    path("/aaa", "aaa-prefix"),
+                ),
+            ),
+            ingress(
+                "mixed",
+                rule(
+                    "mixed-path-rules",
+                    path("/foo", "foo-prefix"),
+                    path("/foo", "foo-exact", kind="Exact"),
+                ),
+            ),
+            ingress(
+                "trailing",
+                rule(
+                    "trailing-slash-path-rules",
+                    path("/aaa/bbb/", "aaa-slash-bbb-slash-prefix"),
+                    path("/foo/", "foo-slash-exact", kind="Exact"),
+                ),
+            ),
+            ingress(
+                "implementation-specific",
+                rule("impl-specific", path("/foo", "foo-prefix", kind="ImplementationSpecific")),
+            ),
+            ingress(
+                "host-rules",
+                rule("*.foo.com", path("/", "wildcard-foo-com")),
+                rule("exact.foo.com", path("/", "exact-foo-com")),
+                rule("foo.bar.com", path("/", "foo-bar-com", "http")),
+                tls=[{"hosts": ["foo.bar.com"], "secretName": "conformance-tls"}],
+            ),
+            ingress(
+                "secure",
+                rule("secure.example.com", path("/", "secure")),
+                rule("missing-secret.example.com", path("/", "secure")),
+                tls=[
+                    {"hosts": ["secure.example.com"], "secretName": "secure-tls"},
+                    {"hosts": ["missing-secret.example.com"], "secretName": "no-such-secret"},
+                ],
+            ),
+            ingress(
+                "redirect",
+                rule("redirect.example.com", path("/", "redirect")),
+                tls=[{"hosts": ["redirect.example.com"], "secretName": "secure-tls"}],
+                annotations={"nginx.ingress.kubernetes.io/ssl-redirect": "true"},
+            ),
+            ingress("hostless", rule(None, path("/hostless", "hostless"))),
+            ingress("catch-all", default_backend=backend("echo-service", 80), created=OLD),
+            ingress("second-catch-all", default_backend=backend("hostless", 80), created=NEW),
+            ingress(
+                "with-default",
+                rule("with-default", path("/api", "api")),
+                default_backend=backend("app-default", 80),
+            ),
+            ingress(
+                "readiness",
+                rule(
+                    "readiness",
+                    path("/mixed", "mixed-ready"),
+                    path("/unset", "ready-unset"),
+                    path("/empty", "empty"),
+                    path("/missing", "no-such-service"),
+                    path("/replicas", "replicas"),
+                ),
+            ),
+            ingress(
+                "ports",
+                rule(
+                    "ports",
+                    path("/by-number", "multi", 80),
+                    path("/by-name", "multi", "admin"),
+                    path("/admin-by-number", "multi", 9000),
+                ),
+            ),
+            ingress("newer", rule("conflict", path("/", "newer")), created=NEW),
+            ingress("older", rule("conflict", path("/", "older")), created=OLD),
+            ingress(
+                "b", rule("same-age", path("/", "same-age-b")), created=OLD, namespace="default"
+            ),
+            ingress(
+                "a", rule("same-age", path("/", "same-age-a")), created=OLD, namespace="default"
+            ),
+            ingress("classless", rule("classless", path("/", "classless")), ingress_class=None),
+            ingress("other", rule("other-class", path("/", "other-class")), ingress_class="nginx"),
+        ]
+    )
+    objects.secrets.extend(
+        [
+            tls_secret("conformance-tls", certificates["foo.bar.com"]),
+            tls_secret("secure-tls", certificates["secure.example.com"]),
+        ]
+    )
+    return objects
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    backends = Backends()
+    runner = NginxRunner()
+    try:
+        names = [
+            *SIMPLE_SERVICES,
+            "ready-one",
+            "not-ready",
+            "terminating",
+            "ready-unset",
+            "multi-http",
+            "multi-admin",
+            *(f"replica-{i}" for i in range(3)),
+        ]
+        started = {name: backends.start(name) for name in names}
+        certificates = {
+            host: cli.self_signed(host, (host,)) for host in ("foo.bar.com", "secure.example.com")
+        }
+        site = render_site(tmp_path_factory.mktemp("world"), world_objects(started, certificates))
+        runner.start(site)
+        yield World(site, started, certificates)
+    finally:
+        runner.stop_all()
+        backends.stop_all()
+
+
+# Path rules (conformance: features/path_rules.feature)
+@pytest.mark.parametrize(
+    ("host", "target", "status", "served_by"),
+    [
+        ("exact-path-rules", "/foo", 200, "foo-exact"),
+        ("exact-path-rules", "/foo/", 404, None),
+        ("exact-path-rules", "/FOO", 404, None),
+        ("exact-path-rules", "/bar", 404, None),
+        ("exact-path-rules", "/foo?x=1", 200, "foo-exact"),
+        ("prefix-path-rules", "/foo", 200, "foo-prefix"),
+        ("prefix-path-rules", "/foo/", 200, "foo-prefix"),
+        ("prefix-path-rules", "/foo/bar/baz", 200, "foo-prefix"),
+        ("prefix-path-rules", "/foobar", 404, None),
+        ("prefix-path-rules", "/FOO", 404, None),
+        ("prefix-path-rules", "/aaa/bbb", 200, "aaa-slash-bbb-prefix"),
+        ("prefix-path-rules", "/aaa/bbb/ccc", 200, "aaa-slash-bbb-prefix"),
+        ("prefix-path-rules", "/aaa/bbbccc", 200, "aaa-prefix"),
+        ("prefix-path-rules", "/aaa/ccc", 200, "aaa-prefix"),
+        ("prefix-path-rules", "/aaaccc", 404, None),
+        ("mixed-path-rules", "/foo", 200, "foo-exact"),
+        ("mixed-path-rules", "/foo/", 200, "foo-prefix"),
+        ("mixed-path-rules", "/foo/x", 200, "foo-prefix"),
+        ("trailing-slash-path-rules", "/aaa/bbb", 200, "aaa-slash-bbb-slash-prefix"),
+        ("trailing-slash-path-rules", "/aaa/bbb/", 200, "aaa-slash-bbb-slash-prefix"),
+        ("trailing-slash-path-rules", "/aaa/bbb/c", 200, "aaa-slash-bbb-slash-prefix"),
+        ("trailing-slash-path-rules", "/foo/", 200, "foo-slash-exact"),
+        ("trailing-slash-path-rules", "/foo", 404, None),
+        ("impl-specific", "/foo", 200, "foo-prefix"),
+        ("impl-specific", "/foo/x", 200, "foo-prefix"),
+        ("impl-specific", "/foox", 404, None),
+    ],
+)
+def test_path_rules(world, host, target, status, served_by):
+    answer = world.get(host, target)
+    assert answer.status == status
+    if served_by:
+        assert answer.backend == served_by
+        assert answer.echo["target"] == target
+    else:
+        assert answer.backend is None  # nginx's own 404, not a backend's
+
+
+# Host rules (conformance: features/host_rules.feature)
+@pytest.mark.parametrize(
+    ("host", "status", "served_by"),
+    [
+        ("foo.bar.com", 200, "foo-bar-com"),
+        ("FOO.bar.COM", 200, "foo-bar-com"),
+        ("foo.bar.com:8080", 200, "foo-bar-com"),
+        ("bar.foo.com", 200, "wildcard-foo-com"),
+        ("exact.foo.com", 200, "exact-foo-com"),
+        # No host matches: the catch-all default backend (echo-service) of this site
+        # answers; without one, the default server's 404 (test_classless_ingresses).
+        ("subdomain.bar.com", 200, "echo-service"),
+        ("baz.bar.foo.com", 200, "echo-service"),
+        ("foo.com", 200, "echo-service"),
+    ],
+)
+def test_host_rules(world, host, status, served_by):
+    answer = world.get(host, "/")
+    assert answer.status == status
+    assert answer.backend == served_by
+
+
+def test_host_rule_over_tls_verifies_its_certificate(world):
+    answer = world.get_tls("foo.bar.com", "/")
+    assert answer.status == 200
+    assert answer.backend == "foo-bar-com"
+    assert answer.echo["headers"]["host"] == "foo.bar.com"
+    served = answer.certificate.public_bytes(serialization.Encoding.PEM)
+    assert served == world.certificates["foo.bar.com"].certificate_pem
+
+
+@pytest.mark.parametrize(
+    ("sni", "host", "expected_common_name", "status", "served_by"),
+    [
+        ("secure.example.com", "secure.example.com", "secure.example.com", 200, "secure"),
+        ("foo.bar.com", "foo.bar.com", "foo.bar.com", 200, "foo-bar-com"),
+        # A TLS host whose Secret is missing: served, with the default certificate.
+        (
+            "missing-secret.example.com",
+            "missing-secret.example.com",
+            "edgeagent-default",
+            200,
+            "secure",
+        ),
+        # Unknown name, and no SNI at all: the default server and certificate.
+        ("unknown.example.com", "unknown.example.com", "edgeagent-default", 200, "echo-service"),
+        ("", "secure.example.com", "edgeagent-default", 200, "secure"),
+        # Hosts without spec.tls do not listen on HTTPS: the default server answers.
+        ("prefix-path-rules", "prefix-path-rules", "edgeagent-default", 200, "echo-service"),
+    ],
+)
+def test_tls_certificate_by_sni(world, sni, host, expected_common_name, status, served_by):
+    answer = world.get_tls(host, "/", sni=sni)
+    assert common_name(answer.certificate) == expected_common_name
+    assert answer.status == status
+    assert answer.backend == served_by
+
+
+def test_hsts_only_over_https_on_tls_hosts(world):
+    assert world.get_tls("secure.example.com").headers["strict-transport-security"]
+    assert "strict-transport-security" not in world.get("secure.example.com").headers
+    assert "strict-transport-security" not in world.get_tls("unknown.example.com").headers
+
+
+def test_ssl_redirect_annotation(world):
+    plain = world.get("redirect.example.com", "/a?b=c")
+    assert plain.status == 308
+    assert plain.headers["location"] == "https://redirect.example.com/a?b=c"
+    assert world.get_tls("redirect.example.com", "/a").backend == "redirect"
+
+
+# Default backend (conformance: features/default_backend.feature)
+@pytest.mark.parametrize(
+    ("method", "host", "target"),
+    [
+        ("GET", "my-host", "/"),
+        ("GET", "my-host", "/sub-path"),
+        ("POST", "some-host", "/"),
+        ("PUT", "127.0.0.1", "/resource"),
+        ("DELETE", "some-host", "/resource"),
+        ("PATCH", "my-host", "/resource"),
+    ],
+)
+def test_catch_all_default_backend(world, method, host, target):
+    body = b"payload" if method in ("POST", "PUT", "PATCH") else None
+    answer = world.get(host, target, method=method, body=body)
+    assert answer.status == 200
+    assert answer.backend == "echo-service"  # the older of two catch-alls
+    for header in ("content-length", "content-type", "date", "server"):
+        assert header in answer.headers
+    echo = answer.echo
+    assert (echo["method"], echo["target"], echo["version"]) == (method, target, "HTTP/1.1")
+    assert echo["body"] == (body or b"").decode()
+
+
+def test_rules_without_host_go_to_the_default_server(world):
+    assert world.get("anything.example", "/hostless/x").backend == "hostless"
+    # A known host does not fall back to rules without a host ...
+    assert world.get("prefix-path-rules", "/hostless").status == 404
+    # ... and nothing shadows the edge's own health check.
+    health = world.get("anything.example", "/healthz")
+    assert (health.status, health.body) == (200, b"ok\n")
+
+
+def test_default_backend_of_an_ingress_with_rules_serves_its_hosts(world):
+    assert world.get("with-default", "/api/v1").backend == "api"
+    assert world.get("with-default", "/other").backend == "app-default"
+
+
+def test_unmatched_path_on_a_known_host_is_404_with_standard_headers(world):
+    answer = world.get("exact-path-rules", "/nothing")
+    assert answer.status == 404
+    assert answer.headers["content-type"] == "text/html"
+    assert int(answer.headers["content-length"]) == len(answer.body)
+    assert answer.headers["server"] == "nginx"  # server_tokens off: no version
+    assert "date" in answer.headers
+
+
+def test_backend_sees_original_request_and_forwarding_headers(world):
+    answer = world.get(
+        "foo.bar.com",
+        "/some/path?q=1&r=%20x",
+        method="PUT",
+        headers={"X-Custom": "kept", "User-Agent": "edge-test/1"},
+        body=b"{}",
+    )
+    echo = answer.echo
+    assert echo["method"] == "PUT"
+    assert echo["target"] == "/some/path?q=1&r=%20x"
+    assert echo["version"] == "HTTP/1.1"
+    headers = echo["headers"]
+    assert headers["host"] == "foo.bar.com"
+    assert headers["x-custom"] == "kept"
+    assert headers["user-agent"] == "edge-test/1"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-real-ip"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert world.get_tls("foo.bar.com").echo["headers"]["x-forwarded-proto"] == "https"
+    # Proxied answers carry what nginx adds and the backend's own length and type.
+    assert answer.headers["server"] == "nginx"
+    assert answer.headers["content-type"] == "application/json"
+    assert int(answer.headers["content-length"]) == len(answer.body)
+    assert "date" in answer.headers
+
+
+def test_existing_forwarded_for_is_extended(world):
+    answer = world.get("foo.bar.com", "/", headers={"X-Forwarded-For": "192.0.2.7"})
+    assert answer.echo["headers"]["x-forwarded-for"] == "192.0.2.7, 127.0.0.1"
+
+
+def test_websocket_upgrade_is_passed_on_and_keepalive_otherwise(world):
+    upgrade = world.get(
+        "foo.bar.com", "/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+    )
+    assert upgrade.echo["headers"]["upgrade"] == "websocket"
+    assert upgrade.echo["headers"]["connection"] == "upgrade"
+    plain = world.get("foo.bar.com", "/")
+    assert "connection" not in plain.echo["headers"]  # keep-alive upstream connections
+
+
+def test_only_ready_endpoints_get_requests(world):
+    served = {world.get("readiness", "/mixed").backend for _ in range(12)}
+    assert served == {"ready-one"}
+    assert world.get("readiness", "/unset").backend == "ready-unset"
+
+
+def test_service_without_ready_endpoint_answers_503(world):
+    assert world.get("readiness", "/empty").status == 503
+    assert world.get("readiness", "/missing").status == 503
+
+
+def test_requests_spread_over_all_ready_endpoints(world):
+    served = {world.get("readiness", "/replicas").backend for _ in range(30)}
+    assert served == {"replica-0", "replica-1", "replica-2"}
+
+
+@pytest.mark.parametrize(
+    ("target", "served_by"),
+    [
+        ("/by-number", "multi-http"),
+        ("/by-name", "multi-admin"),
+        ("/admin-by-number", "multi-admin"),
+    ],
+)
+def test_service_port_by_number_and_by_name(world, target, served_by):
+    assert world.get("ports", target).backend == served_by
+
+
+def test_ingress_class_selection(world):
+    # Not selected: their hosts are unknown, so the catch-all answers.
+    assert world.get("classless", "/").backend == "echo-service"
+    assert world.get("other-class", "/").backend == "echo-service"
+    served = set(world.site.model.served_ingresses)
+    assert ("default", "classless") not in served
+    assert ("default", "other") not in served
+
+
+def test_conflict_oldest_wins_then_namespace_and_name(world):
+    assert world.get("conflict", "/").backend == "older"
+    assert world.get("same-age", "/").backend == "same-age-a"
+    conflicts = {(p.name, p.code) for p in world.site.model.problems if p.code == "conflict"}
+    assert conflicts == {("newer", "conflict"), ("b", "conflict"), ("second-catch-all", "conflict")}
+
+
+def test_world_problems_are_exactly_the_expected_ones(world):
+    problems = {(p.kind, p.namespace, p.name, p.code) for p in world.site.model.problems}
+    assert problems == {
+        ("Ingress", "default", "newer", "conflict"),
+        ("Ingress", "default", "b", "conflict"),
+        ("Ingress", "default", "second-catch-all", "conflict"),
+        ("Ingress", "default", "readiness", "missing-service"),
+        ("Secret", "default", "no-such-secret", "secret"),
+    }
+
+
+def test_status_server_answers_the_generation(world):
+    assert status_generation(world.site.ports.status) == world.site.generation
+
+
+@pytest.mark.parametrize(
+    ("options", "with_default_class", "classless_served"),
+    [
+        (model.Options(), False, False),
+        (model.Options(watch_ingress_without_class=True), False, True),
+        (model.Options(), True, True),
+        (model.Options(ingress_class="other"), True, False),
+    ],
+)
+def test_classless_ingresses(
+    tmp_path, nginx_runner, http_backends, options, with_default_class, classless_served
+):
+    app = http_backends.start("app")
+    inputs = model.Inputs(
+        ingresses=[
+            ingress("classless", rule("classless", path("/", "app")), ingress_class=None),
+            ingress("foreign", rule("foreign", path("/", "app")), ingress_class="nginx"),
+        ],
+        services=[service("app")],
+        endpoint_slices=[endpoint_slice("app", [(app.host, True)], app.port)],
+    )
+    if with_default_class:
+        inputs.ingress_classes.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "IngressClass",
+                "metadata": {
+                    "name": "edge",
+                    "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+                },
+            }
+        )
+    site = render_site(tmp_path, inputs, options)
+    nginx_runner.start(site)
+    assert request(site.ports.http, "classless").status == (200 if classless_served else 404)
+    foreign = request(site.ports.http, "foreign")
+    assert (foreign.status, foreign.backend) == (404, None)  # the default server's own
+
+
+def test_invalid_secret_keeps_the_previous_certificate(tmp_path, nginx_runner, http_backends):
+    app = http_backends.start("app")
+    previous = cli.self_signed("previous.example.com", ("previous.example.com",))
+    broken = tls_secret("tls", previous)
+    broken["data"]["tls.key"] = broken["data"]["tls.crt"]  # no key: invalid
+    hosts = ("kept.example.com", "fresh.example.com")
+    inputs = model.Inputs(
+        ingresses=[
+            ingress(
+                "kept",
+                rule(hosts[0], path("/", "app")),
+                tls=[{"hosts": [hosts[0]], "secretName": "tls"}],
+            ),
+            ingress(
+                "fresh",
+                rule(hosts[1], path("/", "app")),
+                tls=[{"hosts": [hosts[1]], "secretName": "tls-b"}],
+            ),
+        ],
+        services=[service("app")],
+        endpoint_slices=[endpoint_slice("app", [(app.host, True)], app.port)],
+        secrets=[broken, {**broken, "metadata": {"name": "tls-b", "namespace": "default"}}],
+    )
+    options = model.Options(previous_certificates={("default", "tls"): previous})
+    site = render_site(tmp_path, inputs, options)
+    nginx_runner.start(site)
+    kept = request(site.ports.https, hosts[0], tls=True)
+    fresh = request(site.ports.https, hosts[1], tls=True)
+    assert (kept.status, common_name(kept.certificate)) == (200, "previous.example.com")
+    assert (fresh.status, common_name(fresh.certificate)) == (200, "edgeagent-default")
+    assert site.model.certificates == {("default", "tls"): previous}
+    reasons = {p.name: p.reason for p in site.model.problems}
+    assert "previous certificate" in reasons["tls"]
+    assert "default certificate" in reasons["tls-b"]
+
+
+def _examples_for(backends: Backends, directory: Path) -> Path:
+    """The 2017 example manifests with their pod addresses swapped for echo backends."""
+    addresses = {
+        "web1": backends.start("web1"),
+        "web2": backends.start("web2"),
+        "default-http-backend": backends.start("default-http-backend"),
+    }
+    directory.mkdir()
+    for source in sorted(EXAMPLES.glob("*.yaml")):
+        documents = [d for d in yaml.safe_load_all(source.read_text()) if d]
+        for document in documents:
+            if document["kind"] == "EndpointSlice":
+                echo = addresses[document["metadata"]["labels"]["kubernetes.io/service-name"]]
+                document["endpoints"][0]["addresses"] = [echo.host]
+                document["ports"][0]["port"] = echo.port
+        (directory / source.name).write_text(yaml.safe_dump_all(documents))
+    return directory
+
+
+def test_cli_render_of_the_2017_setup_serves_as_is(tmp_path, nginx_runner, http_backends, capsys):
+    manifests = _examples_for(http_backends, tmp_path / "manifests")
+    out = tmp_path / "out"
+    ports = Ports.free()
+    argv = [
+        "render",
+        "-f",
+        str(manifests),
+        "-o",
+        str(out),
+        "--listen-http",
+        f"127.0.0.1:{ports.http}",
+        "--listen-https",
+        f"127.0.0.1:{ports.https}",
+        "--status-listen",
+        f"127.0.0.1:{ports.status}",
+    ]
+    assert cli.main(argv) == 0
+    assert "0 problems" in capsys.readouterr().err
+    tested = nginx_test(out)
+    assert tested.returncode == 0, tested.stderr
+    assert (out / "certs" / "default.pem").stat().st_mode & 0o777 == 0o600
+    generation = (out / "edge.conf").read_text().split()[3].rstrip(";")
+    process = subprocess.Popen(
+        ["/usr/sbin/nginx", "-p", str(out), "-c", "nginx.conf", "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        nginx = _wait_serving(process, ports.status, generation)
+        assert request(ports.http, "web1.example.com", "/x").backend == "web1"
+        assert request(ports.http, "web2.example.com", "/").backend == "web2"
+        assert request(ports.http, "unknown.example.com").backend == "default-http-backend"
+        assert request(ports.http, "web1.example.com", "/healthz").backend == "web1"
+        assert request(ports.http, "unknown.example.com", "/healthz").body == b"ok\n"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stderr.close()
+    assert nginx
+
+
+def _wait_serving(process: subprocess.Popen, status_port: int, generation: str) -> bool:
+    for _ in range(500):
+        if status_generation(status_port) == generation:
+            return True
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.02)
+    raise TimeoutError("nginx did not come up")
+
+
+def test_ordinary_user_runs_the_rendered_directory(http_backends):
+    """`nginx -p DIR -c nginx.conf` as an unprivileged user: no `user` directive, pid,
+    logs and temporary files inside DIR."""
+    base = Path(tempfile.mkdtemp(prefix="edgeagent-user-"))
+    try:
+        manifests = _examples_for(http_backends, base / "manifests")
+        out = base / "out"
+        port, status = free_port(), free_port()
+        argv = ["render", "-f", str(manifests), "-o", str(out)]
+        argv += ["--listen-http", f"127.0.0.1:{port}", "--listen-https", f"127.0.0.1:{free_port()}"]
+        argv += ["--status-listen", f"127.0.0.1:{status}"]
+        assert cli.main(argv) == 0
+        shutil.chown(base, "nobody", "nogroup")
+        for item in base.rglob("*"):
+            shutil.chown(item, "nobody", "nogroup")
+        command = ["/usr/sbin/nginx", "-p", str(out), "-c", "nginx.conf"]
+        tested = subprocess.run(
+            [*command, "-t"],
+            user="nobody",
+            group="nogroup",
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert tested.returncode == 0, tested.stderr
+        generation = (out / "edge.conf").read_text().split()[3].rstrip(";")
+        process = subprocess.Popen(
+            [*command, "-g", "daemon off;"],
+            user="nobody",
+            group="nogroup",
+            extra_groups=[],
+            stderr=subprocess.PIPE,
+        )
+        try:
+            _wait_serving(process, status, generation)
+            assert request(port, "web2.example.com").backend == "web2"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            process.stderr.close()
+    finally:
+        shutil.rmtree(base)
