@@ -70,8 +70,16 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
     requests = analysis.attribute(requests, steps)
     marks = [analysis.Mark(**m) for m in drill["marks"]]
     windows = analysis.windows(marks, end)
+    keepalived = {
+        conf.stem: kaconf.settings(conf.read_text())
+        for conf in sorted((raw / "keepalived").glob("*.conf"))
+    }
+    handover_s = handover_allowance(keepalived)
     scenarios = [
-        {**analysis.summarize(w, requests, steps), "method": drill.get("scenarios", {}).get(w.name)}
+        {
+            **analysis.summarize(w, requests, steps, handover_s),
+            "method": drill.get("scenarios", {}).get(w.name),
+        }
         for w in windows
     ]
     checked = analysis.check_goals(scenarios, goals)
@@ -82,10 +90,8 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
         "vip": drill["vip"],
         "failed_step": drill.get("failed_step"),
         "settings": drill.get("settings", {}),
-        "keepalived": {
-            conf.stem: kaconf.settings(conf.read_text())
-            for conf in sorted((raw / "keepalived").glob("*.conf"))
-        },
+        "keepalived": keepalived,
+        "split_brain_allowance_ms": round(handover_s * 1000, 1),
         "loadgen": {
             "period_ms": round(meta.get("period_s", 0) * 1000, 1),
             "timeout_ms": round(meta.get("timeout_s", 0) * 1000, 1),
@@ -99,6 +105,18 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
         "goals": checked,
         "goals_met": all(g["met"] for g in checked) if checked else None,
     }, Drawing(requests, steps, windows, meta.get("timeout_s", 0.5) * 1000)
+
+
+def handover_allowance(keepalived: dict[str, Any]) -> float:
+    """Seconds two holders are a handover, not a split brain: the longest advert_int of the
+    nodes' VRRP instances (1 s, keepalived's default, when none is known)."""
+    intervals = [
+        instance["advert_int"]
+        for node in keepalived.values()
+        for instance in node["vrrp_instance"]
+        if isinstance(instance["advert_int"], int | float)
+    ]
+    return float(max(intervals, default=1))
 
 
 def _cell(value: Any) -> str:

@@ -41,9 +41,14 @@ ensure_container() {
 }
 
 wait_for_systemd() {
-  local name=$1 state
-  state=$(timeout "$BOOT_SECONDS" "$DOCKER" exec "$name" systemctl is-system-running --wait) ||
-    true
+  local name=$1 state='' deadline=$((SECONDS + BOOT_SECONDS))
+  # Right after `docker run` systemctl finds no bus yet and fails at once; then --wait blocks
+  # until the boot is over and prints running or degraded.
+  while [[ -z $state ]] && ((SECONDS < deadline)); do
+    state=$(timeout "$BOOT_SECONDS" "$DOCKER" exec "$name" systemctl is-system-running --wait \
+      2>/dev/null) || true
+    [[ -n $state ]] || sleep 0.2
+  done
   [[ $state == running ]] && return
   echo "$name: systemd is '${state:-not answering}' after ${BOOT_SECONDS}s; failed units:" >&2
   "$DOCKER" exec "$name" systemctl --failed --no-legend >&2 || true

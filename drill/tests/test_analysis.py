@@ -14,7 +14,7 @@ WINDOW = Window("keepalived-stop", FAULT, RESTORE, SETTLED)
 
 
 def test_summary_of_a_failover_and_failback():
-    summary = analysis.summarize(WINDOW, synthetic_requests(), STEPS)
+    summary = analysis.summarize(WINDOW, synthetic_requests(), STEPS, 0.1)
     assert summary["holder_before"] == "edge1"
     assert summary["holder_after"] == "edge2"
     assert summary["failover"] is True
@@ -31,16 +31,30 @@ def test_summary_of_a_failover_and_failback():
     assert summary["failback_total"] == 150
     assert summary["failback_broken_long_lived"] == 1
     assert summary["holder_after_failback"] == ["edge1"]
-    assert summary["split_brain_moments"] == 1
-    assert summary["split_brain_ms_after_restore"] == pytest.approx(10.0)
-    assert summary["split_brain_ms_during_fault"] == 0
+    # edge1 took the VIP back 10 ms before edge2 dropped it: a handover, not a split brain
+    assert summary["split_brain_moments"] == 0
+    assert summary["split_brain_ms"] == 0
+    assert summary["dual_holder_intervals_after_restore"] == 1
+    assert summary["dual_holder_ms_after_restore"] == pytest.approx(10.0)
+    assert summary["dual_holder_ms_during_fault"] == 0
     assert summary["vip_vacant_ms_during_fault"] == 0
+
+
+def test_two_holders_longer_than_a_handover_are_a_split_brain_moment():
+    steps = holders.merge(
+        {"edge1": [(99.0, True)], "edge2": [(99.0, False), (103.0, True), (105.3, False)]}
+    )
+    summary = analysis.summarize(WINDOW, synthetic_requests(), steps, 0.1)
+    assert summary["dual_holder_ms_during_fault"] == pytest.approx(2000.0)
+    assert summary["split_brain_moments"] == 1
+    assert summary["split_brain_ms"] == pytest.approx(300.0)
+    assert analysis.summarize(WINDOW, synthetic_requests(), steps, 0.5)["split_brain_moments"] == 0
 
 
 def test_a_fault_that_moves_nothing_has_no_gap():
     requests = [Request("new", 100 + i * PERIOD, 2.0, True, "edge1") for i in range(500)]
     steps = holders.merge({"edge1": [(99.0, True)], "edge2": [(99.0, False)]})
-    summary = analysis.summarize(WINDOW, requests, steps)
+    summary = analysis.summarize(WINDOW, requests, steps, 0.1)
     assert summary["holder_after"] is None
     assert summary["failover"] is False
     assert summary["gap_ms"] is None

@@ -20,6 +20,10 @@ def write_raw(raw):
     (raw / "holders").mkdir(parents=True)
     (raw / "holders" / "edge1.log").write_text(EDGE1)
     (raw / "holders" / "edge2.log").write_text(EDGE2)
+    (raw / "keepalived").mkdir()
+    (raw / "keepalived" / "edge1.conf").write_text(
+        "vrrp_instance VI_EDGE {\n    version 3\n    advert_int 0.1\n}\n"
+    )
     lines = [{"kind": "meta", "t": 99.5, "period_s": 0.02, "timeout_s": 0.5, "long_lived": 1}]
     lines += [r.__dict__ for r in synthetic_requests()]
     lines += [{"kind": "end", "t": 110.0, "probes": 500}]
@@ -48,6 +52,8 @@ def test_report_writes_json_png_and_prints_the_table(tmp_path, capsys):
         "failed": 15,
     }
     assert written["loadgen"]["node_source"] == "response header"
+    assert written["split_brain_allowance_ms"] == 100
+    assert written["keepalived"]["edge1"]["vrrp_instance"][0]["advert_int"] == 0.1
     assert [(g["field"], g["met"]) for g in written["goals"]] == [
         ("gap_ms", True),
         ("failback_failed", True),

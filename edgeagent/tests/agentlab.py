@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import base64
 import http.client
-import http.server
 import json
 import os
 import pathlib
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from http.server import ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import kubernetes
@@ -39,6 +37,7 @@ from edgeagent.apply import ApplySettings
 from edgeagent.cli import self_signed
 from kubeemu.testing import EmulatorThread
 from prometheus_client.parser import text_string_to_metric_families
+from support_http import Response, _EchoHandler, free_port, request
 
 from edgeagent import model, render
 
@@ -89,12 +88,6 @@ server {{
 """
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
 def eventually(
     check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, stable: int = 3
 ) -> T:
@@ -120,43 +113,19 @@ def eventually(
         time.sleep(interval)
 
 
-class Backend:
-    """An HTTP server that answers 200 with its name and the request it saw, as JSON."""
-
-    def __init__(self, name: str, address: str, port: int) -> None:
-        backend_name = name
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                body = json.dumps(
-                    {
-                        "backend": backend_name,
-                        "method": self.command,
-                        "path": self.path,
-                        "version": self.request_version,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.name = name
-        self.address = address
-        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def same_port_backends(names: list[str], hosts: tuple[str, ...]) -> list[ThreadingHTTPServer]:
+    """Echo backends (support_http's) on one port, one loopback address each: an
+    EndpointSlice gives one port for all of its addresses."""
+    port = free_port(hosts[0])
+    servers = []
+    for name, host in zip(names, hosts, strict=True):
+        server = ThreadingHTTPServer((host, port), _EchoHandler)
+        server.daemon_threads = True
+        server.backend_name = name
+        # A short poll interval: shutdown() waits for it, four times per test edge.
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+    return servers
 
 
 class Nginx:
@@ -272,15 +241,22 @@ def render_generation(
 class AgentProcess:
     """`edgeagent run` as a child process, with its log kept in a file."""
 
-    def __init__(self, command: list[str], log_path: pathlib.Path, health_port: int) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        log_path: pathlib.Path,
+        health_port: int,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.command = command
         self.log_path = log_path
         self.health_port = health_port
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=log)
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=log, env=self.env)
         log.close()
         return self
 
@@ -348,35 +324,23 @@ class AgentProcess:
         return self.process.returncode
 
 
-def _response(connection: http.client.HTTPConnection, host: str, path: str) -> tuple[int, Any]:
-    try:
-        connection.request("GET", path, headers={"Host": host})
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    try:
-        return response.status, json.loads(body)
-    except ValueError:
-        return response.status, body.decode(errors="replace")
-
-
 class Edge:
     """The emulator, backends, nginx and the agent, started together and torn down together."""
 
-    def __init__(self, root: pathlib.Path, **agent_options: Any) -> None:
+    def __init__(
+        self, root: pathlib.Path, env: dict[str, str] | None = None, **agent_options: Any
+    ) -> None:
         self.root = root
+        self.env = env
         self.api = EmulatorThread(bookmark_interval=1.0).start()
         self.kubeconfig = self.api.write_kubeconfig(root / "kubeconfig")
         client = self.api.api_client()
         self.networking = kubernetes.client.NetworkingV1Api(client)
         self.core = kubernetes.client.CoreV1Api(client)
         self.discovery = kubernetes.client.DiscoveryV1Api(client)
-        self.backend_port = free_port(BACKEND_ADDRESSES[0])
-        self.backends = [
-            Backend(f"web{n}", address, self.backend_port)
-            for n, address in enumerate(BACKEND_ADDRESSES, start=1)
-        ]
+        names = [f"web{n}" for n in range(1, len(BACKEND_ADDRESSES) + 1)]
+        self.backends = same_port_backends(names, BACKEND_ADDRESSES)
+        self.backend_port = self.backends[0].server_address[1]
         self.nginx = Nginx(root / "nginx").start()
         self.agent_options = agent_options
         self.agent = self.new_agent().start()
@@ -419,14 +383,15 @@ class Edge:
         if not hasattr(self, "health_port"):
             self.health_port = free_port()
         return AgentProcess(
-            self.agent_command(**overrides), self.root / "agent.log", self.health_port
+            self.agent_command(**overrides), self.root / "agent.log", self.health_port, self.env
         )
 
     def close(self) -> None:
         self.agent.stop()
         self.nginx.stop()
         for backend in self.backends:
-            backend.close()
+            backend.shutdown()
+            backend.server_close()
         self.api.close()
 
     def __enter__(self) -> Edge:
@@ -437,29 +402,26 @@ class Edge:
 
     # Traffic through nginx
 
-    def get(self, host: str, path: str = "/") -> tuple[int, Any]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.nginx.http_port, timeout=3)
-        return _response(connection, host, path)
+    def get(self, host: str, target: str = "/") -> Response:
+        return request(self.nginx.http_port, host, target)
 
-    def get_tls(self, host: str, path: str = "/") -> tuple[int, Any, bytes]:
-        """Status, body and the DER certificate nginx chose for SNI `host`."""
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        raw = socket.create_connection(("127.0.0.1", self.nginx.https_port), timeout=3)
-        tls = context.wrap_socket(raw, server_hostname=host)
-        certificate = tls.getpeercert(binary_form=True) or b""
-        connection = http.client.HTTPConnection(host, self.nginx.https_port, timeout=3)
-        connection.sock = tls
-        status, body = _response(connection, host, path)
-        return status, body, certificate
+    def get_tls(self, host: str, target: str = "/") -> Response:
+        return request(self.nginx.https_port, host, target, tls=True)
 
-    def backend_of(self, host: str, path: str = "/") -> str | int:
+    def backend_of(self, host: str, target: str = "/") -> str | int:
         """The name of the backend that answered, or the HTTP status if none did."""
-        status, body = self.get(host, path)
-        if status == 200 and isinstance(body, dict):
-            return body["backend"]
-        return status
+        answer = self.get(host, target)
+        return answer.backend if answer.status == 200 and answer.backend else answer.status
+
+    def settled(self) -> None:
+        """Wait until the agent has finished reporting the generation `current` points at
+        (traffic can switch a moment before the agent's confirmation and metrics)."""
+
+        def reported() -> bool:
+            live = os.readlink(self.nginx.agent_dir / "current").removeprefix("gen-")
+            return self.agent.healthz()[1]["generation"] == live
+
+        eventually(reported)
 
     # Objects, through the official client
 

@@ -10,9 +10,10 @@ import sys
 import time
 
 import pytest
-from agentlab import Nginx, eventually, render_generation
+from agentlab import Nginx, render_generation
 from edgeagent.apply import Applier, ApplyError, Outcome
 from edgeagent.cli import self_signed
+from support_http import request
 from test_faults import assert_complete
 
 
@@ -21,6 +22,10 @@ def nginx(tmp_path):
     started = Nginx(tmp_path / "nginx").start()
     yield started
     started.stop()
+
+
+def healthz(nginx):
+    return request(nginx.http_port, "any.example.com", "/healthz").status
 
 
 def live(nginx):
@@ -112,27 +117,37 @@ def test_old_generations_and_debris_are_removed(nginx):
 
 
 def test_sigkill_at_any_moment_of_the_pipeline(nginx, tmp_path):
-    """An applier that applies back to back, killed at random moments, 8 times."""
+    """An applier applying back to back, killed with SIGKILL at random moments, 12 times."""
     state = tmp_path / "state.json"
     ports = [nginx.http_port, nginx.https_port, nginx.status_port]
     state.write_text(json.dumps({"root": str(nginx.root), "ports": ports}))
     script = os.path.join(os.path.dirname(__file__), "apply_loop.py")
+    loop = subprocess.Popen(
+        [sys.executable, script, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     rng = random.Random(11)
-    rounds_applied = 0
-    interrupted = 0
-    for _ in range(8):
-        loop = subprocess.Popen(
-            [sys.executable, script, str(state)], stdout=subprocess.PIPE, text=True
-        )
-        first = loop.stdout.readline()  # one whole apply, then kill during the next ones
-        assert first, "the apply loop died"
-        time.sleep(rng.uniform(0.0, 0.4))
-        loop.send_signal(signal.SIGKILL)
-        rounds_applied += 1 + len(loop.communicate()[0].splitlines())
-        entries = [p.name for p in nginx.agent_dir.iterdir()]
-        interrupted += any(e.startswith((".staging-", ".current-")) for e in entries)
-        assert_complete(nginx.agent_dir, nginx.main_conf)
-        served = Applier(nginx.apply_settings()).serving_generation()
-        assert served and (nginx.agent_dir / f"gen-{served}" / "edge.conf").exists()
-    eventually(lambda: Applier(nginx.apply_settings()).serving_generation(), stable=1)
-    print(f"{rounds_applied} generations applied, {interrupted} kills left debris")
+    interrupted = applied = 0
+    try:
+        for _ in range(12):
+            loop.stdin.write("go\n")
+            loop.stdin.flush()
+            line = loop.stdout.readline()
+            while line.startswith("applied"):  # the previous child's last words
+                applied, line = applied + 1, loop.stdout.readline()
+            assert line.startswith("child "), line
+            time.sleep(rng.uniform(0.0, 0.8))  # a child's first apply takes about 0.5 s
+            os.kill(int(line.split()[1]), signal.SIGKILL)
+            entries = [p.name for p in nginx.agent_dir.iterdir()]
+            interrupted += any(e.startswith((".staging-", ".current-")) for e in entries)
+            assert_complete(nginx.agent_dir, nginx.main_conf)
+            served = Applier(nginx.apply_settings()).serving_generation()
+            if served is not None:  # None: killed before its first reload, bootstrap serves
+                assert (nginx.agent_dir / f"gen-{served}" / "edge.conf").exists()
+            assert healthz(nginx) == 200  # nginx answers throughout
+    finally:
+        loop.kill()
+        loop.wait(5)
+    print(f"SIGKILL x12: {interrupted} kills left debris; {applied} applies completed")

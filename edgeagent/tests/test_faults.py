@@ -49,8 +49,10 @@ def test_api_down_nginx_keeps_serving_and_the_agent_resyncs(edge):
     edge.api.start_serving()
     edge.apply_service("app", addresses=["127.0.0.3"])
     eventually(lambda: edge.backend_of("app.example.com") == "web2", timeout=15)
-    _, health = edge.agent.healthz()
-    assert all(w["last_error"] is None for w in health["watches"].values())
+    eventually(
+        lambda: all(w["last_error"] is None for w in edge.agent.healthz()[1]["watches"].values()),
+        timeout=15,
+    )
 
 
 def test_expired_watches_relist(edge):
@@ -129,17 +131,19 @@ def assert_complete(agent_dir: pathlib.Path, main_conf: pathlib.Path) -> None:
 
 
 def test_sigkill_mid_apply_never_leaves_a_partial_configuration(tmp_path):
-    hosts = [f"h{n}.example.com" for n in range(60)]
+    """The agent killed during the sync of a change, then restarted; test_apply.py kills
+    a bare applier many more times, at random points of the pipeline."""
+    hosts = [f"h{n}.example.com" for n in range(30)]
     with Edge(tmp_path) as edge:
         edge.apply_service("app", addresses=["127.0.0.2"])
-        for n in range(0, 60, 10):  # certificates make each generation slower to stage
+        for n in range(0, 30, 10):  # certificates make each generation slower to stage
             edge.apply_tls_secret(f"tls{n}", tuple(hosts[n : n + 10]))
-        tls = [{"hosts": hosts[n : n + 10], "secretName": f"tls{n}"} for n in range(0, 60, 10)]
+        tls = [{"hosts": hosts[n : n + 10], "secretName": f"tls{n}"} for n in range(0, 30, 10)]
         edge.apply_ingress("app", [rule(h, "app") for h in hosts], tls=tls)
         edge.agent.wait_ready()
         rng = random.Random(7)
         debris_seen = 0
-        for round_ in range(8):
+        for round_ in range(3):
             # A change, then SIGKILL somewhere inside its sync: staging, nginx -t, swap,
             # reload or confirmation.
             edge.apply_service("app", addresses=[f"127.0.0.{2 + round_ % 4}"])
@@ -148,7 +152,7 @@ def test_sigkill_mid_apply_never_leaves_a_partial_configuration(tmp_path):
             entries = {p.name for p in edge.nginx.agent_dir.iterdir()}
             debris_seen += any(e.startswith((".staging-", ".current-")) for e in entries)
             assert_complete(edge.nginx.agent_dir, edge.nginx.main_conf)
-            assert edge.get("h1.example.com")[0] == 200  # nginx serves throughout
+            assert edge.get("h1.example.com").status == 200  # nginx serves throughout
             edge.agent = edge.new_agent().start()
             edge.agent.wait_ready()
             expected = f"web{1 + round_ % 4}"
@@ -156,4 +160,4 @@ def test_sigkill_mid_apply_never_leaves_a_partial_configuration(tmp_path):
             assert_complete(edge.nginx.agent_dir, edge.nginx.main_conf)
         entries = {p.name for p in edge.nginx.agent_dir.iterdir()}
         assert not any(e.startswith((".staging-", ".current-")) for e in entries)
-        print(f"SIGKILL rounds that interrupted a write: {debris_seen} of 8")
+        print(f"agent SIGKILL: {debris_seen} of 3 kills interrupted a write")

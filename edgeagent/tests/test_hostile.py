@@ -11,13 +11,20 @@ configuration: hosts, names, namespaces, ports, TLS Secrets, endpoints.
 
 import base64
 import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from support_http import Backends, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
-from edgeagent import cli, model
+from edgeagent import cli, manifests, model
+
+GIXY = str(Path(sys.executable).with_name("gixy"))
+GOLDEN_SEMANTICS = Path(__file__).resolve().parent / "golden" / "semantics" / "input"
 
 CLOSE_AND_LOAD = "; } } load_module /tmp/evil.so; ssl_engine /proc/self/fd/12; http { server { #"
 NEWLINE_DIRECTIVE = "x\nssl_engine /proc/1/fd/3;\n#"
@@ -248,3 +255,21 @@ def test_no_injected_directive_reaches_nginx(hostile_site):
         assert word not in text
     for relative, data in hostile_site.rendered.files.items():
         assert b"load_module" not in data and b"ssl_engine" not in data, relative
+
+
+def test_gixy_finds_nothing(tmp_path):
+    """gixy-ng, the nginx security scanner, on a rendered configuration that uses every
+    feature (TLS hosts, redirects, wildcards, rules without host, catch-all)."""
+    inputs, _ = manifests.load([GOLDEN_SEMANTICS])
+    site = render_site(tmp_path, inputs)
+    assert nginx_test(tmp_path).returncode == 0
+    scan = subprocess.run(
+        [GIXY, "--format", "json", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert scan.returncode == 0, scan.stdout + scan.stderr
+    assert json.loads(scan.stdout) == []
+    assert site.model.servers  # the scan saw real servers

@@ -4,20 +4,39 @@ One edge (emulator, backends, nginx, `edgeagent run`) serves the whole module; e
 uses hosts and objects of its own.
 """
 
-import ssl
+import socket
 import time
 
 import pytest
 from agentlab import VIP, Edge, eventually, ingress, rule
+from cryptography import x509
 
 NS = "default"
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory):
-    with Edge(tmp_path_factory.mktemp("edge")) as started:
+def notifications(tmp_path_factory):
+    """A datagram socket standing for systemd's NOTIFY_SOCKET."""
+    path = tmp_path_factory.mktemp("systemd") / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        receiver.settimeout(0.2)
+        yield str(path), receiver
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory, notifications):
+    env = {"NOTIFY_SOCKET": notifications[0]}
+    with Edge(tmp_path_factory.mktemp("edge"), env=env) as started:
         started.agent.wait_ready()
         yield started
+
+
+def test_systemd_hears_ready_after_the_first_sync(edge, notifications):
+    _, receiver = notifications
+    message = receiver.recv(4096).decode()
+    assert message.splitlines()[0] == "READY=1"
+    assert "STATUS=serving generation" in message
 
 
 def test_ingress_create_change_delete(edge):
@@ -25,9 +44,10 @@ def test_ingress_create_change_delete(edge):
     edge.apply_service("life-v2", addresses=["127.0.0.3"], ports=[{"name": "web", "port": 81}])
     edge.apply_ingress("life", [rule("life.example.com", "life")])
     eventually(lambda: edge.backend_of("life.example.com") == "web1")
-    status, seen = edge.get("life.example.com", "/a/b?c=d")
-    assert status == 200
-    assert seen["path"] == "/a/b?c=d"
+    answer = edge.get("life.example.com", "/a/b?c=d")
+    assert answer.status == 200
+    seen = answer.echo
+    assert seen["target"] == "/a/b?c=d"
     assert seen["version"] == "HTTP/1.1"
     assert seen["headers"]["host"] == "life.example.com"
     assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
@@ -83,11 +103,11 @@ def test_endpoint_changes_move_traffic(edge):
 
 
 def served_certificate(edge, host):
-    return edge.get_tls(host)[2]
+    return edge.get_tls(host).certificate
 
 
-def der(pem: bytes) -> bytes:
-    return ssl.PEM_cert_to_DER_cert(pem.decode())
+def certificate(pem: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem)
 
 
 def test_tls_secret_create_rotate_break(edge):
@@ -97,16 +117,16 @@ def test_tls_secret_create_rotate_break(edge):
     edge.apply_ingress(
         "secure", [rule(host, "secure")], tls=[{"hosts": [host], "secretName": "secure-tls"}]
     )
-    eventually(lambda: served_certificate(edge, host) == der(first))
-    status, body, _ = edge.get_tls(host)
-    assert (status, body["backend"], body["headers"]["x-forwarded-proto"]) == (
+    eventually(lambda: served_certificate(edge, host) == certificate(first))
+    answer = edge.get_tls(host)
+    assert (answer.status, answer.backend, answer.echo["headers"]["x-forwarded-proto"]) == (
         200,
         "web1",
         "https",
     )
 
     rotated = edge.apply_tls_secret("secure-tls", (host,))
-    eventually(lambda: served_certificate(edge, host) == der(rotated))
+    eventually(lambda: served_certificate(edge, host) == certificate(rotated))
 
     # A broken Secret keeps the host on its last good certificate, and says so.
     edge.apply_tls_secret("secure-tls", (host,), data={"tls.crt": "garbage", "tls.key": "x"})
@@ -116,7 +136,7 @@ def test_tls_secret_create_rotate_break(edge):
             for e in edge.core.list_namespaced_event(NS).items
         )
     )
-    assert served_certificate(edge, host) == der(rotated)
+    assert served_certificate(edge, host) == certificate(rotated)
 
     # A host whose Secret never existed gets the default certificate.
     edge.apply_ingress(
@@ -124,9 +144,9 @@ def test_tls_secret_create_rotate_break(edge):
         [rule("nosecret.example.com", "secure")],
         tls=[{"hosts": ["nosecret.example.com"], "secretName": "missing"}],
     )
-    eventually(lambda: edge.get_tls("nosecret.example.com")[0] == 200)
+    eventually(lambda: edge.get_tls("nosecret.example.com").status == 200)
     default = edge.nginx.certificate.read_bytes()
-    assert served_certificate(edge, "nosecret.example.com") == der(default)
+    assert served_certificate(edge, "nosecret.example.com") == certificate(default)
 
 
 def lb_addresses(edge, name):
@@ -192,22 +212,24 @@ def test_changes_that_cannot_alter_the_output_cost_no_reload(edge):
     edge.apply_service("calm", addresses=["127.0.0.2"])
     edge.apply_ingress("calm", [rule("calm.example.com", "calm")])
     eventually(lambda: edge.backend_of("calm.example.com") == "web1")
-    time.sleep(0.5)  # let status publishing and its watch echo settle
-    reloads = edge.agent.metric("edgeagent_reloads_total", result="success")
-    syncs = sum(
-        edge.agent.metric("edgeagent_syncs_total", outcome=o) for o in ("applied", "unchanged")
-    )
+    edge.settled()
+    eventually(lambda: lb_addresses(edge, "calm") == [VIP])  # and its echo in the watch
 
-    edge.networking.patch_namespaced_ingress("calm", NS, {"metadata": {"labels": {"a": "b"}}})
+    def count(name, **labels):
+        return edge.agent.metric(name, **labels)
+
+    reloads = count("edgeagent_reloads_total", result="success")
+    applied = count("edgeagent_syncs_total", outcome="applied")
+    unchanged = count("edgeagent_syncs_total", outcome="unchanged")
     edge.core.create_namespaced_service(NS, {"metadata": {"name": "unused"}, "spec": {}})
     edge.apply_tls_secret("unused-tls", ("unused.example.com",))
-    eventually(lambda: edge.agent.metric("edgeagent_syncs_total", outcome="unchanged") >= 1)
-    time.sleep(0.5)
-    assert edge.agent.metric("edgeagent_reloads_total", result="success") == reloads
-    after = sum(
-        edge.agent.metric("edgeagent_syncs_total", outcome=o) for o in ("applied", "unchanged")
-    )
-    assert after - syncs == 1  # the label change synced (unchanged bytes); the rest did not
+    edge.networking.patch_namespaced_ingress("calm", NS, {"metadata": {"labels": {"a": "b"}}})
+    eventually(lambda: count("edgeagent_syncs_total", outcome="unchanged") > unchanged)
+    time.sleep(0.3)  # room for a wrong sync to show up
+    assert count("edgeagent_reloads_total", result="success") == reloads, edge.agent.log_tail(8)
+    assert count("edgeagent_syncs_total", outcome="applied") == applied
+    # One sync for the label (its bytes were unchanged); none for the Service or Secret.
+    assert count("edgeagent_syncs_total", outcome="unchanged") == unchanged + 1
 
 
 def test_a_burst_of_endpoint_changes_is_coalesced(edge):

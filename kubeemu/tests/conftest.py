@@ -2,7 +2,6 @@ from collections.abc import Iterator
 
 import kubernetes
 import pytest
-
 from kubeemu.testing import EmulatorThread
 
 

@@ -5,9 +5,8 @@ import time
 import kubernetes
 import pytest
 import urllib3
-from kubernetes.client import ApiException
-
 from kubeemu.testing import EmulatorThread
+from kubernetes.client import ApiException
 
 NS = "default"
 

@@ -49,8 +49,15 @@ def kubectl(tmp_path):
     (tmp_path / "preload.yaml").write_text(MANIFESTS)
     kubeconfig = tmp_path / "kubeconfig"
     server = subprocess.Popen(
-        [VENV_BIN / "kubeemu", "--port", str(free_port()), "-f", tmp_path / "preload.yaml"]
-        + ["--kubeconfig", kubeconfig],
+        [
+            VENV_BIN / "kubeemu",
+            "--port",
+            str(free_port()),
+            "-f",
+            tmp_path / "preload.yaml",
+            "--kubeconfig",
+            kubeconfig,
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -74,8 +81,20 @@ def test_kubectl_get_apply_delete_and_watch(kubectl, tmp_path):
         "2017-01-01T00:00:00Z"
     )
     watch = subprocess.Popen(
-        [KUBECTL, "--kubeconfig", tmp_path / "kubeconfig", "--cache-dir", tmp_path / "cache"]
-        + ["get", "svc", "-w", "-o", "name", "--request-timeout", "20s"],
+        [
+            KUBECTL,
+            "--kubeconfig",
+            tmp_path / "kubeconfig",
+            "--cache-dir",
+            tmp_path / "cache",
+            "get",
+            "svc",
+            "-w",
+            "-o",
+            "name",
+            "--request-timeout",
+            "20s",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

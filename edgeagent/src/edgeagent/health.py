@@ -93,7 +93,3 @@ class HealthServer:
 
     def start(self) -> None:
         self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -3,8 +3,9 @@
 Fields given through `extra=` (`namespace`, `object_name`, `kind`, `resource`,
 `generation`, ...) become top-level keys, so `journalctl -o cat | jq 'select(.name ==
 "web1")'` finds every line about one object. `object_name` is written as `name`: a
-LogRecord already has a `name` (the logger's), which `extra=` may not overwrite. Private keys never reach a log call: the agent logs names of Secrets,
-never their data.
+LogRecord already has a `name` (the logger's), which `extra=` may not overwrite.
+
+Private keys never reach a log call: the agent logs names of Secrets, never their data.
 """
 
 from __future__ import annotations

@@ -685,6 +685,7 @@ def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int
             continue
         ports.append(grammar.port_number(entry["port"], f"ports[{i}].port"))
     found = set()
+    ipv4 = address_type == "IPv4"
     for i, endpoint in enumerate(_list(endpoint_slice.get("endpoints"), "endpoints")):
         if not isinstance(endpoint, dict):
             raise Invalid(f"endpoints[{i}] must be an object")
@@ -702,8 +703,11 @@ def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int
         if not isinstance(addresses, list):
             raise Invalid(f"endpoints[{i}].addresses must be a list")
         for address in addresses:
-            address = grammar.ip_address(address, f"endpoints[{i}].addresses", address_type)
-            found.update((address, port) for port in ports)
+            # The common case (a canonical IPv4 string) is checked inline: it runs 50,000 times.
+            if not (ipv4 and type(address) is str and grammar.IPV4.fullmatch(address)):
+                address = grammar.ip_address(address, f"endpoints[{i}].addresses", address_type)
+            for port in ports:
+                found.add((address, port))
     return found
 
 

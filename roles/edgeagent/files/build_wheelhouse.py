@@ -1,10 +1,10 @@
 """Build the wheelhouse that edge nodes install edgeagent from, on the Ansible controller.
 
-One directory per hash of the agent's source and of the pins: the agent's wheel (built here)
-and every dependency as a binary wheel for the nodes' Python and platform (downloaded from
-PyPI, which the nodes themselves need not reach), at the versions the repository pins where it
-pins them. An existing directory for the same hash is reused, so the wheels, and therefore
-what the nodes receive, change only when the source or the pins change.
+One directory per hash of the agent's source, the pins and this script: the agent's wheel
+(built here) and every dependency as a binary wheel for the nodes' Python and platform
+(downloaded from PyPI, which the nodes themselves need not reach), at the versions the
+repository pins where it pins them. An existing directory for the same hash is reused, so the
+wheels, and therefore what the nodes receive, change only when one of those changes.
 
 The wheels are also packed into <dir>/wheels.tar: one file to send to every node instead of
 dozens (each file copied costs the connection a round trip).
@@ -47,9 +47,9 @@ def pins(requirements: Path) -> str:
 
 
 def wheelhouse_hash(source: Path, constraints: str) -> str:
-    """Hash of everything that goes into the wheel (paths and contents, in a stable order) and
-    of the constraints."""
-    digest = hashlib.sha256(constraints.encode() + b"\0")
+    """Hash of everything that goes into the wheelhouse: the agent's source (paths and
+    contents, in a stable order), the constraints, and this builder."""
+    digest = hashlib.sha256(Path(__file__).read_bytes() + b"\0" + constraints.encode() + b"\0")
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
         if path.is_file() and not skipped(relative):

@@ -1,0 +1,142 @@
+"""The controller's decisions without nginx: what is relevant, and how bursts coalesce.
+
+nginx and the API are replaced here by recorders (the integration tests run the real
+ones); what is under test is when the controller syncs and with which state.
+"""
+
+import threading
+import time
+
+import pytest
+from agentlab import endpoint_slice, eventually, ingress, rule
+from edgeagent.apply import ApplyResult, Outcome
+from edgeagent.cache import KINDS, Cache
+from edgeagent.controller import Controller, SyncSettings, references
+from edgeagent.health import HealthState
+from edgeagent.metrics import Metrics
+
+from edgeagent import model, render
+
+
+class RecordingApplier:
+    def __init__(self) -> None:
+        self.applied: list[render.Rendered] = []
+
+    def apply(self, rendered: render.Rendered) -> ApplyResult:
+        self.applied.append(rendered)
+        return ApplyResult(Outcome.APPLIED, rendered.generation)
+
+
+class Recorder:
+    """Stands for the status publisher and the event recorder."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args: self.calls.append((name, *args))
+
+
+def namespaced(obj, namespace="default"):
+    obj.setdefault("metadata", {})["namespace"] = namespace
+    return obj
+
+
+def service(name):
+    return namespaced(
+        {
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"ports": [{"name": "http", "port": 80}]},
+        }
+    )
+
+
+@pytest.fixture
+def controller(tmp_path):
+    cache, stop, applier = Cache(), threading.Event(), RecordingApplier()
+    layout = render.Layout(
+        listen_http="127.0.0.1:8080",
+        listen_https="127.0.0.1:8443",
+        output_dir=f"{tmp_path}/gen-{{generation}}",
+        default_certificate=f"{tmp_path}/default.crt",
+        default_key=f"{tmp_path}/default.key",
+    )
+    running = Controller(
+        cache,
+        model.Options(ingress_class="edge"),
+        layout,
+        applier,
+        Recorder(),
+        Recorder(),
+        Metrics(),
+        HealthState(dict),
+        SyncSettings(quiet_period=0.05, max_delay=0.3, min_reload_interval=0.1),
+        stop,
+    )
+    cache.replace("ingresses", [namespaced(ingress("web", [rule("web.example.com", "web")]))])
+    cache.replace("services", [service("web"), service("unused")])
+    cache.replace("endpoint_slices", [namespaced(endpoint_slice("web", 8080, ["10.0.0.1"], []))])
+    for kind in set(KINDS) - {"ingresses", "services", "endpoint_slices"}:
+        cache.replace(kind, [])
+    running.start()
+    eventually(lambda: len(applier.applied) == 1, stable=1)
+    yield cache, applier, running
+    stop.set()
+    cache.wake()
+
+
+def test_references_cover_every_backend_and_tls_secret():
+    refs = references(
+        [
+            namespaced(
+                {
+                    "spec": {
+                        "defaultBackend": {"service": {"name": "fallback"}},
+                        "rules": [
+                            {"http": {"paths": [{"backend": {"service": {"name": "a"}}}]}},
+                            "junk",
+                        ],
+                        "tls": [{"secretName": "cert"}, {"hosts": ["x"]}],
+                    }
+                },
+                "ns",
+            ),
+            {"metadata": {"name": "broken"}, "spec": "not a mapping"},
+        ]
+    )
+    assert refs.services == {("ns", "fallback"), ("ns", "a")}
+    assert refs.secrets == {("ns", "cert")}
+
+
+def test_a_burst_becomes_one_or_two_syncs_of_the_latest_state(controller):
+    cache, applier, _ = controller
+    started = time.monotonic()
+    for n in range(200):  # 200 endpoint changes within about 0.4 s
+        cache.upsert(
+            "endpoint_slices",
+            namespaced(endpoint_slice("web", 8080, [f"10.0.{n // 250}.{n % 250 + 1}"], [])),
+        )
+        time.sleep(0.002)
+    burst = time.monotonic() - started
+    eventually(lambda: b"10.0.0.200:8080" in applier.applied[-1].files["edge.conf"], stable=1)
+    time.sleep(0.4)
+    syncs = len(applier.applied) - 1
+    assert 1 <= syncs <= 1 + int(burst / 0.3), (syncs, burst)
+
+
+def test_changes_that_cannot_alter_the_output_do_not_sync(controller):
+    cache, applier, _ = controller
+    with_status = namespaced(ingress("web", [rule("web.example.com", "web")]))
+    with_status["status"] = {"loadBalancer": {"ingress": [{"ip": "198.51.100.100"}]}}
+    with_status["metadata"]["resourceVersion"] = "99"
+    cache.upsert("ingresses", with_status)  # status and version only
+    cache.upsert("services", {**service("unused"), "spec": {"ports": []}})  # no Ingress uses it
+    cache.upsert(
+        "secrets", namespaced({"metadata": {"name": "unused-tls"}, "type": "kubernetes.io/tls"})
+    )
+    time.sleep(0.5)
+    assert len(applier.applied) == 1
+
+    cache.upsert("services", {**service("web"), "spec": {"ports": [{"name": "http", "port": 81}]}})
+    eventually(lambda: len(applier.applied) == 2, stable=1)

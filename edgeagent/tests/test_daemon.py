@@ -1,0 +1,88 @@
+"""The daemon's settings (flags, config file, defaults), its JSON logs and sd_notify."""
+
+import argparse
+import io
+import json
+import logging
+import socket
+
+import pytest
+
+from edgeagent import daemon, logs, systemd
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    daemon.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "ingress-class: lab\n"
+        "publish-status-address: [198.51.100.100, edge.example.com]\n"
+        "watch-ingress-without-class: true\n"
+        "reload-command: [systemctl, reload, nginx]\n"
+        "sync-max-delay: 2\n"
+    )
+    values = daemon.resolve(parse("--config", str(config), "--sync-max-delay", "0.5"))
+    assert values["ingress_class"] == "lab"
+    assert values["publish_status_address"] == ("198.51.100.100", "edge.example.com")
+    assert values["watch_ingress_without_class"] is True
+    assert values["reload_command"] == ("systemctl", "reload", "nginx")
+    assert values["sync_max_delay"] == 0.5
+    assert values["nginx_dir"] == "/etc/nginx/edgeagent"
+    assert values["health_listen"] == "127.0.0.1:10254"
+    assert daemon.resolve(parse("--publish-status-address", "a.example,192.0.2.1"))[
+        "publish_status_address"
+    ] == ("a.example", "192.0.2.1")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("ingress-clas: edge\n", "unknown settings ingress-clas"),
+        ("watch-ingress-without-class: yes please\n", "watch-ingress-without-class"),
+        ("listen-http: 80\n", "listen-http"),
+        ("sync-quiet-period: -1\n", "negative"),
+        ("ingress-class: Not_A_Name\n", "ingress-class"),
+        ("- a list\n", "mapping"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_reason(tmp_path, text, error):
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    with pytest.raises(daemon.ConfigError, match=error):
+        daemon.resolve(parse("--config", str(config)))
+
+
+def test_json_logs_carry_object_fields():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    logger = logging.getLogger("edgeagent.test")
+    logger.addHandler(handler)
+    try:
+        logger.warning(
+            "path is invalid", extra={"namespace": "ns", "object_name": "web", "kind": "Ingress"}
+        )
+    finally:
+        logger.removeHandler(handler)
+    record = json.loads(stream.getvalue())
+    assert record["message"] == "path is invalid"
+    assert (record["namespace"], record["name"], record["kind"]) == ("ns", "web", "Ingress")
+    assert (record["level"], record["logger"]) == ("warning", "edgeagent.test")
+
+
+def test_sd_notify_speaks_to_the_notify_socket(tmp_path, monkeypatch):
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert systemd.notify("READY=1", "STATUS=ok")
+        assert receiver.recv(100) == b"READY=1\nSTATUS=ok"
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert not systemd.notify("READY=1")
+    monkeypatch.setenv("WATCHDOG_USEC", "10000000")
+    assert systemd.watchdog_interval() == 5.0

@@ -1,0 +1,284 @@
+"""Property tests: arbitrary objects in, a configuration nginx accepts out, and nothing
+from the input ever becomes a directive.
+
+Objects are shaped like Kubernetes objects (so they reach deep into the model) but any
+field may hold any JSON value, nginx syntax, or a directive. Examples are derandomised so
+CI is reproducible; for a longer hunt run with HYPOTHESIS_PROFILE=hunt.
+"""
+
+import base64
+import contextlib
+import copy
+import os
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from support_nginx import (
+    Ports,
+    assert_only_rendered_directives,
+    layout_for,
+    nginx_test,
+    write_rendered,
+)
+
+from edgeagent import cli, model, render
+
+settings.register_profile(
+    "ci",
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "hunt", parent=settings.get_profile("ci"), max_examples=2000, derandomize=False
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+SYNTAX = ["; ", ";", "}", "{", "\n", "#", "$host", '"', "'", "\\", " ", "\t", "\x00", "%0a"]
+DIRECTIVES = ["load_module /x.so", "ssl_engine e", "alias /", "include /etc/passwd", "return 200"]
+PLAIN = st.text(alphabet="abcxyz019-./*_", max_size=12)
+TEXT = st.one_of(
+    st.text(max_size=20),
+    PLAIN,
+    st.builds(lambda a, b, c: a + b + c, PLAIN, st.sampled_from(SYNTAX + DIRECTIVES), PLAIN),
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 70000) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=5,
+)
+
+
+# Well-formed objects first: a valid Ingress (Service, EndpointSlice, Secret), then at
+# most one of its fields replaced by anything at all. One bad field skips a whole Ingress,
+# so corrupting more at once would only test the first check that fails.
+# Hypothesis starts from the first choices: the common, valid ones come first.
+HOSTS = st.sampled_from(["a.example", "*.w.example", "b.example", "a.w.example", None])
+SERVICE_NAMES_USED = ("app", "web", "api")
+SERVICE_NAMES = st.sampled_from(SERVICE_NAMES_USED)
+PORTS = st.one_of(
+    st.fixed_dictionaries({"number": st.sampled_from([80, 9000])}),
+    st.fixed_dictionaries({"name": st.sampled_from(["http", "admin"])}),
+)
+BACKENDS = st.fixed_dictionaries(
+    {"service": st.fixed_dictionaries({"name": SERVICE_NAMES, "port": PORTS})}
+)
+PATHS = st.fixed_dictionaries(
+    {
+        "path": st.sampled_from(["/", "/a", "/a/", "/a/b", "/b", "/a/b/"]),
+        "pathType": st.sampled_from(["Exact", "Prefix", "ImplementationSpecific"]),
+        "backend": BACKENDS,
+    }
+)
+RULES = st.fixed_dictionaries(
+    {
+        "host": HOSTS,
+        "http": st.fixed_dictionaries({"paths": st.lists(PATHS, min_size=1, max_size=3)}),
+    }
+)
+ANNOTATIONS = st.sampled_from(
+    [
+        {},
+        {"nginx.ingress.kubernetes.io/ssl-redirect": "true"},
+        {"nginx.ingress.kubernetes.io/proxy-read-timeout": "60", "example.com/x": "{ ; }"},
+        {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
+    ]
+)
+VALID_INGRESSES = st.builds(
+    lambda name, annotations, rules, tls_hosts, default_backend, ingress_class: {
+        "metadata": {"name": name, "namespace": "default", "annotations": dict(annotations)},
+        "spec": {
+            "ingressClassName": ingress_class,
+            "rules": rules,
+            "tls": [{"hosts": tls_hosts, "secretName": "tls"}],
+            "defaultBackend": default_backend,
+        },
+    },
+    st.sampled_from(["one", "two", "three"]),
+    ANNOTATIONS,
+    st.lists(RULES, min_size=1, max_size=3),
+    st.lists(HOSTS.filter(bool), min_size=1, max_size=2),
+    st.one_of(st.none(), BACKENDS),
+    st.sampled_from(["edge", "edge", "edge", None, "other"]),
+)
+
+
+def _first_path(obj: dict) -> dict:
+    return obj["spec"]["rules"][0]["http"]["paths"][0]
+
+
+def _setter(locate, key):
+    """Set `key` of the dict `locate(obj)` returns, if that part exists."""
+
+    def set_value(obj: dict, value) -> None:
+        with contextlib.suppress(IndexError, KeyError, TypeError):
+            locate(obj)[key] = value
+
+    return set_value
+
+
+INGRESS_FIELDS = [
+    _setter(lambda o: o["metadata"], "name"),
+    _setter(lambda o: o["metadata"], "namespace"),
+    _setter(lambda o: o["metadata"], "annotations"),
+    _setter(lambda o: o["metadata"]["annotations"], "nginx.ingress.kubernetes.io/auth-url"),
+    _setter(lambda o: o["metadata"]["annotations"], "nginx.ingress.kubernetes.io/proxy-body-size"),
+    _setter(lambda o: o["spec"], "ingressClassName"),
+    _setter(lambda o: o["spec"], "rules"),
+    _setter(lambda o: o["spec"]["rules"][0], "host"),
+    _setter(lambda o: _first_path(o), "path"),
+    _setter(lambda o: _first_path(o), "pathType"),
+    _setter(lambda o: _first_path(o)["backend"]["service"], "name"),
+    _setter(lambda o: _first_path(o)["backend"]["service"], "port"),
+    _setter(lambda o: _first_path(o)["backend"]["service"]["port"], "number"),
+    _setter(lambda o: o["spec"]["tls"][0]["hosts"], 0),
+    _setter(lambda o: o["spec"]["tls"][0], "secretName"),
+    _setter(lambda o: o["spec"], "defaultBackend"),
+]
+
+
+def corrupted(valid, fields):
+    """A valid object, or (half the time) the same with one field replaced by anything."""
+
+    def apply(drawn):
+        obj, field, value = drawn
+        if field is not None:
+            field(obj, value)
+        return obj
+
+    choices = [None] * len(fields) + fields  # half the objects stay valid
+    return st.tuples(valid, st.sampled_from(choices), st.one_of(TEXT, JSON)).map(apply)
+
+
+INGRESSES = corrupted(VALID_INGRESSES, INGRESS_FIELDS)
+
+
+def services(name: str):
+    return corrupted(
+        st.builds(
+            lambda ports: {
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"ports": ports},
+            },
+            st.lists(
+                st.sampled_from([{"name": "http", "port": 80}, {"name": "admin", "port": 9000}]),
+                min_size=1,
+                max_size=2,
+                unique_by=lambda port: port["name"],
+            ),
+        ),
+        [
+            _setter(lambda o: o["spec"], "ports"),
+            _setter(lambda o: o["spec"]["ports"][0], "name"),
+            _setter(lambda o: o["spec"]["ports"][0], "port"),
+            _setter(lambda o: o["spec"], "type"),
+        ],
+    )
+
+
+def endpoint_slices(service: str):
+    return corrupted(
+        st.builds(
+            lambda endpoints, port_name: {
+                "metadata": {
+                    "name": f"{service}-slice",
+                    "namespace": "default",
+                    "labels": {"kubernetes.io/service-name": service},
+                },
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": [{"name": port_name, "port": 8080}],
+            },
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "addresses": st.lists(
+                            st.sampled_from(["10.0.0.1", "10.0.0.2"]), min_size=1, max_size=2
+                        ),
+                        "conditions": st.sampled_from([{"ready": True}, {}, {"ready": False}]),
+                    }
+                ),
+                min_size=1,
+                max_size=3,
+            ),
+            st.sampled_from(["http", "admin"]),
+        ),
+        [
+            _setter(lambda o: o, "addressType"),
+            _setter(lambda o: o, "endpoints"),
+            _setter(lambda o: o["endpoints"][0]["addresses"], 0),
+            _setter(lambda o: o["endpoints"][0], "conditions"),
+            _setter(lambda o: o["ports"][0], "port"),
+            _setter(lambda o: o["ports"][0], "name"),
+            _setter(lambda o: o["metadata"]["labels"], "kubernetes.io/service-name"),
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return cli.self_signed("a.example", ("a.example",))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, pair):
+    directory = tmp_path_factory.mktemp("properties")
+    default = directory / cli.DEFAULT_CERTIFICATE_FILE
+    cli.write_file(default, pair.certificate_pem + pair.key_pem, cli.PRIVATE_MODE)
+    return directory
+
+
+def secrets_strategy(pair: model.CertPair):
+    good = {
+        "metadata": {"name": "tls", "namespace": "default"},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(pair.certificate_pem).decode(),
+            "tls.key": base64.b64encode(pair.key_pem).decode(),
+        },
+    }
+    return st.lists(
+        corrupted(
+            st.just(good).map(copy.deepcopy),
+            [
+                _setter(lambda o: o, "type"),
+                _setter(lambda o: o, "data"),
+                _setter(lambda o: o["data"], "tls.crt"),
+                _setter(lambda o: o["data"], "tls.key"),
+            ],
+        ),
+        min_size=1,
+        max_size=1,
+    )
+
+
+@given(data=st.data())
+def test_any_objects_give_a_configuration_nginx_accepts_and_nothing_injected(data, workdir, pair):
+    inputs = model.Inputs(
+        ingresses=data.draw(st.lists(INGRESSES, max_size=4), label="ingresses"),
+        services=[data.draw(services(name), label=name) for name in SERVICE_NAMES_USED],
+        endpoint_slices=[
+            data.draw(endpoint_slices(name), label=f"{name} slice") for name in SERVICE_NAMES_USED
+        ],
+        secrets=data.draw(secrets_strategy(pair), label="secrets"),
+    )
+    built = model.build(inputs, model.Options())
+    event(f"servers: {min(len(built.servers), 3)}, upstreams: {min(len(built.upstreams), 2)}")
+    event(f"certificates: {len(built.certificates)}")
+    layout = layout_for(workdir, Ports(8080, 8443, 10246))
+    rendered = render.render(built, layout)
+    write_rendered(workdir, layout, rendered)
+
+    tested = nginx_test(workdir)
+    assert tested.returncode == 0, tested.stderr
+    assert_only_rendered_directives(workdir / "nginx.conf")
+
+    # Every Ingress of our class is served or reported.
+    accounted = set(built.served_ingresses) | {
+        (p.namespace, p.name) for p in built.problems if p.kind == "Ingress"
+    }
+    for obj in inputs.ingresses:
+        if obj["spec"]["ingressClassName"] == "edge":
+            assert model.identity(obj) in accounted
