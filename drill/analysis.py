@@ -29,6 +29,7 @@ class Request:
     err: str | None = None
     conn: int | None = None
     broken: bool = False
+    lag: float = 0.0  # ms the probe started after its schedule: the controller stalled
 
     @property
     def done(self) -> float:
@@ -45,6 +46,7 @@ class Request:
             err=record.get("err"),
             conn=record.get("conn"),
             broken=record.get("broken", False),
+            lag=record.get("lag", 0.0),
         )
 
 
@@ -197,6 +199,7 @@ def summarize(
         "failback_ms": _ms(failback.done - window.restore) if failback else None,
         "failback_gap_ms": _ms(longest_without_success(successes, window.restore, window.settled)),
         "failback_failed": sum(not r.ok for r in back_new),
+        "failback_errors": dict(Counter(r.err for r in back_new if not r.ok)),
         "failback_total": len(back_new),
         "failback_broken_long_lived": sum(r.broken for r in back_long),
         "holder_after_failback": sorted(holders.holders_at(steps, window.settled - 1e-6)),
@@ -208,7 +211,30 @@ def summarize(
         "vip_vacant_ms_during_fault": _ms(
             _total(holders.vacant(steps, window.fault, window.restore))
         ),
+        "controller_stall_ms": max((r.lag for r in fault_new + back_new), default=0.0),
     }
+
+
+def baseline(requests: list[Request], until: float) -> dict[str, Any]:
+    """Steady state before the first fault: the noise floor every figure stands on (a busy
+    machine times requests out without any failover)."""
+    new = [r for r in requests if r.kind == "new" and r.t < until]
+    latencies = sorted(r.ms for r in new if r.ok)
+    return {
+        "seconds": round(until - min((r.t for r in new), default=until), 1),
+        "failed": sum(not r.ok for r in new),
+        "total": len(new),
+        "latency_p50_ms": _percentile(latencies, 0.50),
+        "latency_p99_ms": _percentile(latencies, 0.99),
+        "controller_stall_ms": max((r.lag for r in new), default=0.0),
+    }
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
+    return round(sorted_values[index], 1)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,11 @@ def failure_fields(error: BaseException) -> dict[str, Any]:
     return {"ok": False, "status": None, "node": None, "err": classify(error)}
 
 
-async def probe_new_connection(settings: Settings, timeline: Timeline) -> None:
+async def probe_new_connection(settings: Settings, timeline: Timeline, due: float) -> None:
+    """One request on a fresh connection. `due` is when the schedule wanted it (loop time):
+    a late start means the controller itself was stalled, which the report shows apart
+    from what the edge did."""
+    lag_s = asyncio.get_running_loop().time() - due
     start = timeline.now()
     writer = None
     try:
@@ -106,7 +110,15 @@ async def probe_new_connection(settings: Settings, timeline: Timeline) -> None:
         if writer is not None:
             writer.close()
     elapsed_ms = (timeline.now() - start) * 1000
-    timeline.write({"kind": "new", "t": round(start, 6), "ms": round(elapsed_ms, 2), **fields})
+    timeline.write(
+        {
+            "kind": "new",
+            "t": round(start, 6),
+            "ms": round(elapsed_ms, 2),
+            "lag": round(lag_s * 1000, 2),
+            **fields,
+        }
+    )
 
 
 class LongLivedConnection:
@@ -192,7 +204,8 @@ async def run(settings: Settings, timeline: Timeline) -> int:
     # stuck in its timeout must not delay the next one, or an outage would thin the
     # timeline exactly where it matters.
     while not should_stop(settings, started, loop.time(), sent):
-        task = asyncio.create_task(probe_new_connection(settings, timeline))
+        due = started + sent * settings.period_s
+        task = asyncio.create_task(probe_new_connection(settings, timeline, due))
         probes.add(task)
         task.add_done_callback(probes.discard)
         sent += 1

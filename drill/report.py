@@ -101,6 +101,7 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
             "node_source": "response header" if node_named else "newest VIP holder",
             "requests": len(requests),
         },
+        "baseline": analysis.baseline(requests, min((w.fault for w in windows), default=end)),
         "scenarios": scenarios,
         "goals": checked,
         "goals_met": all(g["met"] for g in checked) if checked else None,
@@ -129,31 +130,49 @@ def _cell(value: Any) -> str:
 
 def table(report: dict[str, Any]) -> str:
     columns = [
-        ("scenario", lambda s: s["name"]),
-        ("holder", lambda s: f"{_cell(s['holder_before'])}->{_cell(s['holder_after'])}"),
+        ("fault", lambda s: s["name"]),
+        ("holder", lambda s: f"{_cell(s['holder_before'])}>{_cell(s['holder_after'])}"),
         ("gap ms", lambda s: _cell(s["gap_ms"])),
         ("outage ms", lambda s: _cell(s["outage_ms"])),
-        ("failed/total", lambda s: f"{s['failed']}/{s['total']}"),
+        ("failed", lambda s: f"{s['failed']}/{s['total']}"),
         ("broken", lambda s: _cell(s["broken_long_lived"])),
         ("failback ms", lambda s: _cell(s["failback_ms"])),
-        ("fb gap ms", lambda s: _cell(s["failback_gap_ms"])),
         ("fb failed", lambda s: f"{s['failback_failed']}/{s['failback_total']}"),
+        ("fb broken", lambda s: _cell(s["failback_broken_long_lived"])),
         ("split brain", lambda s: _cell(s["split_brain_moments"])),
         ("goals", lambda s: _verdict(report["goals"], s["name"])),
     ]
     rows = [[title for title, _ in columns]]
     rows += [[cell(s) for _, cell in columns] for s in report["scenarios"]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    base = report["baseline"]
+    lines.append(
+        f"baseline before the first fault: {base['failed']}/{base['total']} failed, "
+        f"latency p50 {_cell(base['latency_p50_ms'])} ms, p99 {_cell(base['latency_p99_ms'])} ms, "
+        f"controller stall up to {_cell(base['controller_stall_ms'])} ms"
+    )
+    if report["goals"]:
+        met = sum(g["met"] for g in report["goals"])
+        lines.append(f"goals met: {met} of {len(report['goals'])}")
     return "\n".join(lines)
+
+
+# Short names for the goals column.
+_FIELD_NAMES = {
+    "gap_ms": "gap",
+    "outage_ms": "outage",
+    "failback_failed": "failback",
+    "split_brain_moments": "split-brain",
+}
 
 
 def _verdict(goals: list[dict[str, Any]], name: str) -> str:
     mine = [g for g in goals if g["scenario"] == name]
     if not mine:
         return "-"
-    missed = [g["field"] for g in mine if not g["met"]]
+    missed = [_FIELD_NAMES.get(g["field"], g["field"]) for g in mine if not g["met"]]
     return "met" if not missed else "MISSED " + ",".join(missed)
 
 

@@ -55,11 +55,19 @@ wait_for_systemd() {
   exit 1
 }
 
-# request HOST: one request through the VIP; prints "<status> <first line of the body>"
-# ("000" when nothing answered).
+# request HOST: one request through the VIP; prints "<status> <what the body says>": its first
+# line, or the <title> of an HTML page (nginx's 404). "000" when nothing answered.
 request() {
   { curl -s -m 3 -H "Host: $1" -w '\n%{http_code}' "http://$LAB_VIP/" || true; } |
-    awk '{ lines[NR] = $0 } END { print lines[NR], (NR > 1 ? lines[1] : "") }'
+    awk '{ lines[NR] = $0 }
+      END {
+        body = lines[1]
+        for (i = 1; i < NR; i++) if (match(lines[i], /<title>[^<]*<\/title>/)) {
+          body = substr(lines[i], RSTART + 7, RLENGTH - 15)
+          break
+        }
+        print lines[NR], (NR > 1 ? body : "")
+      }'
 }
 
 check_through_vip() {

@@ -28,6 +28,7 @@ def test_summary_of_a_failover_and_failback():
     assert summary["failback_ms"] == pytest.approx(502.0)
     assert summary["failback_gap_ms"] == pytest.approx(20.0)
     assert summary["failback_failed"] == 0
+    assert summary["failback_errors"] == {}
     assert summary["failback_total"] == 150
     assert summary["failback_broken_long_lived"] == 1
     assert summary["holder_after_failback"] == ["edge1"]
@@ -148,3 +149,26 @@ def test_without_failover_the_gap_goal_applies_to_the_outage():
     assert goal.check(brief)["field"] == "outage_ms"
     assert goal.check(brief)["met"] is True
     assert goal.check(endless)["met"] is False
+
+
+def test_baseline_is_the_steady_state_before_the_first_fault():
+    requests = [
+        Request("new", 100.0, 2.0, True, "edge1"),
+        Request("new", 100.02, 4.0, True, "edge1", lag=35.0),
+        Request("new", 100.04, 500.0, False, None, "timeout"),
+        Request("new", 100.06, 3.0, True, "edge1"),
+        Request("new", 103.0, 500.0, False, None, "timeout", lag=99.0),
+    ]
+    assert analysis.baseline(requests, 102.0) == {
+        "seconds": 2.0,
+        "failed": 1,
+        "total": 4,
+        "latency_p50_ms": 3.0,
+        "latency_p99_ms": 4.0,
+        "controller_stall_ms": 35.0,
+    }
+
+
+def test_controller_stall_is_the_latest_probe_start_in_the_scenario():
+    requests = [*synthetic_requests(), Request("new", 104.0, 2.0, True, "edge2", lag=180.0)]
+    assert analysis.summarize(WINDOW, requests, STEPS, 0.1)["controller_stall_ms"] == 180.0

@@ -61,5 +61,6 @@ def test_report_writes_json_png_and_prints_the_table(tmp_path, capsys):
     assert written["goals_met"] is True
     assert png_path.read_bytes()[:4] == b"\x89PNG"
     table = capsys.readouterr().out
-    assert "keepalived-stop  edge1->edge2  302" in table
-    assert "met" in table
+    assert "keepalived-stop  edge1>edge2  302" in table
+    assert "baseline before the first fault: 0/100 failed" in table
+    assert "goals met: 2 of 2" in table

@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -141,7 +142,9 @@ class Nginx:
 
     @property
     def reload_command(self) -> str:
-        return f"{NGINX} -c {self.main_conf} -s reload"
+        # SIGHUP to the master, as a systemd ExecReload should do: `nginx -s reload` would
+        # parse the whole configuration once more only to find the pid file.
+        return f"/bin/kill -s HUP {self.master_pid()}"
 
     def start(self) -> Nginx:
         (self.root / "temp").mkdir(parents=True)
@@ -236,6 +239,25 @@ def render_generation(
         status_listen=f"127.0.0.1:{nginx.status_port}",
     )
     return render.render(built, layout)
+
+
+GENERATION_LINE = re.compile(rb"# edgeagent generation ([0-9a-f]+);")
+
+
+def assert_complete(agent_dir: pathlib.Path, main_conf: pathlib.Path) -> None:
+    """`current` is a whole generation, and nginx accepts the live configuration."""
+    target = agent_dir / os.readlink(agent_dir / "current")
+    edge_conf = (target / "edge.conf").read_bytes()
+    if target.name != "bootstrap":
+        match = GENERATION_LINE.match(edge_conf)
+        assert match and target.name == f"gen-{match[1].decode()}"
+        assert edge_conf.rstrip().endswith(b"}")
+        for path in re.findall(rb"ssl_certificate\s+(\S+);", edge_conf):
+            assert pathlib.Path(path.decode()).read_bytes().startswith(b"-----BEGIN")
+    result = subprocess.run(
+        [NGINX, "-t", "-q", "-e", "stderr", "-c", str(main_conf)], capture_output=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
 
 
 class AgentProcess:
@@ -343,10 +365,12 @@ class Edge:
         self.backend_port = self.backends[0].server_address[1]
         self.nginx = Nginx(root / "nginx").start()
         self.agent_options = agent_options
+        self.health_port = free_port()
+        self.extra_nginx: list[Nginx] = []
+        self.extra_agents: list[AgentProcess] = []
         self.agent = self.new_agent().start()
 
-    def agent_command(self, **overrides: Any) -> list[str]:
-        nginx = self.nginx
+    def agent_command(self, nginx: Nginx, health_port: int, **overrides: Any) -> list[str]:
         options = {
             "kubeconfig": self.kubeconfig,
             "nginx-dir": nginx.agent_dir,
@@ -356,7 +380,7 @@ class Edge:
             "listen-http": f"127.0.0.1:{nginx.http_port}",
             "listen-https": f"127.0.0.1:{nginx.https_port}",
             "status-listen": f"127.0.0.1:{nginx.status_port}",
-            "health-listen": f"127.0.0.1:{self.health_port}",
+            "health-listen": f"127.0.0.1:{health_port}",
             "default-certificate": nginx.certificate,
             "default-key": nginx.key,
             "ingress-class": CLASS,
@@ -380,15 +404,25 @@ class Edge:
         return command
 
     def new_agent(self, **overrides: Any) -> AgentProcess:
-        if not hasattr(self, "health_port"):
-            self.health_port = free_port()
-        return AgentProcess(
-            self.agent_command(**overrides), self.root / "agent.log", self.health_port, self.env
-        )
+        """The agent of this edge's nginx (again, after a kill)."""
+        command = self.agent_command(self.nginx, self.health_port, **overrides)
+        return AgentProcess(command, self.root / "agent.log", self.health_port, self.env)
+
+    def another_edge_node(self, name: str) -> tuple[Nginx, AgentProcess]:
+        """A second nginx and agent, watching the same API with the same settings."""
+        nginx = Nginx(self.root / name).start()
+        self.extra_nginx.append(nginx)
+        health_port = free_port()
+        command = self.agent_command(nginx, health_port)
+        agent = AgentProcess(command, self.root / f"{name}.log", health_port, self.env)
+        self.extra_agents.append(agent)
+        return nginx, agent.start()
 
     def close(self) -> None:
-        self.agent.stop()
-        self.nginx.stop()
+        for agent in [self.agent, *self.extra_agents]:
+            agent.stop()
+        for nginx in [self.nginx, *self.extra_nginx]:
+            nginx.stop()
         for backend in self.backends:
             backend.shutdown()
             backend.server_close()

@@ -27,6 +27,9 @@ class _EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _echo(self) -> None:
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self._tunnel()
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         payload = json.dumps(
@@ -45,6 +48,19 @@ class _EchoHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _tunnel(self) -> None:
+        """Accept an upgrade, then answer each line with "<name>: <line>" until EOF: what
+        a WebSocket tunnel through nginx must carry, without a WebSocket library."""
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.end_headers()
+        self.wfile.flush()
+        for line in self.rfile:
+            self.wfile.write(f"{self.server.backend_name}: ".encode() + line)
+            self.wfile.flush()
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _echo
 

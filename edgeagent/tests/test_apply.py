@@ -10,11 +10,10 @@ import sys
 import time
 
 import pytest
-from agentlab import Nginx, render_generation
+from agentlab import Nginx, assert_complete, render_generation
 from edgeagent.apply import Applier, ApplyError, Outcome
 from edgeagent.cli import self_signed
 from support_http import request
-from test_faults import assert_complete
 
 
 @pytest.fixture

@@ -4,15 +4,12 @@ Each test has an edge of its own, since each breaks something.
 """
 
 import os
-import pathlib
 import random
-import re
 import signal
-import subprocess
 import time
 
 import pytest
-from agentlab import NGINX, Edge, eventually, rule
+from agentlab import Edge, assert_complete, eventually, rule
 
 NS = "default"
 
@@ -109,25 +106,6 @@ def test_rejected_candidate_keeps_the_last_good_configuration(edge):
     edge.apply_service("app", addresses=["127.0.0.3"])
     eventually(lambda: edge.backend_of("new.example.com") == "web2")
     assert edge.agent.metric("edgeagent_last_reload_successful") == 1
-
-
-GENERATION_LINE = re.compile(rb"# edgeagent generation ([0-9a-f]+);")
-
-
-def assert_complete(agent_dir: pathlib.Path, main_conf: pathlib.Path) -> None:
-    """`current` is a whole generation, and nginx accepts the live configuration."""
-    target = agent_dir / os.readlink(agent_dir / "current")
-    edge_conf = (target / "edge.conf").read_bytes()
-    if target.name != "bootstrap":
-        match = GENERATION_LINE.match(edge_conf)
-        assert match and target.name == f"gen-{match[1].decode()}"
-        assert edge_conf.rstrip().endswith(b"}")
-        for path in re.findall(rb"ssl_certificate\s+(\S+);", edge_conf):
-            assert pathlib.Path(path.decode()).read_bytes().startswith(b"-----BEGIN")
-    result = subprocess.run(
-        [NGINX, "-t", "-q", "-e", "stderr", "-c", str(main_conf)], capture_output=True, timeout=30
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_sigkill_mid_apply_never_leaves_a_partial_configuration(tmp_path):

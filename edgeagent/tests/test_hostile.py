@@ -273,3 +273,41 @@ def test_gixy_finds_nothing(tmp_path):
     assert scan.returncode == 0, scan.stdout + scan.stderr
     assert json.loads(scan.stdout) == []
     assert site.model.servers  # the scan saw real servers
+
+
+def test_values_at_their_grammar_limits_are_accepted_by_nginx(tmp_path, good_pair):
+    """The longest host, path, names and Secret name the grammar allows still make a
+    configuration nginx accepts (bucket sizes, token lengths, file names)."""
+    label = "a" * 63
+    long_host = ".".join([label, label, label, "b" * 61])
+    long_name = ".".join(["n" * 63] * 3 + ["m" * 61])
+    namespace, service_name = "s" * 63, "w" * 63
+    inputs = model.Inputs(
+        ingresses=[
+            ingress(
+                long_name,
+                rule(long_host, path("/" + "p" * 2047, service_name, 65535)),
+                rule("*." + ".".join([label, label, "c" * 61]), path("/", service_name, "h" * 15)),
+                namespace=namespace,
+                tls=[{"hosts": [long_host], "secretName": long_name}],
+            )
+        ],
+        services=[service(service_name, {"h" * 15: 65535}, namespace=namespace)],
+        endpoint_slices=[
+            endpoint_slice(
+                service_name,
+                [("255.255.255.254", True)],
+                65535,
+                port_name="h" * 15,
+                namespace=namespace,
+            )
+        ],
+        secrets=[tls_secret(long_name, good_pair, namespace=namespace)],
+    )
+    assert len(long_host) == len(long_name) == 253
+    site = render_site(tmp_path, inputs)
+    assert site.model.problems == ()
+    assert len(site.model.servers) == 2
+    tested = nginx_test(tmp_path)
+    assert tested.returncode == 0, tested.stderr
+    assert_only_rendered_directives(tmp_path / "nginx.conf")

@@ -10,6 +10,7 @@ import time
 import pytest
 from agentlab import VIP, Edge, eventually, ingress, rule
 from cryptography import x509
+from support_http import request
 
 NS = "default"
 
@@ -176,6 +177,25 @@ def test_status_is_published_and_withdrawn(edge):
     assert edge.backend_of("foreign.example.com") == 404
 
 
+def test_two_edge_nodes_agree_on_the_status_and_do_not_fight(edge):
+    second_nginx, second = edge.another_edge_node("edge2")
+    second.wait_ready()
+    edge.apply_service("both", addresses=["127.0.0.2"])
+    edge.apply_ingress("both", [rule("both.example.com", "both")])
+    eventually(lambda: lb_addresses(edge, "both") == [VIP])
+    eventually(lambda: request(second_nginx.http_port, "both.example.com").backend == "web1")
+    settled = edge.networking.read_namespaced_ingress("both", NS).metadata.resource_version
+    time.sleep(1.5)  # both agents have synced and looked at the status by now
+    again = edge.networking.read_namespaced_ingress("both", NS).metadata.resource_version
+    assert again == settled
+    patches = sum(
+        agent.metric("edgeagent_status_updates_total", result="success")
+        for agent in (edge.agent, second)
+    )
+    assert patches >= 1
+    second.stop()
+
+
 def test_invalid_ingress_is_skipped_with_event_metric_and_log(edge):
     edge.apply_service("valid", addresses=["127.0.0.2"])
     edge.apply_ingress("valid", [rule("valid.example.com", "valid")])
@@ -236,12 +256,14 @@ def test_a_burst_of_endpoint_changes_is_coalesced(edge):
     edge.apply_service("burst", addresses=["127.0.0.2"])
     edge.apply_ingress("burst", [rule("burst.example.com", "burst")])
     eventually(lambda: edge.backend_of("burst.example.com") == "web1")
+    edge.settled()
     before = edge.agent.metric("edgeagent_reloads_total", result="success")
     addresses = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
     for n in range(40):
         edge.apply_service("burst", addresses=[addresses[n % 4]])
     edge.apply_service("burst", addresses=["127.0.0.5"])
     eventually(lambda: edge.backend_of("burst.example.com") == "web4")
+    edge.settled()
     # 41 changes in well under a second; max delay 0.5 s: a few reloads, not 41.
     assert edge.agent.metric("edgeagent_reloads_total", result="success") - before <= 4
 

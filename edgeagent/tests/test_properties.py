@@ -55,7 +55,8 @@ JSON = st.recursive(
 # most one of its fields replaced by anything at all. One bad field skips a whole Ingress,
 # so corrupting more at once would only test the first check that fails.
 # Hypothesis starts from the first choices: the common, valid ones come first.
-HOSTS = st.sampled_from(["a.example", "*.w.example", "b.example", "a.w.example", None])
+LONG_HOST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253: the longest allowed
+HOSTS = st.sampled_from(["a.example", "*.w.example", "b.example", "a.w.example", LONG_HOST, None])
 SERVICE_NAMES_USED = ("app", "web", "api")
 SERVICE_NAMES = st.sampled_from(SERVICE_NAMES_USED)
 PORTS = st.one_of(

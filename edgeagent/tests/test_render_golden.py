@@ -8,6 +8,7 @@ and read the diff before committing it.
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -114,3 +115,132 @@ def test_layout_values_are_checked(field):
 def test_standalone_main_needs_a_fixed_directory():
     with pytest.raises(ValueError, match="fixed output_dir"):
         render.render_main(LAYOUT)
+
+
+# The CLI edge: manifests in, files out (rendering itself is the same code as above).
+
+
+def test_check_prints_every_problem_and_fails(capsys):
+    source = CASES["semantics"]
+    assert cli.main(["check", "-f", str(source)]) == 1
+    printed = capsys.readouterr().out.replace(f"{source}/", "")
+    assert printed == (GOLDEN / "semantics" / "expected" / "problems.txt").read_text()
+
+
+def test_check_passes_clean_manifests(capsys):
+    assert cli.main(["check", "-f", str(CASES["2017"])]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_manifests_as_kubectl_apply_reads_them(tmp_path):
+    write(
+        tmp_path / "list.yaml",
+        """
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: web}
+    spec: {ports: [{port: 80}]}
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/tls
+metadata: {name: tls, namespace: shop}
+stringData: {tls.crt: "crt", tls.key: "key"}
+data: {other: eA==}
+""",
+    )
+    write(
+        tmp_path / "class.json",
+        json.dumps(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "IngressClass",
+                "metadata": {"name": "e"},
+            }
+        ),
+    )
+    write(tmp_path / "notes.txt", "not a manifest")
+    inputs, problems = manifests.load([tmp_path])
+    assert problems == []
+    (web,) = inputs.services
+    assert web["metadata"]["namespace"] == "default"
+    (secret,) = inputs.secrets
+    assert secret["data"] == {"other": "eA==", "tls.crt": "Y3J0", "tls.key": "a2V5"}
+    (ingress_class,) = inputs.ingress_classes
+    assert "namespace" not in ingress_class["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("a: [unclosed", "bad.yaml"), ("- just\n- a list\n", "not a mapping")],
+)
+def test_unreadable_manifests_are_a_clear_error(tmp_path, capsys, content, message):
+    bad = write(tmp_path / "bad.yaml", content)
+    assert cli.main(["check", "-f", str(bad)]) == 2
+    assert message in capsys.readouterr().err
+    assert cli.main(["check", "-f", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_render_writes_keys_private_and_removes_stale_certificates(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [
+        "render",
+        "-o",
+        str(out),
+        "--listen-http",
+        "127.0.0.1:1",
+        "--listen-https",
+        "127.0.0.1:2",
+    ]
+    assert cli.main([*argv, "-f", str(CASES["semantics"])]) == 0
+    assert "Secret shop/no-such-secret" in capsys.readouterr().err
+    secret_file = out / "certs" / "shop_secure-tls.pem"
+    default = out / cli.DEFAULT_CERTIFICATE_FILE
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert default.stat().st_mode & 0o777 == 0o600
+    assert (out / "edge.conf").stat().st_mode & 0o777 == 0o644
+    default_pem = default.read_bytes()
+    # Without that Secret's Ingress, its file goes; the default pair is kept as it was.
+    assert cli.main([*argv, "-f", str(CASES["2017"])]) == 0
+    assert not secret_file.exists()
+    assert default.read_bytes() == default_pem
+    assert b"PRIVATE KEY" not in capsys.readouterr().err.encode()
+
+
+def test_render_with_a_given_default_certificate(tmp_path):
+    pair = cli.self_signed("given")
+    crt = tmp_path / "d.crt"
+    key = tmp_path / "d.key"
+    crt.write_bytes(pair.certificate_pem)
+    key.write_bytes(pair.key_pem)
+    out = tmp_path / "out"
+    argv = ["render", "-f", str(CASES["2017"]), "-o", str(out)]
+    argv += ["--listen-http", "127.0.0.1:1", "--listen-https", "127.0.0.1:2"]
+    assert cli.main([*argv, "--default-certificate", str(crt), "--default-key", str(key)]) == 0
+    edge = (out / "edge.conf").read_text()
+    assert f"ssl_certificate {crt};" in edge
+    assert f"ssl_certificate_key {key};" in edge
+    assert not (out / cli.DEFAULT_CERTIFICATE_FILE).exists()
+    assert cli.main([*argv, "--default-key", str(key)]) == 2
+
+
+@pytest.mark.parametrize(
+    "bad", [["--listen-http", "localhost:80"], ["--ingress-class", "Not_A_Name"]]
+)
+def test_bad_arguments_are_usage_errors(tmp_path, bad):
+    argv = ["render", "-f", str(CASES["2017"]), "-o", str(tmp_path)]
+    argv += ["--listen-http", "127.0.0.1:1", "--listen-https", "127.0.0.1:2", *bad]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2

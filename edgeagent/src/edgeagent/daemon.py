@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import kubernetes
 import yaml
 
 from edgeagent import grammar, informer, kube, logs, model, render, systemd
@@ -487,7 +488,7 @@ def main(args: argparse.Namespace) -> int:
     logs.setup(values["log_level"])
     try:
         agent = Agent(values)
-    except (OSError, ValueError, grammar.Invalid) as error:
+    except (OSError, ValueError, kubernetes.config.ConfigException) as error:
         log.error("cannot start", extra={"error": str(error)})
         return 2
     return agent.run()

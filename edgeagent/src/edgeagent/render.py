@@ -6,8 +6,9 @@ Contract (the daemon and the CLI both call this; keep it stable):
 - `render(model, layout) -> Rendered`: `.files` maps relative paths to bytes, sorted:
   `edge.conf` (http-level: upstreams, the default server, one server per host, the
   loopback status server) and `certs/<namespace>_<secret>.pem` (certificate chain then
-  private key; write them mode 0600). `.generation` is the hash the status server
-  answers at `GET /edgeagent/generation`. Same model and layout, same bytes.
+  private key; write them mode 0600; `certificate_file` shortens very long names).
+  `.generation` is the hash the status server answers at `GET /edgeagent/generation`.
+  Same model and layout, same bytes.
 - `render_main(layout) -> bytes`: the standalone main `nginx.conf` of `edgeagent render`,
   run with `nginx -p DIR -c nginx.conf` by any user.
 
@@ -17,9 +18,9 @@ followed by every certificate file as `path NUL bytes` in path order. It is comp
 before `{generation}` in `Layout.output_dir` is replaced, so a daemon can name the
 directory of a generation after it: `output_dir="/etc/nginx/edgeagent/gen-{generation}"`.
 
-edge.conf sets, at http level, the proxy headers and HTTP version and the server-names
-hash sizes (see templates/edge.conf.j2): the main configuration that includes
-it must not set those.
+edge.conf sets, at http level, the proxy headers and HTTP version, the server-names hash
+sizes and `$edgeagent_*` maps (see templates/edge.conf.j2): the main configuration that
+includes it must not set those, and must set `server_tokens off` itself.
 """
 
 import functools
@@ -38,11 +39,17 @@ GENERATION_PLACEHOLDER = "{generation}"
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
 WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+# File names stay well under NAME_MAX (255) even with a temporary prefix and suffix.
+CERTIFICATE_NAME_MAX = 200
 # nginx builds its server-names hash by trying table sizes up to this maximum; room for
 # 16 slots per name lets the first size it tries fit, so a 10k-host config does not
 # search (measured 4.3 s -> 2.6 s for `nginx -t` at 10k hosts).
 NAMES_HASH_SLOTS_PER_NAME = 16
 NAMES_HASH_MIN = 1024
+# A bucket must hold at least one name: the name, 2 bytes, a pointer, and the bucket's
+# end marker (ngx_hash.c), so hosts of up to 253 characters need 512-byte buckets.
+NAMES_HASH_BUCKET_MIN = 128
+NAMES_HASH_ENTRY_OVERHEAD = 2 + 8 + 8
 
 
 @dataclass(frozen=True)
@@ -121,8 +128,25 @@ def _check_layout(layout: Layout) -> None:
 
 
 def certificate_file(namespace: str, secret: str) -> str:
-    """The relative path of a Secret's PEM file inside a generation."""
-    return f"certs/{namespace}_{secret}.pem"
+    """The relative path of a Secret's PEM file inside a generation: `<ns>_<name>.pem`.
+
+    A namespace (63) and a Secret name (253) can exceed a file name's 255 bytes; such names
+    are cut and made unique again with a digest of the whole.
+    """
+    name = f"{namespace}_{secret}"
+    if len(name) > CERTIFICATE_NAME_MAX:
+        digest = hashlib.sha256(f"{namespace}/{secret}".encode()).hexdigest()[:16]
+        name = f"{name[: CERTIFICATE_NAME_MAX - len(digest) - 1]}-{digest}"
+    return f"certs/{name}.pem"
+
+
+def _names_hash_bucket_size(model: Model) -> int:
+    """The smallest power of two (at least 128) that holds the longest exact host name."""
+    longest = max((len(s.host) for s in model.servers if not s.host.startswith("*.")), default=0)
+    size = NAMES_HASH_BUCKET_MIN
+    while size < longest + NAMES_HASH_ENTRY_OVERHEAD:
+        size *= 2
+    return size
 
 
 def render(model: Model, layout: Layout) -> Rendered:
@@ -147,6 +171,7 @@ def render(model: Model, layout: Layout) -> Rendered:
         listen_http=layout.listen_http,
         listen_https=layout.listen_https,
         names_hash_max_size=max(NAMES_HASH_MIN, NAMES_HASH_SLOTS_PER_NAME * len(model.servers)),
+        names_hash_bucket_size=_names_hash_bucket_size(model),
         no_settings=NO_SETTINGS,
         certificate_path=certificate_path,
         key_path=key_path,

@@ -45,8 +45,8 @@ class StatusSettings:
     """Re-check every Ingress this often even without a sync, so a status that someone
     else overwrote comes back within a minute."""
     request_timeout: float = 10.0
-    """Client-side timeout of one status patch (server-side: the same, as timeoutSeconds
-    is not a parameter of patch)."""
+    """Client-side timeout of one status patch (patch has no server-side timeout): a
+    patch takes milliseconds, so ten seconds means the API server is in trouble."""
 
 
 def load_balancer_entries(addresses: Iterable[str]) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 """The HTTP face of the emulator: kmock's KubernetesEmulator with an indexed, versioned store.
 
-kmock 0.8 gives the server plumbing, the API discovery documents (`load_bundled()`) and the
+kmock 0.8 gives the server plumbing, the API discovery documents (its bundled data) and the
 DSL for ad-hoc reactions. Its object handling scans every object on every request and
 lacks most of what informers and kubectl rely on, so every request for a resource path is
 served here instead, from `kubeemu.store`:
@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import importlib.resources
 import json
 import time
 from dataclasses import dataclass
@@ -82,7 +84,10 @@ class Emulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.store = Store(self.history_limit)
         self._serving.set()
-        self.resources.load_bundled()
+        # kmock's bundled discovery data, read as load_bundled() does but through
+        # importlib.resources.files(): load_bundled() uses the deprecated read_binary().
+        bundled = importlib.resources.files("kmock._internal") / "resources.json.gz"
+        self.resources.load_data(gzip.decompress(bundled.read_bytes()))
 
     # Faults
 

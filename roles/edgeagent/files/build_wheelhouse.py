@@ -10,7 +10,8 @@ The wheels are also packed into <dir>/wheels.tar: one file to send to every node
 dozens (each file copied costs the connection a round trip).
 
 Prints one JSON object:
-{"changed": bool, "path": dir, "archive": dir/wheels.tar, "wheel": agent wheel file name}.
+{"changed": bool, "path": dir, "archive": dir/wheels.tar, "wheel": the agent's wheel file,
+ "version": the agent's version}.
 """
 
 import argparse
@@ -25,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 ARCHIVE_NAME = "wheels.tar"
+KEEP_BUILDS = 3
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "tests", "build", "dist"}
 
 
@@ -92,6 +94,15 @@ def build(
         )
 
 
+def prune(wheelhouse: Path) -> None:
+    """Keep the newest few wheelhouses: runs of different sources may overlap (the lab and
+    molecule), and one must not delete what another is about to copy."""
+    builds = [path for path in wheelhouse.iterdir() if path.is_dir() and path.name[0] != "."]
+    builds.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in builds[KEEP_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, required=True)
@@ -120,15 +131,14 @@ def main() -> int:
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        for old in args.wheelhouse.iterdir():
-            if old.is_dir() and old != final and not old.name.startswith(".staging-"):
-                shutil.rmtree(old, ignore_errors=True)
+        prune(args.wheelhouse)
     (agent_wheel,) = final.glob("edgeagent-*.whl")
     result = {
         "changed": changed,
         "path": str(final),
         "archive": str(final / ARCHIVE_NAME),
         "wheel": agent_wheel.name,
+        "version": agent_wheel.name.split("-")[1],  # {name}-{version}-{tags}.whl
     }
     print(json.dumps(result))
     return 0
