@@ -145,7 +145,10 @@ def table(report: dict[str, Any]) -> str:
     rows = [[title for title, _ in columns]]
     rows += [[cell(s) for _, cell in columns] for s in report["scenarios"]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     base = report["baseline"]
     lines.append(

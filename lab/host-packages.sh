@@ -6,13 +6,14 @@
 #   keepalived, ipvsadm         `keepalived --config-test` in role tests
 #   openssl, curl, iproute2     test certificates, the lab's checks, addresses
 #   python3-venv                `make setup` creates .venv/ with it
+#   wrk                         the load tool of `make bench` (proxy_throughput_ratio)
 set -euo pipefail
 
 readonly PACKAGES=(
   docker.io debootstrap
   nginx-light libnginx-mod-http-lua lua-resty-core
   keepalived ipvsadm
-  openssl curl iproute2 python3-venv
+  openssl curl iproute2 python3-venv wrk
 )
 
 missing=()

@@ -1,0 +1,48 @@
+"""Wait until a node holds (or released) the VIP, reading its watcher's log on this machine.
+
+    python -m drill.wait LOG --vip 198.51.100.100 --holds|--released [--timeout 30]
+
+The Docker drill paces itself with this instead of polling the node through `docker exec`
+every second: the watcher (tasks/watch-start.yml) already logs every VIP event on the
+controller, and reading a small file costs next to nothing while the figures are taken.
+Exit status 0 when the state was reached, 1 on timeout (the drill then carries on and the
+report shows that the VIP did not move).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from drill import holders
+
+POLL_SECONDS = 0.1
+
+
+def holds_now(log: Path, vip: str) -> bool:
+    transitions = holders.parse_log(log.read_text(), vip)
+    return transitions[-1][1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--vip", required=True)
+    want = parser.add_mutually_exclusive_group(required=True)
+    want.add_argument("--holds", action="store_true")
+    want.add_argument("--released", action="store_true")
+    parser.add_argument("--timeout", type=float, default=30)
+    args = parser.parse_args(argv)
+    deadline = time.monotonic() + args.timeout
+    while holds_now(args.log, args.vip) != args.holds:
+        if time.monotonic() >= deadline:
+            print(f"{args.log.stem}: timed out after {args.timeout} s", file=sys.stderr)
+            return 1
+        time.sleep(POLL_SECONDS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
