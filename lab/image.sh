@@ -17,9 +17,9 @@ readonly EXTRA_CAS=$REPO/lab/extra_ca_certificates.py
 # libpam-systemd provides default-logind: polkitd needs it and debootstrap does not resolve it.
 readonly PACKAGES=(
   systemd systemd-sysv dbus polkitd libpam-systemd
-  python3 python3-apt python3-venv sudo
+  python3 python3-apt python3-venv python3-packaging sudo
   iproute2 iputils-ping procps curl ca-certificates less
-  nginx-light libnginx-mod-http-lua lua-resty-core keepalived ipvsadm
+  nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )
 # Units that need hardware, a console or a writable kernel interface a container lacks.
 readonly MASKED_UNITS=(
