@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 _INIT = re.compile(r"^\[INIT (?P<ts>[0-9T:.-]+)\]\s*$")
 _EVENT = re.compile(r"^\[(?P<ts>\d{4}-\d\d-\d\dT[0-9:.]+)\]\s+(?P<rest>.*)$")
 _INET = re.compile(r"\binet (?P<addr>[0-9.]+)(?:/\d+)?\b")
+# `ip -o` lines start with "<index>: <device>" (after "Deleted " for a removal).
+_DEVICE = re.compile(r"^(?:Deleted )?\d+: (?P<dev>[^\s:@]+)")
 
 
 class LogError(ValueError):
@@ -40,8 +42,22 @@ class Step:
     holders: frozenset[str]
 
 
-def parse_log(text: str, vip: str) -> list[tuple[float, bool]]:
-    """The (time, holds the VIP) transitions of one node, first the state at start."""
+def _is_vip(line: str, vip: str, interface: str | None) -> bool:
+    address = _INET.search(line)
+    if not address or address["addr"] != vip:
+        return False
+    if interface is None:
+        return True
+    device = _DEVICE.match(line)
+    return bool(device and device["dev"] == interface)
+
+
+def parse_log(text: str, vip: str, interface: str | None = None) -> list[tuple[float, bool]]:
+    """The (time, holds the VIP) transitions of one node, first the state at start.
+
+    With `interface`, only the VIP on that interface counts: an edge that also keeps the VIP
+    on `lo` (to accept its traffic during a handover) holds it only where VRRP puts it.
+    """
     transitions: list[tuple[float, bool]] = []
     init_at: float | None = None
     init_holds = False
@@ -55,15 +71,13 @@ def parse_log(text: str, vip: str) -> list[tuple[float, bool]]:
             if init_at is not None:
                 transitions.append((init_at, init_holds))
                 init_at = None
-            address = _INET.search(match["rest"])
-            if address and address["addr"] == vip:
+            if _is_vip(match["rest"], vip, interface):
                 holds = not match["rest"].startswith("Deleted ")
                 transitions.append((parse_timestamp(match["ts"]), holds))
             continue
         if init_at is None:
             raise LogError(f"untimestamped line outside the initial dump: {line!r}")
-        address = _INET.search(line)
-        init_holds = init_holds or bool(address and address["addr"] == vip)
+        init_holds = init_holds or _is_vip(line, vip, interface)
     if init_at is not None:
         transitions.append((init_at, init_holds))
     if not transitions:

@@ -67,7 +67,7 @@ def draw(
             fontsize=8,
             color="red",
         )
-    lane_new.set_title(title)
+    figure.suptitle(title)
     handles = [
         Line2D([], [], marker="o", linestyle="", color=colours[n], label=n)
         for n in [*nodes, UNATTRIBUTED]
@@ -77,9 +77,16 @@ def draw(
         Line2D([], [], color="red", linestyle="--", label="fault"),
         Line2D([], [], color="green", linestyle="--", label="restore"),
     ]
-    lane_new.legend(handles=handles, loc="upper left", fontsize=8, ncol=len(handles))
+    # Above the lanes, where it hides neither points nor the fault labels.
+    figure.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.965),
+        fontsize=8,
+        ncol=len(handles),
+    )
     lane_vip.set_xlabel("seconds since the drill started")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
     figure.savefig(path, dpi=110)
 
 

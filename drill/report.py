@@ -53,18 +53,20 @@ def load_requests(path: Path) -> tuple[dict[str, Any], list[analysis.Request], f
     return meta, requests, end or max(r.done for r in requests)
 
 
-def load_holders(directory: Path, vip: str) -> list[holders.Step]:
+def load_holders(directory: Path, vip: str, interface: str | None) -> list[holders.Step]:
     logs = sorted(directory.glob("*.log"))
     if not logs:
         raise SystemExit(f"{directory}: no holder watch logs")
-    return holders.merge({log.stem: holders.parse_log(log.read_text(), vip) for log in logs})
+    return holders.merge(
+        {log.stem: holders.parse_log(log.read_text(), vip, interface) for log in logs}
+    )
 
 
 def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], Drawing]:
     """The report, and what the picture is drawn from."""
     drill = json.loads((raw / "marks.json").read_text())
     meta, requests, end = load_requests(raw / "loadgen.jsonl")
-    steps = load_holders(raw / "holders", drill["vip"])
+    steps = load_holders(raw / "holders", drill["vip"], drill.get("interface"))
     node_named = any(r.node for r in requests)
     requests = analysis.rename_nodes(requests, drill.get("node_aliases", {}))
     requests = analysis.attribute(requests, steps)

@@ -1,6 +1,6 @@
 """Wait until a node holds (or released) the VIP, reading its watcher's log on this machine.
 
-    python -m drill.wait LOG --vip 198.51.100.100 --holds|--released [--timeout 30]
+    python -m drill.wait LOG --vip 198.51.100.100 --holds|--released [--interface eth0]
 
 The Docker drill paces itself with this instead of polling the node through `docker exec`
 every second: the watcher (tasks/watch-start.yml) already logs every VIP event on the
@@ -21,8 +21,8 @@ from drill import holders
 POLL_SECONDS = 0.1
 
 
-def holds_now(log: Path, vip: str) -> bool:
-    transitions = holders.parse_log(log.read_text(), vip)
+def holds_now(log: Path, vip: str, interface: str | None) -> bool:
+    transitions = holders.parse_log(log.read_text(), vip, interface)
     return transitions[-1][1]
 
 
@@ -33,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     want = parser.add_mutually_exclusive_group(required=True)
     want.add_argument("--holds", action="store_true")
     want.add_argument("--released", action="store_true")
+    parser.add_argument("--interface", help="count the VIP on this interface only")
     parser.add_argument("--timeout", type=float, default=30)
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.timeout
-    while holds_now(args.log, args.vip) != args.holds:
+    while holds_now(args.log, args.vip, args.interface) != args.holds:
         if time.monotonic() >= deadline:
             print(f"{args.log.stem}: timed out after {args.timeout} s", file=sys.stderr)
             return 1

@@ -102,3 +102,18 @@ def test_newest_holder_is_the_last_to_take_the_vip():
     assert holders.newest_holder_at(steps, T0 + 1.2) == "edge2"
     assert holders.newest_holder_at(steps, T0 + 3.02) == "edge1"
     assert holders.newest_holder_at(steps, T0 - 1) is None
+
+
+def test_parse_log_can_count_the_vip_on_one_interface_only():
+    log = (
+        "[INIT 2026-11-25T16:07:37.000000]\n"
+        "1: lo    inet 198.51.100.100/32 scope global lo\\       valid_lft forever\n"
+        "[2026-11-25T16:07:38.000000] 2: eth0    inet 198.51.100.100/24 scope global eth0\n"
+        "[2026-11-25T16:07:39.000000] Deleted 2: eth0    inet 198.51.100.100/24 scope global\n"
+    )
+    assert holders.parse_log(log, VIP, "eth0") == [
+        (T0, False),
+        (pytest.approx(T0 + 1), True),
+        (pytest.approx(T0 + 2), False),
+    ]
+    assert holders.parse_log(log, VIP)[0] == (T0, True)

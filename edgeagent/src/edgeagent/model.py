@@ -20,6 +20,8 @@ Secrets are only looked at (and validated) when a served Ingress refers to them,
 unrelated broken object elsewhere in the cluster neither costs time nor raises problems.
 """
 
+from __future__ import annotations
+
 import hashlib
 import socket
 from collections.abc import Mapping
@@ -34,6 +36,7 @@ __all__ = [
     "Inputs",
     "Location",
     "LocationSettings",
+    "Memo",
     "Model",
     "Options",
     "Problem",
@@ -203,9 +206,71 @@ class _Ingress:
     settings: LocationSettings
 
 
-def build(inputs: Inputs, options: Options) -> Model:
-    """Select, validate, resolve conflicts, join Services and EndpointSlices, pick TLS."""
-    return _Builder(inputs, options).build()
+@dataclass
+class _IngressEntry:
+    obj: dict  # held so that its id() cannot be reused while the entry lives
+    ingress_class: str | Invalid | None
+    parsed: _Ingress | Problem | None = None  # None: not parsed yet (not selected so far)
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    service: dict | None
+    slices: tuple[dict, ...]
+    upstream: Upstream | None
+    reason: str | None
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class _SecretEntry:
+    secret: dict | None
+    pair: CertPair | Invalid
+
+
+class Memo:
+    """What a build derived from each object, lent to the next build of the same daemon.
+
+    A change to one Ingress among 10,000 should not cost 10,000 validations: objects come
+    from the watch cache, which replaces an object on every change and never modifies one
+    it holds, so an object that is the same Python object as in the previous build has
+    the same content. Entries are keyed by identity and hold the object itself (so its
+    id() cannot be reused while the entry lives):
+
+    - per Ingress: its class and its parse (validation included) or the Problem it raised;
+    - per (namespace, backend): the Service's ports joined with its EndpointSlices (the
+      Upstream, or why there is none, and the problems found), valid while the Service
+      and its slices are the same objects;
+    - per TLS Secret: the checked certificate pair, or why it is unusable.
+
+    The global steps (selection, ordering, conflicts, locations, TLS claims) run on every
+    build: they are cheap once nothing is parsed again, and running them whole is what
+    keeps the result identical to a build without a memo (tested with random sequences of
+    changes). Each build keeps only the entries it used, so the memo never outgrows the
+    cluster. Callers that modify objects in place must not pass a memo.
+    """
+
+    def __init__(self) -> None:
+        self.ingresses: dict[int, _IngressEntry] = {}
+        self.resolutions: dict[tuple[str, _BackendRef], _Resolution] = {}
+        self.secrets: dict[tuple[str, str], _SecretEntry] = {}
+
+    def keep_only(self, used: Memo) -> None:
+        """Drop every entry the last build did not use."""
+        self.ingresses, self.resolutions, self.secrets = (
+            used.ingresses,
+            used.resolutions,
+            used.secrets,
+        )
+
+
+def build(inputs: Inputs, options: Options, memo: Memo | None = None) -> Model:
+    """Select, validate, resolve conflicts, join Services and EndpointSlices, pick TLS.
+
+    `memo` (optional) carries, from one build to the next, what was derived from each
+    object; the result is the same with or without it (see `Memo`).
+    """
+    return _Builder(inputs, options, memo if memo is not None else Memo()).build()
 
 
 def upstream_name(namespace: str, service: str, port: int) -> str:
@@ -362,9 +427,11 @@ def _parse_ingress(obj: dict) -> _Ingress:
 class _Builder:
     """One build: indexes, claims and resolutions, in a fixed order."""
 
-    def __init__(self, inputs: Inputs, options: Options) -> None:
+    def __init__(self, inputs: Inputs, options: Options, memo: Memo) -> None:
         self.inputs = inputs
         self.options = options
+        self.memo = memo
+        self.next_memo = Memo()
         self.problems: list[Problem] = []
         self.services = self._index(inputs.services)
         self.slices: dict[tuple[str, str], list[dict]] = {}
@@ -450,6 +517,7 @@ class _Builder:
         default_locations = self._locations(
             paths.get("", {}), catch_all or fallbacks.get(""), health=True
         )
+        self.memo.keep_only(self.next_memo)
         return Model(
             servers=tuple(servers),
             default_server=Server("", default_locations, True, None),
@@ -475,20 +543,40 @@ class _Builder:
         """The valid Ingresses of our class, oldest first."""
         serve_classless = self.options.watch_ingress_without_class or self._class_is_default()
         selected = []
+        known, kept = self.memo.ingresses, self.next_memo.ingresses
         for obj in self.inputs.ingresses:
-            try:
-                if not isinstance(obj, dict):
-                    raise Invalid("an Ingress must be an object")
-                ingress_class = self._class_of(obj)
-                if ingress_class != self.options.ingress_class and not (
-                    ingress_class is None and serve_classless
-                ):
-                    continue
-                selected.append(_parse_ingress(obj))
-            except Invalid as error:
-                self.problem("Ingress", *identity(obj), str(error), error.code)
+            entry = known.get(id(obj))
+            if entry is None or entry.obj is not obj:
+                entry = _IngressEntry(obj, self._class_or_invalid(obj))
+            kept[id(obj)] = entry
+            ingress_class = entry.ingress_class
+            if isinstance(ingress_class, Invalid):
+                self.problem("Ingress", *identity(obj), str(ingress_class), ingress_class.code)
+                continue
+            if ingress_class != self.options.ingress_class and not (
+                ingress_class is None and serve_classless
+            ):
+                continue
+            if entry.parsed is None:
+                try:
+                    entry.parsed = _parse_ingress(obj)
+                except Invalid as error:
+                    entry.parsed = Problem("Ingress", *identity(obj), str(error), error.code)
+            if isinstance(entry.parsed, Problem):
+                self.problems.append(entry.parsed)
+            else:
+                selected.append(entry.parsed)
         selected.sort(key=lambda ingress: ingress.order)
         return selected
+
+    @classmethod
+    def _class_or_invalid(cls, obj: object) -> str | Invalid | None:
+        try:
+            if not isinstance(obj, dict):
+                raise Invalid("an Ingress must be an object")
+            return cls._class_of(obj)
+        except Invalid as error:
+            return error
 
     @staticmethod
     def _class_of(obj: dict) -> str | None:
@@ -571,11 +659,37 @@ class _Builder:
         """The upstream for a backend, or the status to answer (503: nothing ready)."""
         key = (ingress.namespace, backend)
         if key not in self.resolved:
-            self.resolved[key] = self._resolve(ingress.namespace, backend)
+            self.resolved[key] = self._resolve_remembered(ingress.namespace, backend)
         upstream, reason = self.resolved[key]
         if reason:
             self.problem("Ingress", ingress.namespace, ingress.name, reason, "missing-service")
         return (upstream, 0) if upstream else (None, STATUS_NO_ENDPOINT)
+
+    def _resolve_remembered(
+        self, namespace: str, backend: _BackendRef
+    ) -> tuple[str | None, str | None]:
+        """`_resolve`, or its result from the memo while the Service and slices are the same
+        objects (their problems are reported again: each build reports all it finds)."""
+        service = self.services.get((namespace, backend.service))
+        slices = tuple(self.slices.get((namespace, backend.service), ()))
+        key = (namespace, backend)
+        entry = self.memo.resolutions.get(key)
+        if (
+            entry is None
+            or entry.service is not service
+            or len(entry.slices) != len(slices)
+            or any(a is not b for a, b in zip(entry.slices, slices, strict=True))
+        ):
+            reported = len(self.problems)
+            upstream, reason = self._resolve(namespace, backend)
+            found = self.upstreams.get(upstream) if upstream else None
+            entry = _Resolution(service, slices, found, reason, tuple(self.problems[reported:]))
+        else:
+            self.problems.extend(entry.problems)
+            if entry.upstream is not None:
+                self.upstreams[entry.upstream.name] = entry.upstream
+        self.next_memo.resolutions[key] = entry
+        return (entry.upstream.name if entry.upstream else None), entry.reason
 
     def _resolve(self, namespace: str, backend: _BackendRef) -> tuple[str | None, str | None]:
         ports = self._service_ports(namespace, backend.service)
@@ -636,18 +750,25 @@ class _Builder:
         key = (namespace, secret)
         if key in certificates:
             return key
-        try:
-            certificates[key] = _read_tls_secret(self.secrets.get(key))
+        obj = self.secrets.get(key)
+        entry = self.memo.secrets.get(key)
+        if entry is None or entry.secret is not obj:
+            try:
+                entry = _SecretEntry(obj, _read_tls_secret(obj))
+            except Invalid as error:
+                entry = _SecretEntry(obj, error)
+        self.next_memo.secrets[key] = entry
+        if not isinstance(entry.pair, Invalid):
+            certificates[key] = entry.pair
             return key
-        except Invalid as error:
-            previous = self.options.previous_certificates.get(key)
-            fallback = "the previous certificate" if previous else "the default certificate"
-            reason = f"{error}; its hosts keep {fallback}"
-            self.problem("Secret", namespace, secret, reason, "secret")
-            if previous:
-                certificates[key] = previous
-                return key
-            return None
+        previous = self.options.previous_certificates.get(key)
+        fallback = "the previous certificate" if previous else "the default certificate"
+        reason = f"{entry.pair}; its hosts keep {fallback}"
+        self.problem("Secret", namespace, secret, reason, "secret")
+        if previous:
+            certificates[key] = previous
+            return key
+        return None
 
 
 def _read_tls_secret(secret: dict | None) -> CertPair:

@@ -1,0 +1,200 @@
+"""The figures, their goals, and where they are written: bench/results/latest.json and the
+table of docs/benchmarks.md.
+
+A figure is one number under a fixed key. Its goal, if it has one, lives in GOALS; the JSON
+carries, next to each key, the goal, whether it was met, and what the figure was measured
+under (load average, sample count). Adding a figure (issue 6's dynamic-mode keys, say) is
+one `Goal` here and one measurement that returns its number.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from suite import REPOSITORY, agentlab
+
+SCHEMA_VERSION = 1
+JSON_PATH = REPOSITORY / "bench" / "results" / "latest.json"
+DOC_PATH = REPOSITORY / "docs" / "benchmarks.md"
+
+
+@dataclass(frozen=True)
+class Goal:
+    title: str
+    unit: str
+    method: str
+    maximum: float | None = None
+    minimum: float | None = None
+
+    def met(self, value: float) -> bool | None:
+        if self.maximum is None and self.minimum is None:
+            return None
+        return (self.maximum is None or value <= self.maximum) and (
+            self.minimum is None or value >= self.minimum
+        )
+
+    @property
+    def text(self) -> str:
+        if self.maximum is not None:
+            return f"≤ {self.maximum:g}"
+        if self.minimum is not None:
+            return f"≥ {self.minimum:g}"
+        return "—"
+
+
+_SYNC = (
+    "agent spawned until the first 200 through nginx for the host of the Ingress created "
+    "last (100 other hosts checked after); {n} Ingresses, each with a Service of 5 ready "
+    "endpoints, already in the API"
+)
+_CHANGE = (
+    "Ingress created with the official client; from the API's answer to the first 200 "
+    "through nginx for its host, polled every 5 ms on new connections; samples one at a "
+    "time, each after the previous one was confirmed and the minimum reload interval passed"
+)
+GOALS: dict[str, Goal] = {
+    "sync_1k_seconds": Goal("Sync from agent start, 1k Ingresses", "s", _SYNC.format(n="1,000")),
+    "sync_10k_seconds": Goal(
+        "Sync from agent start, 10k Ingresses", "s", _SYNC.format(n="10,000"), maximum=5
+    ),
+    "rss_10k_mb": Goal(
+        "Agent memory (RSS), 10k Ingresses",
+        "MiB",
+        "VmRSS of the agent process after the 10k sync and the 10k change samples",
+        maximum=300,
+    ),
+    "change_to_traffic_1k_p50_ms": Goal(
+        "New Ingress to traffic, 1k present, p50", "ms", _CHANGE
+    ),
+    "change_to_traffic_1k_p99_ms": Goal(
+        "New Ingress to traffic, 1k present, p99", "ms", _CHANGE, maximum=1000
+    ),
+    "change_to_traffic_10k_p99_ms": Goal(
+        "New Ingress to traffic, 10k present, p99", "ms", _CHANGE, maximum=3000
+    ),
+    "nginx_reload_10k_seconds": Goal(
+        "nginx's own reload, 10k configuration",
+        "s",
+        "agent stopped; SIGHUP to the master until the status server answers a new marker "
+        "(median of 3); the floor of any reload-based design",
+    ),
+    "reloads_per_1000_endpoint_changes": Goal(
+        "Reloads per 1,000 endpoint changes in 1 s",
+        "reloads",
+        "1,000 EndpointSlice writes (a rolling update of 200 Services, one endpoint each) "
+        "spread over 1 s, 1k Ingresses; increase of edgeagent_reloads_total until the last "
+        "change serves and 3 s more",
+        maximum=2,
+    ),
+    "proxy_throughput_ratio": Goal(
+        "Throughput through nginx / direct to the backend",
+        "ratio",
+        "wrk -t1 -c32 -d5s, direct and through nginx alternated twice in the same run; "
+        "the backend is a static nginx on loopback",
+    ),
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = re.search(r"^model name\s*:\s*(.+)$", pathlib.Path("/proc/cpuinfo").read_text(), re.M)
+    memory = re.search(r"^MemTotal:\s+(\d+) kB", pathlib.Path("/proc/meminfo").read_text(), re.M)
+    nginx = subprocess.run([agentlab.NGINX, "-v"], capture_output=True, text=True).stderr
+    try:
+        debian = pathlib.Path("/etc/debian_version").read_text().strip()
+    except OSError:
+        debian = "unknown"
+    return {
+        "kind": "python (2 cores, 24 GiB; shared with other sessions)",
+        "cpu": cpu[1].strip() if cpu else "unknown",
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(memory[1]) / 1024 / 1024, 1) if memory else None,
+        "os": f"Debian {debian}, Linux {platform.release()}",
+        "python": platform.python_version(),
+        "nginx": nginx.strip().removeprefix("nginx version: "),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+@dataclass
+class Results:
+    started: datetime.datetime
+    figures: dict[str, float]
+    context: dict[str, dict[str, Any]]
+    details: dict[str, Any]
+
+    def record(self, key: str, value: float, **context: Any) -> None:
+        assert key in GOALS, f"{key} has no entry in report.GOALS"
+        self.figures[key] = value
+        self.context[key] = context
+
+    def document(self) -> dict[str, Any]:
+        goals = {}
+        for key, value in self.figures.items():
+            goal = GOALS[key]
+            goals[key] = {
+                "max": goal.maximum,
+                "min": goal.minimum,
+                "met": goal.met(value),
+                "unit": goal.unit,
+                **self.context[key],
+            }
+        return {
+            "schema": SCHEMA_VERSION,
+            "started": self.started.isoformat(timespec="seconds"),
+            "seconds": round((_now() - self.started).total_seconds(), 1),
+            "machine": machine(),
+            **self.figures,
+            "goals": goals,
+            "details": self.details,
+        }
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def new_results() -> Results:
+    return Results(_now(), {}, {}, {})
+
+
+def write_json(document: dict[str, Any], path: pathlib.Path = JSON_PATH) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "—"}[met]
+
+
+def table(document: dict[str, Any]) -> str:
+    rows = [
+        "| figure | value | goal | verdict | load avg (1 min) | how |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, goal in GOALS.items():
+        if key not in document:
+            rows.append(f"| `{key}` | not measured | {goal.text} | — | — | {goal.method} |")
+            continue
+        entry = document["goals"][key]
+        load = entry.get("load_average", ["—"])[0]
+        value = f"{document[key]:g} {goal.unit}"
+        rows.append(
+            f"| `{key}` | {value} | {goal.text} | {_verdict(entry['met'])} | {load} | "
+            f"{goal.method} |"
+        )
+    return "\n".join(rows)
+
+
+def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
+    path.write_text("# Benchmarks\n\n" + table(document) + "\n")

@@ -1,0 +1,130 @@
+"""`make bench`: the edge agent's figures at 1k and 10k Ingresses, on loopback.
+
+    python bench/run.py [--samples 50] [--budget 570] [--scales 1000,10000]
+
+Everything runs on this machine: the API emulator in a thread of this process, preloaded
+through its store; a static nginx as the backend pods on 127.0.0.2-6 and 127.0.1.2-6; a
+real nginx configured like an edge node; `edgeagent run` as a process, with the daemon's
+default timing. The 1k figures are taken first, then the 10k ones. Writes
+bench/results/latest.json and docs/benchmarks.md; exits 0 when both are written, whether
+or not the goals are met (the verdict is in them).
+
+The whole run must stay within 10 minutes on 2 cores: `--budget` seconds (default 570).
+The 10k change samples are the long part (one full reload each); when the budget would run
+out, fewer are taken, and the JSON says how many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import tempfile
+import time
+from typing import Any
+
+import change
+import churn
+import reload
+import report
+import sync
+import throughput
+from edge import BenchEdge
+
+STEP_TIMEOUT = 120.0
+RELOAD_ROUNDS = 3
+# Kept for the 10k reload measurement and the teardown after the change samples.
+RESERVE_SECONDS = 45.0
+
+
+def _scale_name(count: int) -> str:
+    return f"{count // 1000}k" if count % 1000 == 0 else str(count)
+
+
+def run_scale(
+    root: pathlib.Path,
+    count: int,
+    samples: int,
+    deadline: float,
+    results: report.Results,
+) -> None:
+    scale = _scale_name(count)
+    details: dict[str, Any] = {}
+    results.details[scale] = details
+    print(f"[bench] {scale}: preloading the API", flush=True)
+    with BenchEdge(root / scale, count, probes=samples) as edge:
+        details["preload_seconds"] = round(edge.preload_seconds, 2)
+
+        load = report.load_average()
+        print(f"[bench] {scale}: sync from agent start (load {load})", flush=True)
+        synced = sync.sync_from_start(edge, STEP_TIMEOUT)
+        details["sync"] = synced
+        results.record(f"sync_{scale}_seconds", synced["seconds"], load_average=load)
+        details["agent_rss_after_sync_mb"] = round(edge.agent_rss_mb()[0], 1)
+
+        load = report.load_average()
+        print(f"[bench] {scale}: change to traffic, {samples} samples (load {load})", flush=True)
+        changed = change.change_to_traffic(edge, samples, STEP_TIMEOUT, deadline)
+        details["change_to_traffic"] = changed
+        taken = {"load_average": load, "samples": len(changed["samples_ms"])}
+        if count == 1000:
+            results.record("change_to_traffic_1k_p50_ms", changed["p50_ms"], **taken)
+        results.record(f"change_to_traffic_{scale}_p99_ms", changed["p99_ms"], **taken)
+
+        if count == 1000:
+            load = report.load_average()
+            print(f"[bench] {scale}: 1,000 endpoint changes in 1 s (load {load})", flush=True)
+            burst = churn.endpoint_burst(edge, STEP_TIMEOUT)
+            details["endpoint_burst"] = burst
+            results.record(
+                "reloads_per_1000_endpoint_changes",
+                burst["per_1000"],
+                load_average=load,
+                burst_seconds=burst["burst_seconds"],
+            )
+            load = report.load_average()
+            print(f"[bench] {scale}: proxy throughput (load {load})", flush=True)
+            measured = throughput.proxy_throughput(edge)
+            details["throughput"] = measured
+            results.record("proxy_throughput_ratio", measured["ratio"], load_average=load)
+
+        if count == 10000:
+            current, peak = edge.agent_rss_mb()
+            details["agent_peak_rss_mb"] = round(peak, 1)
+            results.record("rss_10k_mb", round(current, 1), load_average=report.load_average())
+            edge.agent.stop()
+            load = report.load_average()
+            print(f"[bench] {scale}: nginx reload (load {load})", flush=True)
+            reloaded = reload.nginx_reload(edge, RELOAD_ROUNDS, STEP_TIMEOUT)
+            details["nginx"] = reloaded
+            results.record(
+                "nginx_reload_10k_seconds", reloaded["reload_seconds"], load_average=load
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=50, help="change samples per scale")
+    parser.add_argument("--budget", type=float, default=570.0, help="seconds for the run")
+    parser.add_argument("--scales", default="1000,10000", help="Ingress counts, in order")
+    parser.add_argument("--json", type=pathlib.Path, default=report.JSON_PATH)
+    parser.add_argument("--doc", type=pathlib.Path, default=report.DOC_PATH)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    deadline = started + args.budget - RESERVE_SECONDS
+    results = report.new_results()
+    results.details["load_average_at_start"] = report.load_average()
+    with tempfile.TemporaryDirectory(prefix="edgeagent-bench-") as scratch:
+        for count in (int(text) for text in args.scales.split(",")):
+            run_scale(pathlib.Path(scratch), count, args.samples, deadline, results)
+    results.details["load_average_at_end"] = report.load_average()
+    document = results.document()
+    report.write_json(document, args.json)
+    report.write_doc(document, args.doc)
+    print(report.table(document))
+    print(f"[bench] wrote {args.json} and {args.doc} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
