@@ -41,11 +41,11 @@ test: lint pytest molecule
 lint: setup
 	yamllint -s .
 	ansible-lint --profile production
-	ruff check edgeagent kubeemu bench lab drill
-	ruff format --check edgeagent kubeemu bench lab drill
+	ruff check edgeagent kubeemu bench lab drill roles playbooks
+	ruff format --check edgeagent kubeemu bench lab drill roles playbooks
 
 pytest: setup
-	pytest -q edgeagent/tests kubeemu/tests drill/tests
+	pytest -q edgeagent/tests kubeemu/tests drill/tests playbooks/tests
 
 molecule: docker
 	lab/molecule-cleanup.sh

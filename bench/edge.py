@@ -15,11 +15,10 @@ import pathlib
 import time
 from typing import Any
 
-import kubernetes
-from kubeemu.testing import EmulatorThread
-
 import cluster
+import kubernetes
 from backend import Backend
+from kubeemu.testing import EmulatorThread
 from suite import agentlab, support_http
 
 VIP = agentlab.VIP

@@ -2,15 +2,20 @@
 
 This is the floor of any reload-based design: whatever the agent does, a change it applies
 by reloading waits at least this long. Measured with the agent stopped, on the
-configuration it rendered: a copy of the live `edge.conf` whose status server answers a new
-marker is made `current`, `nginx -t` runs on the live main config (timed, with its peak
-memory), then SIGHUP goes to the master and the clock stops when the status server answers
-the marker, i.e. when a new worker with the new configuration accepts connections.
+configuration it rendered. Each round makes `current` a copy of the live `edge.conf` whose
+status server answers a new marker, runs `nginx -t` on the live main config (timed, with
+its peak memory), then sends SIGHUP to the master; the clock stops when the status server
+answers the marker, i.e. when a new worker with the new configuration accepts connections.
+
+The same rounds run on a what-if variant (every proxy_pass to one upstream, see
+`one_upstream`), to show what part of the parse the upstreams are.
 """
 
 from __future__ import annotations
 
 import os
+import pathlib
+import re
 import signal
 import statistics
 import subprocess
@@ -21,18 +26,29 @@ from edge import BenchEdge, rss_mb
 from suite import agentlab, support_http
 
 POLL_INTERVAL = 0.01
+UPSTREAM_BLOCK = re.compile(r"^upstream \S+ \{\n(?:    [^\n]*\n)*\}\n", re.MULTILINE)
+PROXY_PASS = re.compile(r"proxy_pass http://[^;]+;")
 
 
-def _timed_test(edge: BenchEdge) -> tuple[float, float]:
-    """Seconds and peak MiB of `nginx -t` on the live main config."""
-    command = [agentlab.NGINX, "-t", "-q", "-c", str(edge.nginx.main_conf)]
+def one_upstream(edge_conf: str) -> str:
+    """What-if: the same configuration with every proxy_pass to one upstream, as with a
+    `balancer_by_lua` design (issue 6) that picks the peer at request time. nginx looks
+    each upstream name up by a linear scan (ngx_http_upstream_add), so n upstreams cost
+    it O(n^2) at every parse; this shows how much of the parse that is."""
+    text = UPSTREAM_BLOCK.sub("", edge_conf)
+    text = PROXY_PASS.sub("proxy_pass http://edgeagent_balancer;", text)
+    return "upstream edgeagent_balancer {\n    server 127.0.0.2:1;\n    keepalive 16;\n}\n" + text
+
+
+def _timed_test(main_conf: pathlib.Path) -> tuple[float, float]:
+    """Seconds and peak MiB of `nginx -t` on a main config."""
+    command = [agentlab.NGINX, "-t", "-q", "-c", str(main_conf)]
     started = time.monotonic()
-    process = subprocess.Popen(command, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
-    return seconds, usage.ru_maxrss / 1024
+    with subprocess.Popen(command, stderr=subprocess.DEVNULL) as process:
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0, f"nginx -t failed on {main_conf}"
+    return time.monotonic() - started, usage.ru_maxrss / 1024
 
 
 def _serving(edge: BenchEdge) -> str:
@@ -43,33 +59,29 @@ def _serving(edge: BenchEdge) -> str:
     return answer.body.decode().strip()
 
 
-def nginx_reload(edge: BenchEdge, rounds: int, timeout: float) -> dict[str, Any]:
-    assert edge.agent.process is None or edge.agent.process.poll() is not None, "stop the agent"
+def _rounds(
+    edge: BenchEdge, edge_conf: str, status_line: str, name: str, rounds: int, timeout: float
+) -> dict[str, Any]:
     agent_dir = edge.nginx.agent_dir
-    generation = edge.live_generation()
-    live = edge.live_config()
-    status_line = f'return 200 "{generation}\\n";'
-    assert live.count(status_line) == 1
-    reloads, tests, test_peaks = [], [], []
+    reloads, tests, peaks = [], [], []
     for round_number in range(rounds):
-        marker = f"benchreload{round_number}"
+        marker = f"{name}{round_number}"
         directory = agent_dir / marker
         directory.mkdir()
         (directory / "edge.conf").write_text(
-            live.replace(status_line, f'return 200 "{marker}\\n";')
+            edge_conf.replace(status_line, f'return 200 "{marker}\\n";')
         )
-        link = agent_dir / ".bench-current"
+        link = agent_dir / f".{marker}"
         link.symlink_to(marker)
         os.replace(link, agent_dir / "current")
-        seconds, peak = _timed_test(edge)
+        seconds, peak = _timed_test(edge.nginx.main_conf)
         tests.append(seconds)
-        test_peaks.append(peak)
+        peaks.append(peak)
         edge.old_workers_gone(timeout)
         started = time.monotonic()
         os.kill(edge.nginx.master_pid(), signal.SIGHUP)
-        deadline = started + timeout
         while _serving(edge) != marker:
-            assert time.monotonic() < deadline, f"nginx did not reload within {timeout} s"
+            assert time.monotonic() < started + timeout, f"no reload within {timeout} s"
             time.sleep(POLL_INTERVAL)
         reloads.append(time.monotonic() - started)
     edge.old_workers_gone(timeout)
@@ -80,8 +92,21 @@ def nginx_reload(edge: BenchEdge, rounds: int, timeout: float) -> dict[str, Any]
         "reload_rounds_seconds": [round(s, 3) for s in reloads],
         "test_seconds": round(statistics.median(tests), 3),
         "test_rounds_seconds": [round(s, 3) for s in tests],
-        "test_peak_mb": round(max(test_peaks), 1),
+        "test_peak_mb": round(max(peaks), 1),
         "master_rss_mb": round(master_rss, 1),
         "worker_rss_mb": round(worker_rss, 1),
-        "edge_conf_bytes": len(live.encode()),
+        "edge_conf_bytes": len(edge_conf.encode()),
+    }
+
+
+def nginx_reload(edge: BenchEdge, rounds: int, timeout: float) -> dict[str, Any]:
+    assert edge.agent.process is None or edge.agent.process.poll() is not None, "stop the agent"
+    live = edge.live_config()
+    status_line = f'return 200 "{edge.live_generation()}\\n";'
+    assert live.count(status_line) == 1
+    return {
+        "as_rendered": _rounds(edge, live, status_line, "benchreload", rounds, timeout),
+        "one_upstream": _rounds(
+            edge, one_upstream(live), status_line, "benchwhatif", rounds, timeout
+        ),
     }

@@ -19,11 +19,13 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
 from suite import REPOSITORY, agentlab
 
 SCHEMA_VERSION = 1
 JSON_PATH = REPOSITORY / "bench" / "results" / "latest.json"
 DOC_PATH = REPOSITORY / "docs" / "benchmarks.md"
+TEMPLATE = "benchmarks.md.j2"
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,7 @@ GOALS: dict[str, Goal] = {
         "VmRSS of the agent process after the 10k sync and the 10k change samples",
         maximum=300,
     ),
-    "change_to_traffic_1k_p50_ms": Goal(
-        "New Ingress to traffic, 1k present, p50", "ms", _CHANGE
-    ),
+    "change_to_traffic_1k_p50_ms": Goal("New Ingress to traffic, 1k present, p50", "ms", _CHANGE),
     "change_to_traffic_1k_p99_ms": Goal(
         "New Ingress to traffic, 1k present, p99", "ms", _CHANGE, maximum=1000
     ),
@@ -88,7 +88,7 @@ GOALS: dict[str, Goal] = {
     ),
     "reloads_per_1000_endpoint_changes": Goal(
         "Reloads per 1,000 endpoint changes in 1 s",
-        "reloads",
+        "per 1,000",
         "1,000 EndpointSlice writes (a rolling update of 200 Services, one endpoint each) "
         "spread over 1 s, 1k Ingresses; increase of edgeagent_reloads_total until the last "
         "change serves and 3 s more",
@@ -96,7 +96,7 @@ GOALS: dict[str, Goal] = {
     ),
     "proxy_throughput_ratio": Goal(
         "Throughput through nginx / direct to the backend",
-        "ratio",
+        "",
         "wrk -t1 -c32 -d5s, direct and through nginx alternated twice in the same run; "
         "the backend is a static nginx on loopback",
     ),
@@ -179,22 +179,55 @@ def _verdict(met: bool | None) -> str:
 
 def table(document: dict[str, Any]) -> str:
     rows = [
-        "| figure | value | goal | verdict | load avg (1 min) | how |",
-        "|---|---|---|---|---|---|",
+        "| figure | value | goal | verdict | load avg (1 min) |",
+        "|---|---|---|---|---|",
     ]
     for key, goal in GOALS.items():
         if key not in document:
-            rows.append(f"| `{key}` | not measured | {goal.text} | — | — | {goal.method} |")
+            rows.append(f"| `{key}` | not measured | {goal.text} | — | — |")
             continue
         entry = document["goals"][key]
         load = entry.get("load_average", ["—"])[0]
-        value = f"{document[key]:g} {goal.unit}"
-        rows.append(
-            f"| `{key}` | {value} | {goal.text} | {_verdict(entry['met'])} | {load} | "
-            f"{goal.method} |"
-        )
+        value = f"{document[key]:g} {goal.unit}".rstrip()
+        rows.append(f"| `{key}` | {value} | {goal.text} | {_verdict(entry['met'])} | {load} |")
     return "\n".join(rows)
 
 
+def methods() -> str:
+    return "\n".join(f"- `{key}`: {goal.method}." for key, goal in GOALS.items())
+
+
 def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
-    path.write_text("# Benchmarks\n\n" + table(document) + "\n")
+    details = document["details"]
+    scales = [s for s in ("1k", "10k") if "change_to_traffic" in details.get(s, {})]
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(pathlib.Path(__file__).parent),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    text = environment.get_template(TEMPLATE).render(
+        **document,
+        figure=lambda key: document.get(key, "(not measured)"),
+        table=table(document),
+        methods=methods(),
+        scales=scales,
+        last_list={
+            scale: max(
+                seconds
+                for name, seconds in details[scale]["sync"]["agent_log_offsets_seconds"].items()
+                if name.startswith("listed_")
+            )
+            for scale in scales
+        },
+        nginx=details.get("10k", {}).get("nginx"),
+        burst=details.get("1k", {}).get("endpoint_burst"),
+        throughput=details.get("1k", {}).get("throughput"),
+        old_worker_ms=max(
+            details[scale]["change_to_traffic"]["steady_p50_ms"]
+            - details[scale]["change_to_traffic"]["p50_ms"]
+            for scale in scales
+        )
+        if scales
+        else 0.0,
+    )
+    path.write_text(re.sub(r"\n{3,}", "\n\n", text))

@@ -13,6 +13,15 @@ EndpointSlices and Secrets that no Ingress refers to. The references are taken f
 Ingresses of each snapshot, under the cache's lock, so no change slips between a snapshot
 and the filter that judges the next change.
 
+Cost of a change. The model is built from the whole snapshot every time, with a
+`model.Memo` that keeps what each unchanged object gave the previous build, and apply.py
+validates only the blocks that changed: a change costs work in proportion to what it
+changed, plus a few fast passes over all objects. The objects of the initial lists, and
+after the first sync what was derived from them, are moved out of the garbage
+collector's sight with `gc.freeze()`: most of them live as long as the agent, and
+traversing them in every full collection cost about 0.3 s per sync at 10,000 Ingresses
+(frozen objects are still freed when nothing refers to them; they hold no cycles).
+
 Outcomes (see apply.py): unchanged bytes stop before anything is written. A generation
 rejected by nginx -t is not tried again until the state changes; a failed reload is
 retried with exponential backoff. On success the status is published and the problems
@@ -23,6 +32,7 @@ that serves, the likely culprits (at most `MAX_SUSPECTS` of them).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -152,6 +162,7 @@ class Controller:
         self._retry_at: float | None = None
         self._good_ingresses: dict[Key, Object] = {}
         self._certificates: dict[tuple[str, str], model.CertPair] = {}
+        self._memo = model.Memo()
         self._first = True
         cache.relevant = self.relevant
         self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
@@ -221,6 +232,8 @@ class Controller:
     def sync(self) -> ApplyResult | None:
         started = time.monotonic()
         version, snapshot = self.cache.snapshot(self._prepare)
+        if self._first:
+            gc.freeze()  # the initial lists (module docstring)
         self._seen_version = version
         self._retry_at = None
         for kind, objects in snapshot.items():
@@ -234,34 +247,48 @@ class Controller:
             secrets=secrets,
         )
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
-        built = model.build(inputs, options)
+        built = model.build(inputs, options, self._memo)
         built_at = time.monotonic()
         rendered = render.render(built, self.layout)
         rendered_at = time.monotonic()
-        self.metrics.sync_duration.labels("build").observe(built_at - started)
-        self.metrics.sync_duration.labels("render").observe(rendered_at - built_at)
         self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
         if rendered.generation == self._rejected:
             log.debug("same candidate as the rejected one; waiting for a change")
             return None
         result = self.applier.apply(rendered)
         finished = time.monotonic()
-        self.metrics.sync_duration.labels("apply").observe(finished - rendered_at)
-        self.metrics.sync_duration.labels("total").observe(finished - started)
+        phases = {
+            "build": built_at - started,
+            "render": rendered_at - built_at,
+            **result.steps,
+            "apply": finished - rendered_at,
+            "total": finished - started,
+        }
+        for phase, seconds in phases.items():
+            self.metrics.sync_duration.labels(phase).observe(seconds)
+        if result.validation:
+            self.metrics.validations.labels(result.validation.split()[0]).inc()
         self.metrics.syncs.labels(result.outcome.value).inc()
-        self._report(result, built, snapshot["ingresses"], finished - started)
+        self._report(result, built, snapshot["ingresses"], phases)
         if self._first:
             self._first = False
+            gc.freeze()  # see the module docstring
             self._on_first_sync(result)
         return result
 
     def _report(
-        self, result: ApplyResult, built: model.Model, ingresses: list[Object], seconds: float
+        self,
+        result: ApplyResult,
+        built: model.Model,
+        ingresses: list[Object],
+        phases: dict[str, float],
     ) -> None:
         fields = {
             "generation": result.generation,
             "outcome": result.outcome.value,
-            "seconds": round(seconds, 3),
+            "seconds": round(phases["total"], 3),
+            "phases": {phase: round(seconds, 3) for phase, seconds in phases.items()},
+            "validation": result.validation,
             "served": len(built.served_ingresses),
             "problems": len(built.problems),
         }

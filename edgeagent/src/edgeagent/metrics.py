@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-SYNC_PHASES = ("build", "render", "apply", "total")
+SYNC_PHASES = ("build", "render", "apply", "stage", "validate", "reload", "total")
 
 
 class Metrics:
@@ -41,10 +41,17 @@ class Metrics:
         )
         self.sync_duration = Histogram(
             "edgeagent_sync_duration_seconds",
-            "Time per sync phase: build (model), render, apply (stage, nginx -t, reload, "
-            "confirm) and total",
+            "Time per sync phase: build (model), render, apply (all of: stage, validate "
+            "(nginx -t), reload (with its confirmation)) and total",
             ["phase"],
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.validations = Counter(
+            "edgeagent_validations",
+            "nginx -t runs by scope: full (the whole candidate) or delta (the blocks that "
+            "changed since the generation that serves, see apply.py)",
+            ["scope"],
             registry=r,
         )
         self.syncs = Counter(

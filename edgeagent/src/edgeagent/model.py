@@ -215,8 +215,7 @@ class _IngressEntry:
 
 @dataclass(frozen=True)
 class _Resolution:
-    service: dict | None
-    slices: tuple[dict, ...]
+    sources: tuple[dict | None, ...]  # the Service (None: missing), then its EndpointSlices
     upstream: Upstream | None
     reason: str | None
     problems: tuple[Problem, ...]
@@ -670,20 +669,18 @@ class _Builder:
     ) -> tuple[str | None, str | None]:
         """`_resolve`, or its result from the memo while the Service and slices are the same
         objects (their problems are reported again: each build reports all it finds)."""
-        service = self.services.get((namespace, backend.service))
-        slices = tuple(self.slices.get((namespace, backend.service), ()))
+        # Tuples compare their items by identity first: equal sources, same resolution.
+        sources = (
+            self.services.get((namespace, backend.service)),
+            *self.slices.get((namespace, backend.service), ()),
+        )
         key = (namespace, backend)
         entry = self.memo.resolutions.get(key)
-        if (
-            entry is None
-            or entry.service is not service
-            or len(entry.slices) != len(slices)
-            or any(a is not b for a, b in zip(entry.slices, slices, strict=True))
-        ):
+        if entry is None or entry.sources != sources:
             reported = len(self.problems)
             upstream, reason = self._resolve(namespace, backend)
             found = self.upstreams.get(upstream) if upstream else None
-            entry = _Resolution(service, slices, found, reason, tuple(self.problems[reported:]))
+            entry = _Resolution(sources, found, reason, tuple(self.problems[reported:]))
         else:
             self.problems.extend(entry.problems)
             if entry.upstream is not None:

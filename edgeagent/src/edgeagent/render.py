@@ -8,7 +8,10 @@ Contract (the daemon and the CLI both call this; keep it stable):
   loopback status server) and `certs/<namespace>_<secret>.pem` (certificate chain then
   private key; write them mode 0600; `certificate_file` shortens very long names).
   `.generation` is the hash the status server answers at `GET /edgeagent/generation`.
-  Same model and layout, same bytes.
+  `.blocks` is edge.conf cut into its independent parts (the http-level settings, each
+  upstream, the default server, each host's server) with a fingerprint each, so that
+  apply.py can tell which parts changed since the generation that serves and validate
+  only those. Same model and layout, same bytes.
 - `render_main(layout) -> bytes`: the standalone main `nginx.conf` of `edgeagent render`,
   run with `nginx -p DIR -c nginx.conf` by any user.
 
@@ -27,6 +30,7 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jinja2
 
@@ -34,6 +38,11 @@ from edgeagent import grammar
 from edgeagent.model import NO_SETTINGS, Model
 
 GENERATION_PLACEHOLDER = "{generation}"
+HTTP_BLOCK = "http"
+DEFAULT_SERVER_BLOCK = "server _"
+STATUS_BLOCK = "status"
+# Opens each block in the template's output; no value can contain it (see TOKEN).
+BLOCK_START = "\0"
 # What any value from the model may look like when it reaches a template: the path and
 # host grammar, endpoint brackets, nothing nginx would read as syntax.
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
@@ -43,7 +52,9 @@ WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 CERTIFICATE_NAME_MAX = 200
 # nginx builds its server-names hash by trying table sizes up to this maximum; room for
 # 16 slots per name lets the first size it tries fit, so a 10k-host config does not
-# search (measured 4.3 s -> 2.6 s for `nginx -t` at 10k hosts).
+# search (measured 4.3 s -> 2.6 s for `nginx -t` at 10k hosts). The maximum is rounded up
+# to a power of two so that it changes rarely: it is part of the http block, and a
+# changed http block costs a full validation (apply.py).
 NAMES_HASH_SLOTS_PER_NAME = 16
 NAMES_HASH_MIN = 1024
 # A bucket must hold at least one name: the name, 2 bytes, a pointer, and the bucket's
@@ -74,6 +85,19 @@ class Layout:
     """Standalone main config only: nginx worker processes (a preview needs one)."""
 
 
+class Block(NamedTuple):
+    """One independent part of edge.conf, as written into it. (A named tuple: 20,000 of
+    them are made per render at 10k Ingresses, and a frozen dataclass is slower to make.)"""
+
+    text: str
+    fingerprint: str
+    """Equal fingerprints (of blocks with the same id, in two generations): the same text
+    but for the generation's directory, and the same certificate bytes loaded. It is the
+    text itself, plus a digest of the certificate files for a server that has any."""
+    upstreams: frozenset[str] = frozenset()
+    """The upstreams a server proxies to (empty for other blocks)."""
+
+
 @dataclass(frozen=True)
 class Rendered:
     """The files of one generation, its hash, and the directory they belong in."""
@@ -81,6 +105,13 @@ class Rendered:
     files: dict[str, bytes]
     generation: str
     output_dir: str
+    blocks: dict[str, Block]
+    """edge.conf but for its header line and status server, cut into blocks, in order:
+    `HTTP_BLOCK` (maps and settings every server inherits), `upstream NAME` for each
+    upstream, `DEFAULT_SERVER_BLOCK`, `server HOST` for each host, and `STATUS_BLOCK`
+    (the status server, whose fingerprint changes with every generation). A server
+    depends only on the http block, its upstreams and its certificate files, and each
+    name is unique, so apply.py can validate the blocks that changed without the others."""
 
 
 def token(value: object) -> str:
@@ -149,6 +180,23 @@ def _names_hash_bucket_size(model: Model) -> int:
     return size
 
 
+def _names_hash_max_size(model: Model) -> int:
+    size = NAMES_HASH_MIN
+    while size < NAMES_HASH_SLOTS_PER_NAME * len(model.servers):
+        size *= 2
+    return size
+
+
+def _block_ids(model: Model) -> list[str]:
+    """The ids of the template's blocks, in the order it writes them."""
+    return [
+        HTTP_BLOCK,
+        *(f"upstream {upstream.name}" for upstream in model.upstreams),
+        DEFAULT_SERVER_BLOCK,
+        *(f"server {server.host}" for server in model.servers),
+    ]
+
+
 def render(model: Model, layout: Layout) -> Rendered:
     _check_layout(layout)
     certificates = {
@@ -170,16 +218,23 @@ def render(model: Model, layout: Layout) -> Rendered:
         servers=(model.default_server, *model.servers),
         listen_http=layout.listen_http,
         listen_https=layout.listen_https,
-        names_hash_max_size=max(NAMES_HASH_MIN, NAMES_HASH_SLOTS_PER_NAME * len(model.servers)),
+        names_hash_max_size=_names_hash_max_size(model),
         names_hash_bucket_size=_names_hash_bucket_size(model),
         no_settings=NO_SETTINGS,
         certificate_path=certificate_path,
         key_path=key_path,
+        block_start=BLOCK_START,
     )
+    texts = body.split(BLOCK_START)
+    ids = _block_ids(model)
+    if len(texts) != len(ids):
+        raise ValueError(f"edge.conf.j2 wrote {len(texts)} blocks, expected {len(ids)}")
+    body = "".join(texts)
     digest = hashlib.sha256(body.encode())
     for path, data in certificates.items():
         digest.update(path.encode() + b"\0" + data)
     generation = digest.hexdigest()[:16]
+    output_dir = layout.output_dir.replace(GENERATION_PLACEHOLDER, generation)
     if GENERATION_PLACEHOLDER in layout.output_dir:
         body = body.replace(GENERATION_PLACEHOLDER, generation)
     status = environment.get_template("status.conf.j2").render(
@@ -187,10 +242,29 @@ def render(model: Model, layout: Layout) -> Rendered:
     )
     edge = f"# edgeagent generation {generation}; written by edgeagent, do not edit\n"
     files = {"edge.conf": (edge + body + status).encode(), **certificates}
+    blocks = {}
+    servers_from = len(ids) - len(model.servers) - 1  # the default server, then the hosts
+    for block_id, text in zip(ids[:servers_from], texts, strict=False):
+        blocks[block_id] = Block(text, text)
+    for block_id, text, server in zip(
+        ids[servers_from:],
+        texts[servers_from:],
+        (model.default_server, *model.servers),
+        strict=True,
+    ):
+        fingerprint = text
+        if server.certificate is not None:
+            pem = certificates[certificate_file(*server.certificate)]
+            fingerprint = f"{text}\0{hashlib.sha256(pem).hexdigest()}"
+            text = text.replace(GENERATION_PLACEHOLDER, generation)
+        upstreams = frozenset(loc.upstream for loc in server.locations if loc.upstream)
+        blocks[block_id] = Block(text, fingerprint, upstreams)
+    blocks[STATUS_BLOCK] = Block(status, status)
     return Rendered(
         files=dict(sorted(files.items())),
         generation=generation,
-        output_dir=layout.output_dir.replace(GENERATION_PLACEHOLDER, generation),
+        output_dir=output_dir,
+        blocks=blocks,
     )
 
 

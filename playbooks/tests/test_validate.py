@@ -1,0 +1,136 @@
+"""playbooks/validate.yml: a good inventory passes; each kind of broken inventory stops the run
+with a message that names the host (or VIP group) and the variable.
+
+Each case writes a two-node inventory into a temporary directory and runs the validation play
+alone (localhost only: nothing else is contacted).
+"""
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "validate.yml"
+
+GOOD = {
+    "hosts": {
+        "edge1": {"keepalived_node_address": "198.51.100.11/24", "keepalived_priority": 150},
+        "edge2": {"keepalived_node_address": "198.51.100.12/24", "keepalived_priority": 100},
+    },
+    "group_vars": {
+        "keepalived_instances": [
+            {
+                "name": "VI_EDGE",
+                "interface": "eth0",
+                "virtual_router_id": 51,
+                "virtual_ipaddresses": ["198.51.100.100"],
+            }
+        ],
+        "keepalived_advert_int": 0.1,
+        "edgeagent_kubeconfig": "apiVersion: v1\nkind: Config\n",
+    },
+}
+
+
+def run_validation(tmp_path: Path, inventory: dict) -> subprocess.CompletedProcess:
+    hosts = {"all": {"children": {"edge": {"hosts": inventory["hosts"]}}}}
+    (tmp_path / "group_vars" / "edge").mkdir(parents=True)
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (tmp_path / "group_vars" / "edge" / "all.yml").write_text(
+        yaml.safe_dump(inventory["group_vars"])
+    )
+    environment = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "NO_COLOR": "1"}
+    playbook = Path(sys.executable).with_name("ansible-playbook")
+    return subprocess.run(
+        [str(playbook), "-i", str(tmp_path), str(PLAYBOOK)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def broken(change) -> dict:
+    inventory = copy.deepcopy(GOOD)
+    change(inventory)
+    return inventory
+
+
+def test_a_good_inventory_passes(tmp_path):
+    result = run_validation(tmp_path, GOOD)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+CASES = {
+    "two highest priorities": (
+        lambda i: i["hosts"]["edge2"].update(keepalived_priority=150),
+        ["VI_EDGE", "keepalived_priority", "edge1=150, edge2=150"],
+    ),
+    "VIP outside the subnet": (
+        lambda i: i["group_vars"]["keepalived_instances"][0].update(
+            virtual_ipaddresses=["203.0.113.100"]
+        ),
+        ["edge1", "virtual_ipaddresses", "198.51.100.0/24"],
+    ),
+    "no credentials": (
+        lambda i: i["group_vars"].pop("edgeagent_kubeconfig"),
+        ["edge1", "edgeagent_kubeconfig", "edgeagent_token"],
+    ),
+    "https server without a CA": (
+        lambda i: i["group_vars"].update(
+            edgeagent_kubeconfig="",
+            edgeagent_api_server="https://api.example.net:6443",
+            edgeagent_token="secret",
+        ),
+        ["edge1", "edgeagent_ca_cert"],
+    ),
+    "missing node address": (
+        lambda i: i["hosts"]["edge2"].pop("keepalived_node_address"),
+        ["edge2", "keepalived_node_address"],
+    ),
+    "shared node address": (
+        lambda i: i["hosts"]["edge2"].update(keepalived_node_address="198.51.100.11/24"),
+        ["keepalived_node_address 198.51.100.11", "edge1 and edge2"],
+    ),
+    "priority out of range": (
+        lambda i: i["hosts"]["edge1"].update(keepalived_priority=255),
+        ["edge1", "keepalived_priority", "got 255"],
+    ),
+    "VRID collision on one segment": (
+        lambda i: i["hosts"]["edge2"].update(
+            keepalived_instances=[
+                {
+                    "name": "VI_OTHER",
+                    "interface": "eth0",
+                    "virtual_router_id": 51,
+                    "virtual_ipaddresses": ["198.51.100.101"],
+                }
+            ]
+        ),
+        ["VRID 51", "198.51.100.0/24", "VI_EDGE, VI_OTHER"],
+    ),
+    "sub-second adverts with VRRPv2": (
+        lambda i: i["group_vars"].update(keepalived_vrrp_version=2),
+        ["edge1", "keepalived_advert_int", "VRRPv2"],
+    ),
+    "agent weight too small to move the VIP": (
+        lambda i: i["hosts"]["edge2"].update(keepalived_priority=10),
+        ["VI_EDGE", "keepalived_check_agent_weight", "edge1=150, edge2=10"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_broken_inventory_stops_with_a_message_naming_host_and_variable(tmp_path, case):
+    change, expected = CASES[case]
+    result = run_validation(tmp_path, broken(change))
+    output = " ".join((result.stdout + result.stderr).split())  # messages are folded
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{text!r} missing from:\n{result.stdout}"
