@@ -19,9 +19,10 @@ from typing import Any
 
 import cluster
 from edge import BenchEdge
+from edgeagent.controller import SyncSettings
 
 POLL_INTERVAL = 0.005
-MIN_RELOAD_INTERVAL = 0.5  # the daemon's default (controller.SyncSettings)
+MIN_RELOAD_INTERVAL = SyncSettings.min_reload_interval  # the daemon's default
 
 
 def percentile(values: list[float], fraction: float) -> float:

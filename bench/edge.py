@@ -119,8 +119,9 @@ class BenchEdge:
         first = run_start = None
         run = 0
         while run < STEADY_RUN:
-            now = time.monotonic()
-            if self.status(host) == 200:
+            status = self.status(host)
+            now = time.monotonic()  # when the answer came
+            if status == 200:
                 first = first or now
                 run_start = run_start if run else now
                 run += 1

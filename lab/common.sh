@@ -1,9 +1,9 @@
 # Sourced by the lab scripts: names and addresses shared by the lab and molecule cleanup.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the scripts that source this use what it defines
 readonly DOCKER=/usr/bin/docker # Debian's CLI; /usr/local/bin/docker may be an unrelated one
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly STATE_DIR=$REPO/.lab # pidfiles, logs, image build stamps (git-ignored)
+readonly STATE_DIR=$REPO/.lab # pidfiles, logs, locks (git-ignored)
 readonly VENV_BIN=$REPO/.venv/bin
 readonly NODE_IMAGE=edge-node
 

@@ -28,11 +28,15 @@ ensure_network() {
 
 # ensure_container NAME ADDRESS DOCKER_RUN_ARGS...: reuse NAME if it exists, else create it.
 ensure_container() {
-  local name=$1 address=$2 running
+  local name=$1 address=$2 state
   shift 2
-  if running=$("$DOCKER" inspect -f '{{.State.Running}}' "$name" 2>/dev/null); then
-    [[ $running == true ]] || "$DOCKER" start "$name" >/dev/null
-    log "$name $address: reusing"
+  if state=$("$DOCKER" inspect -f '{{.State.Running}} {{.Image}}' "$name" 2>/dev/null); then
+    [[ $state == true* ]] || "$DOCKER" start "$name" >/dev/null
+    if [[ ${state#* } == "$("$DOCKER" image inspect -f '{{.Id}}' "$NODE_IMAGE:latest")" ]]; then
+      log "$name $address: reusing"
+    else
+      log "$name $address: reusing (an older node image; make lab-down, then make lab renews it)"
+    fi
     return
   fi
   "$DOCKER" run -d --name "$name" --hostname "$name" --label "$LAB_LABEL=1" \

@@ -14,9 +14,11 @@ Ingresses of each snapshot, under the cache's lock, so no change slips between a
 and the filter that judges the next change.
 
 Cost of a change. The model is built from the whole snapshot every time, with a
-`model.Memo` that keeps what each unchanged object gave the previous build, and apply.py
-validates only the blocks that changed: a change costs work in proportion to what it
-changed, plus a few fast passes over all objects. The objects of the initial lists, and
+`model.Memo` that keeps what each unchanged object gave the previous build; render reuses
+the text of unchanged upstreams and servers (`render.Memo`); apply.py validates only the
+blocks that changed. A change costs work in proportion to what it changed, plus a few
+fast passes over all objects (about 0.1 s of build and 0.05 s of render at 10,000
+Ingresses, against 0.5-0.9 s and 0.1 s without the memos). The objects of the initial lists, and
 after the first sync what was derived from them, are moved out of the garbage
 collector's sight with `gc.freeze()`: most of them live as long as the agent, and
 traversing them in every full collection cost about 0.3 s per sync at 10,000 Ingresses
@@ -162,7 +164,8 @@ class Controller:
         self._retry_at: float | None = None
         self._good_ingresses: dict[Key, Object] = {}
         self._certificates: dict[tuple[str, str], model.CertPair] = {}
-        self._memo = model.Memo()
+        self._model_memo = model.Memo()
+        self._render_memo = render.Memo()
         self._first = True
         cache.relevant = self.relevant
         self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
@@ -247,9 +250,9 @@ class Controller:
             secrets=secrets,
         )
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
-        built = model.build(inputs, options, self._memo)
+        built = model.build(inputs, options, self._model_memo)
         built_at = time.monotonic()
-        rendered = render.render(built, self.layout)
+        rendered = render.render(built, self.layout, self._render_memo)
         rendered_at = time.monotonic()
         self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
         if rendered.generation == self._rejected:

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
-from edgeagent.model import NO_SETTINGS, Model
+from edgeagent.model import NO_SETTINGS, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
 HTTP_BLOCK = "http"
@@ -187,18 +187,28 @@ def _names_hash_max_size(model: Model) -> int:
     return size
 
 
-def _block_ids(model: Model) -> list[str]:
-    """The ids of the template's blocks, in the order it writes them."""
-    return [
-        HTTP_BLOCK,
-        *(f"upstream {upstream.name}" for upstream in model.upstreams),
-        DEFAULT_SERVER_BLOCK,
-        *(f"server {server.host}" for server in model.servers),
-    ]
+class Memo:
+    """The text of each upstream and server of the previous render, lent to the next.
+
+    The template writes an upstream or a server from that object and the layout alone,
+    and the model's objects are immutable, so the text of an object that is the same
+    Python object as last time (model.Memo keeps unchanged ones) is the same: only new
+    objects are rendered. Entries hold the object, so its id() cannot be reused while the
+    entry lives; each render keeps only the entries it used.
+    """
+
+    def __init__(self) -> None:
+        self.layout: Layout | None = None
+        self.upstreams: dict[int, tuple[Upstream, str]] = {}
+        self.servers: dict[int, tuple[Server, str, frozenset[str]]] = {}
 
 
-def render(model: Model, layout: Layout) -> Rendered:
+def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
+    """`memo` (optional) saves rendering what has not changed; same bytes without it."""
     _check_layout(layout)
+    memo = memo if memo is not None else Memo()
+    if memo.layout != layout:
+        memo.layout, memo.upstreams, memo.servers = layout, {}, {}
     certificates = {
         certificate_file(*key): pair.certificate_pem + pair.key_pem
         for key, pair in sorted(model.certificates.items())
@@ -212,10 +222,17 @@ def render(model: Model, layout: Layout) -> Rendered:
     def key_path(key: tuple[str, str] | None) -> str:
         return layout.default_key if key is None else certificate_path(key)
 
+    def known(entries: dict, obj: object) -> bool:
+        entry = entries.get(id(obj))
+        return entry is not None and entry[0] is obj
+
+    new_upstreams = [u for u in model.upstreams if not known(memo.upstreams, u)]
+    # The default server is made anew by every build, and is one block: always rendered.
+    new_servers = [model.default_server] + [s for s in model.servers if not known(memo.servers, s)]
     environment = _environment()
-    body = environment.get_template("edge.conf.j2").render(
-        upstreams=model.upstreams,
-        servers=(model.default_server, *model.servers),
+    written = environment.get_template("edge.conf.j2").render(
+        upstreams=new_upstreams,
+        servers=new_servers,
         listen_http=layout.listen_http,
         listen_https=layout.listen_https,
         names_hash_max_size=_names_hash_max_size(model),
@@ -225,11 +242,33 @@ def render(model: Model, layout: Layout) -> Rendered:
         key_path=key_path,
         block_start=BLOCK_START,
     )
-    texts = body.split(BLOCK_START)
-    ids = _block_ids(model)
-    if len(texts) != len(ids):
-        raise ValueError(f"edge.conf.j2 wrote {len(texts)} blocks, expected {len(ids)}")
-    body = "".join(texts)
+    texts = written.split(BLOCK_START)
+    expected = 1 + len(new_upstreams) + len(new_servers)
+    if len(texts) != expected:
+        raise ValueError(f"edge.conf.j2 wrote {len(texts)} blocks, expected {expected}")
+    for upstream, text in zip(new_upstreams, texts[1:], strict=False):
+        memo.upstreams[id(upstream)] = (upstream, text)
+    for server, text in zip(new_servers, texts[1 + len(new_upstreams) :], strict=True):
+        upstreams = frozenset(loc.upstream for loc in server.locations if loc.upstream)
+        memo.servers[id(server)] = (server, text, upstreams)
+    upstream_texts = {id(u): memo.upstreams[id(u)] for u in model.upstreams}
+    server_texts = {id(s): memo.servers[id(s)] for s in (model.default_server, *model.servers)}
+    memo.upstreams, memo.servers = upstream_texts, server_texts  # what this render used
+
+    blocks: dict[str, Block] = {HTTP_BLOCK: Block(texts[0], texts[0])}
+    for upstream in model.upstreams:
+        text = upstream_texts[id(upstream)][1]
+        blocks[f"upstream {upstream.name}"] = Block(text, text)
+    server_blocks = [(DEFAULT_SERVER_BLOCK, model.default_server)]
+    server_blocks += [(f"server {server.host}", server) for server in model.servers]
+    for block_id, server in server_blocks:
+        _, text, upstreams = server_texts[id(server)]
+        fingerprint = text
+        if server.certificate is not None:
+            pem = certificates[certificate_file(*server.certificate)]
+            fingerprint = f"{text}\0{hashlib.sha256(pem).hexdigest()}"
+        blocks[block_id] = Block(text, fingerprint, upstreams)
+    body = "".join(block.text for block in blocks.values())
     digest = hashlib.sha256(body.encode())
     for path, data in certificates.items():
         digest.update(path.encode() + b"\0" + data)
@@ -237,29 +276,17 @@ def render(model: Model, layout: Layout) -> Rendered:
     output_dir = layout.output_dir.replace(GENERATION_PLACEHOLDER, generation)
     if GENERATION_PLACEHOLDER in layout.output_dir:
         body = body.replace(GENERATION_PLACEHOLDER, generation)
+        for block_id, server in server_blocks:
+            if server.certificate is not None:  # the only blocks that name output_dir
+                block = blocks[block_id]
+                final = block.text.replace(GENERATION_PLACEHOLDER, generation)
+                blocks[block_id] = block._replace(text=final)
     status = environment.get_template("status.conf.j2").render(
         status_listen=layout.status_listen, generation=generation
     )
+    blocks[STATUS_BLOCK] = Block(status, status)
     edge = f"# edgeagent generation {generation}; written by edgeagent, do not edit\n"
     files = {"edge.conf": (edge + body + status).encode(), **certificates}
-    blocks = {}
-    servers_from = len(ids) - len(model.servers) - 1  # the default server, then the hosts
-    for block_id, text in zip(ids[:servers_from], texts, strict=False):
-        blocks[block_id] = Block(text, text)
-    for block_id, text, server in zip(
-        ids[servers_from:],
-        texts[servers_from:],
-        (model.default_server, *model.servers),
-        strict=True,
-    ):
-        fingerprint = text
-        if server.certificate is not None:
-            pem = certificates[certificate_file(*server.certificate)]
-            fingerprint = f"{text}\0{hashlib.sha256(pem).hexdigest()}"
-            text = text.replace(GENERATION_PLACEHOLDER, generation)
-        upstreams = frozenset(loc.upstream for loc in server.locations if loc.upstream)
-        blocks[block_id] = Block(text, fingerprint, upstreams)
-    blocks[STATUS_BLOCK] = Block(status, status)
     return Rendered(
         files=dict(sorted(files.items())),
         generation=generation,
