@@ -41,6 +41,7 @@ def change_to_traffic(
     first, steady = [], []
     longest = 0.0
     phases_before = edge.sync_phase_totals()
+    validations_before = edge.validations()
     for app in edge.probes[:samples]:
         began = time.monotonic()
         if began + longest > deadline:
@@ -57,6 +58,7 @@ def change_to_traffic(
         edge.settled(timeout)
         time.sleep(MIN_RELOAD_INTERVAL)
         longest = max(longest, time.monotonic() - began)
+    assert first, "no sample within the time budget"
     phases_after = edge.sync_phase_totals()
     mean_phases = {}
     for phase, (total, count) in phases_after.items():
@@ -71,6 +73,9 @@ def change_to_traffic(
         "steady_p50_ms": round(percentile(steady, 0.50), 1),
         "steady_p99_ms": round(percentile(steady, 0.99), 1),
         "mean_sync_phases_seconds": mean_phases,
+        "validations": {
+            scope: count - validations_before[scope] for scope, count in edge.validations().items()
+        },
         "samples_wanted": samples,
         "samples_ms": first,
     }

@@ -18,6 +18,7 @@ from typing import Any
 import cluster
 import kubernetes
 from backend import Backend
+from edgeagent.metrics import SYNC_PHASES
 from kubeemu.testing import EmulatorThread
 from suite import agentlab, support_http
 
@@ -26,7 +27,6 @@ VIP = agentlab.VIP
 BOOKMARK_INTERVAL = 60.0
 # 200s in a row after which a host counts as switched over for every new connection.
 STEADY_RUN = 10
-SYNC_PHASES = ("build", "render", "apply", "total")
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -169,6 +169,13 @@ class BenchEdge:
                 samples.get(("edgeagent_sync_duration_seconds_count", (("phase", phase),)), 0.0),
             )
             for phase in SYNC_PHASES
+        }
+
+    def validations(self) -> dict[str, float]:
+        """nginx -t runs of the agent by scope (full, delta), from its /metrics."""
+        return {
+            scope: self.agent.metric("edgeagent_validations_total", scope=scope)
+            for scope in ("full", "delta")
         }
 
     def reloads(self) -> float:

@@ -122,6 +122,20 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source() -> dict[str, Any]:
+    """The commit measured, and whether the agent's tree differed from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPOSITORY), *args], capture_output=True, text=True
+        ).stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "agent_tree_modified": bool(git("status", "--porcelain", "--", "edgeagent/src")),
+    }
+
+
 def load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
@@ -132,6 +146,7 @@ class Results:
     figures: dict[str, float]
     context: dict[str, dict[str, Any]]
     details: dict[str, Any]
+    source: dict[str, Any]
 
     def record(self, key: str, value: float, **context: Any) -> None:
         assert key in GOALS, f"{key} has no entry in report.GOALS"
@@ -154,6 +169,7 @@ class Results:
             "started": self.started.isoformat(timespec="seconds"),
             "seconds": round((_now() - self.started).total_seconds(), 1),
             "machine": machine(),
+            "source": self.source,
             **self.figures,
             "goals": goals,
             "details": self.details,
@@ -165,7 +181,7 @@ def _now() -> datetime.datetime:
 
 
 def new_results() -> Results:
-    return Results(_now(), {}, {}, {})
+    return Results(_now(), {}, {}, {}, source())
 
 
 def write_json(document: dict[str, Any], path: pathlib.Path = JSON_PATH) -> None:
@@ -197,6 +213,23 @@ def methods() -> str:
     return "\n".join(f"- `{key}`: {goal.method}." for key, goal in GOALS.items())
 
 
+def _agent_share(details: dict[str, Any]) -> str:
+    """Seconds of a 10k change before its reload: build, render, stage, nginx -t."""
+    if "change_to_traffic" not in details:
+        return "(not measured)"
+    phases = details["change_to_traffic"]["mean_sync_phases_seconds"]
+    seconds = sum(phases.get(phase, 0.0) for phase in ("build", "render", "stage", "validate"))
+    return f"{seconds:.2f}"
+
+
+def _first_nginx(details: dict[str, Any]) -> str:
+    """Seconds of the first 10k sync spent in nginx -t and the reload."""
+    if "sync" not in details:
+        return "(not measured)"
+    phases = details["sync"]["first_sync_phases_seconds"]
+    return f"{phases.get('validate', 0) + phases.get('reload', 0):.1f}"
+
+
 def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
     details = document["details"]
     scales = [s for s in ("1k", "10k") if "change_to_traffic" in details.get(s, {})]
@@ -204,6 +237,8 @@ def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
         loader=jinja2.FileSystemLoader(pathlib.Path(__file__).parent),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     text = environment.get_template(TEMPLATE).render(
         **document,
@@ -220,6 +255,10 @@ def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
             for scale in scales
         },
         nginx=details.get("10k", {}).get("nginx"),
+        restart=details.get("10k", {}).get("restart"),
+        restart_seconds=details.get("10k", {}).get("restart", {}).get("seconds", "(not measured)"),
+        first_nginx_10k=_first_nginx(details.get("10k", {})),
+        agent_share_10k=_agent_share(details.get("10k", {})),
         burst=details.get("1k", {}).get("endpoint_burst"),
         throughput=details.get("1k", {}).get("throughput"),
         old_worker_ms=max(

@@ -94,6 +94,8 @@ def run_scale(
             current, peak = edge.agent_rss_mb()
             details["agent_peak_rss_mb"] = round(peak, 1)
             results.record("rss_10k_mb", round(current, 1), load_average=report.load_average())
+            print(f"[bench] {scale}: agent restart (load {report.load_average()})", flush=True)
+            details["restart"] = sync.restart(edge, STEP_TIMEOUT)
             edge.agent.stop()
             load = report.load_average()
             print(f"[bench] {scale}: nginx reload (load {load})", flush=True)

@@ -11,6 +11,7 @@ as the breakdown.
 from __future__ import annotations
 
 import datetime
+import http.client
 import random
 import time
 from typing import Any
@@ -53,5 +54,31 @@ def sync_from_start(edge: BenchEdge, timeout: float) -> dict[str, Any]:
         "steady_seconds": round(steady - started, 3),
         "agent_log_offsets_seconds": _offsets(edge, started_wall),
         "first_sync_phases_seconds": phases,
+        "validations": edge.validations(),
         "hosts_checked": len(sample),
+    }
+
+
+def restart(edge: BenchEdge, timeout: float) -> dict[str, Any]:
+    """The agent restarted on a node whose nginx serves what it would render: from the
+    spawn until /healthz answers 200. The first sync renders the generation that is
+    already live, so it should end as "unchanged", without nginx -t or a reload."""
+    edge.agent.stop()
+    started = time.monotonic()
+    edge.agent.start()
+    deadline = started + timeout
+    while True:
+        try:
+            status, report = edge.agent.healthz()
+        except (OSError, http.client.HTTPException, ValueError):  # not listening yet
+            status, report = 0, {}
+        if status == 200:
+            break
+        assert time.monotonic() < deadline, f"not ready within {timeout} s"
+        time.sleep(POLL_INTERVAL)
+    return {
+        "seconds": round(time.monotonic() - started, 3),
+        "outcome": report["last_sync"]["outcome"],
+        "reloads": edge.reloads(),
+        "validations": edge.validations(),
     }

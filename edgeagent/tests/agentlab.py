@@ -196,11 +196,18 @@ class Nginx:
 
 
 def render_generation(
-    nginx: Nginx, address: str, hosts: int = 3, tls_pairs: dict[str, Any] | None = None
+    nginx: Nginx,
+    address: str,
+    hosts: int = 3,
+    tls_pairs: dict[str, Any] | None = None,
+    long_host: bool = False,
 ) -> render.Rendered:
     """What the agent would render for `hosts` hosts served by one endpoint at `address`;
-    `tls_pairs` (Secret name -> CertPair) adds a TLS Secret per name, one host each."""
+    `tls_pairs` (Secret name -> CertPair) adds a TLS Secret per name, one host each;
+    `long_host` makes the last host 200 characters long."""
     names = [f"h{n}.example.com" for n in range(hosts)]
+    if long_host:
+        names[-1] = ".".join(["a" * 60, "b" * 60, "c" * 60, "example.com"])
     tls = [
         {"hosts": [names[n % hosts]], "secretName": name} for n, name in enumerate(tls_pairs or {})
     ]

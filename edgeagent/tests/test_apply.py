@@ -10,10 +10,10 @@ import sys
 import time
 
 import pytest
-from agentlab import Nginx, assert_complete, render_generation
+from agentlab import Nginx, assert_complete, eventually, render_generation
 from edgeagent.apply import Applier, ApplyError, Outcome
 from edgeagent.cli import self_signed
-from support_http import request
+from support_http import free_port, request
 
 
 @pytest.fixture
@@ -70,6 +70,96 @@ def test_a_failed_or_unconfirmed_reload_puts_current_back(nginx, reload_command)
     assert result.outcome is Outcome.FAILED
     assert "reload command exited 1" in result.detail or "did not serve" in result.detail
     assert live(nginx) == f"gen-{good.generation}"
+
+
+def test_an_unconfirmed_reload_that_took_effect_keeps_current_on_the_new_generation(nginx):
+    """The confirmation fails (its status address answers nothing) while nginx did reload:
+    nginx gave no sign of still serving the old generation, the candidate passed nginx -t
+    as a whole, so `current` stays where nginx is."""
+    good = render_generation(nginx, "127.0.0.2")
+    assert Applier(nginx.apply_settings()).apply(good).outcome is Outcome.APPLIED
+    blind = Applier(
+        nginx.apply_settings(status_listen=f"127.0.0.1:{free_port()}", confirm_timeout=0.5)
+    )
+    new = render_generation(nginx, "127.0.0.3")
+    result = blind.apply(new)
+    assert result.outcome is Outcome.FAILED
+    assert "stays on" in result.detail
+    assert live(nginx) == f"gen-{new.generation}"
+    eventually(lambda: Applier(nginx.apply_settings()).serving_generation() == new.generation)
+
+
+def test_the_first_apply_validates_in_full_then_only_what_changed(nginx):
+    applier = Applier(nginx.apply_settings())
+    first = applier.apply(render_generation(nginx, "127.0.0.2", hosts=3))
+    assert first.outcome is Outcome.APPLIED
+    assert first.validation == "full: no generation validated by this process serves yet"
+    more = render_generation(nginx, "127.0.0.2", hosts=4)
+    second = applier.apply(more)
+    # The new host's server and the status server; the rest is the serving generation's.
+    assert (second.outcome, second.validation) == (Outcome.APPLIED, "delta: 2 of 8 blocks")
+    eventually(lambda: applier.serving_generation() == more.generation)
+    delta = (nginx.agent_dir / ".validate" / "edge.conf").read_text()
+    assert "server_name h3.example.com;" in delta
+    assert "server_name h2.example.com;" not in delta
+    assert "upstream " in delta  # the one h3 proxies to
+    assert "default_server" in delta
+
+    # A new process knows no validated generation: full again.
+    restarted = Applier(nginx.apply_settings())
+    third = restarted.apply(render_generation(nginx, "127.0.0.3", hosts=4))
+    assert third.validation.startswith("full: no generation")
+    # A change of the http-level block (a long host name needs bigger hash buckets): full.
+    long_host = render_generation(nginx, "127.0.0.3", hosts=4, long_host=True)
+    assert restarted.apply(long_host).validation == "full: the http block changed"
+    # A change of the live main config: full.
+    nginx.main_conf.write_text(nginx.main_conf.read_text() + "# changed\n")
+    changed_main = restarted.apply(render_generation(nginx, "127.0.0.4", hosts=4))
+    assert changed_main.validation == "full: the main config changed"
+
+
+def test_a_full_validation_runs_at_least_every_interval(nginx):
+    applier = Applier(nginx.apply_settings(full_validation_interval=0))
+    applier.apply(render_generation(nginx, "127.0.0.2"))
+    second = applier.apply(render_generation(nginx, "127.0.0.3"))
+    assert second.validation == "full: the last full validation is too old"
+
+
+def test_delta_validation_refuses_a_bad_changed_block(nginx):
+    applier = Applier(nginx.apply_settings())
+    good = render_generation(nginx, "127.0.0.2")
+    assert applier.apply(good).outcome is Outcome.APPLIED
+    bad = render_generation(nginx, "127.0.0.2", tls_pairs={"t": self_signed("h0.example.com")})
+    staged = applier.stage(bad)  # then broken on disk, where only nginx -t can see it
+    (staged / "certs" / "default_t.pem").write_bytes(b"not a certificate\n")
+    result = applier.apply(bad)
+    assert (result.outcome, result.validation) == (Outcome.REJECTED, "delta: 2 of 7 blocks")
+    assert live(nginx) == f"gen-{good.generation}"
+    rejected = nginx.agent_dir / f"rejected-{bad.generation}"
+    assert "default_t.pem" in (rejected / "nginx-t.txt").read_text()
+    assert "server_name h0.example.com;" in (rejected / "nginx-t-delta.conf").read_text()
+
+
+def test_a_reload_nginx_refuses_after_a_valid_delta_puts_current_back(nginx):
+    """The delta argument's safety net: a block the delta left out is broken (here by
+    hand), so nginx refuses the reload and keeps serving; `current` goes back, a full
+    nginx -t names the candidate rejected, and the next validation is full."""
+    pairs = {"t": self_signed("h0.example.com")}
+    applier = Applier(nginx.apply_settings(confirm_timeout=2.0))
+    good = render_generation(nginx, "127.0.0.2", tls_pairs=pairs)
+    assert applier.apply(good).outcome is Outcome.APPLIED
+    candidate = render_generation(nginx, "127.0.0.2", hosts=4, tls_pairs=pairs)
+    staged = applier.stage(candidate)
+    (staged / "certs" / "default_t.pem").write_bytes(b"not a certificate\n")  # h0: unchanged
+    result = applier.apply(candidate)
+    assert result.outcome is Outcome.REJECTED, result.detail
+    assert result.validation.startswith("delta")
+    assert "nginx -t on the whole candidate" in result.detail
+    assert live(nginx) == f"gen-{good.generation}"
+    assert applier.serving_generation() == good.generation  # nginx never took it
+    assert (nginx.agent_dir / f"rejected-{candidate.generation}" / "nginx-t.txt").exists()
+    fixed = render_generation(nginx, "127.0.0.3", hosts=4, tls_pairs=pairs)
+    assert applier.apply(fixed).validation.startswith("full: no generation")
 
 
 def test_a_swapped_but_not_reloaded_generation_is_reloaded_on_the_next_run(nginx):

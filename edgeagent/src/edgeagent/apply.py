@@ -31,8 +31,12 @@ generation. A change of one Ingress costs milliseconds. Why that is sound:
   declares the options of each address; host servers repeat the same addresses);
 - what blocks could clash over is unique by construction: upstream names (one per
   Service port, digest first), server names (one server per host, hosts validated), one
-  default server; and removing a block cannot break another (a server names only the
-  upstreams of the same model, which render() writes);
+  default server, and no listen options that nginx would call duplicates; and removing a
+  block cannot break another (a server names only the upstreams of the same model, which
+  render() writes, and the delta is built from them). The one table built from all
+  servers, the server-names hash, is sized in the http block, and nginx only warns when
+  the whole set does not fit it (a name too long for a bucket is an error, and the delta
+  has every new name);
 - so the unchanged blocks, valid in the baseline, stay valid next to the new ones, and
   the candidate is valid if the delta is.
 
@@ -146,7 +150,7 @@ class ApplyResult:
     detail: str = ""
     seconds: float = 0.0
     validation: str = ""
-    """"full", "delta (N of M blocks)", or "" when nginx -t did not run."""
+    """"full: why", "delta: N of M blocks", or "" when nginx -t did not run."""
     steps: dict[str, float] = field(default_factory=dict)
     """Seconds per step that ran: stage, validate, reload (with its confirmation)."""
 
@@ -161,9 +165,8 @@ class Refused(ApplyError):
 
 @dataclass(frozen=True)
 class _Baseline:
-    """A generation this process validated and saw nginx serve."""
+    """What a generation this process validated, and saw nginx serve, was made of."""
 
-    generation: str
     fingerprints: dict[str, str]
     main_conf: str
     """The live main config it was validated with."""
@@ -177,7 +180,9 @@ class _Scope:
     why: str
 
     def describe(self, total: int) -> str:
-        return "full" if self.blocks is None else f"delta ({len(self.blocks)} of {total} blocks)"
+        if self.blocks is None:
+            return f"full: {self.why}"
+        return f"delta: {len(self.blocks)} of {total} blocks"
 
 
 def _fsync_dir(path: pathlib.Path) -> None:
@@ -337,7 +342,7 @@ class Applier:
         """The whole candidate, or the blocks that differ from the baseline's (docstring)."""
         baseline = self._baseline
         if baseline is None:
-            return _Scope(None, "no generation validated by this process serves")
+            return _Scope(None, "no generation validated by this process serves yet")
         if baseline.main_conf != main_text:
             return _Scope(None, "the main config changed")
         elapsed = time.monotonic() - self._last_full_validation
@@ -349,10 +354,10 @@ class Applier:
             for block_id, block in rendered.blocks.items()
             if known.get(block_id) != block.fingerprint
         ]
-        for shared in (HTTP_BLOCK, DEFAULT_SERVER_BLOCK):
+        for shared, name in ((HTTP_BLOCK, "http block"), (DEFAULT_SERVER_BLOCK, "default server")):
             if shared in changed:
-                return _Scope(None, f"the {shared} block changed")
-        return _Scope(changed, "only these blocks changed")
+                return _Scope(None, f"the {name} changed")
+        return _Scope(changed, "")
 
     def _point_current(self, target_name: str) -> None:
         link = self.dir / f"{LINK_PREFIX}{os.getpid()}"
@@ -408,10 +413,9 @@ class Applier:
             log.warning("nginx serves the generation after all", extra={"detail": str(failure)})
             return
         try:
+            whole_checked()  # Refused: nginx cannot be running it, nor start with it
             if seen is not None and seen == before:
-                # nginx still serves what it served: it did not take the candidate.
-                raise failure
-            whole_checked()
+                raise failure  # nginx still serves what it served: it did not take it
         except ApplyError:
             if previous is not None:
                 self._point_current(previous)
@@ -503,7 +507,7 @@ class Applier:
             return result(Outcome.FAILED, str(error))
         timed("reload", now)
         fingerprints = {block_id: block.fingerprint for block_id, block in rendered.blocks.items()}
-        self._baseline = _Baseline(generation, fingerprints, main_text)
+        self._baseline = _Baseline(fingerprints, main_text)
         self.prune()
         return result(Outcome.APPLIED)
 

@@ -270,7 +270,7 @@ class Controller:
         for phase, seconds in phases.items():
             self.metrics.sync_duration.labels(phase).observe(seconds)
         if result.validation:
-            self.metrics.validations.labels(result.validation.split()[0]).inc()
+            self.metrics.validations.labels(result.validation.split(":")[0]).inc()
         self.metrics.syncs.labels(result.outcome.value).inc()
         self._report(result, built, snapshot["ingresses"], phases)
         if self._first:

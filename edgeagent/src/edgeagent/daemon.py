@@ -277,6 +277,14 @@ def _settings() -> list[Setting]:
             "SECONDS",
         ),
         Setting(
+            "full-validation-interval",
+            apply.full_validation_interval,
+            _positive,
+            "validate the whole candidate, not just what changed, at least this often; "
+            "0: always (default: %(default)s s)",
+            "SECONDS",
+        ),
+        Setting(
             "keep-generations",
             apply.keep_generations,
             _count,
@@ -390,6 +398,7 @@ class Agent:
                 reload_command=v["reload_command"],
                 status_listen=v["status_listen"],
                 confirm_timeout=v["confirm_timeout"],
+                full_validation_interval=v["full_validation_interval"],
                 keep_generations=v["keep_generations"],
             )
         )
