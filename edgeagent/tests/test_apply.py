@@ -23,6 +23,12 @@ def nginx(tmp_path):
     started.stop()
 
 
+def replace_with_garbage(path):
+    """A new file, not new bytes in the old one: it may be a link to a live generation's."""
+    path.unlink()
+    path.write_bytes(b"not a certificate\n")
+
+
 def healthz(nginx):
     return request(nginx.http_port, "any.example.com", "/healthz").status
 
@@ -43,6 +49,27 @@ def test_apply_writes_validates_swaps_and_confirms(nginx):
     assert stat.S_IMODE((generation_dir / "edge.conf").stat().st_mode) == 0o644
     assert stat.S_IMODE((generation_dir / "certs" / "default_t.pem").stat().st_mode) == 0o600
     assert applier.apply(rendered).outcome is Outcome.UNCHANGED
+
+
+def test_certificates_the_live_generation_holds_are_linked_not_written_again(nginx):
+    applier = Applier(nginx.apply_settings())
+    pairs = {"t": self_signed("h0.example.com")}
+    first = render_generation(nginx, "127.0.0.2", tls_pairs=pairs)
+    assert applier.apply(first).outcome is Outcome.APPLIED
+    second = render_generation(nginx, "127.0.0.3", tls_pairs=pairs)
+    assert applier.apply(second).outcome is Outcome.APPLIED
+    old, new = (
+        nginx.agent_dir / f"gen-{rendered.generation}" / "certs" / "default_t.pem"
+        for rendered in (first, second)
+    )
+    assert new.read_bytes() == second.files["certs/default_t.pem"]
+    assert new.stat().st_ino == old.stat().st_ino
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    other = render_generation(nginx, "127.0.0.3", tls_pairs={"t": self_signed("h0.example.com")})
+    assert applier.apply(other).outcome is Outcome.APPLIED
+    renewed = nginx.agent_dir / f"gen-{other.generation}" / "certs" / "default_t.pem"
+    assert renewed.stat().st_ino != new.stat().st_ino
+    assert renewed.read_bytes() == other.files["certs/default_t.pem"]
 
 
 def test_a_candidate_nginx_rejects_is_kept_aside_and_current_stays(nginx):
@@ -131,7 +158,7 @@ def test_delta_validation_refuses_a_bad_changed_block(nginx):
     assert applier.apply(good).outcome is Outcome.APPLIED
     bad = render_generation(nginx, "127.0.0.2", tls_pairs={"t": self_signed("h0.example.com")})
     staged = applier.stage(bad)  # then broken on disk, where only nginx -t can see it
-    (staged / "certs" / "default_t.pem").write_bytes(b"not a certificate\n")
+    replace_with_garbage(staged / "certs" / "default_t.pem")
     result = applier.apply(bad)
     assert (result.outcome, result.validation) == (Outcome.REJECTED, "delta: 2 of 7 blocks")
     assert live(nginx) == f"gen-{good.generation}"
@@ -150,7 +177,7 @@ def test_a_reload_nginx_refuses_after_a_valid_delta_puts_current_back(nginx):
     assert applier.apply(good).outcome is Outcome.APPLIED
     candidate = render_generation(nginx, "127.0.0.2", hosts=4, tls_pairs=pairs)
     staged = applier.stage(candidate)
-    (staged / "certs" / "default_t.pem").write_bytes(b"not a certificate\n")  # h0: unchanged
+    replace_with_garbage(staged / "certs" / "default_t.pem")  # h0's server: unchanged
     result = applier.apply(candidate)
     assert result.outcome is Outcome.REJECTED, result.detail
     assert result.validation.startswith("delta")

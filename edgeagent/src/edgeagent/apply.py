@@ -202,6 +202,20 @@ def _write(path: pathlib.Path, data: bytes, mode: int) -> None:
     os.chmod(path, mode)  # whatever the umask
 
 
+def _linked_if_same(existing: pathlib.Path, path: pathlib.Path, data: bytes) -> bool:
+    """Hard-link `path` to `existing` if that holds `data` already (a certificate of the
+    live generation): generation files are never modified, and a TLS-heavy edge would
+    otherwise write and fsync every certificate again on every change (half a second
+    per 1,000 here)."""
+    try:
+        if existing.stat().st_size != len(data) or existing.read_bytes() != data:
+            return False
+        os.link(existing, path)
+    except OSError:
+        return False
+    return True
+
+
 def _safe_relative(path: str) -> pathlib.PurePosixPath:
     relative = pathlib.PurePosixPath(path)
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
@@ -250,13 +264,17 @@ class Applier:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=DIR_MODE)
         directories = {staging}
+        live = self.dir / CURRENT
         for name, data in rendered.files.items():
             relative = _safe_relative(name)
             path = staging / relative
             if path.parent not in directories:
                 path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 directories.add(path.parent)
-            _write(path, data, CERT_MODE if relative.parts[0] == "certs" else FILE_MODE)
+            if relative.parts[0] != "certs":
+                _write(path, data, FILE_MODE)
+            elif not _linked_if_same(live / relative, path, data):
+                _write(path, data, CERT_MODE)
         for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
             _fsync_dir(directory)
         os.rename(staging, target)

@@ -209,10 +209,12 @@ class _Ingress:
     settings: LocationSettings
 
 
+# Memo entries hold results and Problems, never exceptions: a caught exception's
+# traceback would keep the frames, hence the whole build, of its day alive.
 @dataclass
 class _IngressEntry:
     obj: dict  # held so that its id() cannot be reused while the entry lives
-    ingress_class: str | Invalid | None
+    ingress_class: str | Problem | None
     parsed: _Ingress | Problem | None = None  # None: not parsed yet (not selected so far)
 
 
@@ -227,7 +229,7 @@ class _Resolution:
 @dataclass(frozen=True)
 class _SecretEntry:
     secret: dict | None
-    pair: CertPair | Invalid
+    pair: CertPair | str  # the pair, or why the Secret cannot give one
 
 
 class Memo:
@@ -574,11 +576,11 @@ class _Builder:
         for obj in self.inputs.ingresses:
             entry = known.get(id(obj))
             if entry is None or entry.obj is not obj:
-                entry = _IngressEntry(obj, self._class_or_invalid(obj))
+                entry = _IngressEntry(obj, self._class_or_problem(obj))
             kept[id(obj)] = entry
             ingress_class = entry.ingress_class
-            if isinstance(ingress_class, Invalid):
-                self.problem("Ingress", *identity(obj), str(ingress_class), ingress_class.code)
+            if isinstance(ingress_class, Problem):
+                self.problems.append(ingress_class)
                 continue
             if ingress_class != self.options.ingress_class and not (
                 ingress_class is None and serve_classless
@@ -597,13 +599,13 @@ class _Builder:
         return selected
 
     @classmethod
-    def _class_or_invalid(cls, obj: object) -> str | Invalid | None:
+    def _class_or_problem(cls, obj: object) -> str | Problem | None:
         try:
             if not isinstance(obj, dict):
                 raise Invalid("an Ingress must be an object")
             return cls._class_of(obj)
         except Invalid as error:
-            return error
+            return Problem("Ingress", *identity(obj), str(error), error.code)
 
     @staticmethod
     def _class_of(obj: dict) -> str | None:
@@ -781,9 +783,9 @@ class _Builder:
             try:
                 entry = _SecretEntry(obj, _read_tls_secret(obj))
             except Invalid as error:
-                entry = _SecretEntry(obj, error)
+                entry = _SecretEntry(obj, str(error))
         self.next_memo.secrets[key] = entry
-        if not isinstance(entry.pair, Invalid):
+        if isinstance(entry.pair, CertPair):
             certificates[key] = entry.pair
             return key
         previous = self.options.previous_certificates.get(key)

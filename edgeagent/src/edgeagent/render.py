@@ -106,7 +106,7 @@ class Rendered:
     generation: str
     output_dir: str
     blocks: dict[str, Block]
-    """edge.conf but for its header line and status server, cut into blocks, in order:
+    """edge.conf but for its header line, cut into blocks, in order:
     `HTTP_BLOCK` (maps and settings every server inherits), `upstream NAME` for each
     upstream, `DEFAULT_SERVER_BLOCK`, `server HOST` for each host, and `STATUS_BLOCK`
     (the status server, whose fingerprint changes with every generation). A server
