@@ -13,6 +13,7 @@ latency of a change that comes alone, not of a change queued behind another.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any
@@ -38,7 +39,7 @@ def change_to_traffic(
     edge: BenchEdge, samples: int, timeout: float, deadline: float
 ) -> dict[str, Any]:
     """Up to `samples` samples, fewer if the next one would end after `deadline`."""
-    first, steady = [], []
+    first, steady, loads = [], [], []
     longest = 0.0
     phases_before = edge.sync_phase_totals()
     validations_before = edge.validations()
@@ -53,6 +54,7 @@ def change_to_traffic(
         ).read()
         answered = time.monotonic()
         first_ok, steady_ok = edge.first_ok(app.host, timeout, POLL_INTERVAL)
+        loads.append(round(os.getloadavg()[0], 2))
         first.append(round((first_ok - answered) * 1000, 1))
         steady.append(round((steady_ok - answered) * 1000, 1))
         edge.settled(timeout)
@@ -78,4 +80,5 @@ def change_to_traffic(
         },
         "samples_wanted": samples,
         "samples_ms": first,
+        "samples_load_average": loads,
     }

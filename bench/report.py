@@ -15,6 +15,7 @@ import os
 import pathlib
 import platform
 import re
+import statistics
 import subprocess
 from dataclasses import dataclass
 from typing import Any
@@ -195,17 +196,20 @@ def _verdict(met: bool | None) -> str:
 
 def table(document: dict[str, Any]) -> str:
     rows = [
-        "| figure | value | goal | verdict | load avg (1 min) |",
-        "|---|---|---|---|---|",
+        "| figure | what | value | goal | verdict | load avg (1 min), before → after |",
+        "|---|---|---|---|---|---|",
     ]
     for key, goal in GOALS.items():
         if key not in document:
-            rows.append(f"| `{key}` | not measured | {goal.text} | — | — |")
+            rows.append(f"| `{key}` | {goal.title} | not measured | {goal.text} | — | — |")
             continue
         entry = document["goals"][key]
-        load = entry.get("load_average", ["—"])[0]
+        load = f"{entry['load_average'][0]:g} → {entry['load_average_end'][0]:g}"
         value = f"{document[key]:g} {goal.unit}".rstrip()
-        rows.append(f"| `{key}` | {value} | {goal.text} | {_verdict(entry['met'])} | {load} |")
+        rows.append(
+            f"| `{key}` | {goal.title} | {value} | {goal.text} | {_verdict(entry['met'])} "
+            f"| {load} |"
+        )
     return "\n".join(rows)
 
 
@@ -220,6 +224,27 @@ def _agent_share(details: dict[str, Any]) -> str:
     phases = details["change_to_traffic"]["mean_sync_phases_seconds"]
     seconds = sum(phases.get(phase, 0.0) for phase in ("build", "render", "stage", "validate"))
     return f"{seconds:.2f}"
+
+
+CALM_LOAD = 4.0
+
+
+def _calm(details: dict[str, Any]) -> str:
+    """The 10k change samples taken while the 1-minute load average was low."""
+    change = details.get("change_to_traffic")
+    if not change:
+        return ""
+    calm = [
+        ms
+        for ms, load in zip(change["samples_ms"], change["samples_load_average"], strict=True)
+        if load < CALM_LOAD
+    ]
+    if not calm:
+        return f"No sample of this run was taken at a load below {CALM_LOAD:g}."
+    return (
+        f"In this run, the {len(calm)} samples taken at a 1-minute load below {CALM_LOAD:g} "
+        f"had a median of {statistics.median(calm):.0f} ms and a maximum of {max(calm):.0f} ms."
+    )
 
 
 def _first_nginx(details: dict[str, Any]) -> str:
@@ -258,6 +283,7 @@ def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
         restart=details.get("10k", {}).get("restart"),
         restart_seconds=details.get("10k", {}).get("restart", {}).get("seconds", "(not measured)"),
         first_nginx_10k=_first_nginx(details.get("10k", {})),
+        calm_10k=_calm(details.get("10k", {})),
         agent_share_10k=_agent_share(details.get("10k", {})),
         burst=details.get("1k", {}).get("endpoint_burst"),
         throughput=details.get("1k", {}).get("throughput"),

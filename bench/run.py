@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import change
 import churn
@@ -33,14 +34,23 @@ import sync
 import throughput
 from edge import BenchEdge
 
+T = TypeVar("T")
 STEP_TIMEOUT = 120.0
 RELOAD_ROUNDS = 3
 # Kept for the 10k reload measurement and the teardown after the change samples.
-RESERVE_SECONDS = 75.0
+RESERVE_SECONDS = 90.0
 
 
 def _scale_name(count: int) -> str:
     return f"{count // 1000}k" if count % 1000 == 0 else str(count)
+
+
+def _step(scale: str, title: str, measure: Callable[[], T]) -> tuple[T, dict[str, Any]]:
+    """Run one measurement; its result and the load averages before and after it."""
+    before = report.load_average()
+    print(f"[bench] {scale}: {title} (load {before})", flush=True)
+    result = measure()
+    return result, {"load_average": before, "load_average_end": report.load_average()}
 
 
 def run_scale(
@@ -57,54 +67,59 @@ def run_scale(
     with BenchEdge(root / scale, count, probes=samples) as edge:
         details["preload_seconds"] = round(edge.preload_seconds, 2)
 
-        load = report.load_average()
-        print(f"[bench] {scale}: sync from agent start (load {load})", flush=True)
-        synced = sync.sync_from_start(edge, STEP_TIMEOUT)
+        synced, load = _step(
+            scale, "sync from agent start", lambda: sync.sync_from_start(edge, STEP_TIMEOUT)
+        )
         details["sync"] = synced
-        results.record(f"sync_{scale}_seconds", synced["seconds"], load_average=load)
+        results.record(f"sync_{scale}_seconds", synced["seconds"], **load)
         details["agent_rss_after_sync_mb"] = round(edge.agent_rss_mb()[0], 1)
 
-        load = report.load_average()
-        print(f"[bench] {scale}: change to traffic, {samples} samples (load {load})", flush=True)
-        changed = change.change_to_traffic(edge, samples, STEP_TIMEOUT, deadline)
+        changed, load = _step(
+            scale,
+            f"change to traffic, {samples} samples",
+            lambda: change.change_to_traffic(edge, samples, STEP_TIMEOUT, deadline),
+        )
         details["change_to_traffic"] = changed
-        taken = {"load_average": load, "samples": len(changed["samples_ms"])}
+        load["samples"] = len(changed["samples_ms"])
         if count == 1000:
-            results.record("change_to_traffic_1k_p50_ms", changed["p50_ms"], **taken)
-        results.record(f"change_to_traffic_{scale}_p99_ms", changed["p99_ms"], **taken)
+            results.record("change_to_traffic_1k_p50_ms", changed["p50_ms"], **load)
+        results.record(f"change_to_traffic_{scale}_p99_ms", changed["p99_ms"], **load)
 
         if count == 1000:
-            load = report.load_average()
-            print(f"[bench] {scale}: 1,000 endpoint changes in 1 s (load {load})", flush=True)
-            burst = churn.endpoint_burst(edge, STEP_TIMEOUT)
+            burst, load = _step(
+                scale,
+                "1,000 endpoint changes in 1 s",
+                lambda: churn.endpoint_burst(edge, STEP_TIMEOUT),
+            )
             details["endpoint_burst"] = burst
             results.record(
                 "reloads_per_1000_endpoint_changes",
                 burst["per_1000"],
-                load_average=load,
                 burst_seconds=burst["burst_seconds"],
+                **load,
             )
-            load = report.load_average()
-            print(f"[bench] {scale}: proxy throughput (load {load})", flush=True)
-            measured = throughput.proxy_throughput(edge)
+            measured, load = _step(
+                scale, "proxy throughput", lambda: throughput.proxy_throughput(edge)
+            )
             details["throughput"] = measured
-            results.record("proxy_throughput_ratio", measured["ratio"], load_average=load)
+            results.record("proxy_throughput_ratio", measured["ratio"], **load)
 
         if count == 10000:
-            current, peak = edge.agent_rss_mb()
+            (current, peak), load = _step(scale, "agent memory", edge.agent_rss_mb)
             details["agent_peak_rss_mb"] = round(peak, 1)
-            results.record("rss_10k_mb", round(current, 1), load_average=report.load_average())
-            print(f"[bench] {scale}: agent restart (load {report.load_average()})", flush=True)
-            details["restart"] = sync.restart(edge, STEP_TIMEOUT)
+            results.record("rss_10k_mb", round(current, 1), **load)
+            details["restart"], _ = _step(
+                scale, "agent restart", lambda: sync.restart(edge, STEP_TIMEOUT)
+            )
             edge.agent.stop()
-            load = report.load_average()
-            print(f"[bench] {scale}: nginx reload (load {load})", flush=True)
-            reloaded = reload.nginx_reload(edge, RELOAD_ROUNDS, STEP_TIMEOUT)
+            reloaded, load = _step(
+                scale,
+                "nginx reload",
+                lambda: reload.nginx_reload(edge, RELOAD_ROUNDS, STEP_TIMEOUT),
+            )
             details["nginx"] = reloaded
             results.record(
-                "nginx_reload_10k_seconds",
-                reloaded["as_rendered"]["reload_seconds"],
-                load_average=load,
+                "nginx_reload_10k_seconds", reloaded["as_rendered"]["reload_seconds"], **load
             )
 
 

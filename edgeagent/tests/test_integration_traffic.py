@@ -83,6 +83,8 @@ def test_ingress_create_change_delete(edge):
 
     edge.networking.delete_namespaced_ingress("life", NS)
     eventually(lambda: edge.backend_of("life.example.com") == 404)
+    # After the first candidate, validated whole, changes are validated as deltas.
+    assert edge.agent.metric("edgeagent_validations_total", scope="delta") >= 2
 
 
 def test_endpoint_changes_move_traffic(edge):
@@ -291,7 +293,9 @@ def test_health_and_metrics_describe_the_agent(edge):
         "edgeagent_sync_duration_seconds_count",
         "edgeagent_objects",
         "edgeagent_invalid_objects",
+        "edgeagent_validations_total",
     } <= names
+    assert metrics[("edgeagent_validations_total", (("scope", "full"),))] >= 1  # the first
     assert metrics[("edgeagent_last_reload_successful", ())] == 1
     assert metrics[("edgeagent_objects", (("kind", "ingresses"),))] >= 1
     assert metrics[("edgeagent_config_hash", ())] == int(body["generation"][:13], 16)

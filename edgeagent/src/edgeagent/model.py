@@ -6,7 +6,8 @@ Contract (the daemon and the CLI both call this; keep it stable):
   shape YAML manifests and `ApiClient().sanitize_for_serialization(obj)` give.
 - `Options`: the class to serve and what the agent remembers between syncs.
 - `build(inputs, options) -> Model`. It never raises on bad input: every object it cannot
-  use becomes a `Problem`, and everything else is served.
+  use becomes a `Problem`, and everything else is served. `build(inputs, options, memo)`
+  gives the same Model, faster when most objects are those of the previous build.
 
 The routing rules implemented here are described in docs/routing.md. In short: Exact and
 Prefix paths (ImplementationSpecific = Prefix) become nginx `location = /p` and
@@ -18,6 +19,18 @@ Validation happens here, through `edgeagent.grammar`, before a value is stored i
 model: an Ingress with any invalid field is skipped whole. Services, EndpointSlices and
 Secrets are only looked at (and validated) when a served Ingress refers to them, so an
 unrelated broken object elsewhere in the cluster neither costs time nor raises problems.
+
+Cost at scale, and why a memo. At 10,000 Ingresses (5 endpoints each) a build from
+scratch validates 10,000 Ingresses, 10,000 Services and 50,000 endpoints: 0.5 s of CPU
+here with the collector paused, 0.5-2 s on a busy 2-core machine, and no single part of
+it dominates (parsing, endpoint checks, joins and locations each take a share), so a
+faster full build could not reach the 0.15 s a change may cost. The daemon passes a
+`Memo` instead (see its docstring): what each unchanged object gave the previous build
+is reused by identity, and a change then costs 0.1-0.15 s of CPU, passes over all
+objects (indexes, ordering, claims) included. Recomputing only the hosts a change
+touches would save part of those passes, at the price of tracking which objects affect
+which hosts through conflicts, fallbacks and TLS claims; the memo keeps the one global
+algorithm, whose result does not depend on the memo (tested on random change sequences).
 """
 
 from __future__ import annotations
