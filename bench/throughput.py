@@ -4,9 +4,8 @@ wrk (one thread, 32 keep-alive connections, 5 s) against the backend directly, t
 through nginx with the Host of an Ingress, alternating twice in the same run so that a
 change of the shared machine's load hits both sides alike. The ratio is the mean
 requests/s through nginx over the mean direct. On this 2-core machine the proxied run has
-three processes (wrk, edge nginx, backend nginx) on two cores against two, so the figure
-includes the CPU the proxy takes, as it would on an edge node that also runs its clients'
-load balancer.
+three busy processes (wrk, edge nginx, backend nginx) on two cores, the direct run two, so
+the figure includes the CPU the proxy takes from the others, not only its latency.
 """
 
 from __future__ import annotations

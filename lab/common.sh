@@ -34,3 +34,14 @@ log() { printf '%s %s\n' "$(date +%T)" "$*"; }
 readonly LAB_LABEL=org.example.edge.lab
 readonly MOLECULE_LABEL=org.example.edge.molecule
 readonly LAB_KUBECONFIG=$REPO/inventory/lab/kubeconfig
+
+# One user of the lab at a time: up.sh, down.sh (and a drill, if it takes the same lock) would
+# otherwise reconfigure or remove nodes under each other.
+hold_lab_lock() {
+  mkdir -p "$STATE_DIR"
+  exec 8>"$STATE_DIR/lab.lock"
+  flock -n 8 || {
+    echo "the lab is busy: another make lab, lab-down or drill holds $STATE_DIR/lab.lock" >&2
+    exit 1
+  }
+}

@@ -21,7 +21,7 @@ if [[ -d /run/systemd/system ]]; then
   systemctl start docker.service
 elif ! pgrep -x dockerd >/dev/null; then
   echo "starting dockerd in the background (log: $LOG)"
-  setsid -f /usr/sbin/dockerd >>"$LOG" 2>&1 </dev/null
+  setsid -f /usr/sbin/dockerd >>"$LOG" 2>&1 </dev/null 9>&- # not holding our lock forever
 fi
 
 for ((tenth = 0; tenth < WAIT_SECONDS * 10; tenth++)); do

@@ -5,6 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
+hold_lab_lock
 "$DOCKER" info >/dev/null 2>&1 && {
   # Only what carries the lab's label: an unrelated container named web1 is left alone.
   "$DOCKER" ps -aq --filter "label=$LAB_LABEL" | xargs -r "$DOCKER" rm -f >/dev/null

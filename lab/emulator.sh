@@ -32,9 +32,10 @@ start() {
   fi
   stop
   mkdir -p "$STATE_DIR"
-  # setsid: the emulator outlives the terminal and the make run that started it.
+  # setsid: the emulator outlives the terminal and the make run that started it. 8>&-: it
+  # must not inherit (and so hold forever) the lab lock of up.sh.
   setsid "$VENV_BIN/kubeemu" --host "$address" --port "$EMULATOR_PORT" -f "$manifests" \
-    --kubeconfig "$kubeconfig" </dev/null >"$logfile" 2>&1 &
+    --kubeconfig "$kubeconfig" </dev/null >"$logfile" 2>&1 8>&- &
   echo $! >"$pidfile"
   for ((tenth = 0; tenth < START_SECONDS * 10; tenth++)); do
     if answers "$url"; then

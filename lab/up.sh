@@ -90,6 +90,7 @@ check_through_vip() {
   }
 }
 
+hold_lab_lock
 started=$SECONDS
 "$REPO/lab/image.sh"
 ensure_network
