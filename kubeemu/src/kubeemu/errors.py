@@ -38,32 +38,36 @@ class ApiError(Exception):
         return json.dumps(self.status()).encode()
 
 
-def not_found(kind: str, plural: str, group: str, name: str) -> ApiError:
+def _object_error(
+    code: int, reason: str, plural: str, group: str, name: str, message: str
+) -> ApiError:
+    """The API server names the object as `plural.group "name"` in these messages."""
+    resource = f"{plural}.{group}" if group else plural
     return ApiError(
-        404,
-        "NotFound",
-        f'{plural}{"." + group if group else ""} "{name}" not found',
+        code,
+        reason,
+        message.format(object=f'{resource} "{name}"'),
         {"name": name, "group": group, "kind": plural},
     )
+
+
+def not_found(plural: str, group: str, name: str) -> ApiError:
+    return _object_error(404, "NotFound", plural, group, name, "{object} not found")
 
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{plural}{"." + group if group else ""} "{name}" already exists',
-        {"name": name, "group": group, "kind": plural},
-    )
+    return _object_error(409, "AlreadyExists", plural, group, name, "{object} already exists")
 
 
 def conflict(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(
+    return _object_error(
         409,
         "Conflict",
-        f'Operation cannot be fulfilled on {plural}{"." + group if group else ""} "{name}": '
-        "the object has been modified; please apply your changes to the latest version "
-        "and try again",
-        {"name": name, "group": group, "kind": plural},
+        plural,
+        group,
+        name,
+        "Operation cannot be fulfilled on {object}: the object has been modified; "
+        "please apply your changes to the latest version and try again",
     )
 
 

@@ -233,7 +233,7 @@ class Store:
     def get(self, kind: Kind, namespace: str | None, name: str) -> Entry:
         entry = self.collection(kind).objects.get((namespace, name))
         if entry is None:
-            raise errors.not_found(kind.kind, kind.plural, kind.group, name)
+            raise errors.not_found(kind.plural, kind.group, name)
         return entry
 
     def list(
