@@ -38,7 +38,7 @@ from edgeagent.apply import ApplySettings
 from edgeagent.cli import self_signed
 from kubeemu.testing import EmulatorThread
 from prometheus_client.parser import text_string_to_metric_families
-from support_http import Response, _EchoHandler, free_port, request
+from support_http import Response, _EchoHandler, free_port, free_ports, request
 
 from edgeagent import model, render
 
@@ -136,7 +136,7 @@ class Nginx:
         self.root = root
         self.agent_dir = root / "edgeagent"
         self.main_conf = root / "nginx.conf"
-        self.http_port, self.https_port, self.status_port = (free_port() for _ in range(3))
+        self.http_port, self.https_port, self.status_port = free_ports(3)
         self.certificate = root / "tls" / "default.crt"
         self.key = root / "tls" / "default.key"
 

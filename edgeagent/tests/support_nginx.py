@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
-from support_http import free_port
+from support_http import free_ports
 
 from edgeagent import cli, grammar, model, render
 
@@ -31,7 +31,7 @@ class Ports:
 
     @classmethod
     def free(cls) -> "Ports":
-        return cls(free_port(), free_port(), free_port())
+        return cls(*free_ports(3))
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
-from support_http import Backends, common_name, free_port, request
+from support_http import Backends, common_name, free_ports, request
 from support_nginx import NginxRunner, Ports, nginx_test, render_site, status_generation
 from support_objects import (
     backend,
@@ -674,9 +674,9 @@ def test_ordinary_user_runs_the_rendered_directory(http_backends):
     try:
         manifests = _examples_for(http_backends, base / "manifests")
         out = base / "out"
-        port, status = free_port(), free_port()
+        port, status, https = free_ports(3)
         argv = ["render", "-f", str(manifests), "-o", str(out)]
-        argv += ["--listen-http", f"127.0.0.1:{port}", "--listen-https", f"127.0.0.1:{free_port()}"]
+        argv += ["--listen-http", f"127.0.0.1:{port}", "--listen-https", f"127.0.0.1:{https}"]
         argv += ["--status-listen", f"127.0.0.1:{status}"]
         assert cli.main(argv) == 0
         shutil.chown(base, "nobody", "nogroup")
