@@ -7,7 +7,7 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup host-packages docker lab lab-down drill test lint pytest molecule bench clean
+.PHONY: setup host-packages docker lab lab-down vm-lab vm-lab-down drill test lint pytest molecule bench clean
 
 ## setup: host packages, dockerd, and .venv/ with the agent and every tool (idempotent)
 setup: host-packages $(VENV)/.installed
@@ -31,6 +31,15 @@ lab: docker
 lab-down:
 	lab/down.sh
 
+## vm-lab: QEMU VMs with real LVS on 198.19.0.0/24, site.yml, curl through the VIP
+##   (TOPOLOGY="a" separate tiers, default; "b" co-located; "a b" both; docs/lab.md)
+TOPOLOGY ?= a
+vm-lab: setup
+	lab/vm/up.sh $(TOPOLOGY)
+
+vm-lab-down:
+	lab/vm/down.sh
+
 ## drill: the failover drill on the lab (make lab first)
 drill: setup
 	ansible-playbook -i inventory/lab playbooks/failover-drill.yml
@@ -43,6 +52,8 @@ lint: setup
 	ansible-lint --profile production
 	ruff check edgeagent kubeemu bench lab drill roles playbooks
 	ruff format --check edgeagent kubeemu bench lab drill roles playbooks
+	# molecule/vagrant: syntax only (no Vagrant here; the default driver stands in for it)
+	EDGE_VAGRANT_DRIVER=default molecule syntax -s vagrant
 
 pytest: setup
 	pytest -q edgeagent/tests kubeemu/tests drill/tests playbooks/tests
@@ -51,6 +62,7 @@ molecule: docker
 	lab/molecule-cleanup.sh
 	lab/image.sh
 	molecule test -s default
+	molecule test -s lvs
 
 ## bench: benchmarks; writes bench/results/latest.json and docs/benchmarks.md
 bench: setup

@@ -12,6 +12,7 @@ serves (all 1,000 new addresses in the live configuration) and nothing is pendin
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cluster
@@ -25,7 +26,12 @@ BURST_SECONDS = 1.0
 AFTERMATH_SECONDS = 3.0
 
 
-def endpoint_burst(edge: BenchEdge, timeout: float) -> dict[str, Any]:
+def endpoint_burst(
+    edge: BenchEdge, timeout: float, served_text: Callable[[], str] | None = None
+) -> dict[str, Any]:
+    """`served_text`: where the served addresses are (default the live configuration; the
+    dynamic mode's are in its state file)."""
+    served_text = served_text or edge.live_config
     services = CHANGES // cluster.ENDPOINTS_PER_SERVICE
     steps = [
         (app, endpoint)
@@ -33,7 +39,7 @@ def endpoint_burst(edge: BenchEdge, timeout: float) -> dict[str, Any]:
         for app in edge.apps[:services]
     ]
     new_network = cluster.POD_NETWORKS[1] + "."
-    assert edge.live_config().count(new_network) == 0
+    assert served_text().count(new_network) == 0
     edge.settled(timeout)
     before = edge.reloads()
     started = time.monotonic()
@@ -44,7 +50,7 @@ def endpoint_burst(edge: BenchEdge, timeout: float) -> dict[str, Any]:
 
     def all_served() -> bool:
         edge.settled(timeout)
-        return edge.live_config().count(new_network) == len(steps)
+        return served_text().count(new_network) == len(steps)
 
     agentlab.eventually(all_served, timeout=timeout, stable=1)
     served = time.monotonic() - started

@@ -61,7 +61,8 @@ class BenchEdge:
         self.api.start()
         self.kubeconfig = self.api.write_kubeconfig(root / "kubeconfig")
         self.networking = kubernetes.client.NetworkingV1Api(self.api.api_client())
-        self.nginx = agentlab.Nginx(root / "nginx").start()
+        dynamic_mode = (agent_options or {}).get("upstreams") == "dynamic"
+        self.nginx = agentlab.Nginx(root / "nginx", lua=dynamic_mode).start()
         self.health_port = support_http.free_port()
         self.agent = agentlab.AgentProcess(
             self._agent_command(agent_options or {}), root / "agent.log", self.health_port

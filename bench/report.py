@@ -95,6 +95,37 @@ GOALS: dict[str, Goal] = {
         "change serves and 3 s more",
         maximum=2,
     ),
+    "dynamic_reloads_per_1000_endpoint_changes": Goal(
+        "Dynamic mode: reloads per 1,000 endpoint changes in 1 s",
+        "per 1,000",
+        "as reloads_per_1000_endpoint_changes, at 10k Ingresses with `--upstreams dynamic` "
+        "(nginx with the Lua module); the last change counts as served when the agent's "
+        "state file, written before each push, holds every new address",
+        maximum=0,
+    ),
+    "endpoint_change_to_traffic_10k_p99_ms": Goal(
+        "Dynamic mode: endpoint change to traffic, 10k present, p99",
+        "ms",
+        "a Service of the 10k whose endpoints are all not ready (503) gets them ready in one "
+        "EndpointSlice write; from the write to the first 200 for its host on a new "
+        "connection, polled every 5 ms; samples one at a time",
+        maximum=1000,
+    ),
+    "nginx_rss_growth_after_1000_endpoint_changes_pct": Goal(
+        "Dynamic mode: nginx memory growth over 1,000 endpoint changes",
+        "%",
+        "VmRSS of nginx's master and workers, summed, before the dynamic burst and after "
+        "its aftermath, 10k Ingresses",
+        maximum=10,
+    ),
+    "long_lived_broken_during_churn": Goal(
+        "Dynamic mode: long-lived connections broken by the churn",
+        "",
+        "20 keep-alive connections through nginx, one per host, a request on each every "
+        "0.1 s through the dynamic burst and its aftermath; one that fails or is closed "
+        "counts",
+        maximum=0,
+    ),
     "proxy_throughput_ratio": Goal(
         "Throughput through nginx / direct to the backend",
         "",
@@ -286,6 +317,7 @@ def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
         calm_10k=_calm(details.get("10k", {})),
         agent_share_10k=_agent_share(details.get("10k", {})),
         burst=details.get("1k", {}).get("endpoint_burst"),
+        dynamic=details.get("10k-dynamic"),
         throughput=details.get("1k", {}).get("throughput"),
         old_worker_ms=max(
             details[scale]["change_to_traffic"]["steady_p50_ms"]

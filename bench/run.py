@@ -18,6 +18,7 @@ out, fewer are taken, and the JSON says how many.
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 import change
 import churn
+import dynamic_mode
 import reload
 import report
 import sync
@@ -123,6 +125,62 @@ def run_scale(
             )
 
 
+DYNAMIC_SCALE = 10000
+DYNAMIC_SAMPLES = 30
+DYNAMIC_FIGURES = (
+    "dynamic_reloads_per_1000_endpoint_changes",
+    "nginx_rss_growth_after_1000_endpoint_changes_pct",
+    "long_lived_broken_during_churn",
+    "endpoint_change_to_traffic_10k_p99_ms",
+)
+
+
+def run_dynamic(root: pathlib.Path, results: report.Results) -> None:
+    """The dynamic mode's figures (dynamic_mode.py), on a 10k edge of their own."""
+    scale = f"{_scale_name(DYNAMIC_SCALE)}-dynamic"
+    details: dict[str, Any] = {}
+    results.details[scale] = details
+    print(f"[bench] {scale}: preloading the API", flush=True)
+    options = {"upstreams": "dynamic"}
+    with BenchEdge(root / scale, DYNAMIC_SCALE, probes=0, agent_options=options) as edge:
+        details["sync"], load = _step(
+            scale, "sync from agent start", lambda: sync.sync_from_start(edge, STEP_TIMEOUT)
+        )
+        details["sync_load_average"] = load["load_average"][0]
+        measured, load = _step(
+            scale,
+            "1,000 endpoint changes, long-lived connections, endpoint change to traffic",
+            lambda: dynamic_mode.measure(edge, DYNAMIC_SAMPLES, STEP_TIMEOUT),
+        )
+        details.update(measured, load_average=load["load_average"][0])
+        figures = (
+            measured["burst"]["per_1000"],
+            measured["nginx_rss_growth_pct"],
+            measured["long_lived_broken"],
+            measured["endpoint_change"]["p99_ms"],
+        )
+        for key, value in zip(DYNAMIC_FIGURES, figures, strict=True):
+            results.record(key, value, **load)
+        load["samples"] = len(measured["endpoint_change"]["samples_ms"])
+
+
+def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) -> None:
+    """Figures of the parts not run this time, from the previous JSON (marked as such)."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for key, entry in earlier.get("goals", {}).items():
+        dynamic_figure = key in DYNAMIC_FIGURES
+        if ("dynamic" if dynamic_figure else "static") not in parts and key in report.GOALS:
+            context = {k: v for k, v in entry.items() if k not in ("max", "min", "met", "unit")}
+            results.record(key, earlier[key], **context)
+    for scale, details in earlier.get("details", {}).items():
+        if isinstance(details, dict) and scale not in results.details:
+            results.details[scale] = details
+    results.details["earlier_run"] = earlier.get("started")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=50, help="change samples per scale")
@@ -130,16 +188,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="1000,10000", help="Ingress counts, in order")
     parser.add_argument("--json", type=pathlib.Path, default=report.JSON_PATH)
     parser.add_argument("--doc", type=pathlib.Path, default=report.DOC_PATH)
+    parser.add_argument(
+        "--parts",
+        default="static,dynamic",
+        help="static (the scales above, reload-based) and/or dynamic (10k, --upstreams "
+        "dynamic); the figures of a part not run are kept from the previous --json",
+    )
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     started = time.monotonic()
     deadline = started + args.budget - RESERVE_SECONDS
     results = report.new_results()
     results.details["load_average_at_start"] = report.load_average()
     failed = False
-    with tempfile.TemporaryDirectory(prefix="edgeagent-bench-") as scratch:
+    if parts != {"static", "dynamic"}:
+        _keep_earlier(results, args.json, parts)
+    runs: list[Callable[[pathlib.Path], None]] = []
+    if "static" in parts:
         for count in (int(text) for text in args.scales.split(",")):
+            runs.append(
+                lambda scratch, count=count: run_scale(
+                    scratch, count, args.samples, deadline, results
+                )
+            )
+    if "dynamic" in parts:
+        runs.append(lambda scratch: run_dynamic(scratch, results))
+    with tempfile.TemporaryDirectory(prefix="edgeagent-bench-") as scratch:
+        for part in runs:
             try:
-                run_scale(pathlib.Path(scratch), count, args.samples, deadline, results)
+                part(pathlib.Path(scratch))
             except Exception:  # write what was measured, then fail
                 failed = True
                 results.details.setdefault("errors", []).append(traceback.format_exc())

@@ -1,8 +1,9 @@
 """The failover settings of a keepalived.conf, for the report's "measured with" section.
 
 The drill copies each node's live keepalived.conf into its raw data; the report quotes what
-the figures were measured with (advert_int, VRRP version, preemption, track scripts, GARP)
-from that file rather than from inventory variables, which may not be what is running.
+the figures were measured with (advert_int, VRRP version, preemption, track scripts, GARP,
+static addresses) from that file rather than from inventory variables, which may not be what
+is running.
 Pure; understands the subset of the syntax the keepalived role writes (one statement per
 line, `{`/`}` blocks, `#` and `!` comments, double-quoted arguments).
 """
@@ -103,4 +104,16 @@ def settings(text: str) -> dict[str, Any]:
                 "track_script": tracked,
             }
         )
-    return {"global": garp, "vrrp_script": scripts, "vrrp_instance": instances}
+    # Addresses kept in every state, e.g. the VIPs on lo (keepalived_vip_on_lo): they decide
+    # whether a node giving the VIPs up can still answer what it accepted.
+    static = [
+        " ".join([child.keyword, *child.args])
+        for block in root.blocks("static_ipaddress")
+        for child in block.children
+    ]
+    return {
+        "global": garp,
+        "static_ipaddress": static,
+        "vrrp_script": scripts,
+        "vrrp_instance": instances,
+    }

@@ -7,6 +7,7 @@
 #   openssl, curl, iproute2     test certificates, the lab's checks, addresses
 #   python3-venv                `make setup` creates .venv/ with it
 #   wrk                         the load tool of `make bench` (proxy_throughput_ratio)
+#   qemu-system-x86, qemu-utils the VM lab and molecule -s lvs (real LVS on Debian's kernel)
 set -euo pipefail
 
 readonly PACKAGES=(
@@ -14,6 +15,7 @@ readonly PACKAGES=(
   nginx-light libnginx-mod-http-lua lua-resty-core
   keepalived ipvsadm
   openssl curl iproute2 python3-venv wrk
+  qemu-system-x86 qemu-utils
 )
 
 missing=()

@@ -11,3 +11,5 @@ if "$DOCKER" info >/dev/null 2>&1; then
     xargs -r "$DOCKER" network rm >/dev/null
 fi
 "$REPO/lab/emulator.sh" stop molecule
+# molecule -s lvs: the VMs, their namespaces, taps and veth, the backends and the emulator.
+"$REPO/lab/vm/down.sh" >/dev/null

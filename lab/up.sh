@@ -100,8 +100,11 @@ for name in "${LAB_BACKENDS[@]}"; do
     -v "$REPO/lab/backend.py:/srv/backend.py:ro" \
     "$NODE_IMAGE:latest" python3 /srv/backend.py --app "$name" --version v1
 done
+# ARP for the VIP only from its holder (keepalived_vip_on_lo: the VIP is on lo of both nodes);
+# /proc/sys is read-only inside, so these come with the container.
 for name in "${LAB_EDGE_NODES[@]}"; do
   ensure_container "$name" "${LAB_ADDRESSES[$name]}" "${SYSTEMD_NODE_FLAGS[@]}" \
+    --sysctl net.ipv4.conf.all.arp_ignore=1 --sysctl net.ipv4.conf.all.arp_announce=2 \
     "$NODE_IMAGE:latest"
 done
 for name in "${LAB_EDGE_NODES[@]}"; do

@@ -10,6 +10,10 @@ global_defs {
     vrrp_garp_master_delay 0.5
 }
 
+static_ipaddress {
+    198.51.100.100/32 dev lo scope global label lo:vrrp
+}
+
 vrrp_script check_nginx {
     script "/usr/bin/curl -fsS --max-time 0.3 http://127.0.0.1/healthz # not a comment"
     interval 1
@@ -40,6 +44,7 @@ vrrp_instance VI_EDGE {
 def test_settings_of_a_rendered_config():
     assert kaconf.settings(CONF) == {
         "global": {"vrrp_garp_master_repeat": 5, "vrrp_garp_master_delay": 0.5},
+        "static_ipaddress": ["198.51.100.100/32 dev lo scope global label lo:vrrp"],
         "vrrp_script": {
             "check_nginx": {"interval": 1, "timeout": None, "rise": None, "fall": 2, "weight": 0}
         },

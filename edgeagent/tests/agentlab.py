@@ -51,7 +51,7 @@ BACKEND_ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 
 MAIN_CONF = """\
 # The nginx role's nginx.conf, with a test's paths and ports, and its logs in files.
-worker_processes 1;
+{modules}worker_processes 1;
 worker_shutdown_timeout 10s;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
@@ -75,6 +75,12 @@ http {{
 
     include {agent_dir}/current/edge.conf;
 }}
+"""
+
+# What /etc/nginx/modules-enabled/ loads on an edge node in the dynamic mode.
+LUA_MODULES = """\
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 """
 
 BOOTSTRAP = """\
@@ -132,8 +138,9 @@ def same_port_backends(names: list[str], hosts: tuple[str, ...]) -> list[Threadi
 class Nginx:
     """A real nginx master on loopback ports, configured like an edge node."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, lua: bool = False) -> None:
         self.root = root
+        self.lua = lua
         self.agent_dir = root / "edgeagent"
         self.main_conf = root / "nginx.conf"
         self.http_port, self.https_port, self.status_port = free_ports(3)
@@ -164,7 +171,13 @@ class Nginx:
             )
         )
         (self.agent_dir / "current").symlink_to("bootstrap")
-        self.main_conf.write_text(MAIN_CONF.format(root=self.root, agent_dir=self.agent_dir))
+        self.main_conf.write_text(
+            MAIN_CONF.format(
+                root=self.root,
+                agent_dir=self.agent_dir,
+                modules=LUA_MODULES if self.lua else "",
+            )
+        )
         subprocess.run([NGINX, "-c", str(self.main_conf)], check=True, timeout=30)
         return self
 
@@ -370,7 +383,8 @@ class Edge:
         names = [f"web{n}" for n in range(1, len(BACKEND_ADDRESSES) + 1)]
         self.backends = same_port_backends(names, BACKEND_ADDRESSES)
         self.backend_port = self.backends[0].server_address[1]
-        self.nginx = Nginx(root / "nginx").start()
+        self.dynamic = agent_options.get("upstreams") == "dynamic"
+        self.nginx = Nginx(root / "nginx", lua=self.dynamic).start()
         self.agent_options = agent_options
         self.health_port = free_port()
         self.extra_nginx: list[Nginx] = []
@@ -417,7 +431,7 @@ class Edge:
 
     def another_edge_node(self, name: str) -> tuple[Nginx, AgentProcess]:
         """A second nginx and agent, watching the same API with the same settings."""
-        nginx = Nginx(self.root / name).start()
+        nginx = Nginx(self.root / name, lua=self.dynamic).start()
         self.extra_nginx.append(nginx)
         health_port = free_port()
         command = self.agent_command(nginx, health_port)

@@ -178,12 +178,12 @@ def request(
         if body is not None:
             connection.putheader("Content-Length", str(len(body)))
         connection.endheaders(body)
-        answer = connection.getresponse()
-        data = answer.read()
         certificate = None
-        if tls:
+        if tls:  # now: an answer with "Connection: close" (a reload) closes the socket
             der = connection.sock.getpeercert(binary_form=True)
             certificate = x509.load_der_x509_certificate(der)
+        answer = connection.getresponse()
+        data = answer.read()
         return Response(
             answer.status, {k.lower(): v for k, v in answer.getheaders()}, data, certificate
         )

@@ -1,11 +1,14 @@
 """A real nginx on loopback ports for tests, serving what model + render produce.
 
 `render_site` writes a complete standalone configuration (the files `edgeagent render`
-writes) for given objects; `NginxRunner.start` runs `/usr/sbin/nginx -p DIR -c
+writes) for given objects, in the static or the dynamic mode (then with the dynamic
+directory the agent would have written: token, state.txt, certificates, and no push, so
+nginx serves the state it loads at start); `NginxRunner.start` runs `/usr/sbin/nginx -p DIR -c
 nginx.conf` in the foreground and waits until its status server answers with the
 generation just written, so a test never races the start or a reload.
 """
 
+import dataclasses
 import re
 import signal
 import subprocess
@@ -15,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
+from edgeagent.control import Control
 from support_http import free_ports
 
-from edgeagent import cli, grammar, model, render
+from edgeagent import cli, daemon, dynamic, grammar, model, render
 
 NGINX = "/usr/sbin/nginx"
 START_SECONDS = 15
@@ -48,9 +52,11 @@ class Site:
         return self.rendered.generation
 
 
-def layout_for(directory: Path, ports: Ports) -> render.Layout:
+def layout_for(directory: Path, ports: Ports, dynamic_mode: bool = False) -> render.Layout:
     default = directory / cli.DEFAULT_CERTIFICATE_FILE
     return render.Layout(
+        dynamic_dir=str(directory / daemon.DYNAMIC_DIR) if dynamic_mode else None,
+        lua_dir=daemon.LUA_DIR if dynamic_mode else None,
         listen_http=f"127.0.0.1:{ports.http}",
         listen_https=f"127.0.0.1:{ports.https}",
         output_dir=str(directory),
@@ -73,16 +79,24 @@ def render_site(
     options: model.Options | None = None,
     ports: Ports | None = None,
     default_certificate: model.CertPair | None = None,
+    dynamic_mode: bool = False,
 ) -> Site:
     """Build, render and write everything nginx needs into `directory`."""
     ports = ports or Ports.free()
-    layout = layout_for(directory, ports)
+    layout = layout_for(directory, ports, dynamic_mode)
     default_path = Path(layout.default_certificate)
     if default_certificate or not default_path.exists():
         pair = default_certificate or cli.self_signed("edgeagent-default")
         cli.write_file(default_path, pair.certificate_pem + pair.key_pem, cli.PRIVATE_MODE)
-    built = model.build(inputs, options or model.Options())
+    options = options or model.Options()
+    if dynamic_mode:
+        options = dataclasses.replace(options, upstreams_without_endpoints=True)
+    built = model.build(inputs, options)
     rendered = render.render(built, layout)
+    if dynamic_mode:
+        control = Control(layout.dynamic_dir, layout.status_listen)
+        control.write_certificates(dynamic.state_of(built))
+        control.write_state(dynamic.state_of(built))
     write_rendered(directory, layout, rendered)
     return Site(directory, ports, built, rendered)
 
@@ -122,7 +136,15 @@ def directives(config_file: Path) -> list[tuple[str, tuple[str, ...], str]]:
 # Every directive the templates can write, by block context. Anything else in a rendered
 # configuration came from the input: an injection.
 ALLOWED_DIRECTIVES = {
-    "": {"worker_processes", "worker_rlimit_nofile", "pid", "error_log", "events", "http"},
+    "": {
+        "load_module",
+        "worker_processes",
+        "worker_rlimit_nofile",
+        "pid",
+        "error_log",
+        "events",
+        "http",
+    },
     "events": {"worker_connections"},
     "http": {
         "default_type",
@@ -145,9 +167,14 @@ ALLOWED_DIRECTIVES = {
         "proxy_set_header",
         "upstream",
         "server",
+        "lua_package_path",
+        "lua_shared_dict",
+        "init_by_lua_block",
+        "access_by_lua_block",
+        "uninitialized_variable_warn",
     },
     "http/map": {"default", "", "https"},
-    "http/upstream": {"server", "keepalive"},
+    "http/upstream": {"server", "keepalive", "balancer_by_lua_block"},
     "http/server": {
         "listen",
         "server_name",
@@ -157,8 +184,12 @@ ALLOWED_DIRECTIVES = {
         "location",
         "access_log",
         "default_type",
+        "ssl_certificate_by_lua_block",
     },
     "http/server/location": {
+        "set",
+        "client_body_buffer_size",
+        "content_by_lua_block",
         "proxy_pass",
         "return",
         "if",
@@ -171,6 +202,21 @@ ALLOWED_DIRECTIVES = {
     },
     "http/server/location/if": {"return"},
 }
+DYNAMIC_UPSTREAM = "edgeagent_dynamic"
+# The Lua the templates write (crossplane gives a block's text as one argument).
+LUA_BLOCKS = {
+    f'require("edgeagent_{module}").{function}()'
+    for module, function in (
+        ("balancer", "check"),
+        ("balancer", "balance"),
+        ("certificates", "serve"),
+        ("control", "handle"),
+    )
+}
+INIT_LUA = re.compile(
+    r'\n    require\("edgeagent_state"\)\.init\("/[\w/.-]+"\)\n'
+    r'(    require\("edgeagent_(balancer|certificates|control)"\)\n){3}'
+)
 UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9-]+_[0-9]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
@@ -187,10 +233,20 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
     elif directive in ("upstream", "proxy_pass"):
         (name,) = args
-        assert UPSTREAM_NAME.fullmatch(name.removeprefix("http://")), args
+        name = name.removeprefix("http://")
+        assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "set":
+        variable, name = args
+        assert variable == "$edgeagent_backend" and UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "init_by_lua_block":
+        assert INIT_LUA.fullmatch(args[0]), args
+    elif directive.endswith("_by_lua_block"):
+        (code,) = args
+        assert code.strip() in LUA_BLOCKS, args
     elif directive == "server" and context == "http/upstream":
-        (endpoint,) = args
+        endpoint, *weight = args
         assert ENDPOINT.fullmatch(endpoint), args
+        assert weight in ([], *([f"weight={n}"] for n in range(2, 101))), args
     elif directive == "return":
         assert args[0] in ("200", "308", "404", "503"), args
     elif directive == "listen":

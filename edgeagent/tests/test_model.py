@@ -486,6 +486,31 @@ def test_readiness_dedup_order_and_families():
     assert problems(built) == {("EndpointSlice", "fqdn", "unsupported")}
 
 
+def _zoned(annotation: str | None) -> model.Model:
+    weighted = service("app")
+    if annotation is not None:
+        weighted["metadata"]["annotations"] = {model.ZONE_WEIGHTS_ANNOTATION: annotation}
+    zoned = endpoint_slice("app", [("10.0.0.1", True), ("10.0.0.2", True), ("10.0.0.3", True)], 80)
+    for endpoint, zone in zip(zoned["endpoints"], ("a", "b", None), strict=True):
+        if zone:
+            endpoint["zone"] = zone
+    return build(ingress("i", rule("h", path("/", "app"))), services=[weighted], slices=[zoned])
+
+
+def test_zone_weights_annotation_weighs_endpoints_by_zone():
+    (upstream,) = _zoned("a=3, b=2").upstreams
+    assert upstream.weighted() == (("10.0.0.1:80", 3), ("10.0.0.2:80", 2), ("10.0.0.3:80", 1))
+    (plain,) = _zoned(None).upstreams
+    assert plain.weights == () and plain.weighted()[0] == ("10.0.0.1:80", 1)
+
+
+@pytest.mark.parametrize("annotation", ["a=0", "a=101", "a", "a=1,a=2", "a=x", "a b=1", ""])
+def test_bad_zone_weights_are_reported_and_the_endpoints_served_unweighted(annotation):
+    built = _zoned(annotation)
+    assert problems(built) == {("Service", "app", "invalid")}
+    assert built.upstreams[0].weights == ()
+
+
 def test_service_problems_make_paths_answer_503():
     external = service("external")
     external["spec"]["type"] = "ExternalName"

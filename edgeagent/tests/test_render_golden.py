@@ -6,6 +6,7 @@ every routing rule. Regenerate after an intended change with
 and read the diff before committing it.
 """
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeagent import cli, manifests, model, render
+from edgeagent import cli, dynamic, manifests, model, render
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -30,6 +31,10 @@ LAYOUT = render.Layout(
     default_key="/etc/nginx/tls/default.key",
 )
 STANDALONE = dataclasses.replace(LAYOUT, output_dir="/srv/edge")
+DYNAMIC_LAYOUT = dataclasses.replace(
+    LAYOUT, dynamic_dir="/etc/nginx/edgeagent/dynamic", lua_dir="/opt/edgeagent/lua"
+)
+DYNAMIC_VERSION = 1764000000000000
 UPDATE = os.environ.get("EDGEAGENT_UPDATE_GOLDEN") == "1"
 
 
@@ -67,6 +72,49 @@ def test_render_matches_golden(case):
     assert sorted(files) == sorted(expected_files(expected))
     for relative, data in files.items():
         assert data.decode() == expected_files(expected)[relative].decode(), relative
+
+
+def test_dynamic_render_matches_golden():
+    """The dynamic mode: edge.conf without peers or certificate bytes, the standalone main
+    config that loads the Lua module, and the state the agent would push (state.txt)."""
+    inputs, _ = manifests.load([CASES["semantics"]])
+    built = model.build(inputs, model.Options(upstreams_without_endpoints=True))
+    rendered = render.render(built, DYNAMIC_LAYOUT)
+    files = {
+        **rendered.files,
+        "state.txt": dynamic.encode(dynamic.state_of(built), DYNAMIC_VERSION, full=True),
+        "nginx.conf": render.render_main(dataclasses.replace(DYNAMIC_LAYOUT, output_dir="/srv")),
+    }
+    expected = GOLDEN / "semantics" / "expected-dynamic"
+    if UPDATE:
+        for relative, data in files.items():
+            (expected / relative).parent.mkdir(parents=True, exist_ok=True)
+            (expected / relative).write_bytes(data)
+    assert sorted(files) == sorted(expected_files(expected))
+    for relative, data in files.items():
+        assert data.decode() == expected_files(expected)[relative].decode(), relative
+
+
+def test_dynamic_generation_ignores_endpoints_and_certificate_bytes():
+    """What makes the dynamic mode reload-free: the same structure with other peers and
+    another pair for the same Secret renders the same bytes and generation."""
+    inputs, _ = manifests.load([CASES["semantics"]])
+    options = model.Options(upstreams_without_endpoints=True)
+    before = render.render(model.build(inputs, options), DYNAMIC_LAYOUT)
+    for endpoint_slice in inputs.endpoint_slices:
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            endpoint["addresses"] = ["10.99.0.1"]
+            endpoint["conditions"] = {"ready": False}
+    for secret in inputs.secrets:
+        pair = cli.self_signed("rotated.example.com")
+        secret["data"] = {
+            "tls.crt": base64.b64encode(pair.certificate_pem).decode(),
+            "tls.key": base64.b64encode(pair.key_pem).decode(),
+        }
+    after_model = model.build(inputs, options)
+    after = render.render(after_model, DYNAMIC_LAYOUT)
+    assert after.files == before.files and after.generation == before.generation
+    assert all(upstream.endpoints == () for upstream in after_model.upstreams)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -5,6 +5,7 @@ backend features) is checked by sending requests: one module-wide site holds mos
 them; class selection, TLS fallback and the CLI's standalone output get sites of their own.
 """
 
+import collections
 import shutil
 import socket
 import subprocess
@@ -121,6 +122,16 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
             endpoint_slice("replicas", [(replica.host, True)], replica.port, name=f"replicas-{i}")
         )
 
+    # Zone weights: the endpoint in zone "heavy" gets 3 requests for 1 of zone "light".
+    weighted = service("weighted")
+    weighted["metadata"]["annotations"] = {model.ZONE_WEIGHTS_ANNOTATION: "heavy=3,light=1"}
+    objects.services.append(weighted)
+    for zone in ("heavy", "light"):
+        member = backends[f"zone-{zone}"]
+        slice_ = endpoint_slice("weighted", [(member.host, True)], member.port, name=zone)
+        slice_["endpoints"][0]["zone"] = zone
+        objects.endpoint_slices.append(slice_)
+
     objects.ingresses.extend(
         [
             ingress("exact", rule("exact-path-rules", path("/foo", "foo-exact", kind="Exact"))),
@@ -192,6 +203,7 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                     path("/empty", "empty"),
                     path("/missing", "no-such-service"),
                     path("/replicas", "replicas"),
+                    path("/weighted", "weighted"),
                 ),
             ),
             ingress(
@@ -224,8 +236,10 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
     return objects
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@pytest.fixture(scope="module", params=["static", "dynamic"])
+def world(request, tmp_path_factory):
+    """The site in both modes: dynamic serves the peers and certificates nginx loads at
+    start from what the agent wrote (no push), and must route exactly as static does."""
     backends = Backends()
     runner = NginxRunner()
     try:
@@ -238,12 +252,18 @@ def world(tmp_path_factory):
             "multi-http",
             "multi-admin",
             *(f"replica-{i}" for i in range(3)),
+            "zone-heavy",
+            "zone-light",
         ]
         started = {name: backends.start(name) for name in names}
         certificates = {
             host: cli.self_signed(host, (host,)) for host in ("foo.bar.com", "secure.example.com")
         }
-        site = render_site(tmp_path_factory.mktemp("world"), world_objects(started, certificates))
+        site = render_site(
+            tmp_path_factory.mktemp("world"),
+            world_objects(started, certificates),
+            dynamic_mode=request.param == "dynamic",
+        )
         runner.start(site)
         yield World(site, started, certificates)
     finally:
@@ -478,6 +498,13 @@ def test_service_without_ready_endpoint_answers_503(world):
 def test_requests_spread_over_all_ready_endpoints(world):
     served = {world.get("readiness", "/replicas").backend for _ in range(30)}
     assert served == {"replica-0", "replica-1", "replica-2"}
+
+
+def test_zone_weights_share_the_requests(world):
+    # Smooth weighted round-robin (nginx's, and the dynamic mode's Lua): any 8 requests in
+    # a row give 6 and 2.
+    served = collections.Counter(world.get("readiness", "/weighted").backend for _ in range(8))
+    assert served == {"zone-heavy": 6, "zone-light": 2}
 
 
 @pytest.mark.parametrize(

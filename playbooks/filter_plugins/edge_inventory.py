@@ -23,6 +23,11 @@ def edge_node_ips(hosts, hostvars):
     return dict(sorted(owners.items()))
 
 
+def edge_directors(hosts, hostvars):
+    """The hosts that run VRRP: all but LVS real servers of separate tiers (lvs_director false)."""
+    return [host for host in hosts if hostvars[host].get("lvs_director", True) in (True, "true")]
+
+
 def edge_vrrp_instances(hosts, hostvars):
     """One record per (host, vrrp instance): what validate.yml checks per instance and groups.
 
@@ -88,6 +93,7 @@ class FilterModule:
         return {
             "edge_network": edge_network,
             "edge_node_ips": edge_node_ips,
+            "edge_directors": edge_directors,
             "edge_vrrp_instances": edge_vrrp_instances,
             "edge_vrrp_groups": edge_vrrp_groups,
             "edge_vip_owners": edge_vip_owners,

@@ -67,6 +67,17 @@ def test_a_good_inventory_passes(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_real_servers_of_separate_tiers_need_no_vrrp_priority(tmp_path):
+    """lvs_director: false (an nginx-only LVS-DR real server) runs no keepalived."""
+    inventory = copy.deepcopy(GOOD)
+    inventory["hosts"]["rs1"] = {
+        "keepalived_node_address": "198.51.100.13/24",
+        "lvs_director": False,
+    }
+    result = run_validation(tmp_path, inventory)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 CASES = {
     "two highest priorities": (
         lambda i: i["hosts"]["edge2"].update(keepalived_priority=150),

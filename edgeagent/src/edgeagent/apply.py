@@ -345,9 +345,16 @@ class Applier:
         raise ApplyError with its output if refused."""
         shadow = self.shadow_config(generation_dir, edge_conf)
         command = [self.settings.nginx_binary, "-t", "-q", "-e", "stderr", "-c", str(shadow)]
+        # The dynamic mode's init_by_lua skips loading the peers under this variable
+        # (lua/edgeagent_state.lua): they cannot make a configuration invalid.
+        environment = {**os.environ, "EDGEAGENT_NGINX_TEST": "1"}
         try:
             result = subprocess.run(
-                command, capture_output=True, text=True, timeout=self.settings.validate_timeout
+                command,
+                capture_output=True,
+                text=True,
+                timeout=self.settings.validate_timeout,
+                env=environment,
             )
         except subprocess.TimeoutExpired as error:
             raise ApplyError(f"nginx -t timed out after {error.timeout} s") from error

@@ -26,6 +26,15 @@ agent, and traversing them in every full collection cost about 0.3 s per sync at
 Ingresses (frozen objects are still freed when nothing refers to them; they hold no
 cycles).
 
+Dynamic mode (`control` given; docs/dynamic.md). Endpoints and certificates are not in
+edge.conf, so a change of only those renders the same generation: apply.py finds it
+unchanged and nothing reloads. Each sync writes the certificate files and state.txt
+before applying (a reload, or a restart, then loads what this sync knows), and after
+applying pushes to nginx's control endpoint: the whole state after a reload, else what
+changed since the last push. A push that fails is retried in full, with the backoff of
+a failed reload. Every `verify_interval` the agent compares the version nginx holds
+with its last push: a restarted nginx holds state.txt's, and gets the whole state again.
+
 Outcomes (see apply.py): unchanged bytes stop before anything is written. A generation
 rejected by nginx -t is not tried again until the state changes; a failed reload is
 retried with exponential backoff. On success the status is published and the problems
@@ -44,9 +53,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgeagent import collector, model, render
+from edgeagent import collector, dynamic, model, render
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.cache import Cache, Key, Object, key_of
+from edgeagent.control import Control, ControlError
 from edgeagent.events import EventRecorder
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
@@ -79,6 +89,9 @@ class SyncSettings:
     retry_max: float = 300.0
     """Retry cap: a reload that keeps failing is tried every five minutes, not hammered,
     while the last good configuration serves."""
+    verify_interval: float = 10.0
+    """Dynamic mode: how often the agent asks nginx which version of the dynamic state it
+    holds, to push the whole state again after nginx restarted on its own."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,7 @@ class Controller:
         settings: SyncSettings,
         stop: threading.Event,
         on_first_sync: Callable[[ApplyResult], None] = lambda result: None,
+        control: Control | None = None,
     ) -> None:
         self.cache = cache
         self.options = options
@@ -169,6 +183,12 @@ class Controller:
         self._model_memo = model.Memo()
         self._render_memo = render.Memo()
         self._first = True
+        self._last_blocks: dict[str, render.Block] | None = None
+        self.control = control
+        self._pushed: dynamic.State | None = None  # None: push the whole state next
+        self._pushed_version = 0
+        self._written: dynamic.State = dynamic.EMPTY  # certificates and state.txt on disk
+        self._verify_at = time.monotonic() + settings.verify_interval
         cache.relevant = self.relevant
         self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
 
@@ -212,10 +232,13 @@ class Controller:
 
     def _wait_for_work(self) -> None:
         while not self._pending():
-            timeout = (
-                None if self._retry_at is None else max(0.0, self._retry_at - time.monotonic())
-            )
+            wake = [] if self._retry_at is None else [self._retry_at]
+            if self.control is not None:
+                wake.append(self._verify_at)
+            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             self.cache.wait(self._pending, timeout)
+            if self.control is not None and time.monotonic() >= self._verify_at:
+                self._verify()
         while not self._stop.is_set():
             now = time.monotonic()
             first = self.cache.first_change_at
@@ -226,6 +249,20 @@ class Controller:
             if now >= due:
                 return
             self.cache.wait(self._stop.is_set, due - now)
+
+    def _verify(self) -> None:
+        """Push the whole state again (by a sync, now) if nginx holds another version."""
+        self._verify_at = time.monotonic() + self.settings.verify_interval
+        assert self.control is not None
+        try:
+            holds = self.control.serving_version()
+        except ControlError as error:
+            log.warning("cannot read the dynamic state's version", extra={"error": str(error)})
+            return
+        if holds != self._pushed_version:
+            log.info("nginx holds another dynamic state", extra={"version": holds})
+            self._pushed = None
+            self._retry_at = time.monotonic()
 
     def _schedule_retry(self) -> None:
         self._failures += 1
@@ -258,9 +295,15 @@ class Controller:
             rendered = render.render(built, self.layout, self._render_memo)
             rendered_at = time.monotonic()
         self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
+        state = dynamic.state_of(built) if self.control is not None else None
+        if state is not None and not self._write_dynamic_files(state):
+            return None
         if rendered.generation == self._rejected:
             log.debug("same candidate as the rejected one; waiting for a change")
+            if state is not None:  # the generation that serves takes the peers anyway
+                self._push(state, full=False)
             return None
+        cause = self._reload_cause(rendered)
         result = self.applier.apply(rendered)
         finished = time.monotonic()
         phases = {
@@ -275,12 +318,87 @@ class Controller:
         if result.validation:
             self.metrics.validations.labels(result.validation.split(":")[0]).inc()
         self.metrics.syncs.labels(result.outcome.value).inc()
+        if result.outcome in (Outcome.APPLIED, Outcome.FAILED):  # a reload was attempted
+            self.metrics.reload_causes.labels(cause).inc()
         self._report(result, built, snapshot["ingresses"], phases)
+        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+            self._last_blocks = rendered.blocks
+        if state is not None:
+            applied = result.outcome is Outcome.APPLIED
+            if self._push(state, full=applied) and applied:
+                assert self.control is not None
+                self.control.remove_certificates_except(state)
         if self._first:
             self._first = False
             gc.freeze()  # see the module docstring
             self._on_first_sync(result)
         return result
+
+    def _reload_cause(self, rendered: render.Rendered) -> str:
+        """What a reload to `rendered` would be for (metric edgeagent_reloads_by_cause):
+        each block that differs from the generation serving is an upstream's peers
+        (endpoints), a server's certificate bytes (certificates) or anything else
+        (structure); the first of structure, endpoints, certificates found wins."""
+        if self._last_blocks is None:
+            return "start"
+        before, after = self._last_blocks, rendered.blocks
+
+        def kind(block_id: str) -> str:
+            if block_id not in before or block_id not in after:
+                return "structure"
+            if block_id.startswith("upstream "):
+                return "endpoints"
+            return "certificates" if before[block_id].text == after[block_id].text else "structure"
+
+        kinds = {
+            kind(block_id)
+            for block_id in before.keys() | after.keys()
+            if block_id != render.STATUS_BLOCK and before.get(block_id) != after.get(block_id)
+        }
+        causes = ("structure", "endpoints", "certificates")
+        return next((cause for cause in causes if cause in kinds), "structure")
+
+    def _write_dynamic_files(self, state: dynamic.State) -> bool:
+        """Certificate files and state.txt, before anything may reload nginx."""
+        assert self.control is not None
+        try:
+            if state.certificates != self._written.certificates:
+                self.control.write_certificates(state)
+            if state.backends != self._written.backends:
+                self.control.write_state(state)
+        except OSError as error:
+            log.error("cannot write the dynamic state", extra={"error": str(error)})
+            self._schedule_retry()
+            return False
+        self._written = state
+        return True
+
+    def _push(self, state: dynamic.State, full: bool) -> bool:
+        """Push the whole state (after a reload, or when nginx's is unknown) or what changed
+        since the last push; count it by kind. False (and a retry scheduled) if it failed."""
+        assert self.control is not None
+        full = full or self._pushed is None
+        update = state if full else dynamic.delta(self._pushed or dynamic.EMPTY, state)
+        if not full and dynamic.is_empty(update):
+            return True
+        kinds = ["full"] if full else dynamic.kinds(update)
+        try:
+            version = self.control.push(update, full)
+        except (ControlError, ValueError) as error:
+            for kind in kinds:
+                self.metrics.dynamic_updates.labels(kind, "failed").inc()
+            log.error("dynamic update failed", extra={"error": str(error), "kinds": kinds})
+            self._pushed = None
+            self._schedule_retry()
+            return False
+        for kind in kinds:
+            self.metrics.dynamic_updates.labels(kind, "success").inc()
+        log.info(
+            "dynamic update",
+            extra={"version": version, "kinds": kinds, "backends": len(update.backends)},
+        )
+        self._pushed, self._pushed_version = state, version
+        return True
 
     def _report(
         self,

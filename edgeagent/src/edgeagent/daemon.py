@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pathlib
 import shlex
 import signal
 import sys
@@ -38,6 +39,7 @@ import yaml
 from edgeagent import grammar, informer, kube, logs, model, render, systemd
 from edgeagent.apply import Applier, ApplyResult, ApplySettings, Outcome
 from edgeagent.cache import Cache
+from edgeagent.control import Control
 from edgeagent.controller import Controller, SyncSettings
 from edgeagent.events import EventRecorder
 from edgeagent.health import HealthServer, HealthState
@@ -52,6 +54,12 @@ DEFAULT_CERTIFICATE = "/etc/nginx/tls/default.crt"
 DEFAULT_KEY = "/etc/nginx/tls/default.key"
 LISTEN_HTTP = "0.0.0.0:80"
 LISTEN_HTTPS = "0.0.0.0:443"
+
+
+UPSTREAM_MODES = ("static", "dynamic")
+# The Lua modules of the dynamic mode, shipped inside the package.
+LUA_DIR = str(pathlib.Path(__file__).parent / "lua")
+DYNAMIC_DIR = "dynamic"
 
 
 class ConfigError(Exception):
@@ -74,6 +82,12 @@ def _command(value: Any) -> tuple[str, ...]:
     if not parts:
         raise ConfigError("the reload command is empty")
     return tuple(parts)
+
+
+def _upstream_mode(value: Any) -> str:
+    if value not in UPSTREAM_MODES:
+        raise ConfigError(f"expected one of {', '.join(UPSTREAM_MODES)}, got {value!r}")
+    return str(value)
 
 
 def _positive(value: Any) -> float:
@@ -188,6 +202,31 @@ def _settings() -> list[Setting]:
             _command,
             "command that reloads nginx gracefully (default: %(default)s)",
             "COMMAND",
+        ),
+        Setting(
+            "upstreams",
+            "static",
+            _upstream_mode,
+            "static: peers and certificates in the configuration, every change reloads "
+            "(plain nginx); dynamic: peers and certificates pushed to nginx's Lua module "
+            "without a reload, which needs libnginx-mod-http-lua (default: %(default)s)",
+            "MODE",
+        ),
+        Setting(
+            "dynamic-verify-interval",
+            sync.verify_interval,
+            _positive,
+            "dynamic mode: how often to check that nginx holds the last pushed state, and "
+            "push it whole if not (after nginx restarted) (default: %(default)s s)",
+            "SECONDS",
+        ),
+        Setting(
+            "lua-dir",
+            LUA_DIR,
+            str,
+            "dynamic mode: directory of edgeagent's Lua modules, read by nginx "
+            "(default: the package's own)",
+            "DIR",
         ),
         Setting(
             "listen-http",
@@ -353,7 +392,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"{setting.name}: {error}") from error
     checks = {
         grammar.listen: ("listen_http", "listen_https", "status_listen", "health_listen"),
-        grammar.file_path: ("nginx_dir", "default_certificate", "default_key"),
+        grammar.file_path: ("nginx_dir", "default_certificate", "default_key", "lua_dir"),
         grammar.dns1123_subdomain: ("ingress_class",),
     }
     try:
@@ -410,6 +449,8 @@ class Agent:
             self.stop,
         )
         self.events = EventRecorder(client, self.cache, self.metrics, self.stop)
+        dynamic = v["upstreams"] == "dynamic"
+        dynamic_dir = f"{v['nginx_dir'].rstrip('/')}/{DYNAMIC_DIR}"
         layout = render.Layout(
             listen_http=v["listen_http"],
             listen_https=v["listen_https"],
@@ -417,12 +458,16 @@ class Agent:
             default_certificate=v["default_certificate"],
             default_key=v["default_key"],
             status_listen=v["status_listen"],
+            dynamic_dir=dynamic_dir if dynamic else None,
+            lua_dir=v["lua_dir"] if dynamic else None,
         )
+        control = Control(dynamic_dir, v["status_listen"]) if dynamic else None
         self.controller = Controller(
             self.cache,
             model.Options(
                 ingress_class=v["ingress_class"],
                 watch_ingress_without_class=v["watch_ingress_without_class"],
+                upstreams_without_endpoints=dynamic,
             ),
             layout,
             applier,
@@ -434,9 +479,11 @@ class Agent:
                 quiet_period=v["sync_quiet_period"],
                 max_delay=v["sync_max_delay"],
                 min_reload_interval=v["min_reload_interval"],
+                verify_interval=v["dynamic_verify_interval"],
             ),
             self.stop,
             on_first_sync=self.first_sync,
+            control=control,
         )
 
     def watch_report(self) -> dict[str, Any]:

@@ -26,6 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# A topology zone, as label values are written (EndpointSlice endpoints' `zone`).
+ZONE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+MAX_WEIGHT = 100
 DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 IANA_SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 # RFC 3986 unreserved characters plus the sub-delimiters that are inert in nginx tokens.
@@ -108,6 +111,19 @@ def dns1123_subdomain(value: object, what: str) -> str:
 def dns1035_label(value: object, what: str) -> str:
     """Service names: a DNS-1123 label that starts with a letter."""
     return _pattern(value, what, DNS1035_LABEL, 63, "DNS-1035 label")
+
+
+def zone_weights(value: object, what: str) -> dict[str, int]:
+    """`zone=weight,zone=weight`: topology zones (label values) and weights 1-100."""
+    weights = {}
+    for item in string(value, what).split(","):
+        zone, equals, number = item.strip().partition("=")
+        if not equals or not ZONE.fullmatch(zone) or not re.fullmatch(r"[0-9]{1,3}", number):
+            raise Invalid(f"{what}: {show(item)} is not zone=weight")
+        if not 1 <= int(number) <= MAX_WEIGHT or zone in weights:
+            raise Invalid(f"{what}: weight of {zone} must be 1-{MAX_WEIGHT}, given once")
+        weights[zone] = int(number)
+    return weights
 
 
 def port_name(value: object, what: str) -> str:

@@ -24,6 +24,21 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.reload_causes = Counter(
+            "edgeagent_reloads_by_cause",
+            "nginx reloads attempted, by what changed: structure (hosts, paths, TLS host "
+            "sets, settings), endpoints, certificates (static mode only: the dynamic mode "
+            "applies those without a reload), start (the first generation of this process)",
+            ["cause"],
+            registry=r,
+        )
+        self.dynamic_updates = Counter(
+            "edgeagent_dynamic_updates",
+            "Dynamic mode: pushes to nginx's control endpoint by kind (full: the whole state, "
+            "after a reload or a restart; endpoints; certificates) and result (success, failed)",
+            ["kind", "result"],
+            registry=r,
+        )
         self.last_reload_success = Gauge(
             "edgeagent_last_reload_success_timestamp_seconds",
             "Unix time of the last reload that nginx confirmed",

@@ -73,6 +73,9 @@ SUPPORTED_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/proxy-read-timeout": ("proxy_read_timeout", grammar.seconds),
     "nginx.ingress.kubernetes.io/proxy-send-timeout": ("proxy_send_timeout", grammar.seconds),
 }
+# On a Service: `zone=weight,...` (weights 1-100). Its ready endpoints get the weight of
+# their EndpointSlice `zone` (1 for a zone not listed), in both modes (docs/routing.md).
+ZONE_WEIGHTS_ANNOTATION = "edgeagent.io/zone-weights"
 STATUS_NOT_FOUND = 404
 STATUS_NO_ENDPOINT = 503
 # The default server answers this path itself (keepalived and LVS health checks ask for it
@@ -121,6 +124,12 @@ class Options:
     """Also serve Ingresses that name no class (`--watch-ingress-without-class`). Off by
     default as in ingress-nginx; an IngressClass `ingress_class` annotated
     `ingressclass.kubernetes.io/is-default-class: "true"` turns it on as well."""
+
+    upstreams_without_endpoints: bool = False
+    """Keep the upstream of a Service port that has no ready endpoint, with no endpoints,
+    and route its paths to it (dynamic mode: peers arrive without a reload and nginx
+    answers 503 until they do). Off (static mode): those paths answer 503 in the
+    configuration itself, and the first endpoint is a new configuration."""
 
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
@@ -178,6 +187,12 @@ class Upstream:
     service: str
     port: int
     endpoints: tuple[str, ...]
+    weights: tuple[int, ...] = ()
+    """The weight of each endpoint, in the same order; empty: all 1 (no zone weights)."""
+
+    def weighted(self) -> tuple[tuple[str, int], ...]:
+        """(endpoint, weight) pairs."""
+        return tuple(zip(self.endpoints, self.weights or (1,) * len(self.endpoints), strict=True))
 
 
 @dataclass(frozen=True)
@@ -188,7 +203,8 @@ class Model:
     """Host servers, sorted by host."""
     default_server: Server
     upstreams: tuple[Upstream, ...]
-    """Upstreams with at least one ready endpoint, sorted by name."""
+    """Upstreams with at least one ready endpoint (any, with
+    `Options.upstreams_without_endpoints`), sorted by name."""
     certificates: Mapping[tuple[str, str], CertPair]
     """Pairs in use by (namespace, Secret name): remember them as previous_certificates."""
     problems: tuple[Problem, ...]
@@ -732,37 +748,45 @@ class _Builder:
         return (entry.upstream.name if entry.upstream else None), entry.reason
 
     def _resolve(self, namespace: str, backend: _BackendRef) -> tuple[str | None, str | None]:
-        ports = self._service_ports(namespace, backend.service)
+        read = self._service_ports(namespace, backend.service)
         where = f"Service {namespace}/{backend.service}"
-        if isinstance(ports, str):
-            return None, f"{where} {ports}; its paths answer 503"
+        if isinstance(read, str):
+            return None, f"{where} {read}; its paths answer 503"
+        ports, zone_weights = read
         by = "port" if isinstance(backend.port, int) else "name"
         match = [entry for entry in ports if entry[by] == backend.port]
         if not match:
             return None, f"{where} has no port {backend.port}; its paths answer 503"
         port_name, port = match[0]["name"], match[0]["port"]
-        endpoints = set()
+        zones: dict[tuple[str, int], str] = {}  # (address, port) -> zone ("": none)
         for endpoint_slice in self.slices.get((namespace, backend.service), []):
             try:
-                endpoints.update(_ready_endpoints(endpoint_slice, port_name))
+                found = _ready_endpoints(endpoint_slice, port_name)
             except Invalid as error:
                 slice_namespace, slice_name = identity(endpoint_slice)
                 self.problem("EndpointSlice", slice_namespace, slice_name, str(error), error.code)
-        if not endpoints:
+                continue
+            for address, endpoint_port, zone in found:
+                key = (address, endpoint_port)
+                zones[key] = min(zone, zones.get(key, zone))  # one zone, whatever the order
+        if not zones and not self.options.upstreams_without_endpoints:
             return None, None
         name = upstream_name(namespace, backend.service, port)
-        ordered = tuple(_endpoint_text(*e) for e in sorted(endpoints, key=_endpoint_order))
-        self.upstreams[name] = Upstream(name, namespace, backend.service, port, ordered)
+        ordered = sorted(zones, key=_endpoint_order)
+        weights = tuple(zone_weights.get(zones[e], 1) for e in ordered) if zone_weights else ()
+        texts = tuple(_endpoint_text(*e) for e in ordered)
+        self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
         return name, None
 
-    def _service_ports(self, namespace: str, name: str) -> list[dict] | str:
-        """The ports of a Service as [{"name", "port"}], or why it cannot be used."""
+    def _service_ports(self, namespace: str, name: str) -> tuple[list[dict], dict] | str:
+        """The ports of a Service as [{"name", "port"}] and its zone weights, or why it
+        cannot be used."""
         key = (namespace, name)
         if key not in self.service_ports:
             self.service_ports[key] = self._read_service_ports(namespace, name)
         return self.service_ports[key]
 
-    def _read_service_ports(self, namespace: str, name: str) -> list[dict] | str:
+    def _read_service_ports(self, namespace: str, name: str) -> tuple[list[dict], dict] | str:
         service = self.services.get((namespace, name))
         if service is None:
             return "does not exist"
@@ -778,10 +802,25 @@ class _Builder:
                     port_name = grammar.port_name(port_name, f"spec.ports[{i}].name")
                 number = grammar.port_number(entry.get("port"), f"spec.ports[{i}].port")
                 ports.append({"name": port_name, "port": number})
-            return ports
         except Invalid as error:
             self.problem("Service", namespace, name, str(error), error.code)
             return "is invalid"
+        return ports, self._zone_weights(service, namespace, name)
+
+    def _zone_weights(self, service: dict, namespace: str, name: str) -> dict[str, int]:
+        """The Service's zone weights; bad ones are reported and the endpoints served
+        unweighted (a typo in a weight must not take the Service down)."""
+        metadata = service.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        if not isinstance(annotations, dict) or ZONE_WEIGHTS_ANNOTATION not in annotations:
+            return {}
+        try:
+            return grammar.zone_weights(
+                annotations[ZONE_WEIGHTS_ANNOTATION], f"annotation {ZONE_WEIGHTS_ANNOTATION}"
+            )
+        except Invalid as error:
+            self.problem("Service", namespace, name, f"{error}; served unweighted", "invalid")
+            return {}
 
     def _certificate(
         self, namespace: str, secret: str, certificates: dict[tuple[str, str], CertPair]
@@ -825,8 +864,9 @@ def _read_tls_secret(secret: dict | None) -> CertPair:
     )
 
 
-def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int]]:
-    """(address, port) of the ready endpoints of one slice for the Service port `port_name`.
+def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int, str]]:
+    """(address, port, zone) of the ready endpoints of one slice for the Service port
+    `port_name` (zone "" when the endpoint names none).
 
     Ready means conditions.ready true or unset (as the API defines it); a terminating
     endpoint is never ready, so it gets no new request. Written out flat because it runs
@@ -863,12 +903,15 @@ def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int
         addresses = endpoint.get("addresses")
         if not isinstance(addresses, list):
             raise Invalid(f"endpoints[{i}].addresses must be a list")
+        zone = endpoint.get("zone") or ""
+        if type(zone) is not str:
+            raise Invalid(f"endpoints[{i}].zone must be a string")
         for address in addresses:
             # The common case (a canonical IPv4 string) is checked inline: it runs 50,000 times.
             if not (ipv4 and type(address) is str and grammar.IPV4.fullmatch(address)):
                 address = grammar.ip_address(address, f"endpoints[{i}].addresses", address_type)
             for port in ports:
-                found.add((address, port))
+                found.add((address, port, zone))
     return found
 
 

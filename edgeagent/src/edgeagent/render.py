@@ -15,6 +15,15 @@ Contract (the daemon and the CLI both call this; keep it stable):
 - `render_main(layout) -> bytes`: the standalone main `nginx.conf` of `edgeagent render`,
   run with `nginx -p DIR -c nginx.conf` by any user.
 
+Dynamic mode (`Layout.dynamic_dir` set; docs/dynamic.md). edge.conf holds the structure
+only: every location that proxies sets `$edgeagent_backend` to its backend's name and
+proxies to the one upstream `edgeagent_dynamic`, whose Lua balancer takes the peers from
+shared memory; certificate lines point at `<dynamic_dir>/certs/`, which the agent keeps
+current, and `ssl_certificate_by_lua` serves the pairs pushed since. No peer and no
+certificate byte is part of edge.conf or of the generation hash, so endpoint and
+certificate changes render the same bytes: no new generation, no reload. What they
+change travels as `edgeagent.dynamic.State`.
+
 The generation is the first 16 hex digits of SHA-256 over the body of edge.conf (all of it
 but the first line, which names the generation, and the status server block at the end)
 followed by every certificate file as `path NUL bytes` in path order. It is computed
@@ -83,6 +92,15 @@ class Layout:
     """Loopback address of the status server (GET /edgeagent/generation, GET /healthz)."""
     worker_processes: int = 1
     """Standalone main config only: nginx worker processes (a preview needs one)."""
+    dynamic_dir: str | None = None
+    """Dynamic mode: the agent's directory of control.token, state.txt and certs/ (see
+    the module docstring). None: static upstreams and certificates in the generation."""
+    lua_dir: str | None = None
+    """Dynamic mode: the directory of edgeagent's Lua modules (`lua_package_path`)."""
+
+    @property
+    def dynamic(self) -> bool:
+        return self.dynamic_dir is not None
 
 
 class Block(NamedTuple):
@@ -156,6 +174,9 @@ def _check_layout(layout: Layout) -> None:
     grammar.file_path(layout.output_dir.replace(GENERATION_PLACEHOLDER, "g"), "output_dir")
     grammar.file_path(layout.default_certificate, "default_certificate")
     grammar.file_path(layout.default_key, "default_key")
+    if layout.dynamic_dir is not None or layout.lua_dir is not None:
+        grammar.file_path(layout.dynamic_dir, "dynamic_dir")
+        grammar.file_path(layout.lua_dir, "lua_dir")
 
 
 def certificate_file(namespace: str, secret: str) -> str:
@@ -169,6 +190,11 @@ def certificate_file(namespace: str, secret: str) -> str:
         digest = hashlib.sha256(f"{namespace}/{secret}".encode()).hexdigest()[:16]
         name = f"{name[: CERTIFICATE_NAME_MAX - len(digest) - 1]}-{digest}"
     return f"certs/{name}.pem"
+
+
+def certificate_key(namespace: str, secret: str) -> str:
+    """The name of a Secret's pair in the dynamic state: its file name without `.pem`."""
+    return certificate_file(namespace, secret)[len("certs/") : -len(".pem")]
 
 
 def _names_hash_bucket_size(model: Model) -> int:
@@ -209,15 +235,19 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     memo = memo if memo is not None else Memo()
     if memo.layout != layout:
         memo.layout, memo.upstreams, memo.servers = layout, {}, {}
+    # Dynamic mode: certificate files live in dynamic_dir (kept current by the agent),
+    # not in the generation, so that a rotation is no new generation.
     certificates = {
         certificate_file(*key): pair.certificate_pem + pair.key_pem
         for key, pair in sorted(model.certificates.items())
+        if not layout.dynamic
     }
+    certificate_dir = layout.dynamic_dir if layout.dynamic else layout.output_dir
 
     def certificate_path(key: tuple[str, str] | None) -> str:
         if key is None:
             return layout.default_certificate
-        return layout.output_dir + "/" + token(certificate_file(*key))
+        return f"{certificate_dir}/{token(certificate_file(*key))}"
 
     def key_path(key: tuple[str, str] | None) -> str:
         return layout.default_key if key is None else certificate_path(key)
@@ -226,7 +256,9 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         entry = entries.get(id(obj))
         return entry is not None and entry[0] is obj
 
-    new_upstreams = [u for u in model.upstreams if not known(memo.upstreams, u)]
+    # Dynamic mode: no upstream block per backend (the peers live in shared memory).
+    upstreams = () if layout.dynamic else model.upstreams
+    new_upstreams = [u for u in upstreams if not known(memo.upstreams, u)]
     # The default server is made anew by every build, and is one block: always rendered.
     new_servers = [model.default_server] + [s for s in model.servers if not known(memo.servers, s)]
     environment = _environment()
@@ -241,6 +273,9 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         certificate_path=certificate_path,
         key_path=key_path,
         block_start=BLOCK_START,
+        dynamic=layout.dynamic,
+        dynamic_dir=layout.dynamic_dir,
+        lua_dir=layout.lua_dir,
     )
     texts = written.split(BLOCK_START)
     expected = 1 + len(new_upstreams) + len(new_servers)
@@ -249,14 +284,14 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     for upstream, text in zip(new_upstreams, texts[1:], strict=False):
         memo.upstreams[id(upstream)] = (upstream, text)
     for server, text in zip(new_servers, texts[1 + len(new_upstreams) :], strict=True):
-        upstreams = frozenset(loc.upstream for loc in server.locations if loc.upstream)
-        memo.servers[id(server)] = (server, text, upstreams)
-    upstream_texts = {id(u): memo.upstreams[id(u)] for u in model.upstreams}
+        used = frozenset(loc.upstream for loc in server.locations if loc.upstream)
+        memo.servers[id(server)] = (server, text, frozenset() if layout.dynamic else used)
+    upstream_texts = {id(u): memo.upstreams[id(u)] for u in upstreams}
     server_texts = {id(s): memo.servers[id(s)] for s in (model.default_server, *model.servers)}
     memo.upstreams, memo.servers = upstream_texts, server_texts  # what this render used
 
     blocks: dict[str, Block] = {HTTP_BLOCK: Block(texts[0], texts[0])}
-    for upstream in model.upstreams:
+    for upstream in upstreams:
         text = upstream_texts[id(upstream)][1]
         blocks[f"upstream {upstream.name}"] = Block(text, text)
     server_blocks = [(DEFAULT_SERVER_BLOCK, model.default_server)]
@@ -264,7 +299,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     for block_id, server in server_blocks:
         _, text, upstreams = server_texts[id(server)]
         fingerprint = text
-        if server.certificate is not None:
+        if server.certificate is not None and not layout.dynamic:
             pem = certificates[certificate_file(*server.certificate)]
             fingerprint = f"{text}\0{hashlib.sha256(pem).hexdigest()}"
         blocks[block_id] = Block(text, fingerprint, upstreams)
@@ -282,7 +317,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
                 final = block.text.replace(GENERATION_PLACEHOLDER, generation)
                 blocks[block_id] = block._replace(text=final)
     status = environment.get_template("status.conf.j2").render(
-        status_listen=layout.status_listen, generation=generation
+        status_listen=layout.status_listen, generation=generation, dynamic=layout.dynamic
     )
     blocks[STATUS_BLOCK] = Block(status, status)
     edge = f"# edgeagent generation {generation}; written by edgeagent, do not edit\n"
@@ -302,5 +337,7 @@ def render_main(layout: Layout) -> bytes:
         raise ValueError("the standalone configuration needs a fixed output_dir")
     template = _environment().get_template("nginx.conf.j2")
     return template.render(
-        output_dir=layout.output_dir, worker_processes=layout.worker_processes
+        output_dir=layout.output_dir,
+        worker_processes=layout.worker_processes,
+        dynamic=layout.dynamic,
     ).encode()

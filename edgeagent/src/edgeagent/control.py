@@ -1,0 +1,158 @@
+"""Dynamic mode, the I/O side: the files nginx reads and the control endpoint it answers.
+
+`<nginx_dir>/dynamic/` (the agent's; docs/dynamic.md):
+
+- `control.token`: 64 hex digits, mode 0600, made once by the agent and kept (nginx's
+  master reads it at start and at every reload, so a new token would need a reload). Every
+  push carries it; other local users can reach the loopback port but not the token.
+- `state.txt`: the last backends the agent pushed or is about to (a full state in the
+  push format, without certificates). init_by_lua loads it, so a restarted nginx serves
+  the last pushed peers even if the agent is gone, and a reload serves the peers known
+  when its configuration was rendered.
+- `certs/<key>.pem` (mode 0600): the pair of every TLS Secret in use, named by the
+  static `ssl_certificate` lines, so nginx starts with the right pairs; a rotation
+  rewrites the file and pushes the pair, which ssl_certificate_by_lua serves from then on.
+
+Files are replaced atomically (temporary file, fsync, rename), so nginx never reads a
+half-written one. Versions grow with every push and across agent restarts: microseconds
+of the wall clock, kept above the last one used and above what nginx holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import secrets
+import time
+import urllib.error
+import urllib.request
+
+from edgeagent import dynamic
+
+log = logging.getLogger(__name__)
+
+TOKEN_FILE = "control.token"
+STATE_FILE = "state.txt"
+CERTS_DIR = "certs"
+CONTROL_PATH = "/edgeagent/dynamic"
+TOKEN_BYTES = 32
+PRIVATE_MODE = 0o600
+# Loopback: never through an http_proxy from the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ControlError(Exception):
+    """A push nginx refused or did not answer; `status` is its HTTP status (0: none)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"control endpoint answered {status or 'nothing'}: {text}")
+        self.status = status
+
+
+def _write_atomically(path: pathlib.Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(descriptor, mode)
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(temporary, path)
+
+
+class Control:
+    """The dynamic directory and the control endpoint of one nginx."""
+
+    def __init__(self, directory: str, status_listen: str, timeout: float = 10.0) -> None:
+        self.dir = pathlib.Path(directory)
+        self.url = f"http://{status_listen}{CONTROL_PATH}"
+        self.timeout = timeout
+        self._last_version = 0
+        self.dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        (self.dir / CERTS_DIR).mkdir(mode=0o700, exist_ok=True)
+        self.token = self._token()
+
+    def _token(self) -> str:
+        path = self.dir / TOKEN_FILE
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+        except FileExistsError:
+            return path.read_text().strip()
+        token = secrets.token_hex(TOKEN_BYTES)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        return token
+
+    def next_version(self) -> int:
+        self._last_version = max(self._last_version + 1, time.time_ns() // 1000)
+        return self._last_version
+
+    # Files
+
+    def write_certificates(self, state: dynamic.State) -> None:
+        """Write each pair whose file differs (the static ssl_certificate lines name them)."""
+        for key, pem in state.certificates.items():
+            path = self.dir / CERTS_DIR / f"{key}.pem"
+            try:
+                if path.read_bytes() == pem:
+                    continue
+            except FileNotFoundError:
+                pass
+            _write_atomically(path, pem, PRIVATE_MODE)
+
+    def remove_certificates_except(self, keep: dynamic.State) -> None:
+        """Delete the pairs of Secrets no longer in use (once no generation names them)."""
+        for path in (self.dir / CERTS_DIR).glob("*.pem"):
+            if path.name[: -len(".pem")] not in keep.certificates:
+                path.unlink(missing_ok=True)
+
+    def write_state(self, state: dynamic.State) -> int:
+        """state.txt: the backends of `state`, under a new version (returned)."""
+        version = self.next_version()
+        backends = dynamic.State(state.backends, {}, {})
+        _write_atomically(
+            self.dir / STATE_FILE, dynamic.encode(backends, version, full=True), PRIVATE_MODE
+        )
+        return version
+
+    # The endpoint
+
+    def _request(self, method: str, body: bytes | None = None) -> str:
+        request = urllib.request.Request(self.url, data=body, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        if body is not None:
+            request.add_header("Content-Type", "text/plain")
+        try:
+            with _DIRECT.open(request, timeout=self.timeout) as response:
+                return response.read().decode(errors="replace").strip()
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace").strip()
+            raise ControlError(error.code, text[:500]) from None
+        except OSError as error:  # URLError, timeouts, refused connections
+            raise ControlError(0, str(error)) from None
+
+    def serving_version(self) -> int:
+        """The version nginx's shared memory holds."""
+        text = self._request("GET")
+        try:
+            return int(text.removeprefix("version "))
+        except ValueError:
+            raise ControlError(200, f"unexpected answer {text[:80]!r}") from None
+
+    def push(self, state: dynamic.State, full: bool) -> int:
+        """Send `state`; on a version conflict (nginx holds a newer one: its state.txt
+        after a restart, or another clock), once more above nginx's. Returns the version."""
+        version = self.next_version()
+        try:
+            self._request("POST", dynamic.encode(state, version, full))
+        except ControlError as error:
+            if error.status != 409:
+                raise
+            self._last_version = max(self._last_version, self.serving_version())
+            version = self.next_version()
+            self._request("POST", dynamic.encode(state, version, full))
+        return version

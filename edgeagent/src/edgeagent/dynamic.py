@@ -1,0 +1,118 @@
+"""Pure core, dynamic mode: what nginx takes without a reload, as data and as text. No I/O.
+
+In the dynamic mode (render.py's docstring, docs/dynamic.md) edge.conf names each
+backend but lists no peer, and loads certificates from files the agent keeps current.
+What changes without a reload is a `State`: the ready peers of every backend, the
+certificate pairs, and which TLS host uses which pair. The agent pushes it to nginx's
+control endpoint, whole after every reload and as a delta (what changed since the last
+push) otherwise, in the text format that lua/edgeagent_state.lua parses:
+
+    edgeagent-dynamic 1
+    version 1764097200000000
+    scope full
+    backend 1a2b3c_default_app_80 10.0.0.1:8080 1 10.0.0.2:8080 3
+    certificate default_app-tls LS0tLS1CRUdJTi...
+    host app.example.com default_app-tls
+
+Every value here passed model.py's grammar; `encode` checks the shapes once more (the
+second lock, as render's `token`), so no push can carry a line break or a space where
+the Lua parser expects one field.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from edgeagent import grammar
+from edgeagent.model import Model
+from edgeagent.render import certificate_key
+
+FORMAT_LINE = "edgeagent-dynamic 1"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]*")
+HOST = re.compile(r"[a-z0-9*][a-z0-9\-.]*")
+PEER = re.compile(r"([0-9.]+|\[[0-9a-fA-F:.]+\]):[0-9]+")
+
+
+@dataclass(frozen=True)
+class State:
+    """What the dynamic mode keeps in nginx's shared memory."""
+
+    backends: Mapping[str, tuple[tuple[str, int], ...]]
+    """Upstream name -> its ready peers ("ip:port", "[ipv6]:port") with their weights
+    (1-100, model.ZONE_WEIGHTS_ANNOTATION); empty: none ready."""
+    certificates: Mapping[str, bytes]
+    """Certificate key (render.certificate_key) -> PEM chain followed by the key."""
+    hosts: Mapping[str, str]
+    """TLS host -> the key of the certificate it is served with."""
+
+
+EMPTY = State({}, {}, {})
+
+
+def state_of(model: Model) -> State:
+    """The dynamic state of a model built with `upstreams_without_endpoints`."""
+    certificates = {
+        certificate_key(*key): pair.certificate_pem + pair.key_pem
+        for key, pair in model.certificates.items()
+    }
+    hosts = {
+        server.host: certificate_key(*server.certificate)
+        for server in model.servers
+        if server.https and server.certificate is not None
+    }
+    backends = {upstream.name: upstream.weighted() for upstream in model.upstreams}
+    return State(backends, certificates, hosts)
+
+
+def delta(old: State, new: State) -> State:
+    """What `new` sets differently from `old`. Removals are not in it: what disappears
+    was named by a location, so its removal changes edge.conf, and the full push after
+    that reload drops it."""
+    return State(
+        {k: v for k, v in new.backends.items() if old.backends.get(k) != v},
+        {k: v for k, v in new.certificates.items() if old.certificates.get(k) != v},
+        {k: v for k, v in new.hosts.items() if old.hosts.get(k) != v},
+    )
+
+
+def is_empty(state: State) -> bool:
+    return not (state.backends or state.certificates or state.hosts)
+
+
+def _checked(pattern: re.Pattern[str], value: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"refusing to push {grammar.show(value)}: not a plain value")
+    return value
+
+
+# Lines of backends seen lately: state.txt holds every backend and is written for each
+# endpoint change, and checking 50,000 peers again each time cost 0.4 s at 10k Services.
+@functools.lru_cache(maxsize=1 << 16)
+def _backend_line(name: str, peers: tuple[tuple[str, int], ...]) -> str:
+    fields = [f"{_checked(PEER, peer)} {int(weight)}" for peer, weight in peers]
+    return " ".join(["backend", _checked(NAME, name), *fields])
+
+
+def encode(state: State, version: int, full: bool) -> bytes:
+    """The text of a push (or of state.txt), in sorted order: same state, same bytes."""
+    lines = [FORMAT_LINE, f"version {int(version)}", f"scope {'full' if full else 'delta'}"]
+    lines += [_backend_line(name, tuple(peers)) for name, peers in sorted(state.backends.items())]
+    for key, pem in sorted(state.certificates.items()):
+        lines.append(f"certificate {_checked(NAME, key)} {base64.b64encode(pem).decode()}")
+    for host, key in sorted(state.hosts.items()):
+        lines.append(f"host {_checked(HOST, host)} {_checked(NAME, key)}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def kinds(state: State) -> list[str]:
+    """The kinds of update a state carries, for metrics: endpoints, certificates."""
+    found = []
+    if state.backends:
+        found.append("endpoints")
+    if state.certificates or state.hosts:
+        found.append("certificates")
+    return found

@@ -1,0 +1,117 @@
+-- One upstream for every Service backend: each location sets $edgeagent_backend to its
+-- backend's name and proxies to `upstream edgeagent_dynamic`, whose balancer_by_lua
+-- calls balance() to pick a peer of that backend from the shared dict. Peers therefore
+-- change without a reload, and the upstream's keepalive pool still reuses connections
+-- (nginx matches an idle connection by the peer's address).
+local balancer = require("ngx.balancer")
+
+local _M = {}
+
+local backends = ngx.shared.edgeagent_backends
+
+-- As nginx's max_fails=1 fail_timeout=10s: a peer that failed (connect error or
+-- timeout) gets no new request for this long, in any worker.
+local FAIL_TIMEOUT = 10
+
+-- Per worker: backend name -> { raw = the dict's text, peers = {...}, total = sum of
+-- weights }. Rebuilt when the dict's text for the backend changes; the `current` counters
+-- of smooth weighted round-robin live in it, so a change restarts the rotation.
+local cache = {}
+
+local function parse(raw)
+    local peers, total = {}, 0
+    for peer, weight in raw:gmatch("(%S+) (%d+)") do
+        local host, port = peer:match("^(.+):(%d+)$")
+        weight = tonumber(weight)
+        peers[#peers + 1] = { peer = peer, host = host, port = tonumber(port), weight = weight, current = 0 }
+        total = total + weight
+    end
+    return { raw = raw, peers = peers, total = total }
+end
+
+local function entry_of(name)
+    local raw = name and backends:get("b:" .. name)
+    if raw == nil then
+        return nil
+    end
+    local entry = cache[name]
+    if entry == nil or entry.raw ~= raw then
+        entry = parse(raw)
+        cache[name] = entry
+    end
+    return entry
+end
+
+-- access_by_lua (http level, every request): a backend without a ready peer answers 503
+-- here, as the static mode's `return 503` does; the balancer phase could only answer 502.
+function _M.check()
+    local name = ngx.var.edgeagent_backend
+    if name == nil or name == "" then
+        return
+    end
+    local entry = entry_of(name)
+    if entry == nil or #entry.peers == 0 then
+        return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
+    end
+end
+
+local function down_key(name, peer)
+    return "d:" .. name .. " " .. peer.peer
+end
+
+-- Smooth weighted round-robin (nginx's own algorithm) over the peers that are neither
+-- down nor already tried by this request; if every peer is down, down marks are ignored
+-- (nginx does the same rather than refuse the request).
+local function pick(name, entry, tried, respect_down)
+    local best
+    for _, peer in ipairs(entry.peers) do
+        if not tried[peer.peer] and not (respect_down and backends:get(down_key(name, peer))) then
+            peer.current = peer.current + peer.weight
+            if best == nil or peer.current > best.current then
+                best = peer
+            end
+        end
+    end
+    if best then
+        best.current = best.current - entry.total
+    end
+    return best
+end
+
+-- balancer_by_lua: called for the first try and again for each retry
+-- (proxy_next_upstream: error and timeout, as in the static mode).
+function _M.balance()
+    local ctx = ngx.ctx
+    local name = ngx.var.edgeagent_backend
+    local entry = entry_of(name)
+    if entry == nil or #entry.peers == 0 then
+        return ngx.exit(ngx.ERROR) -- removed since the access phase: 502
+    end
+    local tried = ctx.edgeagent_tried
+    if tried == nil then
+        tried = {}
+        ctx.edgeagent_tried = tried
+        if #entry.peers > 1 then
+            balancer.set_more_tries(#entry.peers - 1)
+        end
+    else
+        local state = balancer.get_last_failure()
+        if state == "failed" and ctx.edgeagent_peer then
+            -- safe_set: a full dict drops the mark, never another backend's peers.
+            backends:safe_set(down_key(name, ctx.edgeagent_peer), true, FAIL_TIMEOUT)
+        end
+    end
+    local peer = pick(name, entry, tried, true) or pick(name, entry, tried, false)
+    if peer == nil then
+        return ngx.exit(ngx.ERROR)
+    end
+    tried[peer.peer] = true
+    ctx.edgeagent_peer = peer
+    local ok, err = balancer.set_current_peer(peer.host, peer.port)
+    if not ok then
+        ngx.log(ngx.ERR, "edgeagent: cannot use peer ", peer.peer, ": ", err)
+        return ngx.exit(ngx.ERROR)
+    end
+end
+
+return _M

@@ -1,0 +1,60 @@
+-- ssl_certificate_by_lua (http level, every TLS handshake): serve the pair edgeagent
+-- pushed last for the requested name. The static ssl_certificate lines of the rendered
+-- configuration stay in place: a name edgeagent has not pushed (yet) keeps them.
+local ssl = require("ngx.ssl")
+
+local _M = {}
+
+local certificates = ngx.shared.edgeagent_certificates
+
+-- Per worker: certificate key -> { pem = the dict's text, cert = ..., key = ... },
+-- parsed again only when the pushed PEM changes.
+local cache = {}
+
+-- The certificate key of a name: its exact host, else its one-label wildcard
+-- (a.example.com -> *.example.com), as the server names of the configuration match.
+local function key_of(name)
+    local key = certificates:get("h:" .. name)
+    if key == nil then
+        local dot = name:find(".", 1, true)
+        if dot then
+            key = certificates:get("h:*" .. name:sub(dot))
+        end
+    end
+    return key
+end
+
+function _M.serve()
+    local name = ssl.server_name()
+    if name == nil then
+        return
+    end
+    local key = key_of(name:lower())
+    local pem = key and certificates:get("c:" .. key)
+    if pem == nil then
+        return
+    end
+    local entry = cache[key]
+    if entry == nil or entry.pem ~= pem then
+        -- The control endpoint parsed this PEM before accepting it.
+        entry = { pem = pem, cert = ssl.parse_pem_cert(pem), key = ssl.parse_pem_priv_key(pem) }
+        if not entry.cert or not entry.key then
+            ngx.log(ngx.ERR, "edgeagent: cannot parse certificate ", key)
+            return
+        end
+        cache[key] = entry
+    end
+    local ok, err = ssl.clear_certs()
+    if ok then
+        ok, err = ssl.set_cert(entry.cert)
+    end
+    if ok then
+        ok, err = ssl.set_priv_key(entry.key)
+    end
+    if not ok then
+        ngx.log(ngx.ERR, "edgeagent: cannot serve certificate ", key, ": ", err)
+        return ngx.exit(ngx.ERROR)
+    end
+end
+
+return _M

@@ -1,0 +1,251 @@
+-- The dynamic state of the edge: the peers of every backend and the TLS certificates,
+-- in two lua_shared_dicts that every worker reads and that survive reloads (HUP).
+--
+-- edgeagent sends it as text (the control endpoint, edgeagent_control.lua) and writes
+-- the same text to state.txt, which init() loads so that a fresh nginx serves the last
+-- pushed state before the agent speaks. Text rather than JSON because Debian's Lua
+-- module comes without cjson. One record per line, fields separated by one space:
+--
+--   edgeagent-dynamic 1            format marker, always the first line
+--   version N                      grows with every push; one not above the current is refused
+--   scope full|delta               full: backends, certificates and hosts not listed go away
+--   backend NAME [PEER WEIGHT]...  PEER is ipv4:port or [ipv6]:port; no peer = no ready
+--                                  endpoint (the location answers 503)
+--   certificate KEY BASE64         PEM certificate chain and private key
+--   host NAME KEY                  the TLS host NAME is served with certificate KEY
+--
+-- Every field is checked before anything is applied, and a push applies whole or not
+-- at all, so a malformed or hostile body changes nothing.
+local ssl = require("ngx.ssl")
+
+local _M = {}
+
+local backends = ngx.shared.edgeagent_backends
+local certificates = ngx.shared.edgeagent_certificates
+
+local FORMAT = "edgeagent-dynamic 1"
+-- Versions are microseconds (edgeagent's clock, kept growing): below 2^53, exact in Lua.
+local MAX_VERSION = 2 ^ 53
+local MAX_WEIGHT = 100
+local NAME = "^[%w][%w%-%._]*$"
+local HOST = "^[%w%*][%w%-%.]*$"
+local BASE64 = "^[%w%+/]+=*$"
+
+local function valid_peer(peer)
+    local a, b, c, d, port = peer:match("^(%d+)%.(%d+)%.(%d+)%.(%d+):(%d+)$")
+    if a then
+        for _, octet in ipairs({ a, b, c, d }) do
+            if #octet > 3 or tonumber(octet) > 255 then
+                return false
+            end
+        end
+    else
+        port = peer:match("^%[[%x:%.]+%]:(%d+)$")
+    end
+    local number = port and #port <= 5 and tonumber(port)
+    return number ~= nil and number >= 1 and number <= 65535
+end
+
+-- "PEER WEIGHT PEER WEIGHT ..." -> true, or false and why.
+local function valid_peers(fields)
+    if #fields % 2 ~= 0 then
+        return false, "peers come as PEER WEIGHT pairs"
+    end
+    for i = 1, #fields, 2 do
+        if not valid_peer(fields[i]) then
+            return false, "bad peer " .. fields[i]:sub(1, 60)
+        end
+        local weight = fields[i + 1]:match("^%d%d?%d?$") and tonumber(fields[i + 1])
+        if not weight or weight < 1 or weight > MAX_WEIGHT then
+            return false, "bad weight for " .. fields[i]
+        end
+    end
+    return true
+end
+
+-- text -> state table, or nil and the reason. The reason names the line, never echoes it
+-- whole (it may be an attacker's text).
+function _M.parse(text)
+    if type(text) ~= "string" or text:sub(-1) ~= "\n" then
+        return nil, "the body must be lines ending in a newline"
+    end
+    local state = { backends = {}, certificates = {}, hosts = {} }
+    local number = 0
+    for line in text:gmatch("([^\n]*)\n") do
+        number = number + 1
+        local fields = {}
+        for field in line:gmatch("[^ ]+") do
+            fields[#fields + 1] = field
+        end
+        local where = "line " .. number .. ": "
+        if table.concat(fields, " ") ~= line or #fields == 0 then
+            return nil, where .. "fields must be separated by exactly one space"
+        end
+        local kind = fields[1]
+        if number == 1 then
+            if line ~= FORMAT then
+                return nil, where .. "expected '" .. FORMAT .. "'"
+            end
+        elseif kind == "version" and #fields == 2 then
+            local version = fields[2]:match("^%d+$") and tonumber(fields[2])
+            if not version or version >= MAX_VERSION or state.version then
+                return nil, where .. "bad or repeated version"
+            end
+            state.version = version
+        elseif kind == "scope" and #fields == 2 and state.full == nil then
+            if fields[2] ~= "full" and fields[2] ~= "delta" then
+                return nil, where .. "scope is full or delta"
+            end
+            state.full = fields[2] == "full"
+        elseif kind == "backend" and #fields >= 2 then
+            local name = fields[2]
+            if not name:match(NAME) or #name > 300 or state.backends[name] then
+                return nil, where .. "bad or repeated backend name"
+            end
+            local peers = {} -- (not unpack(): it fails on a line of many thousand fields)
+            for i = 3, #fields do
+                peers[#peers + 1] = fields[i]
+            end
+            local ok, why = valid_peers(peers)
+            if not ok then
+                return nil, where .. why
+            end
+            state.backends[name] = table.concat(peers, " ")
+        elseif kind == "certificate" and #fields == 3 then
+            local key = fields[2]
+            if not key:match(NAME) or not fields[3]:match(BASE64) or state.certificates[key] then
+                return nil, where .. "bad or repeated certificate"
+            end
+            local pem = ngx.decode_base64(fields[3])
+            if not pem then
+                return nil, where .. "certificate is not base64"
+            end
+            state.certificates[key] = pem
+        elseif kind == "host" and #fields == 3 then
+            if not fields[2]:match(HOST) or not fields[3]:match(NAME) then
+                return nil, where .. "bad host record"
+            end
+            state.hosts[fields[2]] = fields[3]
+        else
+            return nil, where .. "unknown record"
+        end
+    end
+    if not state.version or state.full == nil then
+        return nil, "version and scope are required"
+    end
+    return state
+end
+
+-- Parse every certificate once here, so that a pair OpenSSL refuses is reported to the
+-- agent and the previous pair keeps serving.
+function _M.check_certificates(state)
+    for key, pem in pairs(state.certificates) do
+        local cert, err = ssl.parse_pem_cert(pem)
+        local private_key
+        if cert then
+            private_key, err = ssl.parse_pem_priv_key(pem)
+        end
+        if not private_key then
+            return nil, "certificate " .. key .. ": " .. tostring(err)
+        end
+    end
+    return true
+end
+
+function _M.version()
+    return backends:get("version") or 0
+end
+
+-- Keys of `dict` under `prefix` that `keep` does not list (for a full push).
+local function remove_others(dict, prefix, keep)
+    for _, key in ipairs(dict:get_keys(0)) do
+        if key:sub(1, #prefix) == prefix and keep[key:sub(#prefix + 1)] == nil then
+            dict:delete(key)
+        end
+    end
+end
+
+-- Apply a parsed and checked state. Returns true, or nil, an HTTP status and why.
+-- safe_set: a full dict must fail the push, never evict the peers of another backend.
+function _M.apply(state)
+    if state.version <= _M.version() then
+        local why = string.format("version %d is not above %d", state.version, _M.version())
+        return nil, ngx.HTTP_CONFLICT, why
+    end
+    local writes = {}
+    for name, peers in pairs(state.backends) do
+        writes[#writes + 1] = { backends, "b:" .. name, peers }
+    end
+    for key, pem in pairs(state.certificates) do
+        writes[#writes + 1] = { certificates, "c:" .. key, pem }
+    end
+    for host, key in pairs(state.hosts) do
+        writes[#writes + 1] = { certificates, "h:" .. host, key }
+    end
+    for _, write in ipairs(writes) do
+        local ok, err = write[1]:safe_set(write[2], write[3])
+        if not ok then
+            return nil, 507, "shared dict: " .. tostring(err)
+        end
+    end
+    if state.full then
+        remove_others(backends, "b:", state.backends)
+        remove_others(certificates, "c:", state.certificates)
+        remove_others(certificates, "h:", state.hosts)
+    end
+    local ok, err = backends:safe_set("version", state.version)
+    if not ok then
+        return nil, 507, "shared dict: " .. tostring(err)
+    end
+    return true
+end
+
+-- Read a whole file, or nil and why.
+local function read(path)
+    local file, err = io.open(path, "rb")
+    if not file then
+        return nil, err
+    end
+    local data = file:read("*a")
+    file:close()
+    return data
+end
+
+-- init_by_lua (the master, as root, at start and at every reload): read the control
+-- token, and load state.txt unless the shared dicts, kept across a reload, hold a
+-- newer push (its version line is read first: a reload then parses nothing). A missing
+-- or short token refuses the configuration (nginx -t fails with this message); a bad
+-- state file is logged and the pushes of the agent repair it. The agent's own nginx -t
+-- sets EDGEAGENT_NGINX_TEST: peers do not make a configuration valid or not, and parsing
+-- 10k backends would cost every validation about a second.
+function _M.init(directory)
+    local token = read(directory .. "/control.token")
+    token = token and token:match("^(%x+)\n?$")
+    if not token or #token < 32 then
+        error("edgeagent: " .. directory .. "/control.token must hold at least 32 hex digits")
+    end
+    _M.token = token
+    if os.getenv("EDGEAGENT_NGINX_TEST") then
+        return
+    end
+    local text = read(directory .. "/state.txt")
+    local version = text
+        and text:sub(1, #FORMAT + 1) == FORMAT .. "\n"
+        and tonumber(text:match("^version (%d+)\n", #FORMAT + 2))
+    if not text or (version and version <= _M.version()) then
+        return
+    end
+    local state, err = _M.parse(text)
+    if state then
+        local ok
+        ok, err = _M.check_certificates(state)
+        if ok and state.version > _M.version() then
+            ok, _, err = _M.apply(state)
+        end
+    end
+    if err then
+        ngx.log(ngx.ERR, "edgeagent: ", directory, "/state.txt not loaded: ", err)
+    end
+end
+
+return _M

@@ -1,0 +1,148 @@
+"""Real LVS on the VM lab, from the host (the client of the VIPs), in both topologies of
+inventory/vm-lab: lvs_a (separate tiers, LVS-DR, sync daemon) and lvs_b (co-located, firewall
+marks). Runs after converge and side_effect.yml (a rolling upgrade under load, which checks
+its own losses).
+
+Each test writes its figures to reports/vm-lab/<test>-<topology>.json; docs/failover.md
+("Real LVS (VM lab)") quotes them. Timing bounds here are bounds on waiting, with room for
+emulation: the figures are measured, not asserted.
+"""
+
+import http.client
+import json
+import time
+from collections import Counter
+
+import pytest
+import vmlab
+
+TOPOLOGIES = vmlab.topologies()
+# Settling time for what converges asynchronously (VRRP election, first checks).
+SETTLE_SECONDS = 60
+REQUESTS = 40
+
+
+@pytest.fixture(params=sorted(TOPOLOGIES), ids=sorted(TOPOLOGIES))
+def topology(request):
+    topology = TOPOLOGIES[request.param]
+    vmlab.wait_for(
+        lambda: all(
+            row[0] > 0 for row in vmlab.ipvs_rows(topology, vmlab.holder(topology)).values()
+        ),
+        SETTLE_SECONDS,
+        period=1,
+    )
+    return topology
+
+
+def get(vip: str, path: str = "/", host: str = "web1") -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection(vip, 80, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": host, "Connection": "close"})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_new_connections_spread_across_every_nginx(topology):
+    nodes = Counter()
+    for _ in range(REQUESTS):
+        status, headers, body = get(topology.vip)
+        assert status == 200 and body.startswith(b"web1 ")
+        nodes[headers["x-edge-node"]] += 1
+    vmlab.record_figures(f"spread-{topology.name}", dict(nodes))
+    assert set(nodes) == set(topology.real_servers), nodes
+    # wlc on short connections: near even; a fifth of the share is the floor.
+    assert min(nodes.values()) >= REQUESTS / len(topology.real_servers) / 5, nodes
+
+
+def test_the_client_address_reaches_the_backend(topology):
+    status, _, body = get(topology.vip, "/headers")
+    assert status == 200
+    headers = json.loads(body)["headers"]
+    # LVS-DR forwards the client's packets unchanged: nginx sees the host's address.
+    assert headers["X-Real-IP"] == vmlab.CLIENT_ADDRESS, headers
+    assert headers["X-Forwarded-For"] == vmlab.CLIENT_ADDRESS, headers
+
+
+def test_a_failing_real_server_leaves_the_pool_and_comes_back(topology):
+    # The last real server: in lvs_b the backup director, so the VIP stays where it is.
+    victim = topology.real_servers[-1]
+    address = topology.address(victim)
+    director = vmlab.holder(topology)
+
+    def weight() -> int:
+        return vmlab.ipvs_rows(topology, director)[address][0]
+
+    # The check runs every delay_loop seconds: one interval, its retry and slack for TCG.
+    bound = 4 * topology.delay_loop + 10
+    vmlab.ssh(victim, "systemctl stop nginx.service")
+    try:
+        left = vmlab.wait_for(lambda: weight() == 0, bound)
+        served = Counter(get(topology.vip)[1]["x-edge-node"] for _ in range(10))
+        assert victim not in served, served
+    finally:
+        vmlab.ssh(victim, "systemctl start nginx.service")
+    back = vmlab.wait_for(lambda: weight() > 0, bound)
+    vmlab.record_figures(
+        f"real-server-check-{topology.name}",
+        {"left_within_s": round(left, 2), "back_within_s": round(back, 2), "bound_s": bound},
+    )
+
+
+def test_drain_and_undrain_lose_no_request(topology, tmp_path):
+    node = topology.real_servers[0]
+    address = topology.address(node)
+    load = vmlab.Load(topology.vip, tmp_path / "load.jsonl")
+    try:
+        time.sleep(2)
+        drain_s = vmlab.playbook("drain.yml", node)
+        drained_at = time.time()
+        rows = {d: vmlab.ipvs_rows(topology, d)[address] for d in topology.directors}
+        time.sleep(3)
+        undrain_s = vmlab.playbook("undrain.yml", node)
+        undrained_at = time.time()
+        time.sleep(3)
+    finally:
+        records = load.stop()
+    while_drained = [r for r in records if drained_at <= r["t"] <= undrained_at - 5 and r["ok"]]
+    after = [r for r in records if r["t"] > undrained_at and r["ok"]]
+    figures = vmlab.summary(records) | {
+        "drain_s": round(drain_s, 1),
+        "undrain_s": round(undrain_s, 1),
+    }
+    vmlab.record_figures(f"drain-{topology.name}", figures)
+    assert all(weight == 0 and active == 0 for weight, active, _ in rows.values()), rows
+    assert node not in {r["node"] for r in while_drained}
+    assert node in {r["node"] for r in after}
+    assert figures["failed"] == 0, figures
+
+
+def test_established_connections_survive_a_director_failover(tmp_path):
+    """lvs_a (lvs_sync_daemon): keep-alive connections through the VIP while the master
+    director's keepalived stops (the backup takes the VIP) and starts again (failback)."""
+    topology = TOPOLOGIES["lvs_a"]
+    master = vmlab.holder(topology)
+    backup = next(d for d in topology.directors if d != master)
+    load = vmlab.Load(topology.vip, tmp_path / "failover.jsonl", period=0.1, long_lived=4)
+    try:
+        time.sleep(3)
+        vmlab.ssh(master, "systemctl stop keepalived.service")
+        vmlab.wait_for(lambda: vmlab.holder(topology) == backup, 30, period=0.5)
+        time.sleep(3)
+        vmlab.ssh(master, "systemctl start keepalived.service")
+        vmlab.wait_for(lambda: vmlab.holder(topology) == master, SETTLE_SECONDS, period=0.5)
+        time.sleep(3)
+    finally:
+        vmlab.ssh(master, "systemctl start keepalived.service")
+        records = load.stop()
+    long_lived = [r for r in records if r["kind"] == "long"]
+    figures = {
+        "long_lived": vmlab.summary(long_lived),
+        "new": vmlab.summary([r for r in records if r["kind"] == "new"]),
+    }
+    vmlab.record_figures("sync-daemon-failover", figures)
+    # The connections opened before the failover answered throughout: none broke.
+    assert figures["long_lived"]["broken"] == 0, figures
+    assert len({r["conn"] for r in long_lived if r["reused"]}) == 4
