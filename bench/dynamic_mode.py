@@ -118,6 +118,7 @@ def _wait_status(edge: BenchEdge, host: str, status: int, timeout: float) -> flo
 def endpoint_change_to_traffic(edge: BenchEdge, samples: int, timeout: float) -> dict[str, Any]:
     """`samples` readiness flips of Services the churn did not touch."""
     measured = []
+    phases_before = edge.sync_phase_totals()
     first = churn.CHANGES // cluster.ENDPOINTS_PER_SERVICE
     for app in edge.apps[first : first + samples]:
         edge.api.call(_set_ready, edge, app, False)
@@ -127,7 +128,13 @@ def endpoint_change_to_traffic(edge: BenchEdge, samples: int, timeout: float) ->
         written = time.monotonic()
         measured.append(round((_wait_status(edge, app.host, 200, timeout) - written) * 1000, 1))
         time.sleep(SAMPLE_GAP_SECONDS)
+    mean_phases = {}
+    for phase, (total, count) in edge.sync_phase_totals().items():
+        syncs = count - phases_before[phase][1]
+        if syncs:
+            mean_phases[phase] = round((total - phases_before[phase][0]) / syncs, 3)
     return {
+        "mean_sync_phases_seconds": mean_phases,
         "p50_ms": round(change.percentile(measured, 0.50), 1),
         "p99_ms": round(change.percentile(measured, 0.99), 1),
         "max_ms": max(measured),

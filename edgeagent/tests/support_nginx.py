@@ -187,6 +187,8 @@ ALLOWED_DIRECTIVES = {
         "ssl_certificate_by_lua_block",
     },
     "http/server/location": {
+        "allow",
+        "deny",
         "set",
         "client_body_buffer_size",
         "content_by_lua_block",

@@ -11,6 +11,7 @@ import pytest
 from agentlab import endpoint_slice, eventually, ingress, rule
 from edgeagent.apply import ApplyResult, Outcome
 from edgeagent.cache import KINDS, Cache
+from edgeagent.control import ControlError
 from edgeagent.controller import Controller, SyncSettings, references
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
@@ -140,3 +141,55 @@ def test_changes_that_cannot_alter_the_output_do_not_sync(controller):
 
     cache.upsert("services", {**service("web"), "spec": {"ports": [{"name": "http", "port": 81}]}})
     eventually(lambda: len(applier.applied) == 2, stable=1)
+
+
+class RefusingControl:
+    """Stands for nginx's control endpoint while it refuses every push."""
+
+    def __init__(self) -> None:
+        self.pushes = 0
+
+    def write_certificates(self, state) -> None:
+        pass
+
+    def write_state(self, state) -> int:
+        return 1
+
+    def push(self, state, full: bool) -> int:
+        self.pushes += 1
+        raise ControlError(507, "shared dict: no memory")
+
+
+def test_failed_pushes_are_retried_with_a_growing_backoff(tmp_path):
+    cache, control = Cache(), RefusingControl()
+    cache.replace("ingresses", [namespaced(ingress("web", [rule("web.example.com", "web")]))])
+    cache.replace("services", [service("web")])
+    for kind in set(KINDS) - {"ingresses", "services"}:
+        cache.replace(kind, [])
+    layout = render.Layout(
+        listen_http="127.0.0.1:8080",
+        listen_https="127.0.0.1:8443",
+        output_dir=f"{tmp_path}/gen-{{generation}}",
+        default_certificate=f"{tmp_path}/default.crt",
+        default_key=f"{tmp_path}/default.key",
+    )
+    settings = SyncSettings(retry_initial=5.0, retry_max=300.0)
+    running = Controller(
+        cache,
+        model.Options(ingress_class="edge", upstreams_without_endpoints=True),
+        layout,
+        RecordingApplier(),  # every generation applies: the pushes alone fail
+        Recorder(),
+        Recorder(),
+        Metrics(),
+        HealthState(dict),
+        settings,
+        threading.Event(),
+        control=control,
+    )
+    delays = []
+    for _ in range(3):
+        running.sync()
+        delays.append(round(running._retry_at - time.monotonic()))
+    assert control.pushes == 3
+    assert delays == [5, 10, 20]

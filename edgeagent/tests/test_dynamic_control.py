@@ -11,12 +11,15 @@ import collections
 import http.client
 import os
 import signal
+import socket
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from agentlab import eventually
-from edgeagent.control import CONTROL_PATH, Control
-from support_http import Backends, common_name, free_port, request
+from edgeagent.control import CONTROL_PATH, NEEDS_FULL_PUSH, Control, ControlError
+from support_http import Backends, _EchoHandler, common_name, free_port, request
 from support_nginx import NginxRunner, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
@@ -84,6 +87,7 @@ def site(tmp_path_factory):
         rendered = render_site(tmp_path_factory.mktemp("dynamic"), inputs, dynamic_mode=True)
         nginx = runner.start(rendered)
         control = Control(str(rendered.directory / "dynamic"), f"127.0.0.1:{rendered.ports.status}")
+        control.push(dynamic.state_of(rendered.model), full=True)  # as the agent's first sync
         yield Site(rendered, started, control, nginx)
     finally:
         runner.stop_all()
@@ -126,6 +130,22 @@ def test_a_reload_keeps_the_newer_pushed_state(site):
     assert set(site.served_by("a.example.com", 4)) == {"a2"}
 
 
+def test_a_delta_is_refused_until_a_full_push_after_state_txt_was_loaded(site):
+    """state.txt holds no certificate: a delta on top of it (nginx restarted, or reloaded
+    onto a newer state.txt) would leave them unpushed while its version says all is well."""
+    site.control.write_state(dynamic.state_of(site.site.model))  # newer than the last push
+    workers = site.pids() - {site.nginx.process.pid}
+    site.nginx.process.send_signal(signal.SIGHUP)
+    eventually(lambda: not (site.pids() & workers))
+    with pytest.raises(ControlError) as refused:
+        push_peers(site, "a", site.peers("a")[1:2])
+    assert refused.value.status == NEEDS_FULL_PUSH
+    assert site.get("a.example.com").backend == "a1"  # state.txt's peers serve meanwhile
+    site.control.push(dynamic.state_of(site.site.model), full=True)
+    push_peers(site, "a", site.peers("a")[1:2])
+    assert set(site.served_by("a.example.com", 4)) == {"a2"}
+
+
 def test_round_robin_and_weights(site):
     name = backend_name(site, "b")
     peers = site.peers("b")
@@ -145,6 +165,74 @@ def test_a_failed_peer_is_skipped_and_no_request_fails(site):
     push_peers(site, "b", ((dead, 1), site.peers("b")[1]))
     answers = [site.get("b.example.com") for _ in range(10)]
     assert {(a.status, a.backend) for a in answers} == {(200, "b2")}
+
+
+def test_weights_hold_while_a_peer_is_down(site):
+    """Smooth weighted round-robin over the peers up: 3:1 while the third is down (the
+    down peer's weight must not be charged to the others, which skews them toward 7:3)."""
+    dead = f"127.0.0.98:{free_port('127.0.0.98')}"  # nothing listens there
+    b1, b2 = site.peers("b")[:2]
+    push_peers(site, "b", ((dead, 1), (b1[0], 3), b2))
+    assert site.served_by("b.example.com", 40) == {"b1": 30, "b2": 10}
+
+
+def test_an_ipv6_peer_is_served(site):
+    class IPv6Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    server = IPv6Server(("::1", 0), _EchoHandler)
+    server.backend_name = "v6"
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        push_peers(site, "b", ((f"[::1]:{server.server_address[1]}", 1),))
+        assert site.get("b.example.com").backend == "v6"
+    finally:
+        push_peers(site, "b", site.peers("b")[:1])
+        server.shutdown()
+        server.server_close()
+
+
+def _answer_once_per_connection(listener: socket.socket) -> None:
+    """A keep-alive backend that closes each connection, unanswered, when a second request
+    arrives on it: what nginx meets when it reuses an idle upstream connection that the
+    backend closed at the same moment (its idle timeout)."""
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # the listener was closed: the test is over
+            return
+        threading.Thread(target=_answer_once, args=(connection,), daemon=True).start()
+
+
+def _answer_once(connection: socket.socket) -> None:
+    body = b'{"backend": "once"}'
+    with connection:
+        connection.settimeout(10)
+        received = b""
+        try:
+            while b"\r\n\r\n" not in received:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                received += chunk
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            )
+            connection.sendall(head.encode() + b"\r\n\r\n" + body)
+            connection.recv(4096)  # the next request on this connection: closed unanswered
+        except OSError:
+            pass
+
+
+def test_a_reused_connection_the_backend_closed_is_retried_on_a_new_one(site):
+    """nginx gives a request one more try when a cached keep-alive connection fails; with a
+    single peer, that try must go to the same peer (as the static upstreams do), not 502."""
+    with socket.create_server(("127.0.0.60", 0)) as listener:
+        threading.Thread(target=_answer_once_per_connection, args=(listener,), daemon=True).start()
+        push_peers(site, "b", ((f"127.0.0.60:{listener.getsockname()[1]}", 1),))
+        answers = [site.get("b.example.com") for _ in range(4)]
+    push_peers(site, "b", site.peers("b")[:1])
+    assert [(a.status, a.backend) for a in answers] == [(200, "once")] * 4
 
 
 def test_no_ready_peer_answers_503_and_the_first_one_serves_again(site):

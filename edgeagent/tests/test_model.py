@@ -499,9 +499,9 @@ def _zoned(annotation: str | None) -> model.Model:
 
 def test_zone_weights_annotation_weighs_endpoints_by_zone():
     (upstream,) = _zoned("a=3, b=2").upstreams
-    assert upstream.weighted() == (("10.0.0.1:80", 3), ("10.0.0.2:80", 2), ("10.0.0.3:80", 1))
+    assert upstream.weighted == (("10.0.0.1:80", 3), ("10.0.0.2:80", 2), ("10.0.0.3:80", 1))
     (plain,) = _zoned(None).upstreams
-    assert plain.weights == () and plain.weighted()[0] == ("10.0.0.1:80", 1)
+    assert plain.weights == () and plain.weighted[0] == ("10.0.0.1:80", 1)
 
 
 @pytest.mark.parametrize("annotation", ["a=0", "a=101", "a", "a=1,a=2", "a=x", "a b=1", ""])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import re
 import secrets
 import time
 import urllib.error
@@ -37,7 +38,11 @@ STATE_FILE = "state.txt"
 CERTS_DIR = "certs"
 CONTROL_PATH = "/edgeagent/dynamic"
 TOKEN_BYTES = 32
+TOKEN_FORMAT = re.compile(r"[0-9a-fA-F]{32,}")  # what lua/edgeagent_state.lua accepts
 PRIVATE_MODE = 0o600
+# nginx's answer to a delta before the first full push since it loaded state.txt (it
+# restarted, or reloaded onto a newer state.txt): the whole state must be pushed.
+NEEDS_FULL_PUSH = 412
 # Loopback: never through an http_proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -79,7 +84,10 @@ class Control:
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
         except FileExistsError:
-            return path.read_text().strip()
+            token = path.read_text().strip()
+            if not TOKEN_FORMAT.fullmatch(token):  # nginx would refuse every configuration
+                raise ValueError(f"{path} must hold at least 32 hex digits") from None
+            return token
         token = secrets.token_hex(TOKEN_BYTES)
         with os.fdopen(descriptor, "w") as file:
             file.write(token + "\n")

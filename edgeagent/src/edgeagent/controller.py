@@ -56,7 +56,7 @@ from typing import Any
 from edgeagent import collector, dynamic, model, render
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.cache import Cache, Key, Object, key_of
-from edgeagent.control import Control, ControlError
+from edgeagent.control import NEEDS_FULL_PUSH, Control, ControlError
 from edgeagent.events import EventRecorder
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
@@ -187,6 +187,7 @@ class Controller:
         self.control = control
         self._pushed: dynamic.State | None = None  # None: push the whole state next
         self._pushed_version = 0
+        self._push_failures = 0  # in a row; _report clears _failures on a good generation
         self._written: dynamic.State = dynamic.EMPTY  # certificates and state.txt on disk
         self._verify_at = time.monotonic() + settings.verify_interval
         cache.relevant = self.relevant
@@ -383,14 +384,25 @@ class Controller:
             return True
         kinds = ["full"] if full else dynamic.kinds(update)
         try:
-            version = self.control.push(update, full)
+            try:
+                version = self.control.push(update, full)
+            except ControlError as error:
+                if full or error.status != NEEDS_FULL_PUSH:
+                    raise
+                # nginx restarted (or reloaded onto state.txt) since the last push, and
+                # the verification has not noticed yet: it holds no certificate at all.
+                full, update, kinds = True, state, ["full"]
+                version = self.control.push(update, full)
         except (ControlError, ValueError) as error:
             for kind in kinds:
                 self.metrics.dynamic_updates.labels(kind, "failed").inc()
             log.error("dynamic update failed", extra={"error": str(error), "kinds": kinds})
             self._pushed = None
+            self._push_failures += 1
+            self._failures = self._push_failures - 1  # the backoff grows with failed pushes
             self._schedule_retry()
             return False
+        self._push_failures = 0
         for kind in kinds:
             self.metrics.dynamic_updates.labels(kind, "success").inc()
         log.info(

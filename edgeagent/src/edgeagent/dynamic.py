@@ -64,7 +64,7 @@ def state_of(model: Model) -> State:
         for server in model.servers
         if server.https and server.certificate is not None
     }
-    backends = {upstream.name: upstream.weighted() for upstream in model.upstreams}
+    backends = {upstream.name: upstream.weighted for upstream in model.upstreams}
     return State(backends, certificates, hosts)
 
 

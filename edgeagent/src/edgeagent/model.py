@@ -35,6 +35,7 @@ algorithm, whose result does not depend on the memo (tested on random change seq
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import socket
 from collections.abc import Mapping
@@ -190,8 +191,10 @@ class Upstream:
     weights: tuple[int, ...] = ()
     """The weight of each endpoint, in the same order; empty: all 1 (no zone weights)."""
 
+    @functools.cached_property
     def weighted(self) -> tuple[tuple[str, int], ...]:
-        """(endpoint, weight) pairs."""
+        """(endpoint, weight) pairs. Cached: the dynamic mode asks for those of every
+        upstream on every sync, and the model memo keeps unchanged upstreams."""
         return tuple(zip(self.endpoints, self.weights or (1,) * len(self.endpoints), strict=True))
 
 

@@ -13,20 +13,19 @@ local backends = ngx.shared.edgeagent_backends
 -- timeout) gets no new request for this long, in any worker.
 local FAIL_TIMEOUT = 10
 
--- Per worker: backend name -> { raw = the dict's text, peers = {...}, total = sum of
--- weights }. Rebuilt when the dict's text for the backend changes; the `current` counters
--- of smooth weighted round-robin live in it, so a change restarts the rotation.
+-- Per worker: backend name -> { raw = the dict's text, peers = {...} }. Rebuilt when the
+-- dict's text for the backend changes; the `current` counters of smooth weighted
+-- round-robin live in it, so a change restarts the rotation.
 local cache = {}
 
 local function parse(raw)
-    local peers, total = {}, 0
+    local peers = {}
     for peer, weight in raw:gmatch("(%S+) (%d+)") do
         local host, port = peer:match("^(.+):(%d+)$")
         weight = tonumber(weight)
         peers[#peers + 1] = { peer = peer, host = host, port = tonumber(port), weight = weight, current = 0 }
-        total = total + weight
     end
-    return { raw = raw, peers = peers, total = total }
+    return { raw = raw, peers = peers }
 end
 
 local function entry_of(name)
@@ -61,19 +60,22 @@ end
 
 -- Smooth weighted round-robin (nginx's own algorithm) over the peers that are neither
 -- down nor already tried by this request; if every peer is down, down marks are ignored
--- (nginx does the same rather than refuse the request).
+-- (nginx does the same rather than refuse the request). As in nginx, the pick pays the
+-- weights of the peers considered only: paying those of the skipped ones too would skew
+-- the weights while a peer is down, and send it a burst of requests when it is back.
 local function pick(name, entry, tried, respect_down)
-    local best
+    local best, total = nil, 0
     for _, peer in ipairs(entry.peers) do
         if not tried[peer.peer] and not (respect_down and backends:get(down_key(name, peer))) then
             peer.current = peer.current + peer.weight
+            total = total + peer.weight
             if best == nil or peer.current > best.current then
                 best = peer
             end
         end
     end
     if best then
-        best.current = best.current - entry.total
+        best.current = best.current - total
     end
     return best
 end
@@ -101,7 +103,12 @@ function _M.balance()
             backends:safe_set(down_key(name, ctx.edgeagent_peer), true, FAIL_TIMEOUT)
         end
     end
-    local peer = pick(name, entry, tried, true) or pick(name, entry, tried, false)
+    -- Last, a peer already tried: nginx calls again after all were tried only when it gave
+    -- the request one more try, because a cached keep-alive connection failed (a backend
+    -- closing it idle); the static upstreams then retry on a new connection too.
+    local peer = pick(name, entry, tried, true)
+        or pick(name, entry, tried, false)
+        or pick(name, entry, {}, false)
     if peer == nil then
         return ngx.exit(ngx.ERROR)
     end

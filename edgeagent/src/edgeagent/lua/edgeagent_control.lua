@@ -5,8 +5,9 @@
 -- `Authorization: Bearer TOKEN`, TOKEN being control.token, which only the agent and root
 -- can read (the master read it at init). Answers: 401 without the token, 405 for another
 -- method, 413 (nginx) above client_max_body_size, 400 for a malformed body, 422 for a
--- certificate OpenSSL refuses, 409 for a version not above the current one, 507 when
--- the shared dict is full. Nothing is applied unless everything is valid.
+-- certificate OpenSSL refuses, 409 for a version not above the current one, 412 for a
+-- delta before the first full push (edgeagent_state.apply), 507 when the shared dict is
+-- full. Nothing is applied unless everything is valid.
 local state = require("edgeagent_state")
 
 local _M = {}

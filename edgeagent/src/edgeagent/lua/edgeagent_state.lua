@@ -167,10 +167,17 @@ end
 
 -- Apply a parsed and checked state. Returns true, or nil, an HTTP status and why.
 -- safe_set: a full dict must fail the push, never evict the peers of another backend.
-function _M.apply(state)
+-- `from_file`: state.txt, loaded by init(). It holds no certificate, so the dicts are
+-- "complete" only after a full push of the agent; until then a delta is refused (412):
+-- applied on top of a restarted nginx's state.txt, it would leave every certificate and
+-- host it does not repeat unpushed, and the agent, its version accepted, would never know.
+function _M.apply(state, from_file)
     if state.version <= _M.version() then
         local why = string.format("version %d is not above %d", state.version, _M.version())
         return nil, ngx.HTTP_CONFLICT, why
+    end
+    if not state.full and not backends:get("complete") then
+        return nil, 412, "no full push since nginx loaded state.txt: push the whole state"
     end
     local writes = {}
     for name, peers in pairs(state.backends) do
@@ -194,6 +201,9 @@ function _M.apply(state)
         remove_others(certificates, "h:", state.hosts)
     end
     local ok, err = backends:safe_set("version", state.version)
+    if ok and state.full then
+        ok, err = backends:safe_set("complete", not from_file)
+    end
     if not ok then
         return nil, 507, "shared dict: " .. tostring(err)
     end
@@ -240,7 +250,7 @@ function _M.init(directory)
         local ok
         ok, err = _M.check_certificates(state)
         if ok and state.version > _M.version() then
-            ok, _, err = _M.apply(state)
+            ok, _, err = _M.apply(state, true)
         end
     end
     if err then
