@@ -53,16 +53,20 @@ def service(name):
     )
 
 
-@pytest.fixture
-def controller(tmp_path):
-    cache, stop, applier = Cache(), threading.Event(), RecordingApplier()
-    layout = render.Layout(
+def layout_in(tmp_path) -> render.Layout:
+    return render.Layout(
         listen_http="127.0.0.1:8080",
         listen_https="127.0.0.1:8443",
         output_dir=f"{tmp_path}/gen-{{generation}}",
         default_certificate=f"{tmp_path}/default.crt",
         default_key=f"{tmp_path}/default.key",
     )
+
+
+@pytest.fixture
+def controller(tmp_path):
+    cache, stop, applier = Cache(), threading.Event(), RecordingApplier()
+    layout = layout_in(tmp_path)
     running = Controller(
         cache,
         model.Options(ingress_class="edge"),
@@ -166,13 +170,7 @@ def test_failed_pushes_are_retried_with_a_growing_backoff(tmp_path):
     cache.replace("services", [service("web")])
     for kind in set(KINDS) - {"ingresses", "services"}:
         cache.replace(kind, [])
-    layout = render.Layout(
-        listen_http="127.0.0.1:8080",
-        listen_https="127.0.0.1:8443",
-        output_dir=f"{tmp_path}/gen-{{generation}}",
-        default_certificate=f"{tmp_path}/default.crt",
-        default_key=f"{tmp_path}/default.key",
-    )
+    layout = layout_in(tmp_path)
     settings = SyncSettings(retry_initial=5.0, retry_max=300.0)
     running = Controller(
         cache,

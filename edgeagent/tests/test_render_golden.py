@@ -61,10 +61,8 @@ def expected_files(directory: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_render_matches_golden(case):
-    files, _ = rendered_case(CASES[case])
-    expected = GOLDEN / case / "expected"
+def assert_matches_golden(files: dict[str, bytes], expected: Path) -> None:
+    """Every rendered file equals its golden copy (EDGEAGENT_UPDATE_GOLDEN=1 rewrites them)."""
     if UPDATE:
         for relative, data in files.items():
             (expected / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +70,12 @@ def test_render_matches_golden(case):
     assert sorted(files) == sorted(expected_files(expected))
     for relative, data in files.items():
         assert data.decode() == expected_files(expected)[relative].decode(), relative
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_render_matches_golden(case):
+    files, _ = rendered_case(CASES[case])
+    assert_matches_golden(files, GOLDEN / case / "expected")
 
 
 def test_dynamic_render_matches_golden():
@@ -85,14 +89,7 @@ def test_dynamic_render_matches_golden():
         "state.txt": dynamic.encode(dynamic.state_of(built), DYNAMIC_VERSION, full=True),
         "nginx.conf": render.render_main(dataclasses.replace(DYNAMIC_LAYOUT, output_dir="/srv")),
     }
-    expected = GOLDEN / "semantics" / "expected-dynamic"
-    if UPDATE:
-        for relative, data in files.items():
-            (expected / relative).parent.mkdir(parents=True, exist_ok=True)
-            (expected / relative).write_bytes(data)
-    assert sorted(files) == sorted(expected_files(expected))
-    for relative, data in files.items():
-        assert data.decode() == expected_files(expected)[relative].decode(), relative
+    assert_matches_golden(files, GOLDEN / "semantics" / "expected-dynamic")
 
 
 def test_dynamic_generation_ignores_endpoints_and_certificate_bytes():
