@@ -5,11 +5,13 @@ all loopback on Linux) that answers every method with JSON: its name, and the me
 target, HTTP version, headers and body it received. Tests assert on what the backend saw.
 """
 
+import contextlib
 import http.client
 import json
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -193,3 +195,19 @@ def request(
 
 def common_name(certificate: x509.Certificate) -> str:
     return certificate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+
+
+@contextlib.contextmanager
+def websocket_tunnel(port: int, host: str) -> Iterator[tuple[socket.socket, object]]:
+    """A WebSocket upgrade through nginx on loopback `port` to the echo backend of `host`:
+    the socket to write lines to and a reader of the lines the backend echoes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as tunnel:
+        tunnel.sendall(
+            f"GET /chat HTTP/1.1\r\nHost: {host}\r\n".encode()
+            + b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        )
+        stream = tunnel.makefile("rb")
+        assert stream.readline().startswith(b"HTTP/1.1 101")
+        while stream.readline() not in (b"\r\n", b""):
+            pass
+        yield tunnel, stream

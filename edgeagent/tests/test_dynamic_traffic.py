@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from http.server import ThreadingHTTPServer
 import pytest
 from agentlab import BACKEND_ADDRESSES, NGINX, Edge, eventually, rule
 from cryptography.hazmat.primitives.serialization import Encoding
-from support_http import _EchoHandler, common_name
+from support_http import _EchoHandler, common_name, websocket_tunnel
 
 # Six more backends next to the edge's four, on the same port: ten endpoints for a Service.
 EXTRA_ADDRESSES = tuple(f"127.0.0.{n}" for n in range(6, 12))
@@ -136,15 +135,7 @@ def test_a_long_lived_connection_survives_1000_endpoint_changes_of_another_servi
     """A WebSocket-style tunnel to `steady` carries data before, during and after 1,000
     EndpointSlice changes of `churn`: nothing reloads, so nothing closes it."""
     before = reloads(edge)
-    with socket.create_connection(("127.0.0.1", edge.nginx.http_port), timeout=10) as tunnel:
-        tunnel.sendall(
-            b"GET /chat HTTP/1.1\r\nHost: steady.example.com\r\n"
-            b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-        )
-        stream = tunnel.makefile("rb")
-        assert stream.readline().startswith(b"HTTP/1.1 101")
-        while stream.readline() not in (b"\r\n", b""):
-            pass
+    with websocket_tunnel(edge.nginx.http_port, "steady.example.com") as (tunnel, stream):
         for change in range(1000):
             addresses = [ADDRESSES[change % len(ADDRESSES)], ADDRESSES[(change + 1) % 10]]
             edge.apply_service("churn", addresses=addresses)

@@ -7,7 +7,6 @@ them; class selection, TLS fallback and the CLI's standalone output get sites of
 
 import collections
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
-from support_http import Backends, common_name, free_ports, request
+from support_http import Backends, common_name, free_ports, request, websocket_tunnel
 from support_nginx import NginxRunner, Ports, nginx_test, render_site, status_generation
 from support_objects import (
     backend,
@@ -470,15 +469,7 @@ def test_plain_requests_keep_upstream_connections_alive(world):
 
 
 def test_websocket_tunnel_carries_data_both_ways(world):
-    with socket.create_connection(("127.0.0.1", world.site.ports.http), timeout=10) as tunnel:
-        tunnel.sendall(
-            b"GET /chat HTTP/1.1\r\nHost: foo.bar.com\r\n"
-            b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-        )
-        stream = tunnel.makefile("rb")
-        assert stream.readline().startswith(b"HTTP/1.1 101")
-        while stream.readline() not in (b"\r\n", b""):
-            pass
+    with websocket_tunnel(world.site.ports.http, "foo.bar.com") as (tunnel, stream):
         for line in (b"hello\n", b"again\n"):
             tunnel.sendall(line)
             assert stream.readline() == b"foo-bar-com: " + line
