@@ -271,6 +271,18 @@ LAB_GOALS = (
 )
 
 
+# The goals of issue 5 on the VM lab (real LVS, topology A: two directors with lvs_sync_daemon
+# in front of two real servers, VRRPv3 at 0.1 s): the VIP moves within half a second when its
+# director loses power, and keep-alive connections through it survive both handovers.
+VM_LAB_GOALS = (
+    Goal(("power-off", "keepalived-stop"), "gap_ms", 500),
+    Goal(("power-off", "keepalived-stop"), "broken_long_lived", 0),
+    Goal(("power-off", "keepalived-stop"), "failback_broken_long_lived", 0),
+)
+
+GOALS = {"lab": LAB_GOALS, "vm-lab": VM_LAB_GOALS, "none": ()}
+
+
 def check_goals(scenarios: list[dict[str, Any]], goals: tuple[Goal, ...]) -> list[dict[str, Any]]:
     return [
         goal.check(scenario)

@@ -9,7 +9,7 @@ RAW_DIR is what the playbook collected:
 - `marks.json`: {"vip", "platform", "settings", "marks": [{"scenario", "event", "t"}],
   "scenarios": {name: method}, "failed_step", ...}, written by the playbook.
 Exit status 0 when the report was written; the goals' verdict is in the JSON and the table
-(the lab's goals are checked only with --goals lab).
+(goals are checked with --goals lab, the Docker lab's, or --goals vm-lab, real LVS's).
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ _FIELD_NAMES = {
     "outage_ms": "outage",
     "failback_failed": "failback",
     "split_brain_moments": "split-brain",
+    "broken_long_lived": "long-lived",
+    "failback_broken_long_lived": "long-lived after failback",
 }
 
 
@@ -187,11 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--png", type=Path, required=True)
     parser.add_argument(
-        "--goals", choices=["lab", "none"], default="none", help="check issue 4's lab goals"
+        "--goals",
+        choices=sorted(analysis.GOALS),
+        default="none",
+        help="check the goals of the Docker lab (issue 4) or of the VM lab's real LVS (issue 5)",
     )
     args = parser.parse_args(argv)
-    goals = analysis.LAB_GOALS if args.goals == "lab" else ()
-    report, drawing = build(args.raw, goals)
+    report, drawing = build(args.raw, analysis.GOALS[args.goals])
     report["png"] = args.png.name
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

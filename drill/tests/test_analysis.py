@@ -142,6 +142,22 @@ def test_goals_are_checked_per_scenario():
     ]
 
 
+def test_the_vm_lab_goals_want_a_fast_power_off_failover_that_keeps_connections():
+    power_off = {
+        "name": "power-off",
+        "failover": True,
+        "gap_ms": 420.0,
+        "broken_long_lived": 0,
+        "failback_broken_long_lived": 1,
+    }
+    checked = analysis.check_goals([power_off], analysis.GOALS["vm-lab"])
+    assert [(g["field"], g["met"]) for g in checked] == [
+        ("gap_ms", True),
+        ("broken_long_lived", True),
+        ("failback_broken_long_lived", False),
+    ]
+
+
 def test_without_failover_the_gap_goal_applies_to_the_outage():
     goal = Goal(("nginx-kill",), "gap_ms", 1000)
     brief = {"name": "nginx-kill", "failover": False, "gap_ms": None, "outage_ms": 240.0}

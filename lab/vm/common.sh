@@ -8,6 +8,9 @@ readonly VM_BUILD_DIR=$REPO/build/vm
 # Per run: pidfiles, serial consoles, logs.
 readonly VM_STATE_DIR=$STATE_DIR/vm
 readonly VM_SSH_KEY=$VM_BUILD_DIR/ssh/id_ed25519
+# Ansible against the VMs runs Mitogen's strategy: one Python per VM for the whole run instead
+# of one per task (seconds of emulated CPU each). molecule/lvs/molecule.yml sets the same.
+export ANSIBLE_STRATEGY_PLUGINS=$REPO/lab/vm/strategy_plugins ANSIBLE_STRATEGY=mitogen_linear
 
 # The VMs live on a bridge inside a private network namespace (its own, empty iptables: the
 # host's Docker rules would drop bridged traffic), joined to the host by a veth pair.

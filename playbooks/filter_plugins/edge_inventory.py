@@ -28,6 +28,16 @@ def edge_directors(hosts, hostvars):
     return [host for host in hosts if hostvars[host].get("lvs_director", True) in (True, "true")]
 
 
+def edge_agent_trackers(hosts, hostvars, default):
+    """The hosts whose keepalived tracks their edgeagent (keepalived_check_agent, else default):
+    pure directors of separate tiers run no agent."""
+    return [
+        host
+        for host in hosts
+        if hostvars[host].get("keepalived_check_agent", default) in (True, "true", "True")
+    ]
+
+
 def edge_vrrp_instances(hosts, hostvars):
     """One record per (host, vrrp instance): what validate.yml checks per instance and groups.
 
@@ -94,6 +104,7 @@ class FilterModule:
             "edge_network": edge_network,
             "edge_node_ips": edge_node_ips,
             "edge_directors": edge_directors,
+            "edge_agent_trackers": edge_agent_trackers,
             "edge_vrrp_instances": edge_vrrp_instances,
             "edge_vrrp_groups": edge_vrrp_groups,
             "edge_vip_owners": edge_vip_owners,

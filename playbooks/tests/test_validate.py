@@ -78,6 +78,19 @@ def test_real_servers_of_separate_tiers_need_no_vrrp_priority(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_directors_of_separate_tiers_track_nothing_local(tmp_path):
+    """lvs_real_server: false (a director only) runs no nginx or agent, so tracks neither; the
+    agent weight check then applies to the nodes that do track it."""
+    inventory = copy.deepcopy(GOOD)
+    for host in ("edge1", "edge2"):
+        inventory["hosts"][host].update(
+            lvs_real_server=False, keepalived_check_nginx=False, keepalived_check_agent=False
+        )
+    inventory["hosts"]["edge2"]["keepalived_priority"] = 10
+    result = run_validation(tmp_path, inventory)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 CASES = {
     "two highest priorities": (
         lambda i: i["hosts"]["edge2"].update(keepalived_priority=150),
@@ -129,6 +142,25 @@ CASES = {
     "sub-second adverts with VRRPv2": (
         lambda i: i["group_vars"].update(keepalived_vrrp_version=2),
         ["edge1", "keepalived_advert_int", "VRRPv2"],
+    ),
+    "director without nginx tracking nginx": (
+        lambda i: i["hosts"]["edge1"].update(lvs_real_server=False),
+        ["edge1", "lvs_real_server is false", "keepalived_check_nginx"],
+    ),
+    "director without nginx on a kernel without LVS": (
+        lambda i: i["hosts"]["edge1"].update(
+            lvs_real_server=False,
+            lvs_enabled=False,
+            keepalived_check_nginx=False,
+            keepalived_check_agent=False,
+        ),
+        ["edge1", "lvs_enabled"],
+    ),
+    "connection sync with a failback sooner than the re-announcements": (
+        lambda i: i["group_vars"].update(
+            keepalived_lvs_sync_daemon=True, keepalived_preempt_delay=2, lvs_sync_refresh_period=5
+        ),
+        ["edge1", "keepalived_preempt_delay (2)", "lvs_sync_refresh_period (5)"],
     ),
     "agent weight too small to move the VIP": (
         lambda i: i["hosts"]["edge2"].update(keepalived_priority=10),
