@@ -52,18 +52,18 @@ lint: setup
 	ansible-lint --profile production
 	ruff check edgeagent kubeemu bench lab drill roles playbooks molecule
 	ruff format --check edgeagent kubeemu bench lab drill roles playbooks molecule
-	# molecule/lvs (VMs, `molecule test -s lvs`; too slow for CI yet, docs/lab.md) and
 	# molecule/vagrant (no Vagrant here; the default driver stands in for it): syntax only
-	molecule syntax -s lvs
 	EDGE_VAGRANT_DRIVER=default molecule syntax -s vagrant
 
 pytest: setup
 	pytest -q edgeagent/tests kubeemu/tests drill/tests playbooks/tests
 
+## molecule: the Docker scenario (default), then real LVS on QEMU VMs (lvs, docs/lab.md)
 molecule: docker
 	lab/molecule-cleanup.sh
 	lab/image.sh
 	molecule test -s default
+	molecule test -s lvs
 
 ## bench: benchmarks; writes bench/results/latest.json and docs/benchmarks.md
 bench: setup
