@@ -23,19 +23,20 @@ def edge_node_ips(hosts, hostvars):
     return dict(sorted(owners.items()))
 
 
+def _hosts_with(hosts, hostvars, flag, default):
+    """The hosts whose boolean inventory variable `flag` (else default) is true."""
+    return [host for host in hosts if hostvars[host].get(flag, default) in (True, "true", "True")]
+
+
 def edge_directors(hosts, hostvars):
     """The hosts that run VRRP: all but LVS real servers of separate tiers (lvs_director false)."""
-    return [host for host in hosts if hostvars[host].get("lvs_director", True) in (True, "true")]
+    return _hosts_with(hosts, hostvars, "lvs_director", True)
 
 
 def edge_agent_trackers(hosts, hostvars, default):
     """The hosts whose keepalived tracks their edgeagent (keepalived_check_agent, else default):
     pure directors of separate tiers run no agent."""
-    return [
-        host
-        for host in hosts
-        if hostvars[host].get("keepalived_check_agent", default) in (True, "true", "True")
-    ]
+    return _hosts_with(hosts, hostvars, "keepalived_check_agent", default)
 
 
 def edge_vrrp_instances(hosts, hostvars):
