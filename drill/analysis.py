@@ -273,9 +273,11 @@ LAB_GOALS = (
 
 # The goals of issue 5 on the VM lab (real LVS, topology A: two directors with lvs_sync_daemon
 # in front of two real servers, VRRPv3 at 0.1 s): the VIP moves within half a second when its
-# director loses power, and keep-alive connections through it survive both handovers.
+# director loses power, and keep-alive connections through it survive both handovers. No gap
+# goal for keepalived-stop here: under emulation `systemctl stop` alone takes over a second to
+# reach keepalived, which the gap (from the fault's mark) counts; the power cut is instant.
 VM_LAB_GOALS = (
-    Goal(("power-off", "keepalived-stop"), "gap_ms", 500),
+    Goal(("power-off",), "gap_ms", 500),
     Goal(("power-off", "keepalived-stop"), "broken_long_lived", 0),
     Goal(("power-off", "keepalived-stop"), "failback_broken_long_lived", 0),
 )

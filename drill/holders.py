@@ -65,6 +65,8 @@ def parse_log(text: str, vip: str, interface: str | None = None) -> list[tuple[f
         if not line.strip():
             continue
         if match := _INIT.match(line):
+            if init_at is not None:  # a watcher started again (after a reboot)
+                transitions.append((init_at, init_holds))
             init_at, init_holds = parse_timestamp(match["ts"]), False
             continue
         if match := _EVENT.match(line):
@@ -83,6 +85,13 @@ def parse_log(text: str, vip: str, interface: str | None = None) -> list[tuple[f
     if not transitions:
         raise LogError("no [INIT ...] line: the watcher did not start")
     return _without_repeats(sorted(transitions))
+
+
+def powered_off(transitions: list[tuple[float, bool]], at: float) -> list[tuple[float, bool]]:
+    """A node's transitions when it lost power at `at`: it held nothing from then on until its
+    watcher started again after the boot (a new [INIT ...]), whatever its log said last (the
+    watcher died with it, and its last lines may never have reached the disk)."""
+    return _without_repeats(sorted([*transitions, (at, False)]))
 
 
 def _without_repeats(transitions: list[tuple[float, bool]]) -> list[tuple[float, bool]]:

@@ -53,20 +53,35 @@ def load_requests(path: Path) -> tuple[dict[str, Any], list[analysis.Request], f
     return meta, requests, end or max(r.done for r in requests)
 
 
-def load_holders(directory: Path, vip: str, interface: str | None) -> list[holders.Step]:
+def load_holders(
+    directory: Path, vip: str, interface: str | None, power_cuts: list[tuple[str, float]] = ()
+) -> list[holders.Step]:
+    """The VIP holders over time from each node's watch log; power_cuts: (node, time) where a
+    node lost power (the power-off fault)."""
     logs = sorted(directory.glob("*.log"))
     if not logs:
         raise SystemExit(f"{directory}: no holder watch logs")
-    return holders.merge(
-        {log.stem: holders.parse_log(log.read_text(), vip, interface) for log in logs}
-    )
+    per_node = {log.stem: holders.parse_log(log.read_text(), vip, interface) for log in logs}
+    for node, at in power_cuts:
+        per_node[node] = holders.powered_off(per_node.get(node, []), at)
+    return holders.merge(per_node)
+
+
+def power_cuts(drill: dict[str, Any]) -> list[tuple[str, float]]:
+    """(target, time) of every power-off fault in marks.json."""
+    scenarios = drill.get("scenarios", {})
+    return [
+        (scenarios[mark["scenario"]]["target"], mark["t"])
+        for mark in drill["marks"]
+        if mark["event"] == "fault" and mark["scenario"] == "power-off"
+    ]
 
 
 def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], Drawing]:
     """The report, and what the picture is drawn from."""
     drill = json.loads((raw / "marks.json").read_text())
     meta, requests, end = load_requests(raw / "loadgen.jsonl")
-    steps = load_holders(raw / "holders", drill["vip"], drill.get("interface"))
+    steps = load_holders(raw / "holders", drill["vip"], drill.get("interface"), power_cuts(drill))
     node_named = any(r.node for r in requests)
     requests = analysis.rename_nodes(requests, drill.get("node_aliases", {}))
     requests = analysis.attribute(requests, steps)

@@ -117,3 +117,15 @@ def test_parse_log_can_count_the_vip_on_one_interface_only():
         (pytest.approx(T0 + 2), False),
     ]
     assert holders.parse_log(log, VIP)[0] == (T0, True)
+
+
+def test_a_node_that_lost_power_holds_nothing_until_its_watcher_starts_again():
+    # Held the VIP at start; power cut at +2 s (its log's tail never reached the disk); booted,
+    # its watcher started again at +30 s without the VIP, took it back at +40 s.
+    log = EDGE1_LOG.split("[2026-11-25T16:07:38.250000]")[0] + (
+        "[INIT 2026-11-25T16:08:07.000000]\n"
+        "2: eth0    inet 198.51.100.11/24 brd 198.51.100.255 scope global eth0\\  x\n"
+        "[2026-11-25T16:08:17.000000] 2: eth0    inet 198.51.100.100/32 scope global eth0\\  x\n"
+    )
+    transitions = holders.powered_off(holders.parse_log(log, VIP), T0 + 2)
+    assert transitions == [(T0, True), (T0 + 2, False), (T0 + 40, True)]

@@ -64,3 +64,18 @@ def test_report_writes_json_png_and_prints_the_table(tmp_path, capsys):
     assert "keepalived-stop  edge1>edge2  302" in table
     assert "baseline before the first fault: 0/100 failed" in table
     assert "goals met: 2 of 2" in table
+
+
+def test_a_power_off_cuts_its_target_out_of_the_vip_holders_at_the_fault():
+    drill = {
+        "marks": [
+            {"scenario": "power-off", "event": "fault", "t": 100.0},
+            {"scenario": "power-off", "event": "restore", "t": 130.0},
+            {"scenario": "keepalived-stop", "event": "fault", "t": 200.0},
+        ],
+        "scenarios": {
+            "power-off": {"target": "dir1"},
+            "keepalived-stop": {"target": "dir2"},
+        },
+    }
+    assert report.power_cuts(drill) == [("dir1", 100.0)]

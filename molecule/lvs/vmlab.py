@@ -173,30 +173,42 @@ def wait_for(condition, timeout: float, period: float = 0.2) -> float:
 
 
 def playbook(name: str, limit: str) -> float:
-    """Runs playbooks/<name> with the scenario's inventory; returns its duration."""
+    """Runs playbooks/<name> with the scenario's inventory; returns its duration. Its output,
+    each task timed, goes to reports/vm-lab/<name>-<limit>.log (to line up with a load's
+    records)."""
+    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    log = FIGURES_DIR / f"{Path(name).stem}-{limit}.log"
     started = time.monotonic()
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i", str(inventory_dir()), "-l", limit, str(REPO / "playbooks" / name),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-        timeout=1200,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    with log.open("w") as output:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("ansible-playbook")),
+                "-i", str(inventory_dir()), "-l", limit, str(REPO / "playbooks" / name),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={
+                **os.environ,
+                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+            },
+            timeout=1200,
+        )  # fmt: skip
+    assert result.returncode == 0, f"{name} -l {limit} failed: {log.read_text()[-4000:]}"
     return time.monotonic() - started
 
 
 class Load:
     """drill/loadgen.py through a VIP: a new connection every `period` seconds and
-    `long_lived` keep-alive connections; a request fails after `timeout` seconds."""
+    `long_lived` keep-alive connections; a request fails after `timeout` seconds. Its records
+    go to reports/vm-lab/<name>.jsonl."""
 
-    def __init__(self, vip: str, out: Path, period=0.05, long_lived=0, timeout=3.0) -> None:
-        self.out = out
+    def __init__(self, vip: str, name: str, period=0.05, long_lived=0, timeout=3.0) -> None:
+        FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+        out = self.out = FIGURES_DIR / f"{name}.jsonl"
         self.stop_file = out.with_suffix(".stop")
+        self.stop_file.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "drill.loadgen", "--address", vip,
@@ -211,7 +223,9 @@ class Load:
         self.stop_file.touch()
         self.process.wait(timeout=60)
         lines = self.out.read_text().splitlines()
-        return [r for r in map(json.loads, lines) if r["kind"] in ("new", "long")]
+        records = [r for r in map(json.loads, lines) if r["kind"] in ("new", "long")]
+        assert records, f"the load made no request: {self.out}"
+        return records
 
 
 def summary(records: list[dict]) -> dict:

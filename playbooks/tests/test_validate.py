@@ -158,9 +158,15 @@ CASES = {
     ),
     "connection sync with a failback sooner than the re-announcements": (
         lambda i: i["group_vars"].update(
-            keepalived_lvs_sync_daemon=True, keepalived_preempt_delay=2, lvs_sync_refresh_period=5
+            lvs_sync_daemon=True, keepalived_preempt_delay=2, lvs_sync_refresh_period=5
         ),
         ["edge1", "keepalived_preempt_delay (2)", "lvs_sync_refresh_period (5)"],
+    ),
+    "connection sync between co-located directors": (
+        lambda i: i["group_vars"].update(
+            lvs_sync_daemon=True, lvs_fwmark=True, keepalived_preempt_delay=10
+        ),
+        ["edge1", "lvs_sync_daemon and lvs_fwmark"],
     ),
     "agent weight too small to move the VIP": (
         lambda i: i["hosts"]["edge2"].update(keepalived_priority=10),

@@ -91,10 +91,10 @@ def test_a_failing_real_server_leaves_the_pool_and_comes_back(topology):
     )
 
 
-def test_drain_and_undrain_lose_no_request(topology, tmp_path):
+def test_drain_and_undrain_lose_no_request(topology):
     node = topology.real_servers[0]
     address = topology.address(node)
-    load = vmlab.Load(topology.vip, tmp_path / "load.jsonl")
+    load = vmlab.Load(topology.vip, f"drain-{topology.name}")
     try:
         time.sleep(2)
         drain_s = vmlab.playbook("drain.yml", node)
@@ -119,13 +119,13 @@ def test_drain_and_undrain_lose_no_request(topology, tmp_path):
     assert figures["failed"] == 0, figures
 
 
-def test_established_connections_survive_a_director_failover(tmp_path):
+def test_established_connections_survive_a_director_failover():
     """lvs_a (lvs_sync_daemon): keep-alive connections through the VIP while the master
     director's keepalived stops (the backup takes the VIP) and starts again (failback)."""
     topology = TOPOLOGIES["lvs_a"]
     master = vmlab.holder(topology)
     backup = next(d for d in topology.directors if d != master)
-    load = vmlab.Load(topology.vip, tmp_path / "failover.jsonl", period=0.1, long_lived=4)
+    load = vmlab.Load(topology.vip, "sync-daemon-failover", period=0.1, long_lived=4)
     try:
         time.sleep(3)
         vmlab.ssh(master, "systemctl stop keepalived.service")
