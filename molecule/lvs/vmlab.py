@@ -137,13 +137,21 @@ def ssh(host: str, command: str, check: bool = True) -> str:
     return result.stdout
 
 
-def holder(topology: Topology) -> str:
-    """The director holding the VIP on its VRRP interface (LVS-DR real servers have it on lo)."""
+def current_holder(topology: Topology) -> str | None:
+    """The director holding the VIP on its VRRP interface (LVS-DR real servers have it on lo),
+    None in the moment of a handover when nobody does."""
     for director in topology.directors:
         lines = ssh(director, f"ip -4 -o address show to {topology.vip}/32").splitlines()
         if any(line.split()[1] != "lo" for line in lines):
             return director
-    raise AssertionError(f"nobody holds {topology.vip}")
+    return None
+
+
+def holder(topology: Topology) -> str:
+    """The director holding the VIP; AssertionError when nobody does."""
+    director = current_holder(topology)
+    assert director, f"nobody holds {topology.vip}"
+    return director
 
 
 def ipvs_rows(topology: Topology, director: str) -> dict[str, tuple[int, int, int]]:
