@@ -170,6 +170,46 @@ def ipvs_rows(topology: Topology, director: str) -> dict[str, tuple[int, int, in
     return rows
 
 
+def ipvs_connections(director: str) -> list[dict]:
+    """The director's IPVS connection table (`ipvsadm -Lnc`): one dict per entry with the
+    protocol, seconds left, state, client, virtual and real server addresses."""
+    entries = []
+    for line in ssh(director, "ipvsadm -Lnc").splitlines():
+        fields = line.split()
+        if len(fields) == 6 and fields[0] in ("TCP", "UDP"):
+            minutes, seconds = fields[1].split(":")
+            entries.append(
+                {
+                    "proto": fields[0],
+                    "expires_s": int(minutes) * 60 + int(seconds),
+                    "state": fields[2],
+                    "source": fields[3],
+                    "virtual": fields[4],
+                    "destination": fields[5],
+                }
+            )
+    return entries
+
+
+def sync_daemons(director: str) -> list[str]:
+    """The director's IPVS sync daemons (`ipvsadm -L --daemon`), one line each."""
+    return ssh(director, "ipvsadm -L --daemon").splitlines()
+
+
+def client_ports(vip: str, pid: int) -> set[int]:
+    """The local ports of process pid's established TCP connections to vip:80 (the host is
+    the client of the VIPs)."""
+    output = subprocess.run(
+        ["ss", "-Htnp", "state", "established", "dst", f"{vip}:80"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {
+        int(line.split()[2].rsplit(":", 1)[1])
+        for line in output.splitlines()
+        if f"pid={pid}," in line
+    }
+
+
 def wait_for(condition, timeout: float, period: float = 0.2) -> float:
     """Seconds until condition() was true; AssertionError after timeout."""
     started = time.monotonic()

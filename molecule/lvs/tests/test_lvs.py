@@ -139,6 +139,56 @@ def test_drain_and_undrain_lose_no_request(topology):
     assert figures["failed"] == 0, figures
 
 
+class ConnectionEvidence:
+    """What each director's IPVS knows of the load's keep-alive connections, phase by phase:
+    the state and time left of their entries (`ipvsadm -Lnc`), the sync daemons, and who
+    holds the VIP. Written with the load's records, so that a broken connection can be
+    traced to the director that lost (or never learnt) its entry."""
+
+    def __init__(self, topology: vmlab.Topology, name: str) -> None:
+        self.topology = topology
+        self.name = name
+        self.ports: set[int] = set()
+        self.phases: list[dict] = []
+
+    def snapshot(self, phase: str) -> dict:
+        directors = {}
+        for director in self.topology.directors:
+            entries = [
+                entry
+                for entry in vmlab.ipvs_connections(director)
+                if int(entry["source"].rsplit(":", 1)[1]) in self.ports
+                and entry["virtual"].startswith(f"{self.topology.vip}:")
+            ]
+            directors[director] = {
+                "entries": sorted(entries, key=lambda e: e["source"]),
+                "daemons": vmlab.sync_daemons(director),
+            }
+        phase_record = {
+            "phase": phase,
+            "t": round(time.time(), 3),
+            "holder": vmlab.current_holder(self.topology),
+            "directors": directors,
+        }
+        self.phases.append(phase_record)
+        return phase_record
+
+    def known_by(self, director: str) -> set[int]:
+        """The long-lived ports that director has an ESTABLISHED entry for, now."""
+        return {
+            int(entry["source"].rsplit(":", 1)[1])
+            for entry in self.snapshot(f"waiting for {director}")["directors"][director]["entries"]
+            if entry["state"] == "ESTABLISHED"
+        }
+
+    def write(self, records: list[dict]) -> None:
+        failures = [r for r in records if not r["ok"]]
+        vmlab.record_figures(
+            f"{self.name}-evidence",
+            {"ports": sorted(self.ports), "phases": self.phases, "failures": failures},
+        )
+
+
 def test_established_connections_survive_a_director_failover():
     """lvs_a (lvs_sync_daemon): keep-alive connections through the VIP while the master
     director's keepalived stops (the backup takes the VIP) and starts again (failback)."""
@@ -146,17 +196,36 @@ def test_established_connections_survive_a_director_failover():
     master = vmlab.holder(topology)
     backup = next(d for d in topology.directors if d != master)
     load = vmlab.Load(topology.vip, "sync-daemon-failover", period=0.1, long_lived=4)
+    evidence = ConnectionEvidence(topology, "sync-daemon-failover")
     try:
-        time.sleep(3)
+        # The keep-alive connections: the load's connections that stay open.
+        vmlab.wait_for(lambda: len(vmlab.client_ports(topology.vip, load.process.pid)) >= 4, 30)
+        evidence.ports = vmlab.client_ports(topology.vip, load.process.pid)
+        time.sleep(1)
+        evidence.ports &= vmlab.client_ports(topology.vip, load.process.pid)
+        assert len(evidence.ports) == 4, evidence.ports
+        # The kernel's sync daemon sends its buffer every 2 s (IPVS_SYNC_FLUSH_TIME, not
+        # tunable): a connection younger than that is not yet known to the peer director, and
+        # a failover resets it (docs/failover.md, "Connection sync"). What this test checks is
+        # that a synced connection survives, so it fails over once the backup knows them all.
+        vmlab.wait_for(lambda: evidence.known_by(backup) >= evidence.ports, 30, period=0.5)
+        evidence.snapshot("before-stop")
         vmlab.ssh(master, "systemctl stop keepalived.service")
         vmlab.wait_for(lambda: vmlab.current_holder(topology) == backup, 30, period=0.5)
+        evidence.snapshot("after-takeover")
         time.sleep(3)
+        # Likewise for the failback: the returning director must know them (it kept learning).
+        vmlab.wait_for(lambda: evidence.known_by(master) >= evidence.ports, 30, period=0.5)
+        evidence.snapshot("before-start")
         vmlab.ssh(master, "systemctl start keepalived.service")
         vmlab.wait_for(lambda: vmlab.current_holder(topology) == master, SETTLE_SECONDS, period=0.5)
+        evidence.snapshot("after-failback")
         time.sleep(3)
+        evidence.snapshot("end")
     finally:
         vmlab.ssh(master, "systemctl start keepalived.service")
         records = load.stop()
+        evidence.write(records)
     long_lived = [r for r in records if r["kind"] == "long"]
     figures = {
         "long_lived": vmlab.summary(long_lived),
