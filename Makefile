@@ -52,6 +52,8 @@ lint: setup
 	ansible-lint --profile production
 	ruff check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule
 	ruff format --check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule
+	# roles/*/README.md are generated from meta/argument_specs.yml: fail when one is stale
+	python tools/role_readme.py --check
 	# molecule/vagrant (no Vagrant here; the default driver stands in for it): syntax only
 	EDGE_VAGRANT_DRIVER=default molecule syntax -s vagrant
 
