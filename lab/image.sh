@@ -19,7 +19,7 @@ readonly EXTRA_CAS=$REPO/lab/extra_ca_certificates.py
 # libpam-systemd provides default-logind: polkitd needs it and debootstrap does not resolve it.
 readonly PACKAGES=(
   systemd systemd-sysv dbus polkitd libpam-systemd
-  python3 python3-apt python3-venv python3-packaging sudo
+  python3 python3-apt python3-venv python3-packaging python3-cryptography sudo
   iproute2 iputils-ping procps curl ca-certificates less
   nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )

@@ -22,7 +22,7 @@ readonly AGENT_PINS=("$REPO/requirements.txt" "$REPO/edgeagent/pyproject.toml")
 # Everything the roles install, preinstalled: the VMs have no route to a registry.
 readonly PACKAGES=(
   systemd-sysv udev kmod dbus polkitd libpam-systemd openssh-server sudo netbase
-  python3 python3-apt python3-venv python3-packaging
+  python3 python3-apt python3-venv python3-packaging python3-cryptography
   iproute2 iputils-ping procps curl ca-certificates less tcpdump
   nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )
