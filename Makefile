@@ -1,6 +1,6 @@
 # The HA edge toolkit. Two commands on a fresh Debian 12 machine as root:
 #   make lab    build the local lab, run site.yml, curl through the VIP
-#   make test   lint, pytest suites, molecule
+#   make test   lint, pytest suites, the built collection installed and run, molecule
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV := $(CURDIR)/.venv
