@@ -1,13 +1,13 @@
 # The HA edge toolkit. Two commands on a fresh Debian 12 machine as root:
 #   make lab    build the local lab, run site.yml, curl through the VIP
-#   make test   lint, pytest suites, molecule
+#   make test   lint, pytest suites, the built collection installed and run, molecule
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup host-packages docker lab lab-down vm-lab vm-lab-down drill test lint pytest molecule molecule-lvs bench clean
+.PHONY: setup host-packages docker lab lab-down vm-lab vm-lab-down drill test lint pytest collection collection-test molecule molecule-lvs bench clean
 
 ## setup: host packages, dockerd, and .venv/ with the agent and every tool (idempotent)
 setup: host-packages $(VENV)/.installed
@@ -42,27 +42,53 @@ vm-lab-down:
 
 ## drill: the failover drill on the lab (make lab first)
 drill: setup
-	ansible-playbook -i inventory/lab playbooks/failover-drill.yml
+	ansible-playbook -i inventory/lab edgeops.edge.failover_drill
 
 ## test: everything CI runs
-test: lint pytest molecule
+test: lint pytest collection-test molecule
 
 lint: setup
 	yamllint -s .
 	ansible-lint --profile production
-	ruff check edgeagent kubeemu bench lab drill roles playbooks molecule
-	ruff format --check edgeagent kubeemu bench lab drill roles playbooks molecule
+	ruff check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule
+	ruff format --check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule
+	# roles/*/README.md are generated from meta/argument_specs.yml: fail when one is stale
+	python tools/role_readme.py --check
 	# molecule/vagrant (no Vagrant here; the default driver stands in for it): syntax only
 	EDGE_VAGRANT_DRIVER=default molecule syntax -s vagrant
 
 pytest: setup
-	pytest -q edgeagent/tests kubeemu/tests drill/tests playbooks/tests
+	pytest -q edgeagent/tests kubeemu/tests drill/tests playbooks/tests lab/tests
 
-## molecule: the Docker scenario, then real LVS on six QEMU VMs (both topologies, docs/lab.md)
-molecule: docker
+## collection: the collection tarball build/edgeops-edge-<version>.tar.gz, installed offline
+##   into build/collections/ (emptied first), as a user without Galaxy access installs it
+COLLECTION_PATH := $(CURDIR)/build/collections
+collection: setup
+	rm -rf $(COLLECTION_PATH) build/edgeops-edge-*.tar.gz
+	ansible-galaxy collection build --output-path build/
+	# Only the install directory on the path: the checkout (.collections/) would satisfy it.
+	ANSIBLE_COLLECTIONS_PATH=$(COLLECTION_PATH) \
+	  ansible-galaxy collection install --offline -p $(COLLECTION_PATH) build/edgeops-edge-*.tar.gz
+
+## collection-test: plays of the installed collection, run from outside the checkout without
+##   its ansible.cfg: every playbook's syntax, validate on the lab inventory, the agent's build
+COLLECTION_PLAYBOOKS := site edge validate failover_drill drain undrain rolling_upgrade
+collection-test: collection
+	cd build && for playbook in $(COLLECTION_PLAYBOOKS); do \
+	  env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH=$(COLLECTION_PATH) \
+	    ansible-playbook -i $(CURDIR)/inventory/lab --syntax-check edgeops.edge.$$playbook; \
+	done
+	cd build && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH=$(COLLECTION_PATH) \
+	  ansible-playbook -i $(CURDIR)/inventory/lab \
+	    -e '{"edgeagent_kubeconfig": "collection-test", "edgeagent_apply_rbac": false}' \
+	    $(CURDIR)/tools/collection-test.yml
+
+## molecule: the Docker scenario (converged from the installed tarball, build/collections), then
+##   real LVS on six QEMU VMs (both topologies, docs/lab.md)
+molecule: docker collection
 	lab/molecule-cleanup.sh
 	lab/image.sh
-	molecule test -s default
+	EDGE_COLLECTIONS_DIR=build/collections molecule test -s default
 	$(MAKE) molecule-lvs
 
 ## molecule-lvs: the lvs scenario alone (about 15 min)

@@ -1,6 +1,6 @@
 """Who held the VIP when: parse `ip monitor` logs into one timeline of holders.
 
-Each node's log is written by the drill's watcher (see playbooks/drill/watch-start.yml):
+Each node's log is written by the drill's watcher (see roles/drill/tasks/watch-start.yml):
 
     [INIT 2026-11-25T16:07:37.000100]          <- `date -u`, then `ip -o -4 addr show`
     2: eth0    inet 198.51.100.11/24 brd ...   <- state at start, untimestamped

@@ -7,9 +7,11 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 readonly SUITE=bookworm
-readonly MIRROR_HOST=deb.debian.org
-readonly MIRROR=http://$MIRROR_HOST/debian
-readonly SOURCES=/etc/apt/sources.list.d/debian.sources
+# The Debian mirror and sources the host's apt uses (lab/apt_sources.py): the node gets them too.
+SOURCES=$(python3 "$REPO/lab/apt_sources.py" sources "$SUITE")
+MIRROR=$(python3 "$REPO/lab/apt_sources.py" mirror "$SUITE")
+MIRROR_HOST=$(sed -E 's#^[a-z+]+://([^/:]+).*#\1#' <<<"$MIRROR")
+readonly SOURCES MIRROR MIRROR_HOST
 readonly HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 readonly EXTRA_CAS=$REPO/lab/extra_ca_certificates.py
 # What every node needs to be provisioned quickly and mostly offline. The roles still install
@@ -17,7 +19,7 @@ readonly EXTRA_CAS=$REPO/lab/extra_ca_certificates.py
 # libpam-systemd provides default-logind: polkitd needs it and debootstrap does not resolve it.
 readonly PACKAGES=(
   systemd systemd-sysv dbus polkitd libpam-systemd
-  python3 python3-apt python3-venv python3-packaging sudo
+  python3 python3-apt python3-venv python3-packaging python3-cryptography sudo
   iproute2 iputils-ping procps curl ca-certificates less
   nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )
@@ -30,7 +32,10 @@ readonly MASKED_UNITS=(
   apt-daily.timer apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer
 )
 
-inputs_hash=$(cat "$0" "$EXTRA_CAS" "$SOURCES" "$HOST_CA_BUNDLE" | sha256sum | cut -c1-12)
+inputs_hash=$(
+  { cat "$0" "$REPO/lab/apt_sources.py" "$EXTRA_CAS" "$HOST_CA_BUNDLE"; echo "$SOURCES"; } |
+    sha256sum | cut -c1-12
+)
 readonly TAG=$NODE_IMAGE:$inputs_hash BASE_TAG=$NODE_IMAGE-base:$inputs_hash
 
 mkdir -p "$STATE_DIR"
@@ -42,13 +47,13 @@ if "$DOCKER" image inspect "$TAG" >/dev/null 2>&1; then
   exit 0
 fi
 
-# debootstrap fetches from the Debian registry; a Docker network whose subnet covers the
-# registry's address (here it resolves into 203.0.113.0/24) captures the route to it.
+# debootstrap fetches from the Debian mirror; a Docker network whose subnet covers the
+# mirror's address (on some machines it resolves into 203.0.113.0/24) captures the route to it.
 registry=$(getent ahostsv4 "$MIRROR_HOST" | awk 'NR == 1 { print $1 }')
 if [[ -n $registry ]]; then
   device=$(ip -o route get "$registry" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
   if [[ -d /sys/class/net/$device/bridge ]]; then
-    echo "the Debian registry $MIRROR_HOST ($registry) is routed into bridge $device:" >&2
+    echo "the Debian mirror $MIRROR_HOST ($registry) is routed into bridge $device:" >&2
     echo "a Docker network's subnet covers it; remove that network, then retry" >&2
     exit 1
   fi
@@ -64,7 +69,7 @@ debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
   { tail -20 "$STATE_DIR/debootstrap.log" >&2; exit 1; }
 
 rm -f "$root/etc/apt/sources.list"
-cp "$SOURCES" "$root/etc/apt/sources.list.d/"
+printf '%s\n' "$SOURCES" >"$root/etc/apt/sources.list.d/debian.sources"
 systemctl --root="$root" mask "${MASKED_UNITS[@]}" >/dev/null 2>&1
 systemctl --root="$root" set-default multi-user.target >/dev/null 2>&1
 python3 "$EXTRA_CAS" "$HOST_CA_BUNDLE" "$root" >/dev/null

@@ -113,6 +113,6 @@ done
 log "lab containers ready after $((SECONDS - started)) s; running site.yml"
 
 cd "$REPO"
-ansible-playbook -i inventory/lab site.yml
+ansible-playbook -i inventory/lab edgeops.edge.site
 check_through_vip
 log "lab up in $((SECONDS - started)) s. kubectl: .venv/bin/kubectl --kubeconfig inventory/lab/kubeconfig get ingress -A -o custom-columns=NAME:.metadata.name,HOSTS:.spec.rules[*].host,ADDRESS:.status.loadBalancer.ingress[*].ip"

@@ -12,15 +12,17 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 readonly SUITE=bookworm
-readonly MIRROR=http://deb.debian.org/debian
-readonly SOURCES=/etc/apt/sources.list.d/debian.sources
+# The Debian mirror and sources the host's apt uses (lab/apt_sources.py): the VMs get them too.
+SOURCES=$(python3 "$REPO/lab/apt_sources.py" sources "$SUITE")
+MIRROR=$(python3 "$REPO/lab/apt_sources.py" mirror "$SUITE")
+readonly SOURCES MIRROR
 readonly IMAGE_SIZE=1536M
 readonly AGENT_VENV=/opt/edgeagent/venv # edgeagent_install_dir/venv
 readonly AGENT_PINS=("$REPO/requirements.txt" "$REPO/edgeagent/pyproject.toml")
 # Everything the roles install, preinstalled: the VMs have no route to a registry.
 readonly PACKAGES=(
   systemd-sysv udev kmod dbus polkitd libpam-systemd openssh-server sudo netbase
-  python3 python3-apt python3-venv python3-packaging
+  python3 python3-apt python3-venv python3-packaging python3-cryptography
   iproute2 iputils-ping procps curl ca-certificates less tcpdump
   nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )
@@ -82,7 +84,11 @@ package=$(kernel_package)
   exit 1
 }
 inputs_hash=$(
-  { cat "$0" "$SOURCES" "$VM_SSH_KEY.pub" "${AGENT_PINS[@]}"; echo "$package"; } |
+  {
+    cat "$0" "$REPO/lab/apt_sources.py" "$VM_SSH_KEY.pub" "${AGENT_PINS[@]}"
+    echo "$SOURCES"
+    echo "$package"
+  } |
     sha256sum | cut -c1-12
 )
 readonly OUT=$VM_BUILD_DIR/$inputs_hash
@@ -110,7 +116,7 @@ mkdir -p "$root/usr/lib/modules" # merged /usr: /lib is a symlink to it
 cp -a "$modules" "$root/usr/lib/modules/"
 chroot "$root" depmod -a "$kernel_version"
 rm -f "$root/etc/apt/sources.list"
-cp "$SOURCES" "$root/etc/apt/sources.list.d/"
+printf '%s\n' "$SOURCES" >"$root/etc/apt/sources.list.d/debian.sources"
 printf '%s\n' "$NETWORK_SCRIPT" >"$root/usr/local/sbin/edge-vm-network"
 chmod 0755 "$root/usr/local/sbin/edge-vm-network"
 printf '%s\n' "$NETWORK_UNIT" >"$root/etc/systemd/system/edge-vm-network.service"

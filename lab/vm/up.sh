@@ -73,7 +73,7 @@ $site || exit 0
 
 cd "$REPO"
 limit=$(printf 'lvs_%s,' "${topologies[@]}")
-ansible-playbook -i inventory/vm-lab --limit "${limit%,}" site.yml
+ansible-playbook -i inventory/vm-lab --limit "${limit%,}" edgeops.edge.site
 for topology in "${topologies[@]}"; do
   check_through_vip "${TOPOLOGY_VIPS[$topology]}"
 done

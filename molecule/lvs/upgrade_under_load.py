@@ -1,4 +1,4 @@
-"""side_effect.yml: playbooks/rolling-upgrade.yml on one real server of each topology, one
+"""side_effect.yml: playbooks/rolling_upgrade.yml on one real server of each topology, one
 topology after the other, each under load through its own VIP; fails when a request was lost.
 Figures: reports/vm-lab/rolling-upgrade-<topology>.json, with the load's records (.jsonl) and
 the playbook's timed output (.log) next to them.
@@ -17,7 +17,7 @@ def upgrade_under_load(topology_name: str, node: str) -> dict:
     load = vmlab.Load(topology.vip, f"rolling-upgrade-{topology_name}")
     try:
         time.sleep(2)
-        seconds = vmlab.playbook("rolling-upgrade.yml", node)
+        seconds = vmlab.playbook("rolling_upgrade", node)
         time.sleep(3)
     finally:
         records = load.stop()

@@ -221,17 +221,17 @@ def wait_for(condition, timeout: float, period: float = 0.2) -> float:
 
 
 def playbook(name: str, limit: str) -> float:
-    """Runs playbooks/<name> with the scenario's inventory; returns its duration. Its output,
-    each task timed, goes to reports/vm-lab/<name>-<limit>.log (to line up with a load's
-    records)."""
+    """Runs the collection's playbook edgeops.edge.<name> with the scenario's inventory;
+    returns its duration. Its output, each task timed, goes to reports/vm-lab/<name>-<limit>.log
+    (to line up with a load's records)."""
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-    log = FIGURES_DIR / f"{Path(name).stem}-{limit}.log"
+    log = FIGURES_DIR / f"{name}-{limit}.log"
     started = time.monotonic()
     with log.open("w") as output:
         result = subprocess.run(
             [
                 str(Path(sys.executable).with_name("ansible-playbook")),
-                "-i", str(inventory_dir()), "-l", limit, str(REPO / "playbooks" / name),
+                "-i", str(inventory_dir()), "-l", limit, f"edgeops.edge.{name}",
             ],
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -117,11 +117,11 @@ def test_drain_and_undrain_lose_no_request(topology):
     load = vmlab.Load(topology.vip, f"drain-{topology.name}")
     try:
         time.sleep(2)
-        drain_s = vmlab.playbook("drain.yml", node)
+        drain_s = vmlab.playbook("drain", node)
         drained_at = time.time()
         rows = {d: vmlab.ipvs_rows(topology, d)[address] for d in topology.directors}
         time.sleep(3)
-        undrain_s = vmlab.playbook("undrain.yml", node)
+        undrain_s = vmlab.playbook("undrain", node)
         undrained_at = time.time()
         time.sleep(3)
     finally:

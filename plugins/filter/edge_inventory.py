@@ -1,7 +1,8 @@
-"""Filters for playbooks/validate.yml: the VRRP instances and VIP groups of an inventory.
+"""Filters for playbooks/validate.yml (`edgeops.edge.edge_directors`, ...): the VRRP instances
+and VIP groups of an inventory.
 
 Plain data in, plain data out, so that the asserts stay in the playbook where an operator
-reads them. (The IPv4 tests are in ../test_plugins.)
+reads them. (The IPv4 tests are in plugins/test.)
 """
 
 import ipaddress

@@ -1,4 +1,5 @@
-"""Tests for playbooks/validate.yml: IPv4 checks (`x is edge_ipv4`, `select('edge_ipv4')`).
+"""Tests for playbooks/validate.yml: IPv4 checks (`x is edgeops.edge.edge_ipv4`,
+`select("edgeops.edge.edge_ipv4")`).
 
 ansible.builtin has no IP tests, and ansible.utils' need the netaddr library; Python's
 ipaddress module does all that validate.yml needs.
