@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgeagent import collector, dynamic, model, render
+from edgeagent import collector, dynamic, model, render, resources
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.cache import Cache, Key, Object, key_of
 from edgeagent.control import NEEDS_FULL_PUSH, Control, ControlError
@@ -65,7 +65,6 @@ from edgeagent.status import StatusPublisher
 log = logging.getLogger(__name__)
 
 MAX_SUSPECTS = 20
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret")
 
 
@@ -198,16 +197,12 @@ class Controller:
     def relevant(self, kind: str, old: Object | None, new: Object | None) -> bool:
         obj = new if new is not None else old
         assert obj is not None
-        namespace, name = key_of(obj)
-        if kind == "services" or kind == "endpoint_slices":
-            if kind == "endpoint_slices":
-                name = ((obj.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL, "")
-            if (namespace, name) not in self._references.services:
+        resource = resources.BY_NAME[kind]
+        if resource.referenced_as is not None:
+            referenced = getattr(self._references, resource.referenced_as)
+            if resource.reference_key(obj) not in referenced:
                 return False
-        elif kind == "secrets" and (namespace, name) not in self._references.secrets:
-            return False
-        drop_status = kind in ("ingresses", "services")
-        return _content(old, drop_status) != _content(new, drop_status)
+        return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
         self._references = references(snapshot["ingresses"])
@@ -282,13 +277,7 @@ class Controller:
         for kind, objects in snapshot.items():
             self.metrics.objects.labels(kind).set(len(objects))
         secrets = [s for s in snapshot["secrets"] if key_of(s) in self._references.secrets]
-        inputs = model.Inputs(
-            ingresses=snapshot["ingresses"],
-            ingress_classes=snapshot["ingress_classes"],
-            services=snapshot["services"],
-            endpoint_slices=snapshot["endpoint_slices"],
-            secrets=secrets,
-        )
+        inputs = model.Inputs(**{**snapshot, "secrets": secrets})
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
         with collector.paused():  # see collector.py
             built = model.build(inputs, options, self._model_memo)

@@ -36,7 +36,7 @@ from typing import Any
 import kubernetes
 import yaml
 
-from edgeagent import grammar, informer, kube, logs, model, render, systemd
+from edgeagent import grammar, kube, logs, model, render, systemd
 from edgeagent.apply import Applier, ApplyResult, ApplySettings, Outcome
 from edgeagent.cache import Cache
 from edgeagent.control import Control
@@ -45,6 +45,7 @@ from edgeagent.events import EventRecorder
 from edgeagent.health import HealthServer, HealthState
 from edgeagent.informer import Informer, WatchSettings
 from edgeagent.metrics import Metrics
+from edgeagent.resources import RESOURCES
 from edgeagent.status import StatusPublisher, StatusSettings
 
 log = logging.getLogger(__name__)
@@ -424,8 +425,8 @@ class Agent:
             request_timeout=v["request_timeout"],
         )
         self.informers = [
-            Informer(resource, self.cache, watch, self.metrics, self.stop)
-            for resource in informer.resources(client)
+            Informer(resource, client, self.cache, watch, self.metrics, self.stop)
+            for resource in RESOURCES
         ]
         self.health = HealthState(self.watch_report)
         self.health_server = HealthServer(v["health_listen"], self.health, self.metrics)

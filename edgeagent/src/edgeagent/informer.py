@@ -16,9 +16,10 @@ Every request sets the server-side `timeout_seconds` and the client-side
 that sends no byte for `idle_timeout` (a half-open connection never fails by itself) is
 restarted and counted as `silent`.
 
-Secrets: only type kubernetes.io/tls can serve TLS, so the informer asks the API for those
-alone (field selector `type=kubernetes.io/tls`, which the API server supports for
-Secrets) and holds them in the cache; the controller then gives the model only the
+The kinds and what is asked of each come from `edgeagent.resources`. Secrets: only type
+kubernetes.io/tls can serve TLS, so the informer asks the API for those alone (field
+selector `type=kubernetes.io/tls`, which the API server supports for Secrets) and holds
+them in the cache; the controller then gives the model only the
 Secrets that an Ingress names in `spec.tls`, and a change to any other Secret costs no
 sync. Other Secrets never reach the agent.
 """
@@ -44,6 +45,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from edgeagent import collector
 from edgeagent.cache import Cache
 from edgeagent.metrics import Metrics
+from edgeagent.resources import Resource
 
 log = logging.getLogger(__name__)
 
@@ -74,49 +76,10 @@ class WatchSettings:
     fleet of edge agents never retries faster than this against a sick one."""
 
 
-@dataclass(frozen=True)
-class Resource:
-    """One watched kind: its cache name, API identity and list call."""
-
-    name: str
-    kind: str
-    api_version: str
-    list_call: Callable[..., Any]
-    field_selector: str | None = None
-
-
-def resources(client: kubernetes.client.ApiClient) -> list[Resource]:
-    networking = kubernetes.client.NetworkingV1Api(client)
-    core = kubernetes.client.CoreV1Api(client)
-    discovery = kubernetes.client.DiscoveryV1Api(client)
-    return [
-        Resource(
-            "ingresses",
-            "Ingress",
-            "networking.k8s.io/v1",
-            networking.list_ingress_for_all_namespaces,
-        ),
-        Resource(
-            "ingress_classes",
-            "IngressClass",
-            "networking.k8s.io/v1",
-            networking.list_ingress_class,
-        ),
-        Resource("services", "Service", "v1", core.list_service_for_all_namespaces),
-        Resource(
-            "endpoint_slices",
-            "EndpointSlice",
-            "discovery.k8s.io/v1",
-            discovery.list_endpoint_slice_for_all_namespaces,
-        ),
-        Resource(
-            "secrets",
-            "Secret",
-            "v1",
-            core.list_secret_for_all_namespaces,
-            field_selector="type=kubernetes.io/tls",
-        ),
-    ]
+def list_call(resource: Resource, client: kubernetes.client.ApiClient) -> Callable[..., Any]:
+    """The client's method that lists (and, with watch=True, watches) `resource`."""
+    api, method = resource.list_method
+    return getattr(getattr(kubernetes.client, api)(client), method)
 
 
 class Expired(Exception):
@@ -131,12 +94,14 @@ class Informer:
     def __init__(
         self,
         resource: Resource,
+        client: kubernetes.client.ApiClient,
         cache: Cache,
         settings: WatchSettings,
         metrics: Metrics,
         stop: threading.Event,
     ) -> None:
         self.resource = resource
+        self._list_call = list_call(resource, client)
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
@@ -156,7 +121,7 @@ class Informer:
         return {}
 
     def _list(self) -> None:
-        response = self.resource.list_call(
+        response = self._list_call(
             _preload_content=False,
             _request_timeout=(self.settings.connect_timeout, self.settings.request_timeout),
             timeout_seconds=int(self.settings.request_timeout),
@@ -203,7 +168,7 @@ class Informer:
     def _watch(self) -> bool:
         """Follow one watch request to its end; True if it delivered anything."""
         timeout = self.settings.watch_timeout * random.uniform(1, 2)
-        response = self.resource.list_call(
+        response = self._list_call(
             watch=True,
             resource_version=self.resource_version,
             allow_watch_bookmarks=True,
