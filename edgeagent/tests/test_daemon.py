@@ -8,12 +8,12 @@ import socket
 
 import pytest
 
-from edgeagent import daemon, logs, systemd
+from edgeagent import logs, settings, systemd
 
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    daemon.add_arguments(parser)
+    settings.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -26,17 +26,16 @@ def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
         "reload-command: [systemctl, reload, nginx]\n"
         "sync-max-delay: 2\n"
     )
-    values = daemon.resolve(parse("--config", str(config), "--sync-max-delay", "0.5"))
-    assert values["ingress_class"] == "lab"
-    assert values["publish_status_address"] == ("198.51.100.100", "edge.example.com")
-    assert values["watch_ingress_without_class"] is True
-    assert values["reload_command"] == ("systemctl", "reload", "nginx")
-    assert values["sync_max_delay"] == 0.5
-    assert values["nginx_dir"] == "/etc/nginx/edgeagent"
-    assert values["health_listen"] == "127.0.0.1:10254"
-    assert daemon.resolve(parse("--publish-status-address", "a.example,192.0.2.1"))[
-        "publish_status_address"
-    ] == ("a.example", "192.0.2.1")
+    values = settings.resolve(parse("--config", str(config), "--sync-max-delay", "0.5"))
+    assert values.ingress_class == "lab"
+    assert values.publish_status_address == ("198.51.100.100", "edge.example.com")
+    assert values.watch_ingress_without_class is True
+    assert values.reload_command == ("systemctl", "reload", "nginx")
+    assert values.sync_max_delay == 0.5
+    assert values.nginx_dir == "/etc/nginx/edgeagent"
+    assert values.health_listen == "127.0.0.1:10254"
+    addresses = settings.resolve(parse("--publish-status-address", "a.example,192.0.2.1"))
+    assert addresses.publish_status_address == ("a.example", "192.0.2.1")
 
 
 @pytest.mark.parametrize(
@@ -53,8 +52,8 @@ def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
 def test_bad_settings_are_refused_with_a_reason(tmp_path, text, error):
     config = tmp_path / "config.yaml"
     config.write_text(text)
-    with pytest.raises(daemon.ConfigError, match=error):
-        daemon.resolve(parse("--config", str(config)))
+    with pytest.raises(settings.ConfigError, match=error):
+        settings.resolve(parse("--config", str(config)))
 
 
 def test_json_logs_carry_object_fields():

@@ -8,7 +8,7 @@ the daemon calls, so a preview is what an edge node would serve:
     nginx -p "$PWD/out" -c nginx.conf        # any user, as-is
 
 `run` hands over to `edgeagent.daemon` (its arguments come from
-`edgeagent.daemon.add_arguments`), imported only for `run` so the offline commands need
+`edgeagent.settings.add_arguments`), imported only for `run` so the offline commands need
 neither the Kubernetes client nor the daemon.
 
 Exit codes: 0 done (render: even with problems, which go to stderr), 1 `check` found
@@ -229,9 +229,9 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="the daemon: watch the API, serve")
     run_parser.set_defaults(command=command_run)
     if with_run_arguments and importlib.util.find_spec("edgeagent.daemon") is not None:
-        from edgeagent import daemon
+        from edgeagent import settings
 
-        daemon.add_arguments(run_parser)
+        settings.add_arguments(run_parser)
     return top
 
 
