@@ -43,6 +43,7 @@ from kubernetes.client import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from edgeagent import collector
+from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache
 from edgeagent.metrics import Metrics
 from edgeagent.resources import Resource
@@ -198,7 +199,7 @@ class Informer:
         return delivered
 
     def run(self) -> None:
-        failures = 0
+        backoff = Backoff(self.settings.backoff_initial, self.settings.backoff_max, jitter=True)
         while not self._stop.is_set():
             # Only a watch that delivered counts as progress: a relist answered by 410 at
             # once, or an API server that closes every watch, must not spin.
@@ -226,21 +227,20 @@ class Informer:
             if self._stop.is_set():
                 return
             self.metrics.watch_restarts.labels(self.resource.name, reason).inc()
-            failures = 0 if progress else failures + 1
+            if progress:
+                backoff.succeeded()
+            delay = None if progress else backoff.failed()
             if reason == "error":
                 log.warning(
                     "watch failed",
                     extra={
                         "resource": self.resource.name,
                         "error": self.last_error,
-                        "failures": failures,
+                        "failures": backoff.failures,
                     },
                 )
-            if failures:
-                delay = min(
-                    self.settings.backoff_max, self.settings.backoff_initial * 2 ** (failures - 1)
-                )
-                self._stop.wait(delay * random.uniform(0.5, 1.0))
+            if delay is not None:
+                self._stop.wait(delay)
 
     def start(self) -> None:
         self.thread.start()
