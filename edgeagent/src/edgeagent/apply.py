@@ -83,6 +83,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from edgeagent.files import fsync_dir, write_atomically
 from edgeagent.render import DEFAULT_SERVER_BLOCK, HTTP_BLOCK, STATUS_BLOCK, Rendered
 
 log = logging.getLogger(__name__)
@@ -185,23 +186,6 @@ class _Scope:
         return f"delta: {len(self.blocks)} of {total} blocks"
 
 
-def _fsync_dir(path: pathlib.Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write(path: pathlib.Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.chmod(path, mode)  # whatever the umask
-
-
 def _linked_if_same(existing: pathlib.Path, path: pathlib.Path, data: bytes) -> bool:
     """Hard-link `path` to `existing` if that holds `data` already (a certificate of the
     live generation): generation files are never modified, and a TLS-heavy edge would
@@ -272,13 +256,13 @@ class Applier:
                 path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 directories.add(path.parent)
             if relative.parts[0] != "certs":
-                _write(path, data, FILE_MODE)
+                write_atomically(path, data, FILE_MODE)
             elif not _linked_if_same(live / relative, path, data):
-                _write(path, data, CERT_MODE)
+                write_atomically(path, data, CERT_MODE)
         for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
-            _fsync_dir(directory)
+            fsync_dir(directory)
         os.rename(staging, target)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return target
 
     def _main_conf_text(self) -> str:
@@ -389,7 +373,7 @@ class Applier:
         link.unlink(missing_ok=True)
         os.symlink(target_name, link)
         os.replace(link, self.dir / CURRENT)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def reload(self) -> None:
         try:
@@ -457,10 +441,10 @@ class Applier:
         shutil.rmtree(rejected, ignore_errors=True)
         os.rename(generation_dir, rejected)
         if delta is not None:  # the file nginx -t read, which its line numbers refer to
-            _write(rejected / DELTA_FILE, delta.read_bytes(), FILE_MODE)
+            write_atomically(rejected / DELTA_FILE, delta.read_bytes(), FILE_MODE)
             output += f"\n(nginx -t ran on the delta {delta}, kept as {DELTA_FILE})"
-        _write(rejected / "nginx-t.txt", output.encode() + b"\n", FILE_MODE)
-        _fsync_dir(self.dir)
+        write_atomically(rejected / "nginx-t.txt", output.encode() + b"\n", FILE_MODE)
+        fsync_dir(self.dir)
         return rejected
 
     # The whole pipeline

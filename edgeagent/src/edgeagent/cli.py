@@ -18,7 +18,6 @@ problems, 2 bad arguments or unreadable manifests.
 import argparse
 import datetime
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edgeagent import grammar, manifests, render
+from edgeagent.files import write_atomically
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
 
@@ -71,15 +71,9 @@ def problem_line(problem: Problem) -> str:
 
 
 def write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write through a temporary file and rename, so a running nginx never reads half a
-    file; the mode is set before any byte is written (keys are never world-readable)."""
+    """Write atomically (a running nginx never reads half a file), making its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as stream:
-        os.fchmod(stream.fileno(), mode)
-        stream.write(data)
-    os.replace(temporary, path)
+    write_atomically(path, data, mode, durable=False)
 
 
 def _load(args: argparse.Namespace):
