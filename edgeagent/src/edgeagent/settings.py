@@ -94,6 +94,14 @@ def setting(default: Any, *args: Any, **kwargs: Any) -> Any:
     return field(default=default, metadata=option(*args, **kwargs))
 
 
+def seconds(default: float, help: str) -> Any:
+    return setting(default, f"{help} (default: %(default)s s)", "SECONDS", _seconds)
+
+
+def listen(default: str, help: str) -> Any:
+    return setting(default, f"{help} (default: %(default)s)", "ADDR:PORT", check=grammar.listen)
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     # The Kubernetes API (kube.ConnectionSettings)
@@ -162,12 +170,10 @@ class AgentSettings:
         "MODE",
         _upstream_mode,
     )
-    dynamic_verify_interval: float = setting(
+    dynamic_verify_interval: float = seconds(
         SyncSettings.verify_interval,
         "dynamic mode: how often to check that nginx holds the last pushed state, and push "
-        "it whole if not (after nginx restarted) (default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+        "it whole if not (after nginx restarted)",
     )
     lua_dir: str = setting(
         LUA_DIR,
@@ -176,30 +182,12 @@ class AgentSettings:
         "DIR",
         check=grammar.file_path,
     )
-    listen_http: str = setting(
-        "0.0.0.0:80",
-        "nginx HTTP listen address (default: %(default)s)",
-        "ADDR:PORT",
-        check=grammar.listen,
+    listen_http: str = listen("0.0.0.0:80", "nginx HTTP listen address")
+    listen_https: str = listen("0.0.0.0:443", "nginx HTTPS listen address")
+    status_listen: str = listen(
+        render.Layout.status_listen, "nginx's loopback status server, polled to confirm reloads"
     )
-    listen_https: str = setting(
-        "0.0.0.0:443",
-        "nginx HTTPS listen address (default: %(default)s)",
-        "ADDR:PORT",
-        check=grammar.listen,
-    )
-    status_listen: str = setting(
-        render.Layout.status_listen,
-        "nginx's loopback status server, polled to confirm reloads (default: %(default)s)",
-        "ADDR:PORT",
-        check=grammar.listen,
-    )
-    health_listen: str = setting(
-        "127.0.0.1:10254",
-        "the agent's /healthz and /metrics (default: %(default)s)",
-        "ADDR:PORT",
-        check=grammar.listen,
-    )
+    health_listen: str = listen("127.0.0.1:10254", "the agent's /healthz and /metrics")
     default_certificate: str = setting(
         "/etc/nginx/tls/default.crt",
         "certificate for hosts without their own (default: %(default)s)",
@@ -214,56 +202,30 @@ class AgentSettings:
     )
 
     # Timing (controller.SyncSettings, informer.WatchSettings, apply.ApplySettings)
-    sync_quiet_period: float = setting(
-        SyncSettings.quiet_period,
-        "sync once no change came for this long (default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+    sync_quiet_period: float = seconds(
+        SyncSettings.quiet_period, "sync once no change came for this long"
     )
-    sync_max_delay: float = setting(
-        SyncSettings.max_delay,
-        "sync at the latest this long after the first pending change (default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+    sync_max_delay: float = seconds(
+        SyncSettings.max_delay, "sync at the latest this long after the first pending change"
     )
-    min_reload_interval: float = setting(
-        SyncSettings.min_reload_interval,
-        "at least this long between reloads (default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+    min_reload_interval: float = seconds(
+        SyncSettings.min_reload_interval, "at least this long between reloads"
     )
-    watch_timeout: float = setting(
+    watch_timeout: float = seconds(
         WatchSettings.watch_timeout,
-        "server-side timeout of a watch request; each draws between this and twice this "
-        "(default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+        "server-side timeout of a watch request; each draws between this and twice this",
     )
-    watch_idle_timeout: float = setting(
-        WatchSettings.idle_timeout,
-        "restart a watch silent for this long (default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+    watch_idle_timeout: float = seconds(
+        WatchSettings.idle_timeout, "restart a watch silent for this long"
     )
-    request_timeout: float = setting(
-        WatchSettings.request_timeout,
-        "timeout of a list request (default: %(default)s s)",
-        "SECONDS",
-        _seconds,
-    )
-    confirm_timeout: float = setting(
+    request_timeout: float = seconds(WatchSettings.request_timeout, "timeout of a list request")
+    confirm_timeout: float = seconds(
         ApplySettings.confirm_timeout,
-        "how long nginx may take to serve a new generation after the reload command "
-        "(default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+        "how long nginx may take to serve a new generation after the reload command",
     )
-    full_validation_interval: float = setting(
+    full_validation_interval: float = seconds(
         ApplySettings.full_validation_interval,
-        "validate the whole candidate, not just what changed, at least this often; 0: always "
-        "(default: %(default)s s)",
-        "SECONDS",
-        _seconds,
+        "validate the whole candidate, not just what changed, at least this often; 0: always",
     )
     keep_generations: int = setting(
         ApplySettings.keep_generations,
