@@ -1,14 +1,19 @@
 """The daemon's settings (flags, config file, defaults), its JSON logs and sd_notify."""
 
 import argparse
+import importlib.metadata
 import io
 import json
 import logging
+import pathlib
 import socket
+import tomllib
 
 import pytest
+from edgeagent.metrics import Metrics
 
-from edgeagent import logs, settings, systemd
+import edgeagent
+from edgeagent import cli, logs, settings, systemd
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -85,3 +90,23 @@ def test_sd_notify_speaks_to_the_notify_socket(tmp_path, monkeypatch):
     assert not systemd.notify("READY=1")
     monkeypatch.setenv("WATCHDOG_USEC", "10000000")
     assert systemd.watchdog_interval() == 5.0
+
+
+def test_version_is_pyproject_s(capsys):
+    pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+    version = tomllib.loads(pyproject.read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out == f"edgeagent {version}\n"
+    metrics = Metrics()
+    assert metrics.registry.get_sample_value("edgeagent_build_info", {"version": version}) == 1
+    assert metrics.registry.get_sample_value("process_cpu_seconds_total") is not None
+
+
+def test_version_of_uninstalled_sources_is_read_from_pyproject(monkeypatch):
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert edgeagent._version() == edgeagent.__version__

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edgeagent import grammar, manifests, render
+from edgeagent import __version__, grammar, manifests, render
 from edgeagent.files import write_atomically
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
@@ -186,6 +186,7 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="edgeagent", description="Kubernetes Ingress to nginx on edge nodes."
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
 
     render_parser = commands.add_parser(
