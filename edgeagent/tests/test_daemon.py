@@ -32,15 +32,20 @@ def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
         "sync-max-delay: 2\n"
     )
     values = settings.resolve(parse("--config", str(config), "--sync-max-delay", "0.5"))
-    assert values.ingress_class == "lab"
-    assert values.publish_status_address == ("198.51.100.100", "edge.example.com")
-    assert values.watch_ingress_without_class is True
-    assert values.reload_command == ("systemctl", "reload", "nginx")
-    assert values.sync_max_delay == 0.5
-    assert values.nginx_dir == "/etc/nginx/edgeagent"
-    assert values.health_listen == "127.0.0.1:10254"
+    assert values.serving.ingress_class == "lab"
+    assert values.status.addresses == ("198.51.100.100", "edge.example.com")
+    assert values.serving.watch_ingress_without_class is True
+    assert values.apply.reload_command == ("systemctl", "reload", "nginx")
+    assert values.sync.max_delay == 0.5
+    assert values.apply.nginx_dir == "/etc/nginx/edgeagent"
+    assert values.daemon.health_listen == "127.0.0.1:10254"
     addresses = settings.resolve(parse("--publish-status-address", "a.example,192.0.2.1"))
-    assert addresses.publish_status_address == ("a.example", "192.0.2.1")
+    assert addresses.status.addresses == ("a.example", "192.0.2.1")
+
+
+def test_each_option_has_a_flag_of_its_own_and_defaults_are_the_components():
+    assert len(settings.flags()) == len(set(settings.flags()))
+    assert settings.resolve(parse()) == settings.AgentSettings()
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,14 @@ role variables `edgeagent_<setting>`; each must be a flag of `edgeagent run`, ha
 default, an argument spec with the same default and a row in docs/roles.md.
 """
 
-import dataclasses
 import pathlib
 import re
 
 import jinja2
 import pytest
 import yaml
-from edgeagent.settings import AgentSettings, flag_of
+
+from edgeagent import settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "edgeagent"
@@ -25,7 +25,7 @@ def _yaml(path: pathlib.Path):
 RUN_SETTINGS = _yaml(ROLE / "vars" / "main.yml")["__edgeagent_run_settings"]
 DEFAULTS = _yaml(ROLE / "defaults" / "main.yml")
 SPECS = _yaml(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-FLAGS = {flag_of(each.name) for each in dataclasses.fields(AgentSettings)}
+FLAGS = set(settings.flags())
 
 
 def _docs_rows() -> dict[str, str]:

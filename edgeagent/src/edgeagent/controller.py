@@ -50,10 +50,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from edgeagent import collector, dynamic, model, render, resources
+from edgeagent import collector, dynamic, model, options, render, resources
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
@@ -72,14 +72,25 @@ PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secre
 
 @dataclass(frozen=True)
 class SyncSettings:
-    quiet_period: float = 0.1
+    quiet_period: float = field(
+        default=0.1,
+        metadata=options.seconds("sync-quiet-period", "sync once no change came for this long"),
+    )
     """Sync once the cache has been quiet this long. One `kubectl apply -f dir/` or one
     rollout is a burst of events milliseconds apart; 100 ms joins them into one sync and is
     below what a person notices."""
-    max_delay: float = 1.0
+    max_delay: float = field(
+        default=1.0,
+        metadata=options.seconds(
+            "sync-max-delay", "sync at the latest this long after the first pending change"
+        ),
+    )
     """Sync at the latest this long after the first pending change, even while changes keep
     coming, so steady endpoint churn cannot postpone a new Ingress."""
-    min_reload_interval: float = 0.5
+    min_reload_interval: float = field(
+        default=0.5,
+        metadata=options.seconds("min-reload-interval", "at least this long between reloads"),
+    )
     """At least this long from the end of one reload to the start of the next sync. Each
     reload parses the whole configuration and starts new workers next to the old ones
     (which live up to worker_shutdown_timeout); this caps both, while a change that comes
@@ -90,7 +101,14 @@ class SyncSettings:
     retry_max: float = 300.0
     """Retry cap: a reload that keeps failing is tried every five minutes, not hammered,
     while the last good configuration serves."""
-    verify_interval: float = 10.0
+    verify_interval: float = field(
+        default=10.0,
+        metadata=options.seconds(
+            "dynamic-verify-interval",
+            "dynamic mode: how often to check that nginx holds the last pushed state, and push "
+            "it whole if not (after nginx restarted)",
+        ),
+    )
     """Dynamic mode: how often the agent asks nginx which version of the dynamic state it
     holds, to push the whole state again after nginx restarted on its own."""
 

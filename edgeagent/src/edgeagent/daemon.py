@@ -33,17 +33,17 @@ from typing import Any
 import kubernetes
 
 from edgeagent import kube, logs, model, render, systemd
-from edgeagent.apply import Applier, ApplyResult, ApplySettings, Outcome
+from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.cache import Cache
 from edgeagent.control import Control
-from edgeagent.controller import Controller, SyncSettings
+from edgeagent.controller import Controller
 from edgeagent.events import EventRecorder
 from edgeagent.health import HealthServer, HealthState
-from edgeagent.informer import Informer, WatchSettings
+from edgeagent.informer import Informer
 from edgeagent.metrics import Metrics
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings, ConfigError, resolve
-from edgeagent.status import StatusPublisher, StatusSettings
+from edgeagent.status import StatusPublisher
 
 log = logging.getLogger(__name__)
 
@@ -61,59 +61,35 @@ class Agent:
         self.stop = threading.Event()
         self.metrics = Metrics()
         self.cache = Cache()
-        client = kube.api_client(
-            kube.ConnectionSettings(s.kubeconfig, s.server, s.token_file, s.ca_file)
-        )
-        watch = WatchSettings(
-            watch_timeout=s.watch_timeout,
-            idle_timeout=s.watch_idle_timeout,
-            request_timeout=s.request_timeout,
-        )
+        client = kube.api_client(s.api)
         self.informers = [
-            Informer(resource, client, self.cache, watch, self.metrics, self.stop)
+            Informer(resource, client, self.cache, s.watch, self.metrics, self.stop)
             for resource in RESOURCES
         ]
         self.health = HealthState(self.watch_report)
-        self.health_server = HealthServer(s.health_listen, self.health, self.metrics)
-        applier = Applier(
-            ApplySettings(
-                nginx_dir=s.nginx_dir,
-                main_conf=s.nginx_main_conf,
-                nginx_binary=s.nginx_binary,
-                reload_command=s.reload_command,
-                status_listen=s.status_listen,
-                confirm_timeout=s.confirm_timeout,
-                full_validation_interval=s.full_validation_interval,
-                keep_generations=s.keep_generations,
-            )
-        )
-        self.status = StatusPublisher(
-            client,
-            self.cache,
-            StatusSettings(addresses=s.publish_status_address),
-            self.metrics,
-            self.stop,
-        )
+        self.health_server = HealthServer(s.daemon.health_listen, self.health, self.metrics)
+        applier = Applier(s.apply)
+        self.status = StatusPublisher(client, self.cache, s.status, self.metrics, self.stop)
         self.events = EventRecorder(client, self.cache, self.metrics, self.stop)
-        dynamic = s.upstreams == "dynamic"
-        dynamic_dir = f"{s.nginx_dir.rstrip('/')}/{DYNAMIC_DIR}"
+        nginx_dir = s.apply.nginx_dir.rstrip("/")
+        dynamic_dir = f"{nginx_dir}/{DYNAMIC_DIR}"
         layout = render.Layout(
-            listen_http=s.listen_http,
-            listen_https=s.listen_https,
-            output_dir=f"{s.nginx_dir.rstrip('/')}/gen-{render.GENERATION_PLACEHOLDER}",
-            default_certificate=s.default_certificate,
-            default_key=s.default_key,
-            status_listen=s.status_listen,
-            dynamic_dir=dynamic_dir if dynamic else None,
-            lua_dir=s.lua_dir if dynamic else None,
+            listen_http=s.nginx.listen_http,
+            listen_https=s.nginx.listen_https,
+            output_dir=f"{nginx_dir}/gen-{render.GENERATION_PLACEHOLDER}",
+            default_certificate=s.nginx.default_certificate,
+            default_key=s.nginx.default_key,
+            status_listen=s.apply.status_listen,
+            dynamic_dir=dynamic_dir if s.nginx.dynamic else None,
+            lua_dir=s.nginx.lua_dir if s.nginx.dynamic else None,
         )
-        control = Control(dynamic_dir, s.status_listen) if dynamic else None
+        control = Control(dynamic_dir, s.apply.status_listen) if s.nginx.dynamic else None
         self.controller = Controller(
             self.cache,
             model.Options(
-                ingress_class=s.ingress_class,
-                watch_ingress_without_class=s.watch_ingress_without_class,
-                upstreams_without_endpoints=dynamic,
+                ingress_class=s.serving.ingress_class,
+                watch_ingress_without_class=s.serving.watch_ingress_without_class,
+                upstreams_without_endpoints=s.nginx.dynamic,
             ),
             layout,
             applier,
@@ -121,12 +97,7 @@ class Agent:
             self.events,
             self.metrics,
             self.health,
-            SyncSettings(
-                quiet_period=s.sync_quiet_period,
-                max_delay=s.sync_max_delay,
-                min_reload_interval=s.min_reload_interval,
-                verify_interval=s.dynamic_verify_interval,
-            ),
+            s.sync,
             self.stop,
             on_first_sync=self.first_sync,
             control=control,
@@ -167,7 +138,7 @@ class Agent:
         for each in self.informers:
             each.start()
         self.controller.start()
-        log.info("started", extra={"health": self.settings.health_listen})
+        log.info("started", extra={"health": self.settings.daemon.health_listen})
         interval = systemd.watchdog_interval()
         threads = [i.thread for i in self.informers] + [self.controller.thread]
         while not self.stop.wait(interval or 1.0):
@@ -187,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"edgeagent: error: {error}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_level)
+    logs.setup(settings.daemon.log_level)
     try:
         agent = Agent(settings)
     except (OSError, ValueError, kubernetes.config.ConfigException) as error:

@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
@@ -46,6 +46,7 @@ from edgeagent import collector
 from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache
 from edgeagent.metrics import Metrics
+from edgeagent.options import seconds
 from edgeagent.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -55,16 +56,26 @@ GONE = 410
 
 @dataclass(frozen=True)
 class WatchSettings:
-    watch_timeout: float = 300.0
+    watch_timeout: float = field(
+        default=300.0,
+        metadata=seconds(
+            "watch-timeout",
+            "server-side timeout of a watch request; each draws between this and twice this",
+        ),
+    )
     """Server-side `timeoutSeconds` of a watch (each request draws between this and twice
     this, as client-go does, so that many agents do not reconnect in step). Five minutes is
     client-go's choice: it bounds how long a stuck proxy can hold a stream, and resuming
     from the last resourceVersion costs one request."""
-    idle_timeout: float = 90.0
+    idle_timeout: float = field(
+        default=90.0, metadata=seconds("watch-idle-timeout", "restart a watch silent for this long")
+    )
     """A watch silent for this long is presumed dead and restarted. The API server sends a
     BOOKMARK about every minute on watches that allow them, so 90 s of silence means a
     broken connection, not a quiet cluster."""
-    request_timeout: float = 60.0
+    request_timeout: float = field(
+        default=60.0, metadata=seconds("request-timeout", "timeout of a list request")
+    )
     """Client- and server-side timeout of a list. A 10k-object list takes about a second;
     a minute leaves room for a loaded API server without hanging forever."""
     connect_timeout: float = 5.0
