@@ -6,10 +6,11 @@ recorder talk back to the API on their own threads; the health server answers /h
 and /metrics. The main thread handles signals and pings systemd's watchdog.
 
 Settings (settings.py) come from flags or from `--config FILE`, a YAML mapping whose keys
-are the long flag names without dashes in front (`ingress-class: edge`, `publish-status-address:
-[198.51.100.100]`); the ansible role writes /etc/edgeagent/config.yaml. A flag given on
-the command line wins over the file; the file wins over the defaults. Unknown keys are an
-error, so a typo never silently falls back to a default.
+are the long flag names without dashes in front (`ingress-class: edge`,
+`publish-status-address: [198.51.100.100]`); the ansible role writes
+/etc/edgeagent/config.yaml. A flag given on the command line wins over the file; the file
+wins over the defaults. Unknown keys are an error, so a typo never silently falls back to
+a default.
 
 systemd: READY=1 is sent after the first sync attempt. Normally that is the first
 configuration applied and confirmed; if the very first candidate is rejected, READY=1 is
