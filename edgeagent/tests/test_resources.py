@@ -1,7 +1,9 @@
 """The registry of watched kinds: every consumer reads the same list."""
 
 import dataclasses
+import pathlib
 
+import jinja2
 import kubernetes
 import pytest
 import yaml
@@ -61,3 +63,26 @@ def test_manifests_sort_every_watched_kind_into_its_inputs_list(tmp_path):
     for resource in RESOURCES:
         (obj,) = getattr(inputs, resource.name)
         assert ("namespace" in obj["metadata"]) == resource.namespaced
+
+
+def test_the_role_s_rbac_lets_the_agent_list_and_watch_every_kind():
+    template = (
+        pathlib.Path(__file__).resolve().parents[2]
+        / "roles/edgeagent/templates/rbac/edgeagent-rbac.yaml.j2"
+    )
+    environment = jinja2.Environment()
+    environment.filters["comment"] = lambda text: f"# {text}"
+    environment.filters["to_nice_yaml"] = lambda value, indent: yaml.safe_dump(value)
+    text = environment.from_string(template.read_text()).render(
+        ansible_managed="test", edgeagent_rbac_name="edgeagent", edgeagent_rbac_subjects=[]
+    )
+    role = next(d for d in yaml.safe_load_all(text) if d and d["kind"] == "ClusterRole")
+    granted = {
+        (group, resource)
+        for rule in role["rules"]
+        if {"list", "watch"} <= set(rule["verbs"])
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    for resource in RESOURCES:
+        assert (resource.group, resource.plural) in granted, resource.name

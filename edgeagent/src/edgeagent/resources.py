@@ -5,7 +5,8 @@ Each `Resource` says where the kind lives in the API (group, version, plural, wh
 is namespaced), under which name the cache and `model.Inputs` hold it, which of its
 objects the API is asked for, and which of its changes can alter the configuration (see
 `Resource.referenced_as` and `Resource.status_ignored`, read by the controller's
-relevance filter). A new kind is a new entry here, plus the model code that reads it.
+relevance filter). A new kind is a new entry here, plus the model code that reads it
+(tests/test_resources.py checks that the role's RBAC lets the agent list and watch it).
 
 Pure data: no Kubernetes client is imported, so the offline commands and the pure core
 can read it.
