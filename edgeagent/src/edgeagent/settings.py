@@ -133,21 +133,37 @@ class DaemonSettings:
 
 @dataclass(frozen=True)
 class AgentSettings:
-    """Every setting of `edgeagent run`, by the component it configures."""
+    """Every setting of `edgeagent run`, by the component it configures (each group is
+    that component's settings dataclass; its title heads its section of `--help`)."""
 
-    api: ConnectionSettings = field(default_factory=ConnectionSettings)
-    serving: ServingSettings = field(default_factory=ServingSettings)
-    status: StatusSettings = field(default_factory=StatusSettings)
-    apply: ApplySettings = field(default_factory=ApplySettings)
-    nginx: NginxSettings = field(default_factory=NginxSettings)
-    daemon: DaemonSettings = field(default_factory=DaemonSettings)
-    sync: SyncSettings = field(default_factory=SyncSettings)
-    watch: WatchSettings = field(default_factory=WatchSettings)
+    api: ConnectionSettings = field(
+        default_factory=ConnectionSettings, metadata={"title": "the Kubernetes API"}
+    )
+    serving: ServingSettings = field(
+        default_factory=ServingSettings, metadata={"title": "what to serve"}
+    )
+    status: StatusSettings = field(
+        default_factory=StatusSettings, metadata={"title": "Ingress status"}
+    )
+    apply: ApplySettings = field(
+        default_factory=ApplySettings, metadata={"title": "applying a configuration to nginx"}
+    )
+    nginx: NginxSettings = field(
+        default_factory=NginxSettings, metadata={"title": "what nginx serves"}
+    )
+    daemon: DaemonSettings = field(default_factory=DaemonSettings, metadata={"title": "the agent"})
+    sync: SyncSettings = field(default_factory=SyncSettings, metadata={"title": "when to sync"})
+    watch: WatchSettings = field(
+        default_factory=WatchSettings, metadata={"title": "watching the API"}
+    )
+
+
+GROUPS = dataclasses.fields(AgentSettings)
 
 
 def _options() -> Iterator[tuple[str, dataclasses.Field]]:
     """(group, field) of every field that is an option, in the order of `--help`."""
-    for group in dataclasses.fields(AgentSettings):
+    for group in GROUPS:
         for each in dataclasses.fields(group.default_factory):
             if "flag" in each.metadata:
                 yield group.name, each
@@ -176,14 +192,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML file whose keys are the long option names below (e.g. "
         "`ingress-class: edge`); flags given on the command line win",
     )
-    for _, each in OPTIONS:
+    sections = {group.name: parser.add_argument_group(group.metadata["title"]) for group in GROUPS}
+    for group, each in OPTIONS:
         meta = each.metadata
         if meta["metavar"] is None:
-            parser.add_argument(
+            sections[group].add_argument(
                 f"--{meta['flag']}", action="store_true", default=None, help=meta["help"]
             )
         else:
-            parser.add_argument(
+            sections[group].add_argument(
                 f"--{meta['flag']}",
                 default=None,
                 metavar=meta["metavar"],
@@ -208,7 +225,7 @@ def _config_file(path: str) -> dict[str, Any]:
 def resolve(args: argparse.Namespace) -> AgentSettings:
     """Every setting's value: command line, else config file, else default."""
     from_file = _config_file(args.config) if getattr(args, "config", None) else {}
-    groups: dict[str, dict[str, Any]] = {g.name: {} for g in dataclasses.fields(AgentSettings)}
+    groups: dict[str, dict[str, Any]] = {group.name: {} for group in GROUPS}
     for group, each in OPTIONS:
         flag = each.metadata["flag"]
         given = getattr(args, _dest(flag), None)
@@ -219,9 +236,7 @@ def resolve(args: argparse.Namespace) -> AgentSettings:
             groups[group][each.name] = each.metadata["parse"](raw)
         except (ConfigError, ValueError, TypeError) as error:
             raise ConfigError(f"{flag}: {error}") from error
-    settings = AgentSettings(
-        **{g.name: g.default_factory(**groups[g.name]) for g in dataclasses.fields(AgentSettings)}
-    )
+    settings = AgentSettings(**{g.name: g.default_factory(**groups[g.name]) for g in GROUPS})
     try:
         for group, each in OPTIONS:
             if each.metadata["check"] is not None:
