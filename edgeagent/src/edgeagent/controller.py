@@ -203,7 +203,7 @@ class Controller:
         self._render_memo = render.Memo()
         self._first = True
         self._last_blocks: dict[str, render.Block] | None = None
-        self.dynamic = (
+        self.dynamic_push = (
             None
             if control is None
             else DynamicPush(
@@ -253,13 +253,13 @@ class Controller:
     def _wait_for_work(self) -> None:
         while not self._pending():
             wake = [] if self._retry_at is None else [self._retry_at]
-            if self.dynamic is not None:
-                wake.append(self.dynamic.verify_at)
+            if self.dynamic_push is not None:
+                wake.append(self.dynamic_push.verify_at)
             timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             self.cache.wait(self._pending, timeout)
-            verify_due = self.dynamic is not None and time.monotonic() >= self.dynamic.verify_at
-            if verify_due and self.dynamic.verify():  # the whole state again, by a sync now
-                self._retry_at = time.monotonic()
+            push = self.dynamic_push
+            if push is not None and time.monotonic() >= push.verify_at and push.verify():
+                self._retry_at = time.monotonic()  # the whole state again, by a sync now
         while not self._stop.is_set():
             now = time.monotonic()
             first = self.cache.first_change_at
@@ -293,8 +293,8 @@ class Controller:
             rendered = render.render(built, self.layout, self._render_memo)
             rendered_at = time.monotonic()
         self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
-        state = dynamic.state_of(built) if self.dynamic is not None else None
-        if state is not None and not self.dynamic.write_files(state):
+        state = dynamic.state_of(built) if self.dynamic_push is not None else None
+        if state is not None and not self.dynamic_push.write_files(state):
             self._schedule_retry()
             return None
         if rendered.generation == self._rejected:
@@ -325,7 +325,7 @@ class Controller:
         if state is not None:
             applied = result.outcome is Outcome.APPLIED
             if self._push(state, full=applied) and applied:
-                self.dynamic.remove_unused_certificates(state)
+                self.dynamic_push.remove_unused_certificates(state)
         if self._first:
             self._first = False
             gc.freeze()  # see the module docstring
@@ -358,8 +358,8 @@ class Controller:
 
     def _push(self, state: dynamic.State, full: bool) -> bool:
         """Push to nginx (see push.py); False (and a retry scheduled) if it failed."""
-        assert self.dynamic is not None
-        retry_in = self.dynamic.push(state, full)
+        assert self.dynamic_push is not None
+        retry_in = self.dynamic_push.push(state, full)
         if retry_in is not None:
             self._schedule_retry(retry_in)
         return retry_in is None
