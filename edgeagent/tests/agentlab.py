@@ -34,6 +34,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import kubernetes
+import support_objects as objects
 from edgeagent.apply import ApplySettings
 from edgeagent.cli import self_signed
 from kubeemu.testing import EmulatorThread
@@ -554,16 +555,16 @@ def _create_or_replace(create: Callable[[], T], replace: Callable[[], T]) -> T:
         return replace()
 
 
-def backend(service: str, port: int | str = 80) -> dict[str, Any]:
-    number_or_name = {"number": port} if isinstance(port, int) else {"name": port}
-    return {"service": {"name": service, "port": number_or_name}}
-
-
 def rule(
     host: str | None, service: str, path: str = "/", path_type: str = "Prefix", port: int | str = 80
 ) -> dict[str, Any]:
-    paths = [{"path": path, "pathType": path_type, "backend": backend(service, port)}]
-    return {**({"host": host} if host else {}), "http": {"paths": paths}}
+    return objects.rule(host or None, objects.path(path, service, port, path_type))
+
+
+def _without_namespace(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object to create through the API, which names its namespace in the request."""
+    del obj["metadata"]["namespace"]
+    return obj
 
 
 def ingress(
@@ -574,29 +575,17 @@ def ingress(
     annotations: dict[str, str] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    body_spec: dict[str, Any] = {"rules": rules, **spec}
-    if ingress_class:
-        body_spec["ingressClassName"] = ingress_class
-    if tls:
-        body_spec["tls"] = tls
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": name, "annotations": annotations or {}},
-        "spec": body_spec,
-    }
+    body = objects.ingress(
+        name, *rules, ingress_class=ingress_class, annotations=annotations, tls=tls
+    )
+    body["spec"].update(spec)
+    return _without_namespace(body)
 
 
 def endpoint_slice(
     service: str, port: int, ready: list[str], not_ready: list[str], port_name: str = "http"
 ) -> dict[str, Any]:
-    endpoints = [{"addresses": [a], "conditions": {"ready": True}} for a in ready]
-    endpoints += [{"addresses": [a], "conditions": {"ready": False}} for a in not_ready]
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": service, "labels": {"kubernetes.io/service-name": service}},
-        "addressType": "IPv4",
-        "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
-        "endpoints": endpoints,
-    }
+    endpoints = [(a, True) for a in ready] + [(a, False) for a in not_ready]
+    return _without_namespace(
+        objects.endpoint_slice(service, endpoints, port, port_name, name=service)
+    )

@@ -21,7 +21,7 @@ import crossplane
 from edgeagent.control import Control
 from support_http import free_ports
 
-from edgeagent import cli, daemon, dynamic, grammar, model, render
+from edgeagent import cli, daemon, dynamic, grammar, model, render, settings
 
 NGINX = "/usr/sbin/nginx"
 START_SECONDS = 15
@@ -56,7 +56,7 @@ def layout_for(directory: Path, ports: Ports, dynamic_mode: bool = False) -> ren
     default = directory / cli.DEFAULT_CERTIFICATE_FILE
     return render.Layout(
         dynamic_dir=str(directory / daemon.DYNAMIC_DIR) if dynamic_mode else None,
-        lua_dir=daemon.LUA_DIR if dynamic_mode else None,
+        lua_dir=settings.LUA_DIR if dynamic_mode else None,
         listen_http=f"127.0.0.1:{ports.http}",
         listen_https=f"127.0.0.1:{ports.https}",
         output_dir=str(directory),

@@ -10,11 +10,12 @@ import time
 import pytest
 from agentlab import endpoint_slice, eventually, ingress, rule
 from edgeagent.apply import ApplyResult, Outcome
-from edgeagent.cache import KINDS, Cache
+from edgeagent.cache import Cache
 from edgeagent.control import ControlError
 from edgeagent.controller import Controller, SyncSettings, references
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
+from edgeagent.resources import NAMES
 
 from edgeagent import model, render
 
@@ -82,7 +83,7 @@ def controller(tmp_path):
     cache.replace("ingresses", [namespaced(ingress("web", [rule("web.example.com", "web")]))])
     cache.replace("services", [service("web"), service("unused")])
     cache.replace("endpoint_slices", [namespaced(endpoint_slice("web", 8080, ["10.0.0.1"], []))])
-    for kind in set(KINDS) - {"ingresses", "services", "endpoint_slices"}:
+    for kind in set(NAMES) - {"ingresses", "services", "endpoint_slices"}:
         cache.replace(kind, [])
     running.start()
     eventually(lambda: len(applier.applied) == 1, stable=1)
@@ -168,7 +169,7 @@ def test_failed_pushes_are_retried_with_a_growing_backoff(tmp_path):
     cache, control = Cache(), RefusingControl()
     cache.replace("ingresses", [namespaced(ingress("web", [rule("web.example.com", "web")]))])
     cache.replace("services", [service("web")])
-    for kind in set(KINDS) - {"ingresses", "services"}:
+    for kind in set(NAMES) - {"ingresses", "services"}:
         cache.replace(kind, [])
     layout = layout_in(tmp_path)
     settings = SyncSettings(retry_initial=5.0, retry_max=300.0)

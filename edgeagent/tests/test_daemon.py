@@ -1,19 +1,24 @@
 """The daemon's settings (flags, config file, defaults), its JSON logs and sd_notify."""
 
 import argparse
+import importlib.metadata
 import io
 import json
 import logging
+import pathlib
 import socket
+import tomllib
 
 import pytest
+from edgeagent.metrics import Metrics
 
-from edgeagent import daemon, logs, systemd
+import edgeagent
+from edgeagent import cli, logs, settings, systemd
 
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    daemon.add_arguments(parser)
+    settings.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -26,17 +31,21 @@ def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
         "reload-command: [systemctl, reload, nginx]\n"
         "sync-max-delay: 2\n"
     )
-    values = daemon.resolve(parse("--config", str(config), "--sync-max-delay", "0.5"))
-    assert values["ingress_class"] == "lab"
-    assert values["publish_status_address"] == ("198.51.100.100", "edge.example.com")
-    assert values["watch_ingress_without_class"] is True
-    assert values["reload_command"] == ("systemctl", "reload", "nginx")
-    assert values["sync_max_delay"] == 0.5
-    assert values["nginx_dir"] == "/etc/nginx/edgeagent"
-    assert values["health_listen"] == "127.0.0.1:10254"
-    assert daemon.resolve(parse("--publish-status-address", "a.example,192.0.2.1"))[
-        "publish_status_address"
-    ] == ("a.example", "192.0.2.1")
+    values = settings.resolve(parse("--config", str(config), "--sync-max-delay", "0.5"))
+    assert values.serving.ingress_class == "lab"
+    assert values.status.addresses == ("198.51.100.100", "edge.example.com")
+    assert values.serving.watch_ingress_without_class is True
+    assert values.apply.reload_command == ("systemctl", "reload", "nginx")
+    assert values.sync.max_delay == 0.5
+    assert values.apply.nginx_dir == "/etc/nginx/edgeagent"
+    assert values.daemon.health_listen == "127.0.0.1:10254"
+    addresses = settings.resolve(parse("--publish-status-address", "a.example,192.0.2.1"))
+    assert addresses.status.addresses == ("a.example", "192.0.2.1")
+
+
+def test_each_option_has_a_flag_of_its_own_and_defaults_are_the_components():
+    assert len(settings.flags()) == len(set(settings.flags()))
+    assert settings.resolve(parse()) == settings.AgentSettings()
 
 
 @pytest.mark.parametrize(
@@ -53,8 +62,8 @@ def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
 def test_bad_settings_are_refused_with_a_reason(tmp_path, text, error):
     config = tmp_path / "config.yaml"
     config.write_text(text)
-    with pytest.raises(daemon.ConfigError, match=error):
-        daemon.resolve(parse("--config", str(config)))
+    with pytest.raises(settings.ConfigError, match=error):
+        settings.resolve(parse("--config", str(config)))
 
 
 def test_json_logs_carry_object_fields():
@@ -86,3 +95,23 @@ def test_sd_notify_speaks_to_the_notify_socket(tmp_path, monkeypatch):
     assert not systemd.notify("READY=1")
     monkeypatch.setenv("WATCHDOG_USEC", "10000000")
     assert systemd.watchdog_interval() == 5.0
+
+
+def test_version_is_pyproject_s(capsys):
+    pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+    version = tomllib.loads(pyproject.read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out == f"edgeagent {version}\n"
+    metrics = Metrics()
+    assert metrics.registry.get_sample_value("edgeagent_build_info", {"version": version}) == 1
+    assert metrics.registry.get_sample_value("process_cpu_seconds_total") is not None
+
+
+def test_version_of_uninstalled_sources_is_read_from_pyproject(monkeypatch):
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert edgeagent._version() == edgeagent.__version__

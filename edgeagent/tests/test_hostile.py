@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 from support_http import Backends, request
-from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
+from support_nginx import (
+    NginxRunner,
+    Ports,
+    assert_only_rendered_directives,
+    nginx_test,
+    render_site,
+)
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
 from edgeagent import cli, manifests, model
@@ -261,12 +267,21 @@ def test_no_injected_directive_reaches_nginx(hostile_site):
         assert b"load_module" not in data and b"ssl_engine" not in data, relative
 
 
+def plain_http_ports() -> Ports:
+    """Free ports whose plain HTTP and status ports have no "443" in them: gixy takes any
+    listen that does (a random 14430, say) for TLS, and then misses HSTS there."""
+    while True:
+        ports = Ports.free()
+        if "443" not in f"{ports.http} {ports.status}":
+            return ports
+
+
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_gixy_finds_nothing(tmp_path, mode):
     """gixy-ng, the nginx security scanner, on a rendered configuration that uses every
     feature (TLS hosts, redirects, wildcards, rules without host, catch-all)."""
     inputs, _ = manifests.load([GOLDEN_SEMANTICS])
-    site = render_site(tmp_path, inputs, dynamic_mode=mode == "dynamic")
+    site = render_site(tmp_path, inputs, ports=plain_http_ports(), dynamic_mode=mode == "dynamic")
     assert nginx_test(tmp_path).returncode == 0
     scan = subprocess.run(
         [GIXY, "--format", "json", str(tmp_path / "nginx.conf")],

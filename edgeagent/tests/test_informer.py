@@ -6,8 +6,9 @@ import kubernetes
 import pytest
 from agentlab import eventually
 from edgeagent.cache import Cache
-from edgeagent.informer import Informer, WatchSettings, resources
+from edgeagent.informer import Informer, WatchSettings
 from edgeagent.metrics import Metrics
+from edgeagent.resources import RESOURCES
 from kubeemu.testing import EmulatorThread
 
 FAST = WatchSettings(
@@ -25,7 +26,8 @@ def api():
 def informers(api):
     """Started informers for every kind; yields (cache, metrics, {name: informer})."""
     cache, metrics, stop = Cache(), Metrics(), threading.Event()
-    running = {r.name: Informer(r, cache, FAST, metrics, stop) for r in resources(api.api_client())}
+    client = api.api_client()
+    running = {r.name: Informer(r, client, cache, FAST, metrics, stop) for r in RESOURCES}
     for each in running.values():
         each.start()
     yield cache, metrics, running

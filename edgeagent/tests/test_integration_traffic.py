@@ -12,6 +12,8 @@ from agentlab import VIP, Edge, eventually, ingress, rule
 from cryptography import x509
 from support_http import request
 
+import edgeagent
+
 NS = "default"
 
 
@@ -308,3 +310,5 @@ def test_health_and_metrics_describe_the_agent(edge):
     assert metrics[("edgeagent_last_reload_successful", ())] == 1
     assert metrics[("edgeagent_objects", (("kind", "ingresses"),))] >= 1
     assert metrics[("edgeagent_config_hash", ())] == int(body["generation"][:13], 16)
+    assert metrics[("edgeagent_build_info", (("version", edgeagent.__version__),))] == 1
+    assert metrics[("process_resident_memory_bytes", ())] > 0

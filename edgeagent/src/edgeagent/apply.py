@@ -83,6 +83,9 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from edgeagent import options
+from edgeagent.files import fsync_dir, write_atomically
+from edgeagent.options import listen, option, path, seconds
 from edgeagent.render import DEFAULT_SERVER_BLOCK, HTTP_BLOCK, STATUS_BLOCK, Rendered
 
 log = logging.getLogger(__name__)
@@ -103,33 +106,84 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass(frozen=True)
 class ApplySettings:
-    nginx_dir: str = "/etc/nginx/edgeagent"
+    nginx_dir: str = field(
+        default="/etc/nginx/edgeagent",
+        metadata=path(
+            "nginx-dir",
+            "directory of the generations and the `current` symlink (default: %(default)s)",
+            "DIR",
+        ),
+    )
     """Where generations and `current` live; the nginx role creates it for the agent."""
-    main_conf: str = "/etc/nginx/nginx.conf"
+    main_conf: str = field(
+        default="/etc/nginx/nginx.conf",
+        metadata=option(
+            "nginx-main-conf",
+            "live main nginx config, copied into the shadow config that nginx -t checks "
+            "(default: %(default)s)",
+            "FILE",
+        ),
+    )
     """The live main config: the shadow copy used by `nginx -t` is made from it, so the
     candidate is tested with the exact settings it will run under."""
-    nginx_binary: str = "/usr/sbin/nginx"
+    nginx_binary: str = field(
+        default="/usr/sbin/nginx",
+        metadata=option("nginx-binary", "nginx binary for nginx -t (default: %(default)s)", "PATH"),
+    )
     """Debian's nginx binary (systemd's PATH for services has /usr/sbin, but an explicit
     path does not depend on it)."""
-    reload_command: tuple[str, ...] = ("systemctl", "reload", "nginx.service")
+    reload_command: tuple[str, ...] = field(
+        default=("systemctl", "reload", "nginx.service"),
+        metadata=option(
+            "reload-command",
+            "command that reloads nginx gracefully (default: %(default)s)",
+            "COMMAND",
+            options.command,
+        ),
+    )
     """How to reload nginx gracefully. The edge's polkit rule allows exactly this to the
     edgeagent user, so the agent needs no capability and keeps NoNewPrivileges."""
-    status_listen: str = "127.0.0.1:10246"
+    status_listen: str = field(
+        default="127.0.0.1:10246",
+        metadata=listen(
+            "status-listen", "nginx's loopback status server, polled to confirm reloads"
+        ),
+    )
     """The status server of the rendered config, polled to confirm a reload."""
     validate_timeout: float = 120.0
     """`nginx -t` on 10k servers takes about 2 s here; two minutes covers a loaded node and
     still ends a hung test."""
     reload_timeout: float = 60.0
     """How long the reload command may run (systemctl waits for nginx's reload job)."""
-    confirm_timeout: float = 60.0
+    confirm_timeout: float = field(
+        default=60.0,
+        metadata=seconds(
+            "confirm-timeout",
+            "how long nginx may take to serve a new generation after the reload command",
+        ),
+    )
     """How long nginx may take to serve the new generation after the reload command: a
     10k-Ingress reload takes about 2.5 s here, so a minute means it did not happen."""
-    keep_generations: int = 3
+    keep_generations: int = field(
+        default=3,
+        metadata=option(
+            "keep-generations",
+            "old generation directories kept (default: %(default)s)",
+            "N",
+            options.count,
+        ),
+    )
     """Generation directories kept besides `current`: the previous one is what a rollback
     or an operator needs; more is history."""
     keep_rejected: int = 3
     """Rejected candidates kept for post-mortem; older ones are removed."""
-    full_validation_interval: float = 600.0
+    full_validation_interval: float = field(
+        default=600.0,
+        metadata=seconds(
+            "full-validation-interval",
+            "validate the whole candidate, not just what changed, at least this often; 0: always",
+        ),
+    )
     """Validate the whole candidate instead of its delta when the last full validation is
     older than this. A safety net for the delta argument (see the module docstring),
     whose failure the reload would reveal anyway; at 10k Ingresses it costs one extra
@@ -183,23 +237,6 @@ class _Scope:
         if self.blocks is None:
             return f"full: {self.why}"
         return f"delta: {len(self.blocks)} of {total} blocks"
-
-
-def _fsync_dir(path: pathlib.Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write(path: pathlib.Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.chmod(path, mode)  # whatever the umask
 
 
 def _linked_if_same(existing: pathlib.Path, path: pathlib.Path, data: bytes) -> bool:
@@ -272,13 +309,13 @@ class Applier:
                 path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 directories.add(path.parent)
             if relative.parts[0] != "certs":
-                _write(path, data, FILE_MODE)
+                write_atomically(path, data, FILE_MODE)
             elif not _linked_if_same(live / relative, path, data):
-                _write(path, data, CERT_MODE)
+                write_atomically(path, data, CERT_MODE)
         for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
-            _fsync_dir(directory)
+            fsync_dir(directory)
         os.rename(staging, target)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return target
 
     def _main_conf_text(self) -> str:
@@ -389,7 +426,7 @@ class Applier:
         link.unlink(missing_ok=True)
         os.symlink(target_name, link)
         os.replace(link, self.dir / CURRENT)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def reload(self) -> None:
         try:
@@ -457,10 +494,10 @@ class Applier:
         shutil.rmtree(rejected, ignore_errors=True)
         os.rename(generation_dir, rejected)
         if delta is not None:  # the file nginx -t read, which its line numbers refer to
-            _write(rejected / DELTA_FILE, delta.read_bytes(), FILE_MODE)
+            write_atomically(rejected / DELTA_FILE, delta.read_bytes(), FILE_MODE)
             output += f"\n(nginx -t ran on the delta {delta}, kept as {DELTA_FILE})"
-        _write(rejected / "nginx-t.txt", output.encode() + b"\n", FILE_MODE)
-        _fsync_dir(self.dir)
+        write_atomically(rejected / "nginx-t.txt", output.encode() + b"\n", FILE_MODE)
+        fsync_dir(self.dir)
         return rejected
 
     # The whole pipeline

@@ -14,16 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-Key = tuple[str, str]  # (namespace or "", name)
-Object = dict[str, Any]
-KINDS = ("ingresses", "ingress_classes", "services", "endpoint_slices", "secrets")
+from edgeagent.resources import NAMES, Key, Object, key_of
 
-
-def key_of(obj: Object) -> Key:
-    metadata = obj.get("metadata") or {}
-    return (metadata.get("namespace") or "", metadata.get("name") or "")
+__all__ = ["Cache", "Key", "Object", "key_of"]
 
 
 def _always(kind: str, old: Object | None, new: Object | None) -> bool:
@@ -33,7 +27,7 @@ def _always(kind: str, old: Object | None, new: Object | None) -> bool:
 class Cache:
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._objects: dict[str, dict[Key, Object]] = {kind: {} for kind in KINDS}
+        self._objects: dict[str, dict[Key, Object]] = {kind: {} for kind in NAMES}
         self._synced: set[str] = set()
         self.version = 0
         """Counts relevant changes; the controller syncs when it moves."""
@@ -77,7 +71,7 @@ class Cache:
 
     def synced(self) -> bool:
         with self._changed:
-            return self._synced >= set(KINDS)
+            return self._synced >= set(NAMES)
 
     def counts(self) -> dict[str, int]:
         with self._changed:

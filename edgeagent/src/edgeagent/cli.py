@@ -8,7 +8,7 @@ the daemon calls, so a preview is what an edge node would serve:
     nginx -p "$PWD/out" -c nginx.conf        # any user, as-is
 
 `run` hands over to `edgeagent.daemon` (its arguments come from
-`edgeagent.daemon.add_arguments`), imported only for `run` so the offline commands need
+`edgeagent.settings.add_arguments`), imported only for `run` so the offline commands need
 neither the Kubernetes client nor the daemon.
 
 Exit codes: 0 done (render: even with problems, which go to stderr), 1 `check` found
@@ -18,7 +18,6 @@ problems, 2 bad arguments or unreadable manifests.
 import argparse
 import datetime
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edgeagent import grammar, manifests, render
+from edgeagent import __version__, grammar, manifests, render
+from edgeagent.files import write_atomically
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
 
@@ -71,15 +71,9 @@ def problem_line(problem: Problem) -> str:
 
 
 def write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write through a temporary file and rename, so a running nginx never reads half a
-    file; the mode is set before any byte is written (keys are never world-readable)."""
+    """Write atomically (a running nginx never reads half a file), making its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as stream:
-        os.fchmod(stream.fileno(), mode)
-        stream.write(data)
-    os.replace(temporary, path)
+    write_atomically(path, data, mode, durable=False)
 
 
 def _load(args: argparse.Namespace):
@@ -192,6 +186,7 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="edgeagent", description="Kubernetes Ingress to nginx on edge nodes."
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
 
     render_parser = commands.add_parser(
@@ -229,9 +224,9 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="the daemon: watch the API, serve")
     run_parser.set_defaults(command=command_run)
     if with_run_arguments and importlib.util.find_spec("edgeagent.daemon") is not None:
-        from edgeagent import daemon
+        from edgeagent import settings
 
-        daemon.add_arguments(run_parser)
+        settings.add_arguments(run_parser)
     return top
 
 

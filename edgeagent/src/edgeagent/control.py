@@ -13,7 +13,7 @@
   static `ssl_certificate` lines, so nginx starts with the right pairs; a rotation
   rewrites the file and pushes the pair, which ssl_certificate_by_lua serves from then on.
 
-Files are replaced atomically (temporary file, fsync, rename), so nginx never reads a
+Files are replaced atomically (`files.write_atomically`), so nginx never reads a
 half-written one. Versions grow with every push and across agent restarts: microseconds
 of the wall clock, kept above the last one used and above what nginx holds.
 """
@@ -30,6 +30,7 @@ import urllib.error
 import urllib.request
 
 from edgeagent import dynamic
+from edgeagent.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +54,6 @@ class ControlError(Exception):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(f"control endpoint answered {status or 'nothing'}: {text}")
         self.status = status
-
-
-def _write_atomically(path: pathlib.Path, data: bytes, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(descriptor, mode)
-        os.write(descriptor, data)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, path)
 
 
 class Control:
@@ -110,7 +99,7 @@ class Control:
                     continue
             except FileNotFoundError:
                 pass
-            _write_atomically(path, pem, PRIVATE_MODE)
+            write_atomically(path, pem, PRIVATE_MODE)
 
     def remove_certificates_except(self, keep: dynamic.State) -> None:
         """Delete the pairs of Secrets no longer in use (once no generation names them)."""
@@ -122,7 +111,7 @@ class Control:
         """state.txt: the backends of `state`, under a new version (returned)."""
         version = self.next_version()
         backends = dynamic.State(state.backends, {}, {})
-        _write_atomically(
+        write_atomically(
             self.dir / STATE_FILE, dynamic.encode(backends, version, full=True), PRIVATE_MODE
         )
         return version

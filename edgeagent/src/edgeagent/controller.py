@@ -30,9 +30,9 @@ Dynamic mode (`control` given; docs/dynamic.md). Endpoints and certificates are 
 edge.conf, so a change of only those renders the same generation: apply.py finds it
 unchanged and nothing reloads. Each sync writes the certificate files and state.txt
 before applying (a reload, or a restart, then loads what this sync knows), and after
-applying pushes to nginx's control endpoint: the whole state after a reload, else what
-changed since the last push. A push that fails is retried in full, with the backoff of
-a failed reload. Every `verify_interval` the agent compares the version nginx holds
+applying pushes to nginx's control endpoint (push.py: the whole state after a reload,
+else what changed since the last push; a failed push is retried in full, with a
+backoff of its own). Every `verify_interval` the agent compares the version nginx holds
 with its last push: a restarted nginx holds state.txt's, and gets the whole state again.
 
 Outcomes (see apply.py): unchanged bytes stop before anything is written. A generation
@@ -50,35 +50,47 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from edgeagent import collector, dynamic, model, render
+from edgeagent import collector, dynamic, model, options, render, resources
 from edgeagent.apply import Applier, ApplyResult, Outcome
+from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
-from edgeagent.control import NEEDS_FULL_PUSH, Control, ControlError
+from edgeagent.control import Control
 from edgeagent.events import EventRecorder
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
+from edgeagent.push import DynamicPush
 from edgeagent.status import StatusPublisher
 
 log = logging.getLogger(__name__)
 
 MAX_SUSPECTS = 20
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret")
 
 
 @dataclass(frozen=True)
 class SyncSettings:
-    quiet_period: float = 0.1
+    quiet_period: float = field(
+        default=0.1,
+        metadata=options.seconds("sync-quiet-period", "sync once no change came for this long"),
+    )
     """Sync once the cache has been quiet this long. One `kubectl apply -f dir/` or one
     rollout is a burst of events milliseconds apart; 100 ms joins them into one sync and is
     below what a person notices."""
-    max_delay: float = 1.0
+    max_delay: float = field(
+        default=1.0,
+        metadata=options.seconds(
+            "sync-max-delay", "sync at the latest this long after the first pending change"
+        ),
+    )
     """Sync at the latest this long after the first pending change, even while changes keep
     coming, so steady endpoint churn cannot postpone a new Ingress."""
-    min_reload_interval: float = 0.5
+    min_reload_interval: float = field(
+        default=0.5,
+        metadata=options.seconds("min-reload-interval", "at least this long between reloads"),
+    )
     """At least this long from the end of one reload to the start of the next sync. Each
     reload parses the whole configuration and starts new workers next to the old ones
     (which live up to worker_shutdown_timeout); this caps both, while a change that comes
@@ -89,7 +101,14 @@ class SyncSettings:
     retry_max: float = 300.0
     """Retry cap: a reload that keeps failing is tried every five minutes, not hammered,
     while the last good configuration serves."""
-    verify_interval: float = 10.0
+    verify_interval: float = field(
+        default=10.0,
+        metadata=options.seconds(
+            "dynamic-verify-interval",
+            "dynamic mode: how often to check that nginx holds the last pushed state, and push "
+            "it whole if not (after nginx restarted)",
+        ),
+    )
     """Dynamic mode: how often the agent asks nginx which version of the dynamic state it
     holds, to push the whole state again after nginx restarted on its own."""
 
@@ -176,7 +195,7 @@ class Controller:
         self._seen_version = -1
         self._last_reload_end = float("-inf")
         self._rejected: str | None = None
-        self._failures = 0
+        self._retry = Backoff(settings.retry_initial, settings.retry_max)
         self._retry_at: float | None = None
         self._good_ingresses: dict[Key, Object] = {}
         self._certificates: dict[tuple[str, str], model.CertPair] = {}
@@ -184,12 +203,16 @@ class Controller:
         self._render_memo = render.Memo()
         self._first = True
         self._last_blocks: dict[str, render.Block] | None = None
-        self.control = control
-        self._pushed: dynamic.State | None = None  # None: push the whole state next
-        self._pushed_version = 0
-        self._push_failures = 0  # in a row; _report clears _failures on a good generation
-        self._written: dynamic.State = dynamic.EMPTY  # certificates and state.txt on disk
-        self._verify_at = time.monotonic() + settings.verify_interval
+        self.dynamic_push = (
+            None
+            if control is None
+            else DynamicPush(
+                control,
+                metrics,
+                settings.verify_interval,
+                Backoff(settings.retry_initial, settings.retry_max),
+            )
+        )
         cache.relevant = self.relevant
         self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
 
@@ -198,16 +221,12 @@ class Controller:
     def relevant(self, kind: str, old: Object | None, new: Object | None) -> bool:
         obj = new if new is not None else old
         assert obj is not None
-        namespace, name = key_of(obj)
-        if kind == "services" or kind == "endpoint_slices":
-            if kind == "endpoint_slices":
-                name = ((obj.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL, "")
-            if (namespace, name) not in self._references.services:
+        resource = resources.BY_NAME[kind]
+        if resource.referenced_as is not None:
+            referenced = getattr(self._references, resource.referenced_as)
+            if resource.reference_key(obj) not in referenced:
                 return False
-        elif kind == "secrets" and (namespace, name) not in self._references.secrets:
-            return False
-        drop_status = kind in ("ingresses", "services")
-        return _content(old, drop_status) != _content(new, drop_status)
+        return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
         self._references = references(snapshot["ingresses"])
@@ -234,12 +253,13 @@ class Controller:
     def _wait_for_work(self) -> None:
         while not self._pending():
             wake = [] if self._retry_at is None else [self._retry_at]
-            if self.control is not None:
-                wake.append(self._verify_at)
+            if self.dynamic_push is not None:
+                wake.append(self.dynamic_push.verify_at)
             timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             self.cache.wait(self._pending, timeout)
-            if self.control is not None and time.monotonic() >= self._verify_at:
-                self._verify()
+            push = self.dynamic_push
+            if push is not None and time.monotonic() >= push.verify_at and push.verify():
+                self._retry_at = time.monotonic()  # the whole state again, by a sync now
         while not self._stop.is_set():
             now = time.monotonic()
             first = self.cache.first_change_at
@@ -251,26 +271,9 @@ class Controller:
                 return
             self.cache.wait(self._stop.is_set, due - now)
 
-    def _verify(self) -> None:
-        """Push the whole state again (by a sync, now) if nginx holds another version."""
-        self._verify_at = time.monotonic() + self.settings.verify_interval
-        assert self.control is not None
-        try:
-            holds = self.control.serving_version()
-        except ControlError as error:
-            log.warning("cannot read the dynamic state's version", extra={"error": str(error)})
-            return
-        if holds != self._pushed_version:
-            log.info("nginx holds another dynamic state", extra={"version": holds})
-            self._pushed = None
-            self._retry_at = time.monotonic()
-
-    def _schedule_retry(self) -> None:
-        self._failures += 1
-        delay = min(
-            self.settings.retry_max, self.settings.retry_initial * 2 ** (self._failures - 1)
-        )
-        self._retry_at = time.monotonic() + delay
+    def _schedule_retry(self, delay: float | None = None) -> None:
+        """Sync again after `delay`, by default the next of the failed reloads' backoff."""
+        self._retry_at = time.monotonic() + (self._retry.failed() if delay is None else delay)
 
     def sync(self) -> ApplyResult | None:
         started = time.monotonic()
@@ -282,13 +285,7 @@ class Controller:
         for kind, objects in snapshot.items():
             self.metrics.objects.labels(kind).set(len(objects))
         secrets = [s for s in snapshot["secrets"] if key_of(s) in self._references.secrets]
-        inputs = model.Inputs(
-            ingresses=snapshot["ingresses"],
-            ingress_classes=snapshot["ingress_classes"],
-            services=snapshot["services"],
-            endpoint_slices=snapshot["endpoint_slices"],
-            secrets=secrets,
-        )
+        inputs = model.Inputs(**{**snapshot, "secrets": secrets})
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
         with collector.paused():  # see collector.py
             built = model.build(inputs, options, self._model_memo)
@@ -296,8 +293,9 @@ class Controller:
             rendered = render.render(built, self.layout, self._render_memo)
             rendered_at = time.monotonic()
         self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
-        state = dynamic.state_of(built) if self.control is not None else None
-        if state is not None and not self._write_dynamic_files(state):
+        state = dynamic.state_of(built) if self.dynamic_push is not None else None
+        if state is not None and not self.dynamic_push.write_files(state):
+            self._schedule_retry()
             return None
         if rendered.generation == self._rejected:
             log.debug("same candidate as the rejected one; waiting for a change")
@@ -327,8 +325,7 @@ class Controller:
         if state is not None:
             applied = result.outcome is Outcome.APPLIED
             if self._push(state, full=applied) and applied:
-                assert self.control is not None
-                self.control.remove_certificates_except(state)
+                self.dynamic_push.remove_unused_certificates(state)
         if self._first:
             self._first = False
             gc.freeze()  # see the module docstring
@@ -359,58 +356,13 @@ class Controller:
         causes = ("structure", "endpoints", "certificates")
         return next((cause for cause in causes if cause in kinds), "structure")
 
-    def _write_dynamic_files(self, state: dynamic.State) -> bool:
-        """Certificate files and state.txt, before anything may reload nginx."""
-        assert self.control is not None
-        try:
-            if state.certificates != self._written.certificates:
-                self.control.write_certificates(state)
-            if state.backends != self._written.backends:
-                self.control.write_state(state)
-        except OSError as error:
-            log.error("cannot write the dynamic state", extra={"error": str(error)})
-            self._schedule_retry()
-            return False
-        self._written = state
-        return True
-
     def _push(self, state: dynamic.State, full: bool) -> bool:
-        """Push the whole state (after a reload, or when nginx's is unknown) or what changed
-        since the last push; count it by kind. False (and a retry scheduled) if it failed."""
-        assert self.control is not None
-        full = full or self._pushed is None
-        update = state if full else dynamic.delta(self._pushed or dynamic.EMPTY, state)
-        if not full and dynamic.is_empty(update):
-            return True
-        kinds = ["full"] if full else dynamic.kinds(update)
-        try:
-            try:
-                version = self.control.push(update, full)
-            except ControlError as error:
-                if full or error.status != NEEDS_FULL_PUSH:
-                    raise
-                # nginx restarted (or reloaded onto state.txt) since the last push, and
-                # the verification has not noticed yet: it holds no certificate at all.
-                full, update, kinds = True, state, ["full"]
-                version = self.control.push(update, full)
-        except (ControlError, ValueError) as error:
-            for kind in kinds:
-                self.metrics.dynamic_updates.labels(kind, "failed").inc()
-            log.error("dynamic update failed", extra={"error": str(error), "kinds": kinds})
-            self._pushed = None
-            self._push_failures += 1
-            self._failures = self._push_failures - 1  # the backoff grows with failed pushes
-            self._schedule_retry()
-            return False
-        self._push_failures = 0
-        for kind in kinds:
-            self.metrics.dynamic_updates.labels(kind, "success").inc()
-        log.info(
-            "dynamic update",
-            extra={"version": version, "kinds": kinds, "backends": len(update.backends)},
-        )
-        self._pushed, self._pushed_version = state, version
-        return True
+        """Push to nginx (see push.py); False (and a retry scheduled) if it failed."""
+        assert self.dynamic_push is not None
+        retry_in = self.dynamic_push.push(state, full)
+        if retry_in is not None:
+            self._schedule_retry(retry_in)
+        return retry_in is None
 
     def _report(
         self,
@@ -440,7 +392,7 @@ class Controller:
             self.metrics.set_generation(result.generation)
             self.health.record(result.outcome.value, result.generation)
             self._rejected = None
-            self._failures = 0
+            self._retry.succeeded()
             self._certificates = dict(built.certificates)
             self._good_ingresses = {key_of(i): i for i in ingresses}
             self.status.publish(built.served_ingresses)

@@ -28,6 +28,7 @@ import kubernetes
 import urllib3
 from kubernetes.client import ApiException
 
+from edgeagent import resources
 from edgeagent.cache import Cache
 from edgeagent.metrics import Metrics
 from edgeagent.model import Problem
@@ -37,13 +38,6 @@ log = logging.getLogger(__name__)
 COMPONENT = "edgeagent"
 QUEUE_LIMIT = 1000
 MESSAGE_LIMIT = 1024  # the API accepts more; a longer message is not read by anyone
-API_VERSIONS = {
-    "Ingress": ("networking.k8s.io/v1", "ingresses"),
-    "IngressClass": ("networking.k8s.io/v1", "ingress_classes"),
-    "Service": ("v1", "services"),
-    "EndpointSlice": ("discovery.k8s.io/v1", "endpoint_slices"),
-    "Secret": ("v1", "secrets"),
-}
 
 Notice = tuple[str, str, str, str, str]  # kind, namespace, name, reason, message
 
@@ -120,11 +114,12 @@ class EventRecorder:
 
     def body(self, notice: Notice) -> dict[str, Any]:
         kind, namespace, name, reason, message = notice
-        api_version, cache_kind = API_VERSIONS.get(kind, ("v1", ""))
+        resource = resources.BY_KIND.get(kind)
+        api_version = resource.api_version if resource else "v1"
         involved: dict[str, Any] = {"kind": kind, "apiVersion": api_version, "name": name}
         if namespace:
             involved["namespace"] = namespace
-        obj = self.cache.get(cache_kind, (namespace, name)) if cache_kind else None
+        obj = self.cache.get(resource.name, (namespace, name)) if resource else None
         if obj is not None:
             involved["uid"] = obj["metadata"].get("uid")
             involved["resourceVersion"] = obj["metadata"].get("resourceVersion")

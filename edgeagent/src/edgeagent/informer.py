@@ -16,9 +16,10 @@ Every request sets the server-side `timeout_seconds` and the client-side
 that sends no byte for `idle_timeout` (a half-open connection never fails by itself) is
 restarted and counted as `silent`.
 
-Secrets: only type kubernetes.io/tls can serve TLS, so the informer asks the API for those
-alone (field selector `type=kubernetes.io/tls`, which the API server supports for
-Secrets) and holds them in the cache; the controller then gives the model only the
+The kinds and what is asked of each come from `edgeagent.resources`. Secrets: only type
+kubernetes.io/tls can serve TLS, so the informer asks the API for those alone (field
+selector `type=kubernetes.io/tls`, which the API server supports for Secrets) and holds
+them in the cache; the controller then gives the model only the
 Secrets that an Ingress names in `spec.tls`, and a change to any other Secret costs no
 sync. Other Secrets never reach the agent.
 """
@@ -33,7 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
@@ -42,8 +43,11 @@ from kubernetes.client import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from edgeagent import collector
+from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache
 from edgeagent.metrics import Metrics
+from edgeagent.options import seconds
+from edgeagent.resources import Resource
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +56,26 @@ GONE = 410
 
 @dataclass(frozen=True)
 class WatchSettings:
-    watch_timeout: float = 300.0
+    watch_timeout: float = field(
+        default=300.0,
+        metadata=seconds(
+            "watch-timeout",
+            "server-side timeout of a watch request; each draws between this and twice this",
+        ),
+    )
     """Server-side `timeoutSeconds` of a watch (each request draws between this and twice
     this, as client-go does, so that many agents do not reconnect in step). Five minutes is
     client-go's choice: it bounds how long a stuck proxy can hold a stream, and resuming
     from the last resourceVersion costs one request."""
-    idle_timeout: float = 90.0
+    idle_timeout: float = field(
+        default=90.0, metadata=seconds("watch-idle-timeout", "restart a watch silent for this long")
+    )
     """A watch silent for this long is presumed dead and restarted. The API server sends a
     BOOKMARK about every minute on watches that allow them, so 90 s of silence means a
     broken connection, not a quiet cluster."""
-    request_timeout: float = 60.0
+    request_timeout: float = field(
+        default=60.0, metadata=seconds("request-timeout", "timeout of a list request")
+    )
     """Client- and server-side timeout of a list. A 10k-object list takes about a second;
     a minute leaves room for a loaded API server without hanging forever."""
     connect_timeout: float = 5.0
@@ -74,49 +88,10 @@ class WatchSettings:
     fleet of edge agents never retries faster than this against a sick one."""
 
 
-@dataclass(frozen=True)
-class Resource:
-    """One watched kind: its cache name, API identity and list call."""
-
-    name: str
-    kind: str
-    api_version: str
-    list_call: Callable[..., Any]
-    field_selector: str | None = None
-
-
-def resources(client: kubernetes.client.ApiClient) -> list[Resource]:
-    networking = kubernetes.client.NetworkingV1Api(client)
-    core = kubernetes.client.CoreV1Api(client)
-    discovery = kubernetes.client.DiscoveryV1Api(client)
-    return [
-        Resource(
-            "ingresses",
-            "Ingress",
-            "networking.k8s.io/v1",
-            networking.list_ingress_for_all_namespaces,
-        ),
-        Resource(
-            "ingress_classes",
-            "IngressClass",
-            "networking.k8s.io/v1",
-            networking.list_ingress_class,
-        ),
-        Resource("services", "Service", "v1", core.list_service_for_all_namespaces),
-        Resource(
-            "endpoint_slices",
-            "EndpointSlice",
-            "discovery.k8s.io/v1",
-            discovery.list_endpoint_slice_for_all_namespaces,
-        ),
-        Resource(
-            "secrets",
-            "Secret",
-            "v1",
-            core.list_secret_for_all_namespaces,
-            field_selector="type=kubernetes.io/tls",
-        ),
-    ]
+def list_call(resource: Resource, client: kubernetes.client.ApiClient) -> Callable[..., Any]:
+    """The client's method that lists (and, with watch=True, watches) `resource`."""
+    api, method = resource.list_method
+    return getattr(getattr(kubernetes.client, api)(client), method)
 
 
 class Expired(Exception):
@@ -131,12 +106,14 @@ class Informer:
     def __init__(
         self,
         resource: Resource,
+        client: kubernetes.client.ApiClient,
         cache: Cache,
         settings: WatchSettings,
         metrics: Metrics,
         stop: threading.Event,
     ) -> None:
         self.resource = resource
+        self._list_call = list_call(resource, client)
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
@@ -156,7 +133,7 @@ class Informer:
         return {}
 
     def _list(self) -> None:
-        response = self.resource.list_call(
+        response = self._list_call(
             _preload_content=False,
             _request_timeout=(self.settings.connect_timeout, self.settings.request_timeout),
             timeout_seconds=int(self.settings.request_timeout),
@@ -203,7 +180,7 @@ class Informer:
     def _watch(self) -> bool:
         """Follow one watch request to its end; True if it delivered anything."""
         timeout = self.settings.watch_timeout * random.uniform(1, 2)
-        response = self.resource.list_call(
+        response = self._list_call(
             watch=True,
             resource_version=self.resource_version,
             allow_watch_bookmarks=True,
@@ -233,7 +210,7 @@ class Informer:
         return delivered
 
     def run(self) -> None:
-        failures = 0
+        backoff = Backoff(self.settings.backoff_initial, self.settings.backoff_max, jitter=True)
         while not self._stop.is_set():
             # Only a watch that delivered counts as progress: a relist answered by 410 at
             # once, or an API server that closes every watch, must not spin.
@@ -261,21 +238,20 @@ class Informer:
             if self._stop.is_set():
                 return
             self.metrics.watch_restarts.labels(self.resource.name, reason).inc()
-            failures = 0 if progress else failures + 1
+            if progress:
+                backoff.succeeded()
+            delay = None if progress else backoff.failed()
             if reason == "error":
                 log.warning(
                     "watch failed",
                     extra={
                         "resource": self.resource.name,
                         "error": self.last_error,
-                        "failures": failures,
+                        "failures": backoff.failures,
                     },
                 )
-            if failures:
-                delay = min(
-                    self.settings.backoff_max, self.settings.backoff_initial * 2 ** (failures - 1)
-                )
-                self._stop.wait(delay * random.uniform(0.5, 1.0))
+            if delay is not None:
+                self._stop.wait(delay)
 
     def start(self) -> None:
         self.thread.start()

@@ -17,22 +17,49 @@ from __future__ import annotations
 
 import os
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import kubernetes
+
+from edgeagent.options import option
 
 POOL_SIZE = 16
 
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    kubeconfig: str | None = None
+    kubeconfig: str | None = field(
+        default=None,
+        metadata=option(
+            "kubeconfig",
+            "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster "
+            "ServiceAccount)",
+            "FILE",
+        ),
+    )
     """Path of a kubeconfig; None: $KUBECONFIG or ~/.kube/config, or in-cluster."""
-    server: str | None = None
+    server: str | None = field(
+        default=None,
+        metadata=option(
+            "server",
+            "API server URL; with --token-file and --ca-file instead of a kubeconfig",
+            "URL",
+        ),
+    )
     """API server URL; overrides the kubeconfig when given."""
-    token_file: str | None = None
+    token_file: str | None = field(
+        default=None,
+        metadata=option(
+            "token-file", "bearer token file for --server, re-read on every request", "FILE"
+        ),
+    )
     """Bearer token for `server`, re-read before every request (tokens rotate)."""
-    ca_file: str | None = None
+    ca_file: str | None = field(
+        default=None,
+        metadata=option(
+            "ca-file", "CA bundle of the API server for --server (default: the system's)", "FILE"
+        ),
+    )
     """CA bundle that signed the API server's certificate, for `server`; None: the
     system's trust store."""
 

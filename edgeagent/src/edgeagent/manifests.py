@@ -1,8 +1,9 @@
 """Kubernetes manifests from files and directories, as `model.Inputs`.
 
 YAML or JSON, several documents per file, `kind: List` (and `*List`) expanded. A
-directory is read recursively, `*.yaml`, `*.yml` and `*.json` in path order. Kinds other
-than the five the agent reads (Deployments next to the Ingresses, say) are skipped.
+directory is read recursively, `*.yaml`, `*.yml` and `*.json` in path order. Kinds the
+agent does not watch (`edgeagent.resources`; Deployments next to the Ingresses, say) are
+skipped.
 
 The loader does what `kubectl apply` would before the objects reach the API server:
 objects without a namespace land in "default", and a Secret's `stringData` is merged into
@@ -16,15 +17,9 @@ from pathlib import Path
 import yaml
 
 from edgeagent.model import Inputs, Problem, identity
+from edgeagent.resources import BY_KIND, RESOURCES
 
-KINDS = {
-    ("networking.k8s.io/v1", "Ingress"): "ingresses",
-    ("networking.k8s.io/v1", "IngressClass"): "ingress_classes",
-    ("v1", "Service"): "services",
-    ("discovery.k8s.io/v1", "EndpointSlice"): "endpoint_slices",
-    ("v1", "Secret"): "secrets",
-}
-CLUSTER_SCOPED = {"IngressClass"}
+BY_VERSION_AND_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -73,21 +68,21 @@ def load(paths: list[str | Path]) -> tuple[Inputs, list[Problem]]:
     """The objects the agent reads, and a Problem for each of those kinds written in an
     apiVersion it does not read (an old extensions/v1beta1 Ingress, say)."""
     inputs, problems = Inputs(), []
-    served_versions = {kind: version for version, kind in KINDS}
     for path in files_of(paths):
         for obj in documents(path):
             kind, version = obj.get("kind"), obj.get("apiVersion")
-            field = KINDS.get((version, kind))
-            if field is not None:
-                getattr(inputs, field).append(_as_applied(obj))
-            elif isinstance(kind, str) and kind in served_versions:
+            resource = BY_VERSION_AND_KIND.get((version, kind))
+            if resource is not None:
+                getattr(inputs, resource.name).append(_as_applied(obj))
+            elif isinstance(kind, str) and kind in BY_KIND:
+                served = BY_KIND[kind].api_version
                 namespace, name = identity(_as_applied(obj))
                 problems.append(
                     Problem(
                         kind,
                         namespace,
                         name,
-                        f"{path}: apiVersion {version!r} is not read; use {served_versions[kind]}",
+                        f"{path}: apiVersion {version!r} is not read; use {served}",
                         "unsupported",
                     )
                 )
@@ -98,7 +93,7 @@ def _as_applied(obj: dict) -> dict:
     """The object as the API server would store it from `kubectl apply`."""
     obj = copy.deepcopy(obj)
     metadata = obj.get("metadata")
-    if isinstance(metadata, dict) and obj.get("kind") not in CLUSTER_SCOPED:
+    if isinstance(metadata, dict) and BY_KIND[obj["kind"]].namespaced:
         metadata.setdefault("namespace", "default")
     string_data = obj.pop("stringData", None) if obj.get("kind") == "Secret" else None
     if isinstance(string_data, dict):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from edgeagent import __version__
 
 SYNC_PHASES = ("build", "render", "apply", "stage", "validate", "reload", "total")
 
@@ -17,6 +19,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, _resident_memory_bytes...
+        Gauge(
+            "edgeagent_build_info",
+            "Always 1; the label says which edgeagent this is",
+            ["version"],
+            registry=r,
+        ).labels(__version__).set(1)
         self.reloads = Counter(
             "edgeagent_reloads",
             "nginx reload attempts by result: success, rejected (nginx -t failed), failed "

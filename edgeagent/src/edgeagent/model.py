@@ -39,12 +39,13 @@ import functools
 import hashlib
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import grammar
 from edgeagent.grammar import CertPair, Invalid
+from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
 __all__ = [
     "CertPair",
@@ -60,7 +61,6 @@ __all__ = [
     "build",
 ]
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 # Annotations of nginx-based controllers. edgeagent honours the few below and refuses an
@@ -101,15 +101,16 @@ class Problem:
     code: str = "invalid"
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """Kubernetes objects as API JSON dicts; order does not matter."""
-
-    ingresses: list[dict] = field(default_factory=list)
-    ingress_classes: list[dict] = field(default_factory=list)
-    services: list[dict] = field(default_factory=list)
-    endpoint_slices: list[dict] = field(default_factory=list)
-    secrets: list[dict] = field(default_factory=list)
+# One list per watched kind (edgeagent.resources), e.g. `inputs.endpoint_slices`.
+Inputs = make_dataclass(
+    "Inputs",
+    [(resource.name, list[dict], field(default_factory=list)) for resource in RESOURCES],
+    frozen=True,
+    namespace={
+        "__doc__": "Kubernetes objects as API JSON dicts; order does not matter.",
+        "__module__": __name__,
+    },
+)
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,6 @@ GENERATION_PLACEHOLDER = "{generation}"
 HTTP_BLOCK = "http"
 DEFAULT_SERVER_BLOCK = "server _"
 STATUS_BLOCK = "status"
-# Opens each block in the template's output; no value can contain it (see TOKEN).
-BLOCK_START = "\0"
 # What any value from the model may look like when it reaches a template: the path and
 # host grammar, endpoint brackets, nothing nginx would read as syntax.
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
@@ -262,35 +260,32 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     # The default server is made anew by every build, and is one block: always rendered.
     new_servers = [model.default_server] + [s for s in model.servers if not known(memo.servers, s)]
     environment = _environment()
-    written = environment.get_template("edge.conf.j2").render(
-        upstreams=new_upstreams,
-        servers=new_servers,
-        listen_http=layout.listen_http,
-        listen_https=layout.listen_https,
-        names_hash_max_size=_names_hash_max_size(model),
-        names_hash_bucket_size=_names_hash_bucket_size(model),
-        no_settings=NO_SETTINGS,
-        certificate_path=certificate_path,
-        key_path=key_path,
-        block_start=BLOCK_START,
-        dynamic=layout.dynamic,
-        dynamic_dir=layout.dynamic_dir,
-        lua_dir=layout.lua_dir,
+    edge_conf = environment.get_template("edge.conf.j2").make_module(
+        dict(
+            listen_http=layout.listen_http,
+            listen_https=layout.listen_https,
+            names_hash_max_size=_names_hash_max_size(model),
+            names_hash_bucket_size=_names_hash_bucket_size(model),
+            no_settings=NO_SETTINGS,
+            certificate_path=certificate_path,
+            key_path=key_path,
+            dynamic=layout.dynamic,
+            dynamic_dir=layout.dynamic_dir,
+            lua_dir=layout.lua_dir,
+        )
     )
-    texts = written.split(BLOCK_START)
-    expected = 1 + len(new_upstreams) + len(new_servers)
-    if len(texts) != expected:
-        raise ValueError(f"edge.conf.j2 wrote {len(texts)} blocks, expected {expected}")
-    for upstream, text in zip(new_upstreams, texts[1:], strict=False):
-        memo.upstreams[id(upstream)] = (upstream, text)
-    for server, text in zip(new_servers, texts[1 + len(new_upstreams) :], strict=True):
+    for upstream in new_upstreams:
+        memo.upstreams[id(upstream)] = (upstream, str(edge_conf.upstream_block(upstream)))
+    for server in new_servers:
+        text = str(edge_conf.server_block(server))
         used = frozenset(loc.upstream for loc in server.locations if loc.upstream)
         memo.servers[id(server)] = (server, text, frozenset() if layout.dynamic else used)
     upstream_texts = {id(u): memo.upstreams[id(u)] for u in upstreams}
     server_texts = {id(s): memo.servers[id(s)] for s in (model.default_server, *model.servers)}
     memo.upstreams, memo.servers = upstream_texts, server_texts  # what this render used
 
-    blocks: dict[str, Block] = {HTTP_BLOCK: Block(texts[0], texts[0])}
+    http = str(edge_conf)
+    blocks: dict[str, Block] = {HTTP_BLOCK: Block(http, http)}
     for upstream in upstreams:
         text = upstream_texts[id(upstream)][1]
         blocks[f"upstream {upstream.name}"] = Block(text, text)

@@ -22,15 +22,17 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
 import urllib3
 from kubernetes.client import ApiException
 
+from edgeagent import options
 from edgeagent.cache import Cache, Key
 from edgeagent.metrics import Metrics
+from edgeagent.options import option
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,16 @@ NOT_FOUND = 404
 
 @dataclass(frozen=True)
 class StatusSettings:
-    addresses: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "publish-status-address",
+            "addresses written into status.loadBalancer.ingress of every Ingress served, e.g. "
+            "the VIP (default: none, status publishing off)",
+            "ADDR[,ADDR]",
+            options.addresses,
+        ),
+    )
     """Addresses to publish (IPs or host names); empty: status publishing is off."""
     resync_interval: float = 60.0
     """Re-check every Ingress this often even without a sync, so a status that someone

@@ -1,0 +1,247 @@
+"""The settings of `edgeagent run`: one root object, grouped by the component each
+group configures, from which the flags are made.
+
+Each group is that component's own settings dataclass (`kube.ConnectionSettings`,
+`apply.ApplySettings`, `controller.SyncSettings`, `informer.WatchSettings`,
+`status.StatusSettings`), or one below for what the daemon itself passes on. A field
+an operator may set carries `options.option(...)` metadata: its flag, help, metavar,
+parser and check (options.py). Its default and the docstring that says why stay with the
+field. The flags, the config file's keys (the flag names without the dashes), the
+parsing and the checks are all generated from those fields, so a new setting is one
+field with its metadata, read by its component from the group it is handed.
+
+The ansible role writes a subset of them into /etc/edgeagent/config.yaml from role
+variables of the same names (`edgeagent_<name>`, roles/edgeagent/vars/main.yml);
+tests/test_role_settings.py fails when a flag, a role default, its argument spec and
+docs/roles.md disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from edgeagent import grammar, model, options
+from edgeagent.apply import ApplySettings
+from edgeagent.controller import SyncSettings
+from edgeagent.informer import WatchSettings
+from edgeagent.kube import ConnectionSettings
+from edgeagent.options import ConfigError, listen, option, path
+from edgeagent.status import StatusSettings
+
+__all__ = ["AgentSettings", "ConfigError", "add_arguments", "flags", "resolve"]
+
+UPSTREAM_MODES = ("static", "dynamic")
+# The Lua modules of the dynamic mode, shipped inside the package.
+LUA_DIR = str(pathlib.Path(__file__).parent / "lua")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """What to serve: the operator's part of `model.Options`."""
+
+    ingress_class: str = field(
+        default=model.Options.ingress_class,
+        metadata=option(
+            "ingress-class",
+            "IngressClass name served (default: %(default)s)",
+            "NAME",
+            check=grammar.dns1123_subdomain,
+        ),
+    )
+    watch_ingress_without_class: bool = field(
+        default=model.Options.watch_ingress_without_class,
+        metadata=option(
+            "watch-ingress-without-class",
+            "also serve Ingresses that name no class",
+            parse=options.switch,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class NginxSettings:
+    """How nginx serves: the upstreams mode and what `render.Layout` is made of."""
+
+    upstreams: str = field(
+        default="static",
+        metadata=option(
+            "upstreams",
+            "static: peers and certificates in the configuration, every change reloads (plain "
+            "nginx); dynamic: peers and certificates pushed to nginx's Lua module without a "
+            "reload, which needs libnginx-mod-http-lua (default: %(default)s)",
+            "MODE",
+            options.one_of(*UPSTREAM_MODES),
+        ),
+    )
+    """static, the default of the agent itself: plain nginx, no Lua module needed."""
+    lua_dir: str = field(
+        default=LUA_DIR,
+        metadata=path(
+            "lua-dir",
+            "dynamic mode: directory of edgeagent's Lua modules, read by nginx (default: the "
+            "package's own)",
+            "DIR",
+        ),
+    )
+    listen_http: str = field(
+        default="0.0.0.0:80", metadata=listen("listen-http", "nginx HTTP listen address")
+    )
+    """Every address: the VIP moves between nodes, and nginx must take it wherever it is."""
+    listen_https: str = field(
+        default="0.0.0.0:443", metadata=listen("listen-https", "nginx HTTPS listen address")
+    )
+    default_certificate: str = field(
+        default="/etc/nginx/tls/default.crt",
+        metadata=path(
+            "default-certificate", "certificate for hosts without their own (default: %(default)s)"
+        ),
+    )
+    """Where the nginx role puts it."""
+    default_key: str = field(
+        default="/etc/nginx/tls/default.key",
+        metadata=path("default-key", "its key (default: %(default)s)"),
+    )
+
+    @property
+    def dynamic(self) -> bool:
+        return self.upstreams == "dynamic"
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """The agent process itself."""
+
+    health_listen: str = field(
+        default="127.0.0.1:10254",
+        metadata=listen("health-listen", "the agent's /healthz and /metrics"),
+    )
+    """Loopback: keepalived's check and the metrics scraper run on the node."""
+    log_level: str = field(
+        default="info",
+        metadata=option(
+            "log-level", "debug, info, warning or error (default: %(default)s)", "LEVEL"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Every setting of `edgeagent run`, by the component it configures (each group is
+    that component's settings dataclass; its title heads its section of `--help`)."""
+
+    api: ConnectionSettings = field(
+        default_factory=ConnectionSettings, metadata={"title": "the Kubernetes API"}
+    )
+    serving: ServingSettings = field(
+        default_factory=ServingSettings, metadata={"title": "what to serve"}
+    )
+    status: StatusSettings = field(
+        default_factory=StatusSettings, metadata={"title": "Ingress status"}
+    )
+    apply: ApplySettings = field(
+        default_factory=ApplySettings, metadata={"title": "applying a configuration to nginx"}
+    )
+    nginx: NginxSettings = field(
+        default_factory=NginxSettings, metadata={"title": "what nginx serves"}
+    )
+    daemon: DaemonSettings = field(default_factory=DaemonSettings, metadata={"title": "the agent"})
+    sync: SyncSettings = field(default_factory=SyncSettings, metadata={"title": "when to sync"})
+    watch: WatchSettings = field(
+        default_factory=WatchSettings, metadata={"title": "watching the API"}
+    )
+
+
+GROUPS = dataclasses.fields(AgentSettings)
+
+
+def _options() -> Iterator[tuple[str, dataclasses.Field]]:
+    """(group, field) of every field that is an option, in the order of `--help`."""
+    for group in GROUPS:
+        for each in dataclasses.fields(group.default_factory):
+            if "flag" in each.metadata:
+                yield group.name, each
+
+
+OPTIONS = tuple(_options())
+
+
+def flags() -> list[str]:
+    """Every option's name: `--NAME` on the command line, `NAME:` in the config file."""
+    return [each.metadata["flag"] for _, each in OPTIONS]
+
+
+def _dest(flag: str) -> str:
+    return flag.replace("-", "_")
+
+
+def _shown(value: Any) -> str:
+    return " ".join(value) if isinstance(value, tuple) else str(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML file whose keys are the long option names below (e.g. "
+        "`ingress-class: edge`); flags given on the command line win",
+    )
+    sections = {group.name: parser.add_argument_group(group.metadata["title"]) for group in GROUPS}
+    for group, each in OPTIONS:
+        meta = each.metadata
+        if meta["metavar"] is None:
+            sections[group].add_argument(
+                f"--{meta['flag']}", action="store_true", default=None, help=meta["help"]
+            )
+        else:
+            sections[group].add_argument(
+                f"--{meta['flag']}",
+                default=None,
+                metavar=meta["metavar"],
+                help=meta["help"].replace("%(default)s", _shown(each.default)),
+            )
+
+
+def _config_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as file:
+            values = yaml.safe_load(file) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must be a mapping of option names to values")
+    unknown = sorted(set(values) - set(flags()))
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {', '.join(unknown)}")
+    return values
+
+
+def resolve(args: argparse.Namespace) -> AgentSettings:
+    """Every setting's value: command line, else config file, else default."""
+    from_file = _config_file(args.config) if getattr(args, "config", None) else {}
+    groups: dict[str, dict[str, Any]] = {group.name: {} for group in GROUPS}
+    for group, each in OPTIONS:
+        flag = each.metadata["flag"]
+        given = getattr(args, _dest(flag), None)
+        raw = given if given is not None else from_file.get(flag)
+        if raw is None:
+            continue
+        try:
+            groups[group][each.name] = each.metadata["parse"](raw)
+        except (ConfigError, ValueError, TypeError) as error:
+            raise ConfigError(f"{flag}: {error}") from error
+    settings = AgentSettings(**{g.name: g.default_factory(**groups[g.name]) for g in GROUPS})
+    try:
+        for group, each in OPTIONS:
+            if each.metadata["check"] is not None:
+                value = getattr(getattr(settings, group), each.name)
+                each.metadata["check"](value, each.metadata["flag"])
+    except grammar.Invalid as error:
+        raise ConfigError(str(error)) from error
+    return settings
