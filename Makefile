@@ -7,7 +7,7 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup host-packages docker lab lab-down vm-lab vm-lab-down drill test lint pytest molecule molecule-lvs bench clean
+.PHONY: setup host-packages docker lab lab-down vm-lab vm-lab-down drill verify test lint pytest molecule molecule-lvs bench clean
 
 ## setup: host packages, dockerd, and .venv/ with the agent and every tool (idempotent)
 setup: host-packages $(VENV)/.installed
@@ -24,9 +24,10 @@ $(VENV)/.installed: requirements.txt edgeagent/pyproject.toml kubeemu/pyproject.
 docker: setup
 	@lab/dockerd.sh
 
-## lab: the Docker lab on 198.51.100.0/24, site.yml, then curl through the VIP 198.51.100.100
+## lab: the Docker lab on 198.51.100.0/24, site.yml, curl through the VIP 198.51.100.100, verify
 lab: docker
 	lab/up.sh
+	$(MAKE) verify INVENTORY=inventory/lab
 
 lab-down:
 	lab/down.sh
@@ -40,6 +41,12 @@ vm-lab: setup
 vm-lab-down:
 	lab/vm/down.sh
 
+## verify: the deployed edge checked on every node and through its VIPs (docs/verify.md);
+##   INVENTORY=inventory/<site> on real hosts (through paramiko); reports/verify-<time>.json
+INVENTORY ?= inventory/lab
+verify: setup
+	ansible-playbook -i $(INVENTORY) playbooks/verify.yml
+
 ## drill: the failover drill on the lab (make lab first)
 drill: setup
 	ansible-playbook -i inventory/lab playbooks/failover-drill.yml
@@ -50,8 +57,8 @@ test: lint pytest molecule
 lint: setup
 	yamllint -s .
 	ansible-lint --profile production
-	ruff check edgeagent kubeemu bench lab drill roles playbooks molecule
-	ruff format --check edgeagent kubeemu bench lab drill roles playbooks molecule
+	ruff check edgeagent kubeemu bench lab drill roles playbooks molecule tests
+	ruff format --check edgeagent kubeemu bench lab drill roles playbooks molecule tests
 	# molecule/vagrant (no Vagrant here; the default driver stands in for it): syntax only
 	EDGE_VAGRANT_DRIVER=default molecule syntax -s vagrant
 
