@@ -161,21 +161,32 @@ all:
           ansible_port: 2222
           ansible_ssh_private_key_file: /keys/deploy
         edge-b:
-          ansible_host: 198.51.100.51
+          # Templated, as inventory/vm-lab does: the suite connects to what Ansible renders.
+          ansible_host: "{{ '198.51.100.' ~ (50 + 1) }}"
         edge-c:
           ansible_connection: community.docker.docker
 """
 
 
-@pytest.fixture
-def inventory(tmp_path, monkeypatch):
-    path = tmp_path / "hosts.yml"
+CACHED = (
+    deployment.settings,
+    deployment.runner,
+    deployment.node_names,
+    deployment.rendered_connection_variables,
+)
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    """The inventory above, read once for the module (rendering runs Ansible)."""
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
     path.write_text(INVENTORY)
-    monkeypatch.setenv("EDGE_VERIFY_INVENTORY", str(path))
-    for cached in (deployment.settings, deployment.runner, deployment.node_names):
-        cached.cache_clear()
-    yield path
-    for cached in (deployment.settings, deployment.runner, deployment.node_names):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGE_VERIFY_INVENTORY", str(path))
+        for cached in CACHED:
+            cached.cache_clear()
+        yield path
+    for cached in CACHED:
         cached.cache_clear()
 
 
@@ -192,7 +203,7 @@ def test_ssh_nodes_are_reached_through_paramiko_with_the_inventory_login(invento
     assert backend.sudo  # not root: the checks read root's files
 
 
-def test_ansibles_default_connection_is_ssh_so_paramiko_too(inventory):
+def test_ansibles_default_connection_is_ssh_so_paramiko_too_with_rendered_variables(inventory):
     backend = deployment.connect("edge-b").backend
     assert isinstance(backend, ParamikoBackend)
     assert backend.host.name == "198.51.100.51"

@@ -24,6 +24,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,6 +114,64 @@ def node_var(name: str, variable: str, role: str) -> Any:
     return runner().get_variables(name).get(variable, role_default(role, variable))
 
 
+# The variables testinfra connects with, as Ansible renders them: an inventory may template
+# them (inventory/vm-lab: ansible_host from keepalived_node_address, the key under
+# inventory_dir), and `ansible-inventory --list` gives them unrendered.
+CONNECTION_VARIABLES = (
+    "ansible_connection",
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_become",
+    "ansible_become_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+)
+
+
+@functools.cache
+def rendered_connection_variables() -> dict[str, dict[str, Any]]:
+    """Node -> its connection variables that are set, rendered: one ad-hoc `debug` run on
+    the controller (an action that contacts no node)."""
+    names = ", ".join(f"'{name}'" for name in CONNECTION_VARIABLES)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible")),
+            "-i",
+            settings().inventory,
+            settings().group,
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"msg={{{{ query('ansible.builtin.vars', {names}, default='') }}}}",
+        ],
+        env={
+            **os.environ,
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise pytest.UsageError(
+            f"{settings().inventory}: Ansible could not render the connection variables: "
+            f"{(result.stderr or result.stdout).strip()[-800:]}"
+        )
+    hosts = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
+    return {
+        name: {
+            variable: value
+            for variable, value in zip(CONNECTION_VARIABLES, answer["msg"], strict=True)
+            if value != ""
+        }
+        for name, answer in hosts.items()
+    }
+
+
 def through_paramiko(hostvars: dict[str, Any]) -> dict[str, Any]:
     """A node's inventory variables as the suite connects with them: an ssh connection (or
     none, Ansible's default) becomes paramiko with the same host, user, port and key, and a
@@ -128,7 +188,9 @@ def through_paramiko(hostvars: dict[str, Any]) -> dict[str, Any]:
 def connect(name: str) -> testinfra.host.Host:
     """The node through testinfra, with the inventory's connection settings (through_paramiko)."""
     inventory = runner().inventory
-    hostvars = through_paramiko(inventory["_meta"]["hostvars"].get(name, {}))
+    hostvars = through_paramiko(
+        inventory["_meta"]["hostvars"].get(name, {}) | rendered_connection_variables()[name]
+    )
     patched = {**inventory, "_meta": {"hostvars": {name: hostvars}}}
     host = ansible_runner.get_ansible_host(runner().ansible_config, patched, name)
     if host is None:
