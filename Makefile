@@ -7,7 +7,7 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup host-packages docker lab lab-down vm-lab vm-lab-down drill test lint pytest collection collection-test molecule molecule-lvs bench clean
+.PHONY: setup host-packages docker lab lab-down vm-lab vm-lab-down drill verify test lint pytest collection collection-test molecule molecule-lvs bench clean
 
 ## setup: host packages, dockerd, and .venv/ with the agent and every tool (idempotent)
 setup: host-packages $(VENV)/.installed
@@ -24,9 +24,10 @@ $(VENV)/.installed: requirements.txt edgeagent/pyproject.toml kubeemu/pyproject.
 docker: setup
 	@lab/dockerd.sh
 
-## lab: the Docker lab on 198.51.100.0/24, site.yml, then curl through the VIP 198.51.100.100
+## lab: the Docker lab on 198.51.100.0/24, site.yml, curl through the VIP 198.51.100.100, verify
 lab: docker
 	lab/up.sh
+	$(MAKE) verify INVENTORY=inventory/lab
 
 lab-down:
 	lab/down.sh
@@ -40,6 +41,12 @@ vm-lab: setup
 vm-lab-down:
 	lab/vm/down.sh
 
+## verify: the deployed edge checked on every node and through its VIPs (docs/verify.md);
+##   INVENTORY=inventory/<site> on real hosts (through paramiko); reports/verify-<time>.json
+INVENTORY ?= inventory/lab
+verify: setup
+	ansible-playbook -i $(INVENTORY) edgeops.edge.verify
+
 ## drill: the failover drill on the lab (make lab first)
 drill: setup
 	ansible-playbook -i inventory/lab edgeops.edge.failover_drill
@@ -50,8 +57,8 @@ test: lint pytest collection-test molecule
 lint: setup
 	yamllint -s .
 	ansible-lint --profile production
-	ruff check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule
-	ruff format --check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule
+	ruff check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule tests
+	ruff format --check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule tests
 	# roles/*/README.md are generated from meta/argument_specs.yml: fail when one is stale
 	python tools/role_readme.py --check
 	# molecule/vagrant (no Vagrant here; the default driver stands in for it): syntax only

@@ -215,14 +215,19 @@ def summarize(
     }
 
 
-def baseline(requests: list[Request], until: float) -> dict[str, Any]:
-    """Steady state before the first fault: the noise floor every figure stands on (a busy
-    machine times requests out without any failover)."""
+def baseline(requests: list[Request], steps: list[Step], until: float) -> dict[str, Any]:
+    """Steady state before the first fault: the noise floor every figure stands on. Its
+    failures are accounted for by their errors and by the VIP's holder changes in the same
+    time: on a busy machine a health check can time out and move the VIP with no fault
+    injected, and the probes caught in that handover fail like a fault's."""
     new = [r for r in requests if r.kind == "new" and r.t < until]
     latencies = sorted(r.ms for r in new if r.ok)
+    start = min((r.t for r in new), default=until)
     return {
-        "seconds": round(until - min((r.t for r in new), default=until), 1),
+        "seconds": round(until - start, 1),
         "failed": sum(not r.ok for r in new),
+        "errors": dict(Counter(r.err for r in new if not r.ok)),
+        "vip_holder_changes": sum(start < step.t < until for step in steps),
         "total": len(new),
         "latency_p50_ms": _percentile(latencies, 0.50),
         "latency_p99_ms": _percentile(latencies, 0.99),

@@ -98,9 +98,11 @@ async def probe_new_connection(settings: Settings, timeline: Timeline, due: floa
     lag_s = asyncio.get_running_loop().time() - due
     start = timeline.now()
     writer = None
+    local_port = None
     try:
         async with asyncio.timeout(settings.timeout_s):
             reader, writer = await asyncio.open_connection(settings.address, settings.port)
+            local_port = writer.get_extra_info("sockname")[1]
             writer.write(httpwire.build_request(settings.host_header, settings.path, False))
             response = await httpwire.read_response(reader)
         fields = result_fields(response, settings.node_header)
@@ -116,6 +118,8 @@ async def probe_new_connection(settings: Settings, timeline: Timeline, due: floa
             "t": round(start, 6),
             "ms": round(elapsed_ms, 2),
             "lag": round(lag_s * 1000, 2),
+            # The client port names the connection in a packet capture (tcpdump).
+            "port": local_port,
             **fields,
         }
     )

@@ -118,7 +118,9 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
             "node_source": "response header" if node_named else "newest VIP holder",
             "requests": len(requests),
         },
-        "baseline": analysis.baseline(requests, min((w.fault for w in windows), default=end)),
+        "baseline": analysis.baseline(
+            requests, steps, min((w.fault for w in windows), default=end)
+        ),
         "scenarios": scenarios,
         "goals": checked,
         "goals_met": all(g["met"] for g in checked) if checked else None,
@@ -135,6 +137,13 @@ def handover_allowance(keepalived: dict[str, Any]) -> float:
         if isinstance(instance["advert_int"], int | float)
     ]
     return float(max(intervals, default=1))
+
+
+def _errors(errors: dict[str, int]) -> str:
+    """The errors of failed requests, e.g. " (timeout: 9, reset: 1)"; empty without any."""
+    if not errors:
+        return ""
+    return " (" + ", ".join(f"{err}: {n}" for err, n in sorted(errors.items())) + ")"
 
 
 def _cell(value: Any) -> str:
@@ -169,7 +178,9 @@ def table(report: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     base = report["baseline"]
     lines.append(
-        f"baseline before the first fault: {base['failed']}/{base['total']} failed, "
+        f"baseline before the first fault: {base['failed']}/{base['total']} failed"
+        f"{_errors(base['errors'])}, VIP holder changes without a fault: "
+        f"{base['vip_holder_changes']}, "
         f"latency p50 {_cell(base['latency_p50_ms'])} ms, p99 {_cell(base['latency_p99_ms'])} ms, "
         f"controller stall up to {_cell(base['controller_stall_ms'])} ms"
     )

@@ -17,6 +17,12 @@ HEADERS_PATH = "/headers"
 class BackendHandler(BaseHTTPRequestHandler):
     # HTTP/1.1 keeps nginx's upstream connections and a drill's keep-alive clients open.
     protocol_version = "HTTP/1.1"
+    # A buffered wfile: the headers and the body leave in one send when the request is done
+    # (handle_one_request flushes). Unbuffered (the default), end_headers() sent the headers
+    # and write() the body as a second small segment, which Nagle held until nginx ACKed the
+    # first; on nginx's keep-alive upstream connections that ACK is a delayed one, so 40 ms
+    # went into most responses (docs/failover.md, "The lab's own latency").
+    wbufsize = 1 << 16
     server_version = "lab-backend"
     identity = ""  # "<app> <version> <hostname>", set by main()
 

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the repository needs on the host, only those that are missing:
 # a no-op (one dpkg-query) when everything is present, `apt-get update` only when not.
+# Every external tool a make target calls comes from this list or from Debian's essential set
+# (coreutils, util-linux: flock, nsenter, setsid; grep, sed, mawk, tar):
 #   docker.io, debootstrap      the lab and molecule (node image, containers)
+#   nftables                    `make drill` on the lab: the partition fault runs nft in the
+#                               VIP holder's network namespace from this machine (nsenter)
+#   openssh-client              the VM lab and molecule -s lvs: ssh into the VMs, ssh-keygen
+#   e2fsprogs                   the VM lab's disk image (mkfs.ext4 -d)
+#   git                         `make bench` records the commit it measured
 #   nginx-light + lua modules   `nginx -t` in the agent's tests, the same build as on the nodes
 #   keepalived, ipvsadm         `keepalived --config-test` in role tests
 #   openssl, curl, iproute2     test certificates, the lab's checks, addresses
@@ -11,7 +18,7 @@
 set -euo pipefail
 
 readonly PACKAGES=(
-  docker.io debootstrap
+  docker.io debootstrap nftables openssh-client e2fsprogs git
   nginx-light libnginx-mod-http-lua lua-resty-core
   keepalived ipvsadm
   openssl curl iproute2 python3-venv wrk

@@ -2,6 +2,7 @@ import pytest
 
 from drill import analysis, holders
 from drill.analysis import Goal, Mark, Request, Window
+from drill.holders import Step
 from drill.tests.synthetic import FAULT, PERIOD, RESTORE, SETTLED, synthetic_requests
 
 STEPS = holders.merge(
@@ -175,14 +176,38 @@ def test_baseline_is_the_steady_state_before_the_first_fault():
         Request("new", 100.06, 3.0, True, "edge1"),
         Request("new", 103.0, 500.0, False, None, "timeout", lag=99.0),
     ]
-    assert analysis.baseline(requests, 102.0) == {
+    assert analysis.baseline(requests, [], 102.0) == {
         "seconds": 2.0,
         "failed": 1,
+        "errors": {"timeout": 1},
+        "vip_holder_changes": 0,
         "total": 4,
         "latency_p50_ms": 3.0,
         "latency_p99_ms": 4.0,
         "controller_stall_ms": 35.0,
     }
+
+
+def test_baseline_counts_the_vip_moves_no_fault_caused():
+    # A check that timed out on a busy machine: the VIP went edge1 -> edge2 at 101.0 with no
+    # fault injected, and the probe caught in the handover failed.
+    steps = [
+        Step(99.0, frozenset({"edge1"})),
+        Step(101.0, frozenset({"edge1", "edge2"})),
+        Step(101.01, frozenset({"edge2"})),
+        Step(103.0, frozenset({"edge1"})),
+    ]
+    requests = [
+        Request("new", 100.0, 2.0, True, "edge1"),
+        Request("new", 101.0, 500.0, False, None, "timeout"),
+        Request("new", 101.6, 2.0, True, "edge2"),
+    ]
+    figures = analysis.baseline(requests, steps, 102.0)
+    assert (figures["failed"], figures["errors"], figures["vip_holder_changes"]) == (
+        1,
+        {"timeout": 1},
+        2,
+    )
 
 
 def test_controller_stall_is_the_latest_probe_start_in_the_scenario():

@@ -1,0 +1,43 @@
+"""Fixtures and hooks of the verify suite; what they stand on is in deployment.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+# deployment and edgestate (next to this file); edgestate reads keepalived.conf with the
+# drill's parser (the repository's drill package).
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).parent)]
+
+from deployment import UNITS, Report, Settings, connect, node_names, settings  # noqa: E402
+
+REPORT = Report(settings())
+
+
+@pytest.fixture(name="settings", scope="session")
+def settings_fixture() -> Settings:
+    return settings()
+
+
+@pytest.fixture(scope="session")
+def nodes() -> dict[str, testinfra.host.Host]:
+    return {name: connect(name) for name in node_names()}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "node" in metafunc.fixturenames:
+        metafunc.parametrize("node", node_names())
+    if "unit" in metafunc.fixturenames:
+        metafunc.parametrize("unit", UNITS)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    REPORT.add(report)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if REPORT.checks:
+        terminalreporter.write_line(f"verify report: {REPORT.write()}")
