@@ -16,10 +16,11 @@ readonly HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 readonly EXTRA_CAS=$REPO/lab/extra_ca_certificates.py
 # What every node needs to be provisioned quickly and mostly offline. The roles still install
 # what they use (nginx-light, keepalived, ...); preinstalled, those tasks find them present.
-# libpam-systemd provides default-logind: polkitd needs it and debootstrap does not resolve it.
+# libpam-systemd provides default-logind: polkitd needs it and debootstrap does not resolve it;
+# likewise python3-cffi-backend, which python3-cryptography needs through virtual packages.
 readonly PACKAGES=(
   systemd systemd-sysv dbus polkitd libpam-systemd
-  python3 python3-apt python3-venv python3-packaging python3-cryptography sudo
+  python3 python3-apt python3-venv python3-packaging python3-cryptography python3-cffi-backend sudo
   iproute2 iputils-ping procps curl ca-certificates less
   nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )

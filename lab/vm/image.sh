@@ -20,9 +20,11 @@ readonly IMAGE_SIZE=1536M
 readonly AGENT_VENV=/opt/edgeagent/venv # edgeagent_install_dir/venv
 readonly AGENT_PINS=("$REPO/requirements.txt" "$REPO/edgeagent/pyproject.toml")
 # Everything the roles install, preinstalled: the VMs have no route to a registry.
+# python3-cffi-backend: python3-cryptography needs it through virtual packages, which
+# debootstrap does not resolve.
 readonly PACKAGES=(
   systemd-sysv udev kmod dbus polkitd libpam-systemd openssh-server sudo netbase
-  python3 python3-apt python3-venv python3-packaging python3-cryptography
+  python3 python3-apt python3-venv python3-packaging python3-cryptography python3-cffi-backend
   iproute2 iputils-ping procps curl ca-certificates less tcpdump
   nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )
