@@ -46,13 +46,13 @@ def free_ports(count: int) -> list[int]:
 
 
 def render_main_config(agent_dir: Path, destination: Path) -> None:
-    """The role's nginx.conf template, rendered by Ansible with the role's defaults."""
+    """The role's nginx.conf template, rendered by Ansible with the role's defaults and vars."""
     play = [
         {
             "hosts": "localhost",
             "gather_facts": False,
             "connection": "local",
-            "vars_files": [str(NGINX_ROLE / "defaults" / "main.yml")],
+            "vars_files": [str(NGINX_ROLE / part / "main.yml") for part in ("defaults", "vars")],
             "tasks": [
                 {
                     "ansible.builtin.template": {

@@ -1,5 +1,8 @@
 """Hardening of the converged edge (issue #14), checked on the nodes and from the host.
 
+nginx's master runs without root: a generation the agent's user writes, with an `error_log`
+in root's home, is refused at the reload and creates nothing there.
+
 VRRP: the nodes accept adverts only from their peers (nftables table inet edge_vrrp). The
 host, on molecule's bridge but no peer, sends well-formed VRRPv3 adverts of priority 255
 for the VIP group's VRID; each node's filter counts and drops them, and the VIP stays where
@@ -25,6 +28,11 @@ testinfra_hosts = EDGE_NODES
 
 PROJECT = pathlib.Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 AGENT_DEFAULTS = yaml.safe_load((PROJECT / "roles/edgeagent/defaults/main.yml").read_text())
+NGINX_DEFAULTS = yaml.safe_load((PROJECT / "roles/nginx/defaults/main.yml").read_text())
+AGENT_DIR = NGINX_DEFAULTS["nginx_agent_dir"]
+AS_AGENT = f"runuser -u {AGENT_DEFAULTS['edgeagent_user']} --"
+# Where the agent's user tries to make nginx write; root's home, which only root may write.
+ROOTS_FILE = "/root/written-by-nginx-for-edgeagent"
 
 VRRP_PROTOCOL = 112
 # Adverts sent by the stranger, one every STRANGER_INTERVAL seconds: long enough in total
@@ -124,6 +132,51 @@ def test_vrrp_from_a_stranger_is_dropped_and_the_vip_stays():
     # the VIP would have left the holder within three advert intervals.
     time.sleep(SETTLE_SECONDS)
     assert vip_holders() == before_holders
+
+
+def test_nginx_master_is_not_root(host):
+    main_pid = host.check_output("systemctl show nginx.service -p MainPID --value")
+    assert int(main_pid) > 0
+    user = host.check_output(f"ps -o user= -p {main_pid}").strip()
+    assert user == NGINX_DEFAULTS["nginx_user"]
+
+
+def eventually_logged(host, since: int, text: str) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if text in host.check_output(f"journalctl -t nginx --since @{since} -o cat"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_the_agents_user_cannot_make_nginx_write_as_root(host):
+    """As the agent's user (its files, its polkit reload), stage a generation whose edge.conf
+    names a log file in root's home, point `current` at it and reload nginx."""
+    live = host.check_output(f"readlink {AGENT_DIR}/current")
+    hostile = f"{AGENT_DIR}/gen-hostile"
+    since = int(host.check_output("date +%s"))
+    stage = (
+        f"mkdir {hostile} && cp -r {AGENT_DIR}/current/. {hostile}/"
+        f" && echo 'error_log {ROOTS_FILE};' >> {hostile}/edge.conf"
+        f" && ln -sfn gen-hostile {AGENT_DIR}/.current-hostile"
+        f" && mv -T {AGENT_DIR}/.current-hostile {AGENT_DIR}/current"
+    )
+    try:
+        host.run_expect([0], f'{AS_AGENT} sh -c "{stage}"')
+        host.run(f"{AS_AGENT} systemctl reload nginx.service")  # allowed; nginx refuses the file
+        assert eventually_logged(
+            host, since, f'open() "{ROOTS_FILE}" failed (13: Permission denied)'
+        )
+        assert not host.file(ROOTS_FILE).exists
+        healthz = "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/healthz"
+        assert host.check_output(healthz) == "200"  # still on the previous configuration
+    finally:
+        host.run(
+            f'{AS_AGENT} sh -c "ln -sfn {live} {AGENT_DIR}/.current-restore'
+            f' && mv -T {AGENT_DIR}/.current-restore {AGENT_DIR}/current"'
+        )
+        host.run(f"rm -rf {hostile} {ROOTS_FILE}")
 
 
 def test_agent_unit_bounds(host):
