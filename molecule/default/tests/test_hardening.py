@@ -137,7 +137,7 @@ def test_vrrp_from_a_stranger_is_dropped_and_the_vip_stays():
 def test_nginx_master_is_not_root(host):
     main_pid = host.check_output("systemctl show nginx.service -p MainPID --value")
     assert int(main_pid) > 0
-    user = host.check_output(f"ps -o user= -p {main_pid}").strip()
+    user = host.check_output(f"stat -c %U /proc/{main_pid}").strip()
     assert user == NGINX_DEFAULTS["nginx_user"]
 
 
