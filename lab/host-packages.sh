@@ -12,6 +12,7 @@
 #   nginx-light + lua modules   `nginx -t` in the agent's tests, the same build as on the nodes
 #   keepalived, ipvsadm         `keepalived --config-test` in role tests
 #   openssl, curl, iproute2     test certificates, the lab's checks, addresses
+#   sslscan                     the listeners' TLS as a client sees it (playbooks/tests)
 #   python3-venv                `make setup` creates .venv/ with it
 #   wrk                         the load tool of `make bench` (proxy_throughput_ratio)
 #   qemu-system-x86, qemu-utils the VM lab and molecule -s lvs (real LVS on Debian's kernel)
@@ -21,7 +22,7 @@ readonly PACKAGES=(
   docker.io debootstrap nftables openssh-client e2fsprogs git
   nginx-light libnginx-mod-http-lua lua-resty-core
   keepalived ipvsadm
-  openssl curl iproute2 python3-venv wrk
+  openssl curl iproute2 sslscan python3-venv wrk
   qemu-system-x86 qemu-utils
 )
 

@@ -47,8 +47,29 @@ def test_apply_writes_validates_swaps_and_confirms(nginx):
     generation_dir = nginx.agent_dir / live(nginx)
     assert (generation_dir / "edge.conf").read_bytes() == rendered.files["edge.conf"]
     assert stat.S_IMODE((generation_dir / "edge.conf").stat().st_mode) == 0o644
-    assert stat.S_IMODE((generation_dir / "certs" / "default_t.pem").stat().st_mode) == 0o600
+    # nginx's master (not root) reads them through the agent's group.
+    assert stat.S_IMODE((generation_dir / "certs" / "default_t.pem").stat().st_mode) == 0o640
     assert applier.apply(rendered).outcome is Outcome.UNCHANGED
+
+
+def test_nginx_group_reads_a_generation_under_the_units_umask(nginx):
+    """The unit runs the agent with UMask=0077; nginx's master (not root, in the agent's group)
+    must still enter every directory and read every file of a generation."""
+    applier = Applier(nginx.apply_settings())
+    rendered = render_generation(nginx, "127.0.0.2", tls_pairs={"t": self_signed("h0.example.com")})
+    previous = os.umask(0o077)
+    try:
+        assert applier.apply(rendered).outcome is Outcome.APPLIED
+    finally:
+        os.umask(previous)
+    generation_dir = nginx.agent_dir / f"gen-{rendered.generation}"
+    for path in [generation_dir, *generation_dir.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        wanted = stat.S_IRGRP | (stat.S_IXGRP if path.is_dir() else 0)
+        assert mode & wanted == wanted, f"{path}: {oct(mode)}"
+        assert not mode & stat.S_IWOTH, f"{path}: {oct(mode)}"
+        if path.suffix == ".pem":  # keys: nobody but the agent and nginx's group
+            assert not mode & stat.S_IROTH, f"{path}: {oct(mode)}"
 
 
 def test_certificates_the_live_generation_holds_are_linked_not_written_again(nginx):
@@ -64,7 +85,7 @@ def test_certificates_the_live_generation_holds_are_linked_not_written_again(ngi
     )
     assert new.read_bytes() == second.files["certs/default_t.pem"]
     assert new.stat().st_ino == old.stat().st_ino
-    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640
     other = render_generation(nginx, "127.0.0.3", tls_pairs={"t": self_signed("h0.example.com")})
     assert applier.apply(other).outcome is Outcome.APPLIED
     renewed = nginx.agent_dir / f"gen-{other.generation}" / "certs" / "default_t.pem"

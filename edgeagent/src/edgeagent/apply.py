@@ -97,7 +97,9 @@ STAGING_PREFIX = ".staging-"
 LINK_PREFIX = ".current-"
 VALIDATE_DIR = ".validate"
 DELTA_FILE = "nginx-t-delta.conf"
-CERT_MODE = 0o600
+# Keys: the agent writes, nginx reads through the agent's group (its master is not root, see
+# docs/security.md), nobody else. Directories are chmod'ed too: the unit's umask is 0077.
+CERT_MODE = 0o640
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 # Loopback polling must not go through an http_proxy from the environment.
@@ -300,6 +302,7 @@ class Applier:
         staging = self.dir / f"{STAGING_PREFIX}{rendered.generation}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=DIR_MODE)
+        os.chmod(staging, DIR_MODE)  # whatever the umask
         directories = {staging}
         live = self.dir / CURRENT
         for name, data in rendered.files.items():
@@ -307,6 +310,7 @@ class Applier:
             path = staging / relative
             if path.parent not in directories:
                 path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                os.chmod(path.parent, DIR_MODE)
                 directories.add(path.parent)
             if relative.parts[0] != "certs":
                 write_atomically(path, data, FILE_MODE)

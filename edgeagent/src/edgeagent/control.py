@@ -40,7 +40,10 @@ CERTS_DIR = "certs"
 CONTROL_PATH = "/edgeagent/dynamic"
 TOKEN_BYTES = 32
 TOKEN_FORMAT = re.compile(r"[0-9a-fA-F]{32,}")  # what lua/edgeagent_state.lua accepts
-PRIVATE_MODE = 0o600
+# The agent writes, nginx (not root; in the agent's group) reads at start and reload, nobody
+# else. Directories are chmod'ed too: the unit's umask is 0077.
+PRIVATE_MODE = 0o640
+PRIVATE_DIR_MODE = 0o750
 # nginx's answer to a delta before the first full push since it loaded state.txt (it
 # restarted, or reloaded onto a newer state.txt): the whole state must be pushed.
 NEEDS_FULL_PUSH = 412
@@ -64,8 +67,9 @@ class Control:
         self.url = f"http://{status_listen}{CONTROL_PATH}"
         self.timeout = timeout
         self._last_version = 0
-        self.dir.mkdir(mode=0o750, parents=True, exist_ok=True)
-        (self.dir / CERTS_DIR).mkdir(mode=0o700, exist_ok=True)
+        for directory in (self.dir, self.dir / CERTS_DIR):
+            directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(directory, PRIVATE_DIR_MODE)
         self.token = self._token()
 
     def _token(self) -> str:
@@ -78,6 +82,7 @@ class Control:
                 raise ValueError(f"{path} must hold at least 32 hex digits") from None
             return token
         token = secrets.token_hex(TOKEN_BYTES)
+        os.fchmod(descriptor, PRIVATE_MODE)  # whatever the umask
         with os.fdopen(descriptor, "w") as file:
             file.write(token + "\n")
             file.flush()
