@@ -18,7 +18,8 @@ MIRROR=$(python3 "$REPO/lab/apt_sources.py" mirror "$SUITE")
 readonly SOURCES MIRROR
 readonly IMAGE_SIZE=1536M
 readonly AGENT_VENV=/opt/edgeagent/venv # edgeagent_install_dir/venv
-readonly AGENT_PINS=("$REPO/requirements.txt" "$REPO/edgeagent/pyproject.toml")
+readonly AGENT_LOCK=$REPO/roles/edgeagent/files/requirements-agent.lock
+readonly AGENT_PINS=("$AGENT_LOCK" "$REPO/edgeagent/pyproject.toml")
 # Everything the roles install, preinstalled: the VMs have no route to a registry.
 # python3-cffi-backend: python3-cryptography needs it through virtual packages, which
 # debootstrap does not resolve.
@@ -143,7 +144,7 @@ rm -rf "$root"/var/lib/apt/lists/*
 # the agent's.
 wheelhouse=$("$VENV_BIN/python" "$REPO/roles/edgeagent/files/build_wheelhouse.py" \
   --source "$REPO/edgeagent" --wheelhouse "$REPO/build/wheelhouse" \
-  --requirements "$REPO/requirements.txt" --python-version 3.11 \
+  --lock "$AGENT_LOCK" --python-version 3.11 \
   --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 2>"$work/wheelhouse.log" |
   "$VENV_BIN/python" -c 'import json, sys; print(json.load(sys.stdin)["path"])') ||
   { tail -20 "$work/wheelhouse.log" >&2; exit 1; }
