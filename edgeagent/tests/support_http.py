@@ -142,8 +142,8 @@ class _TLSConnection(http.client.HTTPConnection):
     """HTTPS to an address with any SNI name (or none: ""), certificate not verified:
     the tests look at which certificate nginx chose instead."""
 
-    def __init__(self, address: str, port: int, sni: str | None) -> None:
-        super().__init__(address, port, timeout=10)
+    def __init__(self, address: str, port: int, sni: str | None, source: tuple | None) -> None:
+        super().__init__(address, port, timeout=10, source_address=source)
         self.sni = sni or None
 
     def connect(self) -> None:
@@ -164,13 +164,16 @@ def request(
     tls: bool = False,
     sni: str | None = None,
     address: str = "127.0.0.1",
+    source: str | None = None,
 ) -> Response:
     """One request on a fresh connection. `host` None sends no Host header (HTTP/1.1
-    requires one, so nginx answers 400); with `tls`, `sni` defaults to `host`."""
+    requires one, so nginx answers 400); with `tls`, `sni` defaults to `host`. `source`:
+    the client's address (any of 127.0.0.0/8 on Linux; default: the kernel's choice)."""
+    bind = (source, 0) if source else None
     if tls:
-        connection = _TLSConnection(address, port, sni if sni is not None else host)
+        connection = _TLSConnection(address, port, sni if sni is not None else host, bind)
     else:
-        connection = http.client.HTTPConnection(address, port, timeout=10)
+        connection = http.client.HTTPConnection(address, port, timeout=10, source_address=bind)
     try:
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         if host is not None:
@@ -198,12 +201,14 @@ def common_name(certificate: x509.Certificate) -> str:
 
 
 @contextlib.contextmanager
-def websocket_tunnel(port: int, host: str) -> Iterator[tuple[socket.socket, object]]:
+def websocket_tunnel(
+    port: int, host: str, target: str = "/chat"
+) -> Iterator[tuple[socket.socket, object]]:
     """A WebSocket upgrade through nginx on loopback `port` to the echo backend of `host`:
     the socket to write lines to and a reader of the lines the backend echoes back."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as tunnel:
         tunnel.sendall(
-            f"GET /chat HTTP/1.1\r\nHost: {host}\r\n".encode()
+            f"GET {target} HTTP/1.1\r\nHost: {host}\r\n".encode()
             + b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
         )
         stream = tunnel.makefile("rb")

@@ -165,6 +165,10 @@ ALLOWED_DIRECTIVES = {
         "server_names_hash_bucket_size",
         "proxy_http_version",
         "proxy_set_header",
+        "proxy_connect_timeout",
+        "proxy_read_timeout",
+        "proxy_send_timeout",
+        "client_max_body_size",
         "upstream",
         "server",
         "lua_package_path",
@@ -249,6 +253,9 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         endpoint, *weight = args
         assert ENDPOINT.fullmatch(endpoint), args
         assert weight in ([], *([f"weight={n}"] for n in range(2, 101))), args
+    elif directive in ("allow", "deny") and context == "http/server/location":
+        (network,) = args
+        assert network == "all" or grammar.source_ranges(network, directive) == (network,), args
     elif directive == "return":
         assert args[0] in ("200", "308", "404", "503"), args
     elif directive == "listen":

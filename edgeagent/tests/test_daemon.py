@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from edgeagent import daemon, logs, systemd
+from edgeagent import annotations, daemon, logs, systemd
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -48,6 +48,9 @@ def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
         ("sync-quiet-period: -1\n", "negative"),
         ("ingress-class: Not_A_Name\n", "ingress-class"),
         ("- a list\n", "mapping"),
+        ("proxy-read-timeout: 60s\n", "proxy-read-timeout"),
+        ("ssl-redirect: maybe\n", "ssl-redirect"),
+        ("annotations-prefix: Not/Valid\n", "annotations-prefix"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(tmp_path, text, error):
@@ -55,6 +58,28 @@ def test_bad_settings_are_refused_with_a_reason(tmp_path, text, error):
     config.write_text(text)
     with pytest.raises(daemon.ConfigError, match=error):
         daemon.resolve(parse("--config", str(config)))
+
+
+def test_ingress_nginx_defaults_from_flags_and_the_config_file(tmp_path):
+    """The role writes YAML booleans and numbers; flags are text."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "annotations-prefix: ingress.example.com\n"
+        "ssl-redirect: false\n"
+        "hsts-max-age: 600\n"
+        "proxy-read-timeout: 86400\n"
+        "proxy-body-size: 8m\n"
+    )
+    values = daemon.resolve(parse("--config", str(config), "--hsts-preload", "true"))
+    assert annotations.config.from_values(values) == annotations.Config(
+        annotations_prefix="ingress.example.com",
+        ssl_redirect=False,
+        hsts_max_age=600,
+        hsts_preload=True,
+        proxy_read_timeout=86400,
+        proxy_body_size="8m",
+    )
+    assert annotations.config.from_values(daemon.resolve(parse())) == annotations.Config()
 
 
 def test_json_logs_carry_object_fields():

@@ -214,6 +214,9 @@ def test_supported_annotations_become_location_settings():
         "nginx.ingress.kubernetes.io/proxy-read-timeout": "120",
         "nginx.ingress.kubernetes.io/proxy-send-timeout": "30",
         "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5",
+        "nginx.ingress.kubernetes.io/force-ssl-redirect": "True",
+        "nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.9/8,\n 2001:db8::/32",
+        "nginx.ingress.kubernetes.io/denylist-source-range": "10.1.0.0/16, 192.0.2.7",
         "kubectl.kubernetes.io/last-applied-configuration": '{"any": "thing; }"}',
     }
     built = build(
@@ -224,11 +227,24 @@ def test_supported_annotations_become_location_settings():
     (location,) = server(built, "h").locations
     assert location.settings == model.LocationSettings(
         ssl_redirect=True,
+        force_ssl_redirect=True,
         proxy_body_size="8m",
         proxy_connect_timeout=5,
         proxy_read_timeout=120,
         proxy_send_timeout=30,
+        allow=("10.0.0.0/8", "2001:db8::/32"),
+        deny=("10.1.0.0/16", "192.0.2.7"),
     )
+    assert built.problems == ()
+
+
+def test_ssl_redirect_defaults_to_the_option():
+    services, slices = app()
+    one = ingress("i", rule("h", path("/", "app")))
+    off = model.Options().annotations.__class__(ssl_redirect=False)
+    for options, expected in (({}, True), ({"annotations": off}, False)):
+        built = build(one, services=services, slices=slices, **options)
+        assert server(built, "h").locations[0].settings.ssl_redirect is expected
 
 
 @pytest.mark.parametrize(
@@ -236,19 +252,107 @@ def test_supported_annotations_become_location_settings():
     [
         ("nginx.ingress.kubernetes.io/configuration-snippet", "return 200;", "snippets"),
         ("nginx.ingress.kubernetes.io/server-snippet", "x", "snippets"),
-        ("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8", "refusing"),
-        ("nginx.ingress.kubernetes.io/rewrite-target", "/", "refusing"),
+        ("nginx.ingress.kubernetes.io/auth-url", "http://auth/", "protect it less"),
+        ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca", "protect it less"),
+        ("nginx.ingress.kubernetes.io/limit-rps", "5", "protect it less"),
+        ("nginx.ingress.kubernetes.io/enable-modsecurity", "true", "protect it less"),
+        ("nginx.ingress.kubernetes.io/canary", "true", "answer otherwise"),
         ("nginx.org/server-snippets", "x", "snippets"),
+        ("nginx.org/redirect-to-https", "true", "another controller"),
         ("nginx.ingress.kubernetes.io/proxy-read-timeout", "60s", "whole number"),
         ("nginx.ingress.kubernetes.io/ssl-redirect", "on", "'true' or 'false'"),
+        ("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8;", "CIDR"),
+        ("nginx.ingress.kubernetes.io/denylist-source-range", "", "CIDR"),
+        ("nginx.ingress.kubernetes.io/allowlist-source-range", "10.0.0.0/255.0.0.0", "CIDR"),
     ],
 )
 def test_unsupported_or_malformed_annotations_reject_the_ingress(key, value, words):
     built = build(ingress("i", rule("h", path("/", "app")), annotations={key: value}))
     (problem,) = built.problems
     assert words in problem.reason
-    assert problem.code == ("invalid" if "whole" in words or "true" in words else "unsupported")
+    assert key in problem.reason and repr(value) in problem.reason
+    malformed = any(w in words for w in ("whole", "true", "CIDR"))
+    assert problem.code == ("invalid" if malformed else "unsupported")
     assert built.servers == ()
+    assert built.served_ingresses == ()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("nginx.ingress.kubernetes.io/proxy-buffers-number", "8", "only tunes"),
+        ("nginx.ingress.kubernetes.io/enable-access-log", "false", "only tunes"),
+        ("nginx.ingress.kubernetes.io/hsts", "true", "defines no such annotation"),
+        ("nginx.ingress.kubernetes.io/rate-limit", "100", "defines no such annotation"),
+        ("nginx.ingress.kubernetes.io/enable-websockets", "true", "defines no such"),
+        ("nginx.ingress.kubernetes.io/enable-cors", "false", "off, as without it"),
+    ],
+)
+def test_tuning_and_undefined_annotations_are_served_with_a_warning(key, value, words):
+    services, slices = app()
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations={key: value}),
+        services=services,
+        slices=slices,
+    )
+    (problem,) = built.problems
+    assert (problem.code, problem.name) == ("warning", "i")
+    assert words in problem.reason and key in problem.reason and repr(value) in problem.reason
+    assert built.served_ingresses == (("default", "i"),)
+    assert server(built, "h").locations[0].upstream
+
+
+def test_every_problem_of_an_ingress_is_reported_at_once():
+    prefix = "nginx.ingress.kubernetes.io/"
+    annotations = {
+        prefix + "proxy-read-timeout": "60s",
+        prefix + "configuration-snippet": "more_set_headers x;",
+        prefix + "auth-url": "http://auth/",
+        prefix + "hsts": "true",
+        prefix + "proxy-body-size": "8m",
+    }
+    obj = ingress("i", rule("h", path("/", "app")), annotations=annotations)
+    obj["spec"]["rules"][0]["http"]["paths"][0]["pathType"] = "Regex"
+    built = build(obj)
+    reasons = sorted(problem.reason for problem in built.problems)
+    assert len(reasons) == 5
+    for key in ("proxy-read-timeout", "configuration-snippet", "auth-url", "hsts"):
+        assert sum(prefix + key in reason for reason in reasons) == 1
+    assert any("pathType 'Regex'" in reason for reason in reasons)
+    assert {p.code for p in built.problems} == {"invalid", "unsupported", "warning"}
+
+
+def test_allowlist_wins_over_its_old_name():
+    services, slices = app()
+    annotations = {
+        "nginx.ingress.kubernetes.io/allowlist-source-range": "10.0.0.0/8",
+        "nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0",
+    }
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations=annotations),
+        services=services,
+        slices=slices,
+    )
+    assert server(built, "h").locations[0].settings.allow == ("10.0.0.0/8",)
+    (problem,) = built.problems
+    assert problem.code == "warning" and "whitelist-source-range" in problem.reason
+
+
+def test_annotations_prefix_is_configurable():
+    services, slices = app()
+    config = model.Options().annotations.__class__(annotations_prefix="ingress.example.com")
+    annotations = {
+        "ingress.example.com/proxy-body-size": "8m",
+        "nginx.ingress.kubernetes.io/auth-url": "http://auth/",  # not ours: not read
+    }
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations=annotations),
+        services=services,
+        slices=slices,
+        annotations=config,
+    )
+    assert built.problems == ()
+    assert server(built, "h").locations[0].settings.proxy_body_size == "8m"
 
 
 # Locations

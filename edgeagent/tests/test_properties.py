@@ -22,7 +22,7 @@ from support_nginx import (
     write_rendered,
 )
 
-from edgeagent import cli, model, render
+from edgeagent import cli, grammar, model, render
 
 settings.register_profile(
     "ci",
@@ -79,13 +79,37 @@ RULES = st.fixed_dictionaries(
         "http": st.fixed_dictionaries({"paths": st.lists(PATHS, min_size=1, max_size=3)}),
     }
 )
-ANNOTATIONS = st.sampled_from(
-    [
-        {},
-        {"nginx.ingress.kubernetes.io/ssl-redirect": "true"},
-        {"nginx.ingress.kubernetes.io/proxy-read-timeout": "60", "example.com/x": "{ ; }"},
-        {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
-    ]
+PREFIX = "nginx.ingress.kubernetes.io/"
+NETWORKS = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.builds(lambda a, n: f"{a}/{n}", st.ip_addresses(v=4), st.integers(0, 32)),
+    st.ip_addresses(v=6).map(str),
+    st.builds(lambda a, n: f"{a}/{n}", st.ip_addresses(v=6), st.integers(0, 128)),
+)
+# Separators as manifests write them: commas, with blanks or line breaks around.
+SOURCE_RANGES = st.builds(
+    lambda items, separator: separator.join(items),
+    st.lists(NETWORKS, min_size=1, max_size=4),
+    st.sampled_from([",", ", ", ",\n  ", " ,\t"]),
+)
+BOOLEANS = st.sampled_from(["true", "false", "True", "1", "0", "f"])
+TIMEOUTS = st.integers(1, 2_147_483).map(str)
+ANNOTATIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        PREFIX + "ssl-redirect": BOOLEANS,
+        PREFIX + "force-ssl-redirect": BOOLEANS,
+        PREFIX + "proxy-read-timeout": TIMEOUTS,
+        PREFIX + "proxy-send-timeout": TIMEOUTS,
+        PREFIX + "proxy-connect-timeout": TIMEOUTS,
+        PREFIX + "proxy-body-size": st.sampled_from(["0", "8m", "1k", "999999999G", "100"]),
+        PREFIX + "whitelist-source-range": SOURCE_RANGES,
+        PREFIX + "allowlist-source-range": SOURCE_RANGES,
+        PREFIX + "denylist-source-range": SOURCE_RANGES,
+        PREFIX + "proxy-buffer-size": st.just("16k"),  # served without: a warning
+        PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
+        "example.com/x": st.just("{ ; }"),
+    },
 )
 VALID_INGRESSES = st.builds(
     lambda name, annotations, rules, tls_hosts, default_backend, ingress_class: {
@@ -124,8 +148,20 @@ INGRESS_FIELDS = [
     _setter(lambda o: o["metadata"], "name"),
     _setter(lambda o: o["metadata"], "namespace"),
     _setter(lambda o: o["metadata"], "annotations"),
-    _setter(lambda o: o["metadata"]["annotations"], "nginx.ingress.kubernetes.io/auth-url"),
-    _setter(lambda o: o["metadata"]["annotations"], "nginx.ingress.kubernetes.io/proxy-body-size"),
+    *(
+        _setter(lambda o: o["metadata"]["annotations"], PREFIX + key)
+        for key in (
+            "auth-url",
+            "proxy-body-size",
+            "proxy-read-timeout",
+            "ssl-redirect",
+            "force-ssl-redirect",
+            "whitelist-source-range",
+            "allowlist-source-range",
+            "denylist-source-range",
+            "configuration-snippet",
+        )
+    ),
     _setter(lambda o: o["spec"], "ingressClassName"),
     _setter(lambda o: o["spec"], "rules"),
     _setter(lambda o: o["spec"]["rules"][0], "host"),
@@ -283,3 +319,25 @@ def test_any_objects_give_a_configuration_nginx_accepts_and_nothing_injected(dat
     for obj in inputs.ingresses:
         if obj["spec"]["ingressClassName"] == "edge":
             assert model.identity(obj) in accounted
+
+
+@given(
+    st.one_of(
+        SOURCE_RANGES,
+        TEXT,
+        st.builds(lambda a, b: a + b, SOURCE_RANGES, st.sampled_from(SYNTAX + DIRECTIVES)),
+    )
+)
+def test_source_ranges_are_refused_or_plain_canonical_networks(value):
+    """Whatever the text, a source range list is refused or made of plain tokens that
+    parse back to themselves (what nginx's allow and deny get)."""
+    try:
+        ranges = grammar.source_ranges(value, "annotation")
+    except grammar.Invalid:
+        event("refused")
+        return
+    event("accepted")
+    assert ranges
+    for network in ranges:
+        assert render.TOKEN.fullmatch(network)
+        assert grammar.source_ranges(network, "annotation") == (network,)

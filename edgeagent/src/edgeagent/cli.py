@@ -11,8 +11,9 @@ the daemon calls, so a preview is what an edge node would serve:
 `edgeagent.daemon.add_arguments`), imported only for `run` so the offline commands need
 neither the Kubernetes client nor the daemon.
 
-Exit codes: 0 done (render: even with problems, which go to stderr), 1 `check` found
-problems, 2 bad arguments or unreadable manifests.
+Exit codes: 0 done (render: even with problems, which go to stderr; check: when it
+found warnings only, i.e. annotations served without), 1 `check` found problems that
+keep something from being served as written, 2 bad arguments or unreadable manifests.
 """
 
 import argparse
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edgeagent import grammar, manifests, render
+from edgeagent import annotations, grammar, manifests, render
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
 
@@ -35,6 +36,7 @@ DEFAULT_CERTIFICATE_FILE = "certs/default.pem"
 SELF_SIGNED_DAYS = 365
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
+WARNING = "warning"  # the Problem code of what is served all the same
 
 
 def self_signed(common_name: str, hostnames: tuple[str, ...] = ()) -> CertPair:
@@ -87,6 +89,7 @@ def _load(args: argparse.Namespace):
     options = Options(
         ingress_class=args.ingress_class,
         watch_ingress_without_class=args.watch_ingress_without_class,
+        annotations=annotations.config.from_values(vars(args)),
     )
     model = build(inputs, options)
     return model, [*load_problems, *model.problems]
@@ -140,7 +143,7 @@ def command_check(args: argparse.Namespace) -> int:
     _, problems = _load(args)
     for problem in problems:
         print(problem_line(problem))
-    return 1 if problems else 0
+    return 1 if any(problem.code != WARNING for problem in problems) else 0
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -152,16 +155,21 @@ def command_run(args: argparse.Namespace) -> int:
     return daemon.main(args)
 
 
-def _checked(parse):
-    """An argparse type from a grammar function: a bad value is a usage error."""
+def _flag_type(parse):
+    """An argparse type from a one-argument parser: a bad value is a usage error."""
 
     def check(value: str):
         try:
-            return parse(value, "value")
+            return parse(value)
         except Invalid as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     return check
+
+
+def _checked(parse):
+    """An argparse type from a grammar function."""
+    return _flag_type(lambda value: parse(value, "value"))
 
 
 def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,6 +192,14 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also serve Ingresses that name no class",
     )
+    defaults = annotations.Config()
+    for flag in annotations.config.FLAGS:
+        parser.add_argument(
+            f"--{flag.name}",
+            type=_flag_type(flag.parse),
+            metavar=flag.metavar,
+            help=f"{flag.help} (default: {getattr(defaults, flag.attribute)}; ingress-nginx's)",
+        )
 
 
 def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:

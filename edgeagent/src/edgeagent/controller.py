@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 MAX_SUSPECTS = 20
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret")
+PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret", "warning")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from typing import Any
 import kubernetes
 import yaml
 
-from edgeagent import grammar, informer, kube, logs, model, render, systemd
+from edgeagent import annotations, grammar, informer, kube, logs, model, render, systemd
 from edgeagent.apply import Applier, ApplyResult, ApplySettings, Outcome
 from edgeagent.cache import Cache
 from edgeagent.control import Control
@@ -165,6 +165,16 @@ def _settings() -> list[Setting]:
             _flag,
             "also serve Ingresses that name no class",
             is_flag=True,
+        ),
+        *(
+            Setting(
+                flag.name,
+                getattr(annotations.Config(), flag.attribute),
+                flag.parse,
+                f"{flag.help} (default: %(default)s; ingress-nginx's)",
+                flag.metavar,
+            )
+            for flag in annotations.config.FLAGS
         ),
         Setting(
             "publish-status-address",
@@ -468,6 +478,7 @@ class Agent:
                 ingress_class=v["ingress_class"],
                 watch_ingress_without_class=v["watch_ingress_without_class"],
                 upstreams_without_endpoints=dynamic,
+                annotations=annotations.config.from_values(v),
             ),
             layout,
             applier,

@@ -43,8 +43,18 @@ LISTEN = re.compile(r"(?P<addr>\*|\[[0-9A-Fa-f:.]+\]|[0-9.]+):(?P<port>[0-9]{1,5
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
 SIZE = re.compile(r"(0|[1-9][0-9]{0,8})([kKmMgG]?)")
-SECONDS = re.compile(r"[1-9][0-9]{0,3}")
-SECONDS_MAX = 3600
+SECONDS = re.compile(r"[1-9][0-9]{0,6}")
+# nginx waits for its next timer with epoll_wait's int milliseconds: 2^31 ms, 24.8 days.
+SECONDS_MAX = 2_147_483
+HSTS_MAX_AGE = re.compile(r"0|[1-9][0-9]{0,9}")
+HSTS_MAX_AGE_MAX = 2**31 - 1
+# Go's strconv.ParseBool, which ingress-nginx reads boolean annotations with.
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+# One item of a source range list, before ipaddress checks it: an address with an
+# optional prefix length (no netmask form, no IPv6 zone), as Go's net.ParseCIDR reads it.
+SOURCE_RANGE = re.compile(r"[0-9.]+(/[0-9]{1,2})?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?")
+SOURCE_RANGES_MAX = 1000
 TLS_PAIR_CACHE_SIZE = 4096
 SERVER_KEY_TYPES = (
     rsa.RSAPrivateKey,
@@ -214,12 +224,50 @@ def boolean(value: object, what: str) -> bool:
     return text == "true"
 
 
+def go_boolean(value: object, what: str) -> bool:
+    """A boolean annotation as ingress-nginx reads it: "true", "false", "1", "0", ..."""
+    text = string(value, what)
+    if text not in GO_TRUE + GO_FALSE:
+        raise Invalid(f"{what} {show(text)} must be 'true' or 'false'")
+    return text in GO_TRUE
+
+
 def seconds(value: object, what: str) -> int:
-    """A timeout in whole seconds, 1-3600, written as digits only (as ingress-nginx does)."""
+    """A timeout in whole seconds, written as digits only (as ingress-nginx does)."""
     text = string(value, what)
     if not SECONDS.fullmatch(text) or int(text) > SECONDS_MAX:
-        raise Invalid(f"{what} {show(text)} must be a whole number of seconds from 1 to 3600")
+        raise Invalid(
+            f"{what} {show(text)} must be a whole number of seconds from 1 to {SECONDS_MAX}"
+        )
     return int(text)
+
+
+def hsts_max_age(value: object, what: str) -> int:
+    text = string(value, what)
+    if not HSTS_MAX_AGE.fullmatch(text) or int(text) > HSTS_MAX_AGE_MAX:
+        raise Invalid(f"{what} {show(text)} must be a whole number of seconds")
+    return int(text)
+
+
+def source_ranges(value: object, what: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs or addresses, IPv4 or IPv6, blanks around items allowed:
+    canonical (host bits cleared, as ingress-nginx does), sorted, without duplicates."""
+    text = string(value, what)
+    items = text.split(",")
+    if len(items) > SOURCE_RANGES_MAX:
+        raise Invalid(f"{what} lists more than {SOURCE_RANGES_MAX} networks")
+    ranges = set()
+    for item in items:
+        item = item.strip(" \t\r\n")
+        if not SOURCE_RANGE.fullmatch(item):
+            raise Invalid(f"{what}: {show(item)} is not an IP address or CIDR")
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise Invalid(f"{what}: {show(item)} is not an IP address or CIDR") from None
+        single = network.prefixlen == network.max_prefixlen and "/" not in item
+        ranges.add(str(network.network_address) if single else str(network))
+    return tuple(sorted(ranges))
 
 
 def size(value: object, what: str) -> str:

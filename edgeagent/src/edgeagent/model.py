@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from edgeagent import grammar
+from edgeagent import annotations, grammar
 from edgeagent.grammar import CertPair, Invalid
 
 __all__ = [
@@ -63,17 +63,6 @@ __all__ = [
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
-# Annotations of nginx-based controllers. edgeagent honours the few below and refuses an
-# Ingress carrying any other: serving it without, say, whitelist-source-range or auth-url
-# would silently expose what its author meant to protect.
-NGINX_ANNOTATION_PREFIXES = ("nginx.ingress.kubernetes.io/", "nginx.org/", "nginx.com/")
-SUPPORTED_ANNOTATIONS = {
-    "nginx.ingress.kubernetes.io/ssl-redirect": ("ssl_redirect", grammar.boolean),
-    "nginx.ingress.kubernetes.io/proxy-body-size": ("proxy_body_size", grammar.size),
-    "nginx.ingress.kubernetes.io/proxy-connect-timeout": ("proxy_connect_timeout", grammar.seconds),
-    "nginx.ingress.kubernetes.io/proxy-read-timeout": ("proxy_read_timeout", grammar.seconds),
-    "nginx.ingress.kubernetes.io/proxy-send-timeout": ("proxy_send_timeout", grammar.seconds),
-}
 # On a Service: `zone=weight,...` (weights 1-100). Its ready endpoints get the weight of
 # their EndpointSlice `zone` (1 for a zone not listed), in both modes (docs/routing.md).
 ZONE_WEIGHTS_ANNOTATION = "edgeagent.io/zone-weights"
@@ -91,7 +80,8 @@ class Problem:
 
     `kind`/`namespace`/`name` name the object the user has to fix; `reason` is one line
     for people; `code` is a fixed, low-cardinality category for metrics: "invalid",
-    "unsupported", "conflict", "missing-service" or "secret".
+    "unsupported", "conflict", "missing-service", "secret", or "warning" (an annotation
+    served without: the object is served all the same).
     """
 
     kind: str
@@ -132,6 +122,9 @@ class Options:
     answers 503 until they do). Off (static mode): those paths answer 503 in the
     configuration itself, and the first endpoint is a new configuration."""
 
+    annotations: annotations.Config = field(default_factory=annotations.Config)
+    """The annotation prefix and ingress-nginx's defaults (`edgeagent.annotations`)."""
+
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
     earlier syncs: a Secret that turns invalid or disappears keeps its hosts on it
@@ -140,13 +133,21 @@ class Options:
 
 @dataclass(frozen=True)
 class LocationSettings:
-    """Per-location settings from the supported annotations; None = nginx default."""
+    """Per-location settings from the supported annotations (`edgeagent.annotations`);
+    None = the http-level default (`Model.annotations`)."""
 
     ssl_redirect: bool = False
+    """Redirect plain HTTP to HTTPS if the host is listed under `spec.tls`."""
+    force_ssl_redirect: bool = False
+    """Redirect plain HTTP to HTTPS on any host."""
     proxy_body_size: str | None = None
     proxy_connect_timeout: int | None = None
     proxy_read_timeout: int | None = None
     proxy_send_timeout: int | None = None
+    allow: tuple[str, ...] = ()
+    """Client networks let in (empty: all); every other client gets 403."""
+    deny: tuple[str, ...] = ()
+    """Client networks turned away with 403, checked before `allow`."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -213,6 +214,9 @@ class Model:
     problems: tuple[Problem, ...]
     served_ingresses: tuple[tuple[str, str], ...]
     """(namespace, name) of every selected Ingress that is valid, sorted."""
+    annotations: annotations.Config = field(default_factory=annotations.Config)
+    """What the model was built with (`Options.annotations`): render writes the
+    http-level defaults from it."""
 
 
 class _BackendRef(NamedTuple):
@@ -247,7 +251,9 @@ class _Ingress:
 class _IngressEntry:
     obj: dict  # held so that its id() cannot be reused while the entry lives
     ingress_class: str | Problem | None
-    parsed: _Ingress | Problem | None = None  # None: not parsed yet (not selected so far)
+    # None: not parsed yet (not selected so far); else the parse (None: refused) and its
+    # problems, warnings included.
+    parsed: tuple[_Ingress | None, tuple[Problem, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -390,37 +396,32 @@ def _backend(value: object, what: str) -> _BackendRef:
     return _BackendRef(name, grammar.port_name(port_name, f"{what}.service.port.name"))
 
 
-def _settings(annotations: dict) -> LocationSettings:
-    values = {}
-    if not all(isinstance(key, str) for key in annotations):
-        raise Invalid("metadata.annotations keys must be strings")
-    for key in sorted(annotations):
-        value = annotations[key]
-        if key in SUPPORTED_ANNOTATIONS:
-            attribute, parse = SUPPORTED_ANNOTATIONS[key]
-            values[attribute] = parse(value, f"annotation {key}")
-        elif key.startswith(NGINX_ANNOTATION_PREFIXES):
-            why = (
-                "snippets would put raw text into nginx configuration"
-                if "snippet" in key
-                else "refusing to serve the Ingress without the behaviour it asks for"
-            )
-            raise Invalid(
-                f"annotation {grammar.show(key)} is not supported ({why}); supported: "
-                + ", ".join(sorted(SUPPORTED_ANNOTATIONS)),
-                "unsupported",
-            )
-        else:
-            grammar.string(value, f"annotation {grammar.show(key)}")
-    return LocationSettings(**values)
-
-
-def _parse_ingress(obj: dict) -> _Ingress:
+def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | None, list[Problem]]:
+    """The Ingress (None: not served) and every problem found in it: each annotation's,
+    and the first of its spec."""
     metadata = _mapping(obj.get("metadata"), "metadata", required=True)
     namespace = grammar.dns1123_label(metadata.get("namespace"), "metadata.namespace")
     name = grammar.dns1123_subdomain(metadata.get("name"), "metadata.name")
+    parsed = annotations.parse(
+        _mapping(metadata.get("annotations"), "metadata.annotations"), config
+    )
+    problems = [
+        Problem("Ingress", namespace, name, finding.reason, finding.code)
+        for finding in parsed.findings
+        if finding.status != "supported"
+    ]
+    try:
+        ingress = _parse_spec(obj, metadata, namespace, name, parsed.settings)
+        # A refused annotation leaves its setting out: the spec is still parsed, for its
+        # problems, but never served.
+    except Invalid as error:
+        problems.append(Problem("Ingress", namespace, name, str(error), error.code))
+        return None, problems
+    return (None if parsed.refused else ingress), problems
+
+
+def _parse_spec(obj: dict, metadata: dict, namespace: str, name: str, settings: dict) -> _Ingress:
     order = (*_creation_order(metadata), namespace, name)
-    settings = _settings(_mapping(metadata.get("annotations"), "metadata.annotations"))
     spec = _mapping(obj.get("spec"), "spec")
     default_backend = None
     if spec.get("defaultBackend") is not None:
@@ -458,7 +459,15 @@ def _parse_ingress(obj: dict) -> _Ingress:
         if secret not in (None, ""):
             secret = grammar.dns1123_subdomain(secret, f"{where}.secretName")
         tls.append((hosts, secret or None))
-    return _Ingress(namespace, name, order, tuple(rules), default_backend, tuple(tls), settings)
+    return _Ingress(
+        namespace,
+        name,
+        order,
+        tuple(rules),
+        default_backend,
+        tuple(tls),
+        LocationSettings(**settings),
+    )
 
 
 class _Builder:
@@ -565,6 +574,7 @@ class _Builder:
                 sorted(set(self.problems), key=lambda p: (p.kind, p.namespace, p.name, p.reason))
             ),
             served_ingresses=tuple(sorted((i.namespace, i.name) for i in ingresses)),
+            annotations=self.options.annotations,
         )
 
     def _host_server(
@@ -620,13 +630,15 @@ class _Builder:
                 continue
             if entry.parsed is None:
                 try:
-                    entry.parsed = _parse_ingress(obj)
+                    parsed, problems = _parse_ingress(obj, self.options.annotations)
+                    entry.parsed = (parsed, tuple(problems))
                 except Invalid as error:
-                    entry.parsed = Problem("Ingress", *identity(obj), str(error), error.code)
-            if isinstance(entry.parsed, Problem):
-                self.problems.append(entry.parsed)
-            else:
-                selected.append(entry.parsed)
+                    problem = Problem("Ingress", *identity(obj), str(error), error.code)
+                    entry.parsed = (None, (problem,))
+            parsed, problems = entry.parsed
+            self.problems.extend(problems)
+            if parsed is not None:
+                selected.append(parsed)
         selected.sort(key=lambda ingress: ingress.order)
         return selected
 

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
-from edgeagent.model import NO_SETTINGS, Model, Server, Upstream
+from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
 HTTP_BLOCK = "http"
@@ -57,6 +57,9 @@ BLOCK_START = "\0"
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
 WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+# HTTP-01 challenges are answered over plain HTTP: a location under this path is never
+# redirected to HTTPS (ingress-nginx's no-tls-redirect-locations default).
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
 # File names stay well under NAME_MAX (255) even with a temporary prefix and suffix.
 CERTIFICATE_NAME_MAX = 200
 # nginx builds its server-names hash by trying table sizes up to this maximum; room for
@@ -150,6 +153,31 @@ def server_name(host: str) -> str:
     if not WILDCARD_SERVER_NAME.fullmatch(regex):
         raise ValueError(f"refusing to render wildcard host {grammar.show(host)}")
     return regex
+
+
+def redirects_to_https(server: Server, location: Location) -> bool:
+    """ssl-redirect on hosts listed under `spec.tls` (not the default server, whose HTTPS
+    listener no Ingress asked for), force-ssl-redirect anywhere; never an HTTP-01
+    challenge."""
+    if location.path.startswith(ACME_CHALLENGE_PATH):
+        return False
+    settings = location.settings
+    return settings.force_ssl_redirect or (
+        settings.ssl_redirect and server.https and server.host != ""
+    )
+
+
+def hsts_value(model: Model) -> str:
+    """The Strict-Transport-Security value for HTTPS answers of TLS hosts ("": none)."""
+    config = model.annotations
+    if not config.hsts:
+        return ""
+    value = f"max-age={int(config.hsts_max_age)}"
+    if config.hsts_include_subdomains:
+        value += "; includeSubDomains"
+    if config.hsts_preload:
+        value += "; preload"
+    return value
 
 
 @functools.cache
@@ -270,6 +298,9 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         names_hash_max_size=_names_hash_max_size(model),
         names_hash_bucket_size=_names_hash_bucket_size(model),
         no_settings=NO_SETTINGS,
+        redirects_to_https=redirects_to_https,
+        hsts=hsts_value(model),
+        defaults=model.annotations,
         certificate_path=certificate_path,
         key_path=key_path,
         block_start=BLOCK_START,
