@@ -194,6 +194,7 @@ ALLOWED_DIRECTIVES = {
         "allow",
         "deny",
         "set",
+        "rewrite",
         "client_body_buffer_size",
         "content_by_lua_block",
         "proxy_pass",
@@ -231,9 +232,18 @@ WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
     """The directives that carry values from Kubernetes objects hold only those values."""
     if directive == "location":
-        assert args in (("/",),) or (
-            len(args) == 2 and args[0] in ("=", "^~") and grammar.PATH.fullmatch(args[1])
+        assert (
+            args in (("/",),)
+            or (len(args) == 2 and args[0] in ("=", "^~") and grammar.PATH.fullmatch(args[1]))
+            or (len(args) == 2 and args[0] == "~*" and args[1].startswith("^"))
         ), args
+        if args[0] == "~*":
+            grammar.regex_path(args[1][1:])
+    elif directive == "rewrite":
+        regex, target, flag = args
+        assert regex.startswith("(?i)") and flag == "break", args
+        grammar.regex_path(regex[len("(?i)") :])
+        grammar.rewrite_target(target, "rewrite")
     elif directive == "server_name":
         (name,) = args
         assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)

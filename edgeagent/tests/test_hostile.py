@@ -117,6 +117,54 @@ HOSTILE_INGRESSES = {
     "denylist-close-and-load": annotated(
         "deny-close", {NGINX_ANNOTATION + "denylist-source-range": "10.0.0.0/8" + CLOSE_AND_LOAD}
     ),
+    "rewrite-target-variable": annotated(
+        "rewrite-variable", {NGINX_ANNOTATION + "rewrite-target": "/$request_body"}
+    ),
+    "rewrite-target-redirect": annotated(
+        "rewrite-redirect", {NGINX_ANNOTATION + "rewrite-target": "https://evil.example/$1"}
+    ),
+    "rewrite-target-close": annotated(
+        "rewrite-close",
+        {NGINX_ANNOTATION + "rewrite-target": "/$1 break; } location /x { return 200 x; #"},
+    ),
+    "use-regex-payload": annotated(
+        "use-regex", {NGINX_ANNOTATION + "use-regex": "true;\nload_module /e.so;"}
+    ),
+    "regex-path-escaped-quote": with_field(
+        "regex-quote",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path='/a\\"; } load_module /e.so; location ~ "/'),
+        ),
+    ),
+    "regex-path-trailing-backslash": with_field(
+        "regex-backslash",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "rewrite-target": "/$1"}),
+            first_path(o).update(path="/(.*)\\"),
+        ),
+    ),
+    "regex-path-newline": with_field(
+        "regex-newline",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path="/(a)" + NEWLINE_DIRECTIVE),
+        ),
+    ),
+    "regex-path-posix-class": with_field(
+        "regex-posix",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path="/[[.a.]]", pathType="ImplementationSpecific"),
+        ),
+    ),
+    "regex-path-nested-too-deep": with_field(
+        "regex-deep",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path="/" + "(" * 300 + "a" + ")" * 300),
+        ),
+    ),
     "f5-snippet": annotated("f5", {"nginx.org/location-snippets": "root /;"}),
     "cve-2022-4886-path-alias": with_field(
         "path-alias",
@@ -348,10 +396,26 @@ def test_values_at_their_grammar_limits_are_accepted_by_nginx(tmp_path, good_pai
         ],
         secrets=[tls_secret(long_name, good_pair, namespace=namespace)],
     )
+    # Regexes at the edges of what the grammar lets through: PCRE must take them all.
+    regexes = [
+        "/" + "(" * grammar.REGEX_DEPTH_MAX + "a" + ")" * grammar.REGEX_DEPTH_MAX,
+        f"/a{{1,{grammar.REGEX_REPEAT_MAX}}}(/|$)(.*)",
+        "/[]a][^]b]\\.\\-\\/\\d\\D\\w\\W\\s\\S\\(\\)\\[\\]\\{\\}\\*\\+\\?\\|\\^\\$",
+        "/(?:x|y)*+z?+{}{,}$^",
+        "/" + "b" * (grammar.PATH_MAX_LENGTH - 1),
+    ]
+    inputs.ingresses.append(
+        ingress(
+            "regexes",
+            rule("regex.example.com", *(path(regex, service_name, 65535) for regex in regexes)),
+            namespace=namespace,
+            annotations={NGINX_ANNOTATION + "rewrite-target": "/$9$1/" + "c" * 2000},
+        )
+    )
     assert len(long_host) == len(long_name) == 253
     site = render_site(tmp_path, inputs)
     assert site.model.problems == ()
-    assert len(site.model.servers) == 2
+    assert len(site.model.servers) == 3
     tested = nginx_test(tmp_path)
     assert tested.returncode == 0, tested.stderr
     assert_only_rendered_directives(tmp_path / "nginx.conf")

@@ -789,3 +789,123 @@ def test_same_objects_in_any_order_render_the_same_bytes(pairs):
         rendered = render.render(built, layout)
         outputs.add((tuple(rendered.files.items()), rendered.generation, rendered.output_dir))
     assert len(outputs) == 1
+
+
+# Regular expression paths (rewrite-target, use-regex)
+
+REWRITE = "nginx.ingress.kubernetes.io/rewrite-target"
+USE_REGEX = "nginx.ingress.kubernetes.io/use-regex"
+
+
+def test_rewrite_target_makes_every_path_of_its_host_a_regex_longest_first():
+    services, slices = app()
+    built = build(
+        ingress(
+            "rewrite",
+            rule("h", path("/api(/|$)(.*)", "app"), path("/a", "app")),
+            annotations={REWRITE: "/$2"},
+        ),
+        ingress("plain", rule("h", path("/static/", "app"), path("/x", "app", kind="Exact"))),
+        ingress("elsewhere", rule("other", path("/static", "app"))),
+        services=services,
+        slices=slices,
+    )
+    locations = [(loc.match, loc.path) for loc in server(built, "h").locations]
+    assert locations == [
+        ("default", "/"),
+        ("regex", "/api(/|$)(.*)"),
+        ("regex", "/static/"),  # as written: ingress-nginx uses the path as it is
+        ("regex", "/x"),
+        ("regex", "/a"),
+    ]
+    assert server(built, "h").locations[1].settings.rewrite_target == "/$2"
+    assert server(built, "h").locations[2].settings.rewrite_target is None
+    # Other hosts keep plain locations.
+    assert {loc.match for loc in server(built, "other").locations} == {"exact", "prefix"}
+    assert built.problems == ()
+
+
+def test_rewrite_to_the_path_itself_is_no_regex():
+    services, slices = app()
+    built = build(
+        ingress("root", rule("h", path("/", "app")), annotations={REWRITE: "/"}),
+        services=services,
+        slices=slices,
+    )
+    assert [(loc.match, loc.path) for loc in server(built, "h").locations] == [("prefix", "/")]
+
+
+def test_use_regex_reads_exact_and_prefix_paths_as_regexes():
+    services, slices = app()
+    built = build(
+        ingress(
+            "regex",
+            rule("h", path("/user/[0-9]+", "app", kind="Exact"), path("/a.*", "app")),
+            annotations={USE_REGEX: "true"},
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert [loc.path for loc in server(built, "h").locations if loc.match == "regex"] == [
+        "/user/[0-9]+",
+        "/a.*",
+    ]
+
+
+def test_a_plain_path_that_is_no_regex_on_a_regex_host_is_reported():
+    services, slices = app()
+    built = build(
+        ingress("regex", rule("h", path("/a(.*)", "app")), annotations={USE_REGEX: "true"}),
+        ingress("stars", rule("h", path("/**", "app"), path("/fine", "app"))),
+        services=services,
+        slices=slices,
+    )
+    (problem,) = built.problems
+    assert (problem.name, problem.code) == ("stars", "invalid")
+    assert "/**" in problem.reason and "regular expression" in problem.reason
+    assert [loc.path for loc in server(built, "h").locations if loc.match == "regex"] == [
+        "/a(.*)",
+        "/fine",
+    ]
+
+
+def test_the_same_regex_from_two_ingresses_is_a_conflict():
+    services, slices = app()
+    built = build(
+        ingress("first", rule("h", path("/a", "app")), created=OLD),
+        ingress("second", rule("h", path("/a", "app", kind="Exact")), created=NEW),
+        ingress("regex", rule("h", path("/b(.*)", "app")), annotations={USE_REGEX: "true"}),
+        services=services,
+        slices=slices,
+    )
+    (problem,) = built.problems
+    assert (problem.name, problem.code) == ("second", "conflict")
+
+
+@pytest.mark.parametrize(
+    ("annotations", "value", "words"),
+    [
+        ({USE_REGEX: "true"}, '/a"; } location /x { root /;', "regex syntax"),
+        ({USE_REGEX: "true"}, "/a\\", "regex syntax"),
+        ({USE_REGEX: "true"}, "/a(", "not a regular expression"),
+        ({USE_REGEX: "true"}, "/(?<n>a)", "regex syntax"),
+        ({USE_REGEX: "true"}, "/(?=a)", "not a regular expression"),
+        ({USE_REGEX: "true"}, "/[[:alpha:]]", "not a regular expression"),
+        ({USE_REGEX: "true"}, "/a{65536}", "not a regular expression"),
+        ({REWRITE: "/$1"}, "/a b(.*)", "regex syntax"),
+    ],
+)
+def test_bad_regex_paths_refuse_the_ingress(annotations, value, words):
+    built = build(ingress("i", rule("h", path(value, "app")), annotations=annotations))
+    (problem,) = built.problems
+    assert words in problem.reason and problem.code == "invalid"
+    assert built.servers == ()
+
+
+@pytest.mark.parametrize(
+    "target", ["/$host", "https://evil.example/$1", "/$0", "/a b", "/$1;", "/${1}", "relative"]
+)
+def test_bad_rewrite_targets_refuse_the_ingress(target):
+    built = build(ingress("i", rule("h", path("/a(.*)", "app")), annotations={REWRITE: target}))
+    (problem,) = built.problems
+    assert REWRITE in problem.reason and "captures $1 to $9" in problem.reason

@@ -68,7 +68,9 @@ BACKENDS = st.fixed_dictionaries(
 )
 PATHS = st.fixed_dictionaries(
     {
-        "path": st.sampled_from(["/", "/a", "/a/", "/a/b", "/b", "/a/b/"]),
+        "path": st.sampled_from(
+            ["/", "/a", "/a/", "/a/b", "/b", "/a/b/", "/a(/|$)(.*)", "/b/[0-9]+", "/(.*)"]
+        ),
         "pathType": st.sampled_from(["Exact", "Prefix", "ImplementationSpecific"]),
         "backend": BACKENDS,
     }
@@ -106,6 +108,8 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "whitelist-source-range": SOURCE_RANGES,
         PREFIX + "allowlist-source-range": SOURCE_RANGES,
         PREFIX + "denylist-source-range": SOURCE_RANGES,
+        PREFIX + "rewrite-target": st.sampled_from(["/", "/$1", "/$2/x"]),
+        PREFIX + "use-regex": BOOLEANS,
         PREFIX + "proxy-buffer-size": st.just("16k"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -160,6 +164,8 @@ INGRESS_FIELDS = [
             "allowlist-source-range",
             "denylist-source-range",
             "configuration-snippet",
+            "rewrite-target",
+            "use-regex",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),
@@ -341,3 +347,45 @@ def test_source_ranges_are_refused_or_plain_canonical_networks(value):
     for network in ranges:
         assert render.TOKEN.fullmatch(network)
         assert grammar.source_ranges(network, "annotation") == (network,)
+
+
+REGEX_TEXT = st.text(alphabet="/ab()|?^$[]{}*+.\\-dWs:,019", min_size=1, max_size=24).map(
+    lambda text: "/" + text
+)
+
+
+@given(paths=st.lists(REGEX_TEXT, min_size=1, max_size=40))
+def test_every_regex_path_the_grammar_accepts_compiles_in_nginx(paths, workdir):
+    """grammar.regex_path stands in for nginx's PCRE: whatever it accepts, nginx -t must
+    take too, or one Ingress would stop every later configuration."""
+    accepted = []
+    for text in dict.fromkeys(paths):
+        try:
+            accepted.append(grammar.regex_path(text, "path"))
+        except grammar.Invalid:
+            event("refused")
+    event(f"accepted: {min(len(accepted), 5)}")
+    if not accepted:
+        return
+    backend = {"service": {"name": "app", "port": {"number": 80}}}
+    regex_paths = [
+        {"path": text, "pathType": "ImplementationSpecific", "backend": backend}
+        for text in accepted
+    ]
+    obj = {
+        "metadata": {
+            "name": "regexes",
+            "namespace": "default",
+            "annotations": {PREFIX + "use-regex": "true", PREFIX + "rewrite-target": "/$1"},
+        },
+        "spec": {
+            "ingressClassName": "edge",
+            "rules": [{"host": "r", "http": {"paths": regex_paths}}],
+        },
+    }
+    built = model.build(model.Inputs(ingresses=[obj]), model.Options())
+    assert built.served_ingresses == (("default", "regexes"),)
+    layout = layout_for(workdir, Ports(8080, 8443, 10246))
+    write_rendered(workdir, layout, render.render(built, layout))
+    tested = nginx_test(workdir)
+    assert tested.returncode == 0, tested.stderr

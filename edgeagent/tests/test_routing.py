@@ -64,6 +64,10 @@ SIMPLE_SERVICES = [
     "long-timeout",
     "forced",
     "small-bodies",
+    "rewritten",
+    "regex-plain",
+    "stripped",
+    "regex-only",
 ]
 ANNOTATION = "nginx.ingress.kubernetes.io/"
 # cert-manager's solver paths: /.well-known/acme-challenge/<token>
@@ -272,6 +276,23 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                 "forced",
                 rule("forced", path("/", "forced")),
                 annotations={ANNOTATION + "force-ssl-redirect": "true"},
+            ),
+            ingress(
+                "rewrite-captures",
+                rule("rewrite", path("/api(/|$)(.*)", "rewritten")),
+                annotations={ANNOTATION + "rewrite-target": "/$2"},
+            ),
+            ingress(
+                "rewrite-to-root",
+                rule("rewrite", path("/strip", "stripped", kind="ImplementationSpecific")),
+                annotations={ANNOTATION + "rewrite-target": "/"},
+            ),
+            # No annotation, but on a host with regex paths: a regex too (ingress-nginx).
+            ingress("regex-neighbour", rule("rewrite", path("/static", "regex-plain"))),
+            ingress(
+                "use-regex",
+                rule("regex", path("/user/[0-9]+", "regex-only", kind="ImplementationSpecific")),
+                annotations={ANNOTATION + "use-regex": "true"},
             ),
             ingress("hostless", rule(None, path("/hostless", "hostless"))),
             ingress("catch-all", default_backend=backend("echo-service", 80), created=OLD),
@@ -532,6 +553,50 @@ def test_cert_manager_http01_solver_answers_over_plain_http(world, target, serve
 def test_source_ranges(world, target, source, status, served_by):
     answer = world.get("source-ranges", target, source=source)
     assert (answer.status, answer.backend) == (status, served_by)
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "served_by", "seen"),
+    [
+        # rewrite-target "/$2" on "/api(/|$)(.*)": the second capture, query kept.
+        ("rewrite", "/api/users?page=2", "rewritten", "/users?page=2"),
+        ("rewrite", "/api/a/b/", "rewritten", "/a/b/"),
+        ("rewrite", "/api", "rewritten", "/"),
+        ("rewrite", "/API/Users", "rewritten", "/Users"),  # case-insensitive, as ~*
+        # rewrite-target "/" on "/strip": everything under it becomes "/".
+        ("rewrite", "/strip", "stripped", "/"),
+        ("rewrite", "/strip/deep/path?q=1", "stripped", "/?q=1"),
+        # An Ingress without annotations on the same host: its path is a case-insensitive
+        # regex from the start of the path, not rewritten.
+        ("rewrite", "/static/app.js", "regex-plain", "/static/app.js"),
+        ("rewrite", "/STATIC/app.js", "regex-plain", "/STATIC/app.js"),
+        ("rewrite", "/staticfiles", "regex-plain", "/staticfiles"),
+        # use-regex alone: matched as a regex, passed on as it came.
+        ("regex", "/user/42", "regex-only", "/user/42"),
+        ("regex", "/User/42/profile", "regex-only", "/User/42/profile"),
+    ],
+)
+def test_rewrite_target_and_use_regex(world, host, target, served_by, seen):
+    answer = world.get(host, target)
+    assert (answer.status, answer.backend) == (200, served_by)
+    assert answer.echo["target"] == seen
+
+
+def test_rewritten_captures_cannot_split_the_upstream_request(world):
+    """A capture holds the decoded path: an encoded CR LF must never reach the backend as
+    a line break. (PCRE's `.` stops at the line feed, and nginx encodes the CR.)"""
+    answer = world.get("rewrite", "/api/a%0d%0aX-Injected:%20yes%0d%0a")
+    assert (answer.status, answer.backend) == (200, "rewritten")
+    assert "x-injected" not in answer.echo["headers"]
+    assert answer.echo["target"] == "/a%0D"
+
+
+@pytest.mark.parametrize(
+    ("host", "target"), [("rewrite", "/apix"), ("rewrite", "/other"), ("regex", "/user/abc")]
+)
+def test_regex_hosts_answer_404_for_what_no_regex_matches(world, host, target):
+    answer = world.get(host, target)
+    assert (answer.status, answer.backend) == (404, None)
 
 
 def test_long_proxy_timeouts_are_served(world):

@@ -17,6 +17,7 @@ import binascii
 import functools
 import ipaddress
 import re
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -36,6 +37,18 @@ IANA_SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 # matches), `;` `{` `}` `'` `"` `$` `#` `\` whitespace (nginx syntax), `?` (query).
 PATH = re.compile(r"/[A-Za-z0-9\-._~/!*+,=:@&]*")
 PATH_MAX_LENGTH = 2048
+# A regular expression path (use-regex, rewrite-target), written inside double quotes:
+# the path characters plus the regex syntax ingress-nginx accepted, and backslash only
+# before a character nginx's quoted-string reader leaves alone (never `\\`, `\"`, `\t`,
+# `\n`, `\r`, which it would rewrite). No quote, `;`, `#`, `%` or whitespace.
+REGEX_PATH = re.compile(r"/([A-Za-z0-9\-._~/!*+,=:@&()|?^$\[\]{}]|\\[-./dDwWsS()\[\]{}*+?|^$])*")
+# rewrite-target: a path whose `$1`-`$9` name the location's captures; no other `$` (nginx
+# would read it as a variable) and never a scheme (nginx would redirect).
+REGEX_REPEAT_MAX = 65535
+REGEX_DEPTH_MAX = 200
+# Each build asks again for every plain path of a host with regex paths.
+REGEX_CACHE_SIZE = 16384
+REWRITE_TARGET = re.compile(r"/([A-Za-z0-9\-._~/!*+,=:@&]|\$[1-9])*")
 PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 # What a filesystem path given by the operator (Layout) may contain.
 FILE_PATH = re.compile(r"/[A-Za-z0-9\-._~/+@]*")
@@ -192,6 +205,77 @@ def path(value: object, path_type: str, what: str = "path") -> str:
     segments = text.split("/")
     if "." in segments or ".." in segments:
         raise Invalid(f"{what} {show(text)} must not contain '.' or '..' segments")
+    return text
+
+
+def regex_path(value: object, what: str = "path") -> str:
+    """A path of an Ingress whose paths are regular expressions (PCRE, matched from the
+    start of the path, case-insensitive, as ingress-nginx does)."""
+    text = string(value, what)
+    if len(text) > PATH_MAX_LENGTH:
+        raise Invalid(f"{what} is longer than {PATH_MAX_LENGTH} characters")
+    if not REGEX_PATH.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must start with '/' and hold only letters, digits, "
+            "-._~/!*+,=:@& and the regex syntax ()|?^$[]{}*+ (backslash only before one "
+            "of -./dDwWsS()[]{}*+?|^$)"
+        )
+    if not is_regex(text):
+        raise Invalid(f"{what} {show(text)} is not a regular expression nginx can use")
+    return text
+
+
+@functools.lru_cache(maxsize=REGEX_CACHE_SIZE)
+def is_regex(text: str) -> bool:
+    """Whether `^text` is a regular expression that nginx's PCRE compiles: Python's `re`
+    compiles it, and none of what PCRE refuses and Python takes is in it (nested `[` in
+    a class, as in POSIX classes; `{n}` above 65535; parentheses nested deeper than
+    PCRE's 250). Named groups, lookarounds, inline flags and back references are left
+    out: they need `(?` or a digit after a backslash."""
+    if "(?" in text.replace("(?:", ""):
+        return False
+    repeats = re.findall(r"\{([0-9]+)(?:,([0-9]*))?\}", text)
+    if any(int(n) > REGEX_REPEAT_MAX for pair in repeats for n in pair if n):
+        return False
+    depth = class_start = 0
+    in_class = escaped = False
+    for i, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            if char == "[":
+                return False
+            if char == "]" and i > class_start:  # a "]" right after "[" or "[^" is literal
+                in_class = False
+        elif char == "[":
+            in_class = True
+            class_start = i + 1 + (text[i + 1 : i + 2] == "^")
+        elif char == "(":
+            depth += 1
+            if depth > REGEX_DEPTH_MAX:
+                return False
+        elif char == ")":
+            depth -= 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            re.compile("^" + text)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
+
+
+def rewrite_target(value: object, what: str) -> str:
+    text = string(value, what)
+    if len(text) > PATH_MAX_LENGTH:
+        raise Invalid(f"{what} is longer than {PATH_MAX_LENGTH} characters")
+    if not REWRITE_TARGET.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must start with '/' and hold only letters, digits, "
+            "-._~/!*+,=:@& and the captures $1 to $9"
+        )
     return text
 
 

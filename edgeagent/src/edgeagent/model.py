@@ -144,6 +144,10 @@ class LocationSettings:
     proxy_connect_timeout: int | None = None
     proxy_read_timeout: int | None = None
     proxy_send_timeout: int | None = None
+    rewrite_target: str | None = None
+    """The path a regex location's request is rewritten to (`$1`-`$9`: its captures)."""
+    use_regex: bool = False
+    """The Ingress's paths are regular expressions (`edgeagent.annotations.rewrite`)."""
     allow: tuple[str, ...] = ()
     """Client networks let in (empty: all); every other client gets 403."""
     deny: tuple[str, ...] = ()
@@ -155,8 +159,10 @@ NO_SETTINGS = LocationSettings()
 
 @dataclass(frozen=True)
 class Location:
-    """One nginx location. `match` is "exact" (`location = path`) or "prefix"
-    (`location ^~ path`). The request goes to `upstream` if set, else gets `status`."""
+    """One nginx location. `match` is "exact" (`location = path`), "prefix"
+    (`location ^~ path`), "regex" (`location ~* "^path"`, on hosts with regex paths) or
+    "default" (`location /`, the fallback of such hosts, which lets the regexes match
+    first). The request goes to `upstream` if set, else gets `status`."""
 
     match: str
     path: str
@@ -229,9 +235,10 @@ class _BackendRef(NamedTuple):
 
 @dataclass(frozen=True)
 class _Path:
-    kind: str  # "Exact" or "Prefix"
+    kind: str  # "Exact", "Prefix" or "Regex" (use-regex, rewrite-target)
     path: str  # Prefix paths without their trailing slash (except "/")
     backend: _BackendRef
+    written: str  # as the Ingress writes it: the regex of a host with regex paths
 
 
 @dataclass(frozen=True)
@@ -423,6 +430,7 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
 def _parse_spec(obj: dict, metadata: dict, namespace: str, name: str, settings: dict) -> _Ingress:
     order = (*_creation_order(metadata), namespace, name)
     spec = _mapping(obj.get("spec"), "spec")
+    use_regex, target = settings["use_regex"], settings["rewrite_target"]
     default_backend = None
     if spec.get("defaultBackend") is not None:
         default_backend = _backend(spec["defaultBackend"], "spec.defaultBackend")
@@ -440,12 +448,20 @@ def _parse_spec(obj: dict, metadata: dict, namespace: str, name: str, settings: 
             if entry.get("pathType") is None:
                 raise Invalid(f"{here}.pathType is required")
             path_type = grammar.path_type(entry["pathType"], f"{here}.pathType")
-            path = grammar.path(entry.get("path"), path_type, f"{here}.path")
+            written = entry.get("path")
+            if written in (None, "") and path_type == "ImplementationSpecific":
+                written = "/"
             backend = _backend(entry.get("backend"), f"{here}.backend")
+            # As ingress-nginx: a rewrite to the path itself is no rewrite.
+            if use_regex or (target is not None and target != written):
+                path = grammar.regex_path(written, f"{here}.path")
+                paths.append(_Path("Regex", path, backend, path))
+                continue
+            path = grammar.path(written, path_type, f"{here}.path")
             if path_type == "Exact":
-                paths.append(_Path("Exact", path, backend))
+                paths.append(_Path("Exact", path, backend, path))
             else:
-                paths.append(_Path("Prefix", path.rstrip("/") or "/", backend))
+                paths.append(_Path("Prefix", path.rstrip("/") or "/", backend, path))
         rules.append((host, tuple(paths)))
     tls = []
     for k, entry in enumerate(_list(spec.get("tls"), "spec.tls")):
@@ -514,6 +530,13 @@ class _Builder:
         fallbacks: dict[str, tuple[_Ingress, _BackendRef]] = {}
         catch_all: tuple[_Ingress, _BackendRef] | None = None
         tls: dict[str, tuple[_Ingress, str | None]] = {}
+        # As ingress-nginx: one regex path makes every path of its host a regex.
+        regex_hosts = {
+            host
+            for ingress in ingresses
+            for host, rule_paths in ingress.rules
+            if any(entry.kind == "Regex" for entry in rule_paths)
+        }
         for ingress in ingresses:
             if ingress.default_backend and not ingress.rules:
                 if catch_all is None:
@@ -524,6 +547,20 @@ class _Builder:
                 claimed = paths.setdefault(host, {})
                 for entry in rule_paths:
                     key = (entry.kind, entry.path)
+                    if host in regex_hosts:
+                        key = ("Regex", entry.written)
+                        if entry.kind != "Regex" and not grammar.is_regex(entry.written):
+                            self.problem(
+                                "Ingress",
+                                ingress.namespace,
+                                ingress.name,
+                                f"path {entry.written} is no regular expression, and host "
+                                f"{host or '(any)'} has regex paths (use-regex or "
+                                "rewrite-target), which make all of its paths regular "
+                                "expressions; not served",
+                                "invalid",
+                            )
+                            continue
                     if not host and key == ("Exact", HEALTH_PATH):
                         self.problem(
                             "Ingress",
@@ -534,7 +571,7 @@ class _Builder:
                             "conflict",
                         )
                     elif key in claimed:
-                        what = f"{entry.kind} path {entry.path} on host {host or '(any)'}"
+                        what = f"{key[0]} path {key[1]} on host {host or '(any)'}"
                         self._conflict(ingress, what, claimed[key][0])
                     else:
                         claimed[key] = (ingress, entry.backend)
@@ -690,6 +727,8 @@ class _Builder:
         if health:
             health_location = Location("exact", HEALTH_PATH, None, HEALTH_LOCATION_STATUS)
             located[("exact", HEALTH_PATH)] = health_location
+        if any(kind == "Regex" for kind, _ in claimed):
+            return self._regex_locations(located, claimed, fallback)
         # Exact rules first: for the same path, Exact beats the exact part of a Prefix.
         for (kind, path), claim in sorted(claimed.items(), key=lambda item: item[0][0] != "Exact"):
             if kind == "Exact":
@@ -718,6 +757,22 @@ class _Builder:
                     "exact", bare, served.upstream, served.status, served.settings
                 )
         return tuple(sorted(located.values(), key=lambda loc: (loc.path, loc.match)))
+
+    def _regex_locations(
+        self,
+        located: dict[tuple[str, str], Location],
+        claimed: dict[tuple[str, str], tuple[_Ingress, _BackendRef]],
+        fallback: tuple[_Ingress, _BackendRef] | None,
+    ) -> tuple[Location, ...]:
+        """The locations of a host whose paths are all regexes (claimed as "Regex"): nginx
+        tries regexes in order, so the longest path first, then in reverse order, as
+        ingress-nginx sorts them; a plain `location /` serves what none matches."""
+        located[("default", "/")] = self._location("default", "/", fallback)
+        regexes = [self._location("regex", path, claim) for (_, path), claim in claimed.items()]
+        regexes.sort(key=lambda loc: loc.path, reverse=True)
+        regexes.sort(key=lambda loc: len(loc.path), reverse=True)
+        others = sorted(located.values(), key=lambda loc: (loc.path, loc.match))
+        return (*others, *regexes)
 
     def _location(
         self, match: str, path: str, claim: tuple[_Ingress, _BackendRef] | None

@@ -143,6 +143,31 @@ def token(value: object) -> str:
     return text
 
 
+def regex_path(value: object) -> str:
+    """A regex location's path, written inside double quotes: refused unless it is in the
+    grammar (no quote, and backslashes only where nginx keeps them as they are)."""
+    text = str(value)
+    if not (grammar.REGEX_PATH.fullmatch(text) and grammar.is_regex(text)):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a safe regex path")
+    return text
+
+
+def rewrite_target(value: object) -> str:
+    text = str(value)
+    if not grammar.REWRITE_TARGET.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a rewrite target")
+    return text
+
+
+def rewrite_of(location: Location) -> str | None:
+    """The target a regex location rewrites its request to, if any (ingress-nginx: not
+    when the target is the path itself)."""
+    target = location.settings.rewrite_target
+    if location.match != "regex" or target is None or target == location.path:
+        return None
+    return target
+
+
 def server_name(host: str) -> str:
     """Exact hosts as they are; `*.example.com` as a regex matching exactly one label, so
     `a.example.com` matches but `b.a.example.com` and `example.com` do not (nginx's own
@@ -192,6 +217,8 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["token"] = token
     environment.filters["server_name"] = server_name
+    environment.filters["regex_path"] = regex_path
+    environment.filters["rewrite_target"] = rewrite_target
     return environment
 
 
@@ -299,6 +326,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         names_hash_bucket_size=_names_hash_bucket_size(model),
         no_settings=NO_SETTINGS,
         redirects_to_https=redirects_to_https,
+        rewrite_of=rewrite_of,
         hsts=hsts_value(model),
         defaults=model.annotations,
         certificate_path=certificate_path,

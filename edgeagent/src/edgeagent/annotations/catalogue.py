@@ -89,8 +89,6 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "rewrite-target",
-            "use-regex",
             "app-root",
             "permanent-redirect",
             "permanent-redirect-code",
@@ -188,7 +186,6 @@ SWITCHES = frozenset(
         "enable-cors",
         "canary",
         "ssl-passthrough",
-        "use-regex",
         "auth-tls-pass-certificate-to-upstream",
         "service-upstream",
     )
