@@ -56,6 +56,10 @@ class _EchoHandler(BaseHTTPRequestHandler):
             }
         ).encode()
         self.send_response(200)
+        # Asked for: a response header of that many bytes (proxy buffer sizes).
+        padding = int(self.headers.get("X-Echo-Padding") or 0)
+        if padding:
+            self.send_header("X-Padding", "x" * padding)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -79,6 +83,13 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:
         """Quiet: pytest output stays readable."""
+
+
+class _EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Quiet: nginx hangs up on purpose when an answer's headers are too large."""
 
 
 @dataclass
@@ -105,8 +116,7 @@ class Backends:
 
     def start(self, name: str) -> Backend:
         host = f"127.0.0.{len(self.started) + 2}"
-        server = ThreadingHTTPServer((host, 0), _EchoHandler)
-        server.daemon_threads = True
+        server = _EchoServer((host, 0), _EchoHandler)
         server.backend_name = name
         threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
         backend = Backend(name, host, server.server_address[1], server)

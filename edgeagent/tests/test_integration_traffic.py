@@ -241,7 +241,7 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
     edge.apply_ingress(
         "tuned",
         [rule("tuned.example.com", "tuned")],
-        annotations={prefix + "proxy-buffer-size": "16k", prefix + "hsts": "true"},
+        annotations={prefix + "proxy-max-temp-file-size": "0", prefix + "hsts": "true"},
     )
     edge.apply_ingress(
         "refused",
@@ -258,7 +258,7 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
         }
 
     eventually(lambda: len(messages("tuned", "Warning")) == 2)
-    assert any(prefix + "proxy-buffer-size '16k'" in m for m in messages("tuned", "Warning"))
+    assert any(prefix + "proxy-max-temp-file-size '0'" in m for m in messages("tuned", "Warning"))
     assert any(prefix + "hsts 'true'" in m for m in messages("tuned", "Warning"))
     eventually(
         lambda: (

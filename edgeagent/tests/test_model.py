@@ -280,7 +280,7 @@ def test_unsupported_or_malformed_annotations_reject_the_ingress(key, value, wor
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
-        ("nginx.ingress.kubernetes.io/proxy-buffers-number", "8", "only tunes"),
+        ("nginx.ingress.kubernetes.io/proxy-busy-buffers-size", "8k", "only tunes"),
         ("nginx.ingress.kubernetes.io/enable-access-log", "false", "only tunes"),
         ("nginx.ingress.kubernetes.io/hsts", "true", "defines no such annotation"),
         ("nginx.ingress.kubernetes.io/rate-limit", "100", "defines no such annotation"),
@@ -909,3 +909,60 @@ def test_bad_rewrite_targets_refuse_the_ingress(target):
     built = build(ingress("i", rule("h", path("/a(.*)", "app")), annotations={REWRITE: target}))
     (problem,) = built.problems
     assert REWRITE in problem.reason and "captures $1 to $9" in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ({"proxy-buffer-size": "16K"}, {"proxy_buffers": (4, "16k")}),
+        ({"proxy-buffers-number": "8"}, {"proxy_buffers": (8, "4k")}),
+        ({"proxy-buffer-size": "1m", "proxy-buffers-number": "64"}, {"proxy_buffers": (64, "1m")}),
+        (
+            {"proxy-buffering": "off", "proxy-request-buffering": " on "},
+            {"proxy_buffering": "off", "proxy_request_buffering": "on"},
+        ),
+        ({"proxy-http-version": "1.0"}, {"proxy_http_version": "1.0"}),
+    ],
+)
+def test_buffering_annotations(annotations, expected):
+    services, slices = app()
+    prefix = "nginx.ingress.kubernetes.io/"
+    built = build(
+        ingress(
+            "i",
+            rule("h", path("/", "app")),
+            annotations={prefix + k: v for k, v in annotations.items()},
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert built.problems == ()
+    settings = server(built, "h").locations[0].settings
+    for attribute, value in expected.items():
+        assert getattr(settings, attribute) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("proxy-buffer-size", "2m"),
+        ("proxy-buffer-size", "1g"),
+        ("proxy-buffer-size", "0"),
+        ("proxy-buffer-size", "4kb"),
+        ("proxy-buffers-number", "3"),
+        ("proxy-buffers-number", "65"),
+        ("proxy-buffering", "On"),
+        ("proxy-request-buffering", "true"),
+        ("proxy-http-version", "2"),
+    ],
+)
+def test_bad_buffering_values_refuse_the_ingress(key, value):
+    built = build(
+        ingress(
+            "i",
+            rule("h", path("/", "app")),
+            annotations={"nginx.ingress.kubernetes.io/" + key: value},
+        )
+    )
+    (problem,) = built.problems
+    assert problem.code == "invalid" and key in problem.reason and repr(value) in problem.reason

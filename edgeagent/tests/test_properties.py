@@ -110,7 +110,12 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "denylist-source-range": SOURCE_RANGES,
         PREFIX + "rewrite-target": st.sampled_from(["/", "/$1", "/$2/x"]),
         PREFIX + "use-regex": BOOLEANS,
-        PREFIX + "proxy-buffer-size": st.just("16k"),  # served without: a warning
+        PREFIX + "proxy-buffer-size": st.sampled_from(["1", "16k", "1m", "1M"]),
+        PREFIX + "proxy-buffers-number": st.integers(4, 64).map(str),
+        PREFIX + "proxy-buffering": st.sampled_from(["on", "off"]),
+        PREFIX + "proxy-request-buffering": st.sampled_from(["on", "off"]),
+        PREFIX + "proxy-http-version": st.sampled_from(["1.0", "1.1"]),
+        PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
     },
@@ -166,6 +171,10 @@ INGRESS_FIELDS = [
             "configuration-snippet",
             "rewrite-target",
             "use-regex",
+            "proxy-buffer-size",
+            "proxy-buffers-number",
+            "proxy-buffering",
+            "proxy-http-version",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -68,6 +68,7 @@ SIMPLE_SERVICES = [
     "regex-plain",
     "stripped",
     "regex-only",
+    "buffers",
 ]
 ANNOTATION = "nginx.ingress.kubernetes.io/"
 # cert-manager's solver paths: /.well-known/acme-challenge/<token>
@@ -293,6 +294,16 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                 "use-regex",
                 rule("regex", path("/user/[0-9]+", "regex-only", kind="ImplementationSpecific")),
                 annotations={ANNOTATION + "use-regex": "true"},
+            ),
+            ingress(
+                "buffers",
+                rule("buffers", path("/", "buffers")),
+                annotations={
+                    ANNOTATION + "proxy-buffer-size": "32k",
+                    ANNOTATION + "proxy-buffering": "off",
+                    ANNOTATION + "proxy-request-buffering": "off",
+                    ANNOTATION + "proxy-http-version": "1.0",
+                },
             ),
             ingress("hostless", rule(None, path("/hostless", "hostless"))),
             ingress("catch-all", default_backend=backend("echo-service", 80), created=OLD),
@@ -597,6 +608,26 @@ def test_rewritten_captures_cannot_split_the_upstream_request(world):
 def test_regex_hosts_answer_404_for_what_no_regex_matches(world, host, target):
     answer = world.get(host, target)
     assert (answer.status, answer.backend) == (404, None)
+
+
+def test_proxy_buffer_size_lets_large_response_headers_through(world):
+    """nginx answers 502 when a backend's headers outgrow proxy_buffer_size (4k or 8k
+    by default); proxy-buffer-size 32k lets a 20k header through."""
+    large = {"X-Echo-Padding": str(20 * 1024)}
+    assert world.get("prefix-path-rules", "/foo", headers=large).status == 502
+    answer = world.get("buffers", "/x", headers=large)
+    assert (answer.status, answer.backend) == (200, "buffers")
+    assert len(answer.headers["x-padding"]) == 20 * 1024
+
+
+def test_proxy_http_version_and_buffering_off(world):
+    """The backend sees HTTP/1.0; with both bufferings off, a request body and an
+    answer still go through whole."""
+    answer = world.get("buffers", "/upload", method="POST", body=b"y" * 4096)
+    assert (answer.status, answer.backend) == (200, "buffers")
+    assert answer.echo["version"] == "HTTP/1.0"
+    assert answer.echo["body"] == "y" * 4096
+    assert world.get("prefix-path-rules", "/foo").echo["version"] == "HTTP/1.1"
 
 
 def test_long_proxy_timeouts_are_served(world):

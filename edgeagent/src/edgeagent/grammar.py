@@ -59,6 +59,12 @@ SIZE = re.compile(r"(0|[1-9][0-9]{0,8})([kKmMgG]?)")
 SECONDS = re.compile(r"[1-9][0-9]{0,6}")
 # nginx waits for its next timer with epoll_wait's int milliseconds: 2^31 ms, 24.8 days.
 SECONDS_MAX = 2_147_483
+# proxy-buffer-size and -number: nginx needs its busy buffers (twice the buffer size)
+# below all buffers but one, so at least 4; the caps bound the memory of one request.
+BUFFER_SIZE = re.compile(r"[1-9][0-9]{0,6}[kKmM]?")
+BUFFER_SIZE_MAX = 1024 * 1024
+BUFFERS_NUMBER = re.compile(r"[1-9][0-9]{0,2}")
+BUFFERS_NUMBER_MIN, BUFFERS_NUMBER_MAX = 4, 64
 HSTS_MAX_AGE = re.compile(r"0|[1-9][0-9]{0,9}")
 HSTS_MAX_AGE_MAX = 2**31 - 1
 # Go's strconv.ParseBool, which ingress-nginx reads boolean annotations with.
@@ -360,6 +366,44 @@ def size(value: object, what: str) -> str:
     if not SIZE.fullmatch(text):
         raise Invalid(f"{what} {show(text)} must be digits with an optional k, m or g suffix")
     return text.lower()
+
+
+def on_off(value: object, what: str) -> str:
+    """ "on" or "off", as ingress-nginx's option validator (blanks around trimmed)."""
+    text = string(value, what).strip()
+    if text not in ("on", "off"):
+        raise Invalid(f"{what} {show(text)} must be 'on' or 'off'")
+    return text
+
+
+def http_version(value: object, what: str) -> str:
+    text = string(value, what).strip()
+    if text not in ("1.0", "1.1"):
+        raise Invalid(f"{what} {show(text)} must be '1.0' or '1.1'")
+    return text
+
+
+def buffer_size(value: object, what: str) -> str:
+    """An nginx size from 1 byte to 1m."""
+    text = string(value, what)
+    if not BUFFER_SIZE.fullmatch(text):
+        raise Invalid(f"{what} {show(text)} must be digits with an optional k or m suffix")
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1].lower(), 1)
+    if int(text.rstrip("kKmM")) * scale > BUFFER_SIZE_MAX:
+        raise Invalid(f"{what} {show(text)} must be at most 1m")
+    return text.lower()
+
+
+def buffers_number(value: object, what: str) -> int:
+    text = string(value, what)
+    if not BUFFERS_NUMBER.fullmatch(text) or not (
+        BUFFERS_NUMBER_MIN <= int(text) <= BUFFERS_NUMBER_MAX
+    ):
+        raise Invalid(
+            f"{what} {show(text)} must be a whole number from {BUFFERS_NUMBER_MIN} to "
+            f"{BUFFERS_NUMBER_MAX}"
+        )
+    return int(text)
 
 
 def listen(value: object, what: str) -> str:

@@ -144,6 +144,12 @@ class LocationSettings:
     proxy_connect_timeout: int | None = None
     proxy_read_timeout: int | None = None
     proxy_send_timeout: int | None = None
+    proxy_buffering: str | None = None
+    """"on" or "off"."""
+    proxy_request_buffering: str | None = None
+    proxy_buffers: tuple[int, str] | None = None
+    """(number, size): `proxy_buffer_size size; proxy_buffers number size;`."""
+    proxy_http_version: str | None = None
     rewrite_target: str | None = None
     """The path a regex location's request is rewritten to (`$1`-`$9`: its captures)."""
     use_regex: bool = False

@@ -149,13 +149,8 @@ REFUSED: dict[str, str] = {
 
 TUNED: dict[str, str] = dict.fromkeys(
     (
-        "proxy-buffering",
-        "proxy-buffers-number",
-        "proxy-buffer-size",
         "proxy-busy-buffers-size",
         "proxy-max-temp-file-size",
-        "proxy-request-buffering",
-        "proxy-http-version",
         "client-body-buffer-size",
         "proxy-next-upstream",
         "proxy-next-upstream-timeout",
