@@ -10,12 +10,15 @@ import http.client
 import json
 import socket
 import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from cryptography import x509
+from edgeagent.cli import self_signed
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -108,16 +111,29 @@ class Backend:
         self.server.server_close()
 
 
+def _server_context(name: str) -> ssl.SSLContext:
+    pair = self_signed(name)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as directory:
+        pem = Path(directory) / "pair.pem"
+        pem.write_bytes(pair.certificate_pem + pair.key_pem)
+        context.load_cert_chain(pem)
+    return context
+
+
 class Backends:
     """Starts echo backends on 127.0.0.2, .3, ... and stops them all at the end."""
 
     def __init__(self) -> None:
         self.started: list[Backend] = []
 
-    def start(self, name: str) -> Backend:
+    def start(self, name: str, tls: bool = False) -> Backend:
+        """`tls`: the backend speaks HTTPS only, with a fresh self-signed certificate."""
         host = f"127.0.0.{len(self.started) + 2}"
         server = _EchoServer((host, 0), _EchoHandler)
         server.backend_name = name
+        if tls:
+            server.socket = _server_context(name).wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
         backend = Backend(name, host, server.server_address[1], server)
         self.started.append(backend)

@@ -254,7 +254,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
     elif directive in ("upstream", "proxy_pass"):
         (name,) = args
-        name = name.removeprefix("http://")
+        name = name.removeprefix("http://").removeprefix("https://")
         assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
     elif directive == "set":
         variable, name = args

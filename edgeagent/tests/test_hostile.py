@@ -180,6 +180,10 @@ HOSTILE_INGRESSES = {
     "proxy-http-version-payload": annotated(
         "http-version", {NGINX_ANNOTATION + "proxy-http-version": "1.1;\nssl_engine /e.so;"}
     ),
+    "backend-protocol-payload": annotated(
+        "backend-protocol",
+        {NGINX_ANNOTATION + "backend-protocol": "HTTPS://evil;\n} load_module /e.so; #"},
+    ),
     "f5-snippet": annotated("f5", {"nginx.org/location-snippets": "root /;"}),
     "cve-2022-4886-path-alias": with_field(
         "path-alias",

@@ -966,3 +966,34 @@ def test_bad_buffering_values_refuse_the_ingress(key, value):
     )
     (problem,) = built.problems
     assert problem.code == "invalid" and key in problem.reason and repr(value) in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "https", "code"),
+    [
+        ("HTTPS", True, None),
+        (" https ", True, None),
+        ("HTTP", False, None),
+        ("GRPC", None, "unsupported"),
+        ("grpcs", None, "unsupported"),
+        ("AUTO_HTTP", None, "unsupported"),
+        ("FCGI", None, "unsupported"),
+        ("SPDY", None, "invalid"),
+        ("HTTPS; proxy_pass http://evil", None, "invalid"),
+    ],
+)
+def test_backend_protocol(value, https, code):
+    services, slices = app()
+    key = "nginx.ingress.kubernetes.io/backend-protocol"
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations={key: value}),
+        services=services,
+        slices=slices,
+    )
+    if code is None:
+        assert built.problems == ()
+        assert server(built, "h").locations[0].settings.backend_https is https
+    else:
+        (problem,) = built.problems
+        assert (problem.code, built.servers) == (code, ())
+        assert key in problem.reason and repr(value) in problem.reason

@@ -115,6 +115,7 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-request-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-http-version": st.sampled_from(["1.0", "1.1"]),
+        PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -175,6 +176,7 @@ INGRESS_FIELDS = [
             "proxy-buffers-number",
             "proxy-buffering",
             "proxy-http-version",
+            "backend-protocol",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

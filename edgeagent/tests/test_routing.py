@@ -70,6 +70,7 @@ SIMPLE_SERVICES = [
     "regex-only",
     "buffers",
 ]
+TLS_BACKENDS = ["tls-backend", "tls-only"]
 ANNOTATION = "nginx.ingress.kubernetes.io/"
 # cert-manager's solver paths: /.well-known/acme-challenge/<token>
 ACME_TOKEN_EXACT = "/.well-known/acme-challenge/gDnL1V2pAvx9bQwqRvvv0ZXJTQ6k4aH0e2-1_pTzDA0"
@@ -115,7 +116,7 @@ class World:
 
 def world_objects(backends: dict, certificates: dict) -> model.Inputs:
     objects = model.Inputs()
-    for name in SIMPLE_SERVICES:
+    for name in [*SIMPLE_SERVICES, *TLS_BACKENDS]:
         objects.services.append(service(name, {"http": 8089} if "acme" in name else None))
         address, port = backends[name].host, backends[name].port
         objects.endpoint_slices.append(endpoint_slice(name, [(address, True)], port))
@@ -305,6 +306,12 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                     ANNOTATION + "proxy-http-version": "1.0",
                 },
             ),
+            ingress(
+                "https-backend",
+                rule("https-backend", path("/", "tls-backend")),
+                annotations={ANNOTATION + "backend-protocol": "https"},  # any case
+            ),
+            ingress("plain-to-tls-backend", rule("plain-to-tls-backend", path("/", "tls-only"))),
             ingress("hostless", rule(None, path("/hostless", "hostless"))),
             ingress("catch-all", default_backend=backend("echo-service", 80), created=OLD),
             ingress("second-catch-all", default_backend=backend("hostless", 80), created=NEW),
@@ -375,6 +382,7 @@ def world(request, tmp_path_factory):
             "zone-light",
         ]
         started = {name: backends.start(name) for name in names}
+        started |= {name: backends.start(name, tls=True) for name in TLS_BACKENDS}
         certificates = {
             host: cli.self_signed(host, (host,)) for host in ("foo.bar.com", "secure.example.com")
         }
@@ -628,6 +636,14 @@ def test_proxy_http_version_and_buffering_off(world):
     assert answer.echo["version"] == "HTTP/1.0"
     assert answer.echo["body"] == "y" * 4096
     assert world.get("prefix-path-rules", "/foo").echo["version"] == "HTTP/1.1"
+
+
+def test_backend_protocol_https_speaks_tls_to_the_backend(world):
+    answer = world.get("https-backend", "/a?b=c", method="POST", body=b"over tls")
+    assert (answer.status, answer.backend) == (200, "tls-backend")
+    assert (answer.echo["target"], answer.echo["body"]) == ("/a?b=c", "over tls")
+    # A TLS backend without the annotation: plain HTTP to a TLS port fails.
+    assert world.get("plain-to-tls-backend", "/").status == 502
 
 
 def test_long_proxy_timeouts_are_served(world):

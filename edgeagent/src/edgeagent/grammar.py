@@ -368,6 +368,29 @@ def size(value: object, what: str) -> str:
     return text.lower()
 
 
+BACKEND_PROTOCOLS = ("HTTP", "HTTPS")
+BACKEND_PROTOCOLS_NOT_YET = ("GRPC", "GRPCS", "AUTO_HTTP", "FCGI")
+
+
+def backend_protocol(value: object, what: str) -> str:
+    """ingress-nginx's protocols, any case, blanks trimmed; those edgeagent does not
+    speak yet are `unsupported`."""
+    raw = string(value, what)
+    text = raw.strip().upper()
+    if text in BACKEND_PROTOCOLS_NOT_YET:
+        raise Invalid(
+            f"{what} {show(raw)} is not supported yet (HTTP and HTTPS are); the Ingress "
+            "is not served rather than sent to its backend in another protocol",
+            "unsupported",
+        )
+    if text not in BACKEND_PROTOCOLS:
+        raise Invalid(
+            f"{what} {show(raw)} must be one of "
+            + ", ".join(BACKEND_PROTOCOLS + BACKEND_PROTOCOLS_NOT_YET)
+        )
+    return text
+
+
 def on_off(value: object, what: str) -> str:
     """ "on" or "off", as ingress-nginx's option validator (blanks around trimmed)."""
     text = string(value, what).strip()

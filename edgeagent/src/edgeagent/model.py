@@ -140,6 +140,8 @@ class LocationSettings:
     """Redirect plain HTTP to HTTPS if the host is listed under `spec.tls`."""
     force_ssl_redirect: bool = False
     """Redirect plain HTTP to HTTPS on any host."""
+    backend_https: bool = False
+    """Speak HTTPS to the backend (backend-protocol: HTTPS)."""
     proxy_body_size: str | None = None
     proxy_connect_timeout: int | None = None
     proxy_read_timeout: int | None = None

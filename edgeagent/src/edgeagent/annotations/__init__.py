@@ -14,14 +14,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeagent import grammar
-from edgeagent.annotations import buffering, catalogue, proxy, redirect, rewrite, sourcerange
+from edgeagent.annotations import (
+    backend,
+    buffering,
+    catalogue,
+    proxy,
+    redirect,
+    rewrite,
+    sourcerange,
+)
 from edgeagent.annotations.config import Config
 from edgeagent.annotations.reader import Finding, Reader
 from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, proxy, buffering, sourcerange)
+FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 

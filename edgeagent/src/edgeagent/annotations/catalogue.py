@@ -99,7 +99,6 @@ REFUSED: dict[str, str] = {
             "x-forwarded-prefix",
             "upstream-vhost",
             "server-alias",
-            "backend-protocol",
             "default-backend",
             "custom-http-errors",
             "custom-headers",
