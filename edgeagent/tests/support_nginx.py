@@ -215,6 +215,7 @@ ALLOWED_DIRECTIVES = {
     "http/server/location/if": {"return"},
 }
 DYNAMIC_UPSTREAM = "edgeagent_dynamic"
+REDIRECT_CODES = tuple(str(code) for code in range(300, 309))
 # The Lua the templates write (crossplane gives a block's text as one argument).
 LUA_BLOCKS = {
     f'require("edgeagent_{module}").{function}()'
@@ -271,8 +272,11 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive in ("allow", "deny") and context == "http/server/location":
         (network,) = args
         assert network == "all" or grammar.source_ranges(network, directive) == (network,), args
+    elif directive == "return" and len(args) == 2 and args[0] in REDIRECT_CODES:
+        code, url = args
+        assert url.startswith("https://$host") or grammar.redirect_url(url, "return"), args
     elif directive == "return":
-        assert args[0] in ("200", "308", "404", "503"), args
+        assert args[0] in ("200", "404", "503"), args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
         assert set(args[1:]) <= {"ssl", "default_server"}, args

@@ -184,6 +184,16 @@ HOSTILE_INGRESSES = {
         "backend-protocol",
         {NGINX_ANNOTATION + "backend-protocol": "HTTPS://evil;\n} load_module /e.so; #"},
     ),
+    "temporal-redirect-variable": annotated(
+        "temporal", {NGINX_ANNOTATION + "temporal-redirect": "https://x/$http_cookie"}
+    ),
+    "permanent-redirect-code-payload": annotated(
+        "redirect-code",
+        {
+            NGINX_ANNOTATION + "permanent-redirect": "/p",
+            NGINX_ANNOTATION + "permanent-redirect-code": "301 https://evil; #",
+        },
+    ),
     "f5-snippet": annotated("f5", {"nginx.org/location-snippets": "root /;"}),
     "cve-2022-4886-path-alias": with_field(
         "path-alias",

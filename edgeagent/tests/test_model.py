@@ -14,7 +14,7 @@ from support_objects import (
     tls_secret,
 )
 
-from edgeagent import cli, model, render
+from edgeagent import annotations, cli, model, render
 
 OLD = "2020-01-01T00:00:00Z"
 NEW = "2021-01-01T00:00:00Z"
@@ -997,3 +997,84 @@ def test_backend_protocol(value, https, code):
         (problem,) = built.problems
         assert (problem.code, built.servers) == (code, ())
         assert key in problem.reason and repr(value) in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("annotations", "redirect", "warned"),
+    [
+        ({"permanent-redirect": "https://a.example/x?y=1"}, (301, "https://a.example/x?y=1"), ()),
+        ({"permanent-redirect": "/p", "permanent-redirect-code": "308"}, (308, "/p"), ()),
+        (
+            {"permanent-redirect": "/p", "permanent-redirect-code": "200"},
+            (301, "/p"),
+            ("permanent-redirect-code",),
+        ),
+        (
+            {"temporal-redirect": "http://[2001:db8::1]:8080/"},
+            (302, "http://[2001:db8::1]:8080/"),
+            (),
+        ),
+        (
+            {"temporal-redirect": "https://t.example", "temporal-redirect-code": "308"},
+            (302, "https://t.example"),
+            ("temporal-redirect-code",),
+        ),
+        (
+            {"temporal-redirect": "https://t.example", "permanent-redirect": "https://p.example"},
+            (302, "https://t.example"),
+            ("permanent-redirect",),
+        ),
+        ({"permanent-redirect-code": "308"}, None, ("permanent-redirect-code",)),
+    ],
+)
+def test_redirect_annotations(annotations, redirect, warned):
+    services, slices = app()
+    prefix = "nginx.ingress.kubernetes.io/"
+    built = build(
+        ingress(
+            "i",
+            rule("h", path("/", "app")),
+            annotations={prefix + k: v for k, v in annotations.items()},
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert server(built, "h").locations[0].settings.redirect == redirect
+    assert [p.code for p in built.problems] == ["warning"] * len(warned)
+    for key, problem in zip(warned, built.problems, strict=True):
+        assert prefix + key in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("permanent-redirect", "https://x/$request_uri"),
+        ("permanent-redirect", "https://x/a b"),
+        ("permanent-redirect", "ftp://x/"),
+        ("permanent-redirect", "javascript:alert(1)"),
+        ("permanent-redirect", "https://x/%0d%0aSet-Cookie:a"),
+        ("permanent-redirect", ""),
+        ("temporal-redirect", "/relative"),
+        ("temporal-redirect", "https://x/#frag"),
+        ("permanent-redirect-code", "abc"),
+    ],
+)
+def test_bad_redirects_refuse_the_ingress(key, value):
+    prefix = "nginx.ingress.kubernetes.io/"
+    annotations = {prefix + key: value}
+    if key.endswith("-code"):
+        annotations[prefix + "permanent-redirect"] = "/p"
+    built = build(ingress("i", rule("h", path("/", "app")), annotations=annotations))
+    (problem,) = built.problems
+    assert problem.code == "invalid" and prefix + key in problem.reason
+    assert built.servers == ()
+
+
+def test_each_ingress_nginx_annotation_has_one_status():
+    """A key moves from the catalogue to a family when it is supported: never in both."""
+    catalogue = annotations.catalogue
+    refused, tuned = set(catalogue.REFUSED), set(catalogue.TUNED)
+    assert not annotations.SUPPORTED & refused
+    assert not annotations.SUPPORTED & tuned
+    assert not refused & tuned
+    assert catalogue.SWITCHES.issubset(refused | tuned)

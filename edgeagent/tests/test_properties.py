@@ -116,6 +116,9 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-request-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-http-version": st.sampled_from(["1.0", "1.1"]),
         PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https"]),
+        PREFIX + "permanent-redirect": st.sampled_from(["/p", "https://a.example:8443/x?y=1&z"]),
+        PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
+        PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -177,6 +180,8 @@ INGRESS_FIELDS = [
             "proxy-buffering",
             "proxy-http-version",
             "backend-protocol",
+            "permanent-redirect",
+            "temporal-redirect",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -69,6 +69,7 @@ SIMPLE_SERVICES = [
     "stripped",
     "regex-only",
     "buffers",
+    "moved",
 ]
 TLS_BACKENDS = ["tls-backend", "tls-only"]
 ANNOTATION = "nginx.ingress.kubernetes.io/"
@@ -312,6 +313,30 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                 annotations={ANNOTATION + "backend-protocol": "https"},  # any case
             ),
             ingress("plain-to-tls-backend", rule("plain-to-tls-backend", path("/", "tls-only"))),
+            ingress(
+                "permanent",
+                rule("moved", path("/permanent", "moved")),
+                annotations={ANNOTATION + "permanent-redirect": "https://new.example/p?from=old"},
+            ),
+            ingress(
+                "permanent-308",
+                rule("moved", path("/permanent-308", "moved")),
+                annotations={
+                    ANNOTATION + "permanent-redirect": "/elsewhere",
+                    ANNOTATION + "permanent-redirect-code": "308",
+                },
+            ),
+            ingress(
+                "temporal",
+                rule("moved", path("/temporal", "moved")),
+                annotations={
+                    ANNOTATION + "temporal-redirect": "http://new.example:8080/t",
+                    ANNOTATION + "permanent-redirect": "https://loses.example/",
+                    # Only allowed clients, but a redirect is answered before access
+                    # checks, as ingress-nginx's `return` is.
+                    ANNOTATION + "allowlist-source-range": "192.0.2.0/24",
+                },
+            ),
             ingress("hostless", rule(None, path("/hostless", "hostless"))),
             ingress("catch-all", default_backend=backend("echo-service", 80), created=OLD),
             ingress("second-catch-all", default_backend=backend("hostless", 80), created=NEW),
@@ -646,6 +671,22 @@ def test_backend_protocol_https_speaks_tls_to_the_backend(world):
     assert world.get("plain-to-tls-backend", "/").status == 502
 
 
+@pytest.mark.parametrize(
+    ("target", "status", "location"),
+    [
+        ("/permanent", 301, "https://new.example/p?from=old"),
+        ("/permanent/x?y=z", 301, "https://new.example/p?from=old"),
+        ("/permanent-308", 308, "/elsewhere"),
+        ("/temporal", 302, "http://new.example:8080/t"),  # temporal wins over permanent
+    ],
+)
+def test_permanent_and_temporal_redirects(world, target, status, location):
+    answer = world.get("moved", target)
+    assert (answer.status, answer.backend) == (status, None)
+    # nginx makes a path absolute with the request's host and port.
+    assert answer.headers["location"].endswith(location)
+
+
 def test_long_proxy_timeouts_are_served(world):
     """proxy-read-timeout: "86400" (a day, common for WebSockets) is no longer capped."""
     assert world.get("source-ranges", "/websocket").backend == "long-timeout"
@@ -818,6 +859,7 @@ def test_world_problems_are_exactly_the_expected_ones(world):
         ("Ingress", "default", "readiness", "missing-service"),
         ("Secret", "default", "no-such-secret", "secret"),
         ("Ingress", "default", "long-timeout", "warning"),
+        ("Ingress", "default", "temporal", "warning"),  # its permanent-redirect loses
     }
     assert ("default", "long-timeout") in world.site.model.served_ingresses
 

@@ -48,6 +48,11 @@ REGEX_REPEAT_MAX = 65535
 REGEX_DEPTH_MAX = 200
 # Each build asks again for every plain path of a host with regex paths.
 REGEX_CACHE_SIZE = 16384
+# permanent-redirect, temporal-redirect: ingress-nginx's URL characters.
+REDIRECT_URL = re.compile(
+    r"(https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?)?"
+    r"(/[A-Za-z0-9\-._~/:,=&]*)?(\?[A-Za-z0-9\-._~/:,=&?]*)?"
+)
 REWRITE_TARGET = re.compile(r"/([A-Za-z0-9\-._~/!*+,=:@&]|\$[1-9])*")
 PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 # What a filesystem path given by the operator (Layout) may contain.
@@ -389,6 +394,36 @@ def backend_protocol(value: object, what: str) -> str:
             + ", ".join(BACKEND_PROTOCOLS + BACKEND_PROTOCOLS_NOT_YET)
         )
     return text
+
+
+def redirect_url(value: object, what: str) -> str:
+    """An http(s) URL or an absolute path, of the characters ingress-nginx allowed in
+    redirect URLs (no `$`: nginx would read a variable; no `%`, `#`, quotes, blanks)."""
+    text = string(value, what)
+    if len(text) > PATH_MAX_LENGTH:
+        raise Invalid(f"{what} is longer than {PATH_MAX_LENGTH} characters")
+    if not text or not REDIRECT_URL.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must be an http or https URL, or a path, of letters, "
+            "digits and -._~/:,=&? (no '$', '%', '#', quotes or blanks)"
+        )
+    return text
+
+
+def temporal_redirect_url(value: object, what: str) -> str:
+    """As `redirect_url`, but absolute: ingress-nginx refused a temporal redirect to
+    anything but an http or https URL."""
+    text = redirect_url(value, what)
+    if not text.startswith(("http://", "https://")):
+        raise Invalid(f"{what} {show(text)} must be an http or https URL")
+    return text
+
+
+def http_status(value: object, what: str) -> int:
+    text = string(value, what)
+    if not re.fullmatch(r"[1-5][0-9]{2}", text):
+        raise Invalid(f"{what} {show(text)} must be an HTTP status code")
+    return int(text)
 
 
 def on_off(value: object, what: str) -> str:

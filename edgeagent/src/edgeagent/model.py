@@ -140,6 +140,8 @@ class LocationSettings:
     """Redirect plain HTTP to HTTPS if the host is listed under `spec.tls`."""
     force_ssl_redirect: bool = False
     """Redirect plain HTTP to HTTPS on any host."""
+    redirect: tuple[int, str] | None = None
+    """(code, URL): answer every request with this redirect (permanent-, temporal-redirect)."""
     backend_https: bool = False
     """Speak HTTPS to the backend (backend-protocol: HTTPS)."""
     proxy_body_size: str | None = None

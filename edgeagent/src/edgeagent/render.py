@@ -159,6 +159,13 @@ def rewrite_target(value: object) -> str:
     return text
 
 
+def redirect_url(value: object) -> str:
+    text = str(value)
+    if not (text and grammar.REDIRECT_URL.fullmatch(text)):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a redirect URL")
+    return text
+
+
 def rewrite_of(location: Location) -> str | None:
     """The target a regex location rewrites its request to, if any (ingress-nginx: not
     when the target is the path itself)."""
@@ -219,6 +226,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["server_name"] = server_name
     environment.filters["regex_path"] = regex_path
     environment.filters["rewrite_target"] = rewrite_target
+    environment.filters["redirect_url"] = redirect_url
     return environment
 
 

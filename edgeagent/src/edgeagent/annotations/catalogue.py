@@ -90,10 +90,6 @@ REFUSED: dict[str, str] = {
     **dict.fromkeys(
         (
             "app-root",
-            "permanent-redirect",
-            "permanent-redirect-code",
-            "temporal-redirect",
-            "temporal-redirect-code",
             "from-to-www-redirect",
             "preserve-trailing-slash",
             "x-forwarded-prefix",
