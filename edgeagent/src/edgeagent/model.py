@@ -66,6 +66,7 @@ LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 # On a Service: `zone=weight,...` (weights 1-100). Its ready endpoints get the weight of
 # their EndpointSlice `zone` (1 for a zone not listed), in both modes (docs/routing.md).
 ZONE_WEIGHTS_ANNOTATION = "edgeagent.io/zone-weights"
+LOCATION_SETTINGS_CACHE_SIZE = 4096
 STATUS_NOT_FOUND = 404
 STATUS_NO_ENDPOINT = 503
 # The default server answers this path itself (keepalived and LVS health checks ask for it
@@ -437,7 +438,9 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
     return (None if parsed.refused else ingress), problems
 
 
-def _parse_spec(obj: dict, metadata: dict, namespace: str, name: str, settings: dict) -> _Ingress:
+def _parse_spec(
+    obj: dict, metadata: dict, namespace: str, name: str, settings: Mapping
+) -> _Ingress:
     order = (*_creation_order(metadata), namespace, name)
     spec = _mapping(obj.get("spec"), "spec")
     use_regex, target = settings["use_regex"], settings["rewrite_target"]
@@ -492,8 +495,15 @@ def _parse_spec(obj: dict, metadata: dict, namespace: str, name: str, settings: 
         tuple(rules),
         default_backend,
         tuple(tls),
-        LocationSettings(**settings),
+        _location_settings(tuple(sorted(settings.items()))),
     )
+
+
+@functools.lru_cache(maxsize=LOCATION_SETTINGS_CACHE_SIZE)
+def _location_settings(items: tuple) -> LocationSettings:
+    """Equal settings share one object: most Ingresses carry the same ones (the defaults),
+    and 10,000 copies would cost memory and render time."""
+    return LocationSettings(**dict(items))
 
 
 class _Builder:
