@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 from support_http import Backends, request
-from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
+from support_nginx import (
+    NginxRunner,
+    Ports,
+    assert_only_rendered_directives,
+    nginx_test,
+    render_site,
+)
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
 from edgeagent import cli, grammar, manifests, model
@@ -372,7 +378,12 @@ def test_gixy_finds_nothing(tmp_path, mode):
     """gixy-ng, the nginx security scanner, on a rendered configuration that uses every
     feature (TLS hosts, redirects, wildcards, rules without host, catch-all)."""
     inputs, _ = manifests.load([GOLDEN_SEMANTICS])
-    site = render_site(tmp_path, inputs, dynamic_mode=mode == "dynamic")
+    # gixy-ng's hsts_header check takes a server whose listen port contains "443" for an
+    # HTTPS one: draw free ports until none does, or the scan depends on the draw.
+    ports = Ports.free()
+    while "443" in f"{ports.http} {ports.https} {ports.status}":
+        ports = Ports.free()
+    site = render_site(tmp_path, inputs, ports=ports, dynamic_mode=mode == "dynamic")
     assert nginx_test(tmp_path).returncode == 0
     scan = subprocess.run(
         [GIXY, "--format", "json", str(tmp_path / "nginx.conf")],
