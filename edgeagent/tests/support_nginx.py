@@ -189,6 +189,7 @@ ALLOWED_DIRECTIVES = {
         "access_log",
         "default_type",
         "ssl_certificate_by_lua_block",
+        "if",
     },
     "http/server/location": {
         "allow",
@@ -213,6 +214,7 @@ ALLOWED_DIRECTIVES = {
         "default_type",
     },
     "http/server/location/if": {"return"},
+    "http/server/if": {"return"},
 }
 DYNAMIC_UPSTREAM = "edgeagent_dynamic"
 REDIRECT_CODES = tuple(str(code) for code in range(300, 309))
@@ -274,7 +276,12 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert network == "all" or grammar.source_ranges(network, directive) == (network,), args
     elif directive == "return" and len(args) == 2 and args[0] in REDIRECT_CODES:
         code, url = args
-        assert url.startswith("https://$host") or grammar.redirect_url(url, "return"), args
+        app_root = url.removeprefix("$scheme://$http_host")
+        assert (
+            url.startswith("https://$host")
+            or (app_root != url and grammar.PATH.fullmatch(app_root))
+            or grammar.redirect_url(url, "return")
+        ), args
     elif directive == "return":
         assert args[0] in ("200", "404", "503"), args
     elif directive == "listen":

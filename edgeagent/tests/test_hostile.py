@@ -200,6 +200,9 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "permanent-redirect-code": "301 https://evil; #",
         },
     ),
+    "app-root-payload": annotated(
+        "app-root", {NGINX_ANNOTATION + "app-root": "/x;\n}\nload_module /e.so;\nserver {"}
+    ),
     "f5-snippet": annotated("f5", {"nginx.org/location-snippets": "root /;"}),
     "cve-2022-4886-path-alias": with_field(
         "path-alias",

@@ -1078,3 +1078,28 @@ def test_each_ingress_nginx_annotation_has_one_status():
     assert not annotations.SUPPORTED & tuned
     assert not refused & tuned
     assert catalogue.SWITCHES.issubset(refused | tuned)
+
+
+def test_app_root_is_a_server_setting_and_the_oldest_ingress_wins():
+    services, slices = app()
+    key = "nginx.ingress.kubernetes.io/app-root"
+    built = build(
+        ingress("first", rule("h", path("/", "app")), annotations={key: "/a"}, created=OLD),
+        ingress("second", rule("h", path("/b", "app")), annotations={key: "/b"}, created=NEW),
+        ingress("hostless", rule(None, path("/x", "app")), annotations={key: "/x"}),
+        services=services,
+        slices=slices,
+    )
+    assert server(built, "h").app_root == "/a"
+    assert built.default_server.app_root == "/x"
+    (problem,) = built.problems
+    assert (problem.name, problem.code) == ("second", "conflict")
+    assert "app-root for host h" in problem.reason
+
+
+@pytest.mark.parametrize("value", ["/", "https://x/", "/a b", "/$1", "a", "/a;return 200"])
+def test_bad_app_roots_refuse_the_ingress(value):
+    key = "nginx.ingress.kubernetes.io/app-root"
+    built = build(ingress("i", rule("h", path("/", "app")), annotations={key: value}))
+    (problem,) = built.problems
+    assert problem.code == "invalid" and key in problem.reason

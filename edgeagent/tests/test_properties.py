@@ -119,6 +119,7 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "permanent-redirect": st.sampled_from(["/p", "https://a.example:8443/x?y=1&z"]),
         PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
         PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),
+        PREFIX + "app-root": st.sampled_from(["/app", "/a/b/"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -182,6 +183,7 @@ INGRESS_FIELDS = [
             "backend-protocol",
             "permanent-redirect",
             "temporal-redirect",
+            "app-root",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

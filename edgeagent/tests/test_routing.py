@@ -70,6 +70,7 @@ SIMPLE_SERVICES = [
     "regex-only",
     "buffers",
     "moved",
+    "app-root",
 ]
 TLS_BACKENDS = ["tls-backend", "tls-only"]
 ANNOTATION = "nginx.ingress.kubernetes.io/"
@@ -336,6 +337,11 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                     # checks, as ingress-nginx's `return` is.
                     ANNOTATION + "allowlist-source-range": "192.0.2.0/24",
                 },
+            ),
+            ingress(
+                "app-root",
+                rule("app-root", path("/", "app-root")),
+                annotations={ANNOTATION + "app-root": "/app1"},
             ),
             ingress("hostless", rule(None, path("/hostless", "hostless"))),
             ingress("catch-all", default_backend=backend("echo-service", 80), created=OLD),
@@ -685,6 +691,15 @@ def test_permanent_and_temporal_redirects(world, target, status, location):
     assert (answer.status, answer.backend) == (status, None)
     # nginx makes a path absolute with the request's host and port.
     assert answer.headers["location"].endswith(location)
+
+
+def test_app_root_redirects_the_root_only(world):
+    root = world.get("app-root", "/")
+    assert (root.status, root.headers["location"]) == (302, "http://app-root/app1")
+    with_port = world.get("app-root:8080", "/?x=1")  # $http_host: the Host as sent
+    assert with_port.headers["location"] == "http://app-root:8080/app1"
+    answer = world.get("app-root", "/app1")
+    assert (answer.status, answer.backend) == (200, "app-root")
 
 
 def test_long_proxy_timeouts_are_served(world):

@@ -219,6 +219,14 @@ def path(value: object, path_type: str, what: str = "path") -> str:
     return text
 
 
+def app_root(value: object, what: str) -> str:
+    """A path other than `/` (which would redirect to itself), of the path grammar."""
+    text = path(value, "Exact", what)
+    if text == "/":
+        raise Invalid(f"{what} '/' would redirect '/' to itself")
+    return text
+
+
 def regex_path(value: object, what: str = "path") -> str:
     """A path of an Ingress whose paths are regular expressions (PCRE, matched from the
     start of the path, case-insensitive, as ingress-nginx does)."""

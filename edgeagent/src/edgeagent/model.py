@@ -159,6 +159,8 @@ class LocationSettings:
     """The path a regex location's request is rewritten to (`$1`-`$9`: its captures)."""
     use_regex: bool = False
     """The Ingress's paths are regular expressions (`edgeagent.annotations.rewrite`)."""
+    app_root: str | None = None
+    """Where `/` of the Ingress's hosts redirects (302); applied per server."""
     allow: tuple[str, ...] = ()
     """Client networks let in (empty: all); every other client gets 403."""
     deny: tuple[str, ...] = ()
@@ -195,6 +197,8 @@ class Server:
     locations: tuple[Location, ...]
     https: bool
     certificate: tuple[str, str] | None
+    app_root: str | None = None
+    """`/` answers 302 to this path (app-root of the oldest Ingress with rules here)."""
 
 
 @dataclass(frozen=True)
@@ -548,6 +552,7 @@ class _Builder:
         ingresses = self._selected_ingresses()
         paths: dict[str, dict[tuple[str, str], tuple[_Ingress, _BackendRef]]] = {}
         fallbacks: dict[str, tuple[_Ingress, _BackendRef]] = {}
+        app_roots: dict[str, tuple[_Ingress, str]] = {}
         catch_all: tuple[_Ingress, _BackendRef] | None = None
         tls: dict[str, tuple[_Ingress, str | None]] = {}
         # As ingress-nginx: one regex path makes every path of its host a regex.
@@ -595,6 +600,10 @@ class _Builder:
                         self._conflict(ingress, what, claimed[key][0])
                     else:
                         claimed[key] = (ingress, entry.backend)
+                if ingress.settings.app_root:
+                    previous = app_roots.setdefault(host, (ingress, ingress.settings.app_root))
+                    if previous[1] != ingress.settings.app_root:
+                        self._conflict(ingress, f"app-root for host {host or '(any)'}", previous[0])
                 if ingress.default_backend:
                     previous = fallbacks.setdefault(host, (ingress, ingress.default_backend))
                     if previous[1] != ingress.default_backend:
@@ -615,8 +624,11 @@ class _Builder:
             certificate = None
             if claim and claim[1]:
                 certificate = self._certificate(claim[0].namespace, claim[1], certificates)
+            app_root = app_roots[host][1] if host in app_roots else None
             servers.append(
-                self._host_server(host, paths[host], fallbacks.get(host), claim, certificate)
+                self._host_server(
+                    host, paths[host], fallbacks.get(host), claim, certificate, app_root
+                )
             )
         default_locations = self._locations(
             paths.get("", {}), catch_all or fallbacks.get(""), health=True
@@ -624,7 +636,9 @@ class _Builder:
         self.memo.keep_only(self.next_memo)
         return Model(
             servers=tuple(servers),
-            default_server=Server("", default_locations, True, None),
+            default_server=Server(
+                "", default_locations, True, None, app_roots[""][1] if "" in app_roots else None
+            ),
             upstreams=tuple(self.upstreams[name] for name in sorted(self.upstreams)),
             certificates=certificates,
             problems=tuple(
@@ -641,6 +655,7 @@ class _Builder:
         fallback: tuple[_Ingress, _BackendRef] | None,
         tls_claim: tuple[_Ingress, str | None] | None,
         certificate: tuple[str, str] | None,
+        app_root: str | None,
     ) -> Server:
         """The server of one host: the previous build's Server object if everything it is
         made of is the same (`Memo`), so that render can reuse its text too."""
@@ -649,11 +664,19 @@ class _Builder:
             targets.append(self._target(*fallback))
         # Tuples compare their items by identity first: an unchanged Ingress's parse is
         # the same object as in the previous build.
-        parts = (tuple(claimed.items()), fallback, tls_claim, certificate, tuple(targets))
+        parts = (
+            tuple(claimed.items()),
+            fallback,
+            tls_claim,
+            certificate,
+            tuple(targets),
+            app_root,
+        )
         entry = self.memo.servers.get(host)
         if entry is None or entry[0] != parts:
             locations = self._locations(claimed, fallback)
-            entry = (parts, Server(host, locations, tls_claim is not None, certificate))
+            server = Server(host, locations, tls_claim is not None, certificate, app_root)
+            entry = (parts, server)
         self.next_memo.servers[host] = entry
         return entry[1]
 

@@ -89,7 +89,6 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "app-root",
             "from-to-www-redirect",
             "preserve-trailing-slash",
             "x-forwarded-prefix",
