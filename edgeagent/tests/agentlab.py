@@ -464,9 +464,9 @@ class Edge:
     def get_tls(self, host: str, target: str = "/") -> Response:
         return request(self.nginx.https_port, host, target, tls=True)
 
-    def backend_of(self, host: str, target: str = "/") -> str | int:
+    def backend_of(self, host: str, target: str = "/", tls: bool = False) -> str | int:
         """The name of the backend that answered, or the HTTP status if none did."""
-        answer = self.get(host, target)
+        answer = self.get_tls(host, target) if tls else self.get(host, target)
         return answer.backend if answer.status == 200 and answer.backend else answer.status
 
     def settled(self) -> None:

@@ -10,12 +10,15 @@ import http.client
 import json
 import socket
 import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from cryptography import x509
+from edgeagent.cli import self_signed
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -56,6 +59,10 @@ class _EchoHandler(BaseHTTPRequestHandler):
             }
         ).encode()
         self.send_response(200)
+        # Asked for: a response header of that many bytes (proxy buffer sizes).
+        padding = int(self.headers.get("X-Echo-Padding") or 0)
+        if padding:
+            self.send_header("X-Padding", "x" * padding)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -81,6 +88,13 @@ class _EchoHandler(BaseHTTPRequestHandler):
         """Quiet: pytest output stays readable."""
 
 
+class _EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Quiet: nginx hangs up on purpose when an answer's headers are too large."""
+
+
 @dataclass
 class Backend:
     name: str
@@ -97,17 +111,29 @@ class Backend:
         self.server.server_close()
 
 
+def _server_context(name: str) -> ssl.SSLContext:
+    pair = self_signed(name)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as directory:
+        pem = Path(directory) / "pair.pem"
+        pem.write_bytes(pair.certificate_pem + pair.key_pem)
+        context.load_cert_chain(pem)
+    return context
+
+
 class Backends:
     """Starts echo backends on 127.0.0.2, .3, ... and stops them all at the end."""
 
     def __init__(self) -> None:
         self.started: list[Backend] = []
 
-    def start(self, name: str) -> Backend:
+    def start(self, name: str, tls: bool = False) -> Backend:
+        """`tls`: the backend speaks HTTPS only, with a fresh self-signed certificate."""
         host = f"127.0.0.{len(self.started) + 2}"
-        server = ThreadingHTTPServer((host, 0), _EchoHandler)
-        server.daemon_threads = True
+        server = _EchoServer((host, 0), _EchoHandler)
         server.backend_name = name
+        if tls:
+            server.socket = _server_context(name).wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
         backend = Backend(name, host, server.server_address[1], server)
         self.started.append(backend)
@@ -142,8 +168,8 @@ class _TLSConnection(http.client.HTTPConnection):
     """HTTPS to an address with any SNI name (or none: ""), certificate not verified:
     the tests look at which certificate nginx chose instead."""
 
-    def __init__(self, address: str, port: int, sni: str | None) -> None:
-        super().__init__(address, port, timeout=10)
+    def __init__(self, address: str, port: int, sni: str | None, source: tuple | None) -> None:
+        super().__init__(address, port, timeout=10, source_address=source)
         self.sni = sni or None
 
     def connect(self) -> None:
@@ -164,13 +190,16 @@ def request(
     tls: bool = False,
     sni: str | None = None,
     address: str = "127.0.0.1",
+    source: str | None = None,
 ) -> Response:
     """One request on a fresh connection. `host` None sends no Host header (HTTP/1.1
-    requires one, so nginx answers 400); with `tls`, `sni` defaults to `host`."""
+    requires one, so nginx answers 400); with `tls`, `sni` defaults to `host`. `source`:
+    the client's address (any of 127.0.0.0/8 on Linux; default: the kernel's choice)."""
+    bind = (source, 0) if source else None
     if tls:
-        connection = _TLSConnection(address, port, sni if sni is not None else host)
+        connection = _TLSConnection(address, port, sni if sni is not None else host, bind)
     else:
-        connection = http.client.HTTPConnection(address, port, timeout=10)
+        connection = http.client.HTTPConnection(address, port, timeout=10, source_address=bind)
     try:
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         if host is not None:
@@ -198,12 +227,14 @@ def common_name(certificate: x509.Certificate) -> str:
 
 
 @contextlib.contextmanager
-def websocket_tunnel(port: int, host: str) -> Iterator[tuple[socket.socket, object]]:
+def websocket_tunnel(
+    port: int, host: str, target: str = "/chat"
+) -> Iterator[tuple[socket.socket, object]]:
     """A WebSocket upgrade through nginx on loopback `port` to the echo backend of `host`:
     the socket to write lines to and a reader of the lines the backend echoes back."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as tunnel:
         tunnel.sendall(
-            f"GET /chat HTTP/1.1\r\nHost: {host}\r\n".encode()
+            f"GET {target} HTTP/1.1\r\nHost: {host}\r\n".encode()
             + b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
         )
         stream = tunnel.makefile("rb")

@@ -165,6 +165,10 @@ ALLOWED_DIRECTIVES = {
         "server_names_hash_bucket_size",
         "proxy_http_version",
         "proxy_set_header",
+        "proxy_connect_timeout",
+        "proxy_read_timeout",
+        "proxy_send_timeout",
+        "client_max_body_size",
         "upstream",
         "server",
         "lua_package_path",
@@ -185,6 +189,7 @@ ALLOWED_DIRECTIVES = {
         "access_log",
         "default_type",
         "ssl_certificate_by_lua_block",
+        "if",
     },
     "http/server/location": {
         "allow",
@@ -199,12 +204,20 @@ ALLOWED_DIRECTIVES = {
         "proxy_connect_timeout",
         "proxy_read_timeout",
         "proxy_send_timeout",
+        "proxy_buffering",
+        "proxy_request_buffering",
+        "proxy_buffer_size",
+        "proxy_buffers",
+        "proxy_http_version",
+        "rewrite",
         "access_log",
         "default_type",
     },
     "http/server/location/if": {"return"},
+    "http/server/if": {"return"},
 }
 DYNAMIC_UPSTREAM = "edgeagent_dynamic"
+REDIRECT_CODES = tuple(str(code) for code in range(300, 309))
 # The Lua the templates write (crossplane gives a block's text as one argument).
 LUA_BLOCKS = {
     f'require("edgeagent_{module}").{function}()'
@@ -227,15 +240,24 @@ WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
     """The directives that carry values from Kubernetes objects hold only those values."""
     if directive == "location":
-        assert args in (("/",),) or (
-            len(args) == 2 and args[0] in ("=", "^~") and grammar.PATH.fullmatch(args[1])
+        assert (
+            args in (("/",),)
+            or (len(args) == 2 and args[0] in ("=", "^~") and grammar.PATH.fullmatch(args[1]))
+            or (len(args) == 2 and args[0] == "~*" and args[1].startswith("^"))
         ), args
+        if args[0] == "~*":
+            grammar.regex_path(args[1][1:])
+    elif directive == "rewrite":
+        regex, target, flag = args
+        assert regex.startswith("(?i)") and flag == "break", args
+        grammar.regex_path(regex[len("(?i)") :])
+        grammar.rewrite_target(target, "rewrite")
     elif directive == "server_name":
         (name,) = args
         assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
     elif directive in ("upstream", "proxy_pass"):
         (name,) = args
-        name = name.removeprefix("http://")
+        name = name.removeprefix("http://").removeprefix("https://")
         assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
     elif directive == "set":
         variable, name = args
@@ -249,8 +271,19 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         endpoint, *weight = args
         assert ENDPOINT.fullmatch(endpoint), args
         assert weight in ([], *([f"weight={n}"] for n in range(2, 101))), args
+    elif directive in ("allow", "deny") and context == "http/server/location":
+        (network,) = args
+        assert network == "all" or grammar.source_ranges(network, directive) == (network,), args
+    elif directive == "return" and len(args) == 2 and args[0] in REDIRECT_CODES:
+        code, url = args
+        app_root = url.removeprefix("$scheme://$http_host")
+        assert (
+            url.startswith("https://$host")
+            or (app_root != url and grammar.PATH.fullmatch(app_root))
+            or grammar.redirect_url(url, "return")
+        ), args
     elif directive == "return":
-        assert args[0] in ("200", "308", "404", "503"), args
+        assert args[0] in ("200", "404", "503"), args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
         assert set(args[1:]) <= {"ssl", "default_server"}, args

@@ -13,7 +13,7 @@ import pytest
 from edgeagent.metrics import Metrics
 
 import edgeagent
-from edgeagent import cli, logs, settings, systemd
+from edgeagent import annotations, cli, logs, settings, systemd
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -57,6 +57,9 @@ def test_each_option_has_a_flag_of_its_own_and_defaults_are_the_components():
         ("sync-quiet-period: -1\n", "negative"),
         ("ingress-class: Not_A_Name\n", "ingress-class"),
         ("- a list\n", "mapping"),
+        ("proxy-read-timeout: 60s\n", "proxy-read-timeout"),
+        ("ssl-redirect: maybe\n", "ssl-redirect"),
+        ("annotations-prefix: Not/Valid\n", "annotations-prefix"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(tmp_path, text, error):
@@ -64,6 +67,28 @@ def test_bad_settings_are_refused_with_a_reason(tmp_path, text, error):
     config.write_text(text)
     with pytest.raises(settings.ConfigError, match=error):
         settings.resolve(parse("--config", str(config)))
+
+
+def test_ingress_nginx_defaults_from_flags_and_the_config_file(tmp_path):
+    """The role writes YAML booleans and numbers; flags are text."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "annotations-prefix: ingress.example.com\n"
+        "ssl-redirect: false\n"
+        "hsts-max-age: 600\n"
+        "proxy-read-timeout: 86400\n"
+        "proxy-body-size: 8m\n"
+    )
+    values = settings.resolve(parse("--config", str(config), "--hsts-preload", "true"))
+    assert values.annotations == annotations.Config(
+        annotations_prefix="ingress.example.com",
+        ssl_redirect=False,
+        hsts_max_age=600,
+        hsts_preload=True,
+        proxy_read_timeout=86400,
+        proxy_body_size="8m",
+    )
+    assert settings.resolve(parse()).annotations == annotations.Config()
 
 
 def test_json_logs_carry_object_fields():

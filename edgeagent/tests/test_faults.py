@@ -131,11 +131,13 @@ def test_sigkill_mid_apply_never_leaves_a_partial_configuration(tmp_path):
             entries = {p.name for p in edge.nginx.agent_dir.iterdir()}
             debris_seen += any(e.startswith((".staging-", ".current-")) for e in entries)
             assert_complete(edge.nginx.agent_dir, edge.nginx.main_conf)
-            assert edge.get("h1.example.com").status == 200  # nginx serves throughout
+            assert edge.get_tls("h1.example.com").status == 200  # nginx serves throughout
             edge.agent = edge.new_agent().start()
             edge.agent.wait_ready()
             expected = f"web{1 + round_ % 4}"
-            eventually(lambda expected=expected: edge.backend_of("h1.example.com") == expected)
+            eventually(
+                lambda expected=expected: edge.backend_of("h1.example.com", tls=True) == expected
+            )
             assert_complete(edge.nginx.agent_dir, edge.nginx.main_conf)
         entries = {p.name for p in edge.nginx.agent_dir.iterdir()}
         assert not any(e.startswith((".staging-", ".current-")) for e in entries)

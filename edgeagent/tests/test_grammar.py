@@ -172,14 +172,24 @@ def test_annotation_values():
     assert grammar.boolean("true", "a") is True
     assert grammar.boolean("false", "a") is False
     assert grammar.seconds("60", "a") == 60
+    assert grammar.seconds("86400", "a") == 86400  # WebSockets: a day, no 3600 cap
+    assert grammar.seconds(str(grammar.SECONDS_MAX), "a") == grammar.SECONDS_MAX
     assert grammar.size("8M", "a") == "8m"
     assert grammar.size("0", "a") == "0"
+    for text in grammar.GO_TRUE:
+        assert grammar.go_boolean(text, "a") is True
+    for text in grammar.GO_FALSE:
+        assert grammar.go_boolean(text, "a") is False
     for parse, value in [
         (grammar.boolean, "yes"),
         (grammar.boolean, "True"),
+        (grammar.go_boolean, "yes"),
+        (grammar.go_boolean, "on"),
+        (grammar.go_boolean, " true"),
         (grammar.seconds, "0"),
         (grammar.seconds, "60s"),
-        (grammar.seconds, "3601"),
+        (grammar.seconds, str(grammar.SECONDS_MAX + 1)),
+        (grammar.seconds, "-1"),
         (grammar.seconds, "1; load_module x"),
         (grammar.size, "1t"),
         (grammar.size, "08m"),
@@ -188,6 +198,54 @@ def test_annotation_values():
     ]:
         with pytest.raises(grammar.Invalid):
             parse(value, "a")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.0.0.0/0,::/0", ("0.0.0.0/0", "::/0")),  # cert-manager's HTTP-01 solver
+        ("10.0.0.0/8", ("10.0.0.0/8",)),
+        ("10.1.2.3/8", ("10.0.0.0/8",)),  # host bits cleared, as Go's ParseCIDR does
+        ("192.0.2.7", ("192.0.2.7",)),
+        ("192.0.2.7/32", ("192.0.2.7/32",)),
+        ("2001:DB8::1/32", ("2001:db8::/32",)),
+        ("::1", ("::1",)),
+        ("::ffff:192.0.2.1", ("::ffff:c000:201",)),
+        ("10.0.0.0/8,\n  172.16.0.0/12,\n  192.168.0.0/16\n", None),
+        (" 10.0.0.0/8 , 10.0.0.0/8 ", ("10.0.0.0/8",)),
+    ],
+)
+def test_source_ranges_accept(value, expected):
+    ranges = grammar.source_ranges(value, "a")
+    if expected is None:  # a list over several lines, as real manifests write them
+        expected = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+    assert ranges == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        ",",
+        "10.0.0.0/8,",
+        "10.0.0.0/33",
+        "10.0.0.0/255.0.0.0",
+        "010.0.0.1",
+        "fe80::1%eth0",
+        "2001:db8::/129",
+        "10.0.0.0/8;",
+        "10.0.0.0/8 deny all",
+        "10.0.0.0/8\n;load_module /e.so",
+        "all",
+        "unix:",
+        "example.com",
+        ",".join(["10.0.0.1"] * (grammar.SOURCE_RANGES_MAX + 1)),
+        8,
+    ],
+)
+def test_source_ranges_refuse(value):
+    with pytest.raises(grammar.Invalid):
+        grammar.source_ranges(value, "a")
 
 
 @pytest.mark.parametrize("value", ["0.0.0.0:80", "127.0.0.1:10246", "[::]:443", "*:8080"])

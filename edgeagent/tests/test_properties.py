@@ -22,7 +22,7 @@ from support_nginx import (
     write_rendered,
 )
 
-from edgeagent import cli, model, render
+from edgeagent import cli, grammar, model, render
 
 settings.register_profile(
     "ci",
@@ -68,7 +68,9 @@ BACKENDS = st.fixed_dictionaries(
 )
 PATHS = st.fixed_dictionaries(
     {
-        "path": st.sampled_from(["/", "/a", "/a/", "/a/b", "/b", "/a/b/"]),
+        "path": st.sampled_from(
+            ["/", "/a", "/a/", "/a/b", "/b", "/a/b/", "/a(/|$)(.*)", "/b/[0-9]+", "/(.*)"]
+        ),
         "pathType": st.sampled_from(["Exact", "Prefix", "ImplementationSpecific"]),
         "backend": BACKENDS,
     }
@@ -79,13 +81,49 @@ RULES = st.fixed_dictionaries(
         "http": st.fixed_dictionaries({"paths": st.lists(PATHS, min_size=1, max_size=3)}),
     }
 )
-ANNOTATIONS = st.sampled_from(
-    [
-        {},
-        {"nginx.ingress.kubernetes.io/ssl-redirect": "true"},
-        {"nginx.ingress.kubernetes.io/proxy-read-timeout": "60", "example.com/x": "{ ; }"},
-        {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
-    ]
+PREFIX = "nginx.ingress.kubernetes.io/"
+NETWORKS = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.builds(lambda a, n: f"{a}/{n}", st.ip_addresses(v=4), st.integers(0, 32)),
+    st.ip_addresses(v=6).map(str),
+    st.builds(lambda a, n: f"{a}/{n}", st.ip_addresses(v=6), st.integers(0, 128)),
+)
+# Separators as manifests write them: commas, with blanks or line breaks around.
+SOURCE_RANGES = st.builds(
+    lambda items, separator: separator.join(items),
+    st.lists(NETWORKS, min_size=1, max_size=4),
+    st.sampled_from([",", ", ", ",\n  ", " ,\t"]),
+)
+BOOLEANS = st.sampled_from(["true", "false", "True", "1", "0", "f"])
+TIMEOUTS = st.integers(1, 2_147_483).map(str)
+ANNOTATIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        PREFIX + "ssl-redirect": BOOLEANS,
+        PREFIX + "force-ssl-redirect": BOOLEANS,
+        PREFIX + "proxy-read-timeout": TIMEOUTS,
+        PREFIX + "proxy-send-timeout": TIMEOUTS,
+        PREFIX + "proxy-connect-timeout": TIMEOUTS,
+        PREFIX + "proxy-body-size": st.sampled_from(["0", "8m", "1k", "999999999G", "100"]),
+        PREFIX + "whitelist-source-range": SOURCE_RANGES,
+        PREFIX + "allowlist-source-range": SOURCE_RANGES,
+        PREFIX + "denylist-source-range": SOURCE_RANGES,
+        PREFIX + "rewrite-target": st.sampled_from(["/", "/$1", "/$2/x"]),
+        PREFIX + "use-regex": BOOLEANS,
+        PREFIX + "proxy-buffer-size": st.sampled_from(["1", "16k", "1m", "1M"]),
+        PREFIX + "proxy-buffers-number": st.integers(4, 64).map(str),
+        PREFIX + "proxy-buffering": st.sampled_from(["on", "off"]),
+        PREFIX + "proxy-request-buffering": st.sampled_from(["on", "off"]),
+        PREFIX + "proxy-http-version": st.sampled_from(["1.0", "1.1"]),
+        PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https"]),
+        PREFIX + "permanent-redirect": st.sampled_from(["/p", "https://a.example:8443/x?y=1&z"]),
+        PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
+        PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),
+        PREFIX + "app-root": st.sampled_from(["/app", "/a/b/"]),
+        PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
+        PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
+        "example.com/x": st.just("{ ; }"),
+    },
 )
 VALID_INGRESSES = st.builds(
     lambda name, annotations, rules, tls_hosts, default_backend, ingress_class: {
@@ -124,8 +162,30 @@ INGRESS_FIELDS = [
     _setter(lambda o: o["metadata"], "name"),
     _setter(lambda o: o["metadata"], "namespace"),
     _setter(lambda o: o["metadata"], "annotations"),
-    _setter(lambda o: o["metadata"]["annotations"], "nginx.ingress.kubernetes.io/auth-url"),
-    _setter(lambda o: o["metadata"]["annotations"], "nginx.ingress.kubernetes.io/proxy-body-size"),
+    *(
+        _setter(lambda o: o["metadata"]["annotations"], PREFIX + key)
+        for key in (
+            "auth-url",
+            "proxy-body-size",
+            "proxy-read-timeout",
+            "ssl-redirect",
+            "force-ssl-redirect",
+            "whitelist-source-range",
+            "allowlist-source-range",
+            "denylist-source-range",
+            "configuration-snippet",
+            "rewrite-target",
+            "use-regex",
+            "proxy-buffer-size",
+            "proxy-buffers-number",
+            "proxy-buffering",
+            "proxy-http-version",
+            "backend-protocol",
+            "permanent-redirect",
+            "temporal-redirect",
+            "app-root",
+        )
+    ),
     _setter(lambda o: o["spec"], "ingressClassName"),
     _setter(lambda o: o["spec"], "rules"),
     _setter(lambda o: o["spec"]["rules"][0], "host"),
@@ -283,3 +343,67 @@ def test_any_objects_give_a_configuration_nginx_accepts_and_nothing_injected(dat
     for obj in inputs.ingresses:
         if obj["spec"]["ingressClassName"] == "edge":
             assert model.identity(obj) in accounted
+
+
+@given(
+    st.one_of(
+        SOURCE_RANGES,
+        TEXT,
+        st.builds(lambda a, b: a + b, SOURCE_RANGES, st.sampled_from(SYNTAX + DIRECTIVES)),
+    )
+)
+def test_source_ranges_are_refused_or_plain_canonical_networks(value):
+    """Whatever the text, a source range list is refused or made of plain tokens that
+    parse back to themselves (what nginx's allow and deny get)."""
+    try:
+        ranges = grammar.source_ranges(value, "annotation")
+    except grammar.Invalid:
+        event("refused")
+        return
+    event("accepted")
+    assert ranges
+    for network in ranges:
+        assert render.TOKEN.fullmatch(network)
+        assert grammar.source_ranges(network, "annotation") == (network,)
+
+
+REGEX_TEXT = st.text(alphabet="/ab()|?^$[]{}*+.\\-dWs:,019", min_size=1, max_size=24).map(
+    lambda text: "/" + text
+)
+
+
+@given(paths=st.lists(REGEX_TEXT, min_size=1, max_size=40))
+def test_every_regex_path_the_grammar_accepts_compiles_in_nginx(paths, workdir):
+    """grammar.regex_path stands in for nginx's PCRE: whatever it accepts, nginx -t must
+    take too, or one Ingress would stop every later configuration."""
+    accepted = []
+    for text in dict.fromkeys(paths):
+        try:
+            accepted.append(grammar.regex_path(text, "path"))
+        except grammar.Invalid:
+            event("refused")
+    event(f"accepted: {min(len(accepted), 5)}")
+    if not accepted:
+        return
+    backend = {"service": {"name": "app", "port": {"number": 80}}}
+    regex_paths = [
+        {"path": text, "pathType": "ImplementationSpecific", "backend": backend}
+        for text in accepted
+    ]
+    obj = {
+        "metadata": {
+            "name": "regexes",
+            "namespace": "default",
+            "annotations": {PREFIX + "use-regex": "true", PREFIX + "rewrite-target": "/$1"},
+        },
+        "spec": {
+            "ingressClassName": "edge",
+            "rules": [{"host": "r", "http": {"paths": regex_paths}}],
+        },
+    }
+    built = model.build(model.Inputs(ingresses=[obj]), model.Options())
+    assert built.served_ingresses == (("default", "regexes"),)
+    layout = layout_for(workdir, Ports(8080, 8443, 10246))
+    write_rendered(workdir, layout, render.render(built, layout))
+    tested = nginx_test(workdir)
+    assert tested.returncode == 0, tested.stderr

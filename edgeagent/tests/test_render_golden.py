@@ -177,6 +177,52 @@ def test_check_passes_clean_manifests(capsys):
     assert capsys.readouterr().out == ""
 
 
+WARNED_INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: warned
+  namespace: shop
+  annotations:
+    nginx.ingress.kubernetes.io/proxy-max-temp-file-size: "0"
+    nginx.ingress.kubernetes.io/rate-limit: "100"
+spec:
+  ingressClassName: edge
+  rules:
+    - host: warned.example.com
+      http:
+        paths:
+          - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  ports: [{port: 80}]
+"""
+
+
+def test_check_reports_warnings_and_passes(tmp_path, capsys):
+    source = write(tmp_path / "warned.yaml", WARNED_INGRESS)
+    assert cli.main(["check", "-f", str(source)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "Ingress shop/warned: annotation nginx.ingress.kubernetes.io/proxy-max-temp-file-size "
+        "'0' is ignored: not supported; it only tunes, so the Ingress is served without it",
+        "Ingress shop/warned: annotation nginx.ingress.kubernetes.io/rate-limit '100' is "
+        "ignored: ingress-nginx defines no such annotation and ignored it; so does edgeagent",
+    ]
+
+
+def test_check_takes_the_annotation_prefix_and_defaults(tmp_path, capsys):
+    source = write(tmp_path / "warned.yaml", WARNED_INGRESS)
+    arguments = ["check", "-f", str(source), "--annotations-prefix", "example.com"]
+    assert cli.main(arguments) == 0
+    assert capsys.readouterr().out == ""  # nginx.ingress.kubernetes.io/* is not read
+    with pytest.raises(SystemExit):
+        cli.main(["check", "-f", str(source), "--proxy-read-timeout", "60s"])
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

@@ -56,7 +56,49 @@ SIMPLE_SERVICES = [
     "redirect",
     "classless",
     "other-class",
+    "acme-solver-exact",
+    "acme-solver-legacy",
+    "allowed",
+    "denied",
+    "allowed-and-denied",
+    "long-timeout",
+    "forced",
+    "small-bodies",
+    "rewritten",
+    "regex-plain",
+    "stripped",
+    "regex-only",
+    "buffers",
+    "moved",
+    "app-root",
 ]
+TLS_BACKENDS = ["tls-backend", "tls-only"]
+ANNOTATION = "nginx.ingress.kubernetes.io/"
+# cert-manager's solver paths: /.well-known/acme-challenge/<token>
+ACME_TOKEN_EXACT = "/.well-known/acme-challenge/gDnL1V2pAvx9bQwqRvvv0ZXJTQ6k4aH0e2-1_pTzDA0"
+ACME_TOKEN_LEGACY = "/.well-known/acme-challenge/Zm9vYmFyYmF6cXV4LXRva2VuLWZvci1sZWdhY3k"
+# Client addresses for the source range rules (nginx listens on 127.0.0.1; backends use
+# 127.0.0.2 and up, so clients come from 127.1.0.0/16).
+CLIENT_ALLOWED = "127.1.0.1"
+CLIENT_OTHER = "127.1.0.2"
+CLIENT_DENIED = "127.1.0.3"
+
+
+def solver_ingress(name: str, target: str, service_name: str, kind: str) -> dict:
+    """The Ingress cert-manager's HTTP-01 solver creates (pkg/issuer/acme/http/ingress.go):
+    Exact since cert-manager 1.18, ImplementationSpecific before."""
+    obj = ingress(
+        name,
+        rule("secure.example.com", path(target, service_name, 8089, kind=kind)),
+        annotations={ANNOTATION + "whitelist-source-range": "0.0.0.0/0,::/0"},
+    )
+    obj["metadata"]["generateName"] = "cm-acme-http-solver-"
+    obj["metadata"]["labels"] = {
+        "acme.cert-manager.io/http-domain": "1706912345",
+        "acme.cert-manager.io/http-token": "1184215426",
+        "acme.cert-manager.io/http01-solver": "true",
+    }
+    return obj
 
 
 class World:
@@ -76,8 +118,8 @@ class World:
 
 def world_objects(backends: dict, certificates: dict) -> model.Inputs:
     objects = model.Inputs()
-    for name in SIMPLE_SERVICES:
-        objects.services.append(service(name))
+    for name in [*SIMPLE_SERVICES, *TLS_BACKENDS]:
+        objects.services.append(service(name, {"http": 8089} if "acme" in name else None))
         address, port = backends[name].host, backends[name].port
         objects.endpoint_slices.append(endpoint_slice(name, [(address, True)], port))
 
@@ -169,6 +211,8 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                 rule("exact.foo.com", path("/", "exact-foo-com")),
                 rule("foo.bar.com", path("/", "foo-bar-com", "http")),
                 tls=[{"hosts": ["foo.bar.com"], "secretName": "conformance-tls"}],
+                # The conformance suite asks its TLS host over plain HTTP too.
+                annotations={ANNOTATION + "ssl-redirect": "false"},
             ),
             ingress(
                 "secure",
@@ -184,6 +228,120 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
                 rule("redirect.example.com", path("/", "redirect")),
                 tls=[{"hosts": ["redirect.example.com"], "secretName": "secure-tls"}],
                 annotations={"nginx.ingress.kubernetes.io/ssl-redirect": "true"},
+            ),
+            solver_ingress(
+                "cm-acme-http-solver-exact", ACME_TOKEN_EXACT, "acme-solver-exact", "Exact"
+            ),
+            solver_ingress(
+                "cm-acme-http-solver-legacy",
+                ACME_TOKEN_LEGACY,
+                "acme-solver-legacy",
+                "ImplementationSpecific",
+            ),
+            ingress(
+                "source-ranges",
+                rule(
+                    "source-ranges",
+                    path("/allowed", "allowed"),
+                    path("/small-bodies", "small-bodies"),
+                ),
+                annotations={
+                    # Written over several lines, as long lists in real manifests are.
+                    ANNOTATION + "whitelist-source-range": f"::1/128,\n  {CLIENT_ALLOWED}/32,\n"
+                    "  127.0.0.1\n",
+                    ANNOTATION + "proxy-body-size": "1k",
+                },
+            ),
+            ingress(
+                "denied",
+                rule("source-ranges", path("/denied", "denied")),
+                annotations={
+                    ANNOTATION + "denylist-source-range": f"{CLIENT_DENIED}, 2001:db8::/32"
+                },
+            ),
+            ingress(
+                "allowed-and-denied",
+                rule("source-ranges", path("/both", "allowed-and-denied")),
+                annotations={
+                    ANNOTATION + "allowlist-source-range": "127.0.0.0/8",
+                    ANNOTATION + "denylist-source-range": f"{CLIENT_DENIED}/32",
+                },
+            ),
+            ingress(
+                "long-timeout",
+                rule("source-ranges", path("/websocket", "long-timeout")),
+                annotations={
+                    ANNOTATION + "proxy-read-timeout": "86400",
+                    ANNOTATION + "proxy-send-timeout": "86400",
+                    ANNOTATION + "enable-websockets": "true",  # never defined: a warning
+                },
+            ),
+            ingress(
+                "forced",
+                rule("forced", path("/", "forced")),
+                annotations={ANNOTATION + "force-ssl-redirect": "true"},
+            ),
+            ingress(
+                "rewrite-captures",
+                rule("rewrite", path("/api(/|$)(.*)", "rewritten")),
+                annotations={ANNOTATION + "rewrite-target": "/$2"},
+            ),
+            ingress(
+                "rewrite-to-root",
+                rule("rewrite", path("/strip", "stripped", kind="ImplementationSpecific")),
+                annotations={ANNOTATION + "rewrite-target": "/"},
+            ),
+            # No annotation, but on a host with regex paths: a regex too (ingress-nginx).
+            ingress("regex-neighbour", rule("rewrite", path("/static", "regex-plain"))),
+            ingress(
+                "use-regex",
+                rule("regex", path("/user/[0-9]+", "regex-only", kind="ImplementationSpecific")),
+                annotations={ANNOTATION + "use-regex": "true"},
+            ),
+            ingress(
+                "buffers",
+                rule("buffers", path("/", "buffers")),
+                annotations={
+                    ANNOTATION + "proxy-buffer-size": "32k",
+                    ANNOTATION + "proxy-buffering": "off",
+                    ANNOTATION + "proxy-request-buffering": "off",
+                    ANNOTATION + "proxy-http-version": "1.0",
+                },
+            ),
+            ingress(
+                "https-backend",
+                rule("https-backend", path("/", "tls-backend")),
+                annotations={ANNOTATION + "backend-protocol": "https"},  # any case
+            ),
+            ingress("plain-to-tls-backend", rule("plain-to-tls-backend", path("/", "tls-only"))),
+            ingress(
+                "permanent",
+                rule("moved", path("/permanent", "moved")),
+                annotations={ANNOTATION + "permanent-redirect": "https://new.example/p?from=old"},
+            ),
+            ingress(
+                "permanent-308",
+                rule("moved", path("/permanent-308", "moved")),
+                annotations={
+                    ANNOTATION + "permanent-redirect": "/elsewhere",
+                    ANNOTATION + "permanent-redirect-code": "308",
+                },
+            ),
+            ingress(
+                "temporal",
+                rule("moved", path("/temporal", "moved")),
+                annotations={
+                    ANNOTATION + "temporal-redirect": "http://new.example:8080/t",
+                    ANNOTATION + "permanent-redirect": "https://loses.example/",
+                    # Only allowed clients, but a redirect is answered before access
+                    # checks, as ingress-nginx's `return` is.
+                    ANNOTATION + "allowlist-source-range": "192.0.2.0/24",
+                },
+            ),
+            ingress(
+                "app-root",
+                rule("app-root", path("/", "app-root")),
+                annotations={ANNOTATION + "app-root": "/app1"},
             ),
             ingress("hostless", rule(None, path("/hostless", "hostless"))),
             ingress("catch-all", default_backend=backend("echo-service", 80), created=OLD),
@@ -255,6 +413,7 @@ def world(request, tmp_path_factory):
             "zone-light",
         ]
         started = {name: backends.start(name) for name in names}
+        started |= {name: backends.start(name, tls=True) for name in TLS_BACKENDS}
         certificates = {
             host: cli.self_signed(host, (host,)) for host in ("foo.bar.com", "secure.example.com")
         }
@@ -371,8 +530,10 @@ def test_tls_certificate_by_sni(world, sni, host, expected_common_name, status, 
 
 
 def test_hsts_only_over_https_on_tls_hosts(world):
-    assert world.get_tls("secure.example.com").headers["strict-transport-security"]
+    hsts = world.get_tls("secure.example.com").headers["strict-transport-security"]
+    assert hsts == "max-age=31536000; includeSubDomains"  # ingress-nginx's default
     assert "strict-transport-security" not in world.get("secure.example.com").headers
+    assert "strict-transport-security" not in world.get("foo.bar.com").headers
     # The default server answers HTTPS for names that may be served over HTTP only.
     assert world.get_tls("unknown.example.com").headers["strict-transport-security"] == "max-age=0"
 
@@ -382,6 +543,184 @@ def test_ssl_redirect_annotation(world):
     assert plain.status == 308
     assert plain.headers["location"] == "https://redirect.example.com/a?b=c"
     assert world.get_tls("redirect.example.com", "/a").backend == "redirect"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_tls_hosts_redirect_to_https_by_default(world, method):
+    """As ingress-nginx: ssl-redirect is on, 308 keeps the method and the body."""
+    body = b"x" if method == "POST" else None
+    plain = world.get("secure.example.com", "/cart?id=1", method=method, body=body)
+    assert (plain.status, plain.backend) == (308, None)
+    assert plain.headers["location"] == "https://secure.example.com/cart?id=1"
+    assert world.get_tls("secure.example.com", "/cart").backend == "secure"
+
+
+def test_ssl_redirect_false_serves_a_tls_host_over_http(world):
+    assert world.get("foo.bar.com", "/").backend == "foo-bar-com"
+
+
+def test_hosts_without_tls_are_not_redirected(world):
+    assert world.get("prefix-path-rules", "/foo").backend == "foo-prefix"
+    assert world.get("anything.example", "/hostless/x").backend == "hostless"
+
+
+def test_force_ssl_redirect_redirects_a_host_without_tls(world):
+    plain = world.get("forced", "/x")
+    assert plain.status == 308
+    assert plain.headers["location"] == "https://forced/x"
+
+
+@pytest.mark.parametrize(
+    ("target", "served_by"),
+    [(ACME_TOKEN_EXACT, "acme-solver-exact"), (ACME_TOKEN_LEGACY, "acme-solver-legacy")],
+)
+def test_cert_manager_http01_solver_answers_over_plain_http(world, target, served_by):
+    """cert-manager's solver Ingress, exactly as it writes it, on a TLS host that
+    redirects everything else: the challenge is answered over HTTP, never redirected."""
+    answer = world.get("secure.example.com", target)
+    assert (answer.status, answer.backend) == (200, served_by)
+    assert answer.echo["target"] == target
+    # From any client address (its allow list is 0.0.0.0/0,::/0).
+    assert world.get("secure.example.com", target, source=CLIENT_DENIED).backend == served_by
+    assert world.get("secure.example.com", "/other").status == 308
+    assert world.get_tls("secure.example.com", target).backend == served_by
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "status", "served_by"),
+    [
+        ("/allowed", None, 200, "allowed"),  # 127.0.0.1, listed without a prefix length
+        ("/allowed/x", CLIENT_ALLOWED, 200, "allowed"),
+        ("/allowed", CLIENT_OTHER, 403, None),
+        ("/allowed/x", CLIENT_DENIED, 403, None),
+        ("/denied", None, 200, "denied"),
+        ("/denied/x", CLIENT_OTHER, 200, "denied"),
+        ("/denied", CLIENT_DENIED, 403, None),
+        ("/both", CLIENT_OTHER, 200, "allowed-and-denied"),
+        ("/both/x", CLIENT_DENIED, 403, None),  # the deny list is checked first
+    ],
+)
+def test_source_ranges(world, target, source, status, served_by):
+    answer = world.get("source-ranges", target, source=source)
+    assert (answer.status, answer.backend) == (status, served_by)
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "served_by", "seen"),
+    [
+        # rewrite-target "/$2" on "/api(/|$)(.*)": the second capture, query kept.
+        ("rewrite", "/api/users?page=2", "rewritten", "/users?page=2"),
+        ("rewrite", "/api/a/b/", "rewritten", "/a/b/"),
+        ("rewrite", "/api", "rewritten", "/"),
+        ("rewrite", "/API/Users", "rewritten", "/Users"),  # case-insensitive, as ~*
+        # rewrite-target "/" on "/strip": everything under it becomes "/".
+        ("rewrite", "/strip", "stripped", "/"),
+        ("rewrite", "/strip/deep/path?q=1", "stripped", "/?q=1"),
+        # An Ingress without annotations on the same host: its path is a case-insensitive
+        # regex from the start of the path, not rewritten.
+        ("rewrite", "/static/app.js", "regex-plain", "/static/app.js"),
+        ("rewrite", "/STATIC/app.js", "regex-plain", "/STATIC/app.js"),
+        ("rewrite", "/staticfiles", "regex-plain", "/staticfiles"),
+        # use-regex alone: matched as a regex, passed on as it came.
+        ("regex", "/user/42", "regex-only", "/user/42"),
+        ("regex", "/User/42/profile", "regex-only", "/User/42/profile"),
+    ],
+)
+def test_rewrite_target_and_use_regex(world, host, target, served_by, seen):
+    answer = world.get(host, target)
+    assert (answer.status, answer.backend) == (200, served_by)
+    assert answer.echo["target"] == seen
+
+
+def test_rewritten_captures_cannot_split_the_upstream_request(world):
+    """A capture holds the decoded path: an encoded CR LF must never reach the backend as
+    a line break. (PCRE's `.` stops at the line feed, and nginx encodes the CR.)"""
+    answer = world.get("rewrite", "/api/a%0d%0aX-Injected:%20yes%0d%0a")
+    assert (answer.status, answer.backend) == (200, "rewritten")
+    assert "x-injected" not in answer.echo["headers"]
+    assert answer.echo["target"] == "/a%0D"
+
+
+@pytest.mark.parametrize(
+    ("host", "target"), [("rewrite", "/apix"), ("rewrite", "/other"), ("regex", "/user/abc")]
+)
+def test_regex_hosts_answer_404_for_what_no_regex_matches(world, host, target):
+    answer = world.get(host, target)
+    assert (answer.status, answer.backend) == (404, None)
+
+
+def test_proxy_buffer_size_lets_large_response_headers_through(world):
+    """nginx answers 502 when a backend's headers outgrow proxy_buffer_size (4k or 8k
+    by default); proxy-buffer-size 32k lets a 20k header through."""
+    large = {"X-Echo-Padding": str(20 * 1024)}
+    assert world.get("prefix-path-rules", "/foo", headers=large).status == 502
+    answer = world.get("buffers", "/x", headers=large)
+    assert (answer.status, answer.backend) == (200, "buffers")
+    assert len(answer.headers["x-padding"]) == 20 * 1024
+
+
+def test_proxy_http_version_and_buffering_off(world):
+    """The backend sees HTTP/1.0; with both bufferings off, a request body and an
+    answer still go through whole."""
+    answer = world.get("buffers", "/upload", method="POST", body=b"y" * 4096)
+    assert (answer.status, answer.backend) == (200, "buffers")
+    assert answer.echo["version"] == "HTTP/1.0"
+    assert answer.echo["body"] == "y" * 4096
+    assert world.get("prefix-path-rules", "/foo").echo["version"] == "HTTP/1.1"
+
+
+def test_backend_protocol_https_speaks_tls_to_the_backend(world):
+    answer = world.get("https-backend", "/a?b=c", method="POST", body=b"over tls")
+    assert (answer.status, answer.backend) == (200, "tls-backend")
+    assert (answer.echo["target"], answer.echo["body"]) == ("/a?b=c", "over tls")
+    # A TLS backend without the annotation: plain HTTP to a TLS port fails.
+    assert world.get("plain-to-tls-backend", "/").status == 502
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "location"),
+    [
+        ("/permanent", 301, "https://new.example/p?from=old"),
+        ("/permanent/x?y=z", 301, "https://new.example/p?from=old"),
+        ("/permanent-308", 308, "/elsewhere"),
+        ("/temporal", 302, "http://new.example:8080/t"),  # temporal wins over permanent
+    ],
+)
+def test_permanent_and_temporal_redirects(world, target, status, location):
+    answer = world.get("moved", target)
+    assert (answer.status, answer.backend) == (status, None)
+    # nginx makes a path absolute with the request's host and port.
+    assert answer.headers["location"].endswith(location)
+
+
+def test_app_root_redirects_the_root_only(world):
+    root = world.get("app-root", "/")
+    assert (root.status, root.headers["location"]) == (302, "http://app-root/app1")
+    with_port = world.get("app-root:8080", "/?x=1")  # $http_host: the Host as sent
+    assert with_port.headers["location"] == "http://app-root:8080/app1"
+    answer = world.get("app-root", "/app1")
+    assert (answer.status, answer.backend) == (200, "app-root")
+
+
+def test_long_proxy_timeouts_are_served(world):
+    """proxy-read-timeout: "86400" (a day, common for WebSockets) is no longer capped."""
+    assert world.get("source-ranges", "/websocket").backend == "long-timeout"
+    with websocket_tunnel(world.site.ports.http, "source-ranges", "/websocket") as (sock, reader):
+        sock.sendall(b"hello\n")
+        assert reader.readline() == b"long-timeout: hello\n"
+
+
+def test_request_body_size_default_and_annotation(world):
+    """ingress-nginx's default proxy-body-size is 1m; the annotation sets it per location.
+    (Bodies that fit nginx's memory buffer: a root test run's workers cannot write the
+    temporary files under pytest's private directory.)"""
+    too_large = b"x" * (1024 * 1024 + 1)
+    assert world.get("prefix-path-rules", "/foo", method="POST", body=too_large).status == 413
+    body = b"x" * 2048
+    assert world.get("prefix-path-rules", "/foo", method="POST", body=body).status == 200
+    assert world.get("source-ranges", "/small-bodies", method="POST", body=body).status == 413
+    answer = world.get("source-ranges", "/small-bodies", method="POST", body=b"x" * 1000)
+    assert (answer.status, answer.backend) == (200, "small-bodies")
 
 
 # Default backend (conformance: features/default_backend.feature)
@@ -534,7 +873,10 @@ def test_world_problems_are_exactly_the_expected_ones(world):
         ("Ingress", "default", "second-catch-all", "conflict"),
         ("Ingress", "default", "readiness", "missing-service"),
         ("Secret", "default", "no-such-secret", "secret"),
+        ("Ingress", "default", "long-timeout", "warning"),
+        ("Ingress", "default", "temporal", "warning"),  # its permanent-redirect loses
     }
+    assert ("default", "long-timeout") in world.site.model.served_ingresses
 
 
 def test_status_server_answers_the_generation(world):

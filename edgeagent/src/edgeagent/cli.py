@@ -11,11 +11,13 @@ the daemon calls, so a preview is what an edge node would serve:
 `edgeagent.settings.add_arguments`), imported only for `run` so the offline commands need
 neither the Kubernetes client nor the daemon.
 
-Exit codes: 0 done (render: even with problems, which go to stderr), 1 `check` found
-problems, 2 bad arguments or unreadable manifests.
+Exit codes: 0 done (render: even with problems, which go to stderr; check: when it
+found warnings only, i.e. annotations served without), 1 `check` found problems that
+keep something from being served as written, 2 bad arguments or unreadable manifests.
 """
 
 import argparse
+import dataclasses
 import datetime
 import importlib.util
 import sys
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edgeagent import __version__, grammar, manifests, render
+from edgeagent import __version__, annotations, grammar, manifests, options, render
 from edgeagent.files import write_atomically
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
@@ -35,6 +37,9 @@ DEFAULT_CERTIFICATE_FILE = "certs/default.pem"
 SELF_SIGNED_DAYS = 365
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
+WARNING = "warning"  # the Problem code of what is served all the same
+# Each field's flag is its name with dashes, so a parsed argument is found by field name.
+INGRESS_NGINX_DEFAULTS = dataclasses.fields(annotations.Config)
 
 
 def self_signed(common_name: str, hostnames: tuple[str, ...] = ()) -> CertPair:
@@ -81,6 +86,13 @@ def _load(args: argparse.Namespace):
     options = Options(
         ingress_class=args.ingress_class,
         watch_ingress_without_class=args.watch_ingress_without_class,
+        annotations=annotations.Config(
+            **{
+                each.name: getattr(args, each.name)
+                for each in INGRESS_NGINX_DEFAULTS
+                if getattr(args, each.name) is not None
+            }
+        ),
     )
     model = build(inputs, options)
     return model, [*load_problems, *model.problems]
@@ -134,7 +146,7 @@ def command_check(args: argparse.Namespace) -> int:
     _, problems = _load(args)
     for problem in problems:
         print(problem_line(problem))
-    return 1 if problems else 0
+    return 1 if any(problem.code != WARNING for problem in problems) else 0
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -146,16 +158,21 @@ def command_run(args: argparse.Namespace) -> int:
     return daemon.main(args)
 
 
-def _checked(parse):
-    """An argparse type from a grammar function: a bad value is a usage error."""
+def _flag_type(parse):
+    """An argparse type from a one-argument parser: a bad value is a usage error."""
 
     def check(value: str):
         try:
-            return parse(value, "value")
+            return parse(value)
         except Invalid as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     return check
+
+
+def _checked(parse):
+    """An argparse type from a grammar function."""
+    return _flag_type(lambda value: parse(value, "value"))
 
 
 def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +195,10 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also serve Ingresses that name no class",
     )
+    # The same options as `edgeagent run`'s, from the same fields.
+    section = parser.add_argument_group("ingress-nginx defaults")
+    for each in INGRESS_NGINX_DEFAULTS:
+        options.add_argument(section, each, type=_flag_type(each.metadata["parse"]))
 
 
 def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:

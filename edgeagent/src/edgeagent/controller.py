@@ -67,7 +67,7 @@ from edgeagent.status import StatusPublisher
 log = logging.getLogger(__name__)
 
 MAX_SUSPECTS = 20
-PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret")
+PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret", "warning")
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ class Agent:
                 ingress_class=s.serving.ingress_class,
                 watch_ingress_without_class=s.serving.watch_ingress_without_class,
                 upstreams_without_endpoints=s.nginx.dynamic,
+                annotations=s.annotations,
             ),
             layout,
             applier,

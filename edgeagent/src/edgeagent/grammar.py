@@ -17,6 +17,7 @@ import binascii
 import functools
 import ipaddress
 import re
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -36,6 +37,23 @@ IANA_SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 # matches), `;` `{` `}` `'` `"` `$` `#` `\` whitespace (nginx syntax), `?` (query).
 PATH = re.compile(r"/[A-Za-z0-9\-._~/!*+,=:@&]*")
 PATH_MAX_LENGTH = 2048
+# A regular expression path (use-regex, rewrite-target), written inside double quotes:
+# the path characters plus the regex syntax ingress-nginx accepted, and backslash only
+# before a character nginx's quoted-string reader leaves alone (never `\\`, `\"`, `\t`,
+# `\n`, `\r`, which it would rewrite). No quote, `;`, `#`, `%` or whitespace.
+REGEX_PATH = re.compile(r"/([A-Za-z0-9\-._~/!*+,=:@&()|?^$\[\]{}]|\\[-./dDwWsS()\[\]{}*+?|^$])*")
+# rewrite-target: a path whose `$1`-`$9` name the location's captures; no other `$` (nginx
+# would read it as a variable) and never a scheme (nginx would redirect).
+REGEX_REPEAT_MAX = 65535
+REGEX_DEPTH_MAX = 200
+# Each build asks again for every plain path of a host with regex paths.
+REGEX_CACHE_SIZE = 16384
+# permanent-redirect, temporal-redirect: ingress-nginx's URL characters.
+REDIRECT_URL = re.compile(
+    r"(https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?)?"
+    r"(/[A-Za-z0-9\-._~/:,=&]*)?(\?[A-Za-z0-9\-._~/:,=&?]*)?"
+)
+REWRITE_TARGET = re.compile(r"/([A-Za-z0-9\-._~/!*+,=:@&]|\$[1-9])*")
 PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 # What a filesystem path given by the operator (Layout) may contain.
 FILE_PATH = re.compile(r"/[A-Za-z0-9\-._~/+@]*")
@@ -43,8 +61,24 @@ LISTEN = re.compile(r"(?P<addr>\*|\[[0-9A-Fa-f:.]+\]|[0-9.]+):(?P<port>[0-9]{1,5
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
 SIZE = re.compile(r"(0|[1-9][0-9]{0,8})([kKmMgG]?)")
-SECONDS = re.compile(r"[1-9][0-9]{0,3}")
-SECONDS_MAX = 3600
+SECONDS = re.compile(r"[1-9][0-9]{0,6}")
+# nginx waits for its next timer with epoll_wait's int milliseconds: 2^31 ms, 24.8 days.
+SECONDS_MAX = 2_147_483
+# proxy-buffer-size and -number: nginx needs its busy buffers (twice the buffer size)
+# below all buffers but one, so at least 4; the caps bound the memory of one request.
+BUFFER_SIZE = re.compile(r"[1-9][0-9]{0,6}[kKmM]?")
+BUFFER_SIZE_MAX = 1024 * 1024
+BUFFERS_NUMBER = re.compile(r"[1-9][0-9]{0,2}")
+BUFFERS_NUMBER_MIN, BUFFERS_NUMBER_MAX = 4, 64
+HSTS_MAX_AGE = re.compile(r"0|[1-9][0-9]{0,9}")
+HSTS_MAX_AGE_MAX = 2**31 - 1
+# Go's strconv.ParseBool, which ingress-nginx reads boolean annotations with.
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+# One item of a source range list, before ipaddress checks it: an address with an
+# optional prefix length (no netmask form, no IPv6 zone), as Go's net.ParseCIDR reads it.
+SOURCE_RANGE = re.compile(r"[0-9.]+(/[0-9]{1,2})?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?")
+SOURCE_RANGES_MAX = 1000
 TLS_PAIR_CACHE_SIZE = 4096
 SERVER_KEY_TYPES = (
     rsa.RSAPrivateKey,
@@ -185,6 +219,85 @@ def path(value: object, path_type: str, what: str = "path") -> str:
     return text
 
 
+def app_root(value: object, what: str) -> str:
+    """A path other than `/` (which would redirect to itself), of the path grammar."""
+    text = path(value, "Exact", what)
+    if text == "/":
+        raise Invalid(f"{what} '/' would redirect '/' to itself")
+    return text
+
+
+def regex_path(value: object, what: str = "path") -> str:
+    """A path of an Ingress whose paths are regular expressions (PCRE, matched from the
+    start of the path, case-insensitive, as ingress-nginx does)."""
+    text = string(value, what)
+    if len(text) > PATH_MAX_LENGTH:
+        raise Invalid(f"{what} is longer than {PATH_MAX_LENGTH} characters")
+    if not REGEX_PATH.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must start with '/' and hold only letters, digits, "
+            "-._~/!*+,=:@& and the regex syntax ()|?^$[]{}*+ (backslash only before one "
+            "of -./dDwWsS()[]{}*+?|^$)"
+        )
+    if not is_regex(text):
+        raise Invalid(f"{what} {show(text)} is not a regular expression nginx can use")
+    return text
+
+
+@functools.lru_cache(maxsize=REGEX_CACHE_SIZE)
+def is_regex(text: str) -> bool:
+    """Whether `^text` is a regular expression that nginx's PCRE compiles: Python's `re`
+    compiles it, and none of what PCRE refuses and Python takes is in it (nested `[` in
+    a class, as in POSIX classes; `{n}` above 65535; parentheses nested deeper than
+    PCRE's 250). Named groups, lookarounds, inline flags and back references are left
+    out: they need `(?` or a digit after a backslash."""
+    if "(?" in text.replace("(?:", ""):
+        return False
+    repeats = re.findall(r"\{([0-9]+)(?:,([0-9]*))?\}", text)
+    if any(int(n) > REGEX_REPEAT_MAX for pair in repeats for n in pair if n):
+        return False
+    depth = class_start = 0
+    in_class = escaped = False
+    for i, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            if char == "[":
+                return False
+            if char == "]" and i > class_start:  # a "]" right after "[" or "[^" is literal
+                in_class = False
+        elif char == "[":
+            in_class = True
+            class_start = i + 1 + (text[i + 1 : i + 2] == "^")
+        elif char == "(":
+            depth += 1
+            if depth > REGEX_DEPTH_MAX:
+                return False
+        elif char == ")":
+            depth -= 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            re.compile("^" + text)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
+
+
+def rewrite_target(value: object, what: str) -> str:
+    text = string(value, what)
+    if len(text) > PATH_MAX_LENGTH:
+        raise Invalid(f"{what} is longer than {PATH_MAX_LENGTH} characters")
+    if not REWRITE_TARGET.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must start with '/' and hold only letters, digits, "
+            "-._~/!*+,=:@& and the captures $1 to $9"
+        )
+    return text
+
+
 def path_type(value: object, what: str = "pathType") -> str:
     text = string(value, what)
     if text not in PATH_TYPES:
@@ -214,12 +327,50 @@ def boolean(value: object, what: str) -> bool:
     return text == "true"
 
 
+def go_boolean(value: object, what: str) -> bool:
+    """A boolean annotation as ingress-nginx reads it: "true", "false", "1", "0", ..."""
+    text = string(value, what)
+    if text not in GO_TRUE + GO_FALSE:
+        raise Invalid(f"{what} {show(text)} must be 'true' or 'false'")
+    return text in GO_TRUE
+
+
 def seconds(value: object, what: str) -> int:
-    """A timeout in whole seconds, 1-3600, written as digits only (as ingress-nginx does)."""
+    """A timeout in whole seconds, written as digits only (as ingress-nginx does)."""
     text = string(value, what)
     if not SECONDS.fullmatch(text) or int(text) > SECONDS_MAX:
-        raise Invalid(f"{what} {show(text)} must be a whole number of seconds from 1 to 3600")
+        raise Invalid(
+            f"{what} {show(text)} must be a whole number of seconds from 1 to {SECONDS_MAX}"
+        )
     return int(text)
+
+
+def hsts_max_age(value: object, what: str) -> int:
+    text = string(value, what)
+    if not HSTS_MAX_AGE.fullmatch(text) or int(text) > HSTS_MAX_AGE_MAX:
+        raise Invalid(f"{what} {show(text)} must be a whole number of seconds")
+    return int(text)
+
+
+def source_ranges(value: object, what: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs or addresses, IPv4 or IPv6, blanks around items allowed:
+    canonical (host bits cleared, as ingress-nginx does), sorted, without duplicates."""
+    text = string(value, what)
+    items = text.split(",")
+    if len(items) > SOURCE_RANGES_MAX:
+        raise Invalid(f"{what} lists more than {SOURCE_RANGES_MAX} networks")
+    ranges = set()
+    for item in items:
+        item = item.strip(" \t\r\n")
+        if not SOURCE_RANGE.fullmatch(item):
+            raise Invalid(f"{what}: {show(item)} is not an IP address or CIDR")
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise Invalid(f"{what}: {show(item)} is not an IP address or CIDR") from None
+        single = network.prefixlen == network.max_prefixlen and "/" not in item
+        ranges.add(str(network.network_address) if single else str(network))
+    return tuple(sorted(ranges))
 
 
 def size(value: object, what: str) -> str:
@@ -228,6 +379,97 @@ def size(value: object, what: str) -> str:
     if not SIZE.fullmatch(text):
         raise Invalid(f"{what} {show(text)} must be digits with an optional k, m or g suffix")
     return text.lower()
+
+
+BACKEND_PROTOCOLS = ("HTTP", "HTTPS")
+BACKEND_PROTOCOLS_NOT_YET = ("GRPC", "GRPCS", "AUTO_HTTP", "FCGI")
+
+
+def backend_protocol(value: object, what: str) -> str:
+    """ingress-nginx's protocols, any case, blanks trimmed; those edgeagent does not
+    speak yet are `unsupported`."""
+    raw = string(value, what)
+    text = raw.strip().upper()
+    if text in BACKEND_PROTOCOLS_NOT_YET:
+        raise Invalid(
+            f"{what} {show(raw)} is not supported yet (HTTP and HTTPS are); the Ingress "
+            "is not served rather than sent to its backend in another protocol",
+            "unsupported",
+        )
+    if text not in BACKEND_PROTOCOLS:
+        raise Invalid(
+            f"{what} {show(raw)} must be one of "
+            + ", ".join(BACKEND_PROTOCOLS + BACKEND_PROTOCOLS_NOT_YET)
+        )
+    return text
+
+
+def redirect_url(value: object, what: str) -> str:
+    """An http(s) URL or an absolute path, of the characters ingress-nginx allowed in
+    redirect URLs (no `$`: nginx would read a variable; no `%`, `#`, quotes, blanks)."""
+    text = string(value, what)
+    if len(text) > PATH_MAX_LENGTH:
+        raise Invalid(f"{what} is longer than {PATH_MAX_LENGTH} characters")
+    if not text or not REDIRECT_URL.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must be an http or https URL, or a path, of letters, "
+            "digits and -._~/:,=&? (no '$', '%', '#', quotes or blanks)"
+        )
+    return text
+
+
+def temporal_redirect_url(value: object, what: str) -> str:
+    """As `redirect_url`, but absolute: ingress-nginx refused a temporal redirect to
+    anything but an http or https URL."""
+    text = redirect_url(value, what)
+    if not text.startswith(("http://", "https://")):
+        raise Invalid(f"{what} {show(text)} must be an http or https URL")
+    return text
+
+
+def http_status(value: object, what: str) -> int:
+    text = string(value, what)
+    if not re.fullmatch(r"[1-5][0-9]{2}", text):
+        raise Invalid(f"{what} {show(text)} must be an HTTP status code")
+    return int(text)
+
+
+def on_off(value: object, what: str) -> str:
+    """ "on" or "off", as ingress-nginx's option validator (blanks around trimmed)."""
+    text = string(value, what).strip()
+    if text not in ("on", "off"):
+        raise Invalid(f"{what} {show(text)} must be 'on' or 'off'")
+    return text
+
+
+def http_version(value: object, what: str) -> str:
+    text = string(value, what).strip()
+    if text not in ("1.0", "1.1"):
+        raise Invalid(f"{what} {show(text)} must be '1.0' or '1.1'")
+    return text
+
+
+def buffer_size(value: object, what: str) -> str:
+    """An nginx size from 1 byte to 1m."""
+    text = string(value, what)
+    if not BUFFER_SIZE.fullmatch(text):
+        raise Invalid(f"{what} {show(text)} must be digits with an optional k or m suffix")
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1].lower(), 1)
+    if int(text.rstrip("kKmM")) * scale > BUFFER_SIZE_MAX:
+        raise Invalid(f"{what} {show(text)} must be at most 1m")
+    return text.lower()
+
+
+def buffers_number(value: object, what: str) -> int:
+    text = string(value, what)
+    if not BUFFERS_NUMBER.fullmatch(text) or not (
+        BUFFERS_NUMBER_MIN <= int(text) <= BUFFERS_NUMBER_MAX
+    ):
+        raise Invalid(
+            f"{what} {show(text)} must be a whole number from {BUFFERS_NUMBER_MIN} to "
+            f"{BUFFERS_NUMBER_MAX}"
+        )
+    return int(text)
 
 
 def listen(value: object, what: str) -> str:

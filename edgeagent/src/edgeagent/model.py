@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from edgeagent import grammar
+from edgeagent import annotations, grammar
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
@@ -63,20 +63,10 @@ __all__ = [
 
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
-# Annotations of nginx-based controllers. edgeagent honours the few below and refuses an
-# Ingress carrying any other: serving it without, say, whitelist-source-range or auth-url
-# would silently expose what its author meant to protect.
-NGINX_ANNOTATION_PREFIXES = ("nginx.ingress.kubernetes.io/", "nginx.org/", "nginx.com/")
-SUPPORTED_ANNOTATIONS = {
-    "nginx.ingress.kubernetes.io/ssl-redirect": ("ssl_redirect", grammar.boolean),
-    "nginx.ingress.kubernetes.io/proxy-body-size": ("proxy_body_size", grammar.size),
-    "nginx.ingress.kubernetes.io/proxy-connect-timeout": ("proxy_connect_timeout", grammar.seconds),
-    "nginx.ingress.kubernetes.io/proxy-read-timeout": ("proxy_read_timeout", grammar.seconds),
-    "nginx.ingress.kubernetes.io/proxy-send-timeout": ("proxy_send_timeout", grammar.seconds),
-}
 # On a Service: `zone=weight,...` (weights 1-100). Its ready endpoints get the weight of
 # their EndpointSlice `zone` (1 for a zone not listed), in both modes (docs/routing.md).
 ZONE_WEIGHTS_ANNOTATION = "edgeagent.io/zone-weights"
+LOCATION_SETTINGS_CACHE_SIZE = 4096
 STATUS_NOT_FOUND = 404
 STATUS_NO_ENDPOINT = 503
 # The default server answers this path itself (keepalived and LVS health checks ask for it
@@ -91,7 +81,8 @@ class Problem:
 
     `kind`/`namespace`/`name` name the object the user has to fix; `reason` is one line
     for people; `code` is a fixed, low-cardinality category for metrics: "invalid",
-    "unsupported", "conflict", "missing-service" or "secret".
+    "unsupported", "conflict", "missing-service", "secret", or "warning" (an annotation
+    served without: the object is served all the same).
     """
 
     kind: str
@@ -133,6 +124,9 @@ class Options:
     answers 503 until they do). Off (static mode): those paths answer 503 in the
     configuration itself, and the first endpoint is a new configuration."""
 
+    annotations: annotations.Config = field(default_factory=annotations.Config)
+    """The annotation prefix and ingress-nginx's defaults (`edgeagent.annotations`)."""
+
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
     earlier syncs: a Secret that turns invalid or disappears keeps its hosts on it
@@ -141,13 +135,37 @@ class Options:
 
 @dataclass(frozen=True)
 class LocationSettings:
-    """Per-location settings from the supported annotations; None = nginx default."""
+    """Per-location settings from the supported annotations (`edgeagent.annotations`);
+    None = the http-level default (`Model.annotations`)."""
 
     ssl_redirect: bool = False
+    """Redirect plain HTTP to HTTPS if the host is listed under `spec.tls`."""
+    force_ssl_redirect: bool = False
+    """Redirect plain HTTP to HTTPS on any host."""
+    redirect: tuple[int, str] | None = None
+    """(code, URL): answer every request with this redirect (permanent-, temporal-redirect)."""
+    backend_https: bool = False
+    """Speak HTTPS to the backend (backend-protocol: HTTPS)."""
     proxy_body_size: str | None = None
     proxy_connect_timeout: int | None = None
     proxy_read_timeout: int | None = None
     proxy_send_timeout: int | None = None
+    proxy_buffering: str | None = None
+    """"on" or "off"."""
+    proxy_request_buffering: str | None = None
+    proxy_buffers: tuple[int, str] | None = None
+    """(number, size): `proxy_buffer_size size; proxy_buffers number size;`."""
+    proxy_http_version: str | None = None
+    rewrite_target: str | None = None
+    """The path a regex location's request is rewritten to (`$1`-`$9`: its captures)."""
+    use_regex: bool = False
+    """The Ingress's paths are regular expressions (`edgeagent.annotations.rewrite`)."""
+    app_root: str | None = None
+    """Where `/` of the Ingress's hosts redirects (302); applied per server."""
+    allow: tuple[str, ...] = ()
+    """Client networks let in (empty: all); every other client gets 403."""
+    deny: tuple[str, ...] = ()
+    """Client networks turned away with 403, checked before `allow`."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -155,8 +173,10 @@ NO_SETTINGS = LocationSettings()
 
 @dataclass(frozen=True)
 class Location:
-    """One nginx location. `match` is "exact" (`location = path`) or "prefix"
-    (`location ^~ path`). The request goes to `upstream` if set, else gets `status`."""
+    """One nginx location. `match` is "exact" (`location = path`), "prefix"
+    (`location ^~ path`), "regex" (`location ~* "^path"`, on hosts with regex paths) or
+    "default" (`location /`, the fallback of such hosts, which lets the regexes match
+    first). The request goes to `upstream` if set, else gets `status`."""
 
     match: str
     path: str
@@ -178,6 +198,8 @@ class Server:
     locations: tuple[Location, ...]
     https: bool
     certificate: tuple[str, str] | None
+    app_root: str | None = None
+    """`/` answers 302 to this path (app-root of the oldest Ingress with rules here)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +236,9 @@ class Model:
     problems: tuple[Problem, ...]
     served_ingresses: tuple[tuple[str, str], ...]
     """(namespace, name) of every selected Ingress that is valid, sorted."""
+    annotations: annotations.Config = field(default_factory=annotations.Config)
+    """What the model was built with (`Options.annotations`): render writes the
+    http-level defaults from it."""
 
 
 class _BackendRef(NamedTuple):
@@ -226,9 +251,10 @@ class _BackendRef(NamedTuple):
 
 @dataclass(frozen=True)
 class _Path:
-    kind: str  # "Exact" or "Prefix"
+    kind: str  # "Exact", "Prefix" or "Regex" (use-regex, rewrite-target)
     path: str  # Prefix paths without their trailing slash (except "/")
     backend: _BackendRef
+    written: str  # as the Ingress writes it: the regex of a host with regex paths
 
 
 @dataclass(frozen=True)
@@ -248,7 +274,9 @@ class _Ingress:
 class _IngressEntry:
     obj: dict  # held so that its id() cannot be reused while the entry lives
     ingress_class: str | Problem | None
-    parsed: _Ingress | Problem | None = None  # None: not parsed yet (not selected so far)
+    # None: not parsed yet (not selected so far); else the parse (None: refused) and its
+    # problems, warnings included.
+    parsed: tuple[_Ingress | None, tuple[Problem, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -391,38 +419,36 @@ def _backend(value: object, what: str) -> _BackendRef:
     return _BackendRef(name, grammar.port_name(port_name, f"{what}.service.port.name"))
 
 
-def _settings(annotations: dict) -> LocationSettings:
-    values = {}
-    if not all(isinstance(key, str) for key in annotations):
-        raise Invalid("metadata.annotations keys must be strings")
-    for key in sorted(annotations):
-        value = annotations[key]
-        if key in SUPPORTED_ANNOTATIONS:
-            attribute, parse = SUPPORTED_ANNOTATIONS[key]
-            values[attribute] = parse(value, f"annotation {key}")
-        elif key.startswith(NGINX_ANNOTATION_PREFIXES):
-            why = (
-                "snippets would put raw text into nginx configuration"
-                if "snippet" in key
-                else "refusing to serve the Ingress without the behaviour it asks for"
-            )
-            raise Invalid(
-                f"annotation {grammar.show(key)} is not supported ({why}); supported: "
-                + ", ".join(sorted(SUPPORTED_ANNOTATIONS)),
-                "unsupported",
-            )
-        else:
-            grammar.string(value, f"annotation {grammar.show(key)}")
-    return LocationSettings(**values)
-
-
-def _parse_ingress(obj: dict) -> _Ingress:
+def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | None, list[Problem]]:
+    """The Ingress (None: not served) and every problem found in it: each annotation's,
+    and the first of its spec."""
     metadata = _mapping(obj.get("metadata"), "metadata", required=True)
     namespace = grammar.dns1123_label(metadata.get("namespace"), "metadata.namespace")
     name = grammar.dns1123_subdomain(metadata.get("name"), "metadata.name")
+    parsed = annotations.parse(
+        _mapping(metadata.get("annotations"), "metadata.annotations"), config
+    )
+    problems = [
+        Problem("Ingress", namespace, name, finding.reason, finding.code)
+        for finding in parsed.findings
+        if finding.status != "supported"
+    ]
+    try:
+        ingress = _parse_spec(obj, metadata, namespace, name, parsed.settings)
+        # A refused annotation leaves its setting out: the spec is still parsed, for its
+        # problems, but never served.
+    except Invalid as error:
+        problems.append(Problem("Ingress", namespace, name, str(error), error.code))
+        return None, problems
+    return (None if parsed.refused else ingress), problems
+
+
+def _parse_spec(
+    obj: dict, metadata: dict, namespace: str, name: str, settings: Mapping
+) -> _Ingress:
     order = (*_creation_order(metadata), namespace, name)
-    settings = _settings(_mapping(metadata.get("annotations"), "metadata.annotations"))
     spec = _mapping(obj.get("spec"), "spec")
+    use_regex, target = settings["use_regex"], settings["rewrite_target"]
     default_backend = None
     if spec.get("defaultBackend") is not None:
         default_backend = _backend(spec["defaultBackend"], "spec.defaultBackend")
@@ -440,12 +466,20 @@ def _parse_ingress(obj: dict) -> _Ingress:
             if entry.get("pathType") is None:
                 raise Invalid(f"{here}.pathType is required")
             path_type = grammar.path_type(entry["pathType"], f"{here}.pathType")
-            path = grammar.path(entry.get("path"), path_type, f"{here}.path")
+            written = entry.get("path")
+            if written in (None, "") and path_type == "ImplementationSpecific":
+                written = "/"
             backend = _backend(entry.get("backend"), f"{here}.backend")
+            # As ingress-nginx: a rewrite to the path itself is no rewrite.
+            if use_regex or (target is not None and target != written):
+                path = grammar.regex_path(written, f"{here}.path")
+                paths.append(_Path("Regex", path, backend, path))
+                continue
+            path = grammar.path(written, path_type, f"{here}.path")
             if path_type == "Exact":
-                paths.append(_Path("Exact", path, backend))
+                paths.append(_Path("Exact", path, backend, path))
             else:
-                paths.append(_Path("Prefix", path.rstrip("/") or "/", backend))
+                paths.append(_Path("Prefix", path.rstrip("/") or "/", backend, path))
         rules.append((host, tuple(paths)))
     tls = []
     for k, entry in enumerate(_list(spec.get("tls"), "spec.tls")):
@@ -459,7 +493,22 @@ def _parse_ingress(obj: dict) -> _Ingress:
         if secret not in (None, ""):
             secret = grammar.dns1123_subdomain(secret, f"{where}.secretName")
         tls.append((hosts, secret or None))
-    return _Ingress(namespace, name, order, tuple(rules), default_backend, tuple(tls), settings)
+    return _Ingress(
+        namespace,
+        name,
+        order,
+        tuple(rules),
+        default_backend,
+        tuple(tls),
+        _location_settings(tuple(sorted(settings.items()))),
+    )
+
+
+@functools.lru_cache(maxsize=LOCATION_SETTINGS_CACHE_SIZE)
+def _location_settings(items: tuple) -> LocationSettings:
+    """Equal settings share one object: most Ingresses carry the same ones (the defaults),
+    and 10,000 copies would cost memory and render time."""
+    return LocationSettings(**dict(items))
 
 
 class _Builder:
@@ -504,8 +553,16 @@ class _Builder:
         ingresses = self._selected_ingresses()
         paths: dict[str, dict[tuple[str, str], tuple[_Ingress, _BackendRef]]] = {}
         fallbacks: dict[str, tuple[_Ingress, _BackendRef]] = {}
+        app_roots: dict[str, tuple[_Ingress, str]] = {}
         catch_all: tuple[_Ingress, _BackendRef] | None = None
         tls: dict[str, tuple[_Ingress, str | None]] = {}
+        # As ingress-nginx: one regex path makes every path of its host a regex.
+        regex_hosts = {
+            host
+            for ingress in ingresses
+            for host, rule_paths in ingress.rules
+            if any(entry.kind == "Regex" for entry in rule_paths)
+        }
         for ingress in ingresses:
             if ingress.default_backend and not ingress.rules:
                 if catch_all is None:
@@ -516,6 +573,20 @@ class _Builder:
                 claimed = paths.setdefault(host, {})
                 for entry in rule_paths:
                     key = (entry.kind, entry.path)
+                    if host in regex_hosts:
+                        key = ("Regex", entry.written)
+                        if entry.kind != "Regex" and not grammar.is_regex(entry.written):
+                            self.problem(
+                                "Ingress",
+                                ingress.namespace,
+                                ingress.name,
+                                f"path {entry.written} is no regular expression, and host "
+                                f"{host or '(any)'} has regex paths (use-regex or "
+                                "rewrite-target), which make all of its paths regular "
+                                "expressions; not served",
+                                "invalid",
+                            )
+                            continue
                     if not host and key == ("Exact", HEALTH_PATH):
                         self.problem(
                             "Ingress",
@@ -526,10 +597,14 @@ class _Builder:
                             "conflict",
                         )
                     elif key in claimed:
-                        what = f"{entry.kind} path {entry.path} on host {host or '(any)'}"
+                        what = f"{key[0]} path {key[1]} on host {host or '(any)'}"
                         self._conflict(ingress, what, claimed[key][0])
                     else:
                         claimed[key] = (ingress, entry.backend)
+                if ingress.settings.app_root:
+                    previous = app_roots.setdefault(host, (ingress, ingress.settings.app_root))
+                    if previous[1] != ingress.settings.app_root:
+                        self._conflict(ingress, f"app-root for host {host or '(any)'}", previous[0])
                 if ingress.default_backend:
                     previous = fallbacks.setdefault(host, (ingress, ingress.default_backend))
                     if previous[1] != ingress.default_backend:
@@ -550,8 +625,11 @@ class _Builder:
             certificate = None
             if claim and claim[1]:
                 certificate = self._certificate(claim[0].namespace, claim[1], certificates)
+            app_root = app_roots[host][1] if host in app_roots else None
             servers.append(
-                self._host_server(host, paths[host], fallbacks.get(host), claim, certificate)
+                self._host_server(
+                    host, paths[host], fallbacks.get(host), claim, certificate, app_root
+                )
             )
         default_locations = self._locations(
             paths.get("", {}), catch_all or fallbacks.get(""), health=True
@@ -559,13 +637,16 @@ class _Builder:
         self.memo.keep_only(self.next_memo)
         return Model(
             servers=tuple(servers),
-            default_server=Server("", default_locations, True, None),
+            default_server=Server(
+                "", default_locations, True, None, app_roots[""][1] if "" in app_roots else None
+            ),
             upstreams=tuple(self.upstreams[name] for name in sorted(self.upstreams)),
             certificates=certificates,
             problems=tuple(
                 sorted(set(self.problems), key=lambda p: (p.kind, p.namespace, p.name, p.reason))
             ),
             served_ingresses=tuple(sorted((i.namespace, i.name) for i in ingresses)),
+            annotations=self.options.annotations,
         )
 
     def _host_server(
@@ -575,6 +656,7 @@ class _Builder:
         fallback: tuple[_Ingress, _BackendRef] | None,
         tls_claim: tuple[_Ingress, str | None] | None,
         certificate: tuple[str, str] | None,
+        app_root: str | None,
     ) -> Server:
         """The server of one host: the previous build's Server object if everything it is
         made of is the same (`Memo`), so that render can reuse its text too."""
@@ -583,11 +665,19 @@ class _Builder:
             targets.append(self._target(*fallback))
         # Tuples compare their items by identity first: an unchanged Ingress's parse is
         # the same object as in the previous build.
-        parts = (tuple(claimed.items()), fallback, tls_claim, certificate, tuple(targets))
+        parts = (
+            tuple(claimed.items()),
+            fallback,
+            tls_claim,
+            certificate,
+            tuple(targets),
+            app_root,
+        )
         entry = self.memo.servers.get(host)
         if entry is None or entry[0] != parts:
             locations = self._locations(claimed, fallback)
-            entry = (parts, Server(host, locations, tls_claim is not None, certificate))
+            server = Server(host, locations, tls_claim is not None, certificate, app_root)
+            entry = (parts, server)
         self.next_memo.servers[host] = entry
         return entry[1]
 
@@ -621,13 +711,15 @@ class _Builder:
                 continue
             if entry.parsed is None:
                 try:
-                    entry.parsed = _parse_ingress(obj)
+                    parsed, problems = _parse_ingress(obj, self.options.annotations)
+                    entry.parsed = (parsed, tuple(problems))
                 except Invalid as error:
-                    entry.parsed = Problem("Ingress", *identity(obj), str(error), error.code)
-            if isinstance(entry.parsed, Problem):
-                self.problems.append(entry.parsed)
-            else:
-                selected.append(entry.parsed)
+                    problem = Problem("Ingress", *identity(obj), str(error), error.code)
+                    entry.parsed = (None, (problem,))
+            parsed, problems = entry.parsed
+            self.problems.extend(problems)
+            if parsed is not None:
+                selected.append(parsed)
         selected.sort(key=lambda ingress: ingress.order)
         return selected
 
@@ -679,6 +771,8 @@ class _Builder:
         if health:
             health_location = Location("exact", HEALTH_PATH, None, HEALTH_LOCATION_STATUS)
             located[("exact", HEALTH_PATH)] = health_location
+        if any(kind == "Regex" for kind, _ in claimed):
+            return self._regex_locations(located, claimed, fallback)
         # Exact rules first: for the same path, Exact beats the exact part of a Prefix.
         for (kind, path), claim in sorted(claimed.items(), key=lambda item: item[0][0] != "Exact"):
             if kind == "Exact":
@@ -707,6 +801,22 @@ class _Builder:
                     "exact", bare, served.upstream, served.status, served.settings
                 )
         return tuple(sorted(located.values(), key=lambda loc: (loc.path, loc.match)))
+
+    def _regex_locations(
+        self,
+        located: dict[tuple[str, str], Location],
+        claimed: dict[tuple[str, str], tuple[_Ingress, _BackendRef]],
+        fallback: tuple[_Ingress, _BackendRef] | None,
+    ) -> tuple[Location, ...]:
+        """The locations of a host whose paths are all regexes (claimed as "Regex"): nginx
+        tries regexes in order, so the longest path first, then in reverse order, as
+        ingress-nginx sorts them; a plain `location /` serves what none matches."""
+        located[("default", "/")] = self._location("default", "/", fallback)
+        regexes = [self._location("regex", path, claim) for (_, path), claim in claimed.items()]
+        regexes.sort(key=lambda loc: loc.path, reverse=True)
+        regexes.sort(key=lambda loc: len(loc.path), reverse=True)
+        others = sorted(located.values(), key=lambda loc: (loc.path, loc.match))
+        return (*others, *regexes)
 
     def _location(
         self, match: str, path: str, claim: tuple[_Ingress, _BackendRef] | None

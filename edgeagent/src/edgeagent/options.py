@@ -11,6 +11,8 @@ Pure: no component is imported here.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -87,3 +89,28 @@ def listen(flag: str, help: str) -> dict[str, Any]:
 def path(flag: str, help: str, metavar: str = "FILE") -> dict[str, Any]:
     """An absolute path that reaches nginx's configuration, so it must be a plain token."""
     return option(flag, help, metavar, check=grammar.file_path)
+
+
+def _shown(value: Any) -> str:
+    """A default as an operator writes it: a command as one line, a boolean as YAML's."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return " ".join(value) if isinstance(value, tuple) else str(value)
+
+
+def add_argument(section: argparse._ActionsContainer, each: dataclasses.Field, **extra) -> None:
+    """`each`'s `--flag` (default None: given or not), its help naming the field's default;
+    `extra` goes to argparse (`type=`, for a command that parses at once)."""
+    meta = each.metadata
+    if meta["metavar"] is None:
+        section.add_argument(
+            f"--{meta['flag']}", action="store_true", default=None, help=meta["help"], **extra
+        )
+    else:
+        section.add_argument(
+            f"--{meta['flag']}",
+            default=None,
+            metavar=meta["metavar"],
+            help=meta["help"].replace("%(default)s", _shown(each.default)),
+            **extra,
+        )

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
-from edgeagent.model import NO_SETTINGS, Model, Server, Upstream
+from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
 HTTP_BLOCK = "http"
@@ -55,6 +55,9 @@ STATUS_BLOCK = "status"
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
 WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+# HTTP-01 challenges are answered over plain HTTP: a location under this path is never
+# redirected to HTTPS (ingress-nginx's no-tls-redirect-locations default).
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
 # File names stay well under NAME_MAX (255) even with a temporary prefix and suffix.
 CERTIFICATE_NAME_MAX = 200
 # nginx builds its server-names hash by trying table sizes up to this maximum; room for
@@ -138,6 +141,38 @@ def token(value: object) -> str:
     return text
 
 
+def regex_path(value: object) -> str:
+    """A regex location's path, written inside double quotes: refused unless it is in the
+    grammar (no quote, and backslashes only where nginx keeps them as they are)."""
+    text = str(value)
+    if not (grammar.REGEX_PATH.fullmatch(text) and grammar.is_regex(text)):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a safe regex path")
+    return text
+
+
+def rewrite_target(value: object) -> str:
+    text = str(value)
+    if not grammar.REWRITE_TARGET.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a rewrite target")
+    return text
+
+
+def redirect_url(value: object) -> str:
+    text = str(value)
+    if not (text and grammar.REDIRECT_URL.fullmatch(text)):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a redirect URL")
+    return text
+
+
+def rewrite_of(location: Location) -> str | None:
+    """The target a regex location rewrites its request to, if any (ingress-nginx: not
+    when the target is the path itself)."""
+    target = location.settings.rewrite_target
+    if location.match != "regex" or target is None or target == location.path:
+        return None
+    return target
+
+
 def server_name(host: str) -> str:
     """Exact hosts as they are; `*.example.com` as a regex matching exactly one label, so
     `a.example.com` matches but `b.a.example.com` and `example.com` do not (nginx's own
@@ -148,6 +183,31 @@ def server_name(host: str) -> str:
     if not WILDCARD_SERVER_NAME.fullmatch(regex):
         raise ValueError(f"refusing to render wildcard host {grammar.show(host)}")
     return regex
+
+
+def redirects_to_https(server: Server, location: Location) -> bool:
+    """ssl-redirect on hosts listed under `spec.tls` (not the default server, whose HTTPS
+    listener no Ingress asked for), force-ssl-redirect anywhere; never an HTTP-01
+    challenge."""
+    if location.path.startswith(ACME_CHALLENGE_PATH):
+        return False
+    settings = location.settings
+    return settings.force_ssl_redirect or (
+        settings.ssl_redirect and server.https and server.host != ""
+    )
+
+
+def hsts_value(model: Model) -> str:
+    """The Strict-Transport-Security value for HTTPS answers of TLS hosts ("": none)."""
+    config = model.annotations
+    if not config.hsts:
+        return ""
+    value = f"max-age={int(config.hsts_max_age)}"
+    if config.hsts_include_subdomains:
+        value += "; includeSubDomains"
+    if config.hsts_preload:
+        value += "; preload"
+    return value
 
 
 @functools.cache
@@ -162,6 +222,9 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["token"] = token
     environment.filters["server_name"] = server_name
+    environment.filters["regex_path"] = regex_path
+    environment.filters["rewrite_target"] = rewrite_target
+    environment.filters["redirect_url"] = redirect_url
     return environment
 
 
@@ -267,6 +330,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             names_hash_max_size=_names_hash_max_size(model),
             names_hash_bucket_size=_names_hash_bucket_size(model),
             no_settings=NO_SETTINGS,
+            redirects_to_https=redirects_to_https,
+            rewrite_of=rewrite_of,
+            hsts=hsts_value(model),
+            defaults=model.annotations,
             certificate_path=certificate_path,
             key_path=key_path,
             dynamic=layout.dynamic,

@@ -3,12 +3,13 @@ group configures, from which the flags are made.
 
 Each group is that component's own settings dataclass (`kube.ConnectionSettings`,
 `apply.ApplySettings`, `controller.SyncSettings`, `informer.WatchSettings`,
-`status.StatusSettings`), or one below for what the daemon itself passes on. A field
-an operator may set carries `options.option(...)` metadata: its flag, help, metavar,
-parser and check (options.py). Its default and the docstring that says why stay with the
-field. The flags, the config file's keys (the flag names without the dashes), the
-parsing and the checks are all generated from those fields, so a new setting is one
-field with its metadata, read by its component from the group it is handed.
+`status.StatusSettings`, `annotations.Config`), or one below for what the daemon
+itself passes on. A field an operator may set carries `options.option(...)` metadata:
+its flag, help, metavar, parser and check (options.py). Its default and the docstring
+that says why stay with the field. The flags, the config file's keys (the flag names
+without the dashes), the parsing and the checks are all generated from those fields, so
+a new setting is one field with its metadata, read by its component from the group it
+is handed.
 
 The ansible role writes a subset of them into /etc/edgeagent/config.yaml from role
 variables of the same names (`edgeagent_<name>`, roles/edgeagent/vars/main.yml);
@@ -27,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from edgeagent import grammar, model, options
+from edgeagent import annotations, grammar, model, options
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
 from edgeagent.informer import WatchSettings
@@ -142,6 +143,10 @@ class AgentSettings:
     serving: ServingSettings = field(
         default_factory=ServingSettings, metadata={"title": "what to serve"}
     )
+    annotations: annotations.Config = field(
+        default_factory=annotations.Config,
+        metadata={"title": "ingress-nginx defaults (an Ingress's annotations override them)"},
+    )
     status: StatusSettings = field(
         default_factory=StatusSettings, metadata={"title": "Ingress status"}
     )
@@ -181,10 +186,6 @@ def _dest(flag: str) -> str:
     return flag.replace("-", "_")
 
 
-def _shown(value: Any) -> str:
-    return " ".join(value) if isinstance(value, tuple) else str(value)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -194,18 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sections = {group.name: parser.add_argument_group(group.metadata["title"]) for group in GROUPS}
     for group, each in OPTIONS:
-        meta = each.metadata
-        if meta["metavar"] is None:
-            sections[group].add_argument(
-                f"--{meta['flag']}", action="store_true", default=None, help=meta["help"]
-            )
-        else:
-            sections[group].add_argument(
-                f"--{meta['flag']}",
-                default=None,
-                metavar=meta["metavar"],
-                help=meta["help"].replace("%(default)s", _shown(each.default)),
-            )
+        options.add_argument(sections[group], each)
 
 
 def _config_file(path: str) -> dict[str, Any]:

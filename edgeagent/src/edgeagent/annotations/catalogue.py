@@ -1,0 +1,190 @@
+"""Every annotation ingress-nginx defines that edgeagent does not serve yet, and what
+becomes of an Ingress that carries one.
+
+Taken from ingress-nginx's internal/ingress/annotations/*/main.go (the keys its parsers
+read) and docs/user-guide/nginx-configuration/annotations.md. The rule (docs/routing.md):
+never serve an Ingress less protected, or answering otherwise, than its author asked;
+what only tunes is served without and reported as a warning.
+"""
+
+SNIPPET = (
+    "snippets put raw text into the nginx configuration (the IngressNightmare class of "
+    "attacks); edgeagent never copies them"
+)
+PROTECTION = (
+    "not supported yet, and serving the Ingress without it would protect it less than "
+    "its author asked"
+)
+BEHAVIOUR = (
+    "not supported yet, and serving the Ingress without it would answer otherwise than "
+    "its author asked"
+)
+TUNING = "not supported; it only tunes, so the Ingress is served without it"
+
+REFUSED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "configuration-snippet",
+            "server-snippet",
+            "auth-snippet",
+            "modsecurity-snippet",
+            "stream-snippet",
+        ),
+        SNIPPET,
+    ),
+    **dict.fromkeys(
+        (
+            # authentication, basic and external
+            "auth-type",
+            "auth-secret",
+            "auth-secret-type",
+            "auth-realm",
+            "auth-url",
+            "auth-method",
+            "auth-signin",
+            "auth-signin-redirect-param",
+            "auth-response-headers",
+            "auth-proxy-set-headers",
+            "auth-request-redirect",
+            "auth-always-set-cookie",
+            "auth-cache-key",
+            "auth-cache-duration",
+            "auth-keepalive",
+            "auth-keepalive-share-vars",
+            "auth-keepalive-requests",
+            "auth-keepalive-timeout",
+            "satisfy",
+            # client certificates
+            "auth-tls-secret",
+            "auth-tls-verify-client",
+            "auth-tls-verify-depth",
+            "auth-tls-error-page",
+            "auth-tls-pass-certificate-to-upstream",
+            "auth-tls-match-cn",
+            # rate limits
+            "limit-rps",
+            "limit-rpm",
+            "limit-connections",
+            "limit-burst-multiplier",
+            "limit-rate",
+            "limit-rate-after",
+            "limit-allowlist",
+            "limit-whitelist",
+            # TLS towards clients and backends
+            "ssl-ciphers",
+            "ssl-prefer-server-ciphers",
+            "proxy-ssl-secret",
+            "proxy-ssl-verify",
+            "proxy-ssl-verify-depth",
+            "proxy-ssl-name",
+            "proxy-ssl-server-name",
+            "proxy-ssl-ciphers",
+            "proxy-ssl-protocols",
+            # web application firewall
+            "enable-modsecurity",
+            "enable-owasp-core-rules",
+            "modsecurity-transaction-id",
+        ),
+        PROTECTION,
+    ),
+    **dict.fromkeys(
+        (
+            "from-to-www-redirect",
+            "preserve-trailing-slash",
+            "x-forwarded-prefix",
+            "upstream-vhost",
+            "server-alias",
+            "default-backend",
+            "custom-http-errors",
+            "custom-headers",
+            "canary",
+            "canary-by-header",
+            "canary-by-header-value",
+            "canary-by-header-pattern",
+            "canary-by-cookie",
+            "canary-weight",
+            "canary-weight-total",
+            "affinity",
+            "affinity-mode",
+            "affinity-canary-behavior",
+            "session-cookie-name",
+            "session-cookie-path",
+            "session-cookie-domain",
+            "session-cookie-expires",
+            "session-cookie-max-age",
+            "session-cookie-samesite",
+            "session-cookie-secure",
+            "session-cookie-conditional-samesite-none",
+            "session-cookie-change-on-failure",
+            "upstream-hash-by",
+            "upstream-hash-by-subset",
+            "upstream-hash-by-subset-size",
+            "enable-cors",
+            "cors-allow-origin",
+            "cors-allow-methods",
+            "cors-allow-headers",
+            "cors-expose-headers",
+            "cors-allow-credentials",
+            "cors-max-age",
+            "ssl-passthrough",
+            "mirror-target",
+            "mirror-host",
+            "proxy-redirect-from",
+            "proxy-redirect-to",
+            "proxy-cookie-domain",
+            "proxy-cookie-path",
+            "service-upstream",
+            "fastcgi-index",
+            "fastcgi-params-configmap",
+        ),
+        BEHAVIOUR,
+    ),
+}
+
+TUNED: dict[str, str] = dict.fromkeys(
+    (
+        "proxy-busy-buffers-size",
+        "proxy-max-temp-file-size",
+        "client-body-buffer-size",
+        "proxy-next-upstream",
+        "proxy-next-upstream-timeout",
+        "proxy-next-upstream-tries",
+        "load-balance",
+        "connection-proxy-header",
+        "http2-push-preload",
+        "use-port-in-redirects",
+        "relative-redirects",
+        "disable-proxy-intercept-errors",
+        "mirror-request-body",
+        "enable-access-log",
+        "enable-rewrite-log",
+        "enable-opentelemetry",
+        "opentelemetry-trust-incoming-span",
+        "opentelemetry-operation-name",
+        # edgeagent has no global external authentication to opt out of
+        "enable-global-auth",
+    ),
+    TUNING,
+)
+
+# Switches whose "false" asks for exactly what serving without them gives.
+SWITCHES = frozenset(
+    (
+        "enable-modsecurity",
+        "enable-owasp-core-rules",
+        "enable-cors",
+        "canary",
+        "ssl-passthrough",
+        "auth-tls-pass-certificate-to-upstream",
+        "service-upstream",
+    )
+)
+
+UNDEFINED = "ingress-nginx defines no such annotation and ignored it; so does edgeagent"
+# Other nginx controllers' prefixes (F5 NGINX Ingress Controller): edgeagent reads none
+# of their annotations, which may protect what they name.
+FOREIGN_PREFIXES = ("nginx.org/", "nginx.com/")
+FOREIGN = (
+    "another controller's annotation; refusing to serve the Ingress without the "
+    "behaviour it asks for"
+)
