@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-# Large enough for any status line + headers nginx sends; a bound so a broken peer cannot
-# make the drill buffer without limit.
-MAX_HEAD_BYTES = 16384
+# A bound so a broken peer cannot make the drill buffer without limit. The head's bound is
+# the stream's own limit (asyncio's default, 64 KiB): read_response reports it overrun.
 MAX_BODY_BYTES = 1 << 20
 
 

@@ -911,6 +911,21 @@ def test_bad_rewrite_targets_refuse_the_ingress(target):
     assert REWRITE in problem.reason and "captures $1 to $9" in problem.reason
 
 
+ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
+
+
+def build_annotated(annotations: dict[str, str]) -> model.Model:
+    """One Ingress "i" (host h, / to the app Service) with these ingress-nginx annotations,
+    keys without the prefix."""
+    services, slices = app()
+    annotations = {ANNOTATION_PREFIX + key: value for key, value in annotations.items()}
+    return build(
+        ingress("i", rule("h", path("/", "app")), annotations=annotations),
+        services=services,
+        slices=slices,
+    )
+
+
 @pytest.mark.parametrize(
     ("annotations", "expected"),
     [
@@ -925,17 +940,7 @@ def test_bad_rewrite_targets_refuse_the_ingress(target):
     ],
 )
 def test_buffering_annotations(annotations, expected):
-    services, slices = app()
-    prefix = "nginx.ingress.kubernetes.io/"
-    built = build(
-        ingress(
-            "i",
-            rule("h", path("/", "app")),
-            annotations={prefix + k: v for k, v in annotations.items()},
-        ),
-        services=services,
-        slices=slices,
-    )
+    built = build_annotated(annotations)
     assert built.problems == ()
     settings = server(built, "h").locations[0].settings
     for attribute, value in expected.items():
@@ -1028,21 +1033,11 @@ def test_backend_protocol(value, https, code):
     ],
 )
 def test_redirect_annotations(annotations, redirect, warned):
-    services, slices = app()
-    prefix = "nginx.ingress.kubernetes.io/"
-    built = build(
-        ingress(
-            "i",
-            rule("h", path("/", "app")),
-            annotations={prefix + k: v for k, v in annotations.items()},
-        ),
-        services=services,
-        slices=slices,
-    )
+    built = build_annotated(annotations)
     assert server(built, "h").locations[0].settings.redirect == redirect
     assert [p.code for p in built.problems] == ["warning"] * len(warned)
     for key, problem in zip(warned, built.problems, strict=True):
-        assert prefix + key in problem.reason
+        assert ANNOTATION_PREFIX + key in problem.reason
 
 
 @pytest.mark.parametrize(

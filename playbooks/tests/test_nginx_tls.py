@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from role_template import render_role_template
 
-REPO = Path(__file__).resolve().parents[2]
-NGINX_ROLE = REPO / "roles" / "nginx"
 NGINX = "/usr/sbin/nginx"
 SSLSCAN = "/usr/bin/sslscan"
 HOST = "secure.example"
@@ -43,47 +42,6 @@ def free_ports(count: int) -> list[int]:
     finally:
         for probe in probes:
             probe.close()
-
-
-def render_main_config(agent_dir: Path, destination: Path) -> None:
-    """The role's nginx.conf template, rendered by Ansible with the role's defaults and vars."""
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "connection": "local",
-            "vars_files": [str(NGINX_ROLE / part / "main.yml") for part in ("defaults", "vars")],
-            "tasks": [
-                {
-                    "ansible.builtin.template": {
-                        "src": str(NGINX_ROLE / "templates/etc/nginx/nginx.conf.j2"),
-                        "dest": str(destination),
-                        "mode": "0644",
-                    },
-                    "vars": {"nginx_agent_dir": str(agent_dir)},
-                }
-            ],
-        }
-    ]
-    playbook = destination.with_name("render.yml")
-    playbook.write_text(yaml.safe_dump(play))
-    environment = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "NO_COLOR": "1"}
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            "localhost,",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=REPO,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def rsa_pair(directory: Path) -> tuple[bytes, bytes]:
@@ -142,7 +100,7 @@ def edge(tmp_path_factory):
     )
     assert render.returncode == 0, render.stderr
     main = root / "nginx.conf"
-    render_main_config(root, main)
+    render_role_template("nginx", "etc/nginx/nginx.conf.j2", main, {"nginx_agent_dir": str(root)})
     # The only change for a test run: the pid file away from the system's (as the agent's
     # shadow configuration does).
     text, pids = re.subn(r"^pid [^;]*;", f"pid {root}/nginx.pid;", main.read_text(), flags=re.M)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from role_template import render_role_template
 
-REPO = Path(__file__).resolve().parents[2]
-ROLE = REPO / "roles" / "keepalived"
 NODE, PEER, STRANGER = "192.0.2.11", "192.0.2.12", "192.0.2.99"
 MULTICAST_GROUP = "224.0.0.18"
 INTERFACE = "eth0"
@@ -37,42 +36,15 @@ def render_filter(directory: Path, unicast: bool) -> Path:
     )
     instance = {"name": "VI_EDGE", "interface": INTERFACE, "virtual_router_id": 51}
     instance["virtual_ipaddresses"] = ["192.0.2.100"]
-    play = [
-        {
-            "hosts": "edge1",
-            "gather_facts": False,
-            "connection": "local",
-            "vars_files": [str(ROLE / part / "main.yml") for part in ("defaults", "vars")],
-            "tasks": [
-                {
-                    "ansible.builtin.template": {
-                        "src": str(ROLE / "templates/etc/edge-vrrp/vrrp.nft.j2"),
-                        "dest": str(directory / "vrrp.nft"),
-                        "mode": "0644",
-                        "validate": "nft --check --file %s",
-                    },
-                    # Task vars: above the role's defaults, which vars_files loads.
-                    "vars": {"keepalived_instances": [instance], "keepalived_unicast": unicast},
-                }
-            ],
-        }
-    ]
-    (directory / "render.yml").write_text(yaml.safe_dump(play))
-    environment = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "NO_COLOR": "1"}
-    result = subprocess.run(
-        [
-            *(str(Path(sys.executable).with_name("ansible-playbook")), "-i"),
-            *(str(directory / "hosts.yml"), "-e", f"ansible_python_interpreter={sys.executable}"),
-            str(directory / "render.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=REPO,
-        timeout=300,
+    return render_role_template(
+        "keepalived",
+        "etc/edge-vrrp/vrrp.nft.j2",
+        directory / "vrrp.nft",
+        {"keepalived_instances": [instance], "keepalived_unicast": unicast},
+        inventory=str(directory / "hosts.yml"),
+        host="edge1",
+        validate="nft --check --file %s",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return directory / "vrrp.nft"
 
 
 def run(*argv: str) -> str:

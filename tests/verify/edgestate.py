@@ -3,7 +3,7 @@
 Pure: each function takes the text of a file or of a command's output and returns plain
 data, so the suite compares what the roles wrote (keepalived.conf, the agent's edge.conf)
 with what the kernel and the processes do (`ip address`, `ipvsadm -Ln`), and the parsing is
-tested apart from any host (playbooks/tests/test_verify_edgestate.py).
+tested apart from any host (playbooks/tests/test_verify_suite.py).
 """
 
 from __future__ import annotations

@@ -12,11 +12,16 @@ import http.client
 import json
 import os
 import pathlib
-import time
+import sys
 
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+
+# The shared suite's helpers (tests/verify/ is not a package).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "tests" / "verify"))
+
+from deployment import eventually
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -65,32 +70,19 @@ def through_vip(host_header: str, path: str = "/") -> tuple[int, str]:
         connection.close()
 
 
-def eventually(probe, accept):
-    """probe()'s first result that accept() takes within SETTLE_SECONDS, else its last one
-    (an OSError when the last attempt failed: refused or timed out while the VIP moved)."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        try:
-            result = probe()
-        except OSError as error:
-            result = error
-        if (not isinstance(result, OSError) and accept(result)) or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
-
-
 def test_vip_on_expected_node():
     stopped_on = keepalived_stopped_on()
     if stopped_on is None:
         expected = max(EDGE_NODES, key=lambda name: edge_vars(name)["keepalived_priority"])
     else:
         (expected,) = (name for name in EDGE_NODES if name != stopped_on)
-    assert eventually(vip_holders, lambda holders: holders == [expected]) == [expected]
+    found = eventually(vip_holders, lambda holders: holders == [expected], SETTLE_SECONDS)
+    assert found == [expected]
 
 
 @pytest.mark.parametrize("app", ["web1", "web2"])
 def test_host_routing_through_vip(app):
-    answer = eventually(lambda: through_vip(app), lambda answer: answer[0] == 200)
+    answer = eventually(lambda: through_vip(app), lambda answer: answer[0] == 200, SETTLE_SECONDS)
     assert not isinstance(answer, OSError), answer
     status, body = answer
     assert status == 200
