@@ -59,6 +59,7 @@ from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
 from edgeagent.control import Control
 from edgeagent.events import EventRecorder
+from edgeagent.gateway import references as gateway_references
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.push import DynamicPush
@@ -115,7 +116,8 @@ class SyncSettings:
 
 @dataclass(frozen=True)
 class References:
-    """What the Ingresses of a snapshot refer to: the objects worth a sync when they change."""
+    """What the Ingresses, Gateways and routes of a snapshot refer to: the objects worth a
+    sync when they change."""
 
     services: frozenset[Key] = frozenset()
     secrets: frozenset[Key] = frozenset()
@@ -229,7 +231,11 @@ class Controller:
         return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
-        self._references = references(snapshot["ingresses"])
+        named = references(snapshot["ingresses"])
+        self._references = References(
+            named.services | gateway_references.services(snapshot["http_routes"]),
+            named.secrets | gateway_references.secrets(snapshot["gateways"]),
+        )
 
     # The loop
 

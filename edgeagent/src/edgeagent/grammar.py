@@ -530,3 +530,14 @@ def tls_pair(certificate_pem: bytes, key_pem: bytes) -> CertPair:
             encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
+
+
+# A GatewayClass's spec.controllerName: a domain, then a path (the Gateway API's
+# GatewayController, without the percent-escapes and sub-delimiters no controller uses).
+CONTROLLER_NAME = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[A-Za-z0-9/\-._~]+"
+)
+
+
+def controller_name(value: object, what: str) -> str:
+    return _pattern(value, what, CONTROLLER_NAME, 253, "controller name (domain/path)")

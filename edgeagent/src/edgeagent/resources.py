@@ -22,6 +22,7 @@ from typing import Any
 Key = tuple[str, str]  # (namespace or "", name)
 Object = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
 
 
 def key_of(obj: Object) -> Key:
@@ -58,6 +59,9 @@ class Resource:
     status_ignored: bool = False
     """Its status never reaches the configuration (an Ingress's is written by the agents
     themselves): a change of the status alone costs no sync."""
+    custom: bool = False
+    """Defined by a CustomResourceDefinition (the Gateway API): the client has no typed API
+    class for it, so it is listed through `CustomObjectsApi`."""
 
     @property
     def api_version(self) -> str:
@@ -66,7 +70,10 @@ class Resource:
     @property
     def list_method(self) -> tuple[str, str]:
         """The `kubernetes.client` API class and its method that lists (and watches) the
-        kind across all namespaces, e.g. ("NetworkingV1Api", "list_ingress_class")."""
+        kind across all namespaces, e.g. ("NetworkingV1Api", "list_ingress_class"); a
+        custom kind's method takes its group, version and plural first."""
+        if self.custom:
+            return "CustomObjectsApi", "list_cluster_custom_object"
         group = self.group.split(".")[0] if self.group else "core"
         api = f"{group.capitalize()}{self.version.capitalize()}Api"
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
@@ -117,6 +124,45 @@ RESOURCES = (
         "secrets",
         field_selector="type=kubernetes.io/tls",
         referenced_as="secrets",
+    ),
+    # The Gateway API. The agents write the status of the classes, Gateways and routes
+    # they serve, as they do an Ingress's.
+    Resource(
+        "gateway_classes",
+        "GatewayClass",
+        GATEWAY_GROUP,
+        "v1",
+        "gatewayclasses",
+        namespaced=False,
+        status_ignored=True,
+        custom=True,
+    ),
+    Resource(
+        "gateways",
+        "Gateway",
+        GATEWAY_GROUP,
+        "v1",
+        "gateways",
+        status_ignored=True,
+        custom=True,
+    ),
+    Resource(
+        "http_routes",
+        "HTTPRoute",
+        GATEWAY_GROUP,
+        "v1",
+        "httproutes",
+        status_ignored=True,
+        custom=True,
+    ),
+    # Still v1beta1 in the Gateway API's standard channel.
+    Resource(
+        "reference_grants",
+        "ReferenceGrant",
+        GATEWAY_GROUP,
+        "v1beta1",
+        "referencegrants",
+        custom=True,
     ),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)
