@@ -947,7 +947,7 @@ class _Builder:
         entry = self.memo.secrets.get(key)
         if entry is None or entry.secret is not obj:
             try:
-                entry = _SecretEntry(obj, _read_tls_secret(obj))
+                entry = _SecretEntry(obj, read_tls_secret(obj))
             except Invalid as error:
                 entry = _SecretEntry(obj, str(error))
         self.next_memo.secrets[key] = entry
@@ -964,7 +964,7 @@ class _Builder:
         return None
 
 
-def _read_tls_secret(secret: dict | None) -> CertPair:
+def read_tls_secret(secret: dict | None) -> CertPair:
     if secret is None:
         raise Invalid("the Secret does not exist")
     if secret.get("type") != "kubernetes.io/tls":

@@ -155,6 +155,8 @@ RESOURCES = (
         status_ignored=True,
         custom=True,
     ),
+    # Their labels select the namespaces a listener admits routes from (allowedRoutes).
+    Resource("namespaces", "Namespace", "", "v1", "namespaces", namespaced=False),
     # Still v1beta1 in the Gateway API's standard channel.
     Resource(
         "reference_grants",

@@ -1,0 +1,133 @@
+"""An HTTPRoute's spec, checked through `edgeagent.grammar` into plain values.
+
+What the edge serves so far: hostnames, path matches Exact and PathPrefix (a rule
+without matches is PathPrefix "/"), and backendRefs with their weights. Anything else
+(header, query parameter and method matches, RegularExpression paths, filters) makes
+the route unsupported as a whole, with the field named: serving part of a rule would
+send traffic where its author did not mean it to go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgeagent import grammar
+from edgeagent.grammar import Invalid
+from edgeagent.resources import key_of
+
+EXACT, PATH_PREFIX = "Exact", "PathPrefix"
+MAX_WEIGHT = 1_000_000  # the API's own bound
+
+
+@dataclass(frozen=True)
+class Backend:
+    group: str
+    kind: str
+    namespace: str
+    name: str
+    port: int | None
+    weight: int
+
+
+@dataclass(frozen=True)
+class PathMatch:
+    type: str  # EXACT or PATH_PREFIX
+    value: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    matches: tuple[PathMatch, ...]
+    backends: tuple[Backend, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    namespace: str
+    name: str
+    hostnames: tuple[str, ...]
+    rules: tuple[Rule, ...]
+
+
+class Unsupported(str):
+    """Why a route is not served: its message names the field."""
+
+
+def _mapping(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid(f"{what} must be a mapping")
+    return value
+
+
+def _list(value: Any, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f"{what} must be a list")
+    return value
+
+
+def parse_route(obj: dict) -> Route | Unsupported:
+    namespace, name = key_of(obj)
+    try:
+        spec = _mapping(obj.get("spec"), "spec")
+        hostnames = tuple(
+            grammar.host(h, f"spec.hostnames[{i}]")
+            for i, h in enumerate(_list(spec.get("hostnames"), "spec.hostnames"))
+        )
+        rules = tuple(
+            _rule(_mapping(rule, f"spec.rules[{i}]"), namespace, f"spec.rules[{i}]")
+            for i, rule in enumerate(_list(spec.get("rules"), "spec.rules"))
+        )
+    except Invalid as error:
+        return Unsupported(str(error))
+    return Route(namespace, name, hostnames, rules)
+
+
+def _rule(rule: dict, namespace: str, what: str) -> Rule:
+    if rule.get("filters"):
+        raise Invalid(f"{what}.filters are not served yet")
+    matches = tuple(
+        _match(_mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
+        for i, m in enumerate(_list(rule.get("matches"), f"{what}.matches"))
+    ) or (PathMatch(PATH_PREFIX, "/"),)
+    backends = tuple(
+        _backend(_mapping(b, f"{what}.backendRefs[{i}]"), namespace, f"{what}.backendRefs[{i}]")
+        for i, b in enumerate(_list(rule.get("backendRefs"), f"{what}.backendRefs"))
+    )
+    return Rule(matches, backends)
+
+
+def _match(match: dict, what: str) -> PathMatch:
+    for field in ("headers", "queryParams", "method"):
+        if match.get(field):
+            raise Invalid(f"{what}.{field} matches are not served yet")
+    path = _mapping(match.get("path"), f"{what}.path")
+    path_type = path.get("type", PATH_PREFIX)
+    if path_type not in (EXACT, PATH_PREFIX):
+        raise Invalid(f"{what}.path.type {grammar.show(str(path_type))} is not served")
+    value = path.get("value", "/")
+    checked = grammar.path(value, "Exact" if path_type == EXACT else "Prefix", f"{what}.path")
+    if path_type == PATH_PREFIX and checked != "/":
+        checked = checked.rstrip("/")  # "/foo/" matches as "/foo" does: by path element
+    return PathMatch(path_type, checked)
+
+
+def _backend(ref: dict, namespace: str, what: str) -> Backend:
+    if ref.get("filters"):
+        raise Invalid(f"{what}.filters are not served yet")
+    weight = ref.get("weight", 1)
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= MAX_WEIGHT:
+        raise Invalid(f"{what}.weight must be an integer from 0 to {MAX_WEIGHT}")
+    port = ref.get("port")
+    if port is not None:
+        port = grammar.port_number(port, f"{what}.port")
+    group, kind = ref.get("group", ""), ref.get("kind", "Service")
+    name = grammar.dns1123_subdomain(ref.get("name"), f"{what}.name")
+    backend_namespace = grammar.dns1123_label(ref.get("namespace", namespace), f"{what}.namespace")
+    if not isinstance(group, str) or not isinstance(kind, str):
+        raise Invalid(f"{what}.group and kind must be strings")
+    return Backend(group, kind, backend_namespace, name, port, weight)
