@@ -73,6 +73,7 @@ def http_route(
     hostnames: list[str] | None = None,
     namespace: str = INFRA,
     generation: int = 1,
+    created: str | None = None,
 ) -> dict:
     spec: dict = {"parentRefs": parents}
     if rules is None:
@@ -80,12 +81,10 @@ def http_route(
     spec["rules"] = rules
     if hostnames is not None:
         spec["hostnames"] = hostnames
-    return {
-        "apiVersion": V1,
-        "kind": "HTTPRoute",
-        "metadata": {"name": name, "namespace": namespace, "generation": generation},
-        "spec": spec,
-    }
+    metadata = {"name": name, "namespace": namespace, "generation": generation}
+    if created is not None:
+        metadata["creationTimestamp"] = created
+    return {"apiVersion": V1, "kind": "HTTPRoute", "metadata": metadata, "spec": spec}
 
 
 def reference_grant(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import crossplane
 from edgeagent.control import Control
+from edgeagent.gateway import routing as gateway_routing
 from support_http import free_ports
 
 from edgeagent import cli, daemon, dynamic, grammar, model, render, settings
@@ -91,7 +92,7 @@ def render_site(
     options = options or model.Options()
     if dynamic_mode:
         options = dataclasses.replace(options, upstreams_without_endpoints=True)
-    built = model.build(inputs, options)
+    built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
     rendered = render.render(built, layout)
     if dynamic_mode:
         control = Control(layout.dynamic_dir, layout.status_listen)

@@ -60,6 +60,7 @@ from edgeagent.cache import Cache, Key, Object, key_of
 from edgeagent.control import Control
 from edgeagent.events import EventRecorder
 from edgeagent.gateway import references as gateway_references
+from edgeagent.gateway import routing as gateway_routing
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.push import DynamicPush
@@ -294,7 +295,9 @@ class Controller:
         inputs = model.Inputs(**{**snapshot, "secrets": secrets})
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
         with collector.paused():  # see collector.py
-            built = model.build(inputs, options, self._model_memo)
+            built, _ = gateway_routing.build(
+                model.build(inputs, options, self._model_memo), inputs, options
+            )
             built_at = time.monotonic()
             rendered = render.render(built, self.layout, self._render_memo)
             rendered_at = time.monotonic()

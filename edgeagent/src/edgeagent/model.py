@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar
+from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
@@ -126,6 +127,9 @@ class Options:
 
     annotations: annotations.Config = field(default_factory=annotations.Config)
     """The annotation prefix and ingress-nginx's defaults (`edgeagent.annotations`)."""
+    gateway: GatewayOptions = field(default_factory=GatewayOptions)
+    """What to serve of the Gateway API (edgeagent.gateway, merged into the model by
+    `gateway.routing.build`)."""
 
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
@@ -875,7 +879,7 @@ class _Builder:
         zones: dict[tuple[str, int], str] = {}  # (address, port) -> zone ("": none)
         for endpoint_slice in self.slices.get((namespace, backend.service), []):
             try:
-                found = _ready_endpoints(endpoint_slice, port_name)
+                found = ready_endpoints(endpoint_slice, port_name)
             except Invalid as error:
                 slice_namespace, slice_name = identity(endpoint_slice)
                 self.problem("EndpointSlice", slice_namespace, slice_name, str(error), error.code)
@@ -886,9 +890,9 @@ class _Builder:
         if not zones and not self.options.upstreams_without_endpoints:
             return None, None
         name = upstream_name(namespace, backend.service, port)
-        ordered = sorted(zones, key=_endpoint_order)
+        ordered = sorted(zones, key=endpoint_order)
         weights = tuple(zone_weights.get(zones[e], 1) for e in ordered) if zone_weights else ()
-        texts = tuple(_endpoint_text(*e) for e in ordered)
+        texts = tuple(endpoint_text(*e) for e in ordered)
         self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
         return name, None
 
@@ -978,7 +982,7 @@ def read_tls_secret(secret: dict | None) -> CertPair:
     )
 
 
-def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int, str]]:
+def ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int, str]]:
     """(address, port, zone) of the ready endpoints of one slice for the Service port
     `port_name` (zone "" when the endpoint names none).
 
@@ -1029,11 +1033,11 @@ def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int
     return found
 
 
-def _endpoint_text(address: str, port: int) -> str:
+def endpoint_text(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _endpoint_order(endpoint: tuple[str, int]) -> tuple:
+def endpoint_order(endpoint: tuple[str, int]) -> tuple:
     """Numeric order, IPv4 before IPv6 (inet_pton: the C parser, fast at 50k endpoints)."""
     address, port = endpoint
     family = socket.AF_INET6 if ":" in address else socket.AF_INET

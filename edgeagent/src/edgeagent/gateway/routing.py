@@ -1,0 +1,326 @@
+"""The attached HTTPRoutes as the same Servers, Locations and Upstreams Ingresses give,
+merged into the Ingress model: nginx, render and the dynamic mode need nothing new.
+
+- Each hostname a route serves on a listener is a Server (ANY_HOST: the default
+  server); a Server bound to an HTTPS listener also listens on HTTPS with the
+  listener's first certificate.
+- Paths keep the spec's precedence through nginx's own: Exact is `location =`,
+  PathPrefix `/p` is `location = /p` plus `location ^~ /p/` (by path element, never
+  "/pfoo"), and the longest prefix wins. Two routes claiming one path on one host: the
+  oldest route wins, then namespace/name, as the spec orders routes; the other is
+  reported.
+- A rule's backendRefs become one upstream: a single Service port is its own upstream
+  (named apart from an Ingress's, whose zone weights may differ); several are one
+  upstream holding every endpoint, each weighted by its backendRef's weight shared
+  among its endpoints. A rule with no usable backendRef, or only zero weights, answers
+  500, as the spec says.
+- Ingress and Gateway on one host: the Ingress wins the whole host, and each route
+  losing it is reported (a Problem, hence an Event). On the default server the Ingress
+  wins path by path: a route keeps the paths no Ingress serves.
+
+What is not served yet: a weighted rule whose backendRefs are partly invalid serves
+its valid backends only (the spec wants 500 for the invalid share); a route on an
+HTTPS listener is also answered over HTTP; a wildcard hostname matches one label, as
+an Ingress's does (the spec's matches one or more).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from edgeagent import model
+from edgeagent.gateway import conditions as c
+from edgeagent.gateway.attachment import (
+    ANY_HOST,
+    HTTPS,
+    Attachment,
+    Index,
+    attach,
+    backend_problem,
+    index_of,
+)
+from edgeagent.gateway.routes import EXACT, Backend, Route
+from edgeagent.grammar import Invalid
+from edgeagent.model import Location, Model, Problem, Server, Upstream
+from edgeagent.resources import SERVICE_NAME_LABEL, Key
+
+STATUS_NO_BACKEND = 500
+STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
+STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
+
+
+@dataclass(frozen=True)
+class _Claim:
+    order: tuple
+    route: Route
+    rule_index: int
+
+
+class _Router:
+    def __init__(
+        self, inputs: model.Inputs, options: model.Options, index: Index, attachment: Attachment
+    ):
+        self.inputs = inputs
+        self.index = index
+        self.options = options
+        self.attachment = attachment
+        self.slices: dict[Key, list[dict]] = {}
+        for each in inputs.endpoint_slices:
+            metadata = each.get("metadata") or {}
+            service = (metadata.get("labels") or {}).get(SERVICE_NAME_LABEL)
+            self.slices.setdefault((metadata.get("namespace") or "", service), []).append(each)
+        self.upstreams: dict[str, Upstream] = {}
+        self.problems: list[Problem] = []
+
+    def problem(self, route: Route, reason: str, code: str) -> None:
+        self.problems.append(Problem("HTTPRoute", route.namespace, route.name, reason, code))
+
+    def claims(self) -> tuple[dict[str, dict[tuple[str, str], _Claim]], dict[str, Key | None]]:
+        """Per hostname, (match type, path) -> the claim that won it; and per hostname
+        whether it is served over HTTPS, with which certificate (None: HTTP only)."""
+        routes = {state.key: state for state in self.attachment.routes if state.route}
+        orders = {_key(obj): _order(obj) for obj in self.inputs.http_routes}
+        listeners = {
+            (state.key, each.name): each
+            for state in self.attachment.gateways
+            for each in state.listeners
+        }
+        by_host: dict[str, dict[tuple[str, str], _Claim]] = {}
+        tls: dict[str, Key | None] = {}
+        bindings = sorted(self.attachment.bindings, key=lambda b: orders.get(b.route, ()))
+        for binding in bindings:
+            route = routes[binding.route].route
+            assert route is not None
+            listener = listeners[(binding.gateway, binding.listener)]
+            for host in binding.hostnames:
+                if listener.protocol == HTTPS and listener.programmed:
+                    tls[host] = tls.get(host) or listener.certificates[0]
+                else:
+                    tls.setdefault(host, None)
+                claimed = by_host.setdefault(host, {})
+                for index, rule in enumerate(route.rules):
+                    for match in rule.matches:
+                        key = (match.type, match.value)
+                        winner = claimed.setdefault(
+                            key, _Claim(orders[binding.route], route, index)
+                        )
+                        if winner.route != route:
+                            self.problem(
+                                route,
+                                f"{match.type} {match.value} on {host or '(any host)'} is already "
+                                f"served by HTTPRoute {winner.route.namespace}/{winner.route.name} "
+                                "(older, or same age and first by namespace/name)",
+                                "conflict",
+                            )
+        return by_host, tls
+
+    def locations(self, claimed: dict[tuple[str, str], _Claim]) -> dict[tuple[str, str], Location]:
+        placed: dict[tuple[str, str], Location] = {}
+        for (match_type, path), claim in sorted(claimed.items(), key=lambda i: i[0][0] != EXACT):
+            upstream, status = self.target(claim)
+            if match_type == EXACT:
+                placed.setdefault(("exact", path), Location("exact", path, upstream, status))
+            elif path == "/":
+                placed[("prefix", "/")] = Location("prefix", "/", upstream, status)
+            else:
+                placed.setdefault(("exact", path), Location("exact", path, upstream, status))
+                placed[("prefix", path + "/")] = Location("prefix", path + "/", upstream, status)
+        # As in the Ingress model: "/p" gets a location of its own when only "/p/" has
+        # one, or nginx would answer it with a redirect to "/p/".
+        for _, path in list(placed):
+            bare = path[:-1]
+            if path.endswith("/") and bare and ("exact", bare) not in placed:
+                prefixes = [p for m, p in placed if m == "prefix" and bare.startswith(p)]
+                served = placed[("prefix", max(prefixes, key=len))] if prefixes else None
+                placed[("exact", bare)] = (
+                    replace(served, match="exact", path=bare)
+                    if served
+                    else Location("exact", bare, None, STATUS_NOT_FOUND)
+                )
+        return placed
+
+    def target(self, claim: _Claim) -> tuple[str | None, int]:
+        route, rule = claim.route, claim.route.rules[claim.rule_index]
+        shares = []
+        for backend in rule.backends:
+            if backend.weight == 0:
+                continue
+            if backend_problem(route.namespace, backend, self.index) is not None:
+                continue  # ResolvedRefs says why
+            shares.append((backend, self.endpoints(backend)))
+        if not shares:
+            return None, STATUS_NO_BACKEND
+        if len(shares) == 1:
+            backend, endpoints = shares[0]
+            name = model.upstream_name(backend.namespace, f"{backend.name}.gateway", backend.port)
+            return self.upstream(name, backend, endpoints, None)
+        name = model.upstream_name(route.namespace, f"{route.name}.rule{claim.rule_index}", 0)
+        return self.upstream(
+            name, shares[0][0], [e for _, es in shares for e in es], _weights(shares)
+        )
+
+    def upstream(
+        self, name: str, backend: Backend, endpoints: list[str], weights: tuple[int, ...] | None
+    ) -> tuple[str | None, int]:
+        if not endpoints and not self.options.upstreams_without_endpoints:
+            return None, STATUS_NO_ENDPOINT
+        self.upstreams[name] = Upstream(
+            name,
+            backend.namespace,
+            backend.name,
+            backend.port or 0,
+            tuple(endpoints),
+            weights or (),
+        )
+        return name, 0
+
+    def endpoints(self, backend: Backend) -> list[str]:
+        """The ready endpoints of a backendRef's Service port, in the Ingress model's order."""
+        service = self.index.services[(backend.namespace, backend.name)]
+        ports = (service.get("spec") or {}).get("ports") or []
+        port_name = next(p.get("name") or "" for p in ports if p.get("port") == backend.port)
+        found: set[tuple[str, int]] = set()
+        for endpoint_slice in self.slices.get((backend.namespace, backend.name), []):
+            try:
+                found |= {(a, p) for a, p, _ in model.ready_endpoints(endpoint_slice, port_name)}
+            except Invalid:
+                continue  # the Ingress model reports broken slices
+        return [model.endpoint_text(*e) for e in sorted(found, key=model.endpoint_order)]
+
+
+def _weights(shares: list[tuple[Backend, list[str]]]) -> tuple[int, ...]:
+    """Each endpoint's weight: its backendRef's weight shared among its endpoints, in
+    whole numbers (scaled by the least common multiple of the endpoint counts)."""
+    counts = [len(endpoints) for _, endpoints in shares if endpoints]
+    scale = math.lcm(*counts) if counts else 1
+    weights = [b.weight * scale // len(es) for b, es in shares for _ in es]
+    divisor = math.gcd(*weights) if weights else 1
+    return tuple(w // divisor for w in weights)
+
+
+def _key(obj: dict) -> Key:
+    metadata = obj.get("metadata") or {}
+    return (metadata.get("namespace") or "", metadata.get("name") or "")
+
+
+def _order(obj: dict) -> tuple:
+    """Oldest first (RFC 3339 times sort as text), then namespace/name: the spec's order."""
+    metadata = obj.get("metadata") or {}
+    return (str(metadata.get("creationTimestamp") or ""), *_key(obj))
+
+
+def build(built: Model, inputs: model.Inputs, options: model.Options) -> tuple[Model, Attachment]:
+    """The Ingress model `built` with the Gateway API's servers, upstreams and
+    certificates merged in; and the attachment, which the status is made of."""
+    index = index_of(inputs.secrets, inputs.services, inputs.namespaces, inputs.reference_grants)
+    attachment = attach(
+        inputs.gateway_classes, inputs.gateways, inputs.http_routes, index, options.gateway
+    )
+    return _merged(built, _Router(inputs, options, index, attachment)), attachment
+
+
+def _merged(built: Model, router: _Router) -> Model:
+    inputs = router.inputs
+    by_host, tls = router.claims()
+    ingress_hosts = {server.host for server in built.servers}
+    certificates = dict(built.certificates)
+    servers = list(built.servers)
+    secrets = {_key(s): s for s in inputs.secrets if isinstance(s, dict)}
+    for host in sorted(h for h in by_host if h != ANY_HOST):
+        if host in ingress_hosts:
+            for route in {c.route for c in by_host[host].values()}:
+                router.problem(
+                    route,
+                    f"host {host} is served by an Ingress, which wins over HTTPRoutes; "
+                    "not served here",
+                    "conflict",
+                )
+            continue
+        placed = router.locations(by_host[host])
+        placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
+        certificate = tls.get(host)
+        if certificate is not None and certificate not in certificates:
+            certificates[certificate] = model.read_tls_secret(secrets.get(certificate))
+        servers.append(Server(host, _sorted(placed), certificate is not None, certificate))
+    default = built.default_server
+    if ANY_HOST in by_host:
+        default = _onto_default(
+            default, router.locations(by_host[ANY_HOST]), router, by_host[ANY_HOST]
+        )
+    upstreams = {u.name: u for u in built.upstreams} | router.upstreams
+    return Model(
+        servers=tuple(sorted(servers, key=lambda s: s.host)),
+        default_server=default,
+        upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
+        certificates=certificates,
+        problems=tuple(
+            sorted(
+                set(built.problems) | set(router.problems) | _refusals(router.attachment),
+                key=lambda p: (p.kind, p.namespace, p.name, p.reason),
+            )
+        ),
+        served_ingresses=built.served_ingresses,
+    )
+
+
+UNSUPPORTED_REASONS = {c.UNSUPPORTED_VALUE, c.UNSUPPORTED_PROTOCOL, c.PORT_UNAVAILABLE}
+
+
+def _refusals(attachment: Attachment) -> set[Problem]:
+    """Every False Accepted or ResolvedRefs of a Gateway, listener or route, as a
+    Problem: what `edgeagent check` prints and the daemon records as Events."""
+    found = set()
+
+    def add(kind: str, key: Key, where: str, conditions: tuple) -> None:
+        for each in conditions:
+            if each.type in (c.ACCEPTED, c.RESOLVED_REFS) and not each.status:
+                code = "unsupported" if each.reason in UNSUPPORTED_REASONS else "invalid"
+                reason = f"{where}{each.type} {each.reason}" + (
+                    f": {each.message}" if each.message else ""
+                )
+                found.add(Problem(kind, key[0], key[1], reason, code))
+
+    for state in attachment.gateways:
+        add("Gateway", state.key, "", state.conditions)
+        for listener in state.listeners:
+            add("Gateway", state.key, f"listener {listener.name}: ", listener.conditions)
+    for route in attachment.routes:
+        for status in route.parents:
+            ref = status.parent_ref
+            where = f"parent {ref['namespace']}/{ref.get('name')}: "
+            add("HTTPRoute", route.key, where, status.conditions)
+    return found
+
+
+def _onto_default(
+    default: Server,
+    placed: dict[tuple[str, str], Location],
+    router: _Router,
+    claimed: dict[tuple[str, str], _Claim],
+) -> Server:
+    """Route locations on the default server where no Ingress serves that path (an
+    Ingress location answering 404 is the default server's fallback, not a claim)."""
+    locations = {(loc.match, loc.path): loc for loc in default.locations}
+    for key, location in placed.items():
+        current = locations.get(key)
+        if current is None or (current.upstream is None and current.status == STATUS_NOT_FOUND):
+            locations[key] = location
+    for (match_type, path), claim in claimed.items():
+        key = (
+            ("exact", path)
+            if match_type == EXACT
+            else ("prefix", path if path == "/" else path + "/")
+        )
+        if locations.get(key) is not placed.get(key):
+            router.problem(
+                claim.route,
+                f"{match_type} {path} without a host is served by an Ingress, which wins over "
+                "HTTPRoutes; not served here",
+                "conflict",
+            )
+    return Server(default.host, _sorted(locations), default.https, default.certificate)
+
+
+def _sorted(placed: dict[tuple[str, str], Location]) -> tuple[Location, ...]:
+    return tuple(sorted(placed.values(), key=lambda loc: (loc.path, loc.match)))
