@@ -61,6 +61,7 @@ from edgeagent.control import Control
 from edgeagent.events import EventRecorder
 from edgeagent.gateway import references as gateway_references
 from edgeagent.gateway import routing as gateway_routing
+from edgeagent.gateway.attachment import Attachment
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.push import DynamicPush
@@ -295,7 +296,7 @@ class Controller:
         inputs = model.Inputs(**{**snapshot, "secrets": secrets})
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
         with collector.paused():  # see collector.py
-            built, _ = gateway_routing.build(
+            built, attachment = gateway_routing.build(
                 model.build(inputs, options, self._model_memo), inputs, options
             )
             built_at = time.monotonic()
@@ -328,7 +329,7 @@ class Controller:
         self.metrics.syncs.labels(result.outcome.value).inc()
         if result.outcome in (Outcome.APPLIED, Outcome.FAILED):  # a reload was attempted
             self.metrics.reload_causes.labels(cause).inc()
-        self._report(result, built, snapshot["ingresses"], phases)
+        self._report(result, built, attachment, snapshot["ingresses"], phases)
         if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
             self._last_blocks = rendered.blocks
         if state is not None:
@@ -377,6 +378,7 @@ class Controller:
         self,
         result: ApplyResult,
         built: model.Model,
+        attachment: Attachment,
         ingresses: list[Object],
         phases: dict[str, float],
     ) -> None:
@@ -404,7 +406,7 @@ class Controller:
             self._retry.succeeded()
             self._certificates = dict(built.certificates)
             self._good_ingresses = {key_of(i): i for i in ingresses}
-            self.status.publish(built.served_ingresses)
+            self.status.publish(built.served_ingresses, attachment)
             self.events.clear_rejections()
             self.events.report_problems(built.problems)
             return

@@ -112,6 +112,8 @@ class Attachment:
     gateways: tuple[GatewayState, ...]
     routes: tuple[RouteState, ...]
     bindings: tuple[Binding, ...]
+    controller_name: str
+    """Ours: the routes' `status.parents` entries are told apart by it."""
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,9 @@ def attach(
         )
         for state in states.values()
     )
-    return Attachment(classes, gateway_states, tuple(routes), tuple(bindings))
+    return Attachment(
+        classes, gateway_states, tuple(routes), tuple(bindings), options.controller_name
+    )
 
 
 def _classes(
