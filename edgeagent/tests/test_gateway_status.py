@@ -1,12 +1,15 @@
 """The status every agent computes for the Gateway API objects: the same on each, and
 nothing to write once it is there."""
 
-from edgeagent.gateway import status
+from edgeagent.gateway import conditions, status
+from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.attachment import attach, index_of
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.resources import key_of
 from support_gateway import gateway, gateway_class, http_route, listener, namespace, parent
-from support_objects import service
+from support_objects import ingress, path, rule, service
+
+from edgeagent import model
 
 ADDRESSES = status.addresses_of(("198.51.100.100", "edge.example.net"))
 
@@ -89,3 +92,24 @@ def test_other_controllers_parents_are_kept():
     parents = change[2]["parents"]
     assert parents[0] == theirs
     assert parents[1]["controllerName"] == GatewayOptions.controller_name
+
+
+def test_a_route_that_loses_its_host_to_an_ingress_says_so():
+    infra = "gateway-conformance-infra"
+    inputs = model.Inputs(
+        gateway_classes=[gateway_class()],
+        gateways=[gateway("g", listener())],
+        http_routes=[http_route("r", [parent("g")], hostnames=["both.example", "own.example"])],
+        namespaces=[namespace(infra)],
+        services=[service("infra-backend-v1", {"http": 8080}, namespace=infra)],
+        ingresses=[
+            ingress("i", rule("both.example", path("/", "infra-backend-v1", 8080)), namespace=infra)
+        ],
+    )
+    options = model.Options()
+    built, attachment = gateway_routing.build(model.build(inputs, options), inputs, options)
+    assert [s.host for s in built.servers] == ["both.example", "own.example"]
+    (route,) = attachment.routes
+    (told,) = [c for c in route.parents[0].conditions if c.type == conditions.INGRESS_CONFLICT]
+    assert (told.status, told.reason) == (True, conditions.INGRESS_WINS)
+    assert "host both.example" in told.message

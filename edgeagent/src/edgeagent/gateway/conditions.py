@@ -33,6 +33,10 @@ NO_MATCHING_LISTENER_HOSTNAME = "NoMatchingListenerHostname"
 NO_MATCHING_PARENT = "NoMatchingParent"
 INVALID_KIND = "InvalidKind"
 BACKEND_NOT_FOUND = "BackendNotFound"
+# Ours, on a route that loses a host or path to an Ingress (docs/gateway-api.md): a
+# domain-prefixed type, as the API allows for implementation-specific conditions.
+INGRESS_CONFLICT = "edgeagent.io/IngressConflict"
+INGRESS_WINS = "IngressWins"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ merged into the Ingress model: nginx, render and the dynamic mode need nothing n
   among its endpoints. A rule with no usable backendRef, or only zero weights, answers
   500, as the spec says.
 - Ingress and Gateway on one host: the Ingress wins the whole host, and each route
-  losing it is reported (a Problem, hence an Event). On the default server the Ingress
-  wins path by path: a route keeps the paths no Ingress serves.
+  losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
+  `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
+  server the Ingress wins path by path: a route keeps the paths no Ingress serves.
 
 What is not served yet: a weighted rule whose backendRefs are partly invalid serves
 its valid backends only (the spec wants 500 for the invalid share); a route on an
@@ -40,6 +41,7 @@ from edgeagent.gateway.attachment import (
     backend_problem,
     index_of,
 )
+from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.routes import EXACT, Backend, Route
 from edgeagent.grammar import Invalid
 from edgeagent.model import Location, Model, Problem, Server, Upstream
@@ -72,6 +74,16 @@ class _Router:
             self.slices.setdefault((metadata.get("namespace") or "", service), []).append(each)
         self.upstreams: dict[str, Upstream] = {}
         self.problems: list[Problem] = []
+        self.lost_to_ingress: dict[Key, set[str]] = {}
+        """What each route does not serve because an Ingress does: its status says so."""
+
+    def lost(self, route: Route, what: str) -> None:
+        self.lost_to_ingress.setdefault((route.namespace, route.name), set()).add(what)
+        self.problem(
+            route,
+            f"{what} is served by an Ingress, which wins over HTTPRoutes; not served here",
+            "conflict",
+        )
 
     def problem(self, route: Route, reason: str, code: str) -> None:
         self.problems.append(Problem("HTTPRoute", route.namespace, route.name, reason, code))
@@ -217,7 +229,34 @@ def build(built: Model, inputs: model.Inputs, options: model.Options) -> tuple[M
     attachment = attach(
         inputs.gateway_classes, inputs.gateways, inputs.http_routes, index, options.gateway
     )
-    return _merged(built, _Router(inputs, options, index, attachment)), attachment
+    router = _Router(inputs, options, index, attachment)
+    merged = _merged(built, router)
+    return merged, _with_ingress_conflicts(attachment, router.lost_to_ingress)
+
+
+def _with_ingress_conflicts(attachment: Attachment, lost: dict[Key, set[str]]) -> Attachment:
+    """The attachment with a condition on each accepted parent of a route that lost
+    something to an Ingress: never a silent merge."""
+    if not lost:
+        return attachment
+    routes = []
+    for state in attachment.routes:
+        if state.key in lost:
+            told = Condition(
+                c.INGRESS_CONFLICT,
+                True,
+                c.INGRESS_WINS,
+                "served by an Ingress instead: " + ", ".join(sorted(lost[state.key])),
+            )
+            parents = tuple(
+                replace(p, conditions=(*p.conditions, told))
+                if c.holds(p.conditions, c.ACCEPTED)
+                else p
+                for p in state.parents
+            )
+            state = replace(state, parents=parents)
+        routes.append(state)
+    return replace(attachment, routes=tuple(routes))
 
 
 def _merged(built: Model, router: _Router) -> Model:
@@ -230,12 +269,7 @@ def _merged(built: Model, router: _Router) -> Model:
     for host in sorted(h for h in by_host if h != ANY_HOST):
         if host in ingress_hosts:
             for route in {c.route for c in by_host[host].values()}:
-                router.problem(
-                    route,
-                    f"host {host} is served by an Ingress, which wins over HTTPRoutes; "
-                    "not served here",
-                    "conflict",
-                )
+                router.lost(route, f"host {host}")
             continue
         placed = router.locations(by_host[host])
         placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
@@ -313,12 +347,7 @@ def _onto_default(
             else ("prefix", path if path == "/" else path + "/")
         )
         if locations.get(key) is not placed.get(key):
-            router.problem(
-                claim.route,
-                f"{match_type} {path} without a host is served by an Ingress, which wins over "
-                "HTTPRoutes; not served here",
-                "conflict",
-            )
+            router.lost(claim.route, f"{match_type} {path} without a host")
     return Server(default.host, _sorted(locations), default.https, default.certificate)
 
 
