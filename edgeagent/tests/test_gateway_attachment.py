@@ -376,3 +376,27 @@ def test_a_route_without_hostnames_takes_the_listener_s():
     assert hostnames_on(state.listeners[0], ("a.example.com", "b.example.net")) == (
         "a.example.com",
     )
+
+
+def test_names_that_would_reach_nginx_are_checked():
+    """Every value that reaches nginx's configuration passes the grammar: a route or a
+    certificate named outside it is refused, not rendered."""
+    route = http_route("bad;name", [parent("g")])
+    https = listener("https", 443, "HTTPS", certificates=[{"name": "x;y"}])
+    result = run(gateways=[gateway("g", listener(), https)], routes=[route])
+    (refused,) = result.routes[0].parents[0].conditions
+    assert (refused.status, refused.reason) == (False, c.UNSUPPORTED_VALUE)
+    assert "metadata.name" in refused.message
+    https_state = reasons(listener_named(only_gateway(result), "https").conditions)
+    assert https_state[c.RESOLVED_REFS] == (False, c.INVALID_CERTIFICATE_REF)
+
+
+def test_malformed_objects_are_read_as_absent_fields():
+    broken = gateway("g", listener())
+    broken["spec"]["listeners"] = [{"name": 7, "port": "eighty"}, "junk"]
+    route = http_route("r", [parent("g"), "junk"], rules="not a list")
+    result = run(gateways=[broken], routes=[route, {"metadata": "junk"}])
+    (state,) = result.gateways
+    assert reasons(state.conditions)[c.ACCEPTED] == (False, c.LISTENERS_NOT_VALID)
+    (route_state,) = result.routes
+    assert route_state.route is None

@@ -26,15 +26,20 @@ GATEWAY_GROUP = "gateway.networking.k8s.io"
 
 
 def key_of(obj: Object) -> Key:
-    metadata = obj.get("metadata") or {}
-    return (metadata.get("namespace") or "", metadata.get("name") or "")
+    """(namespace, name); "" for either when it is missing or malformed (a manifest)."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return ("", "")
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    return (namespace if isinstance(namespace, str) else "", name if isinstance(name, str) else "")
 
 
 def service_of(endpoint_slice: Object) -> Key:
     """The Service an EndpointSlice belongs to, by its `kubernetes.io/service-name` label."""
-    metadata = endpoint_slice.get("metadata") or {}
-    labels = metadata.get("labels") or {}
-    return (metadata.get("namespace") or "", labels.get(SERVICE_NAME_LABEL) or "")
+    metadata = endpoint_slice.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    service = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, dict) else None
+    return (key_of(endpoint_slice)[0], service if isinstance(service, str) else "")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from edgeagent import grammar
 from edgeagent.gateway import conditions as c
 from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.options import GatewayOptions
-from edgeagent.gateway.references import CORE_GROUP, object_ref
+from edgeagent.gateway.references import CORE_GROUP, mapping, mappings, object_ref
 from edgeagent.gateway.routes import Route, parse_route
 from edgeagent.grammar import Invalid
 from edgeagent.model import read_tls_secret
@@ -131,9 +131,9 @@ class Index:
         for grant in self.grants:
             if key_of(grant)[0] != to[0]:
                 continue
-            spec = _mapping(grant.get("spec"))
-            froms = _mappings(spec.get("from"))
-            tos = _mappings(spec.get("to"))
+            spec = mapping(grant.get("spec"))
+            froms = mappings(spec.get("from"))
+            tos = mappings(spec.get("to"))
             if not any(
                 f.get("group") == GATEWAY_GROUP
                 and f.get("kind") == from_kind
@@ -155,7 +155,7 @@ def index_of(
     secrets: list[dict], services: list[dict], namespaces: list[dict], grants: list[dict]
 ) -> Index:
     labels = {
-        key_of(ns)[1]: _mapping(_mapping(ns.get("metadata")).get("labels"))
+        key_of(ns)[1]: mapping(mapping(ns.get("metadata")).get("labels"))
         for ns in namespaces
         if isinstance(ns, dict)
     }
@@ -167,16 +167,8 @@ def index_of(
     )
 
 
-def _mapping(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _mappings(value: Any) -> list[dict]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
 def _generation(obj: dict) -> int:
-    generation = _mapping(obj.get("metadata")).get("generation")
+    generation = mapping(obj.get("metadata")).get("generation")
     return generation if isinstance(generation, int) else 0
 
 
@@ -187,10 +179,10 @@ def _by_key(objects: Iterable[dict]) -> dict[Key, dict]:
 def selector_matches(selector: dict, labels: dict) -> bool:
     """A metav1.LabelSelector: matchLabels and matchExpressions (In, NotIn, Exists,
     DoesNotExist), all of them; an empty selector matches everything."""
-    match_labels = _mapping(selector.get("matchLabels"))
+    match_labels = mapping(selector.get("matchLabels"))
     if any(labels.get(k) != v for k, v in match_labels.items()):
         return False
-    for expression in _mappings(selector.get("matchExpressions")):
+    for expression in mappings(selector.get("matchExpressions")):
         key, operator = expression.get("key"), expression.get("operator")
         values = expression.get("values") or []
         if operator == "In" and labels.get(key) not in values:
@@ -240,7 +232,7 @@ def attach(
     states = {
         key_of(g): _gateway(g, index, options)
         for g in sorted(gateways, key=key_of)
-        if isinstance(g, dict) and _mapping(g.get("spec")).get("gatewayClassName") in ours
+        if isinstance(g, dict) and mapping(g.get("spec")).get("gatewayClassName") in ours
     }
     attached: dict[tuple[Key, str], int] = {}
     routes, bindings = [], []
@@ -276,7 +268,7 @@ def _classes(
         if not isinstance(obj, dict):
             continue
         name = key_of(obj)[1]
-        if _mapping(obj.get("spec")).get("controllerName") != options.controller_name:
+        if mapping(obj.get("spec")).get("controllerName") != options.controller_name:
             continue
         if name == options.gateway_class:
             ours.add(name)
@@ -294,8 +286,8 @@ def _classes(
 
 def _gateway(obj: dict, index: Index, options: GatewayOptions) -> GatewayState:
     key = key_of(obj)
-    spec = _mapping(obj.get("spec"))
-    listeners = [_listener(key, each, index, options) for each in _mappings(spec.get("listeners"))]
+    spec = mapping(obj.get("spec"))
+    listeners = [_listener(key, each, index, options) for each in mappings(spec.get("listeners"))]
     listeners = _conflicts(listeners)
     valid = [lst for lst in listeners if c.holds(lst.conditions, c.ACCEPTED)]
     if spec.get("addresses"):
@@ -340,7 +332,7 @@ def _listener(gateway: Key, spec: dict, index: Index, options: GatewayOptions) -
             c.PORT_UNAVAILABLE,
             f"the edge carries {protocol} on port {exposed[protocol]} only",
         )
-    tls = _mapping(spec.get("tls"))
+    tls = mapping(spec.get("tls"))
     if refused is None and protocol == HTTPS and tls.get("mode", "Terminate") != "Terminate":
         refused = (c.UNSUPPORTED_VALUE, "tls.mode Passthrough is not served")
     certificates, unresolved = (
@@ -348,11 +340,11 @@ def _listener(gateway: Key, spec: dict, index: Index, options: GatewayOptions) -
     )
     if refused is None and protocol == HTTPS and not tls.get("certificateRefs"):
         refused = (c.UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs")
-    allowed = _mapping(spec.get("allowedRoutes"))
+    allowed = mapping(spec.get("allowedRoutes"))
     kinds, bad_kinds = _kinds(allowed.get("kinds"))
-    namespaces = _mapping(allowed.get("namespaces"))
+    namespaces = mapping(allowed.get("namespaces"))
     allowed_from = namespaces.get("from", "Same")
-    selector = _mapping(namespaces.get("selector")) if allowed_from == "Selector" else None
+    selector = mapping(namespaces.get("selector")) if allowed_from == "Selector" else None
     if refused is None and allowed_from not in ("Same", "All", "Selector"):
         refused = (c.UNSUPPORTED_VALUE, f"allowedRoutes.namespaces.from {allowed_from!s:.40}")
     if unresolved is None and bad_kinds:
@@ -382,7 +374,7 @@ def _kinds(value: Any) -> tuple[tuple[str, ...], list[str]]:
     if value is None:
         return (HTTP_ROUTE,), []
     good, bad = [], []
-    for kind in _mappings(value):
+    for kind in mappings(value):
         if kind.get("group", GATEWAY_GROUP) == GATEWAY_GROUP and kind.get("kind") == HTTP_ROUTE:
             good.append(HTTP_ROUTE)
         else:
@@ -394,10 +386,15 @@ def _certificates(
     gateway: Key, tls: dict, index: Index
 ) -> tuple[tuple[Key, ...], tuple[str, str] | None]:
     found = []
-    for ref in _mappings(tls.get("certificateRefs")):
+    for ref in mappings(tls.get("certificateRefs")):
         target = object_ref(ref, gateway[0], "Secret")
         if target is None:
             return (), (c.INVALID_CERTIFICATE_REF, "certificateRefs must name Secrets")
+        try:  # the pair's file in nginx's configuration is named after them
+            grammar.dns1123_label(target[0], "certificateRefs namespace")
+            grammar.dns1123_subdomain(target[1], "certificateRefs name")
+        except Invalid as error:
+            return (), (c.INVALID_CERTIFICATE_REF, str(error))
         if target[0] != gateway[0] and not index.granted("Gateway", gateway[0], "Secret", target):
             return (), (
                 c.REF_NOT_PERMITTED,
@@ -468,7 +465,7 @@ def _route(
     route = parsed if isinstance(parsed, Route) else None
     resolved = _resolved_refs(route, index) if route else None
     parents, bindings = [], []
-    for ref in _mappings(_mapping(obj.get("spec")).get("parentRefs")):
+    for ref in mappings(mapping(obj.get("spec")).get("parentRefs")):
         group, kind = ref.get("group", GATEWAY_GROUP), ref.get("kind", "Gateway")
         gateway_key = (ref.get("namespace", key[0]), ref.get("name"))
         if (group, kind) != (GATEWAY_GROUP, "Gateway") or gateway_key not in gateways:
@@ -532,7 +529,7 @@ def backend_problem(namespace: str, backend: Any, index: Index) -> tuple[str, st
     service = index.services.get(target)
     if service is None:
         return c.BACKEND_NOT_FOUND, f"no Service {backend.namespace}/{backend.name}"
-    ports = _mappings(_mapping(service.get("spec")).get("ports"))
+    ports = mappings(mapping(service.get("spec")).get("ports"))
     if backend.port not in {port.get("port") for port in ports}:
         return (
             c.BACKEND_NOT_FOUND,

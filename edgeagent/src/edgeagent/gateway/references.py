@@ -13,13 +13,18 @@ from edgeagent.resources import Key, key_of
 CORE_GROUP = ""
 
 
-def _mappings(value: Any) -> list[dict]:
+def mapping(value: Any) -> dict:
+    """`value` if it is a mapping, else empty: a malformed field is read as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def mappings(value: Any) -> list[dict]:
+    """The mappings of a list; anything else, and what is not a mapping in it, is skipped."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _spec(obj: dict) -> dict:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
+    return mapping(obj.get("spec"))
 
 
 def object_ref(ref: dict, default_namespace: str, kind: str) -> Key | None:
@@ -35,16 +40,16 @@ def object_ref(ref: dict, default_namespace: str, kind: str) -> Key | None:
 
 def backend_refs(route: dict) -> list[dict]:
     """Every backendRef of an HTTPRoute's rules."""
-    rules = _mappings(_spec(route).get("rules"))
-    return [ref for rule in rules for ref in _mappings(rule.get("backendRefs"))]
+    rules = mappings(_spec(route).get("rules"))
+    return [ref for rule in rules for ref in mappings(rule.get("backendRefs"))]
 
 
 def certificate_refs(gateway: dict) -> list[dict]:
     return [
         ref
-        for listener in _mappings(_spec(gateway).get("listeners"))
+        for listener in mappings(_spec(gateway).get("listeners"))
         if isinstance(listener.get("tls"), dict)
-        for ref in _mappings(listener["tls"].get("certificateRefs"))
+        for ref in mappings(listener["tls"].get("certificateRefs"))
     ]
 
 

@@ -73,6 +73,9 @@ def _list(value: Any, what: str) -> list:
 def parse_route(obj: dict) -> Route | Unsupported:
     namespace, name = key_of(obj)
     try:
+        # Both reach nginx's configuration, in the name of a weighted rule's upstream.
+        grammar.dns1123_label(namespace, "metadata.namespace")
+        grammar.dns1123_subdomain(name, "metadata.name")
         spec = _mapping(obj.get("spec"), "spec")
         hostnames = tuple(
             grammar.host(h, f"spec.hostnames[{i}]")

@@ -42,10 +42,11 @@ from edgeagent.gateway.attachment import (
     index_of,
 )
 from edgeagent.gateway.conditions import Condition
+from edgeagent.gateway.references import mapping, mappings
 from edgeagent.gateway.routes import EXACT, Backend, Route
 from edgeagent.grammar import Invalid
 from edgeagent.model import Location, Model, Problem, Server, Upstream
-from edgeagent.resources import SERVICE_NAME_LABEL, Key
+from edgeagent.resources import Key, key_of, service_of
 
 STATUS_NO_BACKEND = 500
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
@@ -69,9 +70,8 @@ class _Router:
         self.attachment = attachment
         self.slices: dict[Key, list[dict]] = {}
         for each in inputs.endpoint_slices:
-            metadata = each.get("metadata") or {}
-            service = (metadata.get("labels") or {}).get(SERVICE_NAME_LABEL)
-            self.slices.setdefault((metadata.get("namespace") or "", service), []).append(each)
+            if isinstance(each, dict):
+                self.slices.setdefault(service_of(each), []).append(each)
         self.upstreams: dict[str, Upstream] = {}
         self.problems: list[Problem] = []
         self.lost_to_ingress: dict[Key, set[str]] = {}
@@ -92,7 +92,7 @@ class _Router:
         """Per hostname, (match type, path) -> the claim that won it; and per hostname
         whether it is served over HTTPS, with which certificate (None: HTTP only)."""
         routes = {state.key: state for state in self.attachment.routes if state.route}
-        orders = {_key(obj): _order(obj) for obj in self.inputs.http_routes}
+        orders = {key_of(obj): _order(obj) for obj in self.inputs.http_routes}
         listeners = {
             (state.key, each.name): each
             for state in self.attachment.gateways
@@ -190,7 +190,7 @@ class _Router:
     def endpoints(self, backend: Backend) -> list[str]:
         """The ready endpoints of a backendRef's Service port, in the Ingress model's order."""
         service = self.index.services[(backend.namespace, backend.name)]
-        ports = (service.get("spec") or {}).get("ports") or []
+        ports = mappings(mapping(service.get("spec")).get("ports"))
         port_name = next(p.get("name") or "" for p in ports if p.get("port") == backend.port)
         found: set[tuple[str, int]] = set()
         for endpoint_slice in self.slices.get((backend.namespace, backend.name), []):
@@ -211,15 +211,9 @@ def _weights(shares: list[tuple[Backend, list[str]]]) -> tuple[int, ...]:
     return tuple(w // divisor for w in weights)
 
 
-def _key(obj: dict) -> Key:
-    metadata = obj.get("metadata") or {}
-    return (metadata.get("namespace") or "", metadata.get("name") or "")
-
-
 def _order(obj: dict) -> tuple:
     """Oldest first (RFC 3339 times sort as text), then namespace/name: the spec's order."""
-    metadata = obj.get("metadata") or {}
-    return (str(metadata.get("creationTimestamp") or ""), *_key(obj))
+    return (str(mapping(obj.get("metadata")).get("creationTimestamp") or ""), *key_of(obj))
 
 
 def build(built: Model, inputs: model.Inputs, options: model.Options) -> tuple[Model, Attachment]:
@@ -265,7 +259,7 @@ def _merged(built: Model, router: _Router) -> Model:
     ingress_hosts = {server.host for server in built.servers}
     certificates = dict(built.certificates)
     servers = list(built.servers)
-    secrets = {_key(s): s for s in inputs.secrets if isinstance(s, dict)}
+    secrets = {key_of(s): s for s in inputs.secrets if isinstance(s, dict)}
     for host in sorted(h for h in by_host if h != ANY_HOST):
         if host in ingress_hosts:
             for route in {c.route for c in by_host[host].values()}:
