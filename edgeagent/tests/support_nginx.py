@@ -233,7 +233,9 @@ INIT_LUA = re.compile(
     r'\n    require\("edgeagent_state"\)\.init\("/[\w/.-]+"\)\n'
     r'(    require\("edgeagent_(balancer|certificates|control)"\)\n){3}'
 )
-UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9-]+_[0-9]+")
+# The middle part: a Service name, or for the Gateway API "service.gateway" and
+# "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
+UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 

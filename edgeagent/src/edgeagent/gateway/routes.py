@@ -129,7 +129,11 @@ def _backend(ref: dict, namespace: str, what: str) -> Backend:
     if port is not None:
         port = grammar.port_number(port, f"{what}.port")
     group, kind = ref.get("group", ""), ref.get("kind", "Service")
-    name = grammar.dns1123_subdomain(ref.get("name"), f"{what}.name")
+    # A Service's name is a DNS-1035 label: no dot, which keeps the Gateway API's upstream
+    # names ("service.gateway", "route.ruleN") apart from each other and an Ingress's.
+    service = (group, kind) == ("", "Service")
+    check = grammar.dns1035_label if service else grammar.dns1123_subdomain
+    name = check(ref.get("name"), f"{what}.name")
     backend_namespace = grammar.dns1123_label(ref.get("namespace", namespace), f"{what}.namespace")
     if not isinstance(group, str) or not isinstance(kind, str):
         raise Invalid(f"{what}.group and kind must be strings")

@@ -163,6 +163,7 @@ class _Router:
             shares.append((backend, self.endpoints(backend)))
         if not shares:
             return None, STATUS_NO_BACKEND
+        # Names with a dot, which no Service name has (routes.py): never an Ingress's.
         if len(shares) == 1:
             backend, endpoints = shares[0]
             name = model.upstream_name(backend.namespace, f"{backend.name}.gateway", backend.port)
