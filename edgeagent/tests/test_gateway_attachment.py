@@ -333,7 +333,8 @@ def test_routes_for_other_gateways_get_no_status_from_us():
 
 
 def test_an_unsupported_route_is_refused_with_the_field_named():
-    rules = [{"matches": [{"headers": [{"name": "version", "value": "one"}]}], "backendRefs": []}]
+    regex = {"type": "RegularExpression", "name": "version", "value": "o.e"}
+    rules = [{"matches": [{"headers": [regex]}], "backendRefs": []}]
     route = http_route("r", [parent("g")], rules=rules)
     result = run(gateways=[gateway("g", listener())], routes=[route])
     (state,) = result.routes
@@ -343,7 +344,7 @@ def test_an_unsupported_route_is_refused_with_the_field_named():
         False,
         c.UNSUPPORTED_VALUE,
     )
-    assert "spec.rules[0].matches[0].headers" in refused.message
+    assert "spec.rules[0].matches[0].headers[0].type" in refused.message
     assert result.bindings == ()
 
 

@@ -49,6 +49,14 @@ def routed(matches, *backends):
     return {"matches": matches, "backendRefs": list(backends)}
 
 
+def header(**values):
+    return {"headers": [{"name": name, "value": value} for name, value in values.items()]}
+
+
+def query(**values):
+    return {"queryParams": [{"name": name, "value": value} for name, value in values.items()]}
+
+
 def objects(backends, certificate) -> model.Inputs:
     inputs = model.Inputs(
         gateway_classes=[gateway_class()],
@@ -88,6 +96,7 @@ def objects(backends, certificate) -> model.Inputs:
         reference_grant(WEB, "HTTPRoute", INFRA, "Service", "web-backend")
     )
     v1, v2 = backend_ref("infra-backend-v1"), backend_ref("infra-backend-v2")
+    v3 = backend_ref("infra-backend-v3")
     inputs.http_routes.extend(
         [
             # HTTPRouteSimpleSameNamespace: no hostname, no match: everything on the listener.
@@ -162,6 +171,48 @@ def objects(backends, certificate) -> model.Inputs:
                 hostnames=["both.all.example"],
                 rules=[routed([prefix("/shared")], v2), routed([exact("/own")], v2)],
                 created=NEW,
+            ),
+            # HTTPRouteMatchingAcrossRoutes, as the suite writes it.
+            http_route(
+                "matching-part1",
+                [parent("same-namespace")],
+                hostnames=["example.com", "example.net"],
+                rules=[routed([prefix("/"), header(version="one")], v1)],
+            ),
+            http_route(
+                "matching-part2",
+                [parent("same-namespace")],
+                hostnames=["example.com"],
+                rules=[routed([prefix("/v2"), header(version="two")], v2)],
+            ),
+            # HTTPRoutePathMatchOrder.
+            http_route(
+                "path-matching-order",
+                [parent("same-namespace")],
+                hostnames=["order.example"],
+                rules=[
+                    routed([exact("/match")], v1),
+                    routed([exact("/match/exact")], v2),
+                    routed([exact("/match/exact/one")], v3),
+                    routed([prefix("/match/")], v3),
+                    routed([prefix("/match/prefix/")], v1),
+                    routed([prefix("/match/prefix/one")], v2),
+                ],
+            ),
+            # HTTPRouteMethodMatching and HTTPRouteQueryParamMatching, with their precedence:
+            # a method match before none, more parameters before fewer.
+            http_route(
+                "methods-and-parameters",
+                [parent("same-namespace")],
+                hostnames=["match.example"],
+                rules=[
+                    routed([{"method": "POST"}], v1),
+                    routed([{"method": "GET", "headers": [{"name": "x-a", "value": "1"}]}], v3),
+                    routed([{"method": "GET"}], v2),
+                    routed([query(animal="whale")], v1),
+                    routed([query(animal="dolphin")], v2),
+                    routed([query(animal="dolphin", color="blue")], v3),
+                ],
             ),
             # Ingress and Gateway on one host: the Ingress wins the host.
             http_route(
@@ -273,3 +324,63 @@ def test_an_ingress_wins_a_host_both_apis_serve_and_the_route_is_told(site):
     (problem,) = [p for p in site.model.problems if p.name == "beside-ingress"]
     assert problem.kind == "HTTPRoute" and problem.code == "conflict"
     assert "Ingress" in problem.reason
+
+
+V3 = {"infra-v3-a", "infra-v3-b"}
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "headers", "expected"),
+    [
+        ("example.com", "/", {}, {"infra-v1"}),
+        ("example.com", "/example", {}, {"infra-v1"}),
+        ("example.net", "/example", {}, {"infra-v1"}),
+        ("example.com", "/example", {"Version": "one"}, {"infra-v1"}),
+        ("example.com", "/v2", {}, {"infra-v2"}),
+        ("example.net", "/v2", {}, {"infra-v1"}),
+        ("example.com", "/v2/example", {}, {"infra-v2"}),
+        ("example.com", "/", {"Version": "two"}, {"infra-v2"}),
+    ],
+)
+def test_matching_across_routes(site, host, target, headers, expected):
+    assert get(site, host, target, headers=headers).backend in expected
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/match/exact/one", V3),
+        ("/match/exact", {"infra-v2"}),
+        ("/match", {"infra-v1"}),
+        ("/match/prefix/one/any", {"infra-v2"}),
+        ("/match/prefix/any", {"infra-v1"}),
+        ("/match/any", V3),
+    ],
+)
+def test_path_match_order(site, target, expected):
+    assert get(site, "order.example", target).backend in expected
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers", "expected"),
+    [
+        ("POST", "/", {}, {"infra-v1"}),
+        ("GET", "/", {}, {"infra-v2"}),
+        ("GET", "/", {"X-A": "1"}, V3),
+        ("HEAD", "/?animal=whale", {}, None),  # no body: the status tells
+        ("DELETE", "/?animal=whale", {}, {"infra-v1"}),
+        ("DELETE", "/?animal=dolphin", {}, {"infra-v2"}),
+        ("DELETE", "/?animal=dolphin&color=blue", {}, V3),
+        ("DELETE", "/?color=blue&animal=dolphin", {}, V3),
+        ("DELETE", "/?animal=shark", {}, 404),
+        ("DELETE", "/", {}, 404),
+    ],
+)
+def test_method_and_query_parameter_matches(site, method, target, headers, expected):
+    answer = get(site, "match.example", target, method=method, headers=headers)
+    if expected is None:
+        assert answer.status == 200
+    elif expected == 404:
+        assert answer.status == 404
+    else:
+        assert answer.backend in expected

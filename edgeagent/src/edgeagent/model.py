@@ -50,6 +50,7 @@ from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
 __all__ = [
     "CertPair",
+    "Choice",
     "Inputs",
     "Location",
     "LocationSettings",
@@ -176,17 +177,31 @@ NO_SETTINGS = LocationSettings()
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One candidate of a location that chooses per request (Gateway API matches): the
+    request goes to `upstream` (else gets `status`) when every (nginx variable, value)
+    of `conditions` holds, e.g. ("$http_version", "two")."""
+
+    conditions: tuple[tuple[str, str], ...]
+    upstream: str | None
+    status: int
+
+
+@dataclass(frozen=True)
 class Location:
     """One nginx location. `match` is "exact" (`location = path`), "prefix"
     (`location ^~ path`), "regex" (`location ~* "^path"`, on hosts with regex paths) or
     "default" (`location /`, the fallback of such hosts, which lets the regexes match
-    first). The request goes to `upstream` if set, else gets `status`."""
+    first). The request goes to `upstream` if set, else gets `status`; with `choices`
+    (Gateway API matches), to the first choice whose conditions hold, else to `upstream`
+    or `status`."""
 
     match: str
     path: str
     upstream: str | None
     status: int
     settings: LocationSettings = NO_SETTINGS
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """An HTTPRoute's spec, checked through `edgeagent.grammar` into plain values.
 
-What the edge serves so far: hostnames, path matches Exact and PathPrefix (a rule
-without matches is PathPrefix "/"), and backendRefs with their weights. Anything else
-(header, query parameter and method matches, RegularExpression paths, filters) makes
-the route unsupported as a whole, with the field named: serving part of a rule would
-send traffic where its author did not mean it to go.
+What the edge serves so far: hostnames; matches on the path (Exact and PathPrefix; a
+rule without matches is PathPrefix "/"), exact header values, exact query parameter
+values and the method; and backendRefs with their weights. Anything else
+(RegularExpression paths, headers or parameters, filters) makes the route unsupported
+as a whole, with the field named: serving part of a rule would send traffic where its
+author did not mean it to go.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Backend:
 class PathMatch:
     type: str  # EXACT or PATH_PREFIX
     value: str
+    method: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """(name in lower case, value), each name once (the spec: the first one counts)."""
+    queries: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,10 +109,27 @@ def _rule(rule: dict, namespace: str, what: str) -> Rule:
     return Rule(matches, backends)
 
 
+def _exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
+    for i, item in enumerate(_list(items, what)):
+        item = _mapping(item, f"{what}[{i}]")
+        if item.get("type", EXACT) != EXACT:
+            raise Invalid(f"{what}[{i}].type {grammar.show(str(item.get('type')))} is not served")
+        name = check_name(item.get("name"), f"{what}[{i}].name")
+        pairs.setdefault(name, grammar.match_value(item.get("value"), f"{what}[{i}].value"))
+    return tuple(sorted(pairs.items()))
+
+
 def _match(match: dict, what: str) -> PathMatch:
-    for field in ("headers", "queryParams", "method"):
-        if match.get(field):
-            raise Invalid(f"{what}.{field} matches are not served yet")
+    method = match.get("method")
+    if method is not None:
+        method = grammar.http_method(method, f"{what}.method")
+    headers = _exact_pairs(
+        match.get("headers"),
+        f"{what}.headers",
+        lambda name, where: grammar.header_name(name, where).lower(),
+    )
+    queries = _exact_pairs(match.get("queryParams"), f"{what}.queryParams", grammar.query_name)
     path = _mapping(match.get("path"), f"{what}.path")
     path_type = path.get("type", PATH_PREFIX)
     if path_type not in (EXACT, PATH_PREFIX):
@@ -116,7 +138,7 @@ def _match(match: dict, what: str) -> PathMatch:
     checked = grammar.path(value, "Exact" if path_type == EXACT else "Prefix", f"{what}.path")
     if path_type == PATH_PREFIX and checked != "/":
         checked = checked.rstrip("/")  # "/foo/" matches as "/foo" does: by path element
-    return PathMatch(path_type, checked)
+    return PathMatch(path_type, checked, method, headers, queries)
 
 
 def _backend(ref: dict, namespace: str, what: str) -> Backend:

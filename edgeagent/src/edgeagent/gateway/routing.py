@@ -4,11 +4,13 @@ merged into the Ingress model: nginx, render and the dynamic mode need nothing n
 - Each hostname a route serves on a listener is a Server (ANY_HOST: the default
   server); a Server bound to an HTTPS listener also listens on HTTPS with the
   listener's first certificate.
-- Paths keep the spec's precedence through nginx's own: Exact is `location =`,
-  PathPrefix `/p` is `location = /p` plus `location ^~ /p/` (by path element, never
-  "/pfoo"), and the longest prefix wins. Two routes claiming one path on one host: the
-  oldest route wins, then namespace/name, as the spec orders routes; the other is
-  reported.
+- Each path a match names is a location: Exact is `location =`, PathPrefix `/p` is
+  `location = /p` plus `location ^~ /p/` (by path element, never "/pfoo"). A location
+  holds every match its requests can satisfy (shorter prefixes included), in the spec's
+  precedence (`_Claim.precedence`); those that need more than the path (method,
+  headers, query parameters) are its `Choice`s, until the first that needs nothing
+  more, which is the location's own target (none: 404). Two routes with the very same
+  match on one host: the oldest wins, then namespace/name; the other is reported.
 - A rule's backendRefs become one upstream: a single Service port is its own upstream
   (named apart from an Ingress's, whose zone weights may differ); several are one
   upstream holding every endpoint, each weighted by its backendRef's weight shared
@@ -43,9 +45,9 @@ from edgeagent.gateway.attachment import (
 )
 from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.references import mapping, mappings
-from edgeagent.gateway.routes import EXACT, Backend, Route
+from edgeagent.gateway.routes import EXACT, Backend, PathMatch, Route
 from edgeagent.grammar import Invalid
-from edgeagent.model import Location, Model, Problem, Server, Upstream
+from edgeagent.model import Choice, Location, Model, Problem, Server, Upstream
 from edgeagent.resources import Key, key_of, service_of
 
 STATUS_NO_BACKEND = 500
@@ -55,9 +57,63 @@ STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
 
 @dataclass(frozen=True)
 class _Claim:
+    """One match of one rule, on one host."""
+
     order: tuple
     route: Route
     rule_index: int
+    match_index: int
+    match: PathMatch
+
+    @property
+    def precedence(self) -> tuple:
+        """The spec's order among matches a request satisfies: Exact path, then the
+        longest prefix, then a method match, then the most header matches, then the most
+        query parameter matches, then the oldest route (then namespace/name), then rule
+        and match order."""
+        match = self.match
+        return (
+            match.type != EXACT,
+            -len(match.value),
+            match.method is None,
+            -len(match.headers),
+            -len(match.queries),
+            self.order,
+            self.rule_index,
+            self.match_index,
+        )
+
+    @property
+    def conditions(self) -> tuple[tuple[str, str], ...]:
+        """What the request must carry besides its path, as nginx variables."""
+        match = self.match
+        method = (("$request_method", match.method),) if match.method else ()
+        headers = tuple((f"$http_{n.replace('-', '_')}", v) for n, v in match.headers)
+        queries = tuple((f"$arg_{n}", v) for n, v in match.queries)
+        return method + headers + queries
+
+    @property
+    def location_keys(self) -> tuple[tuple[str, str], ...]:
+        """The nginx locations a request it matches can reach: an Exact path's own; a
+        prefix's "= /p" and "^~ /p/" (by whole path elements, never "/pfoo")."""
+        value = self.match.value
+        if self.match.type == EXACT:
+            return (("exact", value),)
+        if value == "/":
+            return (("prefix", "/"),)
+        return (("exact", value), ("prefix", value + "/"))
+
+    def reaches(self, key: tuple[str, str]) -> bool:
+        """Whether it matches the requests nginx sends to location `key`."""
+        kind, path = key
+        value = self.match.value
+        if self.match.type == EXACT:
+            return key == ("exact", value)
+        if value == "/":
+            return True
+        if kind == "exact":
+            return path == value or path.startswith(value + "/")
+        return path.startswith(value + "/")
 
 
 class _Router:
@@ -88,9 +144,11 @@ class _Router:
     def problem(self, route: Route, reason: str, code: str) -> None:
         self.problems.append(Problem("HTTPRoute", route.namespace, route.name, reason, code))
 
-    def claims(self) -> tuple[dict[str, dict[tuple[str, str], _Claim]], dict[str, Key | None]]:
-        """Per hostname, (match type, path) -> the claim that won it; and per hostname
-        whether it is served over HTTPS, with which certificate (None: HTTP only)."""
+    def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None]]:
+        """Per hostname, every match of the routes served there, in precedence order; and
+        per hostname whether it is served over HTTPS, with which certificate (None: HTTP
+        only). Of two routes with the very same match, the second is reported: it can
+        never be chosen."""
         routes = {state.key: state for state in self.attachment.routes if state.route}
         orders = {key_of(obj): _order(obj) for obj in self.inputs.http_routes}
         listeners = {
@@ -98,7 +156,7 @@ class _Router:
             for state in self.attachment.gateways
             for each in state.listeners
         }
-        by_host: dict[str, dict[tuple[str, str], _Claim]] = {}
+        by_host: dict[str, dict[PathMatch, _Claim]] = {}
         tls: dict[str, Key | None] = {}
         bindings = sorted(self.attachment.bindings, key=lambda b: orders.get(b.route, ()))
         for binding in bindings:
@@ -111,45 +169,43 @@ class _Router:
                 else:
                     tls.setdefault(host, None)
                 claimed = by_host.setdefault(host, {})
-                for index, rule in enumerate(route.rules):
-                    for match in rule.matches:
-                        key = (match.type, match.value)
-                        winner = claimed.setdefault(
-                            key, _Claim(orders[binding.route], route, index)
-                        )
+                for rule_index, rule in enumerate(route.rules):
+                    for match_index, match in enumerate(rule.matches):
+                        claim = _Claim(orders[binding.route], route, rule_index, match_index, match)
+                        winner = claimed.setdefault(match, claim)
                         if winner.route != route:
                             self.problem(
                                 route,
-                                f"{match.type} {match.value} on {host or '(any host)'} is already "
-                                f"served by HTTPRoute {winner.route.namespace}/{winner.route.name} "
+                                f"{match.type} {match.value} on {host or '(any host)'}, with the "
+                                "same method, headers and query parameters, is already served "
+                                f"by HTTPRoute {winner.route.namespace}/{winner.route.name} "
                                 "(older, or same age and first by namespace/name)",
                                 "conflict",
                             )
-        return by_host, tls
+        ordered = {
+            host: sorted(claimed.values(), key=lambda claim: claim.precedence)
+            for host, claimed in by_host.items()
+        }
+        return ordered, tls
 
-    def locations(self, claimed: dict[tuple[str, str], _Claim]) -> dict[tuple[str, str], Location]:
-        placed: dict[tuple[str, str], Location] = {}
-        for (match_type, path), claim in sorted(claimed.items(), key=lambda i: i[0][0] != EXACT):
-            upstream, status = self.target(claim)
-            if match_type == EXACT:
-                placed.setdefault(("exact", path), Location("exact", path, upstream, status))
-            elif path == "/":
-                placed[("prefix", "/")] = Location("prefix", "/", upstream, status)
-            else:
-                placed.setdefault(("exact", path), Location("exact", path, upstream, status))
-                placed[("prefix", path + "/")] = Location("prefix", path + "/", upstream, status)
-        # As in the Ingress model: "/p" gets a location of its own when only "/p/" has
-        # one, or nginx would answer it with a redirect to "/p/".
-        for _, path in list(placed):
-            bare = path[:-1]
-            if path.endswith("/") and bare and ("exact", bare) not in placed:
-                prefixes = [p for m, p in placed if m == "prefix" and bare.startswith(p)]
-                served = placed[("prefix", max(prefixes, key=len))] if prefixes else None
-                placed[("exact", bare)] = (
-                    replace(served, match="exact", path=bare)
-                    if served
-                    else Location("exact", bare, None, STATUS_NOT_FOUND)
-                )
+    def locations(self, claims: list[_Claim]) -> dict[tuple[str, str], Location]:
+        """One location per path a match names; each holds, in precedence order, every
+        match that its requests can satisfy (shorter prefixes included), as choices
+        until the first that needs nothing but the path."""
+        keys = {key for claim in claims for key in claim.location_keys}
+        placed = {}
+        for key in keys:
+            choices = []
+            upstream, status = None, STATUS_NOT_FOUND
+            for claim in claims:
+                if not claim.reaches(key):
+                    continue
+                target = self.target(claim)
+                if not claim.conditions:
+                    upstream, status = target
+                    break
+                choices.append(Choice(claim.conditions, *target))
+            placed[key] = Location(*key, upstream, status, choices=tuple(choices))
         return placed
 
     def target(self, claim: _Claim) -> tuple[str | None, int]:
@@ -263,7 +319,7 @@ def _merged(built: Model, router: _Router) -> Model:
     secrets = {key_of(s): s for s in inputs.secrets if isinstance(s, dict)}
     for host in sorted(h for h in by_host if h != ANY_HOST):
         if host in ingress_hosts:
-            for route in {c.route for c in by_host[host].values()}:
+            for route in {claim.route for claim in by_host[host]}:
                 router.lost(route, f"host {host}")
             continue
         placed = router.locations(by_host[host])
@@ -326,7 +382,7 @@ def _onto_default(
     default: Server,
     placed: dict[tuple[str, str], Location],
     router: _Router,
-    claimed: dict[tuple[str, str], _Claim],
+    claims: list[_Claim],
 ) -> Server:
     """Route locations on the default server where no Ingress serves that path (an
     Ingress location answering 404 is the default server's fallback, not a claim)."""
@@ -335,14 +391,9 @@ def _onto_default(
         current = locations.get(key)
         if current is None or (current.upstream is None and current.status == STATUS_NOT_FOUND):
             locations[key] = location
-    for (match_type, path), claim in claimed.items():
-        key = (
-            ("exact", path)
-            if match_type == EXACT
-            else ("prefix", path if path == "/" else path + "/")
-        )
-        if locations.get(key) is not placed.get(key):
-            router.lost(claim.route, f"{match_type} {path} without a host")
+    for claim in claims:
+        if any(locations.get(key) is not placed[key] for key in claim.location_keys):
+            router.lost(claim.route, f"{claim.match.type} {claim.match.value} without a host")
     return Server(default.host, _sorted(locations), default.https, default.certificate)
 
 
