@@ -226,6 +226,19 @@ def test_check_takes_the_annotation_prefix_and_defaults(tmp_path, capsys):
         cli.main(["check", "-f", str(source), "--proxy-read-timeout", "60s"])
 
 
+def test_check_serves_the_gateway_class_it_is_told(capsys):
+    """The Gateway API manifests' problems are those of the served class: with another
+    class and controller, the edge's own Gateway is not looked at."""
+    source = str(CASES["gateway"])
+    assert cli.main(["check", "-f", source]) == 1
+    assert "listener alt: Accepted PortUnavailable" in capsys.readouterr().out
+    other = ["--gateway-class", "other", "--gateway-controller-name", "example.net/gateway"]
+    assert cli.main(["check", "-f", source, *other]) == 0
+    assert capsys.readouterr().out == ""
+    with pytest.raises(SystemExit):
+        cli.main(["check", "-f", source, "--gateway-controller-name", "no path"])
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
