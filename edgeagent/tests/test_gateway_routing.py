@@ -305,6 +305,7 @@ def test_https_listener_serves_its_certificate(site):
     ("host", "expected"),
     [
         ("a.wild.all.example", "infra-v2"),
+        ("a.b.wild.all.example", "infra-v2"),  # a wildcard takes one label or more
         # Outside the listener's *.all.example: not this route's; the hostless route of
         # the other Gateway serves it on the default server.
         ("other.example", "infra-v1"),

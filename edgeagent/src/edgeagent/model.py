@@ -219,6 +219,9 @@ class Server:
     certificate: tuple[str, str] | None
     app_root: str | None = None
     """`/` answers 302 to this path (app-root of the oldest Ingress with rules here)."""
+    any_depth: bool = False
+    """A wildcard host that matches one label or more before its suffix (the Gateway
+    API's), instead of exactly one (an Ingress's)."""
 
 
 @dataclass(frozen=True)

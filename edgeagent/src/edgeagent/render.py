@@ -190,12 +190,15 @@ def rewrite_of(location: Location) -> str | None:
     return target
 
 
-def server_name(host: str) -> str:
+def server_name(host: str, any_depth: bool = False) -> str:
     """Exact hosts as they are; `*.example.com` as a regex matching exactly one label, so
     `a.example.com` matches but `b.a.example.com` and `example.com` do not (nginx's own
-    `*.` form matches any number of labels). Exact names win over regexes in nginx."""
+    `*.` form matches any number of labels, which is what `any_depth` asks for: the
+    Gateway API's wildcards). Exact names win over both in nginx."""
     if not host.startswith("*."):
         return token(host)
+    if any_depth:
+        return "*." + token(host[2:])
     regex = "~^[^.]+" + re.escape("." + token(host[2:])) + "$"
     if not WILDCARD_SERVER_NAME.fullmatch(regex):
         raise ValueError(f"refusing to render wildcard host {grammar.show(host)}")

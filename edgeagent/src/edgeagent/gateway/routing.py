@@ -23,8 +23,7 @@ merged into the Ingress model: nginx, render and the dynamic mode need nothing n
 
 What is not served yet: a weighted rule whose backendRefs are partly invalid serves
 its valid backends only (the spec wants 500 for the invalid share); a route on an
-HTTPS listener is also answered over HTTP; a wildcard hostname matches one label, as
-an Ingress's does (the spec's matches one or more).
+HTTPS listener is also answered over HTTP.
 """
 
 from __future__ import annotations
@@ -327,7 +326,15 @@ def _merged(built: Model, router: _Router) -> Model:
         certificate = tls.get(host)
         if certificate is not None and certificate not in certificates:
             certificates[certificate] = model.read_tls_secret(secrets.get(certificate))
-        servers.append(Server(host, _sorted(placed), certificate is not None, certificate))
+        servers.append(
+            Server(
+                host,
+                _sorted(placed),
+                certificate is not None,
+                certificate,
+                any_depth=host.startswith("*."),
+            )
+        )
     default = built.default_server
     if ANY_HOST in by_host:
         default = _onto_default(
