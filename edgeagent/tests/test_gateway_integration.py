@@ -20,14 +20,20 @@ def edge(tmp_path_factory):
         yield started
 
 
+@pytest.fixture(scope="module")
+def custom(edge):
+    """The client for the Gateway API kinds, with the served GatewayClass created."""
+    api = kubernetes.client.CustomObjectsApi(edge.api.api_client())
+    api.create_cluster_custom_object(*V1, "gatewayclasses", gateway_class())
+    return api
+
+
 def conditions(status):
     return {c["type"]: (c["status"], c["reason"]) for c in (status or {}).get("conditions", [])}
 
 
-def test_a_route_is_served_and_every_status_is_written_once(edge):
-    custom = kubernetes.client.CustomObjectsApi(edge.api.api_client())
+def test_a_route_is_served_and_every_status_is_written_once(edge, custom):
     edge.apply_service("gw-web", addresses=["127.0.0.2"])
-    custom.create_cluster_custom_object(*V1, "gatewayclasses", gateway_class())
     custom.create_namespaced_custom_object(
         *V1, NS, "gateways", gateway("edge", listener(), listener("alt", 8080), namespace=NS)
     )
@@ -83,3 +89,62 @@ def test_a_route_is_served_and_every_status_is_written_once(edge):
     settled = read("gateways", "edge")["metadata"]["resourceVersion"]
     time.sleep(1.5)
     assert read("gateways", "edge")["metadata"]["resourceVersion"] == settled
+
+
+def test_generations_and_listener_changes_reach_the_status(custom):
+    """GatewayObservedGenerationBump, GatewayClassObservedGenerationBump and
+    GatewayModifyListeners: a new spec is answered with its generation, a listener
+    added or removed appears in or leaves the status."""
+    name = "bump"
+    custom.create_cluster_custom_object(
+        *V1, "gatewayclasses", {**gateway_class(name), "metadata": {"name": name}}
+    )
+    custom.create_namespaced_custom_object(
+        *V1, NS, "gateways", gateway(name, listener(), namespace=NS, gateway_class_name="edge")
+    )
+
+    def gateway_status():
+        return custom.get_namespaced_custom_object(*V1, NS, "gateways", name).get("status") or {}
+
+    def generations(status):
+        found = {c["observedGeneration"] for c in status.get("conditions", [])}
+        for each in status.get("listeners", []):
+            found |= {c["observedGeneration"] for c in each["conditions"]}
+        return found
+
+    eventually(lambda: generations(gateway_status()) == {1})
+    custom.patch_namespaced_custom_object(
+        *V1,
+        NS,
+        "gateways",
+        name,
+        {"spec": {"listeners": [listener(), listener("second", hostname="second.example")]}},
+    )
+    eventually(lambda: generations(gateway_status()) == {2})
+    assert [each["name"] for each in gateway_status()["listeners"]] == ["http", "second"]
+    custom.patch_namespaced_custom_object(
+        *V1, NS, "gateways", name, {"spec": {"listeners": [listener("second")]}}
+    )
+    eventually(lambda: [each["name"] for each in gateway_status()["listeners"]] == ["second"])
+
+    # The served class, a new generation of it: its Accepted follows.
+    custom.patch_cluster_custom_object(
+        *V1, "gatewayclasses", "edge", {"spec": {"description": "the edge"}}
+    )
+
+    def class_generations():
+        status = custom.get_cluster_custom_object(*V1, "gatewayclasses", "edge").get("status")
+        return {c["observedGeneration"] for c in (status or {}).get("conditions", [])}
+
+    eventually(lambda: class_generations() == {2})
+    # A second class naming our controller: not Accepted, and says why.
+    bump = custom.get_cluster_custom_object(*V1, "gatewayclasses", name)
+    eventually(
+        lambda: (
+            conditions(
+                custom.get_cluster_custom_object(*V1, "gatewayclasses", name).get("status")
+            ).get("Accepted")
+            == ("False", "Unsupported")
+        )
+    )
+    assert bump["metadata"]["generation"] == 1
