@@ -23,7 +23,7 @@ from support_gateway import (
 from support_http import Backends, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
 from support_objects import endpoint_slice, service
-from test_hostile import CLOSE_AND_LOAD, GIXY, INJECTED, NEWLINE_DIRECTIVE, plain_http_ports
+from test_hostile import CLOSE_AND_LOAD, GIXY, INJECTED, NEWLINE_DIRECTIVE, ports_without_443
 
 from edgeagent import manifests, model
 
@@ -134,7 +134,7 @@ def test_nginx_accepts_it_and_no_injected_directive_reaches_it(hostile_site):
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_gixy_finds_nothing_in_the_gateway_golden_case(tmp_path, mode):
     inputs, _ = manifests.load([GOLDEN_GATEWAY])
-    site = render_site(tmp_path, inputs, ports=plain_http_ports(), dynamic_mode=mode == "dynamic")
+    site = render_site(tmp_path, inputs, ports=ports_without_443(), dynamic_mode=mode == "dynamic")
     assert nginx_test(tmp_path).returncode == 0
     scan = subprocess.run(
         [GIXY, "--format", "json", str(tmp_path / "nginx.conf")],

@@ -392,16 +392,35 @@ def _onto_default(
     claims: list[_Claim],
 ) -> Server:
     """Route locations on the default server where no Ingress serves that path (an
-    Ingress location answering 404 is the default server's fallback, not a claim)."""
+    Ingress location answering 404 is the default server's fallback, not a claim).
+    When Ingress regex paths made the fallback a plain `location /` ("default"), a
+    route's "/" takes that form too, so that the regexes still match first."""
     locations = {(loc.match, loc.path): loc for loc in default.locations}
+
+    def on_default(key: tuple[str, str]) -> tuple[str, str]:
+        return (
+            ("default", "/")
+            if key == ("prefix", "/")
+            and key not in locations
+            and (
+                "default",
+                "/",
+            )
+            in locations
+            else key
+        )
+
+    taken = {}
     for key, location in placed.items():
-        current = locations.get(key)
+        where = on_default(key)
+        current = locations.get(where)
         if current is None or (current.upstream is None and current.status == STATUS_NOT_FOUND):
-            locations[key] = location
+            locations[where] = replace(location, match=where[0])
+            taken[key] = locations[where]
     for claim in claims:
-        if any(locations.get(key) is not placed[key] for key in claim.location_keys):
+        if any(locations.get(on_default(key)) is not taken.get(key) for key in claim.location_keys):
             router.lost(claim.route, f"{claim.match.type} {claim.match.value} without a host")
-    return Server(default.host, _sorted(locations), default.https, default.certificate)
+    return replace(default, locations=_sorted(locations))
 
 
 def _sorted(placed: dict[tuple[str, str], Location]) -> tuple[Location, ...]:
