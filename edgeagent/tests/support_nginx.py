@@ -19,6 +19,7 @@ from pathlib import Path
 
 import crossplane
 from edgeagent.control import Control
+from edgeagent.gateway import routing as gateway_routing
 from support_http import free_ports
 
 from edgeagent import cli, daemon, dynamic, grammar, model, render, settings
@@ -91,7 +92,7 @@ def render_site(
     options = options or model.Options()
     if dynamic_mode:
         options = dataclasses.replace(options, upstreams_without_endpoints=True)
-    built = model.build(inputs, options)
+    built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
     rendered = render.render(built, layout)
     if dynamic_mode:
         control = Control(layout.dynamic_dir, layout.status_listen)
@@ -232,7 +233,9 @@ INIT_LUA = re.compile(
     r'\n    require\("edgeagent_state"\)\.init\("/[\w/.-]+"\)\n'
     r'(    require\("edgeagent_(balancer|certificates|control)"\)\n){3}'
 )
-UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9-]+_[0-9]+")
+# The middle part: a Service name, or for the Gateway API "service.gateway" and
+# "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
+UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 

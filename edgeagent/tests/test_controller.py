@@ -13,6 +13,7 @@ from edgeagent.apply import ApplyResult, Outcome
 from edgeagent.cache import Cache
 from edgeagent.control import ControlError
 from edgeagent.controller import Controller, SyncSettings, references
+from edgeagent.gateway import references as gateway_references
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.resources import NAMES
@@ -192,3 +193,43 @@ def test_failed_pushes_are_retried_with_a_growing_backoff(tmp_path):
         delays.append(round(running._retry_at - time.monotonic()))
     assert control.pushes == 3
     assert delays == [5, 10, 20]
+
+
+def test_gateway_objects_refer_to_their_backends_and_certificates():
+    route = namespaced(
+        {
+            "spec": {
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {"name": "web", "port": 80},
+                            {"name": "other", "namespace": "elsewhere", "port": 80},
+                            {"group": "example.net", "kind": "Bucket", "name": "not-a-service"},
+                        ]
+                    },
+                    "junk",
+                ]
+            }
+        },
+        "ns",
+    )
+    gateway = namespaced(
+        {
+            "spec": {
+                "listeners": [
+                    {
+                        "tls": {
+                            "certificateRefs": [{"name": "cert"}, {"name": "x", "namespace": "y"}]
+                        }
+                    },
+                    {"name": "plain"},
+                ]
+            }
+        },
+        "ns",
+    )
+    assert gateway_references.services([route, {"spec": "broken"}]) == {
+        ("ns", "web"),
+        ("elsewhere", "other"),
+    }
+    assert gateway_references.secrets([gateway]) == {("ns", "cert"), ("y", "x")}

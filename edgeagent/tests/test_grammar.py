@@ -323,3 +323,16 @@ def test_base64_data():
     assert grammar.base64_data(base64.b64encode(b"x").decode(), "d") == b"x"
     with pytest.raises(grammar.Invalid):
         grammar.base64_data("not base64!", "d")
+
+
+@pytest.mark.parametrize("value", ["edgeagent.io/gateway-controller", "example.net/a/b_c~d", "x/y"])
+def test_controller_name_accepts(value):
+    assert grammar.controller_name(value, "controllerName") == value
+
+
+@pytest.mark.parametrize(
+    "value", ["no-path", "Example.net/x", "example.net/", "example.net/x;y", "a/b c", "a/b\n"]
+)
+def test_controller_name_rejects(value):
+    with pytest.raises(grammar.Invalid):
+        grammar.controller_name(value, "controllerName")

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+from edgeagent.gateway import routing as gateway_routing
 
 from edgeagent import cli, dynamic, manifests, model, render
 
@@ -22,6 +23,7 @@ GOLDEN = HERE / "golden"
 CASES = {
     "2017": HERE.parent / "examples" / "2017",
     "semantics": GOLDEN / "semantics" / "input",
+    "gateway": GOLDEN / "gateway" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",
@@ -40,7 +42,8 @@ UPDATE = os.environ.get("EDGEAGENT_UPDATE_GOLDEN") == "1"
 
 def rendered_case(source: Path) -> tuple[dict[str, bytes], render.Rendered]:
     inputs, load_problems = manifests.load([source])
-    built = model.build(inputs, model.Options())
+    options = model.Options()
+    built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
     rendered = render.render(built, LAYOUT)
     lines = [cli.problem_line(p) for p in [*load_problems, *built.problems]]
     problems = "".join(f"{line}\n" for line in lines).replace(f"{source}/", "")
@@ -221,6 +224,19 @@ def test_check_takes_the_annotation_prefix_and_defaults(tmp_path, capsys):
     assert capsys.readouterr().out == ""  # nginx.ingress.kubernetes.io/* is not read
     with pytest.raises(SystemExit):
         cli.main(["check", "-f", str(source), "--proxy-read-timeout", "60s"])
+
+
+def test_check_serves_the_gateway_class_it_is_told(capsys):
+    """The Gateway API manifests' problems are those of the served class: with another
+    class and controller, the edge's own Gateway is not looked at."""
+    source = str(CASES["gateway"])
+    assert cli.main(["check", "-f", source]) == 1
+    assert "listener alt: Accepted PortUnavailable" in capsys.readouterr().out
+    other = ["--gateway-class", "other", "--gateway-controller-name", "example.net/gateway"]
+    assert cli.main(["check", "-f", source, *other]) == 0
+    assert capsys.readouterr().out == ""
+    with pytest.raises(SystemExit):
+        cli.main(["check", "-f", source, "--gateway-controller-name", "no path"])
 
 
 def write(path: Path, text: str) -> Path:

@@ -320,3 +320,47 @@ def test_token_is_enforced():
         with pytest.raises(ApiException) as denied:
             kubernetes.client.NetworkingV1Api(api.api_client()).list_namespaced_ingress(NS)
         assert denied.value.status == 401
+
+
+GATEWAY = ("gateway.networking.k8s.io", "v1")
+
+
+def test_gateway_api_kinds_with_status_and_watch(api):
+    custom = kubernetes.client.CustomObjectsApi(api.api_client())
+    gateway_class = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": "edge"},
+        "spec": {"controllerName": "edgeagent.io/gateway-controller"},
+    }
+    created = custom.create_cluster_custom_object(*GATEWAY, "gatewayclasses", gateway_class)
+    assert created["metadata"]["generation"] == 1
+    accepted = {"status": {"conditions": [{"type": "Accepted", "status": "True"}]}}
+    written = custom.patch_cluster_custom_object_status(
+        *GATEWAY, "gatewayclasses", "edge", accepted
+    )
+    assert written["status"] == accepted["status"]
+    assert written["metadata"]["generation"] == 1  # a status write is no new generation
+
+    for plural, kind, version, spec in (
+        ("gateways", "Gateway", "v1", {"gatewayClassName": "edge", "listeners": []}),
+        ("httproutes", "HTTPRoute", "v1", {"parentRefs": [{"name": "g"}]}),
+        ("referencegrants", "ReferenceGrant", "v1beta1", {"from": [], "to": []}),
+    ):
+        body = {
+            "apiVersion": f"gateway.networking.k8s.io/{version}",
+            "kind": kind,
+            "metadata": {"name": "g"},
+            "spec": spec,
+        }
+        custom.create_namespaced_custom_object(GATEWAY[0], version, NS, plural, body)
+        listed = custom.list_cluster_custom_object(GATEWAY[0], version, plural)
+        assert [item["metadata"]["name"] for item in listed["items"]] == ["g"]
+        events = watch_events(
+            custom.list_cluster_custom_object, group=GATEWAY[0], version=version, plural=plural
+        )
+        assert [(t, n) for t, n, _ in events] == [("ADDED", "g")]
+    route_status = {"status": {"parents": [{"parentRef": {"name": "g"}, "conditions": []}]}}
+    custom.patch_namespaced_custom_object_status(*GATEWAY, NS, "httproutes", "g", route_status)
+    route = custom.get_namespaced_custom_object(*GATEWAY, NS, "httproutes", "g")
+    assert route["status"]["parents"][0]["parentRef"] == {"name": "g"}

@@ -30,6 +30,8 @@ from cryptography.x509.oid import NameOID
 
 from edgeagent import __version__, annotations, grammar, manifests, options, render
 from edgeagent.files import write_atomically
+from edgeagent.gateway import routing as gateway_routing
+from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
 
@@ -93,8 +95,11 @@ def _load(args: argparse.Namespace):
                 if getattr(args, each.name) is not None
             }
         ),
+        gateway=GatewayOptions(
+            gateway_class=args.gateway_class, controller_name=args.gateway_controller_name
+        ),
     )
-    model = build(inputs, options)
+    model, _ = gateway_routing.build(build(inputs, options), inputs, options)
     return model, [*load_problems, *model.problems]
 
 
@@ -199,6 +204,18 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
     section = parser.add_argument_group("ingress-nginx defaults")
     for each in INGRESS_NGINX_DEFAULTS:
         options.add_argument(section, each, type=_flag_type(each.metadata["parse"]))
+    parser.add_argument(
+        "--gateway-class",
+        default=GatewayOptions.gateway_class,
+        type=_checked(grammar.dns1123_subdomain),
+        help="GatewayClass name served (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gateway-controller-name",
+        default=GatewayOptions.controller_name,
+        type=_checked(grammar.controller_name),
+        help="spec.controllerName the served GatewayClass must name (default: %(default)s)",
+    )
 
 
 def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:

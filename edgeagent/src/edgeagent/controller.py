@@ -59,6 +59,9 @@ from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
 from edgeagent.control import Control
 from edgeagent.events import EventRecorder
+from edgeagent.gateway import references as gateway_references
+from edgeagent.gateway import routing as gateway_routing
+from edgeagent.gateway.attachment import Attachment
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.push import DynamicPush
@@ -115,7 +118,8 @@ class SyncSettings:
 
 @dataclass(frozen=True)
 class References:
-    """What the Ingresses of a snapshot refer to: the objects worth a sync when they change."""
+    """What the Ingresses, Gateways and routes of a snapshot refer to: the objects worth a
+    sync when they change."""
 
     services: frozenset[Key] = frozenset()
     secrets: frozenset[Key] = frozenset()
@@ -229,7 +233,11 @@ class Controller:
         return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
-        self._references = references(snapshot["ingresses"])
+        named = references(snapshot["ingresses"])
+        self._references = References(
+            named.services | gateway_references.services(snapshot["http_routes"]),
+            named.secrets | gateway_references.secrets(snapshot["gateways"]),
+        )
 
     # The loop
 
@@ -288,7 +296,9 @@ class Controller:
         inputs = model.Inputs(**{**snapshot, "secrets": secrets})
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
         with collector.paused():  # see collector.py
-            built = model.build(inputs, options, self._model_memo)
+            built, attachment = gateway_routing.build(
+                model.build(inputs, options, self._model_memo), inputs, options
+            )
             built_at = time.monotonic()
             rendered = render.render(built, self.layout, self._render_memo)
             rendered_at = time.monotonic()
@@ -319,7 +329,7 @@ class Controller:
         self.metrics.syncs.labels(result.outcome.value).inc()
         if result.outcome in (Outcome.APPLIED, Outcome.FAILED):  # a reload was attempted
             self.metrics.reload_causes.labels(cause).inc()
-        self._report(result, built, snapshot["ingresses"], phases)
+        self._report(result, built, attachment, snapshot["ingresses"], phases)
         if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
             self._last_blocks = rendered.blocks
         if state is not None:
@@ -368,6 +378,7 @@ class Controller:
         self,
         result: ApplyResult,
         built: model.Model,
+        attachment: Attachment,
         ingresses: list[Object],
         phases: dict[str, float],
     ) -> None:
@@ -395,7 +406,7 @@ class Controller:
             self._retry.succeeded()
             self._certificates = dict(built.certificates)
             self._good_ingresses = {key_of(i): i for i in ingresses}
-            self.status.publish(built.served_ingresses)
+            self.status.publish(built.served_ingresses, attachment)
             self.events.clear_rejections()
             self.events.report_problems(built.problems)
             return

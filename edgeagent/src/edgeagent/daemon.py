@@ -39,6 +39,7 @@ from edgeagent.cache import Cache
 from edgeagent.control import Control
 from edgeagent.controller import Controller
 from edgeagent.events import EventRecorder
+from edgeagent.gateway.options import GatewayOptions
 from edgeagent.health import HealthServer, HealthState
 from edgeagent.informer import Informer
 from edgeagent.metrics import Metrics
@@ -92,6 +93,12 @@ class Agent:
                 watch_ingress_without_class=s.serving.watch_ingress_without_class,
                 upstreams_without_endpoints=s.nginx.dynamic,
                 annotations=s.annotations,
+                gateway=GatewayOptions(
+                    gateway_class=s.serving.gateway_class,
+                    controller_name=s.serving.gateway_controller_name,
+                    http_port=s.serving.gateway_http_port,
+                    https_port=s.serving.gateway_https_port,
+                ),
             ),
             layout,
             applier,

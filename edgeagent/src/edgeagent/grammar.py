@@ -530,3 +530,43 @@ def tls_pair(certificate_pem: bytes, key_pem: bytes) -> CertPair:
             encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
+
+
+# A GatewayClass's spec.controllerName: a domain, then a path (the Gateway API's
+# GatewayController, without the percent-escapes and sub-delimiters no controller uses).
+CONTROLLER_NAME = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[A-Za-z0-9/\-._~]+"
+)
+
+
+def controller_name(value: object, what: str) -> str:
+    return _pattern(value, what, CONTROLLER_NAME, 253, "controller name (domain/path)")
+
+
+# HTTPRoute matches, as nginx reads them: a header's value is `$http_<name>` (lower case,
+# '-' as '_', so names with '_' are refused: nginx could not tell them apart), a query
+# parameter's `$arg_<name>` (a variable name: no '-'), and the values compared are plain
+# tokens, never quotes, '$' (a variable) or spaces.
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+QUERY_NAME = re.compile(r"[A-Za-z0-9_]+")
+MATCH_VALUE = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&]+")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+def header_name(value: object, what: str) -> str:
+    return _pattern(value, what, HEADER_NAME, 256, "header name (letters, digits and '-')")
+
+
+def query_name(value: object, what: str) -> str:
+    return _pattern(value, what, QUERY_NAME, 256, "query parameter name (letters, digits, '_')")
+
+
+def match_value(value: object, what: str) -> str:
+    return _pattern(value, what, MATCH_VALUE, 1024, "value (letters, digits and -._~/!*+,=:@&)")
+
+
+def http_method(value: object, what: str) -> str:
+    text = string(value, what)
+    if text not in HTTP_METHODS:
+        raise Invalid(f"{what} {show(text)} is not one of {', '.join(HTTP_METHODS)}")
+    return text

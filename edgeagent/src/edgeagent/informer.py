@@ -27,6 +27,7 @@ sync. Other Secrets never reach the agent.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -91,7 +92,10 @@ class WatchSettings:
 def list_call(resource: Resource, client: kubernetes.client.ApiClient) -> Callable[..., Any]:
     """The client's method that lists (and, with watch=True, watches) `resource`."""
     api, method = resource.list_method
-    return getattr(getattr(kubernetes.client, api)(client), method)
+    call = getattr(getattr(kubernetes.client, api)(client), method)
+    if resource.custom:
+        return functools.partial(call, resource.group, resource.version, resource.plural)
+    return call
 
 
 class Expired(Exception):

@@ -44,11 +44,13 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar
+from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
 __all__ = [
     "CertPair",
+    "Choice",
     "Inputs",
     "Location",
     "LocationSettings",
@@ -126,6 +128,9 @@ class Options:
 
     annotations: annotations.Config = field(default_factory=annotations.Config)
     """The annotation prefix and ingress-nginx's defaults (`edgeagent.annotations`)."""
+    gateway: GatewayOptions = field(default_factory=GatewayOptions)
+    """What to serve of the Gateway API (edgeagent.gateway, merged into the model by
+    `gateway.routing.build`)."""
 
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
@@ -172,17 +177,31 @@ NO_SETTINGS = LocationSettings()
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One candidate of a location that chooses per request (Gateway API matches): the
+    request goes to `upstream` (else gets `status`) when every (nginx variable, value)
+    of `conditions` holds, e.g. ("$http_version", "two")."""
+
+    conditions: tuple[tuple[str, str], ...]
+    upstream: str | None
+    status: int
+
+
+@dataclass(frozen=True)
 class Location:
     """One nginx location. `match` is "exact" (`location = path`), "prefix"
     (`location ^~ path`), "regex" (`location ~* "^path"`, on hosts with regex paths) or
     "default" (`location /`, the fallback of such hosts, which lets the regexes match
-    first). The request goes to `upstream` if set, else gets `status`."""
+    first). The request goes to `upstream` if set, else gets `status`; with `choices`
+    (Gateway API matches), to the first choice whose conditions hold, else to `upstream`
+    or `status`."""
 
     match: str
     path: str
     upstream: str | None
     status: int
     settings: LocationSettings = NO_SETTINGS
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,6 +219,9 @@ class Server:
     certificate: tuple[str, str] | None
     app_root: str | None = None
     """`/` answers 302 to this path (app-root of the oldest Ingress with rules here)."""
+    any_depth: bool = False
+    """A wildcard host that matches one label or more before its suffix (the Gateway
+    API's), instead of exactly one (an Ingress's)."""
 
 
 @dataclass(frozen=True)
@@ -875,7 +897,7 @@ class _Builder:
         zones: dict[tuple[str, int], str] = {}  # (address, port) -> zone ("": none)
         for endpoint_slice in self.slices.get((namespace, backend.service), []):
             try:
-                found = _ready_endpoints(endpoint_slice, port_name)
+                found = ready_endpoints(endpoint_slice, port_name)
             except Invalid as error:
                 slice_namespace, slice_name = identity(endpoint_slice)
                 self.problem("EndpointSlice", slice_namespace, slice_name, str(error), error.code)
@@ -886,9 +908,9 @@ class _Builder:
         if not zones and not self.options.upstreams_without_endpoints:
             return None, None
         name = upstream_name(namespace, backend.service, port)
-        ordered = sorted(zones, key=_endpoint_order)
+        ordered = sorted(zones, key=endpoint_order)
         weights = tuple(zone_weights.get(zones[e], 1) for e in ordered) if zone_weights else ()
-        texts = tuple(_endpoint_text(*e) for e in ordered)
+        texts = tuple(endpoint_text(*e) for e in ordered)
         self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
         return name, None
 
@@ -947,7 +969,7 @@ class _Builder:
         entry = self.memo.secrets.get(key)
         if entry is None or entry.secret is not obj:
             try:
-                entry = _SecretEntry(obj, _read_tls_secret(obj))
+                entry = _SecretEntry(obj, read_tls_secret(obj))
             except Invalid as error:
                 entry = _SecretEntry(obj, str(error))
         self.next_memo.secrets[key] = entry
@@ -964,7 +986,7 @@ class _Builder:
         return None
 
 
-def _read_tls_secret(secret: dict | None) -> CertPair:
+def read_tls_secret(secret: dict | None) -> CertPair:
     if secret is None:
         raise Invalid("the Secret does not exist")
     if secret.get("type") != "kubernetes.io/tls":
@@ -978,7 +1000,7 @@ def _read_tls_secret(secret: dict | None) -> CertPair:
     )
 
 
-def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int, str]]:
+def ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int, str]]:
     """(address, port, zone) of the ready endpoints of one slice for the Service port
     `port_name` (zone "" when the endpoint names none).
 
@@ -1029,11 +1051,11 @@ def _ready_endpoints(endpoint_slice: dict, port_name: str) -> set[tuple[str, int
     return found
 
 
-def _endpoint_text(address: str, port: int) -> str:
+def endpoint_text(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _endpoint_order(endpoint: tuple[str, int]) -> tuple:
+def endpoint_order(endpoint: tuple[str, int]) -> tuple:
     """Numeric order, IPv4 before IPv6 (inet_pton: the C parser, fast at 50k endpoints)."""
     address, port = endpoint
     family = socket.AF_INET6 if ":" in address else socket.AF_INET

@@ -53,6 +53,8 @@ STATUS_BLOCK = "status"
 # What any value from the model may look like when it reaches a template: the path and
 # host grammar, endpoint brackets, nothing nginx would read as syntax.
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
+# What a Gateway API match compares (the method, a header, a query parameter).
+MATCH_VARIABLE = re.compile(r"\$(request_method|http_[a-z0-9_]+|arg_[A-Za-z0-9_]+)")
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
 WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 # HTTP-01 challenges are answered over plain HTTP: a location under this path is never
@@ -127,10 +129,25 @@ class Rendered:
     blocks: dict[str, Block]
     """edge.conf but for its header line, cut into blocks, in order:
     `HTTP_BLOCK` (maps and settings every server inherits), `upstream NAME` for each
-    upstream, `DEFAULT_SERVER_BLOCK`, `server HOST` for each host, and `STATUS_BLOCK`
+    upstream, `DEFAULT_SERVER_BLOCK`, `server HOST` for each host (each server block
+    preceded by the maps of its Gateway API matches, which only it reads), and `STATUS_BLOCK`
     (the status server, whose fingerprint changes with every generation). A server
     depends only on the http block, its upstreams and its certificate files, and each
     name is unique, so apply.py can validate the blocks that changed without the others."""
+
+
+def choice_id(host: str, location: Location) -> str:
+    """The name part of a location's choice maps: unique per host and location."""
+    key = f"{host}\0{location.match}\0{location.path}".encode()
+    return hashlib.blake2s(key, digest_size=6).hexdigest()
+
+
+def variable(value: object) -> str:
+    """An nginx variable a Gateway API match reads (model.Choice); nothing else."""
+    text = str(value)
+    if not MATCH_VARIABLE.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a match variable")
+    return text
 
 
 def token(value: object) -> str:
@@ -173,12 +190,15 @@ def rewrite_of(location: Location) -> str | None:
     return target
 
 
-def server_name(host: str) -> str:
+def server_name(host: str, any_depth: bool = False) -> str:
     """Exact hosts as they are; `*.example.com` as a regex matching exactly one label, so
     `a.example.com` matches but `b.a.example.com` and `example.com` do not (nginx's own
-    `*.` form matches any number of labels). Exact names win over regexes in nginx."""
+    `*.` form matches any number of labels, which is what `any_depth` asks for: the
+    Gateway API's wildcards). Exact names win over both in nginx."""
     if not host.startswith("*."):
         return token(host)
+    if any_depth:
+        return "*." + token(host[2:])
     regex = "~^[^.]+" + re.escape("." + token(host[2:])) + "$"
     if not WILDCARD_SERVER_NAME.fullmatch(regex):
         raise ValueError(f"refusing to render wildcard host {grammar.show(host)}")
@@ -221,6 +241,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["token"] = token
+    environment.filters["variable"] = variable
+    environment.globals["choice_id"] = choice_id
     environment.filters["server_name"] = server_name
     environment.filters["regex_path"] = regex_path
     environment.filters["rewrite_target"] = rewrite_target
@@ -345,7 +367,12 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         memo.upstreams[id(upstream)] = (upstream, str(edge_conf.upstream_block(upstream)))
     for server in new_servers:
         text = str(edge_conf.server_block(server))
-        used = frozenset(loc.upstream for loc in server.locations if loc.upstream)
+        used = frozenset(
+            upstream
+            for loc in server.locations
+            for upstream in (loc.upstream, *(choice.upstream for choice in loc.choices))
+            if upstream
+        )
         memo.servers[id(server)] = (server, text, frozenset() if layout.dynamic else used)
     upstream_texts = {id(u): memo.upstreams[id(u)] for u in upstreams}
     server_texts = {id(s): memo.servers[id(s)] for s in (model.default_server, *model.servers)}

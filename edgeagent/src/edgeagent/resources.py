@@ -22,18 +22,24 @@ from typing import Any
 Key = tuple[str, str]  # (namespace or "", name)
 Object = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
 
 
 def key_of(obj: Object) -> Key:
-    metadata = obj.get("metadata") or {}
-    return (metadata.get("namespace") or "", metadata.get("name") or "")
+    """(namespace, name); "" for either when it is missing or malformed (a manifest)."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return ("", "")
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    return (namespace if isinstance(namespace, str) else "", name if isinstance(name, str) else "")
 
 
 def service_of(endpoint_slice: Object) -> Key:
     """The Service an EndpointSlice belongs to, by its `kubernetes.io/service-name` label."""
-    metadata = endpoint_slice.get("metadata") or {}
-    labels = metadata.get("labels") or {}
-    return (metadata.get("namespace") or "", labels.get(SERVICE_NAME_LABEL) or "")
+    metadata = endpoint_slice.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    service = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, dict) else None
+    return (key_of(endpoint_slice)[0], service if isinstance(service, str) else "")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ class Resource:
     status_ignored: bool = False
     """Its status never reaches the configuration (an Ingress's is written by the agents
     themselves): a change of the status alone costs no sync."""
+    custom: bool = False
+    """Defined by a CustomResourceDefinition (the Gateway API): the client has no typed API
+    class for it, so it is listed through `CustomObjectsApi`."""
 
     @property
     def api_version(self) -> str:
@@ -66,7 +75,10 @@ class Resource:
     @property
     def list_method(self) -> tuple[str, str]:
         """The `kubernetes.client` API class and its method that lists (and watches) the
-        kind across all namespaces, e.g. ("NetworkingV1Api", "list_ingress_class")."""
+        kind across all namespaces, e.g. ("NetworkingV1Api", "list_ingress_class"); a
+        custom kind's method takes its group, version and plural first."""
+        if self.custom:
+            return "CustomObjectsApi", "list_cluster_custom_object"
         group = self.group.split(".")[0] if self.group else "core"
         api = f"{group.capitalize()}{self.version.capitalize()}Api"
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
@@ -117,6 +129,47 @@ RESOURCES = (
         "secrets",
         field_selector="type=kubernetes.io/tls",
         referenced_as="secrets",
+    ),
+    # The Gateway API. The agents write the status of the classes, Gateways and routes
+    # they serve, as they do an Ingress's.
+    Resource(
+        "gateway_classes",
+        "GatewayClass",
+        GATEWAY_GROUP,
+        "v1",
+        "gatewayclasses",
+        namespaced=False,
+        status_ignored=True,
+        custom=True,
+    ),
+    Resource(
+        "gateways",
+        "Gateway",
+        GATEWAY_GROUP,
+        "v1",
+        "gateways",
+        status_ignored=True,
+        custom=True,
+    ),
+    Resource(
+        "http_routes",
+        "HTTPRoute",
+        GATEWAY_GROUP,
+        "v1",
+        "httproutes",
+        status_ignored=True,
+        custom=True,
+    ),
+    # Their labels select the namespaces a listener admits routes from (allowedRoutes).
+    Resource("namespaces", "Namespace", "", "v1", "namespaces", namespaced=False),
+    # Still v1beta1 in the Gateway API's standard channel.
+    Resource(
+        "reference_grants",
+        "ReferenceGrant",
+        GATEWAY_GROUP,
+        "v1beta1",
+        "referencegrants",
+        custom=True,
     ),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)

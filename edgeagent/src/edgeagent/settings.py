@@ -31,6 +31,7 @@ import yaml
 from edgeagent import annotations, grammar, model, options
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
+from edgeagent.gateway.options import GatewayOptions
 from edgeagent.informer import WatchSettings
 from edgeagent.kube import ConnectionSettings
 from edgeagent.options import ConfigError, listen, option, path
@@ -62,6 +63,46 @@ class ServingSettings:
             "watch-ingress-without-class",
             "also serve Ingresses that name no class",
             parse=options.switch,
+        ),
+    )
+    gateway_class: str = field(
+        default=GatewayOptions.gateway_class,
+        metadata=option(
+            "gateway-class",
+            "GatewayClass name served (default: %(default)s)",
+            "NAME",
+            check=grammar.dns1123_subdomain,
+        ),
+    )
+    gateway_controller_name: str = field(
+        default=GatewayOptions.controller_name,
+        metadata=option(
+            "gateway-controller-name",
+            "spec.controllerName the served GatewayClass must name (default: %(default)s)",
+            "NAME",
+            check=grammar.controller_name,
+        ),
+    )
+    gateway_http_port: int = field(
+        default=GatewayOptions.http_port,
+        metadata=option(
+            "gateway-http-port",
+            "the Gateway listener port carried to nginx's HTTP listen address (default: "
+            "%(default)s)",
+            "PORT",
+            int,
+            check=grammar.port_number,
+        ),
+    )
+    gateway_https_port: int = field(
+        default=GatewayOptions.https_port,
+        metadata=option(
+            "gateway-https-port",
+            "the Gateway listener port carried to nginx's HTTPS listen address (default: "
+            "%(default)s)",
+            "PORT",
+            int,
+            check=grammar.port_number,
         ),
     )
 

@@ -14,6 +14,12 @@ addresses has no merge key, so it is replaced whole.
 
 Patching happens on a thread of its own: an API server that is slow or down delays the
 status, never the nginx configuration.
+
+The Gateway API's status (docs/gateway-api.md) is written by the same thread after each
+applied configuration, whether or not addresses are published: the GatewayClass's,
+Gateways' (with the published addresses) and HTTPRoutes' conditions, computed by
+`gateway.status` so that every agent computes the same status and the first write ends
+the work of all.
 """
 
 from __future__ import annotations
@@ -23,20 +29,24 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
 import urllib3
 from kubernetes.client import ApiException
 
-from edgeagent import options
+from edgeagent import options, resources
 from edgeagent.cache import Cache, Key
+from edgeagent.gateway import status as gateway_status
+from edgeagent.gateway.attachment import Attachment
 from edgeagent.metrics import Metrics
 from edgeagent.options import option
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = 404
+GATEWAY_STATUS_KINDS = ("gateway_classes", "gateways", "http_routes")
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,9 @@ class StatusSettings:
         default=(),
         metadata=option(
             "publish-status-address",
-            "addresses written into status.loadBalancer.ingress of every Ingress served, e.g. "
-            "the VIP (default: none, status publishing off)",
+            "addresses written into status.loadBalancer.ingress of every Ingress served and "
+            "status.addresses of every Gateway, e.g. the VIP (default: none, Ingress status "
+            "publishing off)",
             "ADDR[,ADDR]",
             options.addresses,
         ),
@@ -95,7 +106,9 @@ class StatusPublisher:
         self.metrics = metrics
         self._stop = stop
         self._wanted = load_balancer_entries(settings.addresses)
+        self.custom = kubernetes.client.CustomObjectsApi(client)
         self._served: frozenset[Key] | None = None  # None until the first good sync
+        self._attachment: Attachment | None = None
         self._wake = threading.Event()
         self.thread = threading.Thread(target=self.run, name="status", daemon=True)
 
@@ -103,14 +116,14 @@ class StatusPublisher:
     def enabled(self) -> bool:
         return bool(self._wanted)
 
-    def publish(self, served: Iterable[Key]) -> None:
-        """The Ingresses of the configuration that serves now."""
+    def publish(self, served: Iterable[Key], attachment: Attachment | None = None) -> None:
+        """The Ingresses and the Gateway API attachment of the configuration that serves now."""
         self._served = frozenset(served)
+        self._attachment = attachment
         self._wake.set()
 
     def start(self) -> None:
-        if self.enabled:
-            self.thread.start()
+        self.thread.start()
 
     def run(self) -> None:
         while not self._stop.is_set():
@@ -118,9 +131,61 @@ class StatusPublisher:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if self._served is not None and not self.reconcile(self._served):
+            if self._served is not None and not self.reconcile_all():
                 self._stop.wait(5)  # the API is in trouble: try again soon, not at once
                 self._wake.set()
+
+    def reconcile_all(self) -> bool:
+        assert self._served is not None
+        healthy = self.reconcile(self._served) if self.enabled else True
+        if self._attachment is not None:
+            healthy = self.reconcile_gateway_api(self._attachment) and healthy
+        return healthy
+
+    def reconcile_gateway_api(self, attachment: Attachment) -> bool:
+        """Patch the Gateway API objects whose status differs; False as `reconcile`."""
+        objects = {kind: self.cache.snapshot_kind(kind)[1] for kind in GATEWAY_STATUS_KINDS}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        addresses = gateway_status.addresses_of(self.settings.addresses)
+        healthy = True
+        for kind, (namespace, name), status in gateway_status.wanted(
+            attachment, objects, addresses, now
+        ):
+            resource = resources.BY_NAME[kind]
+            where = (resource.group, resource.version)
+            try:
+                if resource.namespaced:
+                    self.custom.patch_namespaced_custom_object_status(
+                        *where,
+                        namespace,
+                        resource.plural,
+                        name,
+                        {"status": status},
+                        _request_timeout=self.settings.request_timeout,
+                    )
+                else:
+                    self.custom.patch_cluster_custom_object_status(
+                        *where,
+                        resource.plural,
+                        name,
+                        {"status": status},
+                        _request_timeout=self.settings.request_timeout,
+                    )
+                self.metrics.status_updates.labels("success").inc()
+            except ApiException as error:
+                if error.status == NOT_FOUND:
+                    continue
+                self.metrics.status_updates.labels("error").inc()
+                log.warning(
+                    "status update failed",
+                    extra={"namespace": namespace, "object_name": name, "error": str(error.status)},
+                )
+                healthy = False
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                self.metrics.status_updates.labels("error").inc()
+                log.warning("status update failed: API unreachable", extra={"error": str(error)})
+                return False
+        return healthy
 
     def plan(self, served: frozenset[Key]) -> list[tuple[Key, list[dict[str, str]] | None]]:
         """(Ingress, status to write; None to clear) for every Ingress that needs a patch."""

@@ -1,0 +1,538 @@
+"""Which Gateway API objects the edge serves, and the conditions the spec names for each.
+
+- GatewayClass: the one named `GatewayOptions.gateway_class` is ours when its
+  `spec.controllerName` is `GatewayOptions.controller_name`, and is Accepted. Another class
+  naming our controller is not Accepted (Unsupported: one edge serves one class). A class
+  naming another controller is that controller's: no status from us.
+- Gateway: those of our class. `spec.addresses` is refused (UnsupportedAddress: the
+  edge's addresses are the VIPs, not chosen per Gateway). Each listener is checked:
+  protocol HTTP or HTTPS (UnsupportedProtocol), a port the edge carries to nginx for that
+  protocol (PortUnavailable: `GatewayOptions.http_port` / `https_port`), TLS mode
+  Terminate with Secrets as certificates, from another namespace only under a
+  ReferenceGrant (ResolvedRefs False: InvalidCertificateRef, RefNotPermitted), route kinds
+  (InvalidRouteKinds, only HTTPRoute), and conflicts between listeners of one Gateway on
+  one port (same hostname: HostnameConflict; HTTP and HTTPS: ProtocolConflict). A
+  listener that is not Accepted takes no routes; one with unresolved references takes
+  them (they count in attachedRoutes) but is not Programmed.
+- HTTPRoute: each parentRef to a Gateway of ours is bound to the listeners it selects
+  (sectionName, port; none: NoMatchingParent) that admit it (allowedRoutes namespaces
+  Same/All/Selector and kinds; none: NotAllowedByListeners) and share a hostname with it
+  (none: NoMatchingListenerHostname). A route that is invalid or uses what the edge does
+  not serve is not Accepted (UnsupportedValue, with the field). ResolvedRefs says whether
+  every backendRef is a Service that exists, in its namespace or under a ReferenceGrant.
+
+Pure: objects in, decisions out; nothing here is written anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeagent import grammar
+from edgeagent.gateway import conditions as c
+from edgeagent.gateway.conditions import Condition
+from edgeagent.gateway.options import GatewayOptions
+from edgeagent.gateway.references import CORE_GROUP, mapping, mappings, object_ref
+from edgeagent.gateway.routes import Route, parse_route
+from edgeagent.grammar import Invalid
+from edgeagent.model import read_tls_secret
+from edgeagent.resources import GATEWAY_GROUP, Key, key_of
+
+HTTP, HTTPS = "HTTP", "HTTPS"
+HTTP_ROUTE = "HTTPRoute"
+ANY_HOST = ""
+"""A binding's hostname that matches every host (neither listener nor route names one)."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    gateway: Key
+    name: str
+    port: int
+    protocol: str
+    hostname: str | None
+    certificates: tuple[Key, ...]
+    """The Secrets of an HTTPS listener, in order; the first valid one serves."""
+    conditions: tuple[Condition, ...]
+    supported_kinds: tuple[str, ...]
+    allowed_from: str = "Same"
+    selector: dict | None = None
+
+    @property
+    def takes_routes(self) -> bool:
+        return c.holds(self.conditions, c.ACCEPTED) and HTTP_ROUTE in self.supported_kinds
+
+    @property
+    def programmed(self) -> bool:
+        return c.holds(self.conditions, c.PROGRAMMED)
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    key: Key
+    generation: int
+    conditions: tuple[Condition, ...]
+    listeners: tuple[Listener, ...]
+    attached_routes: dict[str, int] = field(default_factory=dict)
+    """Routes accepted by each listener, by listener name (its status' attachedRoutes)."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """An accepted route on one listener: the hostnames it serves there."""
+
+    route: Key
+    gateway: Key
+    listener: str
+    hostnames: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParentStatus:
+    parent_ref: dict
+    """The parentRef as the route wrote it, with group, kind and namespace filled in."""
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class RouteState:
+    key: Key
+    generation: int
+    parents: tuple[ParentStatus, ...]
+    route: Route | None
+    """The parsed route; None when it is invalid or unsupported (not Accepted anywhere)."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    classes: dict[str, tuple[int, tuple[Condition, ...]]]
+    """Conditions of each GatewayClass we answer for, with its generation, by name."""
+    gateways: tuple[GatewayState, ...]
+    routes: tuple[RouteState, ...]
+    bindings: tuple[Binding, ...]
+    controller_name: str
+    """Ours: the routes' `status.parents` entries are told apart by it."""
+
+
+@dataclass(frozen=True)
+class Index:
+    """The objects a decision looks up, by (namespace, name)."""
+
+    secrets: dict[Key, dict]
+    services: dict[Key, dict]
+    namespace_labels: dict[str, dict]
+    grants: tuple[dict, ...]
+
+    def granted(self, from_kind: str, from_namespace: str, to_kind: str, to: Key) -> bool:
+        """Whether a ReferenceGrant in `to`'s namespace lets `from_kind` objects of
+        `from_namespace` refer to it (grants name the target, or all of its kind)."""
+        for grant in self.grants:
+            if key_of(grant)[0] != to[0]:
+                continue
+            spec = mapping(grant.get("spec"))
+            froms = mappings(spec.get("from"))
+            tos = mappings(spec.get("to"))
+            if not any(
+                f.get("group") == GATEWAY_GROUP
+                and f.get("kind") == from_kind
+                and f.get("namespace") == from_namespace
+                for f in froms
+            ):
+                continue
+            if any(
+                t.get("group", CORE_GROUP) == CORE_GROUP
+                and t.get("kind") == to_kind
+                and t.get("name") in (None, "", to[1])
+                for t in tos
+            ):
+                return True
+        return False
+
+
+def index_of(
+    secrets: list[dict], services: list[dict], namespaces: list[dict], grants: list[dict]
+) -> Index:
+    labels = {
+        key_of(ns)[1]: mapping(mapping(ns.get("metadata")).get("labels"))
+        for ns in namespaces
+        if isinstance(ns, dict)
+    }
+    return Index(
+        _by_key(secrets),
+        _by_key(services),
+        labels,
+        tuple(g for g in grants if isinstance(g, dict)),
+    )
+
+
+def _generation(obj: dict) -> int:
+    generation = mapping(obj.get("metadata")).get("generation")
+    return generation if isinstance(generation, int) else 0
+
+
+def _by_key(objects: Iterable[dict]) -> dict[Key, dict]:
+    return {key_of(obj): obj for obj in objects if isinstance(obj, dict)}
+
+
+def selector_matches(selector: dict, labels: dict) -> bool:
+    """A metav1.LabelSelector: matchLabels and matchExpressions (In, NotIn, Exists,
+    DoesNotExist), all of them; an empty selector matches everything."""
+    match_labels = mapping(selector.get("matchLabels"))
+    if any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    for expression in mappings(selector.get("matchExpressions")):
+        key, operator = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False
+    return True
+
+
+def intersect(listener: str | None, route: str) -> str | None:
+    """The hostnames both a listener hostname (None: any) and a route hostname match, as
+    the more specific of the two; None when they share none. A wildcard `*.s` matches
+    any name of one or more labels before `.s`."""
+    if listener is None:
+        return route
+    if listener == route:
+        return route
+    if listener.startswith("*.") and route.endswith(listener[1:]):
+        return route
+    if route.startswith("*.") and listener.endswith(route[1:]):
+        return listener
+    return None
+
+
+def hostnames_on(listener: Listener, route_hostnames: tuple[str, ...]) -> tuple[str, ...]:
+    """The hostnames a route serves on a listener (ANY_HOST: all); () when none."""
+    if not route_hostnames:
+        return (listener.hostname or ANY_HOST,)
+    shared = (intersect(listener.hostname, h) for h in route_hostnames)
+    return tuple(sorted({h for h in shared if h is not None}))
+
+
+def attach(
+    gateway_classes: list[dict],
+    gateways: list[dict],
+    http_routes: list[dict],
+    index: Index,
+    options: GatewayOptions,
+) -> Attachment:
+    classes, ours = _classes(gateway_classes, options)
+    states = {
+        key_of(g): _gateway(g, index, options)
+        for g in sorted(gateways, key=key_of)
+        if isinstance(g, dict) and mapping(g.get("spec")).get("gatewayClassName") in ours
+    }
+    attached: dict[tuple[Key, str], int] = {}
+    routes, bindings = [], []
+    for route_obj in sorted(http_routes, key=key_of):
+        if not isinstance(route_obj, dict):
+            continue
+        state, route_bindings = _route(route_obj, states, index)
+        if state.parents:
+            routes.append(state)
+            bindings.extend(route_bindings)
+            for listener_key in {(b.gateway, b.listener) for b in route_bindings}:
+                attached[listener_key] = attached.get(listener_key, 0) + 1
+    gateway_states = tuple(
+        GatewayState(
+            state.key,
+            state.generation,
+            state.conditions,
+            state.listeners,
+            {lst.name: attached.get((state.key, lst.name), 0) for lst in state.listeners},
+        )
+        for state in states.values()
+    )
+    return Attachment(
+        classes, gateway_states, tuple(routes), tuple(bindings), options.controller_name
+    )
+
+
+def _classes(
+    gateway_classes: list[dict], options: GatewayOptions
+) -> tuple[dict[str, tuple[int, tuple[Condition, ...]]], set[str]]:
+    classes, ours = {}, set()
+    for obj in gateway_classes:
+        if not isinstance(obj, dict):
+            continue
+        name = key_of(obj)[1]
+        if mapping(obj.get("spec")).get("controllerName") != options.controller_name:
+            continue
+        if name == options.gateway_class:
+            ours.add(name)
+            accepted = Condition(c.ACCEPTED, True, c.ACCEPTED, "served by this edge")
+        else:
+            accepted = Condition(
+                c.ACCEPTED,
+                False,
+                c.UNSUPPORTED,
+                f"this edge serves the GatewayClass {options.gateway_class} only",
+            )
+        classes[name] = (_generation(obj), (accepted,))
+    return classes, ours
+
+
+def _gateway(obj: dict, index: Index, options: GatewayOptions) -> GatewayState:
+    key = key_of(obj)
+    spec = mapping(obj.get("spec"))
+    listeners = [_listener(key, each, index, options) for each in mappings(spec.get("listeners"))]
+    listeners = _conflicts(listeners)
+    valid = [lst for lst in listeners if c.holds(lst.conditions, c.ACCEPTED)]
+    if spec.get("addresses"):
+        accepted = Condition(
+            c.ACCEPTED,
+            False,
+            c.UNSUPPORTED_ADDRESS,
+            "spec.addresses: the edge's addresses are its VIPs, not chosen per Gateway",
+        )
+    elif len(valid) < len(listeners):
+        accepted = Condition(
+            c.ACCEPTED, len(valid) > 0, c.LISTENERS_NOT_VALID, "some listeners are not valid"
+        )
+    else:
+        accepted = Condition(c.ACCEPTED, True, c.ACCEPTED)
+    programmed_any = accepted.status and any(lst.programmed for lst in listeners)
+    programmed = Condition(
+        c.PROGRAMMED,
+        programmed_any,
+        c.PROGRAMMED if programmed_any else c.INVALID,
+        "" if programmed_any else "no listener is programmed",
+    )
+    return GatewayState(key, _generation(obj), (accepted, programmed), tuple(listeners))
+
+
+def _listener(gateway: Key, spec: dict, index: Index, options: GatewayOptions) -> Listener:
+    name, port, protocol = spec.get("name"), spec.get("port"), spec.get("protocol")
+    hostname = spec.get("hostname")
+    refused: tuple[str, str] | None = None
+    try:
+        grammar.dns1123_subdomain(name, "listener name")
+        grammar.port_number(port, f"listener {name} port")
+        if hostname is not None:
+            grammar.host(hostname, f"listener {name} hostname")
+    except Invalid as error:
+        refused = (c.UNSUPPORTED_VALUE, str(error))
+    exposed = {HTTP: options.http_port, HTTPS: options.https_port}
+    if refused is None and protocol not in exposed:
+        refused = (c.UNSUPPORTED_PROTOCOL, f"protocol {protocol!s:.40} is not served (HTTP, HTTPS)")
+    elif refused is None and port != exposed[protocol]:
+        refused = (
+            c.PORT_UNAVAILABLE,
+            f"the edge carries {protocol} on port {exposed[protocol]} only",
+        )
+    tls = mapping(spec.get("tls"))
+    if refused is None and protocol == HTTPS and tls.get("mode", "Terminate") != "Terminate":
+        refused = (c.UNSUPPORTED_VALUE, "tls.mode Passthrough is not served")
+    certificates, unresolved = (
+        _certificates(gateway, tls, index) if protocol == HTTPS else ((), None)
+    )
+    if refused is None and protocol == HTTPS and not tls.get("certificateRefs"):
+        refused = (c.UNSUPPORTED_VALUE, "an HTTPS listener needs tls.certificateRefs")
+    allowed = mapping(spec.get("allowedRoutes"))
+    kinds, bad_kinds = _kinds(allowed.get("kinds"))
+    namespaces = mapping(allowed.get("namespaces"))
+    allowed_from = namespaces.get("from", "Same")
+    selector = mapping(namespaces.get("selector")) if allowed_from == "Selector" else None
+    if refused is None and allowed_from not in ("Same", "All", "Selector"):
+        refused = (c.UNSUPPORTED_VALUE, f"allowedRoutes.namespaces.from {allowed_from!s:.40}")
+    if unresolved is None and bad_kinds:
+        unresolved = (c.INVALID_ROUTE_KINDS, f"route kinds not served: {', '.join(bad_kinds)}")
+    accepted = Condition(c.ACCEPTED, refused is None, *(refused or (c.ACCEPTED, "")))
+    resolved = Condition(
+        c.RESOLVED_REFS, unresolved is None, *(unresolved or (c.RESOLVED_REFS, ""))
+    )
+    ok = refused is None and unresolved is None
+    programmed = Condition(c.PROGRAMMED, ok, c.PROGRAMMED if ok else c.INVALID)
+    return Listener(
+        gateway,
+        name if isinstance(name, str) else "",
+        port if isinstance(port, int) else 0,
+        protocol if isinstance(protocol, str) else "",
+        hostname if isinstance(hostname, str) else None,
+        certificates,
+        (accepted, resolved, programmed),
+        kinds,
+        allowed_from,
+        selector,
+    )
+
+
+def _kinds(value: Any) -> tuple[tuple[str, ...], list[str]]:
+    """The route kinds a listener allows that the edge serves, and those it does not."""
+    if value is None:
+        return (HTTP_ROUTE,), []
+    good, bad = [], []
+    for kind in mappings(value):
+        if kind.get("group", GATEWAY_GROUP) == GATEWAY_GROUP and kind.get("kind") == HTTP_ROUTE:
+            good.append(HTTP_ROUTE)
+        else:
+            bad.append(f"{kind.get('group', GATEWAY_GROUP)}/{kind.get('kind')}")
+    return tuple(dict.fromkeys(good)), bad
+
+
+def _certificates(
+    gateway: Key, tls: dict, index: Index
+) -> tuple[tuple[Key, ...], tuple[str, str] | None]:
+    found = []
+    for ref in mappings(tls.get("certificateRefs")):
+        target = object_ref(ref, gateway[0], "Secret")
+        if target is None:
+            return (), (c.INVALID_CERTIFICATE_REF, "certificateRefs must name Secrets")
+        try:  # the pair's file in nginx's configuration is named after them
+            grammar.dns1123_label(target[0], "certificateRefs namespace")
+            grammar.dns1123_subdomain(target[1], "certificateRefs name")
+        except Invalid as error:
+            return (), (c.INVALID_CERTIFICATE_REF, str(error))
+        if target[0] != gateway[0] and not index.granted("Gateway", gateway[0], "Secret", target):
+            return (), (
+                c.REF_NOT_PERMITTED,
+                f"no ReferenceGrant in {target[0]} allows the Secret {target[1]}",
+            )
+        try:
+            read_tls_secret(index.secrets.get(target))
+        except Invalid as error:
+            return (), (c.INVALID_CERTIFICATE_REF, f"Secret {target[0]}/{target[1]}: {error}")
+        found.append(target)
+    return tuple(found), None
+
+
+def _conflicts(listeners: list[Listener]) -> list[Listener]:
+    """Listeners of one Gateway that share a port: the same hostname, or HTTP beside
+    HTTPS, conflict, and every one involved is then Conflicted and not programmed."""
+    result = []
+    for listener in listeners:
+        others = [o for o in listeners if o is not listener and o.port == listener.port]
+        reason = None
+        if any(o.protocol != listener.protocol for o in others):
+            reason = c.PROTOCOL_CONFLICT
+        elif any(o.hostname == listener.hostname for o in others):
+            reason = c.HOSTNAME_CONFLICT
+        if reason is None:
+            conflict = Condition(c.CONFLICTED, False, c.NO_CONFLICTS)
+            result.append(_with(listener, conflict))
+        else:
+            conflict = Condition(c.CONFLICTED, True, reason)
+            not_programmed = Condition(c.PROGRAMMED, False, c.INVALID, "conflicted")
+            result.append(_with(listener, conflict, not_programmed))
+    return result
+
+
+def _with(listener: Listener, *replacements: Condition) -> Listener:
+    replaced = {r.type: r for r in replacements}
+    kept = tuple(replaced.pop(x.type, x) for x in listener.conditions)
+    return Listener(
+        listener.gateway,
+        listener.name,
+        listener.port,
+        listener.protocol,
+        listener.hostname,
+        listener.certificates,
+        kept + tuple(replaced.values()),
+        listener.supported_kinds,
+        listener.allowed_from,
+        listener.selector,
+    )
+
+
+def _admits(listener: Listener, route_namespace: str, index: Index) -> bool:
+    if not listener.takes_routes:
+        return False
+    if listener.allowed_from == "All":
+        return True
+    if listener.allowed_from == "Same":
+        return route_namespace == listener.gateway[0]
+    labels = index.namespace_labels.get(route_namespace)
+    return labels is not None and selector_matches(listener.selector or {}, labels)
+
+
+def _route(
+    obj: dict, gateways: dict[Key, GatewayState], index: Index
+) -> tuple[RouteState, list[Binding]]:
+    key = key_of(obj)
+    parsed = parse_route(obj)
+    route = parsed if isinstance(parsed, Route) else None
+    resolved = _resolved_refs(route, index) if route else None
+    parents, bindings = [], []
+    for ref in mappings(mapping(obj.get("spec")).get("parentRefs")):
+        group, kind = ref.get("group", GATEWAY_GROUP), ref.get("kind", "Gateway")
+        gateway_key = (ref.get("namespace", key[0]), ref.get("name"))
+        if (group, kind) != (GATEWAY_GROUP, "Gateway") or gateway_key not in gateways:
+            continue  # another controller's parent
+        shown = {**ref, "group": group, "kind": kind, "namespace": gateway_key[0]}
+        if route is None:
+            refused = Condition(c.ACCEPTED, False, c.UNSUPPORTED_VALUE, str(parsed))
+            parents.append(ParentStatus(shown, (refused,)))
+            continue
+        accepted, found = _bind(route, ref, gateways[gateway_key], index)
+        parents.append(ParentStatus(shown, (accepted, resolved)))
+        bindings.extend(found)
+    return RouteState(key, _generation(obj), tuple(parents), route), bindings
+
+
+def _bind(
+    route: Route, ref: dict, gateway: GatewayState, index: Index
+) -> tuple[Condition, list[Binding]]:
+    section, port = ref.get("sectionName"), ref.get("port")
+    selected = [
+        lst for lst in gateway.listeners if section in (None, lst.name) and port in (None, lst.port)
+    ]
+    if not selected:
+        return Condition(c.ACCEPTED, False, c.NO_MATCHING_PARENT, "no listener matches"), []
+    admitting = [lst for lst in selected if _admits(lst, route.namespace, index)]
+    if not admitting:
+        return Condition(c.ACCEPTED, False, c.NOT_ALLOWED_BY_LISTENERS), []
+    bindings = []
+    for listener in admitting:
+        hostnames = hostnames_on(listener, route.hostnames)
+        if hostnames:
+            key = (route.namespace, route.name)
+            bindings.append(Binding(key, listener.gateway, listener.name, hostnames))
+    if not bindings:
+        return Condition(c.ACCEPTED, False, c.NO_MATCHING_LISTENER_HOSTNAME), []
+    return Condition(c.ACCEPTED, True, c.ACCEPTED), bindings
+
+
+def _resolved_refs(route: Route, index: Index) -> Condition:
+    """The route's ResolvedRefs: the first backendRef that cannot be used says why."""
+    for rule in route.rules:
+        for backend in rule.backends:
+            reason = backend_problem(route.namespace, backend, index)
+            if reason is not None:
+                return Condition(c.RESOLVED_REFS, False, *reason)
+    return Condition(c.RESOLVED_REFS, True, c.RESOLVED_REFS)
+
+
+def backend_problem(namespace: str, backend: Any, index: Index) -> tuple[str, str] | None:
+    """Why a backendRef cannot be used (reason, message), or None."""
+    if backend.kind != "Service" or backend.group != CORE_GROUP:
+        return c.INVALID_KIND, f"backendRef {backend.group}/{backend.kind} is not a Service"
+    target = (backend.namespace, backend.name)
+    if backend.namespace != namespace and not index.granted(
+        HTTP_ROUTE, namespace, "Service", target
+    ):
+        return (
+            c.REF_NOT_PERMITTED,
+            f"no ReferenceGrant in {backend.namespace} allows {backend.name}",
+        )
+    service = index.services.get(target)
+    if service is None:
+        return c.BACKEND_NOT_FOUND, f"no Service {backend.namespace}/{backend.name}"
+    ports = mappings(mapping(service.get("spec")).get("ports"))
+    if backend.port not in {port.get("port") for port in ports}:
+        return (
+            c.BACKEND_NOT_FOUND,
+            f"Service {backend.namespace}/{backend.name} has no port {backend.port}",
+        )
+    return None

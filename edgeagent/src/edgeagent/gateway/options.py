@@ -1,0 +1,20 @@
+"""What the edge serves of the Gateway API: the operator's part, read by `attachment`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    gateway_class: str = "edge"
+    """The GatewayClass served (`--gateway-class`); "edge" as `--ingress-class`, so that
+    the two APIs of one edge are named alike."""
+    controller_name: str = "edgeagent.io/gateway-controller"
+    """The `spec.controllerName` the served class must carry (`--gateway-controller-name`):
+    a class of that name that names another controller belongs to that controller."""
+    http_port: int = 80
+    """The listener port that the edge carries to nginx's HTTP listen address: the port
+    the VIP and LVS expose. A listener on any other port is not programmed."""
+    https_port: int = 443
+    """The same for nginx's HTTPS listen address."""

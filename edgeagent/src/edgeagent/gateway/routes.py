@@ -1,0 +1,162 @@
+"""An HTTPRoute's spec, checked through `edgeagent.grammar` into plain values.
+
+What the edge serves so far: hostnames; matches on the path (Exact and PathPrefix; a
+rule without matches is PathPrefix "/"), exact header values, exact query parameter
+values and the method; and backendRefs with their weights. Anything else
+(RegularExpression paths, headers or parameters, filters) makes the route unsupported
+as a whole, with the field named: serving part of a rule would send traffic where its
+author did not mean it to go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgeagent import grammar
+from edgeagent.grammar import Invalid
+from edgeagent.resources import key_of
+
+EXACT, PATH_PREFIX = "Exact", "PathPrefix"
+MAX_WEIGHT = 1_000_000  # the API's own bound
+
+
+@dataclass(frozen=True)
+class Backend:
+    group: str
+    kind: str
+    namespace: str
+    name: str
+    port: int | None
+    weight: int
+
+
+@dataclass(frozen=True)
+class PathMatch:
+    type: str  # EXACT or PATH_PREFIX
+    value: str
+    method: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """(name in lower case, value), each name once (the spec: the first one counts)."""
+    queries: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    matches: tuple[PathMatch, ...]
+    backends: tuple[Backend, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    namespace: str
+    name: str
+    hostnames: tuple[str, ...]
+    rules: tuple[Rule, ...]
+
+
+class Unsupported(str):
+    """Why a route is not served: its message names the field."""
+
+
+def _mapping(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid(f"{what} must be a mapping")
+    return value
+
+
+def _list(value: Any, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f"{what} must be a list")
+    return value
+
+
+def parse_route(obj: dict) -> Route | Unsupported:
+    namespace, name = key_of(obj)
+    try:
+        # Both reach nginx's configuration, in the name of a weighted rule's upstream.
+        grammar.dns1123_label(namespace, "metadata.namespace")
+        grammar.dns1123_subdomain(name, "metadata.name")
+        spec = _mapping(obj.get("spec"), "spec")
+        hostnames = tuple(
+            grammar.host(h, f"spec.hostnames[{i}]")
+            for i, h in enumerate(_list(spec.get("hostnames"), "spec.hostnames"))
+        )
+        rules = tuple(
+            _rule(_mapping(rule, f"spec.rules[{i}]"), namespace, f"spec.rules[{i}]")
+            for i, rule in enumerate(_list(spec.get("rules"), "spec.rules"))
+        )
+    except Invalid as error:
+        return Unsupported(str(error))
+    return Route(namespace, name, hostnames, rules)
+
+
+def _rule(rule: dict, namespace: str, what: str) -> Rule:
+    if rule.get("filters"):
+        raise Invalid(f"{what}.filters are not served yet")
+    matches = tuple(
+        _match(_mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
+        for i, m in enumerate(_list(rule.get("matches"), f"{what}.matches"))
+    ) or (PathMatch(PATH_PREFIX, "/"),)
+    backends = tuple(
+        _backend(_mapping(b, f"{what}.backendRefs[{i}]"), namespace, f"{what}.backendRefs[{i}]")
+        for i, b in enumerate(_list(rule.get("backendRefs"), f"{what}.backendRefs"))
+    )
+    return Rule(matches, backends)
+
+
+def _exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
+    for i, item in enumerate(_list(items, what)):
+        item = _mapping(item, f"{what}[{i}]")
+        if item.get("type", EXACT) != EXACT:
+            raise Invalid(f"{what}[{i}].type {grammar.show(str(item.get('type')))} is not served")
+        name = check_name(item.get("name"), f"{what}[{i}].name")
+        pairs.setdefault(name, grammar.match_value(item.get("value"), f"{what}[{i}].value"))
+    return tuple(sorted(pairs.items()))
+
+
+def _match(match: dict, what: str) -> PathMatch:
+    method = match.get("method")
+    if method is not None:
+        method = grammar.http_method(method, f"{what}.method")
+    headers = _exact_pairs(
+        match.get("headers"),
+        f"{what}.headers",
+        lambda name, where: grammar.header_name(name, where).lower(),
+    )
+    queries = _exact_pairs(match.get("queryParams"), f"{what}.queryParams", grammar.query_name)
+    path = _mapping(match.get("path"), f"{what}.path")
+    path_type = path.get("type", PATH_PREFIX)
+    if path_type not in (EXACT, PATH_PREFIX):
+        raise Invalid(f"{what}.path.type {grammar.show(str(path_type))} is not served")
+    value = path.get("value", "/")
+    checked = grammar.path(value, "Exact" if path_type == EXACT else "Prefix", f"{what}.path")
+    if path_type == PATH_PREFIX and checked != "/":
+        checked = checked.rstrip("/")  # "/foo/" matches as "/foo" does: by path element
+    return PathMatch(path_type, checked, method, headers, queries)
+
+
+def _backend(ref: dict, namespace: str, what: str) -> Backend:
+    if ref.get("filters"):
+        raise Invalid(f"{what}.filters are not served yet")
+    weight = ref.get("weight", 1)
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= MAX_WEIGHT:
+        raise Invalid(f"{what}.weight must be an integer from 0 to {MAX_WEIGHT}")
+    port = ref.get("port")
+    if port is not None:
+        port = grammar.port_number(port, f"{what}.port")
+    group, kind = ref.get("group", ""), ref.get("kind", "Service")
+    # A Service's name is a DNS-1035 label: no dot, which keeps the Gateway API's upstream
+    # names ("service.gateway", "route.ruleN") apart from each other and an Ingress's.
+    service = (group, kind) == ("", "Service")
+    check = grammar.dns1035_label if service else grammar.dns1123_subdomain
+    name = check(ref.get("name"), f"{what}.name")
+    backend_namespace = grammar.dns1123_label(ref.get("namespace", namespace), f"{what}.namespace")
+    if not isinstance(group, str) or not isinstance(kind, str):
+        raise Invalid(f"{what}.group and kind must be strings")
+    return Backend(group, kind, backend_namespace, name, port, weight)

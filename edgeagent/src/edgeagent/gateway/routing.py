@@ -1,0 +1,427 @@
+"""The attached HTTPRoutes as the same Servers, Locations and Upstreams Ingresses give,
+merged into the Ingress model: nginx, render and the dynamic mode need nothing new.
+
+- Each hostname a route serves on a listener is a Server (ANY_HOST: the default
+  server); a Server bound to an HTTPS listener also listens on HTTPS with the
+  listener's first certificate.
+- Each path a match names is a location: Exact is `location =`, PathPrefix `/p` is
+  `location = /p` plus `location ^~ /p/` (by path element, never "/pfoo"). A location
+  holds every match its requests can satisfy (shorter prefixes included), in the spec's
+  precedence (`_Claim.precedence`); those that need more than the path (method,
+  headers, query parameters) are its `Choice`s, until the first that needs nothing
+  more, which is the location's own target (none: 404). Two routes with the very same
+  match on one host: the oldest wins, then namespace/name; the other is reported.
+- A rule's backendRefs become one upstream: a single Service port is its own upstream
+  (named apart from an Ingress's, whose zone weights may differ); several are one
+  upstream holding every endpoint, each weighted by its backendRef's weight shared
+  among its endpoints. A rule with no usable backendRef, or only zero weights, answers
+  500, as the spec says.
+- Ingress and Gateway on one host: the Ingress wins the whole host, and each route
+  losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
+  `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
+  server the Ingress wins path by path: a route keeps the paths no Ingress serves.
+
+What is not served yet: a weighted rule whose backendRefs are partly invalid serves
+its valid backends only (the spec wants 500 for the invalid share); a route on an
+HTTPS listener is also answered over HTTP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from edgeagent import model
+from edgeagent.gateway import conditions as c
+from edgeagent.gateway.attachment import (
+    ANY_HOST,
+    HTTPS,
+    Attachment,
+    Index,
+    attach,
+    backend_problem,
+    index_of,
+)
+from edgeagent.gateway.conditions import Condition
+from edgeagent.gateway.references import mapping, mappings
+from edgeagent.gateway.routes import EXACT, Backend, PathMatch, Route
+from edgeagent.grammar import Invalid
+from edgeagent.model import Choice, Location, Model, Problem, Server, Upstream
+from edgeagent.resources import Key, key_of, service_of
+
+STATUS_NO_BACKEND = 500
+STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
+STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """One match of one rule, on one host."""
+
+    order: tuple
+    route: Route
+    rule_index: int
+    match_index: int
+    match: PathMatch
+
+    @property
+    def precedence(self) -> tuple:
+        """The spec's order among matches a request satisfies: Exact path, then the
+        longest prefix, then a method match, then the most header matches, then the most
+        query parameter matches, then the oldest route (then namespace/name), then rule
+        and match order."""
+        match = self.match
+        return (
+            match.type != EXACT,
+            -len(match.value),
+            match.method is None,
+            -len(match.headers),
+            -len(match.queries),
+            self.order,
+            self.rule_index,
+            self.match_index,
+        )
+
+    @property
+    def conditions(self) -> tuple[tuple[str, str], ...]:
+        """What the request must carry besides its path, as nginx variables."""
+        match = self.match
+        method = (("$request_method", match.method),) if match.method else ()
+        headers = tuple((f"$http_{n.replace('-', '_')}", v) for n, v in match.headers)
+        queries = tuple((f"$arg_{n}", v) for n, v in match.queries)
+        return method + headers + queries
+
+    @property
+    def location_keys(self) -> tuple[tuple[str, str], ...]:
+        """The nginx locations a request it matches can reach: an Exact path's own; a
+        prefix's "= /p" and "^~ /p/" (by whole path elements, never "/pfoo")."""
+        value = self.match.value
+        if self.match.type == EXACT:
+            return (("exact", value),)
+        if value == "/":
+            return (("prefix", "/"),)
+        return (("exact", value), ("prefix", value + "/"))
+
+    def reaches(self, key: tuple[str, str]) -> bool:
+        """Whether it matches the requests nginx sends to location `key`."""
+        kind, path = key
+        value = self.match.value
+        if self.match.type == EXACT:
+            return key == ("exact", value)
+        if value == "/":
+            return True
+        if kind == "exact":
+            return path == value or path.startswith(value + "/")
+        return path.startswith(value + "/")
+
+
+class _Router:
+    def __init__(
+        self, inputs: model.Inputs, options: model.Options, index: Index, attachment: Attachment
+    ):
+        self.inputs = inputs
+        self.index = index
+        self.options = options
+        self.attachment = attachment
+        self.slices: dict[Key, list[dict]] = {}
+        for each in inputs.endpoint_slices:
+            if isinstance(each, dict):
+                self.slices.setdefault(service_of(each), []).append(each)
+        self.upstreams: dict[str, Upstream] = {}
+        self.problems: list[Problem] = []
+        self.lost_to_ingress: dict[Key, set[str]] = {}
+        """What each route does not serve because an Ingress does: its status says so."""
+
+    def lost(self, route: Route, what: str) -> None:
+        self.lost_to_ingress.setdefault((route.namespace, route.name), set()).add(what)
+        self.problem(
+            route,
+            f"{what} is served by an Ingress, which wins over HTTPRoutes; not served here",
+            "conflict",
+        )
+
+    def problem(self, route: Route, reason: str, code: str) -> None:
+        self.problems.append(Problem("HTTPRoute", route.namespace, route.name, reason, code))
+
+    def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None]]:
+        """Per hostname, every match of the routes served there, in precedence order; and
+        per hostname whether it is served over HTTPS, with which certificate (None: HTTP
+        only). Of two routes with the very same match, the second is reported: it can
+        never be chosen."""
+        routes = {state.key: state for state in self.attachment.routes if state.route}
+        orders = {key_of(obj): _order(obj) for obj in self.inputs.http_routes}
+        listeners = {
+            (state.key, each.name): each
+            for state in self.attachment.gateways
+            for each in state.listeners
+        }
+        by_host: dict[str, dict[PathMatch, _Claim]] = {}
+        tls: dict[str, Key | None] = {}
+        bindings = sorted(self.attachment.bindings, key=lambda b: orders.get(b.route, ()))
+        for binding in bindings:
+            route = routes[binding.route].route
+            assert route is not None
+            listener = listeners[(binding.gateway, binding.listener)]
+            for host in binding.hostnames:
+                if listener.protocol == HTTPS and listener.programmed:
+                    tls[host] = tls.get(host) or listener.certificates[0]
+                else:
+                    tls.setdefault(host, None)
+                claimed = by_host.setdefault(host, {})
+                for rule_index, rule in enumerate(route.rules):
+                    for match_index, match in enumerate(rule.matches):
+                        claim = _Claim(orders[binding.route], route, rule_index, match_index, match)
+                        winner = claimed.setdefault(match, claim)
+                        if winner.route != route:
+                            self.problem(
+                                route,
+                                f"{match.type} {match.value} on {host or '(any host)'}, with the "
+                                "same method, headers and query parameters, is already served "
+                                f"by HTTPRoute {winner.route.namespace}/{winner.route.name} "
+                                "(older, or same age and first by namespace/name)",
+                                "conflict",
+                            )
+        ordered = {
+            host: sorted(claimed.values(), key=lambda claim: claim.precedence)
+            for host, claimed in by_host.items()
+        }
+        return ordered, tls
+
+    def locations(self, claims: list[_Claim]) -> dict[tuple[str, str], Location]:
+        """One location per path a match names; each holds, in precedence order, every
+        match that its requests can satisfy (shorter prefixes included), as choices
+        until the first that needs nothing but the path."""
+        keys = {key for claim in claims for key in claim.location_keys}
+        placed = {}
+        for key in keys:
+            choices = []
+            upstream, status = None, STATUS_NOT_FOUND
+            for claim in claims:
+                if not claim.reaches(key):
+                    continue
+                target = self.target(claim)
+                if not claim.conditions:
+                    upstream, status = target
+                    break
+                choices.append(Choice(claim.conditions, *target))
+            placed[key] = Location(*key, upstream, status, choices=tuple(choices))
+        return placed
+
+    def target(self, claim: _Claim) -> tuple[str | None, int]:
+        route, rule = claim.route, claim.route.rules[claim.rule_index]
+        shares = []
+        for backend in rule.backends:
+            if backend.weight == 0:
+                continue
+            if backend_problem(route.namespace, backend, self.index) is not None:
+                continue  # ResolvedRefs says why
+            shares.append((backend, self.endpoints(backend)))
+        if not shares:
+            return None, STATUS_NO_BACKEND
+        # Names with a dot, which no Service name has (routes.py): never an Ingress's.
+        if len(shares) == 1:
+            backend, endpoints = shares[0]
+            name = model.upstream_name(backend.namespace, f"{backend.name}.gateway", backend.port)
+            return self.upstream(name, backend, endpoints, None)
+        name = model.upstream_name(route.namespace, f"{route.name}.rule{claim.rule_index}", 0)
+        return self.upstream(
+            name, shares[0][0], [e for _, es in shares for e in es], _weights(shares)
+        )
+
+    def upstream(
+        self, name: str, backend: Backend, endpoints: list[str], weights: tuple[int, ...] | None
+    ) -> tuple[str | None, int]:
+        if not endpoints and not self.options.upstreams_without_endpoints:
+            return None, STATUS_NO_ENDPOINT
+        self.upstreams[name] = Upstream(
+            name,
+            backend.namespace,
+            backend.name,
+            backend.port or 0,
+            tuple(endpoints),
+            weights or (),
+        )
+        return name, 0
+
+    def endpoints(self, backend: Backend) -> list[str]:
+        """The ready endpoints of a backendRef's Service port, in the Ingress model's order."""
+        service = self.index.services[(backend.namespace, backend.name)]
+        ports = mappings(mapping(service.get("spec")).get("ports"))
+        port_name = next(p.get("name") or "" for p in ports if p.get("port") == backend.port)
+        found: set[tuple[str, int]] = set()
+        for endpoint_slice in self.slices.get((backend.namespace, backend.name), []):
+            try:
+                found |= {(a, p) for a, p, _ in model.ready_endpoints(endpoint_slice, port_name)}
+            except Invalid:
+                continue  # the Ingress model reports broken slices
+        return [model.endpoint_text(*e) for e in sorted(found, key=model.endpoint_order)]
+
+
+def _weights(shares: list[tuple[Backend, list[str]]]) -> tuple[int, ...]:
+    """Each endpoint's weight: its backendRef's weight shared among its endpoints, in
+    whole numbers (scaled by the least common multiple of the endpoint counts)."""
+    counts = [len(endpoints) for _, endpoints in shares if endpoints]
+    scale = math.lcm(*counts) if counts else 1
+    weights = [b.weight * scale // len(es) for b, es in shares for _ in es]
+    divisor = math.gcd(*weights) if weights else 1
+    return tuple(w // divisor for w in weights)
+
+
+def _order(obj: dict) -> tuple:
+    """Oldest first (RFC 3339 times sort as text), then namespace/name: the spec's order."""
+    return (str(mapping(obj.get("metadata")).get("creationTimestamp") or ""), *key_of(obj))
+
+
+def build(built: Model, inputs: model.Inputs, options: model.Options) -> tuple[Model, Attachment]:
+    """The Ingress model `built` with the Gateway API's servers, upstreams and
+    certificates merged in; and the attachment, which the status is made of."""
+    index = index_of(inputs.secrets, inputs.services, inputs.namespaces, inputs.reference_grants)
+    attachment = attach(
+        inputs.gateway_classes, inputs.gateways, inputs.http_routes, index, options.gateway
+    )
+    router = _Router(inputs, options, index, attachment)
+    merged = _merged(built, router)
+    return merged, _with_ingress_conflicts(attachment, router.lost_to_ingress)
+
+
+def _with_ingress_conflicts(attachment: Attachment, lost: dict[Key, set[str]]) -> Attachment:
+    """The attachment with a condition on each accepted parent of a route that lost
+    something to an Ingress: never a silent merge."""
+    if not lost:
+        return attachment
+    routes = []
+    for state in attachment.routes:
+        if state.key in lost:
+            told = Condition(
+                c.INGRESS_CONFLICT,
+                True,
+                c.INGRESS_WINS,
+                "served by an Ingress instead: " + ", ".join(sorted(lost[state.key])),
+            )
+            parents = tuple(
+                replace(p, conditions=(*p.conditions, told))
+                if c.holds(p.conditions, c.ACCEPTED)
+                else p
+                for p in state.parents
+            )
+            state = replace(state, parents=parents)
+        routes.append(state)
+    return replace(attachment, routes=tuple(routes))
+
+
+def _merged(built: Model, router: _Router) -> Model:
+    inputs = router.inputs
+    by_host, tls = router.claims()
+    ingress_hosts = {server.host for server in built.servers}
+    certificates = dict(built.certificates)
+    servers = list(built.servers)
+    secrets = {key_of(s): s for s in inputs.secrets if isinstance(s, dict)}
+    for host in sorted(h for h in by_host if h != ANY_HOST):
+        if host in ingress_hosts:
+            for route in {claim.route for claim in by_host[host]}:
+                router.lost(route, f"host {host}")
+            continue
+        placed = router.locations(by_host[host])
+        placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
+        certificate = tls.get(host)
+        if certificate is not None and certificate not in certificates:
+            certificates[certificate] = model.read_tls_secret(secrets.get(certificate))
+        servers.append(
+            Server(
+                host,
+                _sorted(placed),
+                certificate is not None,
+                certificate,
+                any_depth=host.startswith("*."),
+            )
+        )
+    default = built.default_server
+    if ANY_HOST in by_host:
+        default = _onto_default(
+            default, router.locations(by_host[ANY_HOST]), router, by_host[ANY_HOST]
+        )
+    upstreams = {u.name: u for u in built.upstreams} | router.upstreams
+    return Model(
+        servers=tuple(sorted(servers, key=lambda s: s.host)),
+        default_server=default,
+        upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
+        certificates=certificates,
+        problems=tuple(
+            sorted(
+                set(built.problems) | set(router.problems) | _refusals(router.attachment),
+                key=lambda p: (p.kind, p.namespace, p.name, p.reason),
+            )
+        ),
+        served_ingresses=built.served_ingresses,
+    )
+
+
+UNSUPPORTED_REASONS = {c.UNSUPPORTED_VALUE, c.UNSUPPORTED_PROTOCOL, c.PORT_UNAVAILABLE}
+
+
+def _refusals(attachment: Attachment) -> set[Problem]:
+    """Every False Accepted or ResolvedRefs of a Gateway, listener or route, as a
+    Problem: what `edgeagent check` prints and the daemon records as Events."""
+    found = set()
+
+    def add(kind: str, key: Key, where: str, conditions: tuple) -> None:
+        for each in conditions:
+            if each.type in (c.ACCEPTED, c.RESOLVED_REFS) and not each.status:
+                code = "unsupported" if each.reason in UNSUPPORTED_REASONS else "invalid"
+                reason = f"{where}{each.type} {each.reason}" + (
+                    f": {each.message}" if each.message else ""
+                )
+                found.add(Problem(kind, key[0], key[1], reason, code))
+
+    for state in attachment.gateways:
+        add("Gateway", state.key, "", state.conditions)
+        for listener in state.listeners:
+            add("Gateway", state.key, f"listener {listener.name}: ", listener.conditions)
+    for route in attachment.routes:
+        for status in route.parents:
+            ref = status.parent_ref
+            where = f"parent {ref['namespace']}/{ref.get('name')}: "
+            add("HTTPRoute", route.key, where, status.conditions)
+    return found
+
+
+def _onto_default(
+    default: Server,
+    placed: dict[tuple[str, str], Location],
+    router: _Router,
+    claims: list[_Claim],
+) -> Server:
+    """Route locations on the default server where no Ingress serves that path (an
+    Ingress location answering 404 is the default server's fallback, not a claim).
+    When Ingress regex paths made the fallback a plain `location /` ("default"), a
+    route's "/" takes that form too, so that the regexes still match first."""
+    locations = {(loc.match, loc.path): loc for loc in default.locations}
+
+    def on_default(key: tuple[str, str]) -> tuple[str, str]:
+        return (
+            ("default", "/")
+            if key == ("prefix", "/")
+            and key not in locations
+            and (
+                "default",
+                "/",
+            )
+            in locations
+            else key
+        )
+
+    taken = {}
+    for key, location in placed.items():
+        where = on_default(key)
+        current = locations.get(where)
+        if current is None or (current.upstream is None and current.status == STATUS_NOT_FOUND):
+            locations[where] = replace(location, match=where[0])
+            taken[key] = locations[where]
+    for claim in claims:
+        if any(locations.get(on_default(key)) is not taken.get(key) for key in claim.location_keys):
+            router.lost(claim.route, f"{claim.match.type} {claim.match.value} without a host")
+    return replace(default, locations=_sorted(locations))
+
+
+def _sorted(placed: dict[tuple[str, str], Location]) -> tuple[Location, ...]:
+    return tuple(sorted(placed.values(), key=lambda loc: (loc.path, loc.match)))
