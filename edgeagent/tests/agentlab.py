@@ -251,7 +251,12 @@ def render_generation(
         model.Options(ingress_class=CLASS),
     )
     assert not built.problems, built.problems
-    layout = render.Layout(
+    return render.render(built, agent_layout(nginx))
+
+
+def agent_layout(nginx: Nginx) -> render.Layout:
+    """The layout the agent of `nginx` renders with (static upstreams)."""
+    return render.Layout(
         listen_http=f"127.0.0.1:{nginx.http_port}",
         listen_https=f"127.0.0.1:{nginx.https_port}",
         output_dir=f"{nginx.agent_dir}/gen-{render.GENERATION_PLACEHOLDER}",
@@ -259,7 +264,6 @@ def render_generation(
         default_key=str(nginx.key),
         status_listen=f"127.0.0.1:{nginx.status_port}",
     )
-    return render.render(built, layout)
 
 
 GENERATION_LINE = re.compile(rb"# edgeagent generation ([0-9a-f]+);")

@@ -188,6 +188,31 @@ def test_delta_validation_refuses_a_bad_changed_block(nginx):
     assert "server_name h0.example.com;" in (rejected / "nginx-t-delta.conf").read_text()
 
 
+@pytest.mark.parametrize("baseline", [True, False], ids=["delta", "full"])
+def test_a_rejection_names_the_servers_nginx_refuses_on_their_own(nginx, baseline):
+    """Bisection over the changed servers (every server without a baseline) finds
+    exactly the broken ones, for the controller to quarantine (quarantine.py)."""
+    applier = Applier(nginx.apply_settings())
+    if baseline:
+        baseline_generation = render_generation(nginx, "127.0.0.2", hosts=6)
+        assert applier.apply(baseline_generation).outcome is Outcome.APPLIED
+    pairs = {name: self_signed(f"h{n}.example.com") for n, name in enumerate("tuvw")}
+    candidate = render_generation(nginx, "127.0.0.3", hosts=6, tls_pairs=pairs)
+    staged = applier.stage(candidate)
+    for broken in ("u", "w"):  # the servers of h1 and h3
+        replace_with_garbage(staged / "certs" / f"default_{broken}.pem")
+    result = applier.apply(candidate)
+    assert result.outcome is Outcome.REJECTED
+    assert result.offenders == ("server h1.example.com", "server h3.example.com")
+
+
+def test_a_rejection_of_the_shared_blocks_names_no_server(nginx):
+    applier = Applier(nginx.apply_settings())
+    nginx.key.unlink()  # the default server's key: no object's fault
+    result = applier.apply(render_generation(nginx, "127.0.0.2", hosts=3))
+    assert (result.outcome, result.offenders) == (Outcome.REJECTED, ())
+
+
 def test_a_reload_nginx_refuses_after_a_valid_delta_puts_current_back(nginx):
     """The delta argument's safety net: a block the delta left out is broken (here by
     hand), so nginx refuses the reload and keeps serving; `current` goes back, a full

@@ -100,6 +100,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.quarantined_servers = Gauge(
+            "edgeagent_quarantined_servers",
+            "Host servers nginx -t refused, withheld from the configuration (each host keeps "
+            "its previous server, or is not served)",
+            registry=r,
+        )
         self.status_updates = Counter(
             "edgeagent_status_updates",
             "Ingress status patches by result: success, error",
