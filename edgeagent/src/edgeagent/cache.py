@@ -7,6 +7,9 @@ an edge agent, or a Secret no Ingress uses, costs no sync). The objects themselv
 kept whatever the answer, so a later snapshot is always complete.
 
 Objects are the API's JSON dicts, shared and never modified after they are stored.
+
+With `--watch-namespaces`, several informers fill one kind, one namespace each: a list
+replaces that namespace's objects only, and the kind is synced once each has listed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from edgeagent.resources import NAMES, Key, Object, key_of
+from edgeagent.resources import NAMES, RESOURCES, Key, Object, key_of
 
 __all__ = ["Cache", "Key", "Object", "key_of"]
 
@@ -25,10 +28,17 @@ def _always(kind: str, old: Object | None, new: Object | None) -> bool:
 
 
 class Cache:
-    def __init__(self) -> None:
+    def __init__(self, namespaces: tuple[str, ...] = ()) -> None:
+        """`namespaces`: those watched one by one (empty: all at once)."""
         self._changed = threading.Condition()
         self._objects: dict[str, dict[Key, Object]] = {kind: {} for kind in NAMES}
-        self._synced: set[str] = set()
+        self._sources = {
+            (resource.name, namespace)
+            for resource in RESOURCES
+            for namespace in (namespaces if resource.namespaced and namespaces else (None,))
+        }
+        """(kind, namespace or None) of every informer that fills the cache."""
+        self._synced: set[tuple[str, str | None]] = set()
         self.version = 0
         """Counts relevant changes; the controller syncs when it moves."""
         self.first_change_at: float | None = None
@@ -44,11 +54,15 @@ class Cache:
             self.first_change_at = now
         self._changed.notify_all()
 
-    def replace(self, kind: str, objects: list[Object]) -> None:
-        """The result of a (re)list: the whole kind at once."""
+    def replace(self, kind: str, objects: list[Object], namespace: str | None = None) -> None:
+        """The result of a (re)list: the whole kind at once, or its objects in `namespace`."""
         with self._changed:
-            self._objects[kind] = {key_of(obj): obj for obj in objects}
-            self._synced.add(kind)
+            listed = {key_of(obj): obj for obj in objects}
+            if namespace is not None:
+                others = self._objects[kind].items()
+                listed.update((key, obj) for key, obj in others if key[0] != namespace)
+            self._objects[kind] = listed
+            self._synced.add((kind, namespace))
             self._touch()
 
     def upsert(self, kind: str, obj: Object) -> None:
@@ -71,7 +85,7 @@ class Cache:
 
     def synced(self) -> bool:
         with self._changed:
-            return self._synced >= set(NAMES)
+            return self._synced >= self._sources
 
     def counts(self) -> dict[str, int]:
         with self._changed:

@@ -61,11 +61,12 @@ class Agent:
         s = self.settings
         self.stop = threading.Event()
         self.metrics = Metrics()
-        self.cache = Cache()
+        self.cache = Cache(s.watch.namespaces)
         client = kube.api_client(s.api)
         self.informers = [
-            Informer(resource, client, self.cache, s.watch, self.metrics, self.stop)
+            Informer(resource, client, self.cache, s.watch, self.metrics, self.stop, namespace)
             for resource in RESOURCES
+            for namespace in (s.watch.namespaces if resource.namespaced else ()) or (None,)
         ]
         self.health = HealthState(self.watch_report)
         self.health_server = HealthServer(s.daemon.health_listen, self.health, self.metrics)
@@ -108,7 +109,7 @@ class Agent:
     def watch_report(self) -> dict[str, Any]:
         now = time.monotonic()
         return {
-            i.resource.name: {
+            i.name: {
                 "synced": i.resource_version is not None,
                 "resource_version": i.resource_version,
                 "seconds_since_contact": None

@@ -67,10 +67,21 @@ class Resource:
     def list_method(self) -> tuple[str, str]:
         """The `kubernetes.client` API class and its method that lists (and watches) the
         kind across all namespaces, e.g. ("NetworkingV1Api", "list_ingress_class")."""
+        api, snake = self._client_names()
+        return api, f"list_{snake}_for_all_namespaces" if self.namespaced else f"list_{snake}"
+
+    @property
+    def namespaced_list_method(self) -> tuple[str, str]:
+        """The same in one namespace (a namespaced kind), e.g. ("CoreV1Api",
+        "list_namespaced_secret"): what `--watch-namespaces` asks for, and what a Role in
+        that namespace grants."""
+        api, snake = self._client_names()
+        return api, f"list_namespaced_{snake}"
+
+    def _client_names(self) -> tuple[str, str]:
         group = self.group.split(".")[0] if self.group else "core"
         api = f"{group.capitalize()}{self.version.capitalize()}Api"
-        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
-        return api, f"list_{snake}_for_all_namespaces" if self.namespaced else f"list_{snake}"
+        return api, re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
 
 
 RESOURCES = (
