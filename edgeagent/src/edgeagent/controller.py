@@ -190,7 +190,10 @@ class Controller:
         stop: threading.Event,
         on_first_sync: Callable[[ApplyResult], None] = lambda result: None,
         control: Control | None = None,
+        read: Callable[[resources.Resource, Key], Object | None] | None = None,
     ) -> None:
+        """`read`: reads one object from the API. Given, the cache holds Secrets whole only
+        while an Ingress refers to them (cache.py), and `read` fetches one referenced anew."""
         self.cache = cache
         self.options = options
         self.layout = layout
@@ -203,6 +206,7 @@ class Controller:
         self._stop = stop
         self._on_first_sync = on_first_sync
         self._references = References()
+        self._references_known = False
         self._seen_version = -1
         self._last_reload_end = float("-inf")
         self._rejected: str | None = None
@@ -228,6 +232,9 @@ class Controller:
             )
         )
         cache.relevant = self.relevant
+        self._read = read
+        if read is not None:
+            cache.withheld = self.withheld
         self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
 
     # Relevance (called by informer threads under the cache lock)
@@ -242,8 +249,38 @@ class Controller:
                 return False
         return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
+    def withheld(self, kind: str, obj: Object) -> bool:
+        """Whether the cache holds `obj` as its identity only: a Secret no Ingress names."""
+        resource = resources.BY_NAME[kind]
+        if not resource.held_only_while_referenced or not self._references_known:
+            # Before the first snapshot no reference is known: the initial lists stay
+            # whole (their response held every Secret anyway), and the first snapshot
+            # withholds what is not referenced, instead of reading each Secret again.
+            return False
+        assert resource.referenced_as is not None
+        return resource.reference_key(obj) not in getattr(self._references, resource.referenced_as)
+
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
         self._references = references(snapshot["ingresses"])
+        self._references_known = True
+
+    def _read_referenced(self) -> bool:
+        """Read whole the objects referenced anew that the cache holds as their identity
+        only; True if any was stored (a new snapshot is due)."""
+        if self._read is None:
+            return False
+        stored = False
+        for resource in resources.RESOURCES:
+            if not resource.held_only_while_referenced:
+                continue
+            assert resource.referenced_as is not None
+            referenced = getattr(self._references, resource.referenced_as)
+            for key in self.cache.identities(resource.name, referenced):
+                obj = self._read(resource, key)
+                if obj is not None:
+                    self.cache.upsert(resource.name, obj)
+                    stored = True
+        return stored
 
     # The loop
 
@@ -292,6 +329,8 @@ class Controller:
     def sync(self) -> ApplyResult | None:
         started = time.monotonic()
         version, snapshot = self.cache.snapshot(self._prepare)
+        if self._read_referenced():
+            version, snapshot = self.cache.snapshot(self._prepare)
         if self._first:
             gc.freeze()  # the initial lists (module docstring)
         self._seen_version = version

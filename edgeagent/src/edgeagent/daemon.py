@@ -40,7 +40,7 @@ from edgeagent.control import Control
 from edgeagent.controller import Controller
 from edgeagent.events import EventRecorder
 from edgeagent.health import HealthServer, HealthState
-from edgeagent.informer import Informer
+from edgeagent.informer import Informer, read_object
 from edgeagent.metrics import Metrics
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings, ConfigError, resolve
@@ -62,11 +62,15 @@ class Agent:
         self.stop = threading.Event()
         self.metrics = Metrics()
         self.cache = Cache(s.watch.namespaces)
-        client = kube.api_client(s.api)
-        self.informers = [
-            Informer(resource, client, self.cache, s.watch, self.metrics, self.stop, namespace)
+        sources = [
+            (resource, namespace)
             for resource in RESOURCES
             for namespace in (s.watch.namespaces if resource.namespaced else ()) or (None,)
+        ]
+        client = kube.api_client(s.api, watches=len(sources))
+        self.informers = [
+            Informer(resource, client, self.cache, s.watch, self.metrics, self.stop, namespace)
+            for resource, namespace in sources
         ]
         self.health = HealthState(self.watch_report)
         self.health_server = HealthServer(s.daemon.health_listen, self.health, self.metrics)
@@ -104,6 +108,7 @@ class Agent:
             self.stop,
             on_first_sync=self.first_sync,
             control=control,
+            read=lambda resource, key: read_object(resource, client, key, s.watch.request_timeout),
         )
 
     def watch_report(self) -> dict[str, Any]:

@@ -145,6 +145,34 @@ def list_call(
     return functools.partial(call, namespace)
 
 
+def read_object(
+    resource: Resource, client: kubernetes.client.ApiClient, key: tuple[str, str], timeout: float
+) -> dict[str, Any] | None:
+    """One object of a namespaced kind read from the API (None if it is gone or the API
+    does not answer: the caller keeps what it had). For the Secrets the cache held as
+    their identity only, until an Ingress named them (cache.py)."""
+    api, snake = resource.client_names
+    call = getattr(getattr(kubernetes.client, api)(client), f"read_namespaced_{snake}")
+    namespace, name = key
+    try:
+        response = call(name, namespace, _preload_content=False, _request_timeout=timeout)
+        obj = json.loads(response.data)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+        log.warning(
+            "cannot read a referenced object",
+            extra={
+                "resource": resource.name,
+                "namespace": namespace,
+                "object_name": name,
+                "error": str(error),
+            },
+        )
+        return None
+    obj.setdefault("kind", resource.kind)
+    obj.setdefault("apiVersion", resource.api_version)
+    return obj
+
+
 class Expired(Exception):
     """The resourceVersion is older than the server's history: relist."""
 

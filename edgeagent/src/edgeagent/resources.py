@@ -58,6 +58,10 @@ class Resource:
     status_ignored: bool = False
     """Its status never reaches the configuration (an Ingress's is written by the agents
     themselves): a change of the status alone costs no sync."""
+    held_only_while_referenced: bool = False
+    """Its content is a secret: the cache holds an object whole only while `referenced_as`
+    names it, and only its identity otherwise (cache.py), so that the agent's memory
+    holds the keys it serves and no other."""
 
     @property
     def api_version(self) -> str:
@@ -67,7 +71,7 @@ class Resource:
     def list_method(self) -> tuple[str, str]:
         """The `kubernetes.client` API class and its method that lists (and watches) the
         kind across all namespaces, e.g. ("NetworkingV1Api", "list_ingress_class")."""
-        api, snake = self._client_names()
+        api, snake = self.client_names
         return api, f"list_{snake}_for_all_namespaces" if self.namespaced else f"list_{snake}"
 
     @property
@@ -75,10 +79,13 @@ class Resource:
         """The same in one namespace (a namespaced kind), e.g. ("CoreV1Api",
         "list_namespaced_secret"): what `--watch-namespaces` asks for, and what a Role in
         that namespace grants."""
-        api, snake = self._client_names()
+        api, snake = self.client_names
         return api, f"list_namespaced_{snake}"
 
-    def _client_names(self) -> tuple[str, str]:
+    @property
+    def client_names(self) -> tuple[str, str]:
+        """The `kubernetes.client` API class and the kind in snake case ("CoreV1Api",
+        "secret"), of which its methods are named."""
         group = self.group.split(".")[0] if self.group else "core"
         api = f"{group.capitalize()}{self.version.capitalize()}Api"
         return api, re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
@@ -128,6 +135,7 @@ RESOURCES = (
         "secrets",
         field_selector="type=kubernetes.io/tls",
         referenced_as="secrets",
+        held_only_while_referenced=True,
     ),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)
