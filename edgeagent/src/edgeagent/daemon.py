@@ -95,6 +95,7 @@ class Agent:
             model.Options(
                 ingress_class=s.serving.ingress_class,
                 watch_ingress_without_class=s.serving.watch_ingress_without_class,
+                host_owner=s.serving.host_owner,
                 upstreams_without_endpoints=s.nginx.dynamic,
                 annotations=s.annotations,
             ),

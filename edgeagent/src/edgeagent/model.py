@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 from edgeagent import annotations, grammar
 from edgeagent.grammar import CertPair, Invalid
+from edgeagent.ownership import HostOwners
 from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
 __all__ = [
@@ -126,6 +127,9 @@ class Options:
 
     annotations: annotations.Config = field(default_factory=annotations.Config)
     """The annotation prefix and ingress-nginx's defaults (`edgeagent.annotations`)."""
+    host_owner: str = "merge"
+    """"merge" (as ingress-nginx): every namespace's paths on a host are served; "namespace":
+    a host belongs to the namespace of its oldest Ingress (`--host-owner`, ownership.py)."""
 
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
@@ -239,6 +243,9 @@ class Model:
     annotations: annotations.Config = field(default_factory=annotations.Config)
     """What the model was built with (`Options.annotations`): render writes the
     http-level defaults from it."""
+    shared_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Hosts named by Ingresses of several namespaces: host -> namespaces, owner first
+    (`edgeagent check` warns about them; ownership.py)."""
 
 
 class _BackendRef(NamedTuple):
@@ -556,12 +563,15 @@ class _Builder:
         app_roots: dict[str, tuple[_Ingress, str]] = {}
         catch_all: tuple[_Ingress, _BackendRef] | None = None
         tls: dict[str, tuple[_Ingress, str | None]] = {}
-        # As ingress-nginx: one regex path makes every path of its host a regex.
+        owners = HostOwners(self.options.host_owner)
+        # As ingress-nginx: one regex path makes every path of its host a regex (only the
+        # paths of Ingresses allowed on the host count: ownership.py).
         regex_hosts = {
             host
             for ingress in ingresses
             for host, rule_paths in ingress.rules
-            if any(entry.kind == "Regex" for entry in rule_paths)
+            if (not host or owners.refusal(host, ingress.namespace) is None)
+            and any(entry.kind == "Regex" for entry in rule_paths)
         }
         for ingress in ingresses:
             if ingress.default_backend and not ingress.rules:
@@ -569,7 +579,13 @@ class _Builder:
                     catch_all = (ingress, ingress.default_backend)
                 else:
                     self._conflict(ingress, "spec.defaultBackend (catch-all)", catch_all[0])
+            refused_hosts = set()
             for host, rule_paths in ingress.rules:
+                refusal = owners.refusal(host, ingress.namespace) if host else None
+                if refusal is not None:
+                    self.problem("Ingress", ingress.namespace, ingress.name, refusal, "conflict")
+                    refused_hosts.add(host)
+                    continue
                 claimed = paths.setdefault(host, {})
                 for entry in rule_paths:
                     key = (entry.kind, entry.path)
@@ -610,7 +626,7 @@ class _Builder:
                     if previous[1] != ingress.default_backend:
                         what = f"spec.defaultBackend for host {host or '(any)'}"
                         self._conflict(ingress, what, previous[0])
-            rule_hosts = {host for host, _ in ingress.rules}
+            rule_hosts = {host for host, _ in ingress.rules} - refused_hosts
             for hosts, secret in ingress.tls:
                 for host in hosts:
                     if host not in rule_hosts:
@@ -647,6 +663,7 @@ class _Builder:
             ),
             served_ingresses=tuple(sorted((i.namespace, i.name) for i in ingresses)),
             annotations=self.options.annotations,
+            shared_hosts=owners.shared(),
         )
 
     def _host_server(

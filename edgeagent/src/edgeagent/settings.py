@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from edgeagent import annotations, grammar, model, options
+from edgeagent import annotations, grammar, model, options, ownership
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
 from edgeagent.informer import WatchSettings
@@ -62,6 +62,17 @@ class ServingSettings:
             "watch-ingress-without-class",
             "also serve Ingresses that name no class",
             parse=options.switch,
+        ),
+    )
+    host_owner: str = field(
+        default=model.Options.host_owner,
+        metadata=option(
+            "host-owner",
+            "merge: every namespace's paths on a host are served (as ingress-nginx); "
+            "namespace: a host belongs to the namespace of its oldest Ingress, other "
+            "namespaces' rules for it are refused (default: %(default)s)",
+            "MODE",
+            options.one_of(*ownership.MODES),
         ),
     )
 
