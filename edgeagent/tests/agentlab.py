@@ -417,6 +417,8 @@ class Edge:
             "watch-timeout": 30,
             "watch-idle-timeout": 5,
             "request-timeout": 5,
+            # The backends of this lab listen on loopback, which an edge refuses.
+            "allow-loopback-backends": True,
             "confirm-timeout": 10,
             **self.agent_options,
             **overrides,

@@ -13,6 +13,7 @@ from cryptography import x509
 from support_http import request
 
 import edgeagent
+from edgeagent import resources
 
 NS = "default"
 
@@ -323,13 +324,7 @@ def test_health_and_metrics_describe_the_agent(edge):
     assert status == 200
     assert body["ready"] is True
     assert body["generation"] == edge.nginx.agent_dir.joinpath("current").readlink().name[4:]
-    assert set(body["watches"]) == {
-        "ingresses",
-        "ingress_classes",
-        "services",
-        "endpoint_slices",
-        "secrets",
-    }
+    assert set(body["watches"]) == set(resources.NAMES)
     assert all(w["synced"] and w["seconds_since_contact"] < 10 for w in body["watches"].values())
     metrics = edge.agent.metrics()
     names = {name for name, _ in metrics}

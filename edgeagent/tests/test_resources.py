@@ -112,7 +112,8 @@ def test_with_watched_namespaces_only_roles_there_grant_the_namespaced_kinds():
             assert all(wanted in list_and_watch(role) for role in roles.values()), resource.name
         else:
             assert wanted in list_and_watch(cluster_role), resource.name
-    assert all(rule["resources"] == ["ingressclasses"] for rule in cluster_role["rules"])
+    cluster_wide = {resource for rule in cluster_role["rules"] for resource in rule["resources"]}
+    assert cluster_wide == {"ingressclasses", "nodes"}
     for namespace, binding in bindings.items():
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",

@@ -78,6 +78,7 @@ PROBLEM_CODES = (
     "secret",
     "warning",
     quarantine.CODE,
+    "backend",
 )
 
 

@@ -35,6 +35,7 @@ import kubernetes
 
 from edgeagent import kube, logs, model, render, systemd
 from edgeagent.apply import Applier, ApplyResult, Outcome
+from edgeagent.backends import BackendPolicy
 from edgeagent.cache import Cache
 from edgeagent.control import Control
 from edgeagent.controller import Controller
@@ -96,6 +97,11 @@ class Agent:
                 ingress_class=s.serving.ingress_class,
                 watch_ingress_without_class=s.serving.watch_ingress_without_class,
                 host_owner=s.serving.host_owner,
+                backends=BackendPolicy(
+                    networks=s.serving.backend_networks,
+                    vips=s.status.addresses,
+                    refuse_loopback=not s.serving.allow_loopback_backends,
+                ),
                 upstreams_without_endpoints=s.nginx.dynamic,
                 annotations=s.annotations,
             ),

@@ -39,11 +39,12 @@ import functools
 import hashlib
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field, make_dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar
+from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.ownership import HostOwners
 from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
@@ -82,8 +83,9 @@ class Problem:
 
     `kind`/`namespace`/`name` name the object the user has to fix; `reason` is one line
     for people; `code` is a fixed, low-cardinality category for metrics: "invalid",
-    "unsupported", "conflict", "missing-service", "secret", or "warning" (an annotation
-    served without: the object is served all the same).
+    "unsupported", "conflict", "missing-service", "secret", "backend" (an endpoint address
+    refused, backends.py), or "warning" (an annotation served without: the object is served
+    all the same).
     """
 
     kind: str
@@ -127,6 +129,10 @@ class Options:
 
     annotations: annotations.Config = field(default_factory=annotations.Config)
     """The annotation prefix and ingress-nginx's defaults (`edgeagent.annotations`)."""
+    backends: BackendPolicy | None = None
+    """Which endpoint addresses may be proxied to (backends.py); without networks of its
+    own, the Nodes' podCIDRs if any. None (manifests, tests): every address."""
+
     host_owner: str = "merge"
     """"merge" (as ingress-nginx): every namespace's paths on a host are served; "namespace":
     a host belongs to the namespace of its oldest Ingress (`--host-owner`, ownership.py)."""
@@ -327,6 +333,8 @@ class Memo:
 
     def __init__(self) -> None:
         self.ingresses: dict[int, _IngressEntry] = {}
+        self.backends: BackendPolicy | None = None
+        """The policy the resolutions were made under: another one voids them."""
         self.resolutions: dict[tuple[str, _BackendRef], _Resolution] = {}
         self.secrets: dict[tuple[str, str], _SecretEntry] = {}
         self.servers: dict[str, tuple[tuple, Server]] = {}
@@ -334,6 +342,7 @@ class Memo:
     def keep_only(self, used: Memo) -> None:
         """Drop every entry the last build did not use."""
         self.ingresses, self.resolutions = used.ingresses, used.resolutions
+        self.backends = used.backends
         self.secrets, self.servers = used.secrets, used.servers
 
 
@@ -537,6 +546,14 @@ class _Builder:
                 if isinstance(namespace, str) and isinstance(service, str):
                     self.slices.setdefault((namespace, service), []).append(obj)
         self.secrets = self._index(inputs.secrets)
+        self.backends = options.backends
+        if self.backends is not None and not self.backends.networks:
+            pods = pod_networks(inputs.nodes)
+            if pods:
+                self.backends = replace(self.backends, networks=pods)
+        if memo.backends != self.backends:
+            memo.resolutions = {}
+        self.next_memo.backends = self.backends
         self.upstreams: dict[str, Upstream] = {}
         self.resolved: dict[tuple[str, _BackendRef], tuple[str | None, str | None]] = {}
         self.service_ports: dict[tuple[str, str], dict | str] = {}
@@ -898,6 +915,10 @@ class _Builder:
                 self.problem("EndpointSlice", slice_namespace, slice_name, str(error), error.code)
                 continue
             for address, endpoint_port, zone in found:
+                refusal = self.backends.refusal(address) if self.backends else None
+                if refusal is not None:
+                    self._refused_endpoint(endpoint_slice, refusal)
+                    continue
                 key = (address, endpoint_port)
                 zones[key] = min(zone, zones.get(key, zone))  # one zone, whatever the order
         if not zones and not self.options.upstreams_without_endpoints:
@@ -908,6 +929,11 @@ class _Builder:
         texts = tuple(_endpoint_text(*e) for e in ordered)
         self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
         return name, None
+
+    def _refused_endpoint(self, endpoint_slice: dict, refusal: str) -> None:
+        namespace, name = identity(endpoint_slice)
+        reason = f"endpoint {refusal}: not proxied to (backend networks, docs/security.md)"
+        self.problem("EndpointSlice", namespace, name, reason, "backend")
 
     def _service_ports(self, namespace: str, name: str) -> tuple[list[dict], dict] | str:
         """The ports of a Service as [{"name", "port"}] and its zone weights, or why it

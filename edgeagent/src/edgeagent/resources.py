@@ -137,6 +137,8 @@ RESOURCES = (
         referenced_as="secrets",
         held_only_while_referenced=True,
     ),
+    # Their spec.podCIDRs: where backends may be (backends.py); status changes cost nothing.
+    Resource("nodes", "Node", "", "v1", "nodes", namespaced=False, status_ignored=True),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)
 BY_NAME = {resource.name: resource for resource in RESOURCES}

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from edgeagent import annotations, grammar, model, options, ownership
+from edgeagent import annotations, backends, grammar, model, options, ownership
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
 from edgeagent.informer import WatchSettings
@@ -61,6 +61,29 @@ class ServingSettings:
         metadata=option(
             "watch-ingress-without-class",
             "also serve Ingresses that name no class",
+            parse=options.switch,
+        ),
+    )
+    backend_networks: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "backend-networks",
+            "CIDRs where pods live: endpoints elsewhere are refused (default: the Nodes' "
+            "podCIDRs when they have any, else anywhere; loopback, link-local and the "
+            "--publish-status-address VIPs are always refused)",
+            "CIDR[,CIDR]",
+            options.addresses,
+            backends.check_networks,
+        ),
+    )
+    """Empty: the Nodes' podCIDRs, which most clusters set; a cluster whose CNI ignores
+    them (pods in other ranges) needs the list."""
+    allow_loopback_backends: bool = field(
+        default=False,
+        metadata=option(
+            "allow-loopback-backends",
+            "proxy to loopback endpoints too: only for a preview on one machine, never on an "
+            "edge (the edge's own status and control endpoints live there)",
             parse=options.switch,
         ),
     )
