@@ -278,6 +278,18 @@ def test_old_generations_and_debris_are_removed(nginx):
     assert "bootstrap" in names
 
 
+def test_rejected_candidates_are_pruned_at_each_rejection(nginx):
+    """A state nginx keeps refusing (no apply in between) keeps `keep_rejected` of them."""
+    applier = Applier(nginx.apply_settings(keep_rejected=2))
+    nginx.key.unlink()  # every candidate is refused
+    for n in range(4):
+        candidate = render_generation(nginx, f"127.0.0.{2 + n}")
+        assert applier.apply(candidate).outcome is Outcome.REJECTED
+    rejected = {p.name for p in nginx.agent_dir.glob("rejected-*")}
+    assert len(rejected) == 2
+    assert f"rejected-{candidate.generation}" in rejected  # the newest is kept
+
+
 def test_sigkill_at_any_moment_of_the_pipeline(nginx, tmp_path):
     """An applier applying back to back, killed with SIGKILL at random moments, 12 times."""
     state = tmp_path / "state.json"

@@ -549,6 +549,9 @@ class Applier:
             output += f"\n(nginx -t ran on the delta {delta}, kept as {DELTA_FILE})"
         write_atomically(rejected / "nginx-t.txt", output.encode() + b"\n", FILE_MODE)
         fsync_dir(self.dir)
+        # Here too, not only after an apply: a state that keeps being refused must not
+        # fill the disk with one rejected candidate per change.
+        self._prune_rejected()
         return rejected
 
     # The whole pipeline
@@ -635,17 +638,21 @@ class Applier:
         for entry in self.dir.glob(f"{LINK_PREFIX}*"):
             entry.unlink(missing_ok=True)
 
+    def _newest_first(self, prefix: str) -> list[pathlib.Path]:
+        entries = [p for p in self.dir.glob(f"{prefix}*") if p.is_dir()]
+        return sorted(entries, key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def _prune_rejected(self) -> None:
+        for old in self._newest_first(REJECTED_PREFIX)[self.settings.keep_rejected :]:
+            shutil.rmtree(old, ignore_errors=True)
+
     def prune(self) -> None:
         live = self.live_generation()
-
-        def newest_first(prefix: str) -> list[pathlib.Path]:
-            entries = [p for p in self.dir.glob(f"{prefix}*") if p.is_dir()]
-            return sorted(entries, key=lambda p: p.stat().st_mtime, reverse=True)
-
         generations = [
-            p for p in newest_first(GENERATION_PREFIX) if p.name != f"{GENERATION_PREFIX}{live}"
+            p
+            for p in self._newest_first(GENERATION_PREFIX)
+            if p.name != f"{GENERATION_PREFIX}{live}"
         ]
         for old in generations[self.settings.keep_generations :]:
             shutil.rmtree(old, ignore_errors=True)
-        for old in newest_first(REJECTED_PREFIX)[self.settings.keep_rejected :]:
-            shutil.rmtree(old, ignore_errors=True)
+        self._prune_rejected()
