@@ -1,16 +1,20 @@
 """Informers in-process against the emulator: list, watch, 410, errors, silence."""
 
 import dataclasses
+import json
 import threading
+import time
 
 import kubernetes
 import pytest
 from agentlab import eventually
 from edgeagent.cache import Cache
+from edgeagent.health import HealthServer, HealthState
 from edgeagent.informer import Informer, WatchSettings
 from edgeagent.metrics import Metrics
 from edgeagent.resources import RESOURCES
 from kubeemu.testing import EmulatorThread
+from support_http import request
 
 FAST = WatchSettings(
     watch_timeout=5, idle_timeout=1, request_timeout=2, connect_timeout=1, backoff_max=0.5
@@ -180,4 +184,33 @@ def test_a_secret_label_selector_narrows_the_secrets_watched(api):
         eventually(cache.synced)
         assert names(cache, "secrets") == ["served"]
     finally:
+        stop_informers(running, stop)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_informer_thread_that_dies_makes_the_agent_unhealthy(api):
+    """A bug in a watch thread (here: the relevance hook raising) must not leave the edge
+    silently stale: /healthz names the dead thread and answers 503."""
+    cache, metrics, running, stop = start_informers(api)
+    health = HealthState(dict, lambda: [each.thread for each in running.values()])
+    health.record("applied", "0123456789abcdef")
+    server = HealthServer("127.0.0.1:0", health, metrics)
+    server.start()
+    port = server.port
+    try:
+        eventually(cache.synced)
+        assert request(port, "localhost", "/healthz").status == 200
+        assert metrics.api_last_contact._value.get() > time.time() - 60
+
+        def broken(kind, old, new):
+            raise RuntimeError("a bug")
+
+        cache.relevant = broken
+        core(api).create_namespaced_service("default", {"metadata": {"name": "a"}, "spec": {}})
+        eventually(lambda: request(port, "localhost", "/healthz").status == 503)
+        body = request(port, "localhost", "/healthz").body
+        assert json.loads(body)["dead_threads"] == ["informer-services"]
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
         stop_informers(running, stop)

@@ -73,7 +73,7 @@ class Agent:
             Informer(resource, client, self.cache, s.watch, self.metrics, self.stop, namespace)
             for resource, namespace in sources
         ]
-        self.health = HealthState(self.watch_report)
+        self.health = HealthState(self.watch_report, self.threads)
         self.health_server = HealthServer(s.daemon.health_listen, self.health, self.metrics)
         applier = Applier(s.apply)
         self.status = StatusPublisher(client, self.cache, s.status, self.metrics, self.stop)
@@ -132,6 +132,10 @@ class Agent:
             for i in self.informers
         }
 
+    def threads(self) -> list[threading.Thread]:
+        """The threads whose death leaves the edge silently stale (health.py)."""
+        return [i.thread for i in self.informers] + [self.controller.thread]
+
     def first_sync(self, result: ApplyResult) -> None:
         if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
             systemd.notify("READY=1", f"STATUS=serving generation {result.generation}")
@@ -155,9 +159,8 @@ class Agent:
         self.controller.start()
         log.info("started", extra={"health": self.settings.daemon.health_listen})
         interval = systemd.watchdog_interval()
-        threads = [i.thread for i in self.informers] + [self.controller.thread]
         while not self.stop.wait(interval or 1.0):
-            if interval and all(thread.is_alive() for thread in threads):
+            if interval and not self.health.dead_threads():
                 systemd.notify("WATCHDOG=1")
         systemd.notify("STOPPING=1")
         for each in self.informers:

@@ -7,6 +7,11 @@ serving the last good state, and moving traffic away from every edge node at onc
 all see the same API) would help nobody. The body says what is going on: the generation
 serving, the last sync's outcome, and for each watch how many seconds ago it last heard
 from the API server, so staleness is visible at a glance.
+
+A thread of the agent that died (an informer, the controller: a bug, not an error they
+handle) makes `/healthz` answer 503 with the threads named: the edge would otherwise
+serve an ever staler state while looking healthy. (systemd's watchdog restarts the unit
+for the same reason.)
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import http.server
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,8 +31,14 @@ from edgeagent.metrics import Metrics
 class HealthState:
     """What /healthz reports; written by the controller, read by the HTTP thread."""
 
-    def __init__(self, watches: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        watches: Callable[[], dict[str, Any]],
+        threads: Callable[[], Iterable[threading.Thread]] = tuple,
+    ) -> None:
         self.watches = watches
+        self.threads = threads
+        """The threads that must live for the state to follow the cluster."""
         self.serving: str | None = None
         self.last_outcome: str | None = None
         self.last_detail = ""
@@ -44,10 +55,18 @@ class HealthState:
     def ready(self) -> bool:
         return self.serving is not None
 
+    def dead_threads(self) -> list[str]:
+        return sorted(thread.name for thread in self.threads() if not thread.is_alive())
+
+    @property
+    def healthy(self) -> bool:
+        return self.ready and not self.dead_threads()
+
     def report(self) -> dict[str, Any]:
         since = None if self.last_sync_at is None else time.monotonic() - self.last_sync_at
         return {
             "ready": self.ready,
+            "dead_threads": self.dead_threads(),
             "generation": self.serving,
             "last_sync": {
                 "outcome": self.last_outcome,
@@ -67,7 +86,7 @@ class HealthServer:
             def do_GET(self) -> None:
                 if self.path == "/healthz":
                     body = json.dumps(state_ref.report(), indent=1).encode() + b"\n"
-                    self._send(200 if state_ref.ready else 503, "application/json", body)
+                    self._send(200 if state_ref.healthy else 503, "application/json", body)
                 elif self.path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
                 else:

@@ -216,6 +216,10 @@ class Informer:
             else f"{self.resource.name}/{self.namespace}"
         )
 
+    def _contact(self) -> None:
+        self.last_contact = time.monotonic()
+        self.metrics.api_last_contact.set_to_current_time()
+
     def _selectors(self) -> dict[str, Any]:
         selectors = {}
         if self.resource.field_selector:
@@ -240,7 +244,7 @@ class Informer:
         self.cache.replace(self.resource.name, items, self.namespace)
         self.metrics.objects.labels(self.resource.name).set(self.cache.counts()[self.resource.name])
         self.resource_version = body["metadata"]["resourceVersion"]
-        self.last_contact = time.monotonic()
+        self._contact()
         log.info(
             "listed",
             extra={
@@ -286,7 +290,7 @@ class Informer:
             for line in iter_resp_lines(response):
                 if self._stop.is_set():
                     break
-                self.last_contact = time.monotonic()
+                self._contact()
                 if line:
                     self._apply(line)
                     delivered = True
