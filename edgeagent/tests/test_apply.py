@@ -1,7 +1,9 @@
 """The apply pipeline against a real nginx: stage, nginx -t, swap, reload, confirm."""
 
+import errno
 import json
 import os
+import pathlib
 import random
 import signal
 import stat
@@ -276,6 +278,57 @@ def test_old_generations_and_debris_are_removed(nginx):
     assert len([n for n in names if n.startswith("gen-")]) == 3  # current and two more
     assert not [n for n in names if n.startswith((".staging-", ".current-"))]
     assert "bootstrap" in names
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (the tests run as root), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def fill(directory) -> pathlib.Path:
+    """Fill the filesystem of `directory` but for a few blocks; returns the filler."""
+    filler = directory / "filler"
+    with open(filler, "wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    os.truncate(filler, filler.stat().st_size - 16384)
+    return filler
+
+
+def test_a_full_disk_mid_apply_keeps_current_whole(small_disk):
+    """ENOSPC while a generation is staged: `current` stays on the whole generation that
+    serves, nginx keeps serving it, and once there is room the same candidate applies."""
+    nginx = Nginx(small_disk / "nginx").start()
+    try:
+        applier = Applier(nginx.apply_settings())
+        good = render_generation(nginx, "127.0.0.2")
+        assert applier.apply(good).outcome is Outcome.APPLIED
+        pairs = {f"t{n}": self_signed(f"h{n}.example.com") for n in range(30)}
+        big = render_generation(nginx, "127.0.0.3", hosts=30, tls_pairs=pairs)
+        filler = fill(small_disk)
+        result = applier.apply(big)
+        assert result.outcome is Outcome.FAILED
+        assert "No space left on device" in result.detail
+        assert live(nginx) == f"gen-{good.generation}"
+        assert_complete(nginx.agent_dir, nginx.main_conf)
+        assert applier.serving_generation() == good.generation
+        assert healthz(nginx) == 200
+
+        filler.unlink()
+        assert applier.apply(big).outcome is Outcome.APPLIED
+        assert_complete(nginx.agent_dir, nginx.main_conf)
+        assert not list(nginx.agent_dir.glob(".staging-*"))
+    finally:
+        nginx.stop()
 
 
 def test_rejected_candidates_are_pruned_at_each_rejection(nginx):
