@@ -320,11 +320,17 @@ class AgentProcess:
         status, body = self._get("/healthz")
         return status, json.loads(body)
 
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        status, body = self._get("/readyz")
+        return status, json.loads(body)
+
     def wait_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+        """Until nginx serves what the agent applied from the cluster's state."""
+
         def ready() -> dict[str, Any] | None:
             assert self.process is not None and self.process.poll() is None, self.log_tail()
-            status, body = self.healthz()
-            return body if status == 200 else None
+            status, body = self.readyz()
+            return body if status == 200 and body["synced"] else None
 
         return eventually(ready, timeout)
 

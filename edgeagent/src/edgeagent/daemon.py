@@ -2,7 +2,7 @@
 
 Threads: one informer per kind (informer.py) fills the cache; the controller
 (controller.py) turns it into nginx configuration; the status publisher and the event
-recorder talk back to the API on their own threads; the health server answers /healthz
+recorder talk back to the API on their own threads; the health server answers /healthz, /readyz
 and /metrics. The main thread handles signals and pings systemd's watchdog.
 
 Settings (settings.py) come from flags or from `--config FILE`, a YAML mapping whose keys
@@ -12,12 +12,14 @@ are the long flag names without dashes in front (`ingress-class: edge`,
 wins over the defaults. Unknown keys are an error, so a typo never silently falls back to
 a default.
 
-systemd: READY=1 is sent after the first sync attempt. Normally that is the first
+systemd: READY=1 is sent at start when nginx already serves a generation (found through
+its status server: the agent stands behind it until it syncs, even with the API down,
+and /readyz says so), else after the first sync attempt. Normally that is the first
 configuration applied and confirmed; if the very first candidate is rejected, READY=1 is
 sent anyway with a STATUS line saying so (nginx keeps serving what it had, and a unit
-that never became ready would only be restarted in a loop), while /healthz stays 503
-until a configuration is applied. The unit needs a TimeoutStartSec long enough for the
-first list and sync, as the API may be slow at boot.
+that never became ready would only be restarted in a loop), while /readyz stays 503
+until nginx serves a configuration. The unit needs a TimeoutStartSec long enough for the
+first list and sync when nothing serves yet, as the API may be slow at boot.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Agent:
         ]
         self.health = HealthState(self.watch_report, self.threads)
         self.health_server = HealthServer(s.daemon.health_listen, self.health, self.metrics)
-        applier = Applier(s.apply)
+        self.applier = applier = Applier(s.apply)
         self.status = StatusPublisher(client, self.cache, s.status, self.metrics, self.stop)
         self.events = EventRecorder(client, self.cache, self.metrics, self.stop)
         nginx_dir = s.apply.nginx_dir.rstrip("/")
@@ -152,6 +154,10 @@ class Agent:
         signal.signal(signal.SIGTERM, self.shutdown)
         signal.signal(signal.SIGINT, self.shutdown)
         self.health_server.start()
+        found = self.applier.serving_generation()
+        if found is not None:  # served before any sync; the API may be down (health.py)
+            self.health.found_at_start(found)
+            systemd.notify("READY=1", f"STATUS=nginx serves generation {found}; syncing")
         self.events.start()
         self.status.start()
         for each in self.informers:
