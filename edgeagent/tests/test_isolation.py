@@ -29,7 +29,7 @@ def test_a_secret_nginx_would_refuse_costs_only_its_own_hosts_their_certificate(
     edge.apply_tls_secret("weak", ("a.example.com",), "team-a", data=weak)
     tls = [{"hosts": ["a.example.com"], "secretName": "weak"}]
     edge.apply_ingress("a", [rule("a.example.com", "app")], namespace="team-a", tls=tls)
-    eventually(lambda: edge.backend_of("a.example.com") == "web1")
+    eventually(lambda: edge.get_tls("a.example.com").backend == "web1")
 
     edge.apply_ingress("b", [rule("b.example.com", "app")], namespace="team-b")
     eventually(lambda: edge.backend_of("b.example.com") == "web2")
