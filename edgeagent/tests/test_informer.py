@@ -12,8 +12,9 @@ from edgeagent.cache import Cache
 from edgeagent.health import HealthServer, HealthState
 from edgeagent.informer import Informer, WatchSettings
 from edgeagent.metrics import Metrics
-from edgeagent.resources import RESOURCES
+from edgeagent.resources import GATEWAY_GROUP, RESOURCES
 from kubeemu.testing import EmulatorThread
+from support_gateway import gateway, http_route, parent
 from support_http import request
 
 FAST = WatchSettings(
@@ -166,6 +167,36 @@ def test_watched_namespaces_are_listed_and_watched_one_by_one(api):
             ("team-b", "cert"),
             ("team-b", "late"),
         ]
+    finally:
+        stop_informers(running, stop)
+
+
+def test_watched_namespaces_cover_the_gateway_api_kinds(api):
+    """The namespaced Gateway API kinds are listed through CustomObjectsApi one namespace
+    at a time too: a Gateway or HTTPRoute elsewhere never reaches the agent."""
+    custom = kubernetes.client.CustomObjectsApi(api.api_client())
+    for namespace in ("team-a", "team-c"):
+        custom.create_namespaced_custom_object(
+            GATEWAY_GROUP, "v1", namespace, "gateways", gateway("edge", namespace=namespace)
+        )
+        route = http_route("web", [parent("edge", namespace=None)], namespace=namespace)
+        custom.create_namespaced_custom_object(GATEWAY_GROUP, "v1", namespace, "httproutes", route)
+    settings = dataclasses.replace(FAST, namespaces=("team-a", "team-b"))
+    cache, _, running, stop = start_informers(api, settings)
+    try:
+        namespaced = {r.name for r in RESOURCES if r.custom and r.namespaced}
+        assert namespaced == {"gateways", "http_routes", "reference_grants"}
+        for kind in namespaced:
+            assert {f"{kind}/team-a", f"{kind}/team-b"} <= set(running)
+            assert kind not in running
+        assert "gateway_classes" in running
+        eventually(cache.synced)
+        assert list(cache.snapshot_kind("gateways")[1]) == [("team-a", "edge")]
+        assert list(cache.snapshot_kind("http_routes")[1]) == [("team-a", "web")]
+        custom.create_namespaced_custom_object(
+            GATEWAY_GROUP, "v1", "team-b", "gateways", gateway("late", namespace="team-b")
+        )
+        eventually(lambda: ("team-b", "late") in cache.snapshot_kind("gateways")[1])
     finally:
         stop_informers(running, stop)
 
