@@ -8,7 +8,8 @@ endpoints), link-local (cloud metadata services), the unspecified addresses, and
 VIPs (a loop through the edge itself). With backend networks (`--backend-networks`, or by
 default the Nodes' `spec.podCIDRs` when they have any), an endpoint outside them is refused
 too. Refused endpoints are left out of their upstream and reported on their EndpointSlice
-(model.py). Pure: no I/O.
+(`model.backend_policy` and `model.refused_endpoint`, used for Ingresses and HTTPRoutes
+alike). Pure: no I/O.
 """
 
 from __future__ import annotations

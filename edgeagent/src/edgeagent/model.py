@@ -569,11 +569,7 @@ class _Builder:
                 if isinstance(namespace, str) and isinstance(service, str):
                     self.slices.setdefault((namespace, service), []).append(obj)
         self.secrets = self._index(inputs.secrets)
-        self.backends = options.backends
-        if self.backends is not None and not self.backends.networks:
-            pods = pod_networks(inputs.nodes)
-            if pods:
-                self.backends = replace(self.backends, networks=pods)
+        self.backends = backend_policy(options, inputs.nodes)
         if memo.backends != self.backends:
             memo.resolutions = {}
         self.next_memo.backends = self.backends
@@ -940,7 +936,7 @@ class _Builder:
             for address, endpoint_port, zone in found:
                 refusal = self.backends.refusal(address) if self.backends else None
                 if refusal is not None:
-                    self._refused_endpoint(endpoint_slice, refusal)
+                    self.problems.append(refused_endpoint(endpoint_slice, refusal))
                     continue
                 key = (address, endpoint_port)
                 zones[key] = min(zone, zones.get(key, zone))  # one zone, whatever the order
@@ -952,11 +948,6 @@ class _Builder:
         texts = tuple(endpoint_text(*e) for e in ordered)
         self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
         return name, None
-
-    def _refused_endpoint(self, endpoint_slice: dict, refusal: str) -> None:
-        namespace, name = identity(endpoint_slice)
-        reason = f"endpoint {refusal}: not proxied to (backend networks, docs/security.md)"
-        self.problem("EndpointSlice", namespace, name, reason, "backend")
 
     def _service_ports(self, namespace: str, name: str) -> tuple[list[dict], dict] | str:
         """The ports of a Service as [{"name", "port"}] and its zone weights, or why it
@@ -1028,6 +1019,24 @@ class _Builder:
             certificates[key] = previous
             return key
         return None
+
+
+def backend_policy(options: Options, nodes: list[dict]) -> BackendPolicy | None:
+    """The policy endpoints are judged by, for the Ingresses and the Gateway API alike:
+    `options.backends`, with the Nodes' podCIDRs as its networks when it names none."""
+    policy = options.backends
+    if policy is not None and not policy.networks:
+        pods = pod_networks(nodes)
+        if pods:
+            policy = replace(policy, networks=pods)
+    return policy
+
+
+def refused_endpoint(endpoint_slice: dict, refusal: str) -> Problem:
+    """The problem reported on an EndpointSlice for an endpoint `backend_policy` refuses."""
+    namespace, name = identity(endpoint_slice)
+    reason = f"endpoint {refusal}: not proxied to (backend networks, docs/security.md)"
+    return Problem("EndpointSlice", namespace, name, reason, "backend")
 
 
 def read_tls_secret(secret: dict | None) -> CertPair:
