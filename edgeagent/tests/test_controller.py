@@ -17,6 +17,7 @@ from edgeagent.gateway import references as gateway_references
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.resources import NAMES
+from support_gateway import gateway, listener
 
 from edgeagent import model, render
 
@@ -246,9 +247,21 @@ def secret(name):
     )
 
 
-def test_only_referenced_secrets_are_held_whole(tmp_path):
-    """Issue 14: a Secret no Ingress names keeps only its identity in the agent's memory;
-    one named anew is read again whole (here from a dict standing for the API)."""
+def ingress_naming(*secrets):
+    tls = [{"hosts": ["web.example.com"], "secretName": name} for name in secrets]
+    return "ingresses", namespaced(ingress("web", [rule("web.example.com", "web")], tls=tls))
+
+
+def gateway_naming(*secrets):
+    https = listener("https", 443, "HTTPS", certificates=[{"name": name} for name in secrets])
+    return "gateways", gateway("edge", https, namespace="default")
+
+
+@pytest.mark.parametrize("naming", [ingress_naming, gateway_naming], ids=["ingress", "gateway"])
+def test_only_referenced_secrets_are_held_whole(tmp_path, naming):
+    """Issue 14: a Secret no Ingress (spec.tls) or Gateway (a listener's certificateRefs)
+    names keeps only its identity in the agent's memory; one named anew is read again
+    whole (here from a dict standing for the API)."""
     cache, stop, applier = Cache(), threading.Event(), RecordingApplier()
     api = {("default", name): secret(name) for name in ("served", "other")}
     reads = []
@@ -270,12 +283,11 @@ def test_only_referenced_secrets_are_held_whole(tmp_path):
         stop,
         read=read,
     )
-    tls = [{"hosts": ["web.example.com"], "secretName": "served"}]
-    web = namespaced(ingress("web", [rule("web.example.com", "web")], tls=tls))
     for kind in NAMES:
         cache.replace(kind, [])
     cache.replace("secrets", list(api.values()))
-    cache.replace("ingresses", [web])
+    kind, referrer = naming("served")
+    cache.replace(kind, [referrer])
     running.start()
     try:
         eventually(lambda: len(applier.applied) == 1)
@@ -285,14 +297,11 @@ def test_only_referenced_secrets_are_held_whole(tmp_path):
         assert other["metadata"]["name"] == "other"
         assert reads == []  # the initial list was whole
 
-        both = [*tls, {"hosts": ["web.example.com"], "secretName": "other"}]
-        cache.upsert(
-            "ingresses", namespaced(ingress("web", [rule("web.example.com", "web")], tls=both))
-        )
+        cache.upsert(*naming("served", "other"))
         eventually(lambda: reads == [("secrets", ("default", "other"))])
         eventually(lambda: "data" in cache.get("secrets", ("default", "other")))
 
-        cache.upsert("ingresses", namespaced(ingress("web", [rule("web.example.com", "web")])))
+        cache.upsert(*naming())
         eventually(lambda: "data" not in cache.get("secrets", ("default", "served")))
         assert "data" not in cache.get("secrets", ("default", "other"))
     finally:
