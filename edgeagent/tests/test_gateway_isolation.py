@@ -18,7 +18,7 @@ from support_gateway import (
 )
 from support_objects import endpoint_slice, openssl_pair, service, tls_secret
 
-from edgeagent import model
+from edgeagent import model, quarantine
 
 ADDRESSES = ["10.244.1.5", "127.0.0.1", "169.254.169.254", VIP, "192.0.2.7"]
 
@@ -82,3 +82,35 @@ def test_backend_refs_reach_only_endpoints_the_policy_allows():
     assert {(p.kind, p.namespace) for p in built.problems if p.code == "backend"} == {
         ("EndpointSlice", INFRA)
     }
+
+
+def test_a_quarantined_host_keeps_the_upstreams_of_its_route_matches():
+    """A Gateway host's previous server may send requests to upstreams through its
+    locations' choices (header, query or method matches): putting it back for a
+    quarantined host brings those upstreams back too, or nginx would find none."""
+    host = "match.example.com"
+    plain, matched = (
+        model.Upstream(name, INFRA, name, 8080, ("10.244.1.5:8080",)) for name in ("a", "b")
+    )
+    choice = model.Choice((("$http_version", "two"),), "b", 0)
+    before = model.Location("prefix", "/", "a", 0, choices=(choice,))
+    serving = model.Model(
+        servers=(model.Server(host, (before,), False, None),),
+        default_server=model.Server("_", (), False, None),
+        upstreams=(plain, matched),
+        certificates={},
+        problems=(),
+        served_ingresses=(),
+    )
+    refused = model.Server(host, (model.Location("prefix", "/", None, 404),), False, None)
+    candidate = model.Model(
+        servers=(refused,),
+        default_server=serving.default_server,
+        upstreams=(),
+        certificates={},
+        problems=(),
+        served_ingresses=(),
+    )
+    kept = quarantine.withhold(candidate, {host: "refused"}, serving, [])
+    assert kept.servers == serving.servers
+    assert kept.upstreams == (plain, matched)

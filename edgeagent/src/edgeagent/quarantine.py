@@ -63,7 +63,12 @@ def withhold(
             continue
         assert serving is not None
         servers.append(previous)
-        used = {location.upstream for location in previous.locations if location.upstream}
+        used = {
+            upstream
+            for location in previous.locations
+            for upstream in (location.upstream, *(choice.upstream for choice in location.choices))
+            if upstream
+        }
         for upstream in serving.upstreams:
             if upstream.name in used and upstream.name not in upstreams:
                 upstreams[upstream.name] = upstream
