@@ -350,7 +350,10 @@ def _merged(built: Model, router: _Router) -> Model:
             default, router.locations(by_host[ANY_HOST]), router, by_host[ANY_HOST]
         )
     upstreams = {u.name: u for u in built.upstreams} | router.upstreams
-    return Model(
+    # replace, not a new Model: what the Ingress side adds (shared hosts, the annotations'
+    # configuration) passes through unchanged.
+    return replace(
+        built,
         servers=tuple(sorted(servers, key=lambda s: s.host)),
         default_server=default,
         upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
@@ -361,7 +364,6 @@ def _merged(built: Model, router: _Router) -> Model:
                 key=lambda p: (p.kind, p.namespace, p.name, p.reason),
             )
         ),
-        served_ingresses=built.served_ingresses,
     )
 
 
