@@ -3,13 +3,14 @@ traffic. A real agent, nginx and OpenSSL, and the API emulator."""
 
 import base64
 
-import kubernetes
 import pytest
 import support_objects as objects
 from agentlab import Edge, agent_layout, eventually, ingress, rule
 from cryptography import x509
 from edgeagent.apply import Applier
 from edgeagent.cli import self_signed
+from edgeagent.gateway import routing as gateway_routing
+from edgeagent.informer import list_call
 
 from edgeagent import model, render, resources
 
@@ -53,8 +54,7 @@ def candidate(edge, *changed: dict) -> render.Rendered:
     client = edge.api.api_client()
     inputs = {}
     for resource in resources.RESOURCES:
-        api, method = resource.list_method
-        listing = getattr(getattr(kubernetes.client, api)(client), method)()
+        listing = list_call(resource, client)()
         objects_ = {
             resources.key_of(obj): obj
             for obj in client.sanitize_for_serialization(listing)["items"]
@@ -63,7 +63,8 @@ def candidate(edge, *changed: dict) -> render.Rendered:
             if obj["kind"] == resource.kind:
                 objects_[resources.key_of(obj)] = obj
         inputs[resource.name] = list(objects_.values())
-    built = model.build(model.Inputs(**inputs), model.Options(ingress_class="edge"))
+    objects_, options = model.Inputs(**inputs), model.Options(ingress_class="edge")
+    built, _ = gateway_routing.build(model.build(objects_, options), objects_, options)
     return render.render(built, agent_layout(edge.nginx))
 
 
