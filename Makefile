@@ -61,6 +61,9 @@ lint: setup
 	ruff format --check edgeagent kubeemu bench lab drill roles playbooks plugins tools molecule tests
 	# roles/*/README.md are generated from meta/argument_specs.yml: fail when one is stale
 	python tools/role_readme.py --check
+	# the shipped Prometheus alert rules (promtool: Debian's prometheus package)
+	cd roles/edgeagent/files/prometheus && promtool check rules edgeagent-alerts.yml \
+	  && promtool test rules edgeagent-alerts.test.yml
 	# molecule/vagrant (no Vagrant here; the default driver stands in for it): syntax only
 	EDGE_VAGRANT_DRIVER=default molecule syntax -s vagrant
 

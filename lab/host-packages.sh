@@ -15,6 +15,7 @@
 #   sslscan                     the listeners' TLS as a client sees it (playbooks/tests)
 #   python3-venv                `make setup` creates .venv/ with it
 #   wrk                         the load tool of `make bench` (proxy_throughput_ratio)
+#   prometheus                  promtool, which checks and tests the shipped alert rules
 #   qemu-system-x86, qemu-utils the VM lab and molecule -s lvs (real LVS on Debian's kernel)
 set -euo pipefail
 
@@ -22,7 +23,7 @@ readonly PACKAGES=(
   docker.io debootstrap nftables openssh-client e2fsprogs git
   nginx-light libnginx-mod-http-lua lua-resty-core
   keepalived ipvsadm
-  openssl curl iproute2 sslscan python3-venv wrk
+  openssl curl iproute2 sslscan python3-venv wrk prometheus
   qemu-system-x86 qemu-utils
 )
 
@@ -39,7 +40,10 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # The host needs the nginx binary for tests, not a web server on its port 80: on a host booted
-# with systemd the package would start one.
+# with systemd the package would start one. The same for prometheus: promtool is what is needed.
 if [[ " ${missing[*]} " == *" nginx-light "* && -d /run/systemd/system ]]; then
   systemctl disable --now nginx.service
+fi
+if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+  systemctl disable --now prometheus.service
 fi

@@ -251,7 +251,12 @@ def render_generation(
         model.Options(ingress_class=CLASS),
     )
     assert not built.problems, built.problems
-    layout = render.Layout(
+    return render.render(built, agent_layout(nginx))
+
+
+def agent_layout(nginx: Nginx) -> render.Layout:
+    """The layout the agent of `nginx` renders with (static upstreams)."""
+    return render.Layout(
         listen_http=f"127.0.0.1:{nginx.http_port}",
         listen_https=f"127.0.0.1:{nginx.https_port}",
         output_dir=f"{nginx.agent_dir}/gen-{render.GENERATION_PLACEHOLDER}",
@@ -259,7 +264,6 @@ def render_generation(
         default_key=str(nginx.key),
         status_listen=f"127.0.0.1:{nginx.status_port}",
     )
-    return render.render(built, layout)
 
 
 GENERATION_LINE = re.compile(rb"# edgeagent generation ([0-9a-f]+);")
@@ -316,11 +320,17 @@ class AgentProcess:
         status, body = self._get("/healthz")
         return status, json.loads(body)
 
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        status, body = self._get("/readyz")
+        return status, json.loads(body)
+
     def wait_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+        """Until nginx serves what the agent applied from the cluster's state."""
+
         def ready() -> dict[str, Any] | None:
             assert self.process is not None and self.process.poll() is None, self.log_tail()
-            status, body = self.healthz()
-            return body if status == 200 else None
+            status, body = self.readyz()
+            return body if status == 200 and body["synced"] else None
 
         return eventually(ready, timeout)
 
@@ -413,6 +423,8 @@ class Edge:
             "watch-timeout": 30,
             "watch-idle-timeout": 5,
             "request-timeout": 5,
+            # The backends of this lab listen on loopback, which an edge refuses.
+            "allow-loopback-backends": True,
             "confirm-timeout": 10,
             **self.agent_options,
             **overrides,

@@ -1,6 +1,8 @@
 """Kubernetes objects as API JSON dicts, written briefly: what tests feed model.build."""
 
 import base64
+import pathlib
+import subprocess
 
 from edgeagent.model import CertPair
 
@@ -106,3 +108,28 @@ def tls_secret(name: str, pair: CertPair, namespace: str = "default") -> dict:
             "tls.key": base64.b64encode(pair.key_pem).decode(),
         },
     }
+
+
+def openssl(*arguments: str) -> None:
+    subprocess.run(["openssl", *arguments], check=True, capture_output=True)
+
+
+def openssl_pair(directory: pathlib.Path, bits: int, digest: str) -> tuple[bytes, bytes]:
+    """A leaf of `bits` RSA signed by a CA with `digest`, made by the openssl command
+    (which still signs with SHA-1, unlike `cryptography`). OpenSSL does not judge the
+    signature of a self-signed certificate, hence the CA."""
+    ca, ca_key = directory / "ca.crt", directory / "ca.key"
+    request, certificate, key = directory / "tls.csr", directory / "tls.crt", directory / "tls.key"
+    openssl(
+        *("req", "-x509", "-nodes", "-newkey", "rsa:2048", "-subj", "/CN=ca.example"),
+        *("-days", "1", "-keyout", str(ca_key), "-out", str(ca)),
+    )
+    openssl(
+        *("req", "-new", "-nodes", "-newkey", f"rsa:{bits}", "-subj", "/CN=weak.example"),
+        *("-keyout", str(key), "-out", str(request)),
+    )
+    openssl(
+        *("x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key)),
+        *("-CAcreateserial", "-days", "1", f"-{digest}", "-out", str(certificate)),
+    )
+    return certificate.read_bytes() + ca.read_bytes(), key.read_bytes()

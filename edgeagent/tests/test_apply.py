@@ -1,7 +1,9 @@
 """The apply pipeline against a real nginx: stage, nginx -t, swap, reload, confirm."""
 
+import errno
 import json
 import os
+import pathlib
 import random
 import signal
 import stat
@@ -188,6 +190,31 @@ def test_delta_validation_refuses_a_bad_changed_block(nginx):
     assert "server_name h0.example.com;" in (rejected / "nginx-t-delta.conf").read_text()
 
 
+@pytest.mark.parametrize("baseline", [True, False], ids=["delta", "full"])
+def test_a_rejection_names_the_servers_nginx_refuses_on_their_own(nginx, baseline):
+    """Bisection over the changed servers (every server without a baseline) finds
+    exactly the broken ones, for the controller to quarantine (quarantine.py)."""
+    applier = Applier(nginx.apply_settings())
+    if baseline:
+        baseline_generation = render_generation(nginx, "127.0.0.2", hosts=6)
+        assert applier.apply(baseline_generation).outcome is Outcome.APPLIED
+    pairs = {name: self_signed(f"h{n}.example.com") for n, name in enumerate("tuvw")}
+    candidate = render_generation(nginx, "127.0.0.3", hosts=6, tls_pairs=pairs)
+    staged = applier.stage(candidate)
+    for broken in ("u", "w"):  # the servers of h1 and h3
+        replace_with_garbage(staged / "certs" / f"default_{broken}.pem")
+    result = applier.apply(candidate)
+    assert result.outcome is Outcome.REJECTED
+    assert result.offenders == ("server h1.example.com", "server h3.example.com")
+
+
+def test_a_rejection_of_the_shared_blocks_names_no_server(nginx):
+    applier = Applier(nginx.apply_settings())
+    nginx.key.unlink()  # the default server's key: no object's fault
+    result = applier.apply(render_generation(nginx, "127.0.0.2", hosts=3))
+    assert (result.outcome, result.offenders) == (Outcome.REJECTED, ())
+
+
 def test_a_reload_nginx_refuses_after_a_valid_delta_puts_current_back(nginx):
     """The delta argument's safety net: a block the delta left out is broken (here by
     hand), so nginx refuses the reload and keeps serving; `current` goes back, a full
@@ -251,6 +278,69 @@ def test_old_generations_and_debris_are_removed(nginx):
     assert len([n for n in names if n.startswith("gen-")]) == 3  # current and two more
     assert not [n for n in names if n.startswith((".staging-", ".current-"))]
     assert "bootstrap" in names
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (the tests run as root), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def fill(directory) -> pathlib.Path:
+    """Fill the filesystem of `directory` but for a few blocks; returns the filler."""
+    filler = directory / "filler"
+    with open(filler, "wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    os.truncate(filler, filler.stat().st_size - 16384)
+    return filler
+
+
+def test_a_full_disk_mid_apply_keeps_current_whole(small_disk):
+    """ENOSPC while a generation is staged: `current` stays on the whole generation that
+    serves, nginx keeps serving it, and once there is room the same candidate applies."""
+    nginx = Nginx(small_disk / "nginx").start()
+    try:
+        applier = Applier(nginx.apply_settings())
+        good = render_generation(nginx, "127.0.0.2")
+        assert applier.apply(good).outcome is Outcome.APPLIED
+        pairs = {f"t{n}": self_signed(f"h{n}.example.com") for n in range(30)}
+        big = render_generation(nginx, "127.0.0.3", hosts=30, tls_pairs=pairs)
+        filler = fill(small_disk)
+        result = applier.apply(big)
+        assert result.outcome is Outcome.FAILED
+        assert "No space left on device" in result.detail
+        assert live(nginx) == f"gen-{good.generation}"
+        assert_complete(nginx.agent_dir, nginx.main_conf)
+        assert applier.serving_generation() == good.generation
+        assert healthz(nginx) == 200
+
+        filler.unlink()
+        assert applier.apply(big).outcome is Outcome.APPLIED
+        assert_complete(nginx.agent_dir, nginx.main_conf)
+        assert not list(nginx.agent_dir.glob(".staging-*"))
+    finally:
+        nginx.stop()
+
+
+def test_rejected_candidates_are_pruned_at_each_rejection(nginx):
+    """A state nginx keeps refusing (no apply in between) keeps `keep_rejected` of them."""
+    applier = Applier(nginx.apply_settings(keep_rejected=2))
+    nginx.key.unlink()  # every candidate is refused
+    for n in range(4):
+        candidate = render_generation(nginx, f"127.0.0.{2 + n}")
+        assert applier.apply(candidate).outcome is Outcome.REJECTED
+    rejected = {p.name for p in nginx.agent_dir.glob("rejected-*")}
+    assert len(rejected) == 2
+    assert f"rejected-{candidate.generation}" in rejected  # the newest is kept
 
 
 def test_sigkill_at_any_moment_of_the_pipeline(nginx, tmp_path):

@@ -17,6 +17,7 @@ from edgeagent.gateway import references as gateway_references
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.resources import NAMES
+from support_gateway import gateway, listener
 
 from edgeagent import model, render
 
@@ -233,3 +234,76 @@ def test_gateway_objects_refer_to_their_backends_and_certificates():
         ("elsewhere", "other"),
     }
     assert gateway_references.secrets([gateway]) == {("ns", "cert"), ("y", "x")}
+
+
+def secret(name):
+    return namespaced(
+        {
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {"name": name, "annotations": {"copy": "of the data"}},
+            "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"},
+        }
+    )
+
+
+def ingress_naming(*secrets):
+    tls = [{"hosts": ["web.example.com"], "secretName": name} for name in secrets]
+    return "ingresses", namespaced(ingress("web", [rule("web.example.com", "web")], tls=tls))
+
+
+def gateway_naming(*secrets):
+    https = listener("https", 443, "HTTPS", certificates=[{"name": name} for name in secrets])
+    return "gateways", gateway("edge", https, namespace="default")
+
+
+@pytest.mark.parametrize("naming", [ingress_naming, gateway_naming], ids=["ingress", "gateway"])
+def test_only_referenced_secrets_are_held_whole(tmp_path, naming):
+    """Issue 14: a Secret no Ingress (spec.tls) or Gateway (a listener's certificateRefs)
+    names keeps only its identity in the agent's memory; one named anew is read again
+    whole (here from a dict standing for the API)."""
+    cache, stop, applier = Cache(), threading.Event(), RecordingApplier()
+    api = {("default", name): secret(name) for name in ("served", "other")}
+    reads = []
+
+    def read(resource, key):
+        reads.append((resource.name, key))
+        return api[key]
+
+    running = Controller(
+        cache,
+        model.Options(ingress_class="edge"),
+        layout_in(tmp_path),
+        applier,
+        Recorder(),
+        Recorder(),
+        Metrics(),
+        HealthState(dict),
+        SyncSettings(quiet_period=0.05, max_delay=0.3, min_reload_interval=0.1),
+        stop,
+        read=read,
+    )
+    for kind in NAMES:
+        cache.replace(kind, [])
+    cache.replace("secrets", list(api.values()))
+    kind, referrer = naming("served")
+    cache.replace(kind, [referrer])
+    running.start()
+    try:
+        eventually(lambda: len(applier.applied) == 1)
+        assert cache.get("secrets", ("default", "served"))["data"]
+        other = cache.get("secrets", ("default", "other"))
+        assert "data" not in other and "annotations" not in other["metadata"]
+        assert other["metadata"]["name"] == "other"
+        assert reads == []  # the initial list was whole
+
+        cache.upsert(*naming("served", "other"))
+        eventually(lambda: reads == [("secrets", ("default", "other"))])
+        eventually(lambda: "data" in cache.get("secrets", ("default", "other")))
+
+        cache.upsert(*naming())
+        eventually(lambda: "data" not in cache.get("secrets", ("default", "served")))
+        assert "data" not in cache.get("secrets", ("default", "other"))
+    finally:
+        stop.set()
+        cache.wake()

@@ -52,6 +52,27 @@ def test_api_down_nginx_keeps_serving_and_the_agent_resyncs(edge):
     )
 
 
+def test_api_down_at_start_serves_what_nginx_has_and_says_so(edge):
+    """Readiness, liveness and synced are three answers: an agent started while the API is
+    down is alive, ready (nginx serves the generation it found) and not synced; once the
+    API is back it syncs."""
+    live = os.readlink(edge.nginx.agent_dir / "current").removeprefix("gen-")
+    edge.agent.stop()
+    edge.api.stop_serving()
+    edge.agent = edge.new_agent().start()
+    ready = eventually(lambda: (answer := edge.agent.readyz())[0] == 200 and answer[1], timeout=20)
+    assert (ready["generation"], ready["generation_source"]) == (live, "found at start")
+    assert ready["synced"] is False
+    assert edge.agent.healthz()[0] == 200
+    assert edge.backend_of("app.example.com") == "web1"
+
+    edge.api.start_serving()
+    edge.apply_service("app", addresses=["127.0.0.3"])
+    eventually(lambda: edge.backend_of("app.example.com") == "web2", timeout=30)
+    eventually(lambda: edge.agent.readyz()[1]["synced"], timeout=30)
+    assert edge.agent.readyz()[1]["generation_source"] == "applied"
+
+
 def test_expired_watches_relist(edge):
     edge.api.expire()  # history compacted: every open watch ends with 410
     edge.apply_service("app", addresses=["127.0.0.4"])

@@ -27,3 +27,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         write_atomically(path, "not bytes", 0o600, durable=False)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.txt"]
+
+
+def test_a_planted_symlink_is_never_written_through(tmp_path):
+    """`edgeagent render` into a directory others can write: a link at the name of the
+    file, or at any name a writer could predict, does not redirect the write."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    output = tmp_path / "out"
+    output.mkdir()
+    path = output / "edge.conf"
+    path.symlink_to(victim)
+    for guess in (f".edge.conf.{os.getpid()}.tmp", ".edge.conf.tmp"):
+        (output / guess).symlink_to(victim)
+    write_atomically(path, b"rendered", 0o644, durable=False)
+    assert victim.read_bytes() == b"precious"
+    assert not path.is_symlink() and path.read_bytes() == b"rendered"

@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+import support_objects as objects
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa
 
@@ -312,6 +313,23 @@ def test_tls_pair_rejects_bad_material(pair):
     ]:
         with pytest.raises(grammar.Invalid):
             grammar.tls_pair(certificate, key)
+
+
+@pytest.mark.parametrize(
+    ("bits", "digest", "reason"),
+    [(1024, "sha256", "ee key too small"), (2048, "sha1", "ca md too weak")],
+)
+def test_tls_pair_refuses_what_nginx_openssl_refuses(tmp_path, bits, digest, reason):
+    """Well-formed and matching, but below the system OpenSSL's security level, where
+    nginx -t fails on it (and, before issue 14, on every candidate after it)."""
+    certificate, key = objects.openssl_pair(tmp_path, bits, digest)
+    with pytest.raises(grammar.Invalid, match=reason):
+        grammar.tls_pair(certificate, key)
+
+
+def test_tls_pair_accepts_rsa_2048_signed_with_sha256(tmp_path):
+    certificate, key = objects.openssl_pair(tmp_path, 2048, "sha256")
+    assert grammar.tls_pair(certificate, key).certificate_pem.count(b"BEGIN CERTIFICATE") == 2
 
 
 def test_cert_pair_repr_hides_the_key(pair):

@@ -797,9 +797,16 @@ def test_backend_sees_original_request_and_forwarding_headers(world):
     assert "date" in answer.headers
 
 
-def test_existing_forwarded_for_is_extended(world):
-    answer = world.get("foo.bar.com", "/", headers={"X-Forwarded-For": "192.0.2.7"})
-    assert answer.echo["headers"]["x-forwarded-for"] == "192.0.2.7, 127.0.0.1"
+def test_client_sent_forwarded_headers_are_dropped(world):
+    """Issue 14: a client cannot pass itself off as another address to the backend (as
+    ingress-nginx with use-forwarded-headers: false)."""
+    claimed = {"X-Forwarded-For": "192.0.2.7", "X-Real-IP": "192.0.2.7"}
+    for answer in (
+        world.get("foo.bar.com", "/", headers=claimed),
+        world.get_tls("foo.bar.com", "/", headers=claimed),
+    ):
+        headers = answer.echo["headers"]
+        assert (headers["x-forwarded-for"], headers["x-real-ip"]) == ("127.0.0.1", "127.0.0.1")
 
 
 def test_plain_requests_keep_upstream_connections_alive(world):

@@ -50,7 +50,9 @@ live main config changed, after any failed activation, and at least every
 
 Failures. On a refused `nginx -t` the candidate becomes `rejected-<hash>/` with the
 output in `nginx-t.txt` (and the delta it ran on, if it was one), and `current` never
-moves. When the reload command fails or nginx does not confirm in time, nginx decides:
+moves; the result names the host servers that nginx -t refuses on their own (`offenders`,
+by bisection over the delta's servers), which the controller quarantines. When the
+reload command fails or nginx does not confirm in time, nginx decides:
 if its status server still answers the generation it answered before the reload, nginx
 did not take the new one and `current` is put back, so that a restart brings back what
 serves; if it answers the new one (late), the generation is applied; if it answers
@@ -71,6 +73,7 @@ and skip `activate` for the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import os
@@ -209,6 +212,10 @@ class ApplyResult:
     """"full: why", "delta: N of M blocks", or "" when nginx -t did not run."""
     steps: dict[str, float] = field(default_factory=dict)
     """Seconds per step that ran: stage, validate, reload (with its confirmation)."""
+    offenders: tuple[str, ...] = ()
+    """REJECTED by nginx -t: the host server blocks that nginx -t refuses on their own
+    (next to the http block, the default server and their upstreams), found by
+    bisection; empty when the refusal is not any one server's (see `offenders`)."""
 
 
 class ApplyError(Exception):
@@ -404,6 +411,46 @@ class Applier:
         if result.returncode != 0:
             raise ApplyError((result.stderr + result.stdout).strip() or "nginx -t failed")
 
+    def offenders(
+        self, rendered: Rendered, target: pathlib.Path, changed: list[str] | None
+    ) -> list[str]:
+        """The host server blocks of a refused candidate that nginx -t refuses on their own.
+
+        Only blocks new since the baseline can be at fault (`changed`; None: every host
+        server, when no baseline applies). A server block is valid or not by its own text,
+        its upstreams and its files (module docstring), so halves of the suspects are
+        validated as deltas, and a half that passes is cleared whole: a few blocks out
+        of thousands cost a few dozen small `nginx -t` runs. Nothing is found when the
+        shared blocks alone are refused (the main config, the http block or the default
+        server, which no object owns), or when only a combination of servers is refused,
+        which the construction of edge.conf rules out (unique names, shared settings in
+        the http block); the candidate then stays rejected as a whole.
+        """
+        suspects = [
+            block_id
+            for block_id in (rendered.blocks if changed is None else changed)
+            if block_id.startswith("server ") and block_id != DEFAULT_SERVER_BLOCK
+        ]
+
+        def refused(blocks: list[str]) -> bool:
+            try:
+                self.validate(target, self.delta_config(rendered, blocks))
+            except ApplyError:
+                return True
+            return False
+
+        def bisect(blocks: list[str]) -> list[str]:
+            if not refused(blocks):
+                return []
+            if len(blocks) == 1:
+                return blocks
+            half = len(blocks) // 2
+            return bisect(blocks[:half]) + bisect(blocks[half:])
+
+        if not suspects or refused([]):
+            return []
+        return bisect(suspects)
+
     def validation_scope(self, rendered: Rendered, main_text: str) -> _Scope:
         """The whole candidate, or the blocks that differ from the baseline's (docstring)."""
         baseline = self._baseline
@@ -502,6 +549,9 @@ class Applier:
             output += f"\n(nginx -t ran on the delta {delta}, kept as {DELTA_FILE})"
         write_atomically(rejected / "nginx-t.txt", output.encode() + b"\n", FILE_MODE)
         fsync_dir(self.dir)
+        # Here too, not only after an apply: a state that keeps being refused must not
+        # fill the disk with one rejected candidate per change.
+        self._prune_rejected()
         return rejected
 
     # The whole pipeline
@@ -546,8 +596,10 @@ class Applier:
                 delta = self.delta_config(rendered, scope.blocks)
             self.validate(target, delta)
         except ApplyError as error:
+            offenders = tuple(self.offenders(rendered, target, scope.blocks))
             rejected = self.reject(target, str(error), delta)
-            return result(Outcome.REJECTED, f"{error} (kept in {rejected})")
+            detail = f"{error} (kept in {rejected})"
+            return dataclasses.replace(result(Outcome.REJECTED, detail), offenders=offenders)
         if delta is None:
             self._last_full_validation = time.monotonic()
         now = timed("validate", now)
@@ -586,17 +638,21 @@ class Applier:
         for entry in self.dir.glob(f"{LINK_PREFIX}*"):
             entry.unlink(missing_ok=True)
 
+    def _newest_first(self, prefix: str) -> list[pathlib.Path]:
+        entries = [p for p in self.dir.glob(f"{prefix}*") if p.is_dir()]
+        return sorted(entries, key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def _prune_rejected(self) -> None:
+        for old in self._newest_first(REJECTED_PREFIX)[self.settings.keep_rejected :]:
+            shutil.rmtree(old, ignore_errors=True)
+
     def prune(self) -> None:
         live = self.live_generation()
-
-        def newest_first(prefix: str) -> list[pathlib.Path]:
-            entries = [p for p in self.dir.glob(f"{prefix}*") if p.is_dir()]
-            return sorted(entries, key=lambda p: p.stat().st_mtime, reverse=True)
-
         generations = [
-            p for p in newest_first(GENERATION_PREFIX) if p.name != f"{GENERATION_PREFIX}{live}"
+            p
+            for p in self._newest_first(GENERATION_PREFIX)
+            if p.name != f"{GENERATION_PREFIX}{live}"
         ]
         for old in generations[self.settings.keep_generations :]:
             shutil.rmtree(old, ignore_errors=True)
-        for old in newest_first(REJECTED_PREFIX)[self.settings.keep_rejected :]:
-            shutil.rmtree(old, ignore_errors=True)
+        self._prune_rejected()

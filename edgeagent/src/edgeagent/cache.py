@@ -7,15 +7,25 @@ an edge agent, or a Secret no Ingress uses, costs no sync). The objects themselv
 kept whatever the answer, so a later snapshot is always complete.
 
 Objects are the API's JSON dicts, shared and never modified after they are stored.
+
+With `--watch-namespaces`, several informers fill one kind, one namespace each: a list
+replaces that namespace's objects only, and the kind is synced once each has listed.
+
+Secrets (`Resource.held_only_while_referenced`): `withheld(kind, obj)`, the controller's
+judgement of what no Ingress refers to, makes the cache keep only the object's identity
+(`identity_of`), without its data or annotations (kubectl's last-applied annotation
+holds a copy of the data). It is asked again at every snapshot, so a Secret no longer
+referenced loses its data there; one referenced anew is read again from the API by the
+controller (`identities`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from edgeagent.resources import NAMES, Key, Object, key_of
+from edgeagent.resources import NAMES, RESOURCES, Key, Object, key_of
 
 __all__ = ["Cache", "Key", "Object", "key_of"]
 
@@ -24,17 +34,55 @@ def _always(kind: str, old: Object | None, new: Object | None) -> bool:
     return True
 
 
+def _never(kind: str, obj: Object) -> bool:
+    return False
+
+
+IDENTITY_FIELDS = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+
+
+def _keyed(obj: Object) -> tuple[Key, Object]:
+    return key_of(obj), obj
+
+
+def identity_of(obj: Object) -> Object:
+    """An object without its content: kind, apiVersion, type and identifying metadata."""
+    metadata = obj.get("metadata") or {}
+    return {
+        **{k: obj[k] for k in ("kind", "apiVersion", "type") if k in obj},
+        "metadata": {k: metadata[k] for k in IDENTITY_FIELDS if k in metadata},
+    }
+
+
 class Cache:
-    def __init__(self) -> None:
+    def __init__(self, namespaces: tuple[str, ...] = ()) -> None:
+        """`namespaces`: those watched one by one (empty: all at once)."""
         self._changed = threading.Condition()
         self._objects: dict[str, dict[Key, Object]] = {kind: {} for kind in NAMES}
-        self._synced: set[str] = set()
+        self._sources = {
+            (resource.name, namespace)
+            for resource in RESOURCES
+            for namespace in (namespaces if resource.namespaced and namespaces else (None,))
+        }
+        """(kind, namespace or None) of every informer that fills the cache."""
+        self._synced: set[tuple[str, str | None]] = set()
         self.version = 0
         """Counts relevant changes; the controller syncs when it moves."""
         self.first_change_at: float | None = None
         """monotonic() of the oldest relevant change not yet taken by a snapshot."""
         self.last_change_at = 0.0
         self.relevant: Callable[[str, Object | None, Object | None], bool] = _always
+        self.withheld: Callable[[str, Object], bool] = _never
+        self._identities: dict[str, set[Key]] = {kind: set() for kind in NAMES}
+        """Keys of the objects held as their identity only, by kind."""
+
+    def _held(self, kind: str, key: Key, obj: Object) -> Object:
+        """What to store of `obj`: itself, or its identity if withheld."""
+        if self.withheld(kind, obj):
+            self._identities[kind].add(key)
+            return identity_of(obj)
+        self._identities[kind].discard(key)
+        return obj
 
     def _touch(self) -> None:
         now = time.monotonic()
@@ -44,23 +92,32 @@ class Cache:
             self.first_change_at = now
         self._changed.notify_all()
 
-    def replace(self, kind: str, objects: list[Object]) -> None:
-        """The result of a (re)list: the whole kind at once."""
+    def replace(self, kind: str, objects: list[Object], namespace: str | None = None) -> None:
+        """The result of a (re)list: the whole kind at once, or its objects in `namespace`."""
         with self._changed:
-            self._objects[kind] = {key_of(obj): obj for obj in objects}
-            self._synced.add(kind)
+            if namespace is None:
+                self._identities[kind].clear()
+            else:
+                self._identities[kind] = {k for k in self._identities[kind] if k[0] != namespace}
+            listed = {key: self._held(kind, key, obj) for key, obj in map(_keyed, objects)}
+            if namespace is not None:
+                others = self._objects[kind].items()
+                listed.update((key, obj) for key, obj in others if key[0] != namespace)
+            self._objects[kind] = listed
+            self._synced.add((kind, namespace))
             self._touch()
 
     def upsert(self, kind: str, obj: Object) -> None:
         with self._changed:
             key = key_of(obj)
             old = self._objects[kind].get(key)
-            self._objects[kind][key] = obj
+            self._objects[kind][key] = self._held(kind, key, obj)
             if self.relevant(kind, old, obj):
                 self._touch()
 
     def delete(self, kind: str, obj: Object) -> None:
         with self._changed:
+            self._identities[kind].discard(key_of(obj))
             old = self._objects[kind].pop(key_of(obj), None)
             if old is not None and self.relevant(kind, old, None):
                 self._touch()
@@ -71,7 +128,7 @@ class Cache:
 
     def synced(self) -> bool:
         with self._changed:
-            return self._synced >= set(NAMES)
+            return self._synced >= self._sources
 
     def counts(self) -> dict[str, int]:
         with self._changed:
@@ -91,7 +148,21 @@ class Cache:
             objects = {kind: list(objs.values()) for kind, objs in self._objects.items()}
             if prepare is not None:
                 prepare(objects)
+                self._withhold_again()
             return self.version, objects
+
+    def _withhold_again(self) -> None:
+        """Drop the content of the objects the (new) judgement withholds."""
+        for kind, stored in self._objects.items():
+            for key, obj in stored.items():
+                if key not in self._identities[kind] and self.withheld(kind, obj):
+                    stored[key] = identity_of(obj)
+                    self._identities[kind].add(key)
+
+    def identities(self, kind: str, keys: Iterable[Key]) -> list[Key]:
+        """Those of `keys` held as their identity only (to be read again whole)."""
+        with self._changed:
+            return [key for key in keys if key in self._identities[kind]]
 
     def snapshot_kind(self, kind: str) -> tuple[int, dict[Key, Object]]:
         """One kind, keyed, without touching the pending-change clock (for reporters)."""

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edgeagent import __version__, annotations, grammar, manifests, options, render
+from edgeagent import __version__, annotations, grammar, manifests, options, ownership, render
 from edgeagent.files import write_atomically
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.options import GatewayOptions
@@ -98,9 +98,18 @@ def _load(args: argparse.Namespace):
         gateway=GatewayOptions(
             gateway_class=args.gateway_class, controller_name=args.gateway_controller_name
         ),
+        host_owner=args.host_owner,
     )
     model, _ = gateway_routing.build(build(inputs, options), inputs, options)
     return model, [*load_problems, *model.problems]
+
+
+def shared_host_lines(model) -> list[str]:
+    """One warning per host that Ingresses of several namespaces name (ownership.py)."""
+    return [
+        f"warning: host {host} is named by Ingresses of namespaces {', '.join(namespaces)}"
+        for host, namespaces in model.shared_hosts.items()
+    ]
 
 
 def _default_certificate(args: argparse.Namespace, output: Path) -> tuple[str, str]:
@@ -148,9 +157,13 @@ def command_render(args: argparse.Namespace) -> int:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    _, problems = _load(args)
+    """Problems but warnings make the exit status 1; a host shared by namespaces is only
+    a warning line (served merged, or refused to all but its owner, which is a Problem)."""
+    model, problems = _load(args)
     for problem in problems:
         print(problem_line(problem))
+    for line in shared_host_lines(model):
+        print(line)
     return 1 if any(problem.code != WARNING for problem in problems) else 0
 
 
@@ -215,6 +228,13 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         default=GatewayOptions.controller_name,
         type=_checked(grammar.controller_name),
         help="spec.controllerName the served GatewayClass must name (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--host-owner",
+        default=Options.host_owner,
+        choices=ownership.MODES,
+        help="merge: every namespace's paths on a host are served; namespace: a host "
+        "belongs to the namespace of its oldest Ingress (default: %(default)s)",
     )
 
 

@@ -35,8 +35,11 @@ else what changed since the last push; a failed push is retried in full, with a
 backoff of its own). Every `verify_interval` the agent compares the version nginx holds
 with its last push: a restarted nginx holds state.txt's, and gets the whole state again.
 
-Outcomes (see apply.py): unchanged bytes stop before anything is written. A generation
-rejected by nginx -t is not tried again until the state changes; a failed reload is
+Outcomes (see apply.py): unchanged bytes stop before anything is written. When nginx -t
+refuses host servers on their own (`ApplyResult.offenders`), those are quarantined and the
+candidate is made and applied again without them (quarantine.py), in the same sync and in
+later ones while they render the same. A generation rejected by nginx -t is not tried
+again until the state changes; a failed reload is
 retried with exponential backoff. On success the status is published and the problems
 reported; on rejection, Events go to the Ingresses that changed since the configuration
 that serves, the likely culprits (at most `MAX_SUSPECTS` of them).
@@ -53,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeagent import collector, dynamic, model, options, render, resources
+from edgeagent import collector, dynamic, model, options, quarantine, render, resources
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
@@ -70,7 +73,16 @@ from edgeagent.status import StatusPublisher
 log = logging.getLogger(__name__)
 
 MAX_SUSPECTS = 20
-PROBLEM_CODES = ("invalid", "unsupported", "conflict", "missing-service", "secret", "warning")
+PROBLEM_CODES = (
+    "invalid",
+    "unsupported",
+    "conflict",
+    "missing-service",
+    "secret",
+    "warning",
+    quarantine.CODE,
+    "backend",
+)
 
 
 @dataclass(frozen=True)
@@ -183,7 +195,10 @@ class Controller:
         stop: threading.Event,
         on_first_sync: Callable[[ApplyResult], None] = lambda result: None,
         control: Control | None = None,
+        read: Callable[[resources.Resource, Key], Object | None] | None = None,
     ) -> None:
+        """`read`: reads one object from the API. Given, the cache holds Secrets whole only
+        while an Ingress refers to them (cache.py), and `read` fetches one referenced anew."""
         self.cache = cache
         self.options = options
         self.layout = layout
@@ -196,6 +211,7 @@ class Controller:
         self._stop = stop
         self._on_first_sync = on_first_sync
         self._references = References()
+        self._references_known = False
         self._seen_version = -1
         self._last_reload_end = float("-inf")
         self._rejected: str | None = None
@@ -207,6 +223,9 @@ class Controller:
         self._render_memo = render.Memo()
         self._first = True
         self._last_blocks: dict[str, render.Block] | None = None
+        self._serving_model: model.Model | None = None
+        self._quarantine: dict[str, tuple[str, str]] = {}
+        """Host server blocks nginx -t refused: block id -> (fingerprint, nginx's reason)."""
         self.dynamic_push = (
             None
             if control is None
@@ -218,6 +237,9 @@ class Controller:
             )
         )
         cache.relevant = self.relevant
+        self._read = read
+        if read is not None:
+            cache.withheld = self.withheld
         self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
 
     # Relevance (called by informer threads under the cache lock)
@@ -232,12 +254,43 @@ class Controller:
                 return False
         return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
+    def withheld(self, kind: str, obj: Object) -> bool:
+        """Whether the cache holds `obj` as its identity only: a Secret no Ingress or Gateway
+        names."""
+        resource = resources.BY_NAME[kind]
+        if not resource.held_only_while_referenced or not self._references_known:
+            # Before the first snapshot no reference is known: the initial lists stay
+            # whole (their response held every Secret anyway), and the first snapshot
+            # withholds what is not referenced, instead of reading each Secret again.
+            return False
+        assert resource.referenced_as is not None
+        return resource.reference_key(obj) not in getattr(self._references, resource.referenced_as)
+
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
         named = references(snapshot["ingresses"])
         self._references = References(
             named.services | gateway_references.services(snapshot["http_routes"]),
             named.secrets | gateway_references.secrets(snapshot["gateways"]),
         )
+        self._references_known = True
+
+    def _read_referenced(self) -> bool:
+        """Read whole the objects referenced anew that the cache holds as their identity
+        only; True if any was stored (a new snapshot is due)."""
+        if self._read is None:
+            return False
+        stored = False
+        for resource in resources.RESOURCES:
+            if not resource.held_only_while_referenced:
+                continue
+            assert resource.referenced_as is not None
+            referenced = getattr(self._references, resource.referenced_as)
+            for key in self.cache.identities(resource.name, referenced):
+                obj = self._read(resource, key)
+                if obj is not None:
+                    self.cache.upsert(resource.name, obj)
+                    stored = True
+        return stored
 
     # The loop
 
@@ -286,6 +339,8 @@ class Controller:
     def sync(self) -> ApplyResult | None:
         started = time.monotonic()
         version, snapshot = self.cache.snapshot(self._prepare)
+        if self._read_referenced():
+            version, snapshot = self.cache.snapshot(self._prepare)
         if self._first:
             gc.freeze()  # the initial lists (module docstring)
         self._seen_version = version
@@ -296,24 +351,33 @@ class Controller:
         inputs = model.Inputs(**{**snapshot, "secrets": secrets})
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
         with collector.paused():  # see collector.py
-            built, attachment = gateway_routing.build(
+            whole, attachment = gateway_routing.build(
                 model.build(inputs, options, self._model_memo), inputs, options
             )
             built_at = time.monotonic()
-            rendered = render.render(built, self.layout, self._render_memo)
+            built, rendered = self._candidate(whole, snapshot["ingresses"])
             rendered_at = time.monotonic()
-        self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
         state = dynamic.state_of(built) if self.dynamic_push is not None else None
         if state is not None and not self.dynamic_push.write_files(state):
             self._schedule_retry()
             return None
         if rendered.generation == self._rejected:
             log.debug("same candidate as the rejected one; waiting for a change")
+            self._set_problem_metrics(built)
             if state is not None:  # the generation that serves takes the peers anyway
                 self._push(state, full=False)
             return None
         cause = self._reload_cause(rendered)
         result = self.applier.apply(rendered)
+        while result.outcome is Outcome.REJECTED and self._quarantined(rendered, result):
+            with collector.paused():
+                built, rendered = self._candidate(whole, snapshot["ingresses"])
+            state = dynamic.state_of(built) if self.dynamic_push is not None else None
+            if state is not None and not self.dynamic_push.write_files(state):
+                self._schedule_retry()
+                return None
+            result = self.applier.apply(rendered)
+        self._set_problem_metrics(built)
         finished = time.monotonic()
         phases = {
             "build": built_at - started,
@@ -332,6 +396,7 @@ class Controller:
         self._report(result, built, attachment, snapshot["ingresses"], phases)
         if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
             self._last_blocks = rendered.blocks
+            self._serving_model = built
         if state is not None:
             applied = result.outcome is Outcome.APPLIED
             if self._push(state, full=applied) and applied:
@@ -341,6 +406,43 @@ class Controller:
             gc.freeze()  # see the module docstring
             self._on_first_sync(result)
         return result
+
+    def _candidate(
+        self, whole: model.Model, ingresses: list[Object]
+    ) -> tuple[model.Model, render.Rendered]:
+        """The model and its rendering, without the servers still quarantined: those
+        whose block renders as it did when nginx -t refused it (quarantine.py). A block
+        that renders differently is forgiven and tried again."""
+        rendered = render.render(whole, self.layout, self._render_memo)
+        self._quarantine = {
+            block_id: (fingerprint, reason)
+            for block_id, (fingerprint, reason) in self._quarantine.items()
+            if block_id in rendered.blocks and rendered.blocks[block_id].fingerprint == fingerprint
+        }
+        if not self._quarantine:
+            return whole, rendered
+        refused = {
+            quarantine.host_of(block_id): reason
+            for block_id, (_, reason) in self._quarantine.items()
+        }
+        built = quarantine.withhold(whole, refused, self._serving_model, ingresses)
+        return built, render.render(built, self.layout, self._render_memo)
+
+    def _quarantined(self, rendered: render.Rendered, result: ApplyResult) -> bool:
+        """Quarantine the blocks nginx -t refused on their own; False if none is new."""
+        new = [block_id for block_id in result.offenders if block_id not in self._quarantine]
+        reason = result.detail.splitlines()[0] if result.detail else "refused"
+        for block_id in new:
+            self._quarantine[block_id] = (rendered.blocks[block_id].fingerprint, reason)
+            log.error(
+                "server quarantined: nginx -t refuses it",
+                extra={"host": quarantine.host_of(block_id), "detail": result.detail},
+            )
+        return bool(new)
+
+    def _set_problem_metrics(self, built: model.Model) -> None:
+        self.metrics.set_invalid((p.code for p in built.problems), PROBLEM_CODES)
+        self.metrics.quarantined_servers.set(len(self._quarantine))
 
     def _reload_cause(self, rendered: render.Rendered) -> str:
         """What a reload to `rendered` would be for (metric edgeagent_reloads_by_cause):

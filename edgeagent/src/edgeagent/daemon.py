@@ -2,7 +2,7 @@
 
 Threads: one informer per kind (informer.py) fills the cache; the controller
 (controller.py) turns it into nginx configuration; the status publisher and the event
-recorder talk back to the API on their own threads; the health server answers /healthz
+recorder talk back to the API on their own threads; the health server answers /healthz, /readyz
 and /metrics. The main thread handles signals and pings systemd's watchdog.
 
 Settings (settings.py) come from flags or from `--config FILE`, a YAML mapping whose keys
@@ -12,12 +12,14 @@ are the long flag names without dashes in front (`ingress-class: edge`,
 wins over the defaults. Unknown keys are an error, so a typo never silently falls back to
 a default.
 
-systemd: READY=1 is sent after the first sync attempt. Normally that is the first
+systemd: READY=1 is sent at start when nginx already serves a generation (found through
+its status server: the agent stands behind it until it syncs, even with the API down,
+and /readyz says so), else after the first sync attempt. Normally that is the first
 configuration applied and confirmed; if the very first candidate is rejected, READY=1 is
 sent anyway with a STATUS line saying so (nginx keeps serving what it had, and a unit
-that never became ready would only be restarted in a loop), while /healthz stays 503
-until a configuration is applied. The unit needs a TimeoutStartSec long enough for the
-first list and sync, as the API may be slow at boot.
+that never became ready would only be restarted in a loop), while /readyz stays 503
+until nginx serves a configuration. The unit needs a TimeoutStartSec long enough for the
+first list and sync when nothing serves yet, as the API may be slow at boot.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ import kubernetes
 
 from edgeagent import kube, logs, model, render, systemd
 from edgeagent.apply import Applier, ApplyResult, Outcome
+from edgeagent.backends import BackendPolicy
 from edgeagent.cache import Cache
 from edgeagent.control import Control
 from edgeagent.controller import Controller
 from edgeagent.events import EventRecorder
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.health import HealthServer, HealthState
-from edgeagent.informer import Informer
+from edgeagent.informer import Informer, read_object
 from edgeagent.metrics import Metrics
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings, ConfigError, resolve
@@ -62,15 +65,20 @@ class Agent:
         s = self.settings
         self.stop = threading.Event()
         self.metrics = Metrics()
-        self.cache = Cache()
-        client = kube.api_client(s.api)
-        self.informers = [
-            Informer(resource, client, self.cache, s.watch, self.metrics, self.stop)
+        self.cache = Cache(s.watch.namespaces)
+        sources = [
+            (resource, namespace)
             for resource in RESOURCES
+            for namespace in (s.watch.namespaces if resource.namespaced else ()) or (None,)
         ]
-        self.health = HealthState(self.watch_report)
+        client = kube.api_client(s.api, watches=len(sources))
+        self.informers = [
+            Informer(resource, client, self.cache, s.watch, self.metrics, self.stop, namespace)
+            for resource, namespace in sources
+        ]
+        self.health = HealthState(self.watch_report, self.threads)
         self.health_server = HealthServer(s.daemon.health_listen, self.health, self.metrics)
-        applier = Applier(s.apply)
+        self.applier = applier = Applier(s.apply)
         self.status = StatusPublisher(client, self.cache, s.status, self.metrics, self.stop)
         self.events = EventRecorder(client, self.cache, self.metrics, self.stop)
         nginx_dir = s.apply.nginx_dir.rstrip("/")
@@ -91,6 +99,12 @@ class Agent:
             model.Options(
                 ingress_class=s.serving.ingress_class,
                 watch_ingress_without_class=s.serving.watch_ingress_without_class,
+                host_owner=s.serving.host_owner,
+                backends=BackendPolicy(
+                    networks=s.serving.backend_networks,
+                    vips=s.status.addresses,
+                    refuse_loopback=not s.serving.allow_loopback_backends,
+                ),
                 upstreams_without_endpoints=s.nginx.dynamic,
                 annotations=s.annotations,
                 gateway=GatewayOptions(
@@ -110,12 +124,13 @@ class Agent:
             self.stop,
             on_first_sync=self.first_sync,
             control=control,
+            read=lambda resource, key: read_object(resource, client, key, s.watch.request_timeout),
         )
 
     def watch_report(self) -> dict[str, Any]:
         now = time.monotonic()
         return {
-            i.resource.name: {
+            i.name: {
                 "synced": i.resource_version is not None,
                 "resource_version": i.resource_version,
                 "seconds_since_contact": None
@@ -125,6 +140,10 @@ class Agent:
             }
             for i in self.informers
         }
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads whose death leaves the edge silently stale (health.py)."""
+        return [i.thread for i in self.informers] + [self.controller.thread]
 
     def first_sync(self, result: ApplyResult) -> None:
         if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
@@ -142,6 +161,10 @@ class Agent:
         signal.signal(signal.SIGTERM, self.shutdown)
         signal.signal(signal.SIGINT, self.shutdown)
         self.health_server.start()
+        found = self.applier.serving_generation()
+        if found is not None:  # served before any sync; the API may be down (health.py)
+            self.health.found_at_start(found)
+            systemd.notify("READY=1", f"STATUS=nginx serves generation {found}; syncing")
         self.events.start()
         self.status.start()
         for each in self.informers:
@@ -149,9 +172,8 @@ class Agent:
         self.controller.start()
         log.info("started", extra={"health": self.settings.daemon.health_listen})
         interval = systemd.watchdog_interval()
-        threads = [i.thread for i in self.informers] + [self.controller.thread]
         while not self.stop.wait(interval or 1.0):
-            if interval and all(thread.is_alive() for thread in threads):
+            if interval and not self.health.dead_threads():
                 systemd.notify("WATCHDOG=1")
         systemd.notify("STOPPING=1")
         for each in self.informers:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 
 
 def write_atomically(path: pathlib.Path, data: bytes, mode: int, durable: bool = True) -> None:
     """Write `data` to a temporary file next to `path` and rename it over `path`: a reader
     (nginx, at a reload or a restart) sees the old file or the new one, never half of it.
 
-    The mode is set before any byte is written, whatever the umask, so a key is never
-    readable by others even for a moment. `durable` fsyncs the data before the rename, so
-    a power cut cannot leave the new name on an empty file; an offline preview
-    (`edgeagent render`) does without.
+    The temporary file is made by `mkstemp` (a new, unpredictable name, O_EXCL): a
+    symlink planted in a shared directory is never written through, and one planted at
+    `path` is replaced, not followed. The mode is set before any byte is written,
+    whatever the umask, so a key is never readable by others even for a moment.
+    `durable` fsyncs the data before the rename, so a power cut cannot leave the new name
+    on an empty file; an offline preview (`edgeagent render`) does without.
     """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = pathlib.Path(name)
     try:
         with os.fdopen(descriptor, "wb") as file:
             os.fchmod(file.fileno(), mode)

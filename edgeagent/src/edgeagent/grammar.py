@@ -25,6 +25,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from edgeagent.tls_check import unloadable
+
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 # A topology zone, as label values are written (EndpointSlice endpoints' `zone`).
@@ -503,7 +505,8 @@ def base64_data(value: object, what: str) -> bytes:
 
 @functools.lru_cache(maxsize=TLS_PAIR_CACHE_SIZE)
 def tls_pair(certificate_pem: bytes, key_pem: bytes) -> CertPair:
-    """Parse, match and re-serialise a certificate chain and its unencrypted key.
+    """Parse, match and re-serialise a certificate chain and its unencrypted key, and
+    load it with the system OpenSSL as nginx will (tls_check.py).
 
     Cached because parsing keys is the slowest step of a sync with many TLS hosts and
     the same Secret is seen again on every sync; the cache is bounded.
@@ -524,12 +527,16 @@ def tls_pair(certificate_pem: bytes, key_pem: bytes) -> CertPair:
         encoding, public
     ):
         raise Invalid("tls.key does not match the first certificate of tls.crt")
-    return CertPair(
+    pair = CertPair(
         certificate_pem=b"".join(cert.public_bytes(encoding) for cert in chain),
         key_pem=key.private_bytes(
             encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
+    refused = unloadable(pair.certificate_pem + pair.key_pem)
+    if refused is not None:  # what nginx -t would say of it (tls_check.py)
+        raise Invalid(refused)
+    return pair
 
 
 # A GatewayClass's spec.controllerName: a domain, then a path (the Gateway API's

@@ -1,12 +1,22 @@
-"""`/healthz` and `/metrics` on loopback (127.0.0.1:10254 by default).
+"""`/healthz`, `/readyz` and `/metrics` on loopback (127.0.0.1:10254 by default).
 
-`/healthz` answers 200 once the first sync has been applied and nginx confirmed that it
-serves it, 503 before. After that it stays 200 while nginx serves a good configuration,
-even when a later candidate is rejected or the API server is unreachable: the edge keeps
-serving the last good state, and moving traffic away from every edge node at once (they
-all see the same API) would help nobody. The body says what is going on: the generation
-serving, the last sync's outcome, and for each watch how many seconds ago it last heard
-from the API server, so staleness is visible at a glance.
+Three different questions (issue 14):
+
+- `/healthz`, liveness: 200 while every thread that keeps the state current (the
+  informers, the controller) is alive; 503 naming the dead ones otherwise, since the edge
+  would serve an ever staler state while looking fine (systemd's watchdog restarts the
+  unit for the same reason).
+- `/readyz`, readiness: 200 once nginx serves a configuration the agent stands behind:
+  one it applied, or, from the start, the generation nginx already served when the agent
+  started (the API may be down then: nginx keeps serving it, and the agent says so). 503
+  before (nginx on the bootstrap configuration). It stays 200 when a later candidate is
+  rejected or the API is unreachable: moving traffic away from every edge node at once
+  (they all see the same API) would help nobody. keepalived's agent check asks this.
+- `synced`, in both bodies: the latest sync applied the cluster's state (its outcome was
+  applied or unchanged); false while only the generation found at start serves.
+
+The body also says which generation serves and where it came from, the last sync's outcome,
+and for each watch how many seconds ago it last heard from the API server.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import http.server
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,9 +36,17 @@ from edgeagent.metrics import Metrics
 class HealthState:
     """What /healthz reports; written by the controller, read by the HTTP thread."""
 
-    def __init__(self, watches: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        watches: Callable[[], dict[str, Any]],
+        threads: Callable[[], Iterable[threading.Thread]] = tuple,
+    ) -> None:
         self.watches = watches
+        self.threads = threads
+        """The threads that must live for the state to follow the cluster."""
         self.serving: str | None = None
+        self.found: str | None = None
+        """The generation nginx served when the agent started, before any sync."""
         self.last_outcome: str | None = None
         self.last_detail = ""
         self.last_sync_at: float | None = None
@@ -40,15 +58,37 @@ class HealthState:
         self.last_detail = detail
         self.last_sync_at = time.monotonic()
 
+    def found_at_start(self, generation: str) -> None:
+        self.found = generation
+
     @property
     def ready(self) -> bool:
-        return self.serving is not None
+        return self.serving is not None or self.found is not None
+
+    @property
+    def synced(self) -> bool:
+        return self.last_outcome in ("applied", "unchanged")
+
+    def dead_threads(self) -> list[str]:
+        return sorted(thread.name for thread in self.threads() if not thread.is_alive())
+
+    @property
+    def alive(self) -> bool:
+        return not self.dead_threads()
 
     def report(self) -> dict[str, Any]:
         since = None if self.last_sync_at is None else time.monotonic() - self.last_sync_at
         return {
+            "alive": self.alive,
+            "dead_threads": self.dead_threads(),
             "ready": self.ready,
-            "generation": self.serving,
+            "synced": self.synced,
+            "generation": self.serving or self.found,
+            "generation_source": "applied"
+            if self.serving
+            else "found at start"
+            if self.found
+            else None,
             "last_sync": {
                 "outcome": self.last_outcome,
                 "detail": self.last_detail,
@@ -65,9 +105,10 @@ class HealthServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path == "/healthz":
+                if self.path in ("/healthz", "/readyz"):
                     body = json.dumps(state_ref.report(), indent=1).encode() + b"\n"
-                    self._send(200 if state_ref.ready else 503, "application/json", body)
+                    good = state_ref.alive if self.path == "/healthz" else state_ref.ready
+                    self._send(200 if good else 503, "application/json", body)
                 elif self.path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
                 else:

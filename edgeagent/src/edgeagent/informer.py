@@ -18,10 +18,14 @@ restarted and counted as `silent`.
 
 The kinds and what is asked of each come from `edgeagent.resources`. Secrets: only type
 kubernetes.io/tls can serve TLS, so the informer asks the API for those alone (field
-selector `type=kubernetes.io/tls`, which the API server supports for Secrets) and holds
-them in the cache; the controller then gives the model only the
-Secrets that an Ingress names in `spec.tls`, and a change to any other Secret costs no
-sync. Other Secrets never reach the agent.
+selector `type=kubernetes.io/tls`, which the API server supports for Secrets), narrowed by
+`--secret-label-selector` if set, and holds them in the cache; the controller then gives
+the model only the Secrets that an Ingress names in `spec.tls`, and a change to any other
+Secret costs no sync. Other Secrets never reach the agent.
+
+With `--watch-namespaces`, each namespaced kind has one informer per namespace, each
+listing and watching in its namespace alone (what a Role there grants; docs/security.md),
+all writing into the same kind of the cache; cluster-scoped kinds keep one informer.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import functools
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -43,16 +48,29 @@ import urllib3
 from kubernetes.client import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from edgeagent import collector
+from edgeagent import collector, grammar, options
 from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache
 from edgeagent.metrics import Metrics
-from edgeagent.options import seconds
+from edgeagent.options import option, seconds
 from edgeagent.resources import Resource
 
 log = logging.getLogger(__name__)
 
 GONE = 410
+# What a label selector may hold: keys, values and the operators of equality- and set-based
+# selectors; nothing that could end the query parameter or smuggle another.
+LABEL_SELECTOR = re.compile(r"[A-Za-z0-9\-_./=!,() ]*")
+
+
+def _namespaces(value: tuple[str, ...], what: str) -> None:
+    for namespace in value:
+        grammar.dns1123_label(namespace, what)
+
+
+def _label_selector(value: str, what: str) -> None:
+    if not LABEL_SELECTOR.fullmatch(value):
+        raise grammar.Invalid(f"{what} must be a label selector, got {grammar.show(value)}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,31 @@ class WatchSettings:
     request_timeout: float = field(
         default=60.0, metadata=seconds("request-timeout", "timeout of a list request")
     )
+    namespaces: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "watch-namespaces",
+            "watch only these namespaces, one list and watch each, which Roles in them can "
+            "grant (default: all, which needs a ClusterRole)",
+            "NS[,NS]",
+            options.addresses,
+            _namespaces,
+        ),
+    )
+    """All namespaces by default, as ingress-nginx; a list lets the agent's RBAC be Roles
+    in those namespaces, so a stolen token reads no Secret elsewhere (docs/security.md)."""
+    secret_label_selector: str = field(
+        default="",
+        metadata=option(
+            "secret-label-selector",
+            "watch only the TLS Secrets with these labels, e.g. edge.example/serve=true "
+            "(default: every TLS Secret)",
+            "SELECTOR",
+            check=_label_selector,
+        ),
+    )
+    """Empty by default: Ingresses name their Secrets, and a selector would be one more
+    thing to get right. Set, Secrets without the labels never reach the agent."""
     """Client- and server-side timeout of a list. A 10k-object list takes about a second;
     a minute leaves room for a loaded API server without hanging forever."""
     connect_timeout: float = 5.0
@@ -89,13 +132,50 @@ class WatchSettings:
     fleet of edge agents never retries faster than this against a sick one."""
 
 
-def list_call(resource: Resource, client: kubernetes.client.ApiClient) -> Callable[..., Any]:
-    """The client's method that lists (and, with watch=True, watches) `resource`."""
-    api, method = resource.list_method
+def list_call(
+    resource: Resource, client: kubernetes.client.ApiClient, namespace: str | None = None
+) -> Callable[..., Any]:
+    """The client's method that lists (and, with watch=True, watches) `resource`, in
+    `namespace` alone if given."""
+    if namespace is None:
+        api, method = resource.list_method
+        call = getattr(getattr(kubernetes.client, api)(client), method)
+        if resource.custom:
+            return functools.partial(call, resource.group, resource.version, resource.plural)
+        return call
+    api, method = resource.namespaced_list_method
     call = getattr(getattr(kubernetes.client, api)(client), method)
     if resource.custom:
-        return functools.partial(call, resource.group, resource.version, resource.plural)
-    return call
+        return functools.partial(call, resource.group, resource.version, namespace, resource.plural)
+    return functools.partial(call, namespace)
+
+
+def read_object(
+    resource: Resource, client: kubernetes.client.ApiClient, key: tuple[str, str], timeout: float
+) -> dict[str, Any] | None:
+    """One object of a namespaced kind read from the API (None if it is gone or the API
+    does not answer: the caller keeps what it had). For the Secrets the cache held as
+    their identity only, until an Ingress named them (cache.py)."""
+    api, snake = resource.client_names
+    call = getattr(getattr(kubernetes.client, api)(client), f"read_namespaced_{snake}")
+    namespace, name = key
+    try:
+        response = call(name, namespace, _preload_content=False, _request_timeout=timeout)
+        obj = json.loads(response.data)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+        log.warning(
+            "cannot read a referenced object",
+            extra={
+                "resource": resource.name,
+                "namespace": namespace,
+                "object_name": name,
+                "error": str(error),
+            },
+        )
+        return None
+    obj.setdefault("kind", resource.kind)
+    obj.setdefault("apiVersion", resource.api_version)
+    return obj
 
 
 class Expired(Exception):
@@ -115,9 +195,12 @@ class Informer:
         settings: WatchSettings,
         metrics: Metrics,
         stop: threading.Event,
+        namespace: str | None = None,
     ) -> None:
         self.resource = resource
-        self._list_call = list_call(resource, client)
+        self.namespace = namespace
+        """None: every namespace (or a cluster-scoped kind)."""
+        self._list_call = list_call(resource, client, namespace)
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
@@ -127,14 +210,28 @@ class Informer:
         """monotonic() of the last list or watch line received: how stale the cache is."""
         self.last_error: str | None = None
         self._response: Any = None
-        self.thread = threading.Thread(
-            target=self.run, name=f"informer-{resource.name}", daemon=True
+        self.thread = threading.Thread(target=self.run, name=f"informer-{self.name}", daemon=True)
+
+    @property
+    def name(self) -> str:
+        """The kind, and the namespace it watches if only one: `secrets/team-a`."""
+        return (
+            self.resource.name
+            if self.namespace is None
+            else f"{self.resource.name}/{self.namespace}"
         )
 
+    def _contact(self) -> None:
+        self.last_contact = time.monotonic()
+        self.metrics.api_last_contact.set_to_current_time()
+
     def _selectors(self) -> dict[str, Any]:
+        selectors = {}
         if self.resource.field_selector:
-            return {"field_selector": self.resource.field_selector}
-        return {}
+            selectors["field_selector"] = self.resource.field_selector
+        if self.resource.kind == "Secret" and self.settings.secret_label_selector:
+            selectors["label_selector"] = self.settings.secret_label_selector
+        return selectors
 
     def _list(self) -> None:
         response = self._list_call(
@@ -149,14 +246,14 @@ class Informer:
         for item in items:  # list items lack them; watch events and manifests have them
             item.setdefault("kind", self.resource.kind)
             item.setdefault("apiVersion", self.resource.api_version)
-        self.cache.replace(self.resource.name, items)
-        self.metrics.objects.labels(self.resource.name).set(len(items))
+        self.cache.replace(self.resource.name, items, self.namespace)
+        self.metrics.objects.labels(self.resource.name).set(self.cache.counts()[self.resource.name])
         self.resource_version = body["metadata"]["resourceVersion"]
-        self.last_contact = time.monotonic()
+        self._contact()
         log.info(
             "listed",
             extra={
-                "resource": self.resource.name,
+                "resource": self.name,
                 "count": len(items),
                 "resource_version": self.resource_version,
             },
@@ -174,9 +271,7 @@ class Informer:
         elif event_type == "DELETED":
             self.cache.delete(self.resource.name, obj)
         elif event_type != "BOOKMARK":
-            log.warning(
-                "unknown watch event", extra={"resource": self.resource.name, "type": event_type}
-            )
+            log.warning("unknown watch event", extra={"resource": self.name, "type": event_type})
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if version:
             self.resource_version = version
@@ -200,7 +295,7 @@ class Informer:
             for line in iter_resp_lines(response):
                 if self._stop.is_set():
                     break
-                self.last_contact = time.monotonic()
+                self._contact()
                 if line:
                     self._apply(line)
                     delivered = True
@@ -228,7 +323,7 @@ class Informer:
                 reason, self.resource_version = "expired", None
                 log.info(
                     "watch expired, relisting",
-                    extra={"resource": self.resource.name, "detail": str(error)},
+                    extra={"resource": self.name, "detail": str(error)},
                 )
             except ApiException as error:
                 if error.status == GONE:
@@ -249,7 +344,7 @@ class Informer:
                 log.warning(
                     "watch failed",
                     extra={
-                        "resource": self.resource.name,
+                        "resource": self.name,
                         "error": self.last_error,
                         "failures": backoff.failures,
                     },

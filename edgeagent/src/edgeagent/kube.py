@@ -9,8 +9,9 @@ Three ways in, chosen in this order:
 3. The in-cluster ServiceAccount, when the agent runs in a pod
    ($KUBERNETES_SERVICE_HOST is set and no kubeconfig is named).
 
-The client's connection pool is sized for the agent's threads (five informers, the
-controller, the status and event reporters) so that no thread waits for a connection.
+The client's connection pool is sized for the agent's threads (the informers, five or one
+per kind and watched namespace, plus the controller, the status and event reporters) so
+that no thread waits for a connection.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import kubernetes
 
 from edgeagent.options import option
 
-POOL_SIZE = 16
+# Connections besides the informers' watches: the controller's reads, status, Events.
+POOL_SPARE = 11
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def _read_token(path: str) -> str:
     return pathlib.Path(path).read_text().strip()
 
 
-def api_client(settings: ConnectionSettings) -> kubernetes.client.ApiClient:
+def api_client(settings: ConnectionSettings, watches: int = 5) -> kubernetes.client.ApiClient:
     configuration = kubernetes.client.Configuration()
     if settings.server:
         configuration.host = settings.server
@@ -89,5 +91,5 @@ def api_client(settings: ConnectionSettings) -> kubernetes.client.ApiClient:
         )
     else:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
-    configuration.connection_pool_maxsize = POOL_SIZE
+    configuration.connection_pool_maxsize = watches + POOL_SPARE
     return kubernetes.client.ApiClient(configuration)

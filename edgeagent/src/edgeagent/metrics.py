@@ -100,6 +100,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.api_last_contact = Gauge(
+            "edgeagent_api_last_contact_timestamp_seconds",
+            "Unix time of the last answer from the API server (a list, or a line of a watch, "
+            "bookmarks included)",
+            registry=r,
+        )
+        self.quarantined_servers = Gauge(
+            "edgeagent_quarantined_servers",
+            "Host servers nginx -t refused, withheld from the configuration (each host keeps "
+            "its previous server, or is not served)",
+            registry=r,
+        )
         self.status_updates = Counter(
             "edgeagent_status_updates",
             "Ingress status patches by result: success, error",

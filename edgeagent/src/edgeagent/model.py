@@ -39,13 +39,15 @@ import functools
 import hashlib
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field, make_dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar
+from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
+from edgeagent.ownership import HostOwners
 from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
 __all__ = [
@@ -83,8 +85,9 @@ class Problem:
 
     `kind`/`namespace`/`name` name the object the user has to fix; `reason` is one line
     for people; `code` is a fixed, low-cardinality category for metrics: "invalid",
-    "unsupported", "conflict", "missing-service", "secret", or "warning" (an annotation
-    served without: the object is served all the same).
+    "unsupported", "conflict", "missing-service", "secret", "backend" (an endpoint address
+    refused, backends.py), or "warning" (an annotation served without: the object is served
+    all the same).
     """
 
     kind: str
@@ -131,6 +134,14 @@ class Options:
     gateway: GatewayOptions = field(default_factory=GatewayOptions)
     """What to serve of the Gateway API (edgeagent.gateway, merged into the model by
     `gateway.routing.build`)."""
+
+    backends: BackendPolicy | None = None
+    """Which endpoint addresses may be proxied to (backends.py); without networks of its
+    own, the Nodes' podCIDRs if any. None (manifests, tests): every address."""
+
+    host_owner: str = "merge"
+    """"merge" (as ingress-nginx): every namespace's paths on a host are served; "namespace":
+    a host belongs to the namespace of its oldest Ingress (`--host-owner`, ownership.py)."""
 
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
@@ -261,6 +272,9 @@ class Model:
     annotations: annotations.Config = field(default_factory=annotations.Config)
     """What the model was built with (`Options.annotations`): render writes the
     http-level defaults from it."""
+    shared_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Hosts named by Ingresses of several namespaces: host -> namespaces, owner first
+    (`edgeagent check` warns about them; ownership.py)."""
 
 
 class _BackendRef(NamedTuple):
@@ -342,6 +356,8 @@ class Memo:
 
     def __init__(self) -> None:
         self.ingresses: dict[int, _IngressEntry] = {}
+        self.backends: BackendPolicy | None = None
+        """The policy the resolutions were made under: another one voids them."""
         self.resolutions: dict[tuple[str, _BackendRef], _Resolution] = {}
         self.secrets: dict[tuple[str, str], _SecretEntry] = {}
         self.servers: dict[str, tuple[tuple, Server]] = {}
@@ -349,6 +365,7 @@ class Memo:
     def keep_only(self, used: Memo) -> None:
         """Drop every entry the last build did not use."""
         self.ingresses, self.resolutions = used.ingresses, used.resolutions
+        self.backends = used.backends
         self.secrets, self.servers = used.secrets, used.servers
 
 
@@ -552,6 +569,10 @@ class _Builder:
                 if isinstance(namespace, str) and isinstance(service, str):
                     self.slices.setdefault((namespace, service), []).append(obj)
         self.secrets = self._index(inputs.secrets)
+        self.backends = backend_policy(options, inputs.nodes)
+        if memo.backends != self.backends:
+            memo.resolutions = {}
+        self.next_memo.backends = self.backends
         self.upstreams: dict[str, Upstream] = {}
         self.resolved: dict[tuple[str, _BackendRef], tuple[str | None, str | None]] = {}
         self.service_ports: dict[tuple[str, str], dict | str] = {}
@@ -578,12 +599,15 @@ class _Builder:
         app_roots: dict[str, tuple[_Ingress, str]] = {}
         catch_all: tuple[_Ingress, _BackendRef] | None = None
         tls: dict[str, tuple[_Ingress, str | None]] = {}
-        # As ingress-nginx: one regex path makes every path of its host a regex.
+        owners = HostOwners(self.options.host_owner)
+        # As ingress-nginx: one regex path makes every path of its host a regex (only the
+        # paths of Ingresses allowed on the host count: ownership.py).
         regex_hosts = {
             host
             for ingress in ingresses
             for host, rule_paths in ingress.rules
-            if any(entry.kind == "Regex" for entry in rule_paths)
+            if (not host or owners.refusal(host, ingress.namespace) is None)
+            and any(entry.kind == "Regex" for entry in rule_paths)
         }
         for ingress in ingresses:
             if ingress.default_backend and not ingress.rules:
@@ -591,7 +615,13 @@ class _Builder:
                     catch_all = (ingress, ingress.default_backend)
                 else:
                     self._conflict(ingress, "spec.defaultBackend (catch-all)", catch_all[0])
+            refused_hosts = set()
             for host, rule_paths in ingress.rules:
+                refusal = owners.refusal(host, ingress.namespace) if host else None
+                if refusal is not None:
+                    self.problem("Ingress", ingress.namespace, ingress.name, refusal, "conflict")
+                    refused_hosts.add(host)
+                    continue
                 claimed = paths.setdefault(host, {})
                 for entry in rule_paths:
                     key = (entry.kind, entry.path)
@@ -632,7 +662,7 @@ class _Builder:
                     if previous[1] != ingress.default_backend:
                         what = f"spec.defaultBackend for host {host or '(any)'}"
                         self._conflict(ingress, what, previous[0])
-            rule_hosts = {host for host, _ in ingress.rules}
+            rule_hosts = {host for host, _ in ingress.rules} - refused_hosts
             for hosts, secret in ingress.tls:
                 for host in hosts:
                     if host not in rule_hosts:
@@ -669,6 +699,7 @@ class _Builder:
             ),
             served_ingresses=tuple(sorted((i.namespace, i.name) for i in ingresses)),
             annotations=self.options.annotations,
+            shared_hosts=owners.shared(),
         )
 
     def _host_server(
@@ -903,6 +934,10 @@ class _Builder:
                 self.problem("EndpointSlice", slice_namespace, slice_name, str(error), error.code)
                 continue
             for address, endpoint_port, zone in found:
+                refusal = self.backends.refusal(address) if self.backends else None
+                if refusal is not None:
+                    self.problems.append(refused_endpoint(endpoint_slice, refusal))
+                    continue
                 key = (address, endpoint_port)
                 zones[key] = min(zone, zones.get(key, zone))  # one zone, whatever the order
         if not zones and not self.options.upstreams_without_endpoints:
@@ -984,6 +1019,24 @@ class _Builder:
             certificates[key] = previous
             return key
         return None
+
+
+def backend_policy(options: Options, nodes: list[dict]) -> BackendPolicy | None:
+    """The policy endpoints are judged by, for the Ingresses and the Gateway API alike:
+    `options.backends`, with the Nodes' podCIDRs as its networks when it names none."""
+    policy = options.backends
+    if policy is not None and not policy.networks:
+        pods = pod_networks(nodes)
+        if pods:
+            policy = replace(policy, networks=pods)
+    return policy
+
+
+def refused_endpoint(endpoint_slice: dict, refusal: str) -> Problem:
+    """The problem reported on an EndpointSlice for an endpoint `backend_policy` refuses."""
+    namespace, name = identity(endpoint_slice)
+    reason = f"endpoint {refusal}: not proxied to (backend networks, docs/security.md)"
+    return Problem("EndpointSlice", namespace, name, reason, "backend")
 
 
 def read_tls_secret(secret: dict | None) -> CertPair:

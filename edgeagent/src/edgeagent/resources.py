@@ -67,6 +67,10 @@ class Resource:
     custom: bool = False
     """Defined by a CustomResourceDefinition (the Gateway API): the client has no typed API
     class for it, so it is listed through `CustomObjectsApi`."""
+    held_only_while_referenced: bool = False
+    """Its content is a secret: the cache holds an object whole only while `referenced_as`
+    names it, and only its identity otherwise (cache.py), so that the agent's memory
+    holds the keys it serves and no other."""
 
     @property
     def api_version(self) -> str:
@@ -79,10 +83,27 @@ class Resource:
         custom kind's method takes its group, version and plural first."""
         if self.custom:
             return "CustomObjectsApi", "list_cluster_custom_object"
+        api, snake = self.client_names
+        return api, f"list_{snake}_for_all_namespaces" if self.namespaced else f"list_{snake}"
+
+    @property
+    def namespaced_list_method(self) -> tuple[str, str]:
+        """The same in one namespace (a namespaced kind), e.g. ("CoreV1Api",
+        "list_namespaced_secret"): what `--watch-namespaces` asks for, and what a Role in
+        that namespace grants; a custom kind's method takes its group, version, the
+        namespace and its plural."""
+        if self.custom:
+            return "CustomObjectsApi", "list_namespaced_custom_object"
+        api, snake = self.client_names
+        return api, f"list_namespaced_{snake}"
+
+    @property
+    def client_names(self) -> tuple[str, str]:
+        """The `kubernetes.client` API class and the kind in snake case ("CoreV1Api",
+        "secret"), of which its methods are named."""
         group = self.group.split(".")[0] if self.group else "core"
         api = f"{group.capitalize()}{self.version.capitalize()}Api"
-        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
-        return api, f"list_{snake}_for_all_namespaces" if self.namespaced else f"list_{snake}"
+        return api, re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
 
 
 RESOURCES = (
@@ -129,6 +150,7 @@ RESOURCES = (
         "secrets",
         field_selector="type=kubernetes.io/tls",
         referenced_as="secrets",
+        held_only_while_referenced=True,
     ),
     # The Gateway API. The agents write the status of the classes, Gateways and routes
     # they serve, as they do an Ingress's.
@@ -171,6 +193,8 @@ RESOURCES = (
         "referencegrants",
         custom=True,
     ),
+    # Their spec.podCIDRs: where backends may be (backends.py); status changes cost nothing.
+    Resource("nodes", "Node", "", "v1", "nodes", namespaced=False, status_ignored=True),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)
 BY_NAME = {resource.name: resource for resource in RESOURCES}

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from edgeagent import annotations, grammar, model, options
+from edgeagent import annotations, backends, grammar, model, options, ownership
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
 from edgeagent.gateway.options import GatewayOptions
@@ -103,6 +103,40 @@ class ServingSettings:
             "PORT",
             int,
             check=grammar.port_number,
+        ),
+    )
+    backend_networks: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "backend-networks",
+            "CIDRs where pods live: endpoints elsewhere are refused (default: the Nodes' "
+            "podCIDRs when they have any, else anywhere; loopback, link-local and the "
+            "--publish-status-address VIPs are always refused)",
+            "CIDR[,CIDR]",
+            options.addresses,
+            backends.check_networks,
+        ),
+    )
+    """Empty: the Nodes' podCIDRs, which most clusters set; a cluster whose CNI ignores
+    them (pods in other ranges) needs the list."""
+    allow_loopback_backends: bool = field(
+        default=False,
+        metadata=option(
+            "allow-loopback-backends",
+            "proxy to loopback endpoints too: only for a preview on one machine, never on an "
+            "edge (the edge's own status and control endpoints live there)",
+            parse=options.switch,
+        ),
+    )
+    host_owner: str = field(
+        default=model.Options.host_owner,
+        metadata=option(
+            "host-owner",
+            "merge: every namespace's paths on a host are served (as ingress-nginx); "
+            "namespace: a host belongs to the namespace of its oldest Ingress, other "
+            "namespaces' rules for it are refused (default: %(default)s)",
+            "MODE",
+            options.one_of(*ownership.MODES),
         ),
     )
 

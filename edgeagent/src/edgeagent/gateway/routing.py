@@ -127,6 +127,7 @@ class _Router:
         for each in inputs.endpoint_slices:
             if isinstance(each, dict):
                 self.slices.setdefault(service_of(each), []).append(each)
+        self.backends = model.backend_policy(options, inputs.nodes)
         self.upstreams: dict[str, Upstream] = {}
         self.problems: list[Problem] = []
         self.lost_to_ingress: dict[Key, set[str]] = {}
@@ -244,16 +245,24 @@ class _Router:
         return name, 0
 
     def endpoints(self, backend: Backend) -> list[str]:
-        """The ready endpoints of a backendRef's Service port, in the Ingress model's order."""
+        """The ready endpoints of a backendRef's Service port, in the Ingress model's order,
+        without those the backend policy refuses (reported on their slice, as the Ingress
+        model does: an HTTPRoute must not reach what an Ingress may not)."""
         service = self.index.services[(backend.namespace, backend.name)]
         ports = mappings(mapping(service.get("spec")).get("ports"))
         port_name = next(p.get("name") or "" for p in ports if p.get("port") == backend.port)
         found: set[tuple[str, int]] = set()
         for endpoint_slice in self.slices.get((backend.namespace, backend.name), []):
             try:
-                found |= {(a, p) for a, p, _ in model.ready_endpoints(endpoint_slice, port_name)}
+                ready = model.ready_endpoints(endpoint_slice, port_name)
             except Invalid:
                 continue  # the Ingress model reports broken slices
+            for address, port, _ in ready:
+                refusal = self.backends.refusal(address) if self.backends else None
+                if refusal is not None:
+                    self.problems.append(model.refused_endpoint(endpoint_slice, refusal))
+                else:
+                    found.add((address, port))
         return [model.endpoint_text(*e) for e in sorted(found, key=model.endpoint_order)]
 
 
@@ -341,7 +350,10 @@ def _merged(built: Model, router: _Router) -> Model:
             default, router.locations(by_host[ANY_HOST]), router, by_host[ANY_HOST]
         )
     upstreams = {u.name: u for u in built.upstreams} | router.upstreams
-    return Model(
+    # replace, not a new Model: what the Ingress side adds (shared hosts, the annotations'
+    # configuration) passes through unchanged.
+    return replace(
+        built,
         servers=tuple(sorted(servers, key=lambda s: s.host)),
         default_server=default,
         upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
@@ -352,7 +364,6 @@ def _merged(built: Model, router: _Router) -> Model:
                 key=lambda p: (p.kind, p.namespace, p.name, p.reason),
             )
         ),
-        served_ingresses=built.served_ingresses,
     )
 
 
