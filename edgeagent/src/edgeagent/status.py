@@ -24,10 +24,11 @@ the work of all.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -148,43 +149,28 @@ class StatusPublisher:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         addresses = gateway_status.addresses_of(self.settings.addresses)
         healthy = True
-        for kind, (namespace, name), status in gateway_status.wanted(
-            attachment, objects, addresses, now
-        ):
-            resource = resources.BY_NAME[kind]
-            where = (resource.group, resource.version)
-            try:
+        try:
+            for kind, (namespace, name), status in gateway_status.wanted(
+                attachment, objects, addresses, now
+            ):
+                resource = resources.BY_NAME[kind]
                 if resource.namespaced:
-                    self.custom.patch_namespaced_custom_object_status(
-                        *where,
-                        namespace,
-                        resource.plural,
-                        name,
-                        {"status": status},
-                        _request_timeout=self.settings.request_timeout,
-                    )
+                    patch, scope = self.custom.patch_namespaced_custom_object_status, (namespace,)
                 else:
-                    self.custom.patch_cluster_custom_object_status(
-                        *where,
-                        resource.plural,
-                        name,
-                        {"status": status},
-                        _request_timeout=self.settings.request_timeout,
-                    )
-                self.metrics.status_updates.labels("success").inc()
-            except ApiException as error:
-                if error.status == NOT_FOUND:
-                    continue
-                self.metrics.status_updates.labels("error").inc()
-                log.warning(
-                    "status update failed",
-                    extra={"namespace": namespace, "object_name": name, "error": str(error.status)},
+                    patch, scope = self.custom.patch_cluster_custom_object_status, ()
+                send = functools.partial(
+                    patch,
+                    resource.group,
+                    resource.version,
+                    *scope,
+                    resource.plural,
+                    name,
+                    {"status": status},
+                    _request_timeout=self.settings.request_timeout,
                 )
-                healthy = False
-            except (urllib3.exceptions.HTTPError, OSError) as error:
-                self.metrics.status_updates.labels("error").inc()
-                log.warning("status update failed: API unreachable", extra={"error": str(error)})
-                return False
+                healthy = self._patched(namespace, name, send) and healthy
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            return self._unreachable(error)
         return healthy
 
     def plan(self, served: frozenset[Key]) -> list[tuple[Key, list[dict[str, str]] | None]]:
@@ -204,24 +190,39 @@ class StatusPublisher:
     def reconcile(self, served: frozenset[Key]) -> bool:
         """Patch what differs; False if some patch failed for a reason worth retrying."""
         healthy = True
-        for (namespace, name), entries in self.plan(served):
-            body = {"status": {"loadBalancer": {"ingress": entries}}}
-            try:
-                self.api.patch_namespaced_ingress_status(
-                    name, namespace, body, _request_timeout=self.settings.request_timeout
+        try:
+            for (namespace, name), entries in self.plan(served):
+                body = {"status": {"loadBalancer": {"ingress": entries}}}
+                send = functools.partial(
+                    self.api.patch_namespaced_ingress_status,
+                    name,
+                    namespace,
+                    body,
+                    _request_timeout=self.settings.request_timeout,
                 )
-                self.metrics.status_updates.labels("success").inc()
-            except ApiException as error:
-                if error.status == NOT_FOUND:
-                    continue  # deleted meanwhile: nothing to publish
-                self.metrics.status_updates.labels("error").inc()
-                log.warning(
-                    "status update failed",
-                    extra={"namespace": namespace, "object_name": name, "error": str(error.status)},
-                )
-                healthy = False
-            except (urllib3.exceptions.HTTPError, OSError) as error:
-                self.metrics.status_updates.labels("error").inc()
-                log.warning("status update failed: API unreachable", extra={"error": str(error)})
-                return False
+                healthy = self._patched(namespace, name, send) and healthy
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            return self._unreachable(error)
         return healthy
+
+    def _patched(self, namespace: str, name: str, send: Callable[[], object]) -> bool:
+        """Send one status patch; False if it failed for a reason worth retrying. An
+        unreachable API raises, so that the round ends at once."""
+        try:
+            send()
+        except ApiException as error:
+            if error.status == NOT_FOUND:
+                return True  # deleted meanwhile: nothing to publish
+            self.metrics.status_updates.labels("error").inc()
+            log.warning(
+                "status update failed",
+                extra={"namespace": namespace, "object_name": name, "error": str(error.status)},
+            )
+            return False
+        self.metrics.status_updates.labels("success").inc()
+        return True
+
+    def _unreachable(self, error: Exception) -> bool:
+        self.metrics.status_updates.labels("error").inc()
+        log.warning("status update failed: API unreachable", extra={"error": str(error)})
+        return False
