@@ -18,6 +18,7 @@ import functools
 import ipaddress
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -134,19 +135,21 @@ def _pattern(value: object, what: str, pattern: re.Pattern, max_length: int, gra
     return text
 
 
-def dns1123_label(value: object, what: str) -> str:
-    """Namespaces: lower-case alphanumerics and '-', at most 63."""
-    return _pattern(value, what, DNS1123_LABEL, 63, "DNS-1123 label")
+def _token(pattern: re.Pattern, max_length: int, grammar: str) -> Callable[[object, str], str]:
+    """A check of `(value, what)` for a string that `pattern` matches whole."""
+
+    def check(value: object, what: str) -> str:
+        return _pattern(value, what, pattern, max_length, grammar)
+
+    return check
 
 
-def dns1123_subdomain(value: object, what: str) -> str:
-    """Object names (Ingress, Secret, IngressClass, EndpointSlice): dotted labels, <= 253."""
-    return _pattern(value, what, DNS1123_SUBDOMAIN, 253, "DNS-1123 subdomain")
-
-
-def dns1035_label(value: object, what: str) -> str:
-    """Service names: a DNS-1123 label that starts with a letter."""
-    return _pattern(value, what, DNS1035_LABEL, 63, "DNS-1035 label")
+# Namespaces: lower-case alphanumerics and '-', at most 63.
+dns1123_label = _token(DNS1123_LABEL, 63, "DNS-1123 label")
+# Object names (Ingress, Secret, IngressClass, EndpointSlice): dotted labels, <= 253.
+dns1123_subdomain = _token(DNS1123_SUBDOMAIN, 253, "DNS-1123 subdomain")
+# Service names: a DNS-1123 label that starts with a letter.
+dns1035_label = _token(DNS1035_LABEL, 63, "DNS-1035 label")
 
 
 def zone_weights(value: object, what: str) -> dict[str, int]:
@@ -490,9 +493,8 @@ def listen(value: object, what: str) -> str:
     return text
 
 
-def file_path(value: object, what: str) -> str:
-    """An absolute filesystem path the operator chose; plain characters only."""
-    return _pattern(value, what, FILE_PATH, 1024, "absolute path of plain characters")
+# An absolute filesystem path the operator chose; plain characters only.
+file_path = _token(FILE_PATH, 1024, "absolute path of plain characters")
 
 
 def base64_data(value: object, what: str) -> bytes:
@@ -546,8 +548,7 @@ CONTROLLER_NAME = re.compile(
 )
 
 
-def controller_name(value: object, what: str) -> str:
-    return _pattern(value, what, CONTROLLER_NAME, 253, "controller name (domain/path)")
+controller_name = _token(CONTROLLER_NAME, 253, "controller name (domain/path)")
 
 
 # HTTPRoute matches, as nginx reads them: a header's value is `$http_<name>` (lower case,
@@ -560,16 +561,9 @@ MATCH_VALUE = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&]+")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 
 
-def header_name(value: object, what: str) -> str:
-    return _pattern(value, what, HEADER_NAME, 256, "header name (letters, digits and '-')")
-
-
-def query_name(value: object, what: str) -> str:
-    return _pattern(value, what, QUERY_NAME, 256, "query parameter name (letters, digits, '_')")
-
-
-def match_value(value: object, what: str) -> str:
-    return _pattern(value, what, MATCH_VALUE, 1024, "value (letters, digits and -._~/!*+,=:@&)")
+header_name = _token(HEADER_NAME, 256, "header name (letters, digits and '-')")
+query_name = _token(QUERY_NAME, 256, "query parameter name (letters, digits, '_')")
+match_value = _token(MATCH_VALUE, 1024, "value (letters, digits and -._~/!*+,=:@&)")
 
 
 def http_method(value: object, what: str) -> str:
