@@ -193,6 +193,15 @@ def _checked(parse):
     return _flag_type(lambda value: parse(value, "value"))
 
 
+def _add_name_argument(
+    parser: argparse.ArgumentParser, flag: str, default: str, check, what: str
+) -> None:
+    """A name flag whose value must pass the `grammar` function `check`."""
+    parser.add_argument(
+        flag, default=default, type=_checked(check), help=f"{what} (default: %(default)s)"
+    )
+
+
 def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-f",
@@ -202,11 +211,12 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE_OR_DIR",
         help="manifest file or directory (YAML or JSON; repeatable)",
     )
-    parser.add_argument(
+    _add_name_argument(
+        parser,
         "--ingress-class",
-        default=Options.ingress_class,
-        type=_checked(grammar.dns1123_subdomain),
-        help="IngressClass name served (default: %(default)s)",
+        Options.ingress_class,
+        grammar.dns1123_subdomain,
+        "IngressClass name served",
     )
     parser.add_argument(
         "--watch-ingress-without-class",
@@ -217,17 +227,19 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
     section = parser.add_argument_group("ingress-nginx defaults")
     for each in INGRESS_NGINX_DEFAULTS:
         options.add_argument(section, each, type=_flag_type(each.metadata["parse"]))
-    parser.add_argument(
+    _add_name_argument(
+        parser,
         "--gateway-class",
-        default=GatewayOptions.gateway_class,
-        type=_checked(grammar.dns1123_subdomain),
-        help="GatewayClass name served (default: %(default)s)",
+        GatewayOptions.gateway_class,
+        grammar.dns1123_subdomain,
+        "GatewayClass name served",
     )
-    parser.add_argument(
+    _add_name_argument(
+        parser,
         "--gateway-controller-name",
-        default=GatewayOptions.controller_name,
-        type=_checked(grammar.controller_name),
-        help="spec.controllerName the served GatewayClass must name (default: %(default)s)",
+        GatewayOptions.controller_name,
+        grammar.controller_name,
+        "spec.controllerName the served GatewayClass must name",
     )
     parser.add_argument(
         "--host-owner",
