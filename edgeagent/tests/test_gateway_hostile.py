@@ -4,7 +4,6 @@ listener is refused with a reason, the rest keeps serving, nginx accepts the res
 injected directive reaches it, and gixy-ng finds nothing."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,9 @@ from support_gateway import (
 from support_http import Backends, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
 from support_objects import endpoint_slice, service
-from test_hostile import CLOSE_AND_LOAD, GIXY, INJECTED, NEWLINE_DIRECTIVE, ports_without_443
+from test_hostile import CLOSE_AND_LOAD, INJECTED, NEWLINE_DIRECTIVE, scanned_by_gixy
 
-from edgeagent import manifests, model
+from edgeagent import model
 
 GOLDEN_GATEWAY = Path(__file__).resolve().parent / "golden" / "gateway" / "input"
 
@@ -133,17 +132,7 @@ def test_nginx_accepts_it_and_no_injected_directive_reaches_it(hostile_site):
 
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_gixy_finds_nothing_in_the_gateway_golden_case(tmp_path, mode):
-    inputs, _ = manifests.load([GOLDEN_GATEWAY])
-    site = render_site(tmp_path, inputs, ports=ports_without_443(), dynamic_mode=mode == "dynamic")
-    assert nginx_test(tmp_path).returncode == 0
-    scan = subprocess.run(
-        [GIXY, "--format", "json", str(tmp_path / "nginx.conf")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    findings = json.loads(scan.stdout)
+    site, scan, findings = scanned_by_gixy(tmp_path, GOLDEN_GATEWAY, mode)
     if mode == "dynamic":
         assert (scan.returncode, findings) == (0, []), scan.stdout + scan.stderr
     else:
