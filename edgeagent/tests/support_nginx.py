@@ -81,10 +81,12 @@ def render_site(
     ports: Ports | None = None,
     default_certificate: model.CertPair | None = None,
     dynamic_mode: bool = False,
+    **layout_changes,
 ) -> Site:
-    """Build, render and write everything nginx needs into `directory`."""
+    """Build, render and write everything nginx needs into `directory`; `layout_changes`:
+    other `render.Layout` fields than the test layout's."""
     ports = ports or Ports.free()
-    layout = layout_for(directory, ports, dynamic_mode)
+    layout = dataclasses.replace(layout_for(directory, ports, dynamic_mode), **layout_changes)
     default_path = Path(layout.default_certificate)
     if default_certificate or not default_path.exists():
         pair = default_certificate or cli.self_signed("edgeagent-default")

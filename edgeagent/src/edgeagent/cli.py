@@ -135,6 +135,8 @@ def command_render(args: argparse.Namespace) -> int:
         default_certificate=certificate,
         default_key=key,
         status_listen=args.status_listen,
+        trusted_proxies=options.addresses(args.trusted_proxies or ""),
+        proxy_protocol=args.proxy_protocol,
     )
     rendered = render.render(model, layout)
     for relative, data in rendered.files.items():
@@ -282,6 +284,16 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
     )
     render_parser.add_argument(
         "--default-key", metavar="KEY", help="its key (default: the certificate file)"
+    )
+    render_parser.add_argument(
+        "--trusted-proxies",
+        metavar="CIDR[,CIDR]",
+        help="load balancers whose X-Forwarded-For (or PROXY protocol header) names the client",
+    )
+    render_parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="the listeners expect a PROXY protocol header (needs --trusted-proxies)",
     )
     render_parser.set_defaults(command=command_render)
 

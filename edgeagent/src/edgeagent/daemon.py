@@ -92,7 +92,10 @@ class Agent:
             status_listen=s.apply.status_listen,
             dynamic_dir=dynamic_dir if s.nginx.dynamic else None,
             lua_dir=s.nginx.lua_dir if s.nginx.dynamic else None,
+            trusted_proxies=s.nginx.trusted_proxies,
+            proxy_protocol=s.nginx.proxy_protocol,
         )
+        render.check_layout(layout)  # a bad combination stops the start, not every sync
         control = Control(dynamic_dir, s.apply.status_listen) if s.nginx.dynamic else None
         self.controller = Controller(
             self.cache,

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
+from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
@@ -100,6 +101,11 @@ class Layout:
     the module docstring). None: static upstreams and certificates in the generation."""
     lua_dir: str | None = None
     """Dynamic mode: the directory of edgeagent's Lua modules (`lua_package_path`)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of the load balancers in front whose X-Forwarded-For (or PROXY protocol
+    header) names the client (realip module); empty: the TCP peer is the client."""
+    proxy_protocol: bool = False
+    """The listeners expect a PROXY protocol header; needs `trusted_proxies`."""
 
     @property
     def dynamic(self) -> bool:
@@ -250,7 +256,7 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def _check_layout(layout: Layout) -> None:
+def check_layout(layout: Layout) -> None:
     grammar.listen(layout.listen_http, "listen_http")
     grammar.listen(layout.listen_https, "listen_https")
     grammar.listen(layout.status_listen, "status_listen")
@@ -260,6 +266,14 @@ def _check_layout(layout: Layout) -> None:
     if layout.dynamic_dir is not None or layout.lua_dir is not None:
         grammar.file_path(layout.dynamic_dir, "dynamic_dir")
         grammar.file_path(layout.lua_dir, "lua_dir")
+    check_networks(layout.trusted_proxies, "trusted_proxies")
+    if layout.proxy_protocol and not layout.trusted_proxies:
+        # Nobody's header would be read: every client would be the load balancer.
+        raise grammar.Invalid("proxy_protocol needs trusted_proxies, the balancers that send it")
+
+
+def _listen(address: str, layout: Layout) -> str:
+    return f"{address} proxy_protocol" if layout.proxy_protocol else address
 
 
 def certificate_file(namespace: str, secret: str) -> str:
@@ -314,7 +328,7 @@ class Memo:
 
 def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     """`memo` (optional) saves rendering what has not changed; same bytes without it."""
-    _check_layout(layout)
+    check_layout(layout)
     memo = memo if memo is not None else Memo()
     if memo.layout != layout:
         memo.layout, memo.upstreams, memo.servers = layout, {}, {}
@@ -347,8 +361,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     environment = _environment()
     edge_conf = environment.get_template("edge.conf.j2").make_module(
         dict(
-            listen_http=layout.listen_http,
-            listen_https=layout.listen_https,
+            listen_http=_listen(layout.listen_http, layout),
+            listen_https=_listen(layout.listen_https, layout),
+            trusted_proxies=[str(network(proxy)) for proxy in layout.trusted_proxies],
+            proxy_protocol=layout.proxy_protocol,
             names_hash_max_size=_names_hash_max_size(model),
             names_hash_bucket_size=_names_hash_bucket_size(model),
             no_settings=NO_SETTINGS,
@@ -421,7 +437,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
 
 def render_main(layout: Layout) -> bytes:
     """The standalone main config: includes `edge.conf` from `layout.output_dir`."""
-    _check_layout(layout)
+    check_layout(layout)
     if GENERATION_PLACEHOLDER in layout.output_dir:
         raise ValueError("the standalone configuration needs a fixed output_dir")
     template = _environment().get_template("nginx.conf.j2")

@@ -184,6 +184,30 @@ class NginxSettings:
         default="/etc/nginx/tls/default.key",
         metadata=path("default-key", "its key (default: %(default)s)"),
     )
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "trusted-proxies",
+            "CIDRs of load balancers in front whose X-Forwarded-For (or PROXY protocol "
+            "header) names the client; the client-sent header of anyone else is dropped "
+            "(default: none)",
+            "CIDR[,CIDR]",
+            options.addresses,
+            backends.check_networks,
+        ),
+    )
+    """Empty: the TCP peer is the client (LVS-DR and VRRP keep its address), and no client
+    can name another address to the backends (ingress-nginx's use-forwarded-headers: false)."""
+    proxy_protocol: bool = field(
+        default=False,
+        metadata=option(
+            "proxy-protocol",
+            "the listeners expect a PROXY protocol header (v1 or v2) on every connection, and "
+            "take the client's address from it when the peer is one of --trusted-proxies",
+            parse=options.switch,
+        ),
+    )
+    """Off: only a load balancer that speaks PROXY protocol may connect once it is on."""
 
     @property
     def dynamic(self) -> bool:
