@@ -3,7 +3,8 @@
 Threads: one informer per kind (informer.py) fills the cache; the controller
 (controller.py) turns it into nginx configuration; the status publisher and the event
 recorder talk back to the API on their own threads; the health server answers /healthz, /readyz
-and /metrics. The main thread handles signals and pings systemd's watchdog.
+and /metrics. The main thread handles signals, pings systemd's watchdog and samples
+which VIPs the node holds (vips.py).
 
 Settings (settings.py) come from flags or from `--config FILE`, a YAML mapping whose keys
 are the long flag names without dashes in front (`ingress-class: edge`,
@@ -49,10 +50,12 @@ from edgeagent.metrics import Metrics
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings, ConfigError, resolve
 from edgeagent.status import StatusPublisher
+from edgeagent.vips import VipHolder
 
 log = logging.getLogger(__name__)
 
 DYNAMIC_DIR = "dynamic"
+VIP_SAMPLE_SECONDS = 1.0
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Agent:
         self.applier = applier = Applier(s.apply)
         self.status = StatusPublisher(client, self.cache, s.status, self.metrics, self.stop)
         self.events = EventRecorder(client, self.cache, self.metrics, self.stop)
+        self.vips = VipHolder(s.status.addresses, self.metrics)
         nginx_dir = s.apply.nginx_dir.rstrip("/")
         dynamic_dir = f"{nginx_dir}/{DYNAMIC_DIR}"
         layout = render.Layout(
@@ -175,7 +179,9 @@ class Agent:
         self.controller.start()
         log.info("started", extra={"health": self.settings.daemon.health_listen})
         interval = systemd.watchdog_interval()
-        while not self.stop.wait(interval or 1.0):
+        # Every second at least: the VIP holder is sampled here (vips.py).
+        while not self.stop.wait(min(interval or VIP_SAMPLE_SECONDS, VIP_SAMPLE_SECONDS)):
+            self.vips.sample()
             if interval and not self.health.dead_threads():
                 systemd.notify("WATCHDOG=1")
         systemd.notify("STOPPING=1")

@@ -121,6 +121,18 @@ class Metrics:
         self.events = Counter(
             "edgeagent_events", "Kubernetes Events posted, by result", ["result"], registry=r
         )
+        self.vip_holder = Gauge(
+            "edgeagent_vip_holder",
+            "1 while this node holds the address (a --publish-status-address VIP), else 0",
+            ["address"],
+            registry=r,
+        )
+        self.vip_holder_changes = Counter(
+            "edgeagent_vip_holder_changes",
+            "Times this node took or lost the address (vips.py)",
+            ["address"],
+            registry=r,
+        )
 
     def set_generation(self, generation: str) -> None:
         self.config_hash.set(int(generation[:13], 16) if generation else 0)

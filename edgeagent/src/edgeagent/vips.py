@@ -1,0 +1,124 @@
+"""Whether this node holds the VIPs: `edgeagent_vip_holder` and its changes, the signal of
+the VIP-flap alert (issue 14).
+
+keepalived moves the VIPs (the addresses of `--publish-status-address`) between the edge
+nodes by adding them to an interface of the holder, and exports no metrics of its own. The
+agent therefore reads the node's addresses from the kernel, an RTM_GETADDR dump on a
+netlink socket (what `ip addr` shows: no program to run, and unlike a bind test not fooled
+by `net.ipv4.ip_nonlocal_bind`), once a second from its main loop, and counts each change
+of holding. A flap between two samples (under a second) is not seen; keepalived's own
+advert interval makes a real flap last longer. Host names among the addresses are skipped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import struct
+from collections.abc import Callable, Iterable
+
+from edgeagent.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_NEWADDR = 20
+RTM_GETADDR = 22
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+_MESSAGE = struct.Struct("=LHHLL")  # nlmsghdr: length, type, flags, sequence, port id
+_ADDRESS = struct.Struct("=BBBBL")  # ifaddrmsg: family, prefix length, flags, scope, index
+_ATTRIBUTE = struct.Struct("=HH")  # rtattr: length, type
+
+
+def _aligned(length: int) -> int:
+    return (length + 3) & ~3
+
+
+def _address_of(data: bytes, start: int, end: int) -> IPAddress | None:
+    """An RTM_NEWADDR's own address: IFA_LOCAL (on a point-to-point link IFA_ADDRESS is
+    the peer's), else IFA_ADDRESS (IPv6 has only that)."""
+    found: dict[int, bytes] = {}
+    position = start + _MESSAGE.size + _ADDRESS.size
+    while position + _ATTRIBUTE.size <= end:
+        length, kind = _ATTRIBUTE.unpack_from(data, position)
+        if length < _ATTRIBUTE.size:
+            break
+        found[kind] = data[position + _ATTRIBUTE.size : position + length]
+        position += _aligned(length)
+    raw = found.get(IFA_LOCAL, found.get(IFA_ADDRESS))
+    return ipaddress.ip_address(raw) if raw is not None and len(raw) in (4, 16) else None
+
+
+def local_addresses() -> frozenset[IPAddress]:
+    """Every address of every interface of this node's network namespace."""
+    request = _MESSAGE.pack(
+        _MESSAGE.size + _ADDRESS.size, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0
+    ) + _ADDRESS.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    found: set[IPAddress] = set()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.settimeout(5)
+        sock.sendall(request)
+        while True:
+            data = sock.recv(1 << 16)
+            position = 0
+            while position + _MESSAGE.size <= len(data):
+                length, kind, _, _, _ = _MESSAGE.unpack_from(data, position)
+                if kind == NLMSG_DONE:
+                    return frozenset(found)
+                if kind == NLMSG_ERROR or length < _MESSAGE.size:
+                    raise OSError("netlink refused the address dump")
+                if kind == RTM_NEWADDR:
+                    address = _address_of(data, position, position + length)
+                    if address is not None:
+                        found.add(address)
+                position += _aligned(length)
+
+
+class VipHolder:
+    """Samples which VIPs this node holds into `edgeagent_vip_holder{address}` (1 or 0)
+    and counts each change in `edgeagent_vip_holder_changes_total{address}`."""
+
+    def __init__(
+        self,
+        addresses: Iterable[str],
+        metrics: Metrics,
+        read: Callable[[], frozenset[IPAddress]] = local_addresses,
+    ) -> None:
+        self._vips: dict[str, IPAddress] = {}
+        for text in addresses:
+            try:
+                self._vips[text] = ipaddress.ip_address(text)
+            except ValueError:
+                continue  # a host name: not an address keepalived moves
+        self._metrics = metrics
+        self._read = read
+        self._held: dict[str, bool] = {}
+        self._failing = False
+        for text in self._vips:
+            metrics.vip_holder_changes.labels(text)  # 0 from the start: increase() sees the first
+
+    def sample(self) -> None:
+        if not self._vips:
+            return
+        try:
+            local = self._read()
+        except OSError as error:
+            if not self._failing:  # once, not every second
+                log.warning("cannot read this node's addresses", extra={"error": str(error)})
+            self._failing = True
+            return
+        self._failing = False
+        for text, address in self._vips.items():
+            held = address in local
+            if self._held.get(text, held) != held:
+                self._metrics.vip_holder_changes.labels(text).inc()
+            self._held[text] = held
+            self._metrics.vip_holder.labels(text).set(int(held))
