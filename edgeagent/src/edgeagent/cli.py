@@ -11,6 +11,9 @@ the daemon calls, so a preview is what an edge node would serve:
 `edgeagent.settings.add_arguments`), imported only for `run` so the offline commands need
 neither the Kubernetes client nor the daemon.
 
+`check` also runs `nginx -t` on the candidate when it finds nginx, and lists the servers
+the agent would quarantine (nginx_check.py).
+
 Exit codes: 0 done (render: even with problems, which go to stderr; check: when it
 found warnings only, i.e. annotations served without), 1 `check` found problems that
 keep something from being served as written, 2 bad arguments or unreadable manifests.
@@ -20,6 +23,7 @@ import argparse
 import dataclasses
 import datetime
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,7 +32,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edgeagent import __version__, annotations, grammar, manifests, options, ownership, render
+from edgeagent import (
+    __version__,
+    annotations,
+    grammar,
+    manifests,
+    nginx_check,
+    options,
+    ownership,
+    render,
+)
 from edgeagent.files import write_atomically
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.options import GatewayOptions
@@ -101,7 +114,7 @@ def _load(args: argparse.Namespace):
         host_owner=args.host_owner,
     )
     model, _ = gateway_routing.build(build(inputs, options), inputs, options)
-    return model, [*load_problems, *model.problems]
+    return inputs, model, [*load_problems, *model.problems]
 
 
 def shared_host_lines(model) -> list[str]:
@@ -125,7 +138,7 @@ def _default_certificate(args: argparse.Namespace, output: Path) -> tuple[str, s
 
 
 def command_render(args: argparse.Namespace) -> int:
-    model, problems = _load(args)
+    _, model, problems = _load(args)
     output = Path(args.output).resolve()
     certificate, key = _default_certificate(args, output)
     layout = render.Layout(
@@ -161,12 +174,25 @@ def command_render(args: argparse.Namespace) -> int:
 def command_check(args: argparse.Namespace) -> int:
     """Problems but warnings make the exit status 1; a host shared by namespaces is only
     a warning line (served merged, or refused to all but its owner, which is a Problem)."""
-    model, problems = _load(args)
+    inputs, model, problems = _load(args)
     for problem in problems:
         print(problem_line(problem))
     for line in shared_host_lines(model):
         print(line)
-    return 1 if any(problem.code != WARNING for problem in problems) else 0
+    nginx = args.nginx or shutil.which("nginx")
+    if nginx is None:
+        print("nginx not found (--nginx PATH): nginx -t was not run", file=sys.stderr)
+        return 1 if any(problem.code != WARNING for problem in problems) else 0
+    verdict = nginx_check.check(model, inputs.ingresses, nginx, self_signed("edgeagent-default"))
+    for problem in verdict.quarantined:
+        print(problem_line(problem))
+    if verdict.refused:
+        print(f"nginx -t refuses the configuration, no one server's fault: {verdict.refused}")
+    else:
+        print(f"{nginx} -t: {len(verdict.quarantined)} quarantined objects", file=sys.stderr)
+    problems = [*problems, *verdict.quarantined]
+    failed = verdict.refused or any(problem.code != WARNING for problem in problems)
+    return 1 if failed else 0
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -301,6 +327,12 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
         "check", help="print every problem in the manifests; exit 1 if there is any"
     )
     _add_manifest_arguments(check_parser)
+    check_parser.add_argument(
+        "--nginx",
+        metavar="PATH",
+        help="nginx binary: run nginx -t on the candidate and list the servers the agent "
+        "would quarantine, with their objects (default: nginx on PATH; none: not run)",
+    )
     check_parser.set_defaults(command=command_check)
 
     run_parser = commands.add_parser("run", help="the daemon: watch the API, serve")
