@@ -1113,3 +1113,16 @@ def endpoint_order(endpoint: tuple[str, int]) -> tuple:
     address, port = endpoint
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     return (family == socket.AF_INET6, socket.inet_pton(family, address), port)
+
+
+def ingresses_of_class(inputs: Inputs, options: Options) -> list[dict]:
+    """The Ingresses `build` selects by class (`options.ingress_class`, and those without
+    a class when it serves them), valid or not: what `edgeagent migrate` reports on."""
+    builder = _Builder(inputs, options, Memo())
+    serve_classless = options.watch_ingress_without_class or builder._class_is_default()
+    selected = []
+    for obj in inputs.ingresses:
+        ingress_class = builder._class_or_problem(obj)
+        if ingress_class == options.ingress_class or (ingress_class is None and serve_classless):
+            selected.append(obj)
+    return selected
