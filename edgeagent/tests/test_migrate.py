@@ -68,7 +68,7 @@ def test_only_the_class_asked_for_is_reported(capsys, monkeypatch):
 
 
 def test_an_old_ingress_reads_as_the_v1_it_converts_to():
-    old = yaml.safe_load((CASE / "input" / "legacy.yaml").read_text().split("---")[0])
+    old = next(yaml.safe_load_all((CASE / "input" / "legacy.yaml").read_text()))
     converted, note = ingress_versions.to_v1(old)
     assert converted["apiVersion"] == "networking.k8s.io/v1"
     assert converted["spec"]["defaultBackend"] == {
