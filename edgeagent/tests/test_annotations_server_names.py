@@ -8,7 +8,7 @@ from support_http import Backends, common_name, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
-from edgeagent import cli, model
+from edgeagent import cli, dynamic, model
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 OLD, NEW = "2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z"
@@ -32,7 +32,10 @@ def site_objects(backends: dict, certificates: dict) -> model.Inputs:
         rule("shop.example.com", path("/", "shop")),
         created=OLD,
         tls=[{"hosts": ["shop.example.com"], "secretName": "shop-tls"}],
-        annotations={PREFIX + "from-to-www-redirect": "true"},
+        annotations={
+            PREFIX + "from-to-www-redirect": "true",
+            PREFIX + "server-alias": "store.example.com",
+        },
     )
     objects.ingresses.extend(
         [
@@ -153,6 +156,19 @@ def test_from_to_www_over_https_with_the_hosts_certificate(site):
     # Plain HTTP to the www name: the same redirect, to HTTP, as ingress-nginx's.
     plain = get(site, "www.shop.example.com", "/x")
     assert plain.headers["location"] == f"http://shop.example.com:{site.ports.http}/x"
+
+
+def test_an_alias_of_a_tls_host_gets_its_certificate(site):
+    """By SNI in both modes: the dynamic mode's certificate lookup knows the aliases."""
+    answer = get_tls(site, "store.example.com", "/")
+    assert (answer.status, answer.backend) == (200, "shop")
+    assert common_name(answer.certificate) == "shop"
+    hosts = dynamic.state_of(site.model).hosts
+    assert hosts["store.example.com"] == hosts["shop.example.com"]
+    # And plain HTTP to it redirects to HTTPS, as to the host (ssl-redirect).
+    assert get(site, "store.example.com", "/x").headers["location"] == (
+        "https://store.example.com/x"
+    )
 
 
 def test_upstream_vhost_sets_the_host_the_backend_sees(site):
