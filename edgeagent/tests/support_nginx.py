@@ -193,6 +193,7 @@ ALLOWED_DIRECTIVES = {
         "default_type",
         "ssl_certificate_by_lua_block",
         "if",
+        "return",
     },
     "http/server/location": {
         "allow",
@@ -215,6 +216,7 @@ ALLOWED_DIRECTIVES = {
         "rewrite",
         "access_log",
         "default_type",
+        "proxy_set_header",
     },
     "http/server/location/if": {"return"},
     "http/server/if": {"return"},
@@ -240,6 +242,18 @@ INIT_LUA = re.compile(
 UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+# from-to-www-redirect's target (server_names.py).
+WWW_REDIRECT = re.compile(r"\$scheme://([a-z0-9.-]+):\$server_port(\$1|\$request_uri)")
+# The proxy headers a location with headers of its own writes again, as at http level.
+LOCATION_HEADERS = {
+    ("X-Real-IP", "$remote_addr"),
+    ("X-Forwarded-For", "$remote_addr"),
+    ("X-Forwarded-Proto", "$scheme"),
+    ("X-Forwarded-Host", "$host"),
+    ("X-Forwarded-Port", "$server_port"),
+    ("Upgrade", "$http_upgrade"),
+    ("Connection", "$edgeagent_connection"),
+}
 
 
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
@@ -258,8 +272,11 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         grammar.regex_path(regex[len("(?i)") :])
         grammar.rewrite_target(target, "rewrite")
     elif directive == "server_name":
-        (name,) = args
-        assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
+        assert args, args
+        for name in args:  # the host, then its aliases
+            assert (
+                name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
+            )
     elif directive in ("upstream", "proxy_pass"):
         (name,) = args
         name = name.removeprefix("http://").removeprefix("https://")
@@ -282,13 +299,23 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive == "return" and len(args) == 2 and args[0] in REDIRECT_CODES:
         code, url = args
         app_root = url.removeprefix("$scheme://$http_host")
+        www = WWW_REDIRECT.fullmatch(url)
         assert (
             url.startswith("https://$host")
+            or (www and grammar.host(www[1]))
             or (app_root != url and grammar.PATH.fullmatch(app_root))
             or grammar.redirect_url(url, "return")
         ), args
     elif directive == "return":
         assert args[0] in ("200", "404", "503"), args
+    elif directive == "proxy_set_header" and context == "http/server/location":
+        header, value = args
+        if header == "Host":
+            assert value == "$host" or grammar.upstream_vhost(value, header), args
+        elif header == "X-Forwarded-Prefix":
+            grammar.forwarded_prefix(value, header)
+        else:
+            assert (header, value) in LOCATION_HEADERS, args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
         assert set(args[1:]) <= {"ssl", "default_server"}, args

@@ -123,6 +123,27 @@ HOSTILE_INGRESSES = {
     "denylist-close-and-load": annotated(
         "deny-close", {NGINX_ANNOTATION + "denylist-source-range": "10.0.0.0/8" + CLOSE_AND_LOAD}
     ),
+    "x-forwarded-prefix-quote": annotated(
+        "prefix-quote", {NGINX_ANNOTATION + "x-forwarded-prefix": '/a";' + CLOSE_AND_LOAD}
+    ),
+    "x-forwarded-prefix-variable": annotated(
+        "prefix-variable", {NGINX_ANNOTATION + "x-forwarded-prefix": "/$http_authorization"}
+    ),
+    "upstream-vhost-newline": annotated(
+        "vhost-newline", {NGINX_ANNOTATION + "upstream-vhost": "a.example" + NEWLINE_DIRECTIVE}
+    ),
+    "upstream-vhost-variable": annotated(
+        "vhost-variable", {NGINX_ANNOTATION + "upstream-vhost": "$http_x_target"}
+    ),
+    "server-alias-close": annotated(
+        "alias-close", {NGINX_ANNOTATION + "server-alias": "a.example;" + CLOSE_AND_LOAD}
+    ),
+    "server-alias-regex": annotated(
+        "alias-regex", {NGINX_ANNOTATION + "server-alias": "~^(?<x>.+)$"}
+    ),
+    "from-to-www-with-payload": annotated(
+        "www-payload", {NGINX_ANNOTATION + "from-to-www-redirect": "true; return 200"}
+    ),
     "rewrite-target-variable": annotated(
         "rewrite-variable", {NGINX_ANNOTATION + "rewrite-target": "/$request_body"}
     ),

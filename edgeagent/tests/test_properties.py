@@ -120,6 +120,10 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
         PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),
         PREFIX + "app-root": st.sampled_from(["/app", "/a/b/"]),
+        PREFIX + "x-forwarded-prefix": st.sampled_from(["", "/api", "/$1/x"]),
+        PREFIX + "upstream-vhost": st.sampled_from(["internal.example.net", "b.example:8080"]),
+        PREFIX + "server-alias": st.sampled_from(["alias.example", "a.example, *.b.example"]),
+        PREFIX + "from-to-www-redirect": BOOLEANS,
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -184,6 +188,10 @@ INGRESS_FIELDS = [
             "permanent-redirect",
             "temporal-redirect",
             "app-root",
+            "x-forwarded-prefix",
+            "upstream-vhost",
+            "server-alias",
+            "from-to-www-redirect",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -58,7 +58,7 @@ def _rendered(value):
 
 
 def variable(setting: str) -> str:
-    return "edgeagent_" + setting.replace("-", "_")
+    return settings.role_variable(setting)
 
 
 def test_the_role_passes_each_setting_once():

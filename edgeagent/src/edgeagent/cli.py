@@ -1,4 +1,5 @@
-"""The `edgeagent` command: `render` and `check` offline, `run` the daemon.
+"""The `edgeagent` command: `render` and `check` offline, `migrate` from manifests or a
+live cluster, `run` the daemon.
 
 `render` and `check` read manifests and call the same `model.build` and `render.render`
 the daemon calls, so a preview is what an edge node would serve:
@@ -15,14 +16,17 @@ neither the Kubernetes client nor the daemon.
 the agent would quarantine (nginx_check.py).
 
 Exit codes: 0 done (render: even with problems, which go to stderr; check: when it
-found warnings only, i.e. annotations served without), 1 `check` found problems that
-keep something from being served as written, 2 bad arguments or unreadable manifests.
+found warnings only, i.e. annotations served without; migrate: when every Ingress would
+be served), 1 `check` found problems that keep something from being served as written
+(migrate: an Ingress would be refused), 2 bad arguments, unreadable manifests or an
+unreachable cluster.
 """
 
 import argparse
 import dataclasses
 import datetime
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -35,6 +39,7 @@ from cryptography.x509.oid import NameOID
 from edgeagent import (
     __version__,
     annotations,
+    cluster,
     grammar,
     manifests,
     nginx_check,
@@ -53,6 +58,7 @@ SELF_SIGNED_DAYS = 365
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
 WARNING = "warning"  # the Problem code of what is served all the same
+MIGRATE_CLASS = "nginx"
 # Each field's flag is its name with dashes, so a parsed argument is found by field name.
 INGRESS_NGINX_DEFAULTS = dataclasses.fields(annotations.Config)
 
@@ -195,6 +201,90 @@ def command_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _add_migrate_arguments(parser: argparse.ArgumentParser, with_cluster_arguments: bool) -> None:
+    _add_selection_arguments(parser, files_required=False)
+    # An ingress-nginx cluster's Ingresses name its class.
+    parser.set_defaults(ingress_class=MIGRATE_CLASS)
+    if with_cluster_arguments:
+        from edgeagent import kube
+
+        kubeconfig = next(
+            f for f in dataclasses.fields(kube.ConnectionSettings) if f.name == "kubeconfig"
+        )
+        options.add_argument(parser, kubeconfig)
+    annotations_prefix = next(f for f in INGRESS_NGINX_DEFAULTS if f.name == "annotations_prefix")
+    options.add_argument(
+        parser, annotations_prefix, type=_flag_type(annotations_prefix.metadata["parse"])
+    )
+    parser.add_argument(
+        "--configmap",
+        metavar="FILE|NAMESPACE/NAME",
+        help="ingress-nginx's ConfigMap: a manifest file, or its namespace/name in the "
+        "cluster of --kubeconfig; its settings are printed as role variables",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object (the shape is documented)"
+    )
+
+
+def command_migrate(args: argparse.Namespace) -> int:
+    """Exit 1 when an Ingress would be refused, 0 when all would be served."""
+    from edgeagent import migrate
+
+    if args.file and getattr(args, "kubeconfig", None):
+        print("edgeagent: error: migrate reads either -f FILE... or --kubeconfig", file=sys.stderr)
+        return 2
+    config = annotations.Config(
+        **(
+            {}
+            if args.annotations_prefix is None
+            else {"annotations_prefix": args.annotations_prefix}
+        )
+    )
+    selection = Options(
+        ingress_class=args.ingress_class,
+        watch_ingress_without_class=args.watch_ingress_without_class,
+        annotations=config,
+    )
+    if args.file:
+        inputs, load_problems = manifests.load(args.file)
+    else:
+        inputs, load_problems = cluster.ingresses(getattr(args, "kubeconfig", None)), []
+    reports = migrate.ingresses(inputs, selection, load_problems)
+    configmap_report = None
+    if args.configmap:
+        configmap_report = migrate.configmap(_configmap_data(args))
+    if args.json:
+        print(json.dumps(migrate.as_json(reports, configmap_report), indent=2))
+    else:
+        print(migrate.as_text(reports, configmap_report), end="")
+    return 1 if any(report.verdict == migrate.REFUSED for report in reports) else 0
+
+
+def _configmap_data(args: argparse.Namespace) -> dict:
+    if Path(args.configmap).is_file():
+        found = [
+            obj
+            for obj in manifests.documents(Path(args.configmap))
+            if obj.get("kind") == "ConfigMap"
+        ]
+        if len(found) != 1:
+            raise manifests.ManifestError(
+                f"{args.configmap}: expected one ConfigMap, found {len(found)}"
+            )
+        data = found[0].get("data") or {}
+    elif "/" in args.configmap and not args.file:
+        namespace, name = args.configmap.split("/", 1)
+        data = cluster.configmap(getattr(args, "kubeconfig", None), namespace, name)
+    else:
+        raise manifests.ManifestError(
+            f"--configmap {args.configmap}: no such file (NAMESPACE/NAME is read from a cluster)"
+        )
+    if not isinstance(data, dict):
+        raise manifests.ManifestError(f"--configmap {args.configmap}: data must be a mapping")
+    return data
+
+
 def command_run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("edgeagent.daemon") is None:
         print("edgeagent: error: the daemon (edgeagent.daemon) is not installed", file=sys.stderr)
@@ -230,12 +320,13 @@ def _add_name_argument(
     )
 
 
-def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_selection_arguments(parser: argparse.ArgumentParser, files_required: bool = True) -> None:
+    """Which Ingresses are read: `render`, `check` and `migrate` alike."""
     parser.add_argument(
         "-f",
         "--file",
         action="append",
-        required=True,
+        required=files_required,
         metavar="FILE_OR_DIR",
         help="manifest file or directory (YAML or JSON; repeatable)",
     )
@@ -251,6 +342,10 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also serve Ingresses that name no class",
     )
+
+
+def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_selection_arguments(parser)
     # The same options as `edgeagent run`'s, from the same fields.
     section = parser.add_argument_group("ingress-nginx defaults")
     for each in INGRESS_NGINX_DEFAULTS:
@@ -278,9 +373,12 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
+def parser(
+    with_run_arguments: bool = False, with_cluster_arguments: bool = False
+) -> argparse.ArgumentParser:
     """The argument parser; the daemon's arguments are added only when `run` is asked
-    for, so `render` and `check` never import it."""
+    for, and `migrate`'s --kubeconfig only for `migrate`, so `render` and `check` never
+    import the daemon or the Kubernetes client."""
     top = argparse.ArgumentParser(
         prog="edgeagent", description="Kubernetes Ingress to nginx on edge nodes."
     )
@@ -335,6 +433,13 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
     )
     check_parser.set_defaults(command=command_check)
 
+    migrate_parser = commands.add_parser(
+        "migrate",
+        help="report what the edge would serve of an ingress-nginx cluster or its manifests",
+    )
+    _add_migrate_arguments(migrate_parser, with_cluster_arguments)
+    migrate_parser.set_defaults(command=command_migrate)
+
     run_parser = commands.add_parser("run", help="the daemon: watch the API, serve")
     run_parser.set_defaults(command=command_run)
     if with_run_arguments and importlib.util.find_spec("edgeagent.daemon") is not None:
@@ -346,7 +451,9 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser(with_run_arguments=argv[:1] == ["run"]).parse_args(argv)
+    args = parser(
+        with_run_arguments=argv[:1] == ["run"], with_cluster_arguments=argv[:1] == ["migrate"]
+    ).parse_args(argv)
     if args.command_name == "render" and args.default_key and not args.default_certificate:
         print("edgeagent: error: --default-key needs --default-certificate", file=sys.stderr)
         return 2
@@ -354,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.command(args)
     try:
         return args.command(args)
-    except (manifests.ManifestError, Invalid, OSError) as error:
+    except (manifests.ManifestError, cluster.ClusterError, Invalid, OSError) as error:
         # Invalid here is an operator value (a path render refuses), not a manifest's.
         print(f"edgeagent: error: {error}", file=sys.stderr)
         return 2

@@ -60,9 +60,10 @@ def state_of(model: Model) -> State:
         for key, pair in model.certificates.items()
     }
     hosts = {
-        server.host: certificate_key(*server.certificate)
+        name: certificate_key(*server.certificate)
         for server in model.servers
         if server.https and server.certificate is not None
+        for name in (server.host, *server.aliases)
     }
     backends = {upstream.name: upstream.weighted for upstream in model.upstreams}
     return State(backends, certificates, hosts)

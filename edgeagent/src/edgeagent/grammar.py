@@ -571,3 +571,42 @@ def http_method(value: object, what: str) -> str:
     if text not in HTTP_METHODS:
         raise Invalid(f"{what} {show(text)} is not one of {', '.join(HTTP_METHODS)}")
     return text
+
+
+# Server names of annotations (server-alias, upstream-vhost): DNS names as Ingress hosts
+# are; a server-alias list holds at most this many.
+MAX_SERVER_ALIASES = 100
+
+
+def server_aliases(value: object, what: str) -> tuple[str, ...]:
+    """Comma-separated hosts (blanks around them allowed), without repeats, sorted, as
+    ingress-nginx reads server-alias."""
+    aliases = set()
+    for n, item in enumerate(string(value, what).split(",")):
+        if item.strip():
+            aliases.add(host(item.strip(), f"{what} item {n}"))
+    if not aliases:
+        raise Invalid(f"{what} names no host")
+    if len(aliases) > MAX_SERVER_ALIASES:
+        raise Invalid(f"{what} names more than {MAX_SERVER_ALIASES} hosts")
+    return tuple(sorted(aliases))
+
+
+def upstream_vhost(value: object, what: str) -> str:
+    """The Host header sent to a backend: a DNS name, with an optional port."""
+    text = string(value, what).strip()
+    name, colon, port = text.partition(":")
+    if name.startswith("*."):
+        raise Invalid(f"{what} {show(text)} is a wildcard, not a host name")
+    host(name, what)
+    if colon:
+        if not port.isdigit() or port.startswith("0"):
+            raise Invalid(f"{what} {show(text)}: the port must be a number")
+        port_number(int(port), what)
+    return text
+
+
+def forwarded_prefix(value: object, what: str) -> str:
+    """The X-Forwarded-Prefix header: a path, which may use the captures $1-$9 of a
+    regex location, as rewrite-target does."""
+    return rewrite_target(value, what)

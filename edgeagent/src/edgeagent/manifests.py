@@ -3,7 +3,8 @@
 YAML or JSON, several documents per file, `kind: List` (and `*List`) expanded. A
 directory is read recursively, `*.yaml`, `*.yml` and `*.json` in path order. Kinds the
 agent does not watch (`edgeagent.resources`; Deployments next to the Ingresses, say) are
-skipped.
+skipped. Ingresses of the apiVersions Kubernetes removed are read as v1
+(`edgeagent.ingress_versions`), with a warning that says what the conversion changed.
 
 The loader does what `kubectl apply` would before the objects reach the API server:
 objects without a namespace land in "default", and a Secret's `stringData` is merged into
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from edgeagent import ingress_versions
 from edgeagent.model import Inputs, Problem, identity
 from edgeagent.resources import BY_KIND, RESOURCES
 
@@ -66,11 +68,17 @@ def documents(path: Path) -> list[dict]:
 
 def load(paths: list[str | Path]) -> tuple[Inputs, list[Problem]]:
     """The objects the agent reads, and a Problem for each of those kinds written in an
-    apiVersion it does not read (an old extensions/v1beta1 Ingress, say)."""
+    apiVersion it does not read (a v1beta1 IngressClass, say), or read converted (a
+    "warning": an Ingress of a removed apiVersion)."""
     inputs, problems = Inputs(), []
     for path in files_of(paths):
         for obj in documents(path):
             kind, version = obj.get("kind"), obj.get("apiVersion")
+            if kind == "Ingress" and version in ingress_versions.OLD_VERSIONS:
+                obj, conversion = ingress_versions.to_v1(obj)
+                namespace, name = identity(_as_applied(obj))
+                problems.append(Problem(kind, namespace, name, f"{path}: {conversion}", "warning"))
+                version = obj["apiVersion"]
             resource = BY_VERSION_AND_KIND.get((version, kind))
             if resource is not None:
                 getattr(inputs, resource.name).append(_as_applied(obj))

@@ -47,6 +47,7 @@ from edgeagent import annotations, grammar
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
+from edgeagent.hostnames import ServerNames
 from edgeagent.ownership import HostOwners
 from edgeagent.resources import RESOURCES, SERVICE_NAME_LABEL
 
@@ -182,6 +183,14 @@ class LocationSettings:
     """Client networks let in (empty: all); every other client gets 403."""
     deny: tuple[str, ...] = ()
     """Client networks turned away with 403, checked before `allow`."""
+    x_forwarded_prefix: str | None = None
+    """Sent to the backend as X-Forwarded-Prefix (`$1`-`$9`: a regex location's captures)."""
+    upstream_vhost: str | None = None
+    """Sent to the backend as Host instead of the client's."""
+    server_alias: tuple[str, ...] = ()
+    """More names of the Ingress's hosts; applied per server (`Server.aliases`)."""
+    from_to_www_redirect: bool = False
+    """`www.HOST` (or HOST without `www.`) redirects to the host; applied per server."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -233,6 +242,11 @@ class Server:
     any_depth: bool = False
     """A wildcard host that matches one label or more before its suffix (the Gateway
     API's), instead of exactly one (an Ingress's)."""
+    aliases: tuple[str, ...] = ()
+    """More names of this server (server-alias), sorted."""
+    redirect_to: str | None = None
+    """A server of no location that answers every request with a 308 to this host
+    (from-to-www-redirect), keeping the scheme, the port and the URI."""
 
 
 @dataclass(frozen=True)
@@ -600,6 +614,7 @@ class _Builder:
         catch_all: tuple[_Ingress, _BackendRef] | None = None
         tls: dict[str, tuple[_Ingress, str | None]] = {}
         owners = HostOwners(self.options.host_owner)
+        names = ServerNames(self.problem, self._conflict)
         # As ingress-nginx: one regex path makes every path of its host a regex (only the
         # paths of Ingresses allowed on the host count: ownership.py).
         regex_hosts = {
@@ -657,6 +672,8 @@ class _Builder:
                     previous = app_roots.setdefault(host, (ingress, ingress.settings.app_root))
                     if previous[1] != ingress.settings.app_root:
                         self._conflict(ingress, f"app-root for host {host or '(any)'}", previous[0])
+                if host:
+                    names.claim(ingress, host, owners)
                 if ingress.default_backend:
                     previous = fallbacks.setdefault(host, (ingress, ingress.default_backend))
                     if previous[1] != ingress.default_backend:
@@ -680,9 +697,16 @@ class _Builder:
             app_root = app_roots[host][1] if host in app_roots else None
             servers.append(
                 self._host_server(
-                    host, paths[host], fallbacks.get(host), claim, certificate, app_root
+                    host,
+                    paths[host],
+                    fallbacks.get(host),
+                    claim,
+                    certificate,
+                    app_root,
+                    names.aliases(host, paths),
                 )
             )
+        servers = names.with_www_redirects(servers, certificates)
         default_locations = self._locations(
             paths.get("", {}), catch_all or fallbacks.get(""), health=True
         )
@@ -710,6 +734,7 @@ class _Builder:
         tls_claim: tuple[_Ingress, str | None] | None,
         certificate: tuple[str, str] | None,
         app_root: str | None,
+        aliases: tuple[str, ...] = (),
     ) -> Server:
         """The server of one host: the previous build's Server object if everything it is
         made of is the same (`Memo`), so that render can reuse its text too."""
@@ -725,11 +750,14 @@ class _Builder:
             certificate,
             tuple(targets),
             app_root,
+            aliases,
         )
         entry = self.memo.servers.get(host)
         if entry is None or entry[0] != parts:
             locations = self._locations(claimed, fallback)
-            server = Server(host, locations, tls_claim is not None, certificate, app_root)
+            server = Server(
+                host, locations, tls_claim is not None, certificate, app_root, aliases=aliases
+            )
             entry = (parts, server)
         self.next_memo.servers[host] = entry
         return entry[1]
@@ -1113,3 +1141,16 @@ def endpoint_order(endpoint: tuple[str, int]) -> tuple:
     address, port = endpoint
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     return (family == socket.AF_INET6, socket.inet_pton(family, address), port)
+
+
+def ingresses_of_class(inputs: Inputs, options: Options) -> list[dict]:
+    """The Ingresses `build` selects by class (`options.ingress_class`, and those without
+    a class when it serves them), valid or not: what `edgeagent migrate` reports on."""
+    builder = _Builder(inputs, options, Memo())
+    serve_classless = options.watch_ingress_without_class or builder._class_is_default()
+    selected = []
+    for obj in inputs.ingresses:
+        ingress_class = builder._class_or_problem(obj)
+        if ingress_class == options.ingress_class or (ingress_class is None and serve_classless):
+            selected.append(obj)
+    return selected

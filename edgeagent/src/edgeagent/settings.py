@@ -285,6 +285,11 @@ def _dest(flag: str) -> str:
     return flag.replace("-", "_")
 
 
+def role_variable(flag: str) -> str:
+    """The edgeagent role's variable for a setting (roles/edgeagent/vars/main.yml)."""
+    return "edgeagent_" + _dest(flag)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",

@@ -23,7 +23,9 @@ from edgeagent.annotations import (
     proxy,
     redirect,
     rewrite,
+    server_names,
     sourcerange,
+    upstream_headers,
 )
 from edgeagent.annotations.config import Config
 from edgeagent.annotations.reader import Finding, Reader
@@ -31,7 +33,16 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange)
+FAMILIES = (
+    redirect,
+    rewrite,
+    backend,
+    proxy,
+    buffering,
+    sourcerange,
+    upstream_headers,
+    server_names,
+)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 

@@ -89,11 +89,7 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "from-to-www-redirect",
             "preserve-trailing-slash",
-            "x-forwarded-prefix",
-            "upstream-vhost",
-            "server-alias",
             "default-backend",
             "custom-http-errors",
             "custom-headers",
