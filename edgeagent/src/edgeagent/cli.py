@@ -34,6 +34,7 @@ from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
+from edgeagent.nodeports import BACKEND_MODES
 
 DEFAULT_CERTIFICATE_FILE = "certs/default.pem"
 SELF_SIGNED_DAYS = 365
@@ -99,6 +100,7 @@ def _load(args: argparse.Namespace):
             gateway_class=args.gateway_class, controller_name=args.gateway_controller_name
         ),
         host_owner=args.host_owner,
+        backend_mode=args.backend_mode,
     )
     model, _ = gateway_routing.build(build(inputs, options), inputs, options)
     return model, [*load_problems, *model.problems]
@@ -235,6 +237,13 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ownership.MODES,
         help="merge: every namespace's paths on a host are served; namespace: a host "
         "belongs to the namespace of its oldest Ingress (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend-mode",
+        default=Options.backend_mode,
+        choices=BACKEND_MODES,
+        help="endpoints: the pod IPs; nodeport: the Services' NodePorts on the Nodes' "
+        "InternalIPs (default: %(default)s)",
     )
 
 

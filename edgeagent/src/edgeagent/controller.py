@@ -252,6 +252,9 @@ class Controller:
             referenced = getattr(self._references, resource.referenced_as)
             if resource.reference_key(obj) not in referenced:
                 return False
+        if resource.content is not None:
+            before = None if old is None else resource.content(old)
+            return before != (None if new is None else resource.content(new))
         return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
     def withheld(self, kind: str, obj: Object) -> bool:

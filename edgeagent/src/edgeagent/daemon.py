@@ -100,6 +100,7 @@ class Agent:
                 ingress_class=s.serving.ingress_class,
                 watch_ingress_without_class=s.serving.watch_ingress_without_class,
                 host_owner=s.serving.host_owner,
+                backend_mode=s.serving.backend_mode,
                 backends=BackendPolicy(
                     networks=s.serving.backend_networks,
                     vips=s.status.addresses,
