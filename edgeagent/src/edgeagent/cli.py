@@ -178,6 +178,12 @@ def command_run(args: argparse.Namespace) -> int:
     return daemon.main(args)
 
 
+def command_doctor(args: argparse.Namespace) -> int:
+    from edgeagent import doctor
+
+    return doctor.main(args)
+
+
 def _flag_type(parse):
     """An argparse type from a one-argument parser: a bad value is a usage error."""
 
@@ -290,20 +296,28 @@ def parser(with_run_arguments: bool = False) -> argparse.ArgumentParser:
 
     run_parser = commands.add_parser("run", help="the daemon: watch the API, serve")
     run_parser.set_defaults(command=command_run)
+    doctor_parser = commands.add_parser(
+        "doctor",
+        help="check this edge node: API and token, clock, VIPs, nginx, and whether the "
+        "backends answer a TCP connection from here; exit 1 if any check fails",
+    )
+    doctor_parser.set_defaults(command=command_doctor)
     if with_run_arguments and importlib.util.find_spec("edgeagent.daemon") is not None:
-        from edgeagent import settings
+        from edgeagent import doctor, settings
 
         settings.add_arguments(run_parser)
+        settings.add_arguments(doctor_parser)
+        doctor.add_arguments(doctor_parser)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser(with_run_arguments=argv[:1] == ["run"]).parse_args(argv)
+    args = parser(with_run_arguments=argv[:1] in (["run"], ["doctor"])).parse_args(argv)
     if args.command_name == "render" and args.default_key and not args.default_certificate:
         print("edgeagent: error: --default-key needs --default-certificate", file=sys.stderr)
         return 2
-    if args.command_name == "run":
+    if args.command_name in ("run", "doctor"):
         return args.command(args)
     try:
         return args.command(args)

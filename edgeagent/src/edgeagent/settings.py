@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from edgeagent import annotations, backends, grammar, model, nodeports, options, ownership
+from edgeagent import annotations, backends, grammar, model, nodeports, options, ownership, probe
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
 from edgeagent.gateway.options import GatewayOptions
@@ -219,6 +219,18 @@ class DaemonSettings:
             "log-level", "debug, info, warning or error (default: %(default)s)", "LEVEL"
         ),
     )
+    backend_probe_interval: float = field(
+        default=60.0,
+        metadata=option(
+            "backend-probe-interval",
+            "how often to try a TCP connection to a sample of every served Service's endpoints "
+            "(edgeagent_backend_unreachable, an Event on the Service) (default: %(default)s s)",
+            "SECONDS",
+            probe.interval,
+        ),
+    )
+    """A minute: a missing route to the pods is a lasting state (an overlay network, a BGP
+    session down), not a blip, and each round costs up to 3 connections per Service."""
 
 
 @dataclass(frozen=True)
