@@ -175,6 +175,21 @@ def test_a_memo_does_not_outlive_a_change_of_the_nodes():
     assert upstream_of(model.build(changed, options(), memo)).endpoints == ("192.0.2.12:30080",)
 
 
+def test_a_memo_gives_what_a_fresh_build_gives_as_nodes_and_modes_change():
+    pods = service("pods", annotations={nodeports.BACKEND_MODE_ANNOTATION: "endpoints"})
+    memo = model.Memo()
+    changes = [
+        NODES,
+        [node("node-a", "192.0.2.11", ready="False"), *NODES[1:]],
+        [*NODES, node("node-f", "192.0.2.16")],
+        NODES[1:],
+    ]
+    same = inputs([service(), pods])  # the same objects each time, as the watch cache's
+    for nodes in changes:
+        world = model.Inputs(**{**vars(same), "nodes": nodes})
+        assert model.build(world, options(), memo) == model.build(world, options())
+
+
 def test_http_routes_use_the_same_nodes_and_ports():
     route = http_route("web", [parent("edge")], hostnames=["web.example.com"])
     route["spec"]["rules"][0]["backendRefs"] = [{"name": "app", "port": 80}]

@@ -347,7 +347,8 @@ class Memo:
     - per Ingress: its class and its parse (validation included) or the Problem it raised;
     - per (namespace, backend): the Service's ports joined with its EndpointSlices (the
       Upstream, or why there is none, and the problems found), valid while the Service
-      and its slices are the same objects;
+      and its slices are the same objects (and, in the nodeport mode, the eligible Nodes
+      are equal);
     - per TLS Secret: the checked certificate pair, or why it is unusable;
     - per host: its Server, while the claims, fallback, TLS claim, certificate and
       resolved backends it is made of are equal (render reuses the text of a Server that
@@ -364,8 +365,6 @@ class Memo:
         self.ingresses: dict[int, _IngressEntry] = {}
         self.backends: BackendPolicy | None = None
         """The policy the resolutions were made under: another one voids them."""
-        self.nodes: tuple[nodeports.NodeTarget, ...] = ()
-        """The Nodes NodePort resolutions were made with: others void them."""
         self.resolutions: dict[tuple[str, _BackendRef], _Resolution] = {}
         self.secrets: dict[tuple[str, str], _SecretEntry] = {}
         self.servers: dict[str, tuple[tuple, Server]] = {}
@@ -373,7 +372,7 @@ class Memo:
     def keep_only(self, used: Memo) -> None:
         """Drop every entry the last build did not use."""
         self.ingresses, self.resolutions = used.ingresses, used.resolutions
-        self.backends, self.nodes = used.backends, used.nodes
+        self.backends = used.backends
         self.secrets, self.servers = used.secrets, used.servers
 
 
@@ -579,9 +578,9 @@ class _Builder:
         self.secrets = self._index(inputs.secrets)
         self.backends = backend_policy(options, inputs.nodes)
         self.nodes = nodeports.eligible_nodes(inputs.nodes)
-        if memo.backends != self.backends or memo.nodes != self.nodes:
+        if memo.backends != self.backends:
             memo.resolutions = {}
-        self.next_memo.backends, self.next_memo.nodes = self.backends, self.nodes
+        self.next_memo.backends = self.backends
         self.upstreams: dict[str, Upstream] = {}
         self.resolved: dict[tuple[str, _BackendRef], tuple[str | None, str | None]] = {}
         self.service_ports: dict[tuple[str, str], dict | str] = {}
@@ -903,11 +902,14 @@ class _Builder:
         self, namespace: str, backend: _BackendRef
     ) -> tuple[str | None, str | None]:
         """`_resolve`, or its result from the memo while the Service and slices are the same
-        objects (their problems are reported again: each build reports all it finds)."""
+        objects, and in the nodeport mode the eligible Nodes are equal (their problems are
+        reported again: each build reports all it finds)."""
+        service = self.services.get((namespace, backend.service))
         # Tuples compare their items by identity first: equal sources, same resolution.
         sources = (
-            self.services.get((namespace, backend.service)),
+            service,
             *self.slices.get((namespace, backend.service), ()),
+            self.nodes if service is not None and self._nodeport_mode(service) else None,
         )
         key = (namespace, backend)
         entry = self.memo.resolutions.get(key)
@@ -951,6 +953,15 @@ class _Builder:
         texts = tuple(endpoint_text(*e) for e in ordered)
         self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
         return name, None
+
+    def _nodeport_mode(self, service: dict) -> bool:
+        """Whether the Service is served in the nodeport mode (a bad annotation: the
+        agent's mode; `backend_mode` reports it when the Service is resolved)."""
+        try:
+            mode = nodeports.backend_mode(service, self.options.backend_mode)
+        except Invalid:
+            mode = self.options.backend_mode
+        return mode == nodeports.NODEPORT
 
     def _pod_endpoints(self, slices: list[dict], port_name: str) -> dict[tuple[str, int], str]:
         """(address, port) -> zone ("": none) of the ready endpoints the policy allows."""

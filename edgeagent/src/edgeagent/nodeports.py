@@ -156,7 +156,9 @@ def ready_node_names(endpoint_slices: Iterable[dict]) -> frozenset[str]:
 
 def is_ready(conditions: object) -> bool:
     """Ready: conditions.ready true or unset, and not terminating (a terminating endpoint
-    gets no new request)."""
+    gets no new request). The rule of `model.ready_endpoints`, which writes it inline (it
+    runs for each of 50,000 endpoints per build) and refuses a malformed slice; here a
+    malformed condition is only not ready, the slice being reported there."""
     if conditions is None:
         return True
     if not isinstance(conditions, dict):
