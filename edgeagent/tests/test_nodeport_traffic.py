@@ -14,7 +14,7 @@ POD = BACKEND_ADDRESSES[3]
 REQUESTS = 12
 
 
-def node_body(name, address, unschedulable=False, labels=None):
+def node_body(name, unschedulable=False, labels=None):
     return {
         "metadata": {"name": name, "labels": labels or {}},
         "spec": {"unschedulable": unschedulable},
@@ -32,8 +32,8 @@ def node_status(address, ready):
 
 def apply_node(edge, name, address, ready=True, **body):
     _create_or_replace(
-        lambda: edge.core.create_node(node_body(name, address, **body)),
-        lambda: edge.core.patch_node(name, node_body(name, address, **body)),
+        lambda: edge.core.create_node(node_body(name, **body)),
+        lambda: edge.core.patch_node(name, node_body(name, **body)),
     )
     edge.core.patch_node_status(name, node_status(address, ready))
 
