@@ -69,7 +69,13 @@ class BackendPolicy:
 
     def refusal(self, address: str) -> str | None:
         """Why `address` may not be a backend, or None."""
-        return _refusal(self, address)
+        return _refusal(self, address, True)
+
+    def node_refusal(self, address: str) -> str | None:
+        """Why a Node's InternalIP may not be a backend (the NodePort mode, nodeports.py),
+        or None: what is never a backend is refused, but the backend networks do not
+        apply, since only the cluster writes Node objects."""
+        return _refusal(self, address, False)
 
     @functools.cached_property
     def _refused(self) -> tuple[tuple[str, tuple[Network, ...]], ...]:
@@ -86,12 +92,12 @@ class BackendPolicy:
 
 
 @functools.lru_cache(maxsize=65536)
-def _refusal(policy: BackendPolicy, address: str) -> str | None:
+def _refusal(policy: BackendPolicy, address: str, networks_apply: bool) -> str | None:
     """Cached: it runs for each endpoint of each sync (50,000 at 10k Services)."""
     ip = ipaddress.ip_address(address)
     for what, networks in policy._refused:
         if any(ip in net for net in networks):
             return f"{address} is {what}"
-    if policy._networks and not any(ip in net for net in policy._networks):
+    if networks_apply and policy._networks and not any(ip in net for net in policy._networks):
         return f"{address} is outside the backend networks ({', '.join(policy.networks)})"
     return None

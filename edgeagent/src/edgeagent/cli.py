@@ -52,6 +52,7 @@ from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
+from edgeagent.nodeports import BACKEND_MODES
 
 DEFAULT_CERTIFICATE_FILE = "certs/default.pem"
 SELF_SIGNED_DAYS = 365
@@ -118,6 +119,7 @@ def _load(args: argparse.Namespace):
             gateway_class=args.gateway_class, controller_name=args.gateway_controller_name
         ),
         host_owner=args.host_owner,
+        backend_mode=args.backend_mode,
     )
     model, _ = gateway_routing.build(build(inputs, options), inputs, options)
     return inputs, model, [*load_problems, *model.problems]
@@ -294,6 +296,12 @@ def command_run(args: argparse.Namespace) -> int:
     return daemon.main(args)
 
 
+def command_doctor(args: argparse.Namespace) -> int:
+    from edgeagent import doctor
+
+    return doctor.main(args)
+
+
 def _flag_type(parse):
     """An argparse type from a one-argument parser: a bad value is a usage error."""
 
@@ -371,6 +379,13 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         help="merge: every namespace's paths on a host are served; namespace: a host "
         "belongs to the namespace of its oldest Ingress (default: %(default)s)",
     )
+    parser.add_argument(
+        "--backend-mode",
+        default=Options.backend_mode,
+        choices=BACKEND_MODES,
+        help="endpoints: the pod IPs; nodeport: the Services' NodePorts on the Nodes' "
+        "InternalIPs (default: %(default)s)",
+    )
 
 
 def parser(
@@ -442,22 +457,31 @@ def parser(
 
     run_parser = commands.add_parser("run", help="the daemon: watch the API, serve")
     run_parser.set_defaults(command=command_run)
+    doctor_parser = commands.add_parser(
+        "doctor",
+        help="check this edge node: API and token, clock, VIPs, nginx, and whether the "
+        "backends answer a TCP connection from here; exit 1 if any check fails",
+    )
+    doctor_parser.set_defaults(command=command_doctor)
     if with_run_arguments and importlib.util.find_spec("edgeagent.daemon") is not None:
-        from edgeagent import settings
+        from edgeagent import doctor, settings
 
         settings.add_arguments(run_parser)
+        settings.add_arguments(doctor_parser)
+        doctor.add_arguments(doctor_parser)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser(
-        with_run_arguments=argv[:1] == ["run"], with_cluster_arguments=argv[:1] == ["migrate"]
+        with_run_arguments=argv[:1] in (["run"], ["doctor"]),
+        with_cluster_arguments=argv[:1] == ["migrate"],
     ).parse_args(argv)
     if args.command_name == "render" and args.default_key and not args.default_certificate:
         print("edgeagent: error: --default-key needs --default-certificate", file=sys.stderr)
         return 2
-    if args.command_name == "run":
+    if args.command_name in ("run", "doctor"):
         return args.command(args)
     try:
         return args.command(args)

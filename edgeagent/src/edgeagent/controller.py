@@ -242,6 +242,12 @@ class Controller:
             cache.withheld = self.withheld
         self.thread = threading.Thread(target=self.run, name="controller", daemon=True)
 
+    def serving_upstreams(self) -> tuple[model.Upstream, ...]:
+        """The upstreams of the configuration that serves (read by the backend probe's
+        thread: one attribute read, no lock needed)."""
+        serving = self._serving_model
+        return serving.upstreams if serving is not None else ()
+
     # Relevance (called by informer threads under the cache lock)
 
     def relevant(self, kind: str, old: Object | None, new: Object | None) -> bool:
@@ -252,6 +258,9 @@ class Controller:
             referenced = getattr(self._references, resource.referenced_as)
             if resource.reference_key(obj) not in referenced:
                 return False
+        if resource.content is not None:
+            before = None if old is None else resource.content(old)
+            return before != (None if new is None else resource.content(new))
         return _content(old, resource.status_ignored) != _content(new, resource.status_ignored)
 
     def withheld(self, kind: str, obj: Object) -> bool:

@@ -47,6 +47,7 @@ from edgeagent.gateway.options import GatewayOptions
 from edgeagent.health import HealthServer, HealthState
 from edgeagent.informer import Informer, read_object
 from edgeagent.metrics import Metrics
+from edgeagent.probe import BackendProbe, Reach
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings, ConfigError, resolve
 from edgeagent.status import StatusPublisher
@@ -56,6 +57,29 @@ log = logging.getLogger(__name__)
 
 DYNAMIC_DIR = "dynamic"
 VIP_SAMPLE_SECONDS = 1.0
+
+
+def model_options(s: AgentSettings) -> model.Options:
+    """What the model is built with, from the settings (the daemon's and `doctor`'s)."""
+    return model.Options(
+        ingress_class=s.serving.ingress_class,
+        watch_ingress_without_class=s.serving.watch_ingress_without_class,
+        host_owner=s.serving.host_owner,
+        backend_mode=s.serving.backend_mode,
+        backends=BackendPolicy(
+            networks=s.serving.backend_networks,
+            vips=s.status.addresses,
+            refuse_loopback=not s.serving.allow_loopback_backends,
+        ),
+        upstreams_without_endpoints=s.nginx.dynamic,
+        annotations=s.annotations,
+        gateway=GatewayOptions(
+            gateway_class=s.serving.gateway_class,
+            controller_name=s.serving.gateway_controller_name,
+            http_port=s.serving.gateway_http_port,
+            https_port=s.serving.gateway_https_port,
+        ),
+    )
 
 
 @dataclass
@@ -103,24 +127,7 @@ class Agent:
         control = Control(dynamic_dir, s.apply.status_listen) if s.nginx.dynamic else None
         self.controller = Controller(
             self.cache,
-            model.Options(
-                ingress_class=s.serving.ingress_class,
-                watch_ingress_without_class=s.serving.watch_ingress_without_class,
-                host_owner=s.serving.host_owner,
-                backends=BackendPolicy(
-                    networks=s.serving.backend_networks,
-                    vips=s.status.addresses,
-                    refuse_loopback=not s.serving.allow_loopback_backends,
-                ),
-                upstreams_without_endpoints=s.nginx.dynamic,
-                annotations=s.annotations,
-                gateway=GatewayOptions(
-                    gateway_class=s.serving.gateway_class,
-                    controller_name=s.serving.gateway_controller_name,
-                    http_port=s.serving.gateway_http_port,
-                    https_port=s.serving.gateway_https_port,
-                ),
-            ),
+            model_options(s),
             layout,
             applier,
             self.status,
@@ -132,6 +139,12 @@ class Agent:
             on_first_sync=self.first_sync,
             control=control,
             read=lambda resource, key: read_object(resource, client, key, s.watch.request_timeout),
+        )
+        self.probe = BackendProbe(
+            self.controller.serving_upstreams,
+            self.report_reach,
+            self.stop,
+            s.daemon.backend_probe_interval,
         )
 
     def watch_report(self) -> dict[str, Any]:
@@ -150,7 +163,12 @@ class Agent:
 
     def threads(self) -> list[threading.Thread]:
         """The threads whose death leaves the edge silently stale (health.py)."""
-        return [i.thread for i in self.informers] + [self.controller.thread]
+        return [i.thread for i in self.informers] + [self.controller.thread, self.probe.thread]
+
+    def report_reach(self, reaches: list[Reach]) -> None:
+        unreachable = {(r.namespace, r.service): r.detail for r in reaches if r.unreachable}
+        self.metrics.set_unreachable(unreachable)
+        self.events.report_unreachable(unreachable)
 
     def first_sync(self, result: ApplyResult) -> None:
         if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
@@ -177,6 +195,7 @@ class Agent:
         for each in self.informers:
             each.start()
         self.controller.start()
+        self.probe.start()
         log.info("started", extra={"health": self.settings.daemon.health_listen})
         interval = systemd.watchdog_interval()
         # Every second at least: the VIP holder is sampled here (vips.py).

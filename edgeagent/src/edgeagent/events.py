@@ -67,6 +67,7 @@ class EventRecorder:
         self._ready = threading.Condition()
         self._problems: set[Notice] = set()
         self._rejections: set[Notice] = set()
+        self._unreachable: set[tuple[str, str]] = set()
         self.thread = threading.Thread(target=self.run, name="events", daemon=True)
 
     def _enqueue(self, notices: Iterable[Notice]) -> None:
@@ -91,6 +92,17 @@ class EventRecorder:
         notices = {("Ingress", ns, name, "ConfigRejected", message) for ns, name in ingresses}
         self._enqueue(sorted(notices - self._rejections))
         self._rejections |= notices
+
+    def report_unreachable(self, services: dict[tuple[str, str], str]) -> None:
+        """(namespace, Service) -> why, of the Services the backend probe cannot reach
+        (probe.py): an Event when one becomes unreachable, again only after it recovered."""
+        notices = [
+            ("Service", namespace, name, "BackendUnreachable", f"from {self.instance}: {why}")
+            for (namespace, name), why in sorted(services.items())
+            if (namespace, name) not in self._unreachable
+        ]
+        self._enqueue(notices)
+        self._unreachable = set(services)
 
     def clear_rejections(self) -> None:
         """A configuration was applied: a later rejection is news again."""

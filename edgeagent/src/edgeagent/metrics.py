@@ -133,9 +133,27 @@ class Metrics:
             ["address"],
             registry=r,
         )
+        self.backend_unreachable = Gauge(
+            "edgeagent_backend_unreachable",
+            "1 for each Service none of whose sampled endpoints (pod IPs, or NodePorts) "
+            "accepted a TCP connection from this node at the last probe (probe.py)",
+            ["namespace", "service"],
+            registry=r,
+        )
+        self._unreachable: set[tuple[str, str]] = set()
 
     def set_generation(self, generation: str) -> None:
         self.config_hash.set(int(generation[:13], 16) if generation else 0)
+
+    def set_unreachable(self, services: Iterable[tuple[str, str]]) -> None:
+        """(namespace, service) of the Services found unreachable; only those have a series,
+        so the label set stays as small as the trouble."""
+        now = set(services)
+        for gone in self._unreachable - now:
+            self.backend_unreachable.remove(*gone)
+        for key in now:
+            self.backend_unreachable.labels(*key).set(1)
+        self._unreachable = now
 
     def set_invalid(self, codes: Iterable[str], known: Iterable[str]) -> None:
         counts: dict[str, int] = dict.fromkeys(known, 0)

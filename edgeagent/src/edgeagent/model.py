@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from edgeagent import annotations, grammar
+from edgeagent import annotations, grammar, nodeports
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
@@ -139,6 +139,12 @@ class Options:
     backends: BackendPolicy | None = None
     """Which endpoint addresses may be proxied to (backends.py); without networks of its
     own, the Nodes' podCIDRs if any. None (manifests, tests): every address."""
+
+    backend_mode: str = nodeports.ENDPOINTS
+    """"endpoints": the pod IPs of the EndpointSlices; "nodeport": the Service's NodePort
+    on the Nodes' InternalIPs, for an edge without routes to the pod network
+    (`--backend-mode`; a Service's `edgeagent.io/backend-mode` annotation overrides it;
+    nodeports.py)."""
 
     host_owner: str = "merge"
     """"merge" (as ingress-nginx): every namespace's paths on a host are served; "namespace":
@@ -355,7 +361,8 @@ class Memo:
     - per Ingress: its class and its parse (validation included) or the Problem it raised;
     - per (namespace, backend): the Service's ports joined with its EndpointSlices (the
       Upstream, or why there is none, and the problems found), valid while the Service
-      and its slices are the same objects;
+      and its slices are the same objects (and, in the nodeport mode, the eligible Nodes
+      are equal);
     - per TLS Secret: the checked certificate pair, or why it is unusable;
     - per host: its Server, while the claims, fallback, TLS claim, certificate and
       resolved backends it is made of are equal (render reuses the text of a Server that
@@ -584,6 +591,7 @@ class _Builder:
                     self.slices.setdefault((namespace, service), []).append(obj)
         self.secrets = self._index(inputs.secrets)
         self.backends = backend_policy(options, inputs.nodes)
+        self.nodes = nodeports.eligible_nodes(inputs.nodes)
         if memo.backends != self.backends:
             memo.resolutions = {}
         self.next_memo.backends = self.backends
@@ -922,11 +930,14 @@ class _Builder:
         self, namespace: str, backend: _BackendRef
     ) -> tuple[str | None, str | None]:
         """`_resolve`, or its result from the memo while the Service and slices are the same
-        objects (their problems are reported again: each build reports all it finds)."""
+        objects, and in the nodeport mode the eligible Nodes are equal (their problems are
+        reported again: each build reports all it finds)."""
+        service = self.services.get((namespace, backend.service))
         # Tuples compare their items by identity first: equal sources, same resolution.
         sources = (
-            self.services.get((namespace, backend.service)),
+            service,
             *self.slices.get((namespace, backend.service), ()),
+            self.nodes if service is not None and self._nodeport_mode(service) else None,
         )
         key = (namespace, backend)
         entry = self.memo.resolutions.get(key)
@@ -953,8 +964,37 @@ class _Builder:
         if not match:
             return None, f"{where} has no port {backend.port}; its paths answer 503"
         port_name, port = match[0]["name"], match[0]["port"]
-        zones: dict[tuple[str, int], str] = {}  # (address, port) -> zone ("": none)
-        for endpoint_slice in self.slices.get((namespace, backend.service), []):
+        service = self.services[(namespace, backend.service)]
+        slices = self.slices.get((namespace, backend.service), [])
+        mode = backend_mode(service, self.options, self.problems)
+        if mode == nodeports.NODEPORT:
+            zones = node_endpoints(service, port, slices, self.nodes, self.backends, self.problems)
+            if zones is None:
+                return None, None
+        else:
+            zones = self._pod_endpoints(slices, port_name)
+        if not zones and not self.options.upstreams_without_endpoints:
+            return None, None
+        name = upstream_name(namespace, backend.service, port)
+        ordered = sorted(zones, key=endpoint_order)
+        weights = tuple(zone_weights.get(zones[e], 1) for e in ordered) if zone_weights else ()
+        texts = tuple(endpoint_text(*e) for e in ordered)
+        self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
+        return name, None
+
+    def _nodeport_mode(self, service: dict) -> bool:
+        """Whether the Service is served in the nodeport mode (a bad annotation: the
+        agent's mode; `backend_mode` reports it when the Service is resolved)."""
+        try:
+            mode = nodeports.backend_mode(service, self.options.backend_mode)
+        except Invalid:
+            mode = self.options.backend_mode
+        return mode == nodeports.NODEPORT
+
+    def _pod_endpoints(self, slices: list[dict], port_name: str) -> dict[tuple[str, int], str]:
+        """(address, port) -> zone ("": none) of the ready endpoints the policy allows."""
+        zones: dict[tuple[str, int], str] = {}
+        for endpoint_slice in slices:
             try:
                 found = ready_endpoints(endpoint_slice, port_name)
             except Invalid as error:
@@ -968,14 +1008,7 @@ class _Builder:
                     continue
                 key = (address, endpoint_port)
                 zones[key] = min(zone, zones.get(key, zone))  # one zone, whatever the order
-        if not zones and not self.options.upstreams_without_endpoints:
-            return None, None
-        name = upstream_name(namespace, backend.service, port)
-        ordered = sorted(zones, key=endpoint_order)
-        weights = tuple(zone_weights.get(zones[e], 1) for e in ordered) if zone_weights else ()
-        texts = tuple(endpoint_text(*e) for e in ordered)
-        self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
-        return name, None
+        return zones
 
     def _service_ports(self, namespace: str, name: str) -> tuple[list[dict], dict] | str:
         """The ports of a Service as [{"name", "port"}] and its zone weights, or why it
@@ -1065,6 +1098,49 @@ def refused_endpoint(endpoint_slice: dict, refusal: str) -> Problem:
     namespace, name = identity(endpoint_slice)
     reason = f"endpoint {refusal}: not proxied to (backend networks, docs/security.md)"
     return Problem("EndpointSlice", namespace, name, reason, "backend")
+
+
+def backend_mode(service: dict, options: Options, problems: list[Problem]) -> str:
+    """The Service's backend mode (nodeports.py); a bad annotation is reported and the
+    agent's mode used."""
+    try:
+        return nodeports.backend_mode(service, options.backend_mode)
+    except Invalid as error:
+        reason = f"{error}; served in the {options.backend_mode} mode"
+        problems.append(Problem("Service", *identity(service), reason, error.code))
+        return options.backend_mode
+
+
+def node_endpoints(
+    service: dict,
+    port: int,
+    slices: list[dict],
+    nodes: tuple[nodeports.NodeTarget, ...],
+    policy: BackendPolicy | None,
+    problems: list[Problem],
+) -> dict[tuple[str, int], str] | None:
+    """(Node address, NodePort) -> zone of a Service port in the nodeport mode, without the
+    Nodes the policy refuses; None (reported on the Service) if the port has no NodePort.
+    Used for Ingresses and HTTPRoutes alike."""
+    try:
+        found = nodeports.targets(service, port, slices, nodes)
+    except Invalid as error:
+        problems.append(Problem("Service", *identity(service), str(error), error.code))
+        return None
+    zones = {}
+    for key, node in found.items():
+        refusal = policy.node_refusal(key[0]) if policy else None
+        if refusal is not None:
+            problems.append(refused_node(node, refusal))
+        else:
+            zones[key] = node.zone
+    return zones
+
+
+def refused_node(node: nodeports.NodeTarget, refusal: str) -> Problem:
+    """The problem reported on a Node whose InternalIP `backend_policy` refuses."""
+    reason = f"InternalIP {refusal}: not proxied to in the nodeport mode (docs/security.md)"
+    return Problem("Node", "", node.name, reason, "backend")
 
 
 def read_tls_secret(secret: dict | None) -> CertPair:

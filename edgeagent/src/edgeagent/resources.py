@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edgeagent.nodeports import node_content
+
 Key = tuple[str, str]  # (namespace or "", name)
 Object = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -64,6 +66,9 @@ class Resource:
     status_ignored: bool = False
     """Its status never reaches the configuration (an Ingress's is written by the agents
     themselves): a change of the status alone costs no sync."""
+    content: Callable[[Object], Object] | None = None
+    """What of an object can alter the configuration, when that is not all of it (nor all
+    but its status): a change elsewhere costs no sync."""
     custom: bool = False
     """Defined by a CustomResourceDefinition (the Gateway API): the client has no typed API
     class for it, so it is listed through `CustomObjectsApi`."""
@@ -193,8 +198,9 @@ RESOURCES = (
         "referencegrants",
         custom=True,
     ),
-    # Their spec.podCIDRs: where backends may be (backends.py); status changes cost nothing.
-    Resource("nodes", "Node", "", "v1", "nodes", namespaced=False, status_ignored=True),
+    # Their spec.podCIDRs: where backends may be (backends.py); their addresses, readiness,
+    # cordon and labels: where NodePorts are reached (nodeports.py). Heartbeats cost nothing.
+    Resource("nodes", "Node", "", "v1", "nodes", namespaced=False, content=node_content),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)
 BY_NAME = {resource.name: resource for resource in RESOURCES}

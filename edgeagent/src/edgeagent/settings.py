@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from edgeagent import annotations, backends, grammar, model, options, ownership
+from edgeagent import annotations, backends, grammar, model, nodeports, options, ownership, probe
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
 from edgeagent.gateway.options import GatewayOptions
@@ -128,6 +128,20 @@ class ServingSettings:
             parse=options.switch,
         ),
     )
+    backend_mode: str = field(
+        default=model.Options.backend_mode,
+        metadata=option(
+            "backend-mode",
+            "endpoints: proxy to the pod IPs of the EndpointSlices (the edge needs routes to "
+            "the pod network); nodeport: to the Service's NodePort on the Nodes' InternalIPs "
+            "(any CNI); a Service's edgeagent.io/backend-mode annotation overrides it "
+            "(default: %(default)s)",
+            "MODE",
+            options.one_of(*nodeports.BACKEND_MODES),
+        ),
+    )
+    """endpoints, as ingress-nginx: one hop less, and the edge spreads the load itself; an
+    edge without routes to the pod network needs nodeport (docs/networking.md)."""
     host_owner: str = field(
         default=model.Options.host_owner,
         metadata=option(
@@ -229,6 +243,18 @@ class DaemonSettings:
             "log-level", "debug, info, warning or error (default: %(default)s)", "LEVEL"
         ),
     )
+    backend_probe_interval: float = field(
+        default=60.0,
+        metadata=option(
+            "backend-probe-interval",
+            "how often to try a TCP connection to a sample of every served Service's endpoints "
+            "(edgeagent_backend_unreachable, an Event on the Service) (default: %(default)s s)",
+            "SECONDS",
+            probe.interval,
+        ),
+    )
+    """A minute: a missing route to the pods is a lasting state (an overlay network, a BGP
+    session down), not a blip, and each round costs up to 3 connections per Service."""
 
 
 @dataclass(frozen=True)

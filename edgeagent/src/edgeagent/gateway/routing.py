@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from edgeagent import model
+from edgeagent import model, nodeports
 from edgeagent.gateway import conditions as c
 from edgeagent.gateway.attachment import (
     ANY_HOST,
@@ -128,6 +128,7 @@ class _Router:
             if isinstance(each, dict):
                 self.slices.setdefault(service_of(each), []).append(each)
         self.backends = model.backend_policy(options, inputs.nodes)
+        self.nodes = nodeports.eligible_nodes(inputs.nodes)
         self.upstreams: dict[str, Upstream] = {}
         self.problems: list[Problem] = []
         self.lost_to_ingress: dict[Key, set[str]] = {}
@@ -249,10 +250,16 @@ class _Router:
         without those the backend policy refuses (reported on their slice, as the Ingress
         model does: an HTTPRoute must not reach what an Ingress may not)."""
         service = self.index.services[(backend.namespace, backend.name)]
+        slices = self.slices.get((backend.namespace, backend.name), [])
+        if model.backend_mode(service, self.options, self.problems) == nodeports.NODEPORT:
+            nodes = model.node_endpoints(
+                service, backend.port or 0, slices, self.nodes, self.backends, self.problems
+            )
+            return [model.endpoint_text(*e) for e in sorted(nodes or (), key=model.endpoint_order)]
         ports = mappings(mapping(service.get("spec")).get("ports"))
         port_name = next(p.get("name") or "" for p in ports if p.get("port") == backend.port)
         found: set[tuple[str, int]] = set()
-        for endpoint_slice in self.slices.get((backend.namespace, backend.name), []):
+        for endpoint_slice in slices:
             try:
                 ready = model.ready_endpoints(endpoint_slice, port_name)
             except Invalid:
