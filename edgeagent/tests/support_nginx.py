@@ -170,6 +170,10 @@ ALLOWED_DIRECTIVES = {
         "proxy_read_timeout",
         "proxy_send_timeout",
         "client_max_body_size",
+        "grpc_set_header",
+        "grpc_connect_timeout",
+        "grpc_read_timeout",
+        "grpc_send_timeout",
         "upstream",
         "server",
         "lua_package_path",
@@ -213,6 +217,10 @@ ALLOWED_DIRECTIVES = {
         "rewrite",
         "access_log",
         "default_type",
+        "grpc_pass",
+        "grpc_connect_timeout",
+        "grpc_read_timeout",
+        "grpc_send_timeout",
     },
     "http/server/location/if": {"return"},
     "http/server/if": {"return"},
@@ -258,9 +266,10 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive == "server_name":
         (name,) = args
         assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
-    elif directive in ("upstream", "proxy_pass"):
+    elif directive in ("upstream", "proxy_pass", "grpc_pass"):
         (name,) = args
-        name = name.removeprefix("http://").removeprefix("https://")
+        scheme, _, name = name.rpartition("://")
+        assert scheme in ("", "http", "https", "grpc", "grpcs"), args
         assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
     elif directive == "set":
         variable, name = args
@@ -289,7 +298,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert args[0] in ("200", "404", "503"), args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
-        assert set(args[1:]) <= {"ssl", "default_server"}, args
+        assert set(args[1:]) <= {"ssl", "http2", "default_server"}, args
     elif directive in ("ssl_certificate", "ssl_certificate_key"):
         (file,) = args
         grammar.file_path(file, "certificate")

@@ -115,7 +115,7 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-request-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-http-version": st.sampled_from(["1.0", "1.1"]),
-        PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https"]),
+        PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https", "GRPC", "grpcs"]),
         PREFIX + "permanent-redirect": st.sampled_from(["/p", "https://a.example:8443/x?y=1&z"]),
         PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
         PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),

@@ -160,8 +160,9 @@ class LocationSettings:
     """Redirect plain HTTP to HTTPS on any host."""
     redirect: tuple[int, str] | None = None
     """(code, URL): answer every request with this redirect (permanent-, temporal-redirect)."""
-    backend_https: bool = False
-    """Speak HTTPS to the backend (backend-protocol: HTTPS)."""
+    backend_protocol: str = "HTTP"
+    """What the backend speaks (backend-protocol): "HTTP", "HTTPS", "GRPC" (HTTP/2 without
+    TLS, `grpc_pass grpc://`) or "GRPCS" (`grpc_pass grpcs://`)."""
     proxy_body_size: str | None = None
     proxy_connect_timeout: int | None = None
     proxy_read_timeout: int | None = None
