@@ -1,14 +1,18 @@
 """The backend annotations (annotations/backend.py and its neighbours) through a real
 nginx to real backends, in both modes: gRPC clients and servers (grpcio) for
-backend-protocol GRPC and GRPCS."""
+backend-protocol GRPC and GRPCS; echo backends, a backend that answers 502 and a closed
+port for proxy-next-upstream."""
 
 import socket
 import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import pytest
 import support_grpc
-from support_http import request
+from edgeagent.annotations import Config, parse
+from support_http import Backends, free_port, request
 from support_nginx import NginxRunner, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
@@ -136,3 +140,142 @@ def test_plain_http_redirects_grpc_hosts_with_tls(site):
         308,
         f"https://{GRPC_HOST}/edge.Echo/Say",
     )
+
+
+class _BadGateway(BaseHTTPRequestHandler):
+    """A backend that answers every request 502, as one behind a broken proxy does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        """Quiet."""
+
+
+# Each Ingress's Service has its own endpoints (so its own upstream and down marks): a
+# good echo backend and a bad one, either answering 502 or a closed port.
+RETRY_INGRESSES = {
+    # host: (bad endpoint, annotations)
+    "retry-502.example": ("502", {"proxy-next-upstream": "error timeout http_502"}),
+    "keep-502.example": ("502", {}),
+    "refused.example": ("closed", {}),
+    "refused-off.example": ("closed", {"proxy-next-upstream": "off"}),
+    "refused-one-try.example": ("closed", {"proxy-next-upstream-tries": "1"}),
+    "refused-two-tries.example": (
+        "closed",
+        {"proxy-next-upstream-tries": "2", "proxy-next-upstream-timeout": "30"},
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=["static", "dynamic"])
+def retry_site(request, tmp_path_factory):
+    runner = NginxRunner()
+    backends = Backends()
+    bad_gateway = ThreadingHTTPServer(("127.0.4.1", 0), _BadGateway)
+    bad_gateway.daemon_threads = True
+    threading.Thread(target=bad_gateway.serve_forever, daemon=True).start()
+    try:
+        good = backends.start("good")
+        bad = {
+            "502": ("127.0.4.1", bad_gateway.server_address[1]),
+            "closed": ("127.0.4.2", free_port("127.0.4.2")),
+        }
+        objects = model.Inputs()
+        for number, (host, (kind, annotations)) in enumerate(RETRY_INGRESSES.items()):
+            name = f"retry-{number}"
+            objects.services.append(service(name))
+            bad_host, bad_port = bad[kind]
+            # one slice per port: the good and the bad endpoint listen on different ports
+            objects.endpoint_slices.extend(
+                [
+                    endpoint_slice(name, [(good.host, True)], good.port, name=f"{name}-good"),
+                    endpoint_slice(name, [(bad_host, True)], bad_port, name=f"{name}-bad"),
+                ]
+            )
+            annotations = {ANNOTATION + key: value for key, value in annotations.items()}
+            objects.ingresses.append(
+                ingress(name, rule(host, path("/", name)), annotations=annotations)
+            )
+        rendered = render_site(
+            tmp_path_factory.mktemp("retry"), objects, dynamic_mode=request.param == "dynamic"
+        )
+        assert rendered.model.problems == ()
+        runner.start(rendered)
+        yield rendered
+    finally:
+        runner.stop_all()
+        backends.stop_all()
+        bad_gateway.shutdown()
+        bad_gateway.server_close()
+
+
+def statuses(site, host: str, count: int = 6) -> list[int]:
+    return [request(site.ports.http, host, "/").status for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    "host", ["retry-502.example", "refused.example", "refused-two-tries.example"]
+)
+def test_next_upstream_retries_on_the_good_endpoint(retry_site, host):
+    """Round robin sends every other request to the bad endpoint: each is tried again on
+    the good one (a refused connection by nginx's default, a 502 when asked)."""
+    assert statuses(retry_site, host) == [200] * 6
+
+
+@pytest.mark.parametrize(
+    "host", ["keep-502.example", "refused-off.example", "refused-one-try.example"]
+)
+def test_next_upstream_off_or_one_try_answers_the_bad_endpoints_502(retry_site, host):
+    """A 502 is passed on unless listed; `off` and one try pass the failure on."""
+    answers = statuses(retry_site, host)
+    assert 502 in answers and set(answers) <= {200, 502}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ({"proxy-next-upstream": "error timeout http_502"}, ("error timeout http_502", None, None)),
+        ({"proxy-next-upstream": " off "}, ("off", None, None)),
+        (
+            {"proxy-next-upstream": "http_503\nnon_idempotent"},
+            ("http_503 non_idempotent", None, None),
+        ),
+        ({"proxy-next-upstream-tries": "0", "proxy-next-upstream-timeout": "0"}, (None, 0, 0)),
+        ({"proxy-next-upstream-tries": "1000"}, (None, 1000, None)),
+    ],
+)
+def test_next_upstream_values(annotations, expected):
+    parsed = parse({ANNOTATION + key: value for key, value in annotations.items()}, Config())
+    assert not parsed.refused
+    settings = parsed.settings
+    assert (
+        settings["next_upstream"],
+        settings["next_upstream_tries"],
+        settings["next_upstream_timeout"],
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("proxy-next-upstream", ""),
+        ("proxy-next-upstream", "off error"),
+        ("proxy-next-upstream", "error error"),
+        ("proxy-next-upstream", "http_501"),
+        ("proxy-next-upstream", "error; proxy_pass http://evil"),
+        ("proxy-next-upstream-tries", "-1"),
+        ("proxy-next-upstream-tries", "1001"),
+        ("proxy-next-upstream-tries", "3s"),
+        ("proxy-next-upstream-timeout", "1s"),
+        ("proxy-next-upstream-timeout", "2147484"),
+    ],
+)
+def test_next_upstream_refuses_what_nginx_would_not_read(key, value):
+    (finding,) = parse({ANNOTATION + key: value}, Config()).findings
+    assert (finding.status, finding.code) == ("refused", "invalid")
+    assert ANNOTATION + key in finding.reason and repr(value) in finding.reason

@@ -120,6 +120,9 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
         PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),
         PREFIX + "app-root": st.sampled_from(["/app", "/a/b/"]),
+        PREFIX + "proxy-next-upstream": st.sampled_from(["off", "error timeout http_502"]),
+        PREFIX + "proxy-next-upstream-tries": st.integers(0, 1000).map(str),
+        PREFIX + "proxy-next-upstream-timeout": st.integers(0, 2_147_483).map(str),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -184,6 +187,9 @@ INGRESS_FIELDS = [
             "permanent-redirect",
             "temporal-redirect",
             "app-root",
+            "proxy-next-upstream",
+            "proxy-next-upstream-tries",
+            "proxy-next-upstream-timeout",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

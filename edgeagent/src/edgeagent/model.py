@@ -183,6 +183,12 @@ class LocationSettings:
     """Client networks let in (empty: all); every other client gets 403."""
     deny: tuple[str, ...] = ()
     """Client networks turned away with 403, checked before `allow`."""
+    next_upstream: str | None = None
+    """When to try the next endpoint: nginx's conditions, or "off" (proxy-next-upstream)."""
+    next_upstream_tries: int | None = None
+    """At most this many tries in all (0: no limit)."""
+    next_upstream_timeout: int | None = None
+    """Seconds within which to try (0: no limit)."""
 
 
 NO_SETTINGS = LocationSettings()

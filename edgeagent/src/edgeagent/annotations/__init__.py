@@ -22,6 +22,7 @@ from edgeagent.annotations import (
     catalogue,
     proxy,
     redirect,
+    retry,
     rewrite,
     sourcerange,
 )
@@ -31,7 +32,7 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange)
+FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, retry)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 
