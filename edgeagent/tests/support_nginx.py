@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
+from edgeagent.annotations import balance
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import free_ports
@@ -183,7 +184,7 @@ ALLOWED_DIRECTIVES = {
         "uninitialized_variable_warn",
     },
     "http/map": {"default", "", "https"},
-    "http/upstream": {"server", "keepalive", "balancer_by_lua_block"},
+    "http/upstream": {"server", "keepalive", "balancer_by_lua_block", "hash"},
     "http/server": {
         "listen",
         "server_name",
@@ -249,7 +250,7 @@ INIT_LUA = re.compile(
 )
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
-UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
+UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+(_h[0-9a-f]{6})?")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 
@@ -277,9 +278,14 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         scheme, _, name = name.rpartition("://")
         assert scheme in ("", "http", "https", "grpc", "grpcs"), args
         assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "set" and args[0] == "$edgeagent_hash_key":
+        assert balance.HASH_KEY.fullmatch(args[1]), args
     elif directive == "set":
         variable, name = args
         assert variable == "$edgeagent_backend" and UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "hash":
+        key, consistent = args
+        assert balance.HASH_KEY.fullmatch(key) and consistent == "consistent", args
     elif directive == "init_by_lua_block":
         assert INIT_LUA.fullmatch(args[0]), args
     elif directive.endswith("_by_lua_block"):

@@ -1,7 +1,7 @@
 """The backend annotations (annotations/backend.py and its neighbours) through a real
 nginx to real backends, in both modes: gRPC clients and servers (grpcio) for
 backend-protocol GRPC and GRPCS; echo backends, a backend that answers 502 and a closed
-port for proxy-next-upstream."""
+port for proxy-next-upstream; three replicas for upstream-hash-by."""
 
 import socket
 import ssl
@@ -279,3 +279,105 @@ def test_next_upstream_refuses_what_nginx_would_not_read(key, value):
     (finding,) = parse({ANNOTATION + key: value}, Config()).findings
     assert (finding.status, finding.code) == ("refused", "invalid")
     assert ANNOTATION + key in finding.reason and repr(value) in finding.reason
+
+
+@pytest.fixture(scope="module", params=["static", "dynamic"])
+def hash_site(request, tmp_path_factory):
+    """One Service of three replicas behind a hashing Ingress and a plain one."""
+    runner = NginxRunner()
+    backends = Backends()
+    try:
+        replicas = [backends.start(f"replica-{number}") for number in range(3)]
+        objects = model.Inputs(
+            services=[service("replicas")],
+            # every replica listens on a port of its own: one slice each
+            endpoint_slices=[
+                endpoint_slice("replicas", [(r.host, True)], r.port, name=f"replicas-{r.name}")
+                for r in replicas
+            ],
+            ingresses=[
+                ingress(
+                    "hashed",
+                    rule("hashed.example", path("/", "replicas")),
+                    annotations={ANNOTATION + "upstream-hash-by": "$arg_user"},
+                ),
+                ingress(
+                    "round-robin",
+                    rule("round-robin.example", path("/", "replicas")),
+                    annotations={ANNOTATION + "load-balance": "round_robin"},
+                ),
+            ],
+        )
+        rendered = render_site(
+            tmp_path_factory.mktemp("hash"), objects, dynamic_mode=request.param == "dynamic"
+        )
+        assert rendered.model.problems == ()
+        runner.start(rendered)
+        yield rendered
+    finally:
+        runner.stop_all()
+        backends.stop_all()
+
+
+def served_by(site, host: str, target: str) -> str:
+    answer = request(site.ports.http, host, target)
+    assert answer.status == 200
+    return answer.backend
+
+
+def test_upstream_hash_by_keeps_a_key_on_one_endpoint_and_spreads_the_keys(hash_site):
+    first = {user: served_by(hash_site, "hashed.example", f"/?user={user}") for user in range(30)}
+    # in another order and number than the first pass, which round robin would not repeat
+    again = {
+        user: served_by(hash_site, "hashed.example", f"/x?user={user}")
+        for user in range(29, -1, -2)
+    }
+    assert again == {user: first[user] for user in again}
+    assert len(set(first.values())) == 3
+
+
+def test_round_robin_spreads_every_key(hash_site):
+    seen = {served_by(hash_site, "round-robin.example", "/?user=1") for _ in range(6)}
+    assert seen == {"replica-0", "replica-1", "replica-2"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["$request_uri", " $remote_addr ", "$http_x_user-$cookie_session", "u:$arg_id/$host", "$args"],
+)
+def test_upstream_hash_by_keys(key):
+    parsed = parse({ANNOTATION + "upstream-hash-by": key}, Config())
+    assert not parsed.refused and parsed.settings["upstream_hash_by"] == key.strip()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "plain-text",
+        "$request_urix",  # nginx would read an unknown variable
+        "$document_root",
+        "$request_uri $host",
+        "${host}",
+        '"$host"',
+        "$host;",
+        "$" + "a" * 300,
+    ],
+)
+def test_upstream_hash_by_refuses_keys_outside_its_grammar(key):
+    (finding,) = parse({ANNOTATION + "upstream-hash-by": key}, Config()).findings
+    assert (finding.status, finding.code) == ("refused", "invalid")
+
+
+@pytest.mark.parametrize(
+    ("annotations", "statuses"),
+    [
+        ({"load-balance": "round_robin"}, ["supported"]),
+        ({"load-balance": "ewma"}, ["ignored"]),
+        ({"load-balance": "ewma", "upstream-hash-by": "$uri"}, ["ignored", "supported"]),
+        ({"load-balance": "least_conn"}, ["refused"]),
+    ],
+)
+def test_load_balance(annotations, statuses):
+    parsed = parse({ANNOTATION + key: value for key, value in annotations.items()}, Config())
+    assert [finding.status for finding in parsed.findings] == statuses

@@ -123,6 +123,8 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-next-upstream": st.sampled_from(["off", "error timeout http_502"]),
         PREFIX + "proxy-next-upstream-tries": st.integers(0, 1000).map(str),
         PREFIX + "proxy-next-upstream-timeout": st.integers(0, 2_147_483).map(str),
+        PREFIX + "upstream-hash-by": st.sampled_from(["$request_uri", "$http_x_a-$cookie_b:1"]),
+        PREFIX + "load-balance": st.sampled_from(["round_robin", "ewma"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -190,6 +192,8 @@ INGRESS_FIELDS = [
             "proxy-next-upstream",
             "proxy-next-upstream-tries",
             "proxy-next-upstream-timeout",
+            "upstream-hash-by",
+            "load-balance",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -18,6 +18,7 @@ from typing import Any
 from edgeagent import grammar
 from edgeagent.annotations import (
     backend,
+    balance,
     buffering,
     catalogue,
     proxy,
@@ -32,7 +33,7 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, retry)
+FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, retry, balance)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 
