@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
+from edgeagent.annotations import balance
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import free_ports
@@ -172,6 +173,10 @@ ALLOWED_DIRECTIVES = {
         "proxy_read_timeout",
         "proxy_send_timeout",
         "client_max_body_size",
+        "grpc_set_header",
+        "grpc_connect_timeout",
+        "grpc_read_timeout",
+        "grpc_send_timeout",
         "upstream",
         "server",
         "lua_package_path",
@@ -181,7 +186,7 @@ ALLOWED_DIRECTIVES = {
         "uninitialized_variable_warn",
     },
     "http/map": {"default", "", "https"},
-    "http/upstream": {"server", "keepalive", "balancer_by_lua_block"},
+    "http/upstream": {"server", "keepalive", "balancer_by_lua_block", "hash"},
     "http/server": {
         "listen",
         "server_name",
@@ -217,6 +222,16 @@ ALLOWED_DIRECTIVES = {
         "access_log",
         "default_type",
         "proxy_set_header",
+        "grpc_pass",
+        "grpc_connect_timeout",
+        "grpc_read_timeout",
+        "grpc_send_timeout",
+        "proxy_next_upstream",
+        "proxy_next_upstream_tries",
+        "proxy_next_upstream_timeout",
+        "grpc_next_upstream",
+        "grpc_next_upstream_tries",
+        "grpc_next_upstream_timeout",
     },
     "http/server/location/if": {"return"},
     "http/server/if": {"return"},
@@ -239,7 +254,7 @@ INIT_LUA = re.compile(
 )
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
-UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
+UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+(_h[0-9a-f]{6})?")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 # from-to-www-redirect's target (server_names.py).
@@ -277,13 +292,19 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             assert (
                 name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
             )
-    elif directive in ("upstream", "proxy_pass"):
+    elif directive in ("upstream", "proxy_pass", "grpc_pass"):
         (name,) = args
-        name = name.removeprefix("http://").removeprefix("https://")
+        scheme, _, name = name.rpartition("://")
+        assert scheme in ("", "http", "https", "grpc", "grpcs"), args
         assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "set" and args[0] == "$edgeagent_hash_key":
+        assert balance.HASH_KEY.fullmatch(args[1]), args
     elif directive == "set":
         variable, name = args
         assert variable == "$edgeagent_backend" and UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "hash":
+        key, consistent = args
+        assert balance.HASH_KEY.fullmatch(key) and consistent == "consistent", args
     elif directive == "init_by_lua_block":
         assert INIT_LUA.fullmatch(args[0]), args
     elif directive.endswith("_by_lua_block"):
@@ -318,7 +339,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             assert (header, value) in LOCATION_HEADERS, args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
-        assert set(args[1:]) <= {"ssl", "default_server"}, args
+        assert set(args[1:]) <= {"ssl", "http2", "default_server"}, args
     elif directive in ("ssl_certificate", "ssl_certificate_key"):
         (file,) = args
         grammar.file_path(file, "certificate")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from edgeagent.annotations import balance, retry
 from support_http import Backends, request
 from support_nginx import (
     NginxRunner,
@@ -210,6 +211,28 @@ HOSTILE_INGRESSES = {
     "backend-protocol-payload": annotated(
         "backend-protocol",
         {NGINX_ANNOTATION + "backend-protocol": "HTTPS://evil;\n} load_module /e.so; #"},
+    ),
+    "proxy-next-upstream-payload": annotated(
+        "next-upstream",
+        {NGINX_ANNOTATION + "proxy-next-upstream": "error;\n} load_module /e.so; #"},
+    ),
+    "proxy-next-upstream-tries-payload": annotated(
+        "next-upstream-tries", {NGINX_ANNOTATION + "proxy-next-upstream-tries": "3; root /"}
+    ),
+    "proxy-next-upstream-timeout-payload": annotated(
+        "next-upstream-timeout", {NGINX_ANNOTATION + "proxy-next-upstream-timeout": "1s;\n#"}
+    ),
+    "upstream-hash-by-payload": annotated(
+        "hash-by", {NGINX_ANNOTATION + "upstream-hash-by": "$request_uri consistent;\n} #"}
+    ),
+    "upstream-hash-by-any-variable": annotated(
+        "hash-by-variable", {NGINX_ANNOTATION + "upstream-hash-by": "$document_root"}
+    ),
+    "upstream-hash-by-braces": annotated(
+        "hash-by-braces", {NGINX_ANNOTATION + "upstream-hash-by": "${request_uri}"}
+    ),
+    "load-balance-payload": annotated(
+        "load-balance", {NGINX_ANNOTATION + "load-balance": "ewma; root /"}
     ),
     "temporal-redirect-variable": annotated(
         "temporal", {NGINX_ANNOTATION + "temporal-redirect": "https://x/$http_cookie"}
@@ -455,6 +478,12 @@ def test_values_at_their_grammar_limits_are_accepted_by_nginx(tmp_path, good_pai
                     NGINX_ANNOTATION + "proxy-buffering": "off",
                     NGINX_ANNOTATION + "proxy-request-buffering": "off",
                     NGINX_ANNOTATION + "proxy-http-version": "1.0",
+                    NGINX_ANNOTATION + "proxy-next-upstream": " ".join(retry.CONDITIONS),
+                    NGINX_ANNOTATION + "proxy-next-upstream-tries": str(retry.TRIES_MAX),
+                    NGINX_ANNOTATION + "proxy-next-upstream-timeout": str(grammar.SECONDS_MAX),
+                    NGINX_ANNOTATION + "upstream-hash-by": (
+                        "$binary_remote_addr" * (balance.HASH_KEY_MAX_LENGTH // 19)
+                    ),
                     NGINX_ANNOTATION + "allowlist-source-range": ",".join(
                         f"10.{i // 256}.{i % 256}.0/24" for i in range(grammar.SOURCE_RANGES_MAX)
                     ),

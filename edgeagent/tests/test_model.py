@@ -974,20 +974,20 @@ def test_bad_buffering_values_refuse_the_ingress(key, value):
 
 
 @pytest.mark.parametrize(
-    ("value", "https", "code"),
+    ("value", "protocol", "code"),
     [
-        ("HTTPS", True, None),
-        (" https ", True, None),
-        ("HTTP", False, None),
-        ("GRPC", None, "unsupported"),
-        ("grpcs", None, "unsupported"),
+        ("HTTPS", "HTTPS", None),
+        (" https ", "HTTPS", None),
+        ("HTTP", "HTTP", None),
+        ("GRPC", "GRPC", None),
+        ("grpcs", "GRPCS", None),
         ("AUTO_HTTP", None, "unsupported"),
         ("FCGI", None, "unsupported"),
         ("SPDY", None, "invalid"),
         ("HTTPS; proxy_pass http://evil", None, "invalid"),
     ],
 )
-def test_backend_protocol(value, https, code):
+def test_backend_protocol(value, protocol, code):
     services, slices = app()
     key = "nginx.ingress.kubernetes.io/backend-protocol"
     built = build(
@@ -997,7 +997,7 @@ def test_backend_protocol(value, https, code):
     )
     if code is None:
         assert built.problems == ()
-        assert server(built, "h").locations[0].settings.backend_https is https
+        assert server(built, "h").locations[0].settings.backend_protocol == protocol
     else:
         (problem,) = built.problems
         assert (problem.code, built.servers) == (code, ())

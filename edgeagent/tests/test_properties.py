@@ -115,7 +115,7 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-request-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-http-version": st.sampled_from(["1.0", "1.1"]),
-        PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https"]),
+        PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https", "GRPC", "grpcs"]),
         PREFIX + "permanent-redirect": st.sampled_from(["/p", "https://a.example:8443/x?y=1&z"]),
         PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
         PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),
@@ -124,6 +124,11 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "upstream-vhost": st.sampled_from(["internal.example.net", "b.example:8080"]),
         PREFIX + "server-alias": st.sampled_from(["alias.example", "a.example, *.b.example"]),
         PREFIX + "from-to-www-redirect": BOOLEANS,
+        PREFIX + "proxy-next-upstream": st.sampled_from(["off", "error timeout http_502"]),
+        PREFIX + "proxy-next-upstream-tries": st.integers(0, 1000).map(str),
+        PREFIX + "proxy-next-upstream-timeout": st.integers(0, 2_147_483).map(str),
+        PREFIX + "upstream-hash-by": st.sampled_from(["$request_uri", "$http_x_a-$cookie_b:1"]),
+        PREFIX + "load-balance": st.sampled_from(["round_robin", "ewma"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -192,6 +197,11 @@ INGRESS_FIELDS = [
             "upstream-vhost",
             "server-alias",
             "from-to-www-redirect",
+            "proxy-next-upstream",
+            "proxy-next-upstream-tries",
+            "proxy-next-upstream-timeout",
+            "upstream-hash-by",
+            "load-balance",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

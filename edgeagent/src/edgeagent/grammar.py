@@ -386,8 +386,8 @@ def size(value: object, what: str) -> str:
     return text.lower()
 
 
-BACKEND_PROTOCOLS = ("HTTP", "HTTPS")
-BACKEND_PROTOCOLS_NOT_YET = ("GRPC", "GRPCS", "AUTO_HTTP", "FCGI")
+BACKEND_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "GRPCS")
+BACKEND_PROTOCOLS_NOT_YET = ("AUTO_HTTP", "FCGI")
 
 
 def backend_protocol(value: object, what: str) -> str:
@@ -397,8 +397,8 @@ def backend_protocol(value: object, what: str) -> str:
     text = raw.strip().upper()
     if text in BACKEND_PROTOCOLS_NOT_YET:
         raise Invalid(
-            f"{what} {show(raw)} is not supported yet (HTTP and HTTPS are); the Ingress "
-            "is not served rather than sent to its backend in another protocol",
+            f"{what} {show(raw)} is not supported yet (HTTP, HTTPS, GRPC and GRPCS are); "
+            "the Ingress is not served rather than sent to its backend in another protocol",
             "unsupported",
         )
     if text not in BACKEND_PROTOCOLS:

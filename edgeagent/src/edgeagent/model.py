@@ -167,8 +167,9 @@ class LocationSettings:
     """Redirect plain HTTP to HTTPS on any host."""
     redirect: tuple[int, str] | None = None
     """(code, URL): answer every request with this redirect (permanent-, temporal-redirect)."""
-    backend_https: bool = False
-    """Speak HTTPS to the backend (backend-protocol: HTTPS)."""
+    backend_protocol: str = "HTTP"
+    """What the backend speaks (backend-protocol): "HTTP", "HTTPS", "GRPC" (HTTP/2 without
+    TLS, `grpc_pass grpc://`) or "GRPCS" (`grpc_pass grpcs://`)."""
     proxy_body_size: str | None = None
     proxy_connect_timeout: int | None = None
     proxy_read_timeout: int | None = None
@@ -197,6 +198,15 @@ class LocationSettings:
     """More names of the Ingress's hosts; applied per server (`Server.aliases`)."""
     from_to_www_redirect: bool = False
     """`www.HOST` (or HOST without `www.`) redirects to the host; applied per server."""
+    next_upstream: str | None = None
+    """When to try the next endpoint: nginx's conditions, or "off" (proxy-next-upstream)."""
+    next_upstream_tries: int | None = None
+    """At most this many tries in all (0: no limit)."""
+    next_upstream_timeout: int | None = None
+    """Seconds within which to try (0: no limit)."""
+    upstream_hash_by: str | None = None
+    """Consistent hashing on this key of nginx variables (upstream-hash-by): the location
+    proxies to the variant of its upstream that hashes it (`hashed_upstream_name`)."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -266,6 +276,8 @@ class Upstream:
     endpoints: tuple[str, ...]
     weights: tuple[int, ...] = ()
     """The weight of each endpoint, in the same order; empty: all 1 (no zone weights)."""
+    hash_by: str | None = None
+    """Consistent hashing on this key (`hash KEY consistent;`), else round robin."""
 
     @functools.cached_property
     def weighted(self) -> tuple[tuple[str, int], ...]:
@@ -409,6 +421,18 @@ def upstream_name(namespace: str, service: str, port: int) -> str:
     """
     digest = hashlib.blake2s(f"{namespace}/{service}/{port}".encode(), digest_size=3).hexdigest()
     return f"{digest}_{namespace}_{service}_{port}"
+
+
+# "_h" and 6 hex digits: what a hashed variant adds to its upstream's name.
+HASHED_SUFFIX = "_h000000"
+
+
+def hashed_upstream_name(upstream: str, key: str) -> str:
+    """The upstream that hashes `key` (upstream-hash-by), one per upstream and key: the
+    Service's endpoints, with `hash KEY consistent;` (static) or the key hashed by the
+    balancer (dynamic)."""
+    digest = hashlib.blake2s(key.encode(), digest_size=3).hexdigest()
+    return f"{upstream}_h{digest}"
 
 
 def _mapping(value: object, what: str, required: bool = False) -> dict:
@@ -718,12 +742,14 @@ class _Builder:
         default_locations = self._locations(
             paths.get("", {}), catch_all or fallbacks.get(""), health=True
         )
+        default_server = Server(
+            "", default_locations, True, None, app_roots[""][1] if "" in app_roots else None
+        )
+        self._add_hashed_upstreams([*servers, default_server])
         self.memo.keep_only(self.next_memo)
         return Model(
             servers=tuple(servers),
-            default_server=Server(
-                "", default_locations, True, None, app_roots[""][1] if "" in app_roots else None
-            ),
+            default_server=default_server,
             upstreams=tuple(self.upstreams[name] for name in sorted(self.upstreams)),
             certificates=certificates,
             problems=tuple(
@@ -914,7 +940,20 @@ class _Builder:
             return Location(match, path, None, STATUS_NOT_FOUND)
         ingress, backend = claim
         upstream, status = self._target(ingress, backend)
+        if upstream and ingress.settings.upstream_hash_by:
+            upstream = hashed_upstream_name(upstream, ingress.settings.upstream_hash_by)
         return Location(match, path, upstream, status, ingress.settings)
+
+    def _add_hashed_upstreams(self, servers: list[Server]) -> None:
+        """The variant of each upstream that a location hashing its requests names (servers
+        from the memo included, whose locations name them too)."""
+        for server in servers:
+            for location in server.locations:
+                key = location.settings.upstream_hash_by
+                if key and location.upstream and location.upstream not in self.upstreams:
+                    base = self.upstreams[location.upstream[: -len(HASHED_SUFFIX)]]
+                    hashed = replace(base, name=location.upstream, hash_by=key)
+                    self.upstreams[hashed.name] = hashed
 
     def _target(self, ingress: _Ingress, backend: _BackendRef) -> tuple[str | None, int]:
         """The upstream for a backend, or the status to answer (503: nothing ready)."""

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
+from edgeagent.annotations import balance
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -156,6 +157,14 @@ def variable(value: object) -> str:
     return text
 
 
+def hash_key(value: object) -> str:
+    """An upstream-hash-by key: nginx variables and plain text of its grammar only."""
+    text = str(value)
+    if not balance.HASH_KEY.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a hash key")
+    return text
+
+
 def token(value: object) -> str:
     """Refuse, loudly, any value that is not a plain nginx token (the second lock)."""
     text = str(value)
@@ -253,6 +262,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["regex_path"] = regex_path
     environment.filters["rewrite_target"] = rewrite_target
     environment.filters["redirect_url"] = redirect_url
+    environment.filters["hash_key"] = hash_key
     return environment
 
 

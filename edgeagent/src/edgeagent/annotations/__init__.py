@@ -18,10 +18,12 @@ from typing import Any
 from edgeagent import grammar
 from edgeagent.annotations import (
     backend,
+    balance,
     buffering,
     catalogue,
     proxy,
     redirect,
+    retry,
     rewrite,
     server_names,
     sourcerange,
@@ -42,6 +44,8 @@ FAMILIES = (
     sourcerange,
     upstream_headers,
     server_names,
+    retry,
+    balance,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 

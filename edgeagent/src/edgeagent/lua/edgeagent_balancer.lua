@@ -80,6 +80,59 @@ local function pick(name, entry, tried, respect_down)
     return best
 end
 
+-- upstream-hash-by: consistent hashing as nginx's `hash KEY consistent` (ketama): each
+-- peer owns POINTS_PER_WEIGHT points per unit of weight on a ring of crc32 values; a key
+-- goes to the owner of the first point at or after its own crc32, so a peer that comes
+-- or goes moves only the keys of its points. The ring is built once per peer list.
+local POINTS_PER_WEIGHT = 160
+
+local function ring_of(entry)
+    if entry.ring == nil then
+        local ring = {}
+        for _, peer in ipairs(entry.peers) do
+            for point = 1, POINTS_PER_WEIGHT * peer.weight do
+                ring[#ring + 1] = { hash = ngx.crc32_long(peer.peer .. "-" .. point), peer = peer }
+            end
+        end
+        table.sort(ring, function(a, b)
+            return a.hash < b.hash or (a.hash == b.hash and a.peer.peer < b.peer.peer)
+        end)
+        entry.ring = ring
+    end
+    return entry.ring
+end
+
+-- The first point at or after `hash` (binary search), wrapping around.
+local function first_point(ring, hash)
+    local low, high = 1, #ring
+    while low < high do
+        local middle = math.floor((low + high) / 2)
+        if ring[middle].hash < hash then
+            low = middle + 1
+        else
+            high = middle
+        end
+    end
+    if ring[low].hash < hash then
+        return 1
+    end
+    return low
+end
+
+-- The key's peer, or on a retry the next one along the ring that is neither tried nor
+-- (with respect_down) marked down.
+local function pick_hashed(name, entry, key, tried, respect_down)
+    local ring = ring_of(entry)
+    local start = first_point(ring, ngx.crc32_long(key))
+    for step = 0, #ring - 1 do
+        local peer = ring[(start - 1 + step) % #ring + 1].peer
+        if not tried[peer.peer] and not (respect_down and backends:get(down_key(name, peer))) then
+            return peer
+        end
+    end
+    return nil
+end
+
 -- balancer_by_lua: called for the first try and again for each retry
 -- (proxy_next_upstream: error and timeout, as in the static mode).
 function _M.balance()
@@ -106,9 +159,17 @@ function _M.balance()
     -- Last, a peer already tried: nginx calls again after all were tried only when it gave
     -- the request one more try, because a cached keep-alive connection failed (a backend
     -- closing it idle); the static upstreams then retry on a new connection too.
-    local peer = pick(name, entry, tried, true)
-        or pick(name, entry, tried, false)
-        or pick(name, entry, {}, false)
+    local key = ngx.var.edgeagent_hash_key
+    local peer
+    if key ~= nil and key ~= "" then
+        peer = pick_hashed(name, entry, key, tried, true)
+            or pick_hashed(name, entry, key, tried, false)
+            or pick_hashed(name, entry, key, {}, false)
+    else
+        peer = pick(name, entry, tried, true)
+            or pick(name, entry, tried, false)
+            or pick(name, entry, {}, false)
+    end
     if peer == nil then
         return ngx.exit(ngx.ERROR)
     end
