@@ -5,8 +5,8 @@ in root's home, is refused at the reload and creates nothing there.
 
 VRRP: the nodes accept adverts only from their peers (nftables table inet edge_vrrp). The
 host, on molecule's bridge but no peer, sends well-formed VRRPv3 adverts of priority 255
-for the VIP group's VRID; each node's filter counts and drops them, and the VIP stays where
-it was.
+for the VIP group's VRID; each node's filter counts and drops them, and the VIP stays on
+the edge (a node that listened would give it up to the stranger).
 """
 
 import ipaddress
@@ -128,10 +128,13 @@ def test_vrrp_from_a_stranger_is_dropped_and_the_vip_stays():
 
     for name in EDGE_NODES:
         assert dropped_vrrp(name) >= before_counts[name] + STRANGER_ADVERTS, name
-    # Had a node listened, it would have gone BACKUP (priority 255 beats every node's):
-    # the VIP would have left the holder within three advert intervals.
+    # Had the nodes listened, every one would have gone BACKUP (priority 255 beats all of
+    # theirs) and the VIP would have left the edge within three advert intervals. Which node
+    # holds it is not this test's question: on a busy host a slow health check moves it between
+    # the nodes (and back after preempt_delay), with or without a stranger.
     time.sleep(SETTLE_SECONDS)
-    assert vip_holders() == before_holders
+    after_holders = vip_holders()
+    assert len(after_holders) == 1, f"VIP {VIP} held by {after_holders} after the adverts"
 
 
 def test_nginx_master_is_not_root(host):
