@@ -63,6 +63,11 @@ class _EchoHandler(BaseHTTPRequestHandler):
         padding = int(self.headers.get("X-Echo-Padding") or 0)
         if padding:
             self.send_header("X-Padding", "x" * padding)
+        # Asked for, as the Gateway API conformance suite's echo server does: response
+        # headers "Name:value" (comma-separated), for the response header filters.
+        for pair in filter(None, (self.headers.get("X-Echo-Set-Header") or "").split(",")):
+            name, _, value = pair.partition(":")
+            self.send_header(name.strip(), value.strip())
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -151,6 +156,11 @@ class Response:
     headers: dict[str, str]
     body: bytes
     certificate: x509.Certificate | None = None
+    header_lines: tuple[tuple[str, str], ...] = ()
+    """Every header as received, in order (`headers` keeps the last of each name)."""
+
+    def all_headers(self, name: str) -> list[str]:
+        return [value for each, value in self.header_lines if each.lower() == name.lower()]
 
     @property
     def echo(self) -> dict:
@@ -216,7 +226,11 @@ def request(
         answer = connection.getresponse()
         data = answer.read()
         return Response(
-            answer.status, {k.lower(): v for k, v in answer.getheaders()}, data, certificate
+            answer.status,
+            {k.lower(): v for k, v in answer.getheaders()},
+            data,
+            certificate,
+            tuple(answer.getheaders()),
         )
     finally:
         connection.close()

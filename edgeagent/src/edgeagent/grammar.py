@@ -577,3 +577,15 @@ def http_method(value: object, what: str) -> str:
     if text not in HTTP_METHODS:
         raise Invalid(f"{what} {show(text)} is not one of {', '.join(HTTP_METHODS)}")
     return text
+
+
+# A header value a Gateway API filter writes (RequestHeaderModifier and the like): printed
+# inside double quotes in nginx's configuration, so never a quote, '\' (an escape) or '$'
+# (a variable); no control character, which would split the header. 4096: the API's bound.
+HEADER_VALUE = re.compile(r"[\x20\x21\x23\x25-\x5b\x5d-\x7e]+")
+
+
+def header_value(value: object, what: str) -> str:
+    return _pattern(
+        value, what, HEADER_VALUE, 4096, "header value (printable ASCII but '\"', '\\' and '$')"
+    )

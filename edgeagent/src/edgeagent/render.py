@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import jinja2
 
-from edgeagent import grammar
+from edgeagent import grammar, render_filters
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
@@ -140,6 +140,14 @@ def choice_id(host: str, location: Location) -> str:
     """The name part of a location's choice maps: unique per host and location."""
     key = f"{host}\0{location.match}\0{location.path}".encode()
     return hashlib.blake2s(key, digest_size=6).hexdigest()
+
+
+def location_filters(server: Server, location: Location) -> render_filters.Directives:
+    """The directives of a location's Gateway API filters (render_filters)."""
+    hsts = None
+    if server.https:
+        hsts = "$edgeagent_hsts" if server.host else "$edgeagent_hsts_unpinned"
+    return render_filters.directives(choice_id(server.host, location), location, hsts)
 
 
 def variable(value: object) -> str:
@@ -243,6 +251,9 @@ def _environment() -> jinja2.Environment:
     environment.filters["token"] = token
     environment.filters["variable"] = variable
     environment.globals["choice_id"] = choice_id
+    environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
+    environment.globals["has_filters"] = render_filters.has_filters
+    environment.globals["location_filters"] = location_filters
     environment.filters["server_name"] = server_name
     environment.filters["regex_path"] = regex_path
     environment.filters["rewrite_target"] = rewrite_target

@@ -2,10 +2,10 @@
 
 What the edge serves so far: hostnames; matches on the path (Exact and PathPrefix; a
 rule without matches is PathPrefix "/"), exact header values, exact query parameter
-values and the method; and backendRefs with their weights. Anything else
-(RegularExpression paths, headers or parameters, filters) makes the route unsupported
-as a whole, with the field named: serving part of a rule would send traffic where its
-author did not mean it to go.
+values and the method; backendRefs with their weights; and the filters of
+`edgeagent.gateway.filters`. Anything else (RegularExpression paths, headers or
+parameters, other filters) makes the route unsupported as a whole, with the field
+named: serving part of a rule would send traffic where its author did not mean it to go.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeagent import grammar
+from edgeagent.gateway import filters
+from edgeagent.gateway.filters import RuleFilters
 from edgeagent.grammar import Invalid
 from edgeagent.resources import key_of
 
@@ -29,6 +31,8 @@ class Backend:
     name: str
     port: int | None
     weight: int
+    filters: RuleFilters = filters.NO_RULE_FILTERS
+    """Its header modifiers (the rule's `filters` holds them once `_rule` has merged them)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class PathMatch:
 class Rule:
     matches: tuple[PathMatch, ...]
     backends: tuple[Backend, ...]
+    filters: RuleFilters = filters.NO_RULE_FILTERS
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,7 @@ def parse_route(obj: dict) -> Route | Unsupported:
 
 
 def _rule(rule: dict, namespace: str, what: str) -> Rule:
-    if rule.get("filters"):
-        raise Invalid(f"{what}.filters are not served yet")
+    rule_filters = filters.parse(rule.get("filters"), f"{what}.filters")
     matches = tuple(
         _match(_mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
         for i, m in enumerate(_list(rule.get("matches"), f"{what}.matches"))
@@ -106,7 +110,16 @@ def _rule(rule: dict, namespace: str, what: str) -> Rule:
         _backend(_mapping(b, f"{what}.backendRefs[{i}]"), namespace, f"{what}.backendRefs[{i}]")
         for i, b in enumerate(_list(rule.get("backendRefs"), f"{what}.backendRefs"))
     )
-    return Rule(matches, backends)
+    if rule_filters.replaces_prefix and any(m.type != PATH_PREFIX for m in matches):
+        raise Invalid(f"{what}: ReplacePrefixMatch needs PathPrefix matches only")
+    filtered = [b for b in backends if b.filters != filters.NO_RULE_FILTERS]
+    if filtered and len(backends) > 1:
+        # One upstream balances a rule's backendRefs: nothing can tell which one a
+        # request went to before it is sent.
+        raise Invalid(f"{what}.backendRefs: filters are served on a rule's only backendRef")
+    if filtered:
+        rule_filters = filters.with_backend(rule_filters, filtered[0].filters, what)
+    return Rule(matches, backends, rule_filters)
 
 
 def _exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:
@@ -142,8 +155,11 @@ def _match(match: dict, what: str) -> PathMatch:
 
 
 def _backend(ref: dict, namespace: str, what: str) -> Backend:
-    if ref.get("filters"):
-        raise Invalid(f"{what}.filters are not served yet")
+    backend_filters = (
+        filters.parse(ref.get("filters"), f"{what}.filters", filters.HEADER_FILTERS)
+        if ref.get("filters")
+        else filters.NO_RULE_FILTERS
+    )
     weight = ref.get("weight", 1)
     if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= MAX_WEIGHT:
         raise Invalid(f"{what}.weight must be an integer from 0 to {MAX_WEIGHT}")
@@ -159,4 +175,4 @@ def _backend(ref: dict, namespace: str, what: str) -> Backend:
     backend_namespace = grammar.dns1123_label(ref.get("namespace", namespace), f"{what}.namespace")
     if not isinstance(group, str) or not isinstance(kind, str):
         raise Invalid(f"{what}.group and kind must be strings")
-    return Backend(group, kind, backend_namespace, name, port, weight)
+    return Backend(group, kind, backend_namespace, name, port, weight, backend_filters)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from edgeagent import model
 from edgeagent.gateway import conditions as c
+from edgeagent.gateway import filters
 from edgeagent.gateway.attachment import (
     ANY_HOST,
     HTTPS,
@@ -46,7 +47,7 @@ from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.references import mapping, mappings
 from edgeagent.gateway.routes import EXACT, Backend, PathMatch, Route
 from edgeagent.grammar import Invalid
-from edgeagent.model import Choice, Location, Model, Problem, Server, Upstream
+from edgeagent.model import NO_FILTERS, Choice, Filters, Location, Model, Problem, Server, Upstream
 from edgeagent.resources import Key, key_of, service_of
 
 STATUS_NO_BACKEND = 500
@@ -196,20 +197,28 @@ class _Router:
         placed = {}
         for key in keys:
             choices = []
-            upstream, status = None, STATUS_NOT_FOUND
+            upstream, status, own = None, STATUS_NOT_FOUND, NO_FILTERS
             for claim in claims:
                 if not claim.reaches(key):
                     continue
                 target = self.target(claim)
+                chosen = self.filters(claim)
                 if not claim.conditions:
-                    upstream, status = target
+                    (upstream, status), own = target, chosen
                     break
-                choices.append(Choice(claim.conditions, *target))
-            placed[key] = Location(*key, upstream, status, choices=tuple(choices))
+                choices.append(Choice(claim.conditions, *target, chosen))
+            placed[key] = Location(*key, upstream, status, choices=tuple(choices), filters=own)
         return placed
+
+    def filters(self, claim: _Claim) -> Filters:
+        rule = claim.route.rules[claim.rule_index]
+        gateway = self.options.gateway
+        return filters.bound(rule.filters, claim.match.value, gateway.http_port, gateway.https_port)
 
     def target(self, claim: _Claim) -> tuple[str | None, int]:
         route, rule = claim.route, claim.route.rules[claim.rule_index]
+        if rule.filters.redirect is not None:
+            return None, rule.filters.redirect.code  # answered by the redirect, not a backend
         shares = []
         for backend in rule.backends:
             if backend.weight == 0:
