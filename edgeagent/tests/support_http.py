@@ -12,6 +12,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,8 @@ class _EchoHandler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        # Asked for: an answer this many seconds late (the proxy's timeouts).
+        time.sleep(float(self.headers.get("X-Echo-Delay") or 0))
         payload = json.dumps(
             {
                 "backend": self.server.backend_name,

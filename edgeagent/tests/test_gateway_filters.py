@@ -5,6 +5,7 @@ HTTPRouteRedirect* and HTTPRouteRewrite* tests, re-expressed, plus filters on ch
 
 import pytest
 from edgeagent.gateway import conditions as c
+from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.attachment import attach, index_of
 from edgeagent.gateway.options import GatewayOptions
 from support_gateway import (
@@ -21,7 +22,7 @@ from support_http import Backends, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
 from support_objects import endpoint_slice, service
 
-from edgeagent import model
+from edgeagent import model, render_filters
 
 SYNTAX = "; } } load_module /tmp/evil.so; http { server { # 'quoted' {braces}"
 V1 = backend_ref("infra-backend-v1")
@@ -215,6 +216,18 @@ def objects(backends) -> model.Inputs:
                     matches=[{**prefix("/app"), "method": "DELETE"}],
                 ),
                 {"matches": [prefix("/app")], "backendRefs": [V1]},
+            ],
+        ),
+        # HTTPRouteTimeoutRequest and HTTPRouteTimeoutBackendRequest, with timeouts long
+        # enough for a busy machine and delays far beyond them.
+        http_route(
+            "timeouts",
+            [parent("same-namespace")],
+            hostnames=["timeouts.example"],
+            rules=[
+                {**filtered("/request-timeout"), "timeouts": {"request": "2s"}},
+                {**filtered("/backend-timeout"), "timeouts": {"backendRequest": "2000ms"}},
+                {**filtered("/disable-request-timeout"), "timeouts": {"request": "0s"}},
             ],
         ),
         # A header modifier on a rule's only backendRef acts as the rule's.
@@ -612,3 +625,68 @@ def test_the_served_filters_are_accepted():
         redirect(scheme="https", hostname="a.example", port=8443, statusCode=301),
     )
     assert refusal(rule) == ""
+
+
+@pytest.mark.parametrize("target", ["/request-timeout", "/backend-timeout"])
+def test_timeouts(site, target):
+    assert get(site, "timeouts.example", target).status == 200
+    late = get(site, "timeouts.example", target, headers={"X-Echo-Delay": "12"})
+    assert late.status == 504
+
+
+def test_a_timeout_of_0s_is_off():
+    route = http_route(
+        "r",
+        [parent("same-namespace")],
+        rules=[{**filtered("/"), "timeouts": {"request": "0s", "backendRequest": "0s"}}],
+    )
+    (location,) = [loc for loc in served([route]).default_server.locations if loc.path == "/"]
+    assert location.timeout_ms == 0
+    written = render_filters.directives("x", location, None).headers
+    assert "        proxy_read_timeout 2147483s;" in written
+
+
+def served(routes) -> model.Model:
+    inputs = model.Inputs(
+        gateway_classes=[gateway_class()],
+        namespaces=[namespace(INFRA)],
+        gateways=[gateway("same-namespace", listener())],
+        services=[service("infra-backend-v1", {"http": 8080}, namespace=INFRA)],
+        http_routes=routes,
+    )
+    options = model.Options()
+    built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
+    return built
+
+
+def test_rules_of_other_timeouts_on_one_location_take_the_longest_and_are_told():
+    header = {"headers": [{"name": "x-slow", "value": "yes"}]}
+    route = http_route(
+        "r",
+        [parent("same-namespace")],
+        rules=[
+            {**filtered("/", matches=[{**prefix("/"), **header}]), "timeouts": {"request": "1h"}},
+            {**filtered("/"), "timeouts": {"request": "1s"}},
+        ],
+    )
+    built = served([route])
+    (location,) = [loc for loc in built.default_server.locations if loc.path == "/"]
+    assert location.timeout_ms == 3_600_000
+    (problem,) = [p for p in built.problems if p.name == "r"]
+    assert "rule 1 shares location / with rules of other timeouts" in problem.reason
+    assert problem.code == "unsupported"
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "message"),
+    [
+        ({"request": "1d"}, "not a valid duration"),
+        ({"request": "-1s"}, "not a valid duration"),
+        ({"request": "1h1h1h1h1h"}, "not a valid duration"),
+        ({"request": "99999h"}, "longer than 2147483 seconds"),
+        ({"request": "1s", "backendRequest": "2s"}, "backendRequest must not be longer"),
+        ({"request": 5}, "must be a string"),
+    ],
+)
+def test_invalid_timeouts_refuse_the_route(timeouts, message):
+    assert message in refusal({**filtered("/"), "timeouts": timeouts})

@@ -262,6 +262,8 @@ class Location:
     choices: tuple[Choice, ...] = ()
     filters: Filters = NO_FILTERS
     """Gateway API filters of the location's own target (a choice has its own)."""
+    timeout_ms: int | None = None
+    """Gateway API `timeouts`: nginx's connect, send and read timeouts, in milliseconds."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The nginx directives and maps of a location's Gateway API filters (`model.Filters`).
+"""The nginx directives and maps of a location's Gateway API filters (`model.Filters`)
+and timeouts (`Location.timeout_ms`: nginx's connect, send and read timeouts).
 
 A location without choices has one set of filters: its directives say it plainly. A
 location whose choices differ in their filters gets one more map, `$edgeagent_a<id>`,
@@ -70,7 +71,8 @@ def chooses_filters(location: Location) -> bool:
 
 
 def has_filters(location: Location) -> bool:
-    return any(f != NO_FILTERS for f in actions(location))
+    """Whether the location has anything for this module to write (filters or timeouts)."""
+    return location.timeout_ms is not None or any(f != NO_FILTERS for f in actions(location))
 
 
 def _quoted(value: str) -> str:
@@ -106,6 +108,7 @@ class _Writer:
     def write(self) -> Directives:
         if self.chooses:
             self._action_map()
+        self._timeouts()
         self._request_headers()
         self._response_headers()
         for index, filters in enumerate(self.actions):
@@ -170,6 +173,14 @@ class _Writer:
         variable = f"$edgeagent_a{self.id}_{key}"
         self._map(self.action_variable, variable, entries, default)
         return variable
+
+    def _timeouts(self) -> None:
+        timeout = self.location.timeout_ms
+        if timeout is None:
+            return
+        written = f"{timeout:d}ms" if timeout else f"{grammar.SECONDS_MAX:d}s"  # 0: off
+        for directive in ("proxy_connect_timeout", "proxy_send_timeout", "proxy_read_timeout"):
+            self.out.headers.append(f"{IN_LOCATION}{directive} {written};")
 
     def _request_headers(self) -> None:
         touched = self._touched("request_headers")

@@ -2,8 +2,8 @@
 
 What the edge serves so far: hostnames; matches on the path (Exact and PathPrefix; a
 rule without matches is PathPrefix "/"), exact header values, exact query parameter
-values and the method; backendRefs with their weights; and the filters of
-`edgeagent.gateway.filters`. Anything else (RegularExpression paths, headers or
+values and the method; backendRefs with their weights; the filters of
+`edgeagent.gateway.filters`; and `timeouts`. Anything else (RegularExpression paths, headers or
 parameters, other filters) makes the route unsupported as a whole, with the field
 named: serving part of a rule would send traffic where its author did not mean it to go.
 """
@@ -50,6 +50,9 @@ class Rule:
     matches: tuple[PathMatch, ...]
     backends: tuple[Backend, ...]
     filters: RuleFilters = filters.NO_RULE_FILTERS
+    timeout_ms: int | None = None
+    """The shorter of `timeouts.request` and `timeouts.backendRequest` (nginx bounds each
+    wait on the backend, and retries nothing); 0: off; None: the edge's defaults."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,23 @@ def _rule(rule: dict, namespace: str, what: str) -> Rule:
         raise Invalid(f"{what}.backendRefs: filters are served on a rule's only backendRef")
     if filtered:
         rule_filters = filters.with_backend(rule_filters, filtered[0].filters, what)
-    return Rule(matches, backends, rule_filters)
+    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what))
+
+
+def _timeout(value: Any, what: str) -> int | None:
+    timeouts = _mapping(value, f"{what}.timeouts")
+    durations = {
+        field: grammar.gateway_duration(timeouts[field], f"{what}.timeouts.{field}")
+        for field in ("request", "backendRequest")
+        if timeouts.get(field) is not None
+    }
+    if not durations:
+        return None
+    request, backend = durations.get("request", 0), durations.get("backendRequest", 0)
+    if request and backend > request:
+        raise Invalid(f"{what}.timeouts.backendRequest must not be longer than request")
+    set_ones = [each for each in (request, backend) if each]
+    return min(set_ones) if set_ones else 0
 
 
 def _exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:

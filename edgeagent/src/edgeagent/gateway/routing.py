@@ -198,17 +198,47 @@ class _Router:
         for key in keys:
             choices = []
             upstream, status, own = None, STATUS_NOT_FOUND, NO_FILTERS
+            taken = []
             for claim in claims:
                 if not claim.reaches(key):
                     continue
+                taken.append(claim)
                 target = self.target(claim)
                 chosen = self.filters(claim)
                 if not claim.conditions:
                     (upstream, status), own = target, chosen
                     break
                 choices.append(Choice(claim.conditions, *target, chosen))
-            placed[key] = Location(*key, upstream, status, choices=tuple(choices), filters=own)
+            placed[key] = Location(
+                *key,
+                upstream,
+                status,
+                choices=tuple(choices),
+                filters=own,
+                timeout_ms=self.timeout(key, taken),
+            )
         return placed
+
+    def timeout(self, key: tuple[str, str], claims: list[_Claim]) -> int | None:
+        """The location's timeout: its rules' `timeouts`. nginx's timeouts cannot differ
+        per choice; when its rules' do, the longest applies (0, off, is the longest),
+        so that no request is cut before its rule allows, and the rules cut later
+        than they asked are reported."""
+        asked = {claim: claim.route.rules[claim.rule_index].timeout_ms for claim in claims}
+        values = set(asked.values())
+        if len(values) <= 1:
+            return values.pop() if values else None
+        longest = 0 if 0 in values else max(v for v in values if v is not None)
+        shown = "off" if longest == 0 else f"{longest}ms"
+        for claim, value in asked.items():
+            if value != longest:
+                self.problem(
+                    claim.route,
+                    f"rule {claim.rule_index} shares location {key[1]} with rules of other "
+                    f"timeouts; nginx takes one per location: {shown}",
+                    "unsupported",
+                )
+        return longest
 
     def filters(self, claim: _Claim) -> Filters:
         rule = claim.route.rules[claim.rule_index]
