@@ -39,6 +39,7 @@ from edgeagent.gateway.attachment import (
     HTTPS,
     Attachment,
     Index,
+    age,
     attach,
     backend_problem,
     index_of,
@@ -151,7 +152,7 @@ class _Router:
         only). Of two routes with the very same match, the second is reported: it can
         never be chosen."""
         routes = {state.key: state for state in self.attachment.routes if state.route}
-        orders = {key_of(obj): _order(obj) for obj in self.inputs.http_routes}
+        orders = {key_of(obj): age(obj) for obj in self.inputs.http_routes}
         listeners = {
             (state.key, each.name): each
             for state in self.attachment.gateways
@@ -313,11 +314,6 @@ def _weights(shares: list[tuple[Backend, list[str]]]) -> tuple[int, ...]:
     weights = [b.weight * scale // len(es) for b, es in shares for _ in es]
     divisor = math.gcd(*weights) if weights else 1
     return tuple(w // divisor for w in weights)
-
-
-def _order(obj: dict) -> tuple:
-    """Oldest first (RFC 3339 times sort as text), then namespace/name: the spec's order."""
-    return (str(mapping(obj.get("metadata")).get("creationTimestamp") or ""), *key_of(obj))
 
 
 def build(built: Model, inputs: model.Inputs, options: model.Options) -> tuple[Model, Attachment]:
