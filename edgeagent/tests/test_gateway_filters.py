@@ -59,6 +59,10 @@ def _changes(changes):
     return body
 
 
+def regex(value):
+    return {"path": {"type": "RegularExpression", "value": value}}
+
+
 def redirect(**fields):
     return {"type": "RequestRedirect", "requestRedirect": fields}
 
@@ -228,6 +232,25 @@ def objects(backends) -> model.Inputs:
                 {**filtered("/request-timeout"), "timeouts": {"request": "2s"}},
                 {**filtered("/backend-timeout"), "timeouts": {"backendRequest": "2000ms"}},
                 {**filtered("/disable-request-timeout"), "timeouts": {"request": "0s"}},
+            ],
+        ),
+        # RegularExpression paths: after Exact, before prefixes; the whole path,
+        # case-sensitive; with filters like any match.
+        http_route(
+            "regex",
+            [parent("same-namespace")],
+            hostnames=["regex.example"],
+            rules=[
+                {"matches": [regex("/v[0-9]+/items/[a-z]+")], "backendRefs": [V2]},
+                {"matches": [{"path": {"type": "Exact", "value": "/v1/items/exact"}}]}
+                | {"backendRefs": [V1]},
+                {"matches": [prefix("/v1")], "backendRefs": [V1]},
+                filtered(
+                    "/",
+                    rewrite(path=full("/rewritten")),
+                    request_headers(set={"X-Regex": "yes"}),
+                    matches=[regex("/files/.+\\.(png|jpg)")],
+                ),
             ],
         ),
         # A header modifier on a rule's only backendRef acts as the rule's.
@@ -690,3 +713,73 @@ def test_rules_of_other_timeouts_on_one_location_take_the_longest_and_are_told()
 )
 def test_invalid_timeouts_refuse_the_route(timeouts, message):
     assert message in refusal({**filtered("/"), "timeouts": timeouts})
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/v2/items/abc", "infra-v2"),
+        ("/v1/items/abc", "infra-v2"),  # the regex before the prefix /v1
+        ("/v1/items/exact", "infra-v1"),  # Exact before the regex
+        ("/v1/items/ABC", "infra-v1"),  # case-sensitive: the prefix /v1 takes it
+        ("/v2/items/abc/more", 404),  # the whole path must match
+        ("/v2/items/abc?x=1", "infra-v2"),
+    ],
+)
+def test_regular_expression_paths(site, target, expected):
+    answer = get(site, "regex.example", target)
+    if expected == 404:
+        assert answer.status == 404
+    else:
+        assert answer.backend == expected
+
+
+def test_a_regular_expression_match_with_filters(site):
+    echo = get(site, "regex.example", "/files/a/b.png").echo
+    assert echo["target"] == "/rewritten"
+    assert echo["headers"]["x-regex"] == "yes"
+    assert get(site, "regex.example", "/files/a/b.gif").status == 404
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("/a(?=b)", "not a regular expression nginx can use"),
+        ("/a\\\\b", "backslash only before one of"),
+        ("/[[:alpha:]]", "not a regular expression nginx can use"),
+        ("/a{70000}", "not a regular expression nginx can use"),
+        ("a.*", "must start with '/'"),
+        ("/a; }", "must start with '/'"),
+    ],
+)
+def test_a_regular_expression_nginx_would_read_otherwise_refuses_the_route(value, message):
+    assert message in refusal({"matches": [regex(value)], "backendRefs": [V1]})
+
+
+def test_a_regular_expression_is_a_choice_only_of_the_locations_it_can_match():
+    route = http_route(
+        "r",
+        [parent("same-namespace")],
+        rules=[
+            {"matches": [regex("/app/v[0-9]+/.*")], "backendRefs": [V1]},
+            {"matches": [regex("/(a|b)/x")], "backendRefs": [V1]},
+            {"matches": [prefix("/headers"), prefix("/app"), prefix("/ap")], "backendRefs": [V1]},
+            {"matches": [{"path": {"type": "Exact", "value": "/app/v1/x"}}], "backendRefs": [V1]},
+        ],
+    )
+    locations = served([route]).default_server.locations
+    chosen = {(loc.match, loc.path): len(loc.choices) for loc in locations}
+    del chosen[("exact", "/healthz")]
+    # "/(a|b)/x" starts with "/" only: every prefix location may see it; "/app/v..."
+    # those of paths starting with "/app/v" or holding them. An exact location's one
+    # path is matched against each.
+    assert chosen == {
+        ("prefix", "/"): 2,
+        ("exact", "/headers"): 0,
+        ("prefix", "/headers/"): 1,
+        ("exact", "/app"): 0,
+        ("prefix", "/app/"): 2,
+        ("exact", "/ap"): 0,
+        ("prefix", "/ap/"): 1,
+        ("exact", "/app/v1/x"): 0,  # Exact before any regex
+    }

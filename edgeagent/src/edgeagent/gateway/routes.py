@@ -1,10 +1,11 @@
 """An HTTPRoute's spec, checked through `edgeagent.grammar` into plain values.
 
-What the edge serves so far: hostnames; matches on the path (Exact and PathPrefix; a
-rule without matches is PathPrefix "/"), exact header values, exact query parameter
-values and the method; backendRefs with their weights; the filters of
-`edgeagent.gateway.filters`; and `timeouts`. Anything else (RegularExpression paths, headers or
-parameters, other filters) makes the route unsupported as a whole, with the field
+What the edge serves so far: hostnames; matches on the path (Exact, PathPrefix and
+RegularExpression: the whole path, case-sensitive, in the grammar of the Ingress side's
+regex paths; a rule without matches is PathPrefix "/"), exact header values, exact
+query parameter values and the method; backendRefs with their weights; the filters of
+`edgeagent.gateway.filters`; and `timeouts`. Anything else (RegularExpression headers
+or parameters, other filters) makes the route unsupported as a whole, with the field
 named: serving part of a rule would send traffic where its author did not mean it to go.
 """
 
@@ -19,7 +20,7 @@ from edgeagent.gateway.filters import RuleFilters
 from edgeagent.grammar import Invalid
 from edgeagent.resources import key_of
 
-EXACT, PATH_PREFIX = "Exact", "PathPrefix"
+EXACT, PATH_PREFIX, REGULAR_EXPRESSION = "Exact", "PathPrefix", "RegularExpression"
 MAX_WEIGHT = 1_000_000  # the API's own bound
 
 
@@ -37,7 +38,7 @@ class Backend:
 
 @dataclass(frozen=True)
 class PathMatch:
-    type: str  # EXACT or PATH_PREFIX
+    type: str  # EXACT, PATH_PREFIX or REGULAR_EXPRESSION
     value: str
     method: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
@@ -164,9 +165,13 @@ def _match(match: dict, what: str) -> PathMatch:
     queries = _exact_pairs(match.get("queryParams"), f"{what}.queryParams", grammar.query_name)
     path = _mapping(match.get("path"), f"{what}.path")
     path_type = path.get("type", PATH_PREFIX)
-    if path_type not in (EXACT, PATH_PREFIX):
+    if path_type not in (EXACT, PATH_PREFIX, REGULAR_EXPRESSION):
         raise Invalid(f"{what}.path.type {grammar.show(str(path_type))} is not served")
     value = path.get("value", "/")
+    if path_type == REGULAR_EXPRESSION:
+        # The Ingress side's regex grammar: what nginx's PCRE reads as Python's re does.
+        regex = grammar.regex_path(value, f"{what}.path.value")
+        return PathMatch(path_type, regex, method, headers, queries)
     checked = grammar.path(value, "Exact" if path_type == EXACT else "Prefix", f"{what}.path")
     if path_type == PATH_PREFIX and checked != "/":
         checked = checked.rstrip("/")  # "/foo/" matches as "/foo" does: by path element

@@ -29,6 +29,7 @@ HTTPS listener is also answered over HTTP.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 from edgeagent import model
@@ -46,12 +47,14 @@ from edgeagent.gateway.attachment import (
 )
 from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.references import mapping, mappings
-from edgeagent.gateway.routes import EXACT, Backend, PathMatch, Route
+from edgeagent.gateway.routes import EXACT, REGULAR_EXPRESSION, Backend, PathMatch, Route
 from edgeagent.grammar import Invalid
 from edgeagent.model import NO_FILTERS, Choice, Filters, Location, Model, Problem, Server, Upstream
 from edgeagent.resources import Key, key_of, service_of
 
 STATUS_NO_BACKEND = 500
+PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
+"""Path match types before prefixes, in precedence order."""
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
 STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
 
@@ -71,10 +74,12 @@ class _Claim:
         """The spec's order among matches a request satisfies: Exact path, then the
         longest prefix, then a method match, then the most header matches, then the most
         query parameter matches, then the oldest route (then namespace/name), then rule
-        and match order."""
+        and match order. RegularExpression paths, whose place the spec leaves to the
+        implementation, come after Exact and before every prefix, the longest first
+        (as Envoy Gateway orders them)."""
         match = self.match
         return (
-            match.type != EXACT,
+            PATH_RANK.get(match.type, len(PATH_RANK)),
             -len(match.value),
             match.method is None,
             -len(match.headers),
@@ -88,10 +93,11 @@ class _Claim:
     def conditions(self) -> tuple[tuple[str, str], ...]:
         """What the request must carry besides its path, as nginx variables."""
         match = self.match
+        path = (("$uri", match.value),) if match.type == REGULAR_EXPRESSION else ()
         method = (("$request_method", match.method),) if match.method else ()
         headers = tuple((f"$http_{n.replace('-', '_')}", v) for n, v in match.headers)
         queries = tuple((f"$arg_{n}", v) for n, v in match.queries)
-        return method + headers + queries
+        return path + method + headers + queries
 
     @property
     def location_keys(self) -> tuple[tuple[str, str], ...]:
@@ -100,7 +106,7 @@ class _Claim:
         value = self.match.value
         if self.match.type == EXACT:
             return (("exact", value),)
-        if value == "/":
+        if value == "/" or self.match.type == REGULAR_EXPRESSION:  # any path may match
             return (("prefix", "/"),)
         return (("exact", value), ("prefix", value + "/"))
 
@@ -110,6 +116,12 @@ class _Claim:
         value = self.match.value
         if self.match.type == EXACT:
             return key == ("exact", value)
+        if self.match.type == REGULAR_EXPRESSION:
+            # Python's re reads the grammar's regexes as PCRE does (grammar.is_regex).
+            if kind == "exact":
+                return re.fullmatch(value, path) is not None
+            literal = _literal_prefix(value)
+            return literal.startswith(path) or path.startswith(literal)
         if value == "/":
             return True
         if kind == "exact":
@@ -304,6 +316,32 @@ class _Router:
                 else:
                     found.add((address, port))
         return [model.endpoint_text(*e) for e in sorted(found, key=model.endpoint_order)]
+
+
+def _literal_prefix(regex: str) -> str:
+    """What every path a regex matches starts with: its characters before the first
+    regex syntax (less one made optional by a quantifier), or "/" when it has
+    alternatives at its top level."""
+    depth, escaped, in_class = 0, False, False
+    for char in regex:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return "/"
+    for i, char in enumerate(regex):
+        if char in ".^$*+?()[]{}|\\":
+            return regex[: i - 1] if char in "*?{" else regex[:i]
+    return regex
 
 
 def _weights(shares: list[tuple[Backend, list[str]]]) -> tuple[int, ...]:
