@@ -142,11 +142,16 @@ def choice_id(host: str, location: Location) -> str:
     return hashlib.blake2s(key, digest_size=6).hexdigest()
 
 
+def hsts_variable(server: Server) -> str:
+    """The Strict-Transport-Security value an HTTPS server sends (edge.conf's maps)."""
+    return "$edgeagent_hsts" if server.host else "$edgeagent_hsts_unpinned"
+
+
 def location_filters(server: Server, location: Location) -> render_filters.Directives:
     """The directives of a location's Gateway API filters (render_filters)."""
-    hsts = None
-    if server.https:
-        hsts = "$edgeagent_hsts" if server.host else "$edgeagent_hsts_unpinned"
+    if not render_filters.has_filters(location):
+        return render_filters.NONE
+    hsts = hsts_variable(server) if server.https else None
     return render_filters.directives(choice_id(server.host, location), location, hsts)
 
 
@@ -254,6 +259,7 @@ def _environment() -> jinja2.Environment:
     environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
     environment.globals["has_filters"] = render_filters.has_filters
     environment.globals["location_filters"] = location_filters
+    environment.globals["hsts_variable"] = hsts_variable
     environment.filters["server_name"] = server_name
     environment.filters["regex_path"] = regex_path
     environment.filters["rewrite_target"] = rewrite_target

@@ -48,7 +48,7 @@ IN_LOCATION = " " * 8
 IN_IF = " " * 12
 
 
-@dataclass
+@dataclass(frozen=True)
 class Directives:
     maps: list[str] = field(default_factory=list)
     """Map blocks, written before the server block with its choice maps."""
@@ -58,6 +58,10 @@ class Directives:
     """Lines answering a redirect: before anything else of the rewrite module."""
     rewrites: list[str] = field(default_factory=list)
     """Lines rewriting the request: last of the rewrite module (`break` stops it)."""
+
+
+NONE = Directives()
+"""Those of a location without filters (shared: nothing adds to it)."""
 
 
 def actions(location: Location) -> list[Filters]:
@@ -268,28 +272,22 @@ class _Writer:
         return [f'rewrite "{regex}" "{target}" break;' for regex, target in pairs]
 
     def _path_changes(self, change: PathChange) -> list[tuple[str, str]]:
-        """Those of `_path_changes` that a request of this location can match: an exact
-        location has one path; a prefix location's paths are longer than the prefix."""
-        location = self.location
-        pairs = _path_changes(change)
-        if location.match == "exact":
-            return [p for p in pairs if re.search(p[0], location.path)]
-        return [p for p in pairs if not p[0].endswith("$") or p[0].endswith(")$")]
-
-
-def _path_changes(change: PathChange) -> list[tuple[str, str]]:
-    """(regex, replacement) pairs, tried in order, that make the new path: the whole
-    path, or the matched prefix (whole path elements) replaced. A replacement ending in
-    "/" does not double the "/" that the rest of the path starts with."""
-    value = grammar.path(change.value, "Exact", "path")
-    if change.full:
-        return [("^", value)]
-    prefix = "" if change.prefix == "/" else _regex(change.prefix)
-    base = value.rstrip("/")
-    pairs = [(f"^{prefix}(/.*)$", f"{base}$1")]
-    if prefix:
-        pairs.insert(0, (f"^{prefix}$", value))
-    return pairs
+        """(regex, replacement) pairs, tried in order, that make the new path: the whole
+        path, or the matched prefix (whole path elements) replaced. A replacement ending
+        in "/" does not double the "/" that the rest of the path starts with. Only those
+        a request of this location can match: an exact location has one path, a prefix
+        location's paths are longer than the prefix."""
+        value = grammar.path(change.value, "Exact", "path")
+        if change.full:
+            return [("^", value)]
+        prefix = "" if change.prefix == "/" else _regex(change.prefix)
+        rest = (f"^{prefix}(/.*)$", f"{value.rstrip('/')}$1")
+        if not prefix:
+            return [rest]
+        alone = (f"^{prefix}$", value)
+        if self.location.match != "exact":
+            return [rest]
+        return [alone] if self.location.path == change.prefix else [rest]
 
 
 def directives(chosen_id: str, location: Location, hsts: str | None) -> Directives:
