@@ -20,9 +20,9 @@ from support_gateway import (
 )
 from support_http import Backends, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
-from support_objects import endpoint_slice, service
+from support_objects import endpoint_slice, service, tls_secret
 
-from edgeagent import model, render_filters
+from edgeagent import cli, model, render_filters
 
 SYNTAX = "; } } load_module /tmp/evil.so; http { server { # 'quoted' {braces}"
 V1 = backend_ref("infra-backend-v1")
@@ -79,11 +79,24 @@ def replaced_prefix(value):
     return {"type": "ReplacePrefixMatch", "replacePrefixMatch": value}
 
 
-def objects(backends) -> model.Inputs:
+def objects(backends, certificate) -> model.Inputs:
     inputs = model.Inputs(
         gateway_classes=[gateway_class()],
         namespaces=[namespace(INFRA)],
-        gateways=[gateway("same-namespace", listener())],
+        gateways=[
+            gateway(
+                "same-namespace",
+                listener(),
+                listener(
+                    "https",
+                    443,
+                    "HTTPS",
+                    hostname="redirect.example",
+                    certificates=[{"name": "redirect-certificate"}],
+                ),
+            )
+        ],
+        secrets=[tls_secret("redirect-certificate", certificate, INFRA)],
     )
     for name, backend in (("infra-backend-v1", "infra-v1"), ("infra-backend-v2", "infra-v2")):
         inputs.services.append(service(name, {"http": 8080}, namespace=INFRA))
@@ -170,6 +183,16 @@ def objects(backends) -> model.Inputs:
                 filtered("/strip", redirect(path=replaced_prefix("/"))),
                 filtered("/hostname", redirect(hostname="example.org"), backends=()),
                 filtered("/host-and-status", redirect(hostname="example.org", statusCode=301)),
+                # HTTPRouteRedirectPortAndScheme: the port follows the request's scheme.
+                filtered("/scheme-nil-and-port-nil", redirect(hostname="example.org")),
+                filtered("/scheme-nil-and-port-443", redirect(hostname="example.org", port=443)),
+                filtered(
+                    "/scheme-http-and-port-nil", redirect(hostname="example.org", scheme="http")
+                ),
+                filtered(
+                    "/scheme-http-and-port-8080",
+                    redirect(hostname="example.org", scheme="http", port=8080),
+                ),
             ],
         ),
         # HTTPRouteRewritePath and HTTPRouteRewriteHost.
@@ -284,9 +307,10 @@ def site(request, tmp_path_factory):
     runner = NginxRunner()
     try:
         started = {name: backends.start(name) for name in ("infra-v1", "infra-v2")}
+        certificate = cli.self_signed("redirect.example", ("redirect.example",))
         built = render_site(
             tmp_path_factory.mktemp("filters"),
-            objects(started),
+            objects(started, certificate),
             dynamic_mode=request.param == "dynamic",
         )
         runner.start(built)
@@ -783,3 +807,24 @@ def test_a_regular_expression_is_a_choice_only_of_the_locations_it_can_match():
         ("prefix", "/ap/"): 1,
         ("exact", "/app/v1/x"): 0,  # Exact before any regex
     }
+
+
+@pytest.mark.parametrize(
+    ("tls", "target", "location"),
+    [
+        (False, "/scheme-nil-and-port-nil", "http://example.org/scheme-nil-and-port-nil"),
+        (True, "/scheme-nil-and-port-nil", "https://example.org/scheme-nil-and-port-nil"),
+        (False, "/scheme-nil-and-port-443", "http://example.org:443/scheme-nil-and-port-443"),
+        (True, "/scheme-nil-and-port-443", "https://example.org/scheme-nil-and-port-443"),
+        (True, "/scheme-http-and-port-nil", "http://example.org/scheme-http-and-port-nil"),
+        (
+            True,
+            "/scheme-http-and-port-8080",
+            "http://example.org:8080/scheme-http-and-port-8080",
+        ),
+    ],
+)
+def test_redirect_ports_follow_the_scheme_as_the_spec_says(site, tls, target, location):
+    port = site.ports.https if tls else site.ports.http
+    answer = request(port, "redirect.example", target, tls=tls)
+    assert (answer.status, answer.headers.get("location")) == (302, location)
