@@ -51,16 +51,16 @@ class _EchoHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         # Asked for: an answer this many seconds late (the proxy's timeouts).
         time.sleep(float(self.headers.get("X-Echo-Delay") or 0))
-        payload = json.dumps(
-            {
-                "backend": self.server.backend_name,
-                "method": self.command,
-                "target": self.path,
-                "version": self.request_version,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body.decode("latin-1"),
-            }
-        ).encode()
+        seen = {
+            "backend": self.server.backend_name,
+            "method": self.command,
+            "target": self.path,
+            "version": self.request_version,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": body.decode("latin-1"),
+        }
+        self.server.seen.append(seen)
+        payload = json.dumps(seen).encode()
         self.send_response(200)
         # Asked for: a response header of that many bytes (proxy buffer sizes).
         padding = int(self.headers.get("X-Echo-Padding") or 0)
@@ -98,6 +98,11 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
 class _EchoServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.seen: list[dict] = []
+        """Every request answered, as echoed (a mirror's requests get no answer read)."""
 
     def handle_error(self, request, client_address) -> None:
         """Quiet: nginx hangs up on purpose when an answer's headers are too large."""

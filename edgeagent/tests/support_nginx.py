@@ -216,6 +216,8 @@ ALLOWED_DIRECTIVES = {
         "proxy_set_header",
         "proxy_hide_header",
         "add_header",
+        "mirror",
+        "internal",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -239,6 +241,8 @@ INIT_LUA = re.compile(
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
 UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
+# A Gateway API RequestMirror's internal location (render_filters.MIRROR_PREFIX).
+MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+")
 # The target a location's choice maps name (render's choice_maps).
 CHOSEN = re.compile(r"\$edgeagent_t[0-9a-f]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
@@ -267,9 +271,14 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive == "server_name":
         (name,) = args
         assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
+    elif directive == "mirror":
+        (uri,) = args
+        assert MIRROR_URI.fullmatch(uri), args
     elif directive in ("upstream", "proxy_pass"):
         (name,) = args
         name = name.removeprefix("http://").removeprefix("https://")
+        if directive == "proxy_pass":  # a mirror's internal location: the client's URI
+            name = name.removesuffix("$request_uri")
         assert (
             name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name)
         ), args

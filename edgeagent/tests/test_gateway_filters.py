@@ -3,8 +3,12 @@ API conformance suite's HTTPRouteRequestHeaderModifier, HTTPRouteResponseHeaderM
 HTTPRouteRedirect* and HTTPRouteRewrite* tests, re-expressed, plus filters on choices
 (matches beyond the path) and on a rule's only backendRef."""
 
+import time
+import uuid
+
 import pytest
 from edgeagent.gateway import conditions as c
+from edgeagent.gateway import references
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.attachment import attach, index_of
 from edgeagent.gateway.options import GatewayOptions
@@ -61,6 +65,10 @@ def _changes(changes):
 
 def regex(value):
     return {"path": {"type": "RegularExpression", "value": value}}
+
+
+def mirror(ref):
+    return {"type": "RequestMirror", "requestMirror": {"backendRef": ref}}
 
 
 def redirect(**fields):
@@ -276,6 +284,20 @@ def objects(backends, certificate) -> model.Inputs:
                 ),
             ],
         ),
+        # HTTPRouteRequestMirror.
+        http_route(
+            "request-mirror",
+            [parent("same-namespace")],
+            hostnames=["mirror.example"],
+            rules=[
+                filtered("/mirror", mirror(V2)),
+                filtered(
+                    "/mirror-and-modify-headers",
+                    request_headers(set={"X-Header-Set": "set-overwrites-values"}),
+                    mirror(V2),
+                ),
+            ],
+        ),
         # A header modifier on a rule's only backendRef acts as the rule's.
         http_route(
             "backend-filters",
@@ -314,6 +336,7 @@ def site(request, tmp_path_factory):
             dynamic_mode=request.param == "dynamic",
         )
         runner.start(built)
+        built.backends = started  # what the mirror tests look at
         yield built
     finally:
         runner.stop_all()
@@ -608,7 +631,12 @@ def exact_match(value):
     ("rule", "message"),
     [
         # The spec: a filter is never skipped; one the edge does not serve refuses the route.
-        (filtered("/", {"type": "RequestMirror", "requestMirror": {}}), "'RequestMirror'"),
+        (
+            filtered(
+                "/", {"type": "RequestMirror", "requestMirror": {"backendRef": V2, "percent": 5}}
+            ),
+            "percent is not served: every request is mirrored",
+        ),
         (filtered("/", {"type": "ExtensionRef", "extensionRef": {}}), "'ExtensionRef'"),
         (filtered("/", redirect(statusCode=307)), "statusCode '307' is not served"),
         (filtered("/", redirect(scheme="ftp")), "scheme 'ftp' is not http or https"),
@@ -699,6 +727,9 @@ def served(routes) -> model.Model:
         namespaces=[namespace(INFRA)],
         gateways=[gateway("same-namespace", listener())],
         services=[service("infra-backend-v1", {"http": 8080}, namespace=INFRA)],
+        endpoint_slices=[
+            endpoint_slice("infra-backend-v1", [("10.1.0.1", True)], 8080, namespace=INFRA)
+        ],
         http_routes=routes,
     )
     options = model.Options()
@@ -828,3 +859,69 @@ def test_redirect_ports_follow_the_scheme_as_the_spec_says(site, tls, target, lo
     port = site.ports.https if tls else site.ports.http
     answer = request(port, "redirect.example", target, tls=tls)
     assert (answer.status, answer.headers.get("location")) == (302, location)
+
+
+def mirrored(site, target: str) -> dict:
+    """The request infra-v2 saw for `target` (mirrors are sent beside the answer)."""
+    seen = site.backends["infra-v2"].server.seen
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = [each for each in seen if each["target"] == target]
+        if found:
+            return found[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no mirrored request for {target}")
+
+
+@pytest.mark.parametrize("target", ["/mirror", "/mirror-and-modify-headers"])
+def test_request_mirror(site, target):
+    path = f"{target}/{uuid.uuid4().hex}?q=1"
+    answer = get(site, "mirror.example", path, headers={"X-Header-Set": "original"})
+    assert answer.backend == "infra-v1"
+    copy = mirrored(site, path)
+    assert copy["headers"]["host"] == "mirror.example"
+    if target == "/mirror-and-modify-headers":
+        assert answer.echo["headers"]["x-header-set"] == "set-overwrites-values"
+        assert copy["headers"]["x-header-set"] == "set-overwrites-values"
+
+
+def test_rules_of_other_mirrors_on_one_location_mirror_nothing_and_are_told():
+    header = {"headers": [{"name": "x-mirror", "value": "yes"}]}
+    route = http_route(
+        "r",
+        [parent("same-namespace")],
+        rules=[
+            filtered("/", mirror(V1), matches=[{**prefix("/"), **header}]),
+            {"matches": [prefix("/")], "backendRefs": [V1]},
+        ],
+    )
+    built = served([route])
+    (location,) = [loc for loc in built.default_server.locations if loc.path == "/"]
+    assert location.mirrors == ()
+    (problem,) = [p for p in built.problems if p.name == "r"]
+    assert "rule 0 shares location / with rules of other RequestMirror filters" in problem.reason
+
+
+def test_a_mirror_to_a_missing_service_is_an_unresolved_ref():
+    route = http_route(
+        "r", [parent("same-namespace")], rules=[filtered("/", mirror(backend_ref("nowhere")))]
+    )
+    index = index_of(
+        [], [service("infra-backend-v1", {"http": 8080}, namespace=INFRA)], [namespace(INFRA)], []
+    )
+    attachment = attach(
+        [gateway_class()], [gateway("same-namespace", listener())], [route], index, GatewayOptions()
+    )
+    (state,) = attachment.routes
+    resolved = [x for x in state.parents[0].conditions if x.type == c.RESOLVED_REFS]
+    assert [(x.status, x.reason) for x in resolved] == [(False, c.BACKEND_NOT_FOUND)]
+
+
+def test_a_mirrors_service_is_one_the_routes_name():
+    """The controller's relevance filter lets its Service and EndpointSlices through."""
+    ref = backend_ref("mirror-target", namespace="elsewhere")
+    route = http_route("r", [parent("same-namespace")], rules=[filtered("/", mirror(ref))])
+    assert references.services([route]) == {
+        (INFRA, "infra-backend-v1"),
+        ("elsewhere", "mirror-target"),
+    }

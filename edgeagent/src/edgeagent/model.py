@@ -264,6 +264,9 @@ class Location:
     """Gateway API filters of the location's own target (a choice has its own)."""
     timeout_ms: int | None = None
     """Gateway API `timeouts`: nginx's connect, send and read timeouts, in milliseconds."""
+    mirrors: tuple[str, ...] = ()
+    """Gateway API RequestMirror: the upstreams each request is also sent to (answers
+    ignored)."""
 
 
 @dataclass(frozen=True)

@@ -147,12 +147,14 @@ def hsts_variable(server: Server) -> str:
     return "$edgeagent_hsts" if server.host else "$edgeagent_hsts_unpinned"
 
 
-def location_filters(server: Server, location: Location) -> render_filters.Directives:
+def location_filters(
+    server: Server, location: Location, dynamic: bool
+) -> render_filters.Directives:
     """The directives of a location's Gateway API filters (render_filters)."""
     if not render_filters.has_filters(location):
         return render_filters.NONE
     hsts = hsts_variable(server) if server.https else None
-    return render_filters.directives(choice_id(server.host, location), location, hsts)
+    return render_filters.directives(choice_id(server.host, location), location, hsts, dynamic)
 
 
 def variable(value: object) -> str:

@@ -15,6 +15,7 @@ docs ask of `if`). nginx evaluates the maps only for requests that reach the loc
   (first) value, or the edge's own for the forwarded headers.
 - Response headers: `proxy_hide_header` for set and remove, `add_header ... always` for
   set and add (and the server's HSTS header again: add_header is not inherited either).
+- RequestMirror (`Location.mirrors`): `mirror` to an internal location per upstream.
 - RequestRedirect: `rewrite ... redirect` (302) or `permanent` (301), which keeps the
   query and escapes what it copies from the path; URLRewrite: `rewrite ... break` and,
   for the hostname, the Host header.
@@ -43,6 +44,10 @@ FORWARDED_HEADERS = (
 )
 _FORWARDED = {name.lower(): value for name, value in FORWARDED_HEADERS}
 WELL_KNOWN_PORTS = {"http": 80, "https": 443}
+# The internal locations of RequestMirror filters: under a path of its own (a route's
+# location of the same path would be shadowed, and answer 404: they are internal).
+MIRROR_PREFIX = "/_edgeagent/mirror/"
+UPSTREAM = re.compile(r"[A-Za-z0-9._-]+")
 REDIRECT_FLAGS = {301: "permanent", 302: "redirect"}
 IN_LOCATION = " " * 8
 IN_IF = " " * 12
@@ -58,6 +63,8 @@ class Directives:
     """Lines answering a redirect: before anything else of the rewrite module."""
     rewrites: list[str] = field(default_factory=list)
     """Lines rewriting the request: last of the rewrite module (`break` stops it)."""
+    mirror_locations: list[str] = field(default_factory=list)
+    """The internal locations the location's `mirror` lines name, in the server block."""
 
 
 NONE = Directives()
@@ -76,7 +83,11 @@ def chooses_filters(location: Location) -> bool:
 
 def has_filters(location: Location) -> bool:
     """Whether the location has anything for this module to write (filters or timeouts)."""
-    return location.timeout_ms is not None or any(f != NO_FILTERS for f in actions(location))
+    return (
+        location.timeout_ms is not None
+        or bool(location.mirrors)
+        or any(f != NO_FILTERS for f in actions(location))
+    )
 
 
 def _quoted(value: str) -> str:
@@ -97,10 +108,11 @@ def _regex(path: str) -> str:
 
 
 class _Writer:
-    def __init__(self, chosen_id: str, location: Location, hsts: str | None):
+    def __init__(self, chosen_id: str, location: Location, hsts: str | None, dynamic: bool):
         self.id = chosen_id
         self.location = location
         self.hsts = hsts
+        self.dynamic = dynamic
         self.actions = actions(location)
         self.chooses = chooses_filters(location)
         self.out = Directives()
@@ -113,7 +125,9 @@ class _Writer:
         if self.chooses:
             self._action_map()
         self._timeouts()
+        request_headers = len(self.out.headers)
         self._request_headers()
+        self._mirrors(self.out.headers[request_headers:])
         self._response_headers()
         for index, filters in enumerate(self.actions):
             if filters.redirect is not None:
@@ -177,6 +191,23 @@ class _Writer:
         variable = f"$edgeagent_a{self.id}_{key}"
         self._map(self.action_variable, variable, entries, default)
         return variable
+
+    def _mirrors(self, request_headers: list[str]) -> None:
+        """`mirror` to an internal location per upstream, which sends the request as
+        the client sent it, with the location's request headers."""
+        for k, upstream in enumerate(self.location.mirrors):
+            if not UPSTREAM.fullmatch(upstream):
+                raise ValueError(f"refusing to render {grammar.show(upstream)}: not an upstream")
+            uri = f"{MIRROR_PREFIX}{self.id}/{k}"
+            self.out.headers.append(f"{IN_LOCATION}mirror {uri};")
+            lines = [f"    location = {uri} {{", f"{IN_LOCATION}internal;", *request_headers]
+            if self.dynamic:
+                lines.append(f"{IN_LOCATION}set $edgeagent_backend {upstream};")
+                lines.append(f"{IN_LOCATION}proxy_pass http://edgeagent_dynamic$request_uri;")
+            else:
+                lines.append(f"{IN_LOCATION}proxy_pass http://{upstream}$request_uri;")
+            lines.append("    }")
+            self.out.mirror_locations.append("\n".join(lines))
 
     def _timeouts(self) -> None:
         timeout = self.location.timeout_ms
@@ -290,9 +321,12 @@ class _Writer:
         return [alone] if self.location.path == change.prefix else [rest]
 
 
-def directives(chosen_id: str, location: Location, hsts: str | None) -> Directives:
+def directives(
+    chosen_id: str, location: Location, hsts: str | None, dynamic: bool = False
+) -> Directives:
     """The maps and directives of a location's filters; `hsts` the server's
-    Strict-Transport-Security value to restate, None when it sends none."""
+    Strict-Transport-Security value to restate, None when it sends none; `dynamic`: the
+    dynamic mode's proxying (render.py)."""
     if not has_filters(location):
-        return Directives()
-    return _Writer(chosen_id, location, hsts).write()
+        return NONE
+    return _Writer(chosen_id, location, hsts, dynamic).write()

@@ -549,7 +549,7 @@ def _bind(
 def _resolved_refs(route: Route, index: Index) -> Condition:
     """The route's ResolvedRefs: the first backendRef that cannot be used says why."""
     for rule in route.rules:
-        for backend in rule.backends:
+        for backend in (*rule.backends, *rule.filters.mirrors):
             reason = backend_problem(route.namespace, backend, index)
             if reason is not None:
                 return Condition(c.RESOLVED_REFS, False, *reason)

@@ -3,10 +3,10 @@
 Served: RequestHeaderModifier and ResponseHeaderModifier (set, add, remove),
 RequestRedirect (scheme, hostname, port, path, statusCode 301 and 302) and URLRewrite
 (hostname, path), each at most once per rule, never a redirect beside a rewrite (the
-spec forbids both). A backendRef may carry the header modifiers when it is its rule's
-only backendRef: they then act as the rule's do. Any other filter, or any of these with
-a value the edge cannot write exactly, refuses the route with the field named (the
-spec: a filter is never skipped).
+spec forbids both); RequestMirror, as often as wanted, of every request. A backendRef
+may carry the header modifiers when it is its rule's only backendRef: they then act as
+the rule's do. Any other filter, or any of these with a value the edge cannot write
+exactly, refuses the route with the field named (the spec: a filter is never skipped).
 
 Pure: `parse` reads a rule's filters; `bound` fixes what depends on the match and the
 listener (the prefix a ReplacePrefixMatch replaces, a redirect's port).
@@ -25,12 +25,15 @@ REQUEST_HEADERS = "RequestHeaderModifier"
 RESPONSE_HEADERS = "ResponseHeaderModifier"
 REQUEST_REDIRECT = "RequestRedirect"
 URL_REWRITE = "URLRewrite"
+REQUEST_MIRROR = "RequestMirror"
 FIELDS = {
     REQUEST_HEADERS: "requestHeaderModifier",
     RESPONSE_HEADERS: "responseHeaderModifier",
     REQUEST_REDIRECT: "requestRedirect",
     URL_REWRITE: "urlRewrite",
+    REQUEST_MIRROR: "requestMirror",
 }
+RULE_FILTERS = tuple(FIELDS)
 HEADER_FILTERS = (REQUEST_HEADERS, RESPONSE_HEADERS)
 REDIRECT_CODES = (301, 302)
 SCHEMES = {"http": 80, "https": 443}
@@ -64,10 +67,22 @@ class RedirectSpec:
 
 
 @dataclass(frozen=True)
+class MirrorRef:
+    """A RequestMirror's backendRef (judged as a backendRef is: `backend_problem`)."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+    port: int | None
+
+
+@dataclass(frozen=True)
 class RuleFilters:
     filters: Filters = NO_FILTERS
-    """All but the redirect, with any PathChange's prefix still "/"."""
+    """All but the redirect and mirrors, with any PathChange's prefix still "/"."""
     redirect: RedirectSpec | None = None
+    mirrors: tuple[MirrorRef, ...] = ()
 
     @property
     def replaces_prefix(self) -> bool:
@@ -92,8 +107,11 @@ def _list(value: Any, what: str) -> list:
     return value
 
 
-def parse(items: Any, what: str, allowed: tuple[str, ...] = tuple(FIELDS)) -> RuleFilters:
-    """The filters of a rule (or of a backendRef, `allowed` the header modifiers)."""
+def parse(
+    items: Any, what: str, namespace: str, allowed: tuple[str, ...] = RULE_FILTERS
+) -> RuleFilters:
+    """The filters of a rule in `namespace` (or of a backendRef, `allowed` the header
+    modifiers)."""
     seen: set[str] = set()
     result = NO_RULE_FILTERS
     for i, item in enumerate(_list(items, what)):
@@ -103,7 +121,7 @@ def parse(items: Any, what: str, allowed: tuple[str, ...] = tuple(FIELDS)) -> Ru
         if kind not in allowed:
             shown = grammar.show(str(kind))
             raise Invalid(f"{where}.type {shown} is not served here ({', '.join(allowed)})")
-        if kind in seen:
+        if kind in seen and kind != REQUEST_MIRROR:  # the spec allows several mirrors
             raise Invalid(f"{where}: {kind} is given twice (at most once per rule)")
         seen.add(kind)
         body = _mapping(item.get(FIELDS[kind]), f"{where}.{FIELDS[kind]}")
@@ -118,6 +136,8 @@ def parse(items: Any, what: str, allowed: tuple[str, ...] = tuple(FIELDS)) -> Ru
             )
         elif kind == REQUEST_REDIRECT:
             result = replace(result, redirect=_redirect(body, where))
+        elif kind == REQUEST_MIRROR:
+            result = replace(result, mirrors=(*result.mirrors, _mirror(body, where, namespace)))
         else:
             hostname, path = _rewrite(body, where)
             result = replace(
@@ -212,6 +232,26 @@ def _redirect(body: dict, what: str) -> RedirectSpec:
         port = grammar.port_number(port, f"{what}.port")
     hostname = _hostname(body.get("hostname"), f"{what}.hostname")
     return RedirectSpec(code, scheme, hostname, port, _path(body.get("path"), f"{what}.path"))
+
+
+def _mirror(body: dict, what: str, namespace: str) -> MirrorRef:
+    for field in ("percent", "fraction"):
+        if body.get(field) is not None:
+            raise Invalid(f"{what}.{field} is not served: every request is mirrored")
+    ref = _mapping(body.get("backendRef"), f"{what}.backendRef")
+    group, kind = ref.get("group", ""), ref.get("kind", "Service")
+    if not isinstance(group, str) or not isinstance(kind, str):
+        raise Invalid(f"{what}.backendRef group and kind must be strings")
+    # As a backendRef's: the name reaches nginx's configuration in an upstream's name.
+    check = grammar.dns1035_label if (group, kind) == ("", "Service") else grammar.dns1123_subdomain
+    name = check(ref.get("name"), f"{what}.backendRef.name")
+    ref_namespace = grammar.dns1123_label(
+        ref.get("namespace", namespace), f"{what}.backendRef.namespace"
+    )
+    port = ref.get("port")
+    if port is not None:
+        port = grammar.port_number(port, f"{what}.backendRef.port")
+    return MirrorRef(group, kind, ref_namespace, name, port)
 
 
 def _rewrite(body: dict, what: str) -> tuple[str | None, PathChange | None]:

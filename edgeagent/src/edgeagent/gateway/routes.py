@@ -105,7 +105,7 @@ def parse_route(obj: dict) -> Route | Unsupported:
 
 
 def _rule(rule: dict, namespace: str, what: str) -> Rule:
-    rule_filters = filters.parse(rule.get("filters"), f"{what}.filters")
+    rule_filters = filters.parse(rule.get("filters"), f"{what}.filters", namespace)
     matches = tuple(
         _match(_mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
         for i, m in enumerate(_list(rule.get("matches"), f"{what}.matches"))
@@ -180,7 +180,7 @@ def _match(match: dict, what: str) -> PathMatch:
 
 def _backend(ref: dict, namespace: str, what: str) -> Backend:
     backend_filters = (
-        filters.parse(ref.get("filters"), f"{what}.filters", filters.HEADER_FILTERS)
+        filters.parse(ref.get("filters"), f"{what}.filters", namespace, filters.HEADER_FILTERS)
         if ref.get("filters")
         else filters.NO_RULE_FILTERS
     )

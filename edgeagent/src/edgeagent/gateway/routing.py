@@ -229,6 +229,7 @@ class _Router:
                 choices=tuple(choices),
                 filters=own,
                 timeout_ms=self.timeout(key, taken),
+                mirrors=self.mirrors(key, taken),
             )
         return placed
 
@@ -252,6 +253,36 @@ class _Router:
                     "unsupported",
                 )
         return longest
+
+    def mirrors(self, key: tuple[str, str], claims: list[_Claim]) -> tuple[str, ...]:
+        """The upstreams the location's requests are mirrored to. nginx's `mirror` takes
+        no variable: when its rules' mirrors differ, none is mirrored, and the rules
+        that asked for one are reported."""
+        asked = {claim: self.claim_mirrors(claim) for claim in claims}
+        values = set(asked.values())
+        if len(values) <= 1:
+            return values.pop() if values else ()
+        for claim, value in asked.items():
+            if value:
+                self.problem(
+                    claim.route,
+                    f"rule {claim.rule_index} shares location {key[1]} with rules of other "
+                    "RequestMirror filters; nginx mirrors per location: not mirrored",
+                    "unsupported",
+                )
+        return ()
+
+    def claim_mirrors(self, claim: _Claim) -> tuple[str, ...]:
+        route, rule = claim.route, claim.route.rules[claim.rule_index]
+        names = []
+        for ref in rule.filters.mirrors:
+            if backend_problem(route.namespace, ref, self.index) is not None:
+                continue  # ResolvedRefs says why
+            name = model.upstream_name(ref.namespace, f"{ref.name}.gateway", ref.port or 0)
+            upstream, _ = self.upstream(name, ref, self.endpoints(ref), None)
+            if upstream is not None:
+                names.append(upstream)
+        return tuple(names)
 
     def filters(self, claim: _Claim) -> Filters:
         rule = claim.route.rules[claim.rule_index]
