@@ -26,8 +26,15 @@ from support_http import Backends, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
 from support_objects import endpoint_slice, service, tls_secret
 
-from edgeagent import cli, model, render_filters
+from edgeagent import cli, model, render, render_filters
 
+STATIC_LAYOUT = render.Layout(
+    listen_http="127.0.0.1:80",
+    listen_https="127.0.0.1:443",
+    output_dir="/srv/edge",
+    default_certificate="/srv/default.pem",
+    default_key="/srv/default.pem",
+)
 SYNTAX = "; } } load_module /tmp/evil.so; http { server { # 'quoted' {braces}"
 V1 = backend_ref("infra-backend-v1")
 V2 = backend_ref("infra-backend-v2")
@@ -925,3 +932,16 @@ def test_a_mirrors_service_is_one_the_routes_name():
         (INFRA, "infra-backend-v1"),
         ("elsewhere", "mirror-target"),
     }
+
+
+def test_a_server_block_names_the_upstreams_its_mirrors_use():
+    """apply.py validates a changed server with the upstream blocks it names."""
+    route = http_route(
+        "r",
+        [parent("same-namespace")],
+        hostnames=["mirror.example"],
+        rules=[filtered("/", mirror(V1), backends=())],
+    )
+    rendered = render.render(served([route]), STATIC_LAYOUT)
+    mirrored_to = model.upstream_name(INFRA, "infra-backend-v1.gateway", 8080)
+    assert rendered.blocks["server mirror.example"].upstreams == {mirrored_to}

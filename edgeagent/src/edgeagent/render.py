@@ -389,7 +389,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         used = frozenset(
             upstream
             for loc in server.locations
-            for upstream in (loc.upstream, *(choice.upstream for choice in loc.choices))
+            for upstream in (
+                loc.upstream,
+                *(choice.upstream for choice in loc.choices),
+                *loc.mirrors,  # the internal locations of RequestMirror proxy to them
+            )
             if upstream
         )
         memo.servers[id(server)] = (server, text, frozenset() if layout.dynamic else used)
