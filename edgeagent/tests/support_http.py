@@ -59,7 +59,11 @@ class _EchoHandler(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body": body.decode("latin-1"),
         }
-        self.server.seen.append(seen)
+        # Backends.start's servers keep a record; those made elsewhere with this handler
+        # (agentlab, an IPv6 one) need none.
+        record = getattr(self.server, "seen", None)
+        if record is not None:
+            record.append(seen)
         payload = json.dumps(seen).encode()
         self.send_response(200)
         # Asked for: a response header of that many bytes (proxy buffer sizes).
