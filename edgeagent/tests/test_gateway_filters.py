@@ -303,6 +303,8 @@ def objects(backends, certificate) -> model.Inputs:
                     request_headers(set={"X-Header-Set": "set-overwrites-values"}),
                     mirror(V2),
                 ),
+                # HTTPRouteRequestMultipleMirrors.
+                filtered("/multiple-mirrors", mirror(V1), mirror(V2), backends=(V2,)),
             ],
         ),
         # A header modifier on a rule's only backendRef acts as the rule's.
@@ -868,16 +870,17 @@ def test_redirect_ports_follow_the_scheme_as_the_spec_says(site, tls, target, lo
     assert (answer.status, answer.headers.get("location")) == (302, location)
 
 
-def mirrored(site, target: str) -> dict:
-    """The request infra-v2 saw for `target` (mirrors are sent beside the answer)."""
-    seen = site.backends["infra-v2"].server.seen
+def mirrored(site, target: str, backend: str = "infra-v2", count: int = 1) -> dict:
+    """The last of `count` requests `backend` saw for `target` (mirrors are sent beside
+    the answer)."""
+    seen = site.backends[backend].server.seen
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = [each for each in seen if each["target"] == target]
-        if found:
+        if len(found) >= count:
             return found[-1]
         time.sleep(0.05)
-    raise AssertionError(f"no mirrored request for {target}")
+    raise AssertionError(f"{backend} saw {target} fewer than {count} times")
 
 
 @pytest.mark.parametrize("target", ["/mirror", "/mirror-and-modify-headers"])
@@ -945,3 +948,10 @@ def test_a_server_block_names_the_upstreams_its_mirrors_use():
     rendered = render.render(served([route]), STATIC_LAYOUT)
     mirrored_to = model.upstream_name(INFRA, "infra-backend-v1.gateway", 8080)
     assert rendered.blocks["server mirror.example"].upstreams == {mirrored_to}
+
+
+def test_several_mirrors_each_get_the_request(site):
+    path = f"/multiple-mirrors/{uuid.uuid4().hex}"
+    assert get(site, "mirror.example", path).backend == "infra-v2"
+    assert mirrored(site, path, "infra-v1")["method"] == "GET"
+    mirrored(site, path, "infra-v2", count=2)  # the answer's and the mirror's
