@@ -12,6 +12,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,21 +49,32 @@ class _EchoHandler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        payload = json.dumps(
-            {
-                "backend": self.server.backend_name,
-                "method": self.command,
-                "target": self.path,
-                "version": self.request_version,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body.decode("latin-1"),
-            }
-        ).encode()
+        # Asked for: an answer this many seconds late (the proxy's timeouts).
+        time.sleep(float(self.headers.get("X-Echo-Delay") or 0))
+        seen = {
+            "backend": self.server.backend_name,
+            "method": self.command,
+            "target": self.path,
+            "version": self.request_version,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": body.decode("latin-1"),
+        }
+        # Backends.start's servers keep a record; those made elsewhere with this handler
+        # (agentlab, an IPv6 one) need none.
+        record = getattr(self.server, "seen", None)
+        if record is not None:
+            record.append(seen)
+        payload = json.dumps(seen).encode()
         self.send_response(200)
         # Asked for: a response header of that many bytes (proxy buffer sizes).
         padding = int(self.headers.get("X-Echo-Padding") or 0)
         if padding:
             self.send_header("X-Padding", "x" * padding)
+        # Asked for, as the Gateway API conformance suite's echo server does: response
+        # headers "Name:value" (comma-separated), for the response header filters.
+        for pair in filter(None, (self.headers.get("X-Echo-Set-Header") or "").split(",")):
+            name, _, value = pair.partition(":")
+            self.send_header(name.strip(), value.strip())
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -90,6 +102,11 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
 class _EchoServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.seen: list[dict] = []
+        """Every request answered, as echoed (a mirror's requests get no answer read)."""
 
     def handle_error(self, request, client_address) -> None:
         """Quiet: nginx hangs up on purpose when an answer's headers are too large."""
@@ -151,6 +168,11 @@ class Response:
     headers: dict[str, str]
     body: bytes
     certificate: x509.Certificate | None = None
+    header_lines: tuple[tuple[str, str], ...] = ()
+    """Every header as received, in order (`headers` keeps the last of each name)."""
+
+    def all_headers(self, name: str) -> list[str]:
+        return [value for each, value in self.header_lines if each.lower() == name.lower()]
 
     @property
     def echo(self) -> dict:
@@ -216,7 +238,11 @@ def request(
         answer = connection.getresponse()
         data = answer.read()
         return Response(
-            answer.status, {k.lower(): v for k, v in answer.getheaders()}, data, certificate
+            answer.status,
+            {k.lower(): v for k, v in answer.getheaders()},
+            data,
+            certificate,
+            tuple(answer.getheaders()),
         )
     finally:
         connection.close()

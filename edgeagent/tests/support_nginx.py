@@ -232,8 +232,12 @@ ALLOWED_DIRECTIVES = {
         "grpc_next_upstream",
         "grpc_next_upstream_tries",
         "grpc_next_upstream_timeout",
+        "proxy_hide_header",
+        "add_header",
+        "mirror",
+        "internal",
     },
-    "http/server/location/if": {"return"},
+    "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
 }
 DYNAMIC_UPSTREAM = "edgeagent_dynamic"
@@ -255,6 +259,10 @@ INIT_LUA = re.compile(
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
 UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+(_h[0-9a-f]{6})?")
+# A Gateway API RequestMirror's internal location (render_filters.MIRROR_PREFIX).
+MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+")
+# The target a location's choice maps name (render's choice_maps).
+CHOSEN = re.compile(r"\$edgeagent_t[0-9a-f]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 # from-to-www-redirect's target (server_names.py).
@@ -281,11 +289,15 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         ), args
         if args[0] == "~*":
             grammar.regex_path(args[1][1:])
+    elif directive == "rewrite" and not args[0].startswith("(?i)"):
+        _check_filter_rewrite(*args)
     elif directive == "rewrite":
         regex, target, flag = args
         assert regex.startswith("(?i)") and flag == "break", args
         grammar.regex_path(regex[len("(?i)") :])
         grammar.rewrite_target(target, "rewrite")
+    elif directive in ("proxy_set_header", "add_header", "proxy_hide_header"):
+        _check_header(directive, args)
     elif directive == "server_name":
         assert args, args
         for name in args:  # the host, then its aliases
@@ -296,12 +308,20 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         (name,) = args
         scheme, _, name = name.rpartition("://")
         assert scheme in ("", "http", "https", "grpc", "grpcs"), args
-        assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
+        if directive == "proxy_pass":  # a mirror's internal location: the client's URI
+            name = name.removesuffix("$request_uri")
+        assert (
+            name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name)
+        ), args
+    elif directive == "mirror":
+        (uri,) = args
+        assert MIRROR_URI.fullmatch(uri), args
     elif directive == "set" and args[0] == "$edgeagent_hash_key":
         assert balance.HASH_KEY.fullmatch(args[1]), args
     elif directive == "set":
         variable, name = args
-        assert variable == "$edgeagent_backend" and UPSTREAM_NAME.fullmatch(name), args
+        assert variable == "$edgeagent_backend", args
+        assert UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name), args
     elif directive == "hash":
         key, consistent = args
         assert balance.HASH_KEY.fullmatch(key) and consistent == "consistent", args
@@ -345,11 +365,59 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         grammar.file_path(file, "certificate")
 
 
-def assert_only_rendered_directives(config_file: Path) -> list[tuple[str, tuple[str, ...], str]]:
+# A Gateway API filter's rewrite (render_filters): a path from the grammar as a literal
+# regex, and the new path or redirect URL built of the grammar's parts.
+FILTER_REWRITE_REGEX = re.compile(
+    r"\^((/([A-Za-z0-9\-_~!,=:@&]|\\[.*+])+)*(\$|\(/\.\*\)\$)?|\(\.\*\)\$)"
+)
+FILTER_REWRITE_ORIGIN = re.compile(
+    r"(https?|\$scheme)://([a-z0-9.-]+|\$host)(:[0-9]+|\$edgeagent_a[0-9a-f]+_port[0-9]+)?"
+)
+HEADER_VALUE_VARIABLE = re.compile(
+    r"\$(edgeagent_a[0-9a-f]+_[a-z0-9_]+|http_[a-z0-9_]+|upstream_http_[a-z0-9_]+|host|"
+    r"remote_addr|scheme|server_port|edgeagent_connection|edgeagent_forwarded_for|"
+    r"edgeagent_hsts(_unpinned)?)"
+)
+
+
+def _check_filter_rewrite(regex: str, target: str, flag: str) -> None:
+    assert FILTER_REWRITE_REGEX.fullmatch(regex), regex
+    origin = FILTER_REWRITE_ORIGIN.match(target)
+    if flag == "break":
+        assert origin is None, target
+    else:
+        assert flag in ("redirect", "permanent") and origin is not None, target
+    path = target[origin.end() :] if origin else target
+    assert path.removesuffix("$1") == "" or grammar.PATH.fullmatch(path.removesuffix("$1")), target
+
+
+def _check_header(directive: str, args: tuple[str, ...]) -> None:
+    name, *rest = args
+    grammar.header_name(name, directive)
+    if directive == "proxy_hide_header":
+        assert rest == [], args
+        return
+    value = rest[0]
+    if directive == "add_header":
+        assert rest[1:] == ["always"], args
+    assert (
+        value == ""
+        or HEADER_VALUE_VARIABLE.fullmatch(value)
+        or grammar.header_value(value, directive)
+    ), args
+
+
+def assert_only_rendered_directives(
+    config_file: Path, map_entries: bool = True
+) -> list[tuple[str, tuple[str, ...], str]]:
     """Parse the configuration with crossplane (includes followed) and assert that every
-    directive is one the templates write, in its place, with well-formed arguments."""
+    directive is one the templates write, in its place, with well-formed arguments
+    (`map_entries` False: but the entries of maps, such as the values a Gateway API
+    match compares)."""
     found = directives(config_file)
     for directive, args, context in found:
+        if context == "http/map" and not map_entries:
+            continue
         allowed = ALLOWED_DIRECTIVES.get(context, set())
         assert directive in allowed, f"unexpected directive {directive!r} in {context!r}"
         _check_arguments(directive, args, context)

@@ -3,6 +3,7 @@ conditions: the status cases of the Gateway API conformance suite, on the pure c
 
 import pytest
 from edgeagent.gateway import conditions as c
+from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.attachment import attach, hostnames_on, index_of, intersect
 from edgeagent.gateway.options import GatewayOptions
 from support_gateway import (
@@ -18,7 +19,7 @@ from support_gateway import (
 )
 from support_objects import service, tls_secret
 
-from edgeagent import cli
+from edgeagent import cli, model
 
 OPTIONS = GatewayOptions()
 SERVICES = [service("infra-backend-v1", {"http": 8080}, namespace=INFRA)]
@@ -401,3 +402,72 @@ def test_malformed_objects_are_read_as_absent_fields():
     assert reasons(state.conditions)[c.ACCEPTED] == (False, c.LISTENERS_NOT_VALID)
     (route_state,) = result.routes
     assert route_state.route is None
+
+
+def test_listeners_of_several_gateways_on_one_port_merge_unless_their_certificates_differ():
+    """One nginx serves every Gateway: listeners on one port merge, but one server can
+    present one certificate. The oldest Gateway's HTTPS listener keeps a hostname; a
+    newer one's with other certificates is Conflicted and not programmed, one with the
+    same certificates merges."""
+    pair = cli.self_signed("secure.example", ("secure.example",))
+    secrets = [tls_secret(name, pair, namespace=INFRA) for name in ("first", "second")]
+
+    def https_gateway(name, secret, created):
+        https = listener(
+            "https", 443, "HTTPS", hostname="secure.example", certificates=[{"name": secret}]
+        )
+        made = gateway(name, https, listener())
+        made["metadata"]["creationTimestamp"] = created
+        return made
+
+    result = run(
+        gateways=[
+            https_gateway("newer", "second", "2021-01-01T00:00:00Z"),
+            https_gateway("same-certificate", "first", "2022-01-01T00:00:00Z"),
+            https_gateway("older", "first", "2020-01-01T00:00:00Z"),
+        ],
+        secrets=secrets,
+    )
+    states = {state.key[1]: state for state in result.gateways}
+    assert list(states) == ["newer", "older", "same-certificate"]  # written in key order
+    for name in ("older", "same-certificate"):
+        conditions = reasons(listener_named(states[name], "https").conditions)
+        assert conditions[c.CONFLICTED] == (False, c.NO_CONFLICTS), name
+        assert conditions[c.PROGRAMMED] == (True, c.PROGRAMMED), name
+    https = listener_named(states["newer"], "https")
+    conditions = reasons(https.conditions)
+    assert conditions[c.CONFLICTED] == (True, c.HOSTNAME_CONFLICT)
+    assert conditions[c.PROGRAMMED] == (False, c.INVALID)
+    (conflicted,) = [x for x in https.conditions if x.type == c.CONFLICTED]
+    assert "Gateway gateway-conformance-infra/older" in conflicted.message
+    # The HTTP listeners of all three merge on port 80.
+    for state in states.values():
+        assert reasons(listener_named(state, "http").conditions)[c.PROGRAMMED] == (
+            True,
+            c.PROGRAMMED,
+        )
+
+
+def test_a_hostname_two_gateways_serve_keeps_the_older_gateways_certificate():
+    """Whatever the routes' ages: the certificate follows the listener that holds it."""
+    pair = cli.self_signed("secure.example", ("secure.example",))
+    inputs = model.Inputs(
+        gateway_classes=[gateway_class()],
+        namespaces=NAMESPACES,
+        services=SERVICES,
+        secrets=[tls_secret(name, pair, namespace=INFRA) for name in ("first", "second")],
+    )
+    for name, secret, created in (("older", "first", "2020"), ("newer", "second", "2021")):
+        https = listener(
+            "https", 443, "HTTPS", hostname="secure.example", certificates=[{"name": secret}]
+        )
+        made = gateway(name, https)
+        made["metadata"]["creationTimestamp"] = f"{created}-01-01T00:00:00Z"
+        inputs.gateways.append(made)
+        # The newer Gateway's route is the older route.
+        route_created = "2019-01-01T00:00:00Z" if name == "newer" else "2022-01-01T00:00:00Z"
+        inputs.http_routes.append(http_route(name, [parent(name)], created=route_created))
+    options = model.Options()
+    built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
+    (server,) = built.servers
+    assert (server.host, server.certificate) == ("secure.example", (INFRA, "first"))

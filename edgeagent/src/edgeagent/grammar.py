@@ -610,3 +610,31 @@ def forwarded_prefix(value: object, what: str) -> str:
     """The X-Forwarded-Prefix header: a path, which may use the captures $1-$9 of a
     regex location, as rewrite-target does."""
     return rewrite_target(value, what)
+
+
+# A header value a Gateway API filter writes (RequestHeaderModifier and the like): printed
+# inside double quotes in nginx's configuration, so never a quote, '\' (an escape) or '$'
+# (a variable); no control character, which would split the header. 4096: the API's bound.
+HEADER_VALUE = re.compile(r"[\x20\x21\x23\x25-\x5b\x5d-\x7e]+")
+
+
+def header_value(value: object, what: str) -> str:
+    return _pattern(
+        value, what, HEADER_VALUE, 4096, "header value (printable ASCII but '\"', '\\' and '$')"
+    )
+
+
+# A Gateway API Duration (GEP-2257): up to four number-unit pairs, e.g. "1h30m", "500ms".
+GATEWAY_DURATION = re.compile(r"([0-9]{1,5}(h|m|s|ms)){1,4}")
+_DURATION_PART = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
+_DURATION_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+
+
+def gateway_duration(value: object, what: str) -> int:
+    """A Gateway API Duration in milliseconds (0: the timeout is off), at most what nginx
+    takes for a timeout (SECONDS_MAX)."""
+    text = _pattern(value, what, GATEWAY_DURATION, 32, "duration (e.g. 500ms, 10s, 1h30m)")
+    total = sum(int(n) * _DURATION_MS[unit] for n, unit in _DURATION_PART.findall(text))
+    if total > SECONDS_MAX * 1000:
+        raise Invalid(f"{what} {show(text)} is longer than {SECONDS_MAX} seconds")
+    return total

@@ -212,6 +212,52 @@ class LocationSettings:
 NO_SETTINGS = LocationSettings()
 
 
+class HeaderChange(NamedTuple):
+    """One header a Gateway API filter changes: `value` None removes it; `append` adds
+    the value after those the header has (comma-joined), else the value replaces them."""
+
+    name: str
+    value: str | None
+    append: bool = False
+
+
+@dataclass(frozen=True)
+class PathChange:
+    """A Gateway API path modifier: the whole path becomes `value` (`full`), or the
+    matched `prefix` (by whole path elements) becomes `value`."""
+
+    full: bool
+    value: str
+    prefix: str = "/"
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A Gateway API RequestRedirect: None keeps the request's scheme, host or path.
+    `ports` is the port the Location names when its scheme is http and when it is https
+    (the spec's defaults already applied); a well-known one is left out."""
+
+    code: int
+    scheme: str | None
+    hostname: str | None
+    ports: tuple[int, int]
+    path: PathChange | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What Gateway API filters do to the requests a location or choice takes."""
+
+    request_headers: tuple[HeaderChange, ...] = ()
+    response_headers: tuple[HeaderChange, ...] = ()
+    redirect: Redirect | None = None
+    rewrite_host: str | None = None
+    rewrite_path: PathChange | None = None
+
+
+NO_FILTERS = Filters()
+
+
 @dataclass(frozen=True)
 class Choice:
     """One candidate of a location that chooses per request (Gateway API matches): the
@@ -221,6 +267,7 @@ class Choice:
     conditions: tuple[tuple[str, str], ...]
     upstream: str | None
     status: int
+    filters: Filters = NO_FILTERS
 
 
 @dataclass(frozen=True)
@@ -238,6 +285,13 @@ class Location:
     status: int
     settings: LocationSettings = NO_SETTINGS
     choices: tuple[Choice, ...] = ()
+    filters: Filters = NO_FILTERS
+    """Gateway API filters of the location's own target (a choice has its own)."""
+    timeout_ms: int | None = None
+    """Gateway API `timeouts`: nginx's connect, send and read timeouts, in milliseconds."""
+    mirrors: tuple[str, ...] = ()
+    """Gateway API RequestMirror: the upstreams each request is also sent to (answers
+    ignored)."""
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import jinja2
 
-from edgeagent import grammar
+from edgeagent import grammar, render_filters
 from edgeagent.annotations import balance
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
@@ -147,6 +147,21 @@ def choice_id(host: str, location: Location) -> str:
     """The name part of a location's choice maps: unique per host and location."""
     key = f"{host}\0{location.match}\0{location.path}".encode()
     return hashlib.blake2s(key, digest_size=6).hexdigest()
+
+
+def hsts_variable(server: Server) -> str:
+    """The Strict-Transport-Security value an HTTPS server sends (edge.conf's maps)."""
+    return "$edgeagent_hsts" if server.host else "$edgeagent_hsts_unpinned"
+
+
+def location_filters(
+    server: Server, location: Location, dynamic: bool
+) -> render_filters.Directives:
+    """The directives of a location's Gateway API filters (render_filters)."""
+    if not render_filters.has_filters(location):
+        return render_filters.NONE
+    hsts = hsts_variable(server) if server.https else None
+    return render_filters.directives(choice_id(server.host, location), location, hsts, dynamic)
 
 
 def variable(value: object) -> str:
@@ -258,6 +273,10 @@ def _environment() -> jinja2.Environment:
     environment.filters["token"] = token
     environment.filters["variable"] = variable
     environment.globals["choice_id"] = choice_id
+    environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
+    environment.globals["has_filters"] = render_filters.has_filters
+    environment.globals["location_filters"] = location_filters
+    environment.globals["hsts_variable"] = hsts_variable
     environment.filters["server_name"] = server_name
     environment.filters["regex_path"] = regex_path
     environment.filters["rewrite_target"] = rewrite_target
@@ -396,7 +415,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         used = frozenset(
             upstream
             for loc in server.locations
-            for upstream in (loc.upstream, *(choice.upstream for choice in loc.choices))
+            for upstream in (
+                loc.upstream,
+                *(choice.upstream for choice in loc.choices),
+                *loc.mirrors,  # the internal locations of RequestMirror proxy to them
+            )
             if upstream
         )
         memo.servers[id(server)] = (server, text, frozenset() if layout.dynamic else used)

@@ -11,7 +11,9 @@
   Terminate with Secrets as certificates, from another namespace only under a
   ReferenceGrant (ResolvedRefs False: InvalidCertificateRef, RefNotPermitted), route kinds
   (InvalidRouteKinds, only HTTPRoute), and conflicts between listeners of one Gateway on
-  one port (same hostname: HostnameConflict; HTTP and HTTPS: ProtocolConflict). A
+  one port (same hostname: HostnameConflict; HTTP and HTTPS: ProtocolConflict); across
+  Gateways, an HTTPS listener whose hostname an older Gateway serves on that port with
+  other certificates (HostnameConflict: one server presents one certificate). A
   listener that is not Accepted takes no routes; one with unresolved references takes
   them (they count in attachedRoutes) but is not Programmed.
 - HTTPRoute: each parentRef to a Gateway of ours is bound to the listeners it selects
@@ -229,11 +231,14 @@ def attach(
     options: GatewayOptions,
 ) -> Attachment:
     classes, ours = _classes(gateway_classes, options)
-    states = {
-        key_of(g): _gateway(g, index, options)
-        for g in sorted(gateways, key=key_of)
+    served = [
+        g
+        for g in gateways
         if isinstance(g, dict) and mapping(g.get("spec")).get("gatewayClassName") in ours
-    }
+    ]
+    certificates: dict[tuple[int, str | None], Listener] = {}
+    by_age = {key_of(g): _gateway(g, index, options, certificates) for g in sorted(served, key=age)}
+    states = {key: by_age[key] for key in sorted(by_age)}
     attached: dict[tuple[Key, str], int] = {}
     routes, bindings = [], []
     for route_obj in sorted(http_routes, key=key_of):
@@ -284,11 +289,23 @@ def _classes(
     return classes, ours
 
 
-def _gateway(obj: dict, index: Index, options: GatewayOptions) -> GatewayState:
+def age(obj: dict) -> tuple:
+    """Oldest first (RFC 3339 times sort as text), then namespace/name: the spec's order."""
+    return (str(mapping(obj.get("metadata")).get("creationTimestamp") or ""), *key_of(obj))
+
+
+def _gateway(
+    obj: dict,
+    index: Index,
+    options: GatewayOptions,
+    certificates: dict[tuple[int, str | None], Listener],
+) -> GatewayState:
+    """`certificates`: the HTTPS listener holding each (port, hostname) so far, among
+    the Gateways before this one by age; this one's are added."""
     key = key_of(obj)
     spec = mapping(obj.get("spec"))
     listeners = [_listener(key, each, index, options) for each in mappings(spec.get("listeners"))]
-    listeners = _conflicts(listeners)
+    listeners = _across_gateways(_conflicts(listeners), certificates)
     valid = [lst for lst in listeners if c.holds(lst.conditions, c.ACCEPTED)]
     if spec.get("addresses"):
         accepted = Condition(
@@ -429,6 +446,31 @@ def _conflicts(listeners: list[Listener]) -> list[Listener]:
     return result
 
 
+def _across_gateways(
+    listeners: list[Listener], certificates: dict[tuple[int, str | None], Listener]
+) -> list[Listener]:
+    """Listeners of several Gateways on one port merge: one nginx serves them all. But
+    one server presents one certificate: an HTTPS listener for a hostname that an older
+    Gateway's listener (then first by namespace/name) serves on that port with other
+    certificates is Conflicted (HostnameConflict) and not programmed."""
+    result = []
+    for listener in listeners:
+        if listener.protocol == HTTPS and listener.programmed:
+            holder = certificates.setdefault((listener.port, listener.hostname), listener)
+            if holder.certificates != listener.certificates:
+                namespace, name = holder.gateway
+                message = (
+                    f"Gateway {namespace}/{name} (older, or as old and first by "
+                    f"namespace/name) serves {listener.hostname or 'any hostname'} on port "
+                    f"{listener.port} with other certificates"
+                )
+                conflict = Condition(c.CONFLICTED, True, c.HOSTNAME_CONFLICT, message)
+                not_programmed = Condition(c.PROGRAMMED, False, c.INVALID, "conflicted")
+                listener = _with(listener, conflict, not_programmed)
+        result.append(listener)
+    return result
+
+
 def _with(listener: Listener, *replacements: Condition) -> Listener:
     replaced = {r.type: r for r in replacements}
     kept = tuple(replaced.pop(x.type, x) for x in listener.conditions)
@@ -507,7 +549,7 @@ def _bind(
 def _resolved_refs(route: Route, index: Index) -> Condition:
     """The route's ResolvedRefs: the first backendRef that cannot be used says why."""
     for rule in route.rules:
-        for backend in rule.backends:
+        for backend in (*rule.backends, *rule.filters.mirrors):
             reason = backend_problem(route.namespace, backend, index)
             if reason is not None:
                 return Condition(c.RESOLVED_REFS, False, *reason)

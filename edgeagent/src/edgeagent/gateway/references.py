@@ -39,9 +39,15 @@ def object_ref(ref: dict, default_namespace: str, kind: str) -> Key | None:
 
 
 def backend_refs(route: dict) -> list[dict]:
-    """Every backendRef of an HTTPRoute's rules."""
+    """Every backendRef of an HTTPRoute's rules, their RequestMirror filters' included."""
     rules = mappings(_spec(route).get("rules"))
-    return [ref for rule in rules for ref in mappings(rule.get("backendRefs"))]
+    mirrors = [
+        mapping(mapping(each.get("requestMirror")).get("backendRef"))
+        for rule in rules
+        for each in mappings(rule.get("filters"))
+        if each.get("type") == "RequestMirror"
+    ]
+    return [ref for rule in rules for ref in mappings(rule.get("backendRefs"))] + mirrors
 
 
 def certificate_refs(gateway: dict) -> list[dict]:

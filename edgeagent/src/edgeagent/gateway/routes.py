@@ -1,11 +1,12 @@
 """An HTTPRoute's spec, checked through `edgeagent.grammar` into plain values.
 
-What the edge serves so far: hostnames; matches on the path (Exact and PathPrefix; a
-rule without matches is PathPrefix "/"), exact header values, exact query parameter
-values and the method; and backendRefs with their weights. Anything else
-(RegularExpression paths, headers or parameters, filters) makes the route unsupported
-as a whole, with the field named: serving part of a rule would send traffic where its
-author did not mean it to go.
+What the edge serves so far: hostnames; matches on the path (Exact, PathPrefix and
+RegularExpression: the whole path, case-sensitive, in the grammar of the Ingress side's
+regex paths; a rule without matches is PathPrefix "/"), exact header values, exact
+query parameter values and the method; backendRefs with their weights; the filters of
+`edgeagent.gateway.filters`; and `timeouts`. Anything else (RegularExpression headers
+or parameters, other filters) makes the route unsupported as a whole, with the field
+named: serving part of a rule would send traffic where its author did not mean it to go.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeagent import grammar
+from edgeagent.gateway import filters
+from edgeagent.gateway.filters import RuleFilters
 from edgeagent.grammar import Invalid
 from edgeagent.resources import key_of
 
-EXACT, PATH_PREFIX = "Exact", "PathPrefix"
+EXACT, PATH_PREFIX, REGULAR_EXPRESSION = "Exact", "PathPrefix", "RegularExpression"
 MAX_WEIGHT = 1_000_000  # the API's own bound
 
 
@@ -29,11 +32,13 @@ class Backend:
     name: str
     port: int | None
     weight: int
+    filters: RuleFilters = filters.NO_RULE_FILTERS
+    """Its header modifiers (the rule's `filters` holds them once `_rule` has merged them)."""
 
 
 @dataclass(frozen=True)
 class PathMatch:
-    type: str  # EXACT or PATH_PREFIX
+    type: str  # EXACT, PATH_PREFIX or REGULAR_EXPRESSION
     value: str
     method: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
@@ -45,6 +50,10 @@ class PathMatch:
 class Rule:
     matches: tuple[PathMatch, ...]
     backends: tuple[Backend, ...]
+    filters: RuleFilters = filters.NO_RULE_FILTERS
+    timeout_ms: int | None = None
+    """The shorter of `timeouts.request` and `timeouts.backendRequest` (nginx bounds each
+    wait on the backend, and retries nothing); 0: off; None: the edge's defaults."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +105,7 @@ def parse_route(obj: dict) -> Route | Unsupported:
 
 
 def _rule(rule: dict, namespace: str, what: str) -> Rule:
-    if rule.get("filters"):
-        raise Invalid(f"{what}.filters are not served yet")
+    rule_filters = filters.parse(rule.get("filters"), f"{what}.filters", namespace)
     matches = tuple(
         _match(_mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
         for i, m in enumerate(_list(rule.get("matches"), f"{what}.matches"))
@@ -106,7 +114,32 @@ def _rule(rule: dict, namespace: str, what: str) -> Rule:
         _backend(_mapping(b, f"{what}.backendRefs[{i}]"), namespace, f"{what}.backendRefs[{i}]")
         for i, b in enumerate(_list(rule.get("backendRefs"), f"{what}.backendRefs"))
     )
-    return Rule(matches, backends)
+    if rule_filters.replaces_prefix and any(m.type != PATH_PREFIX for m in matches):
+        raise Invalid(f"{what}: ReplacePrefixMatch needs PathPrefix matches only")
+    filtered = [b for b in backends if b.filters != filters.NO_RULE_FILTERS]
+    if filtered and len(backends) > 1:
+        # One upstream balances a rule's backendRefs: nothing can tell which one a
+        # request went to before it is sent.
+        raise Invalid(f"{what}.backendRefs: filters are served on a rule's only backendRef")
+    if filtered:
+        rule_filters = filters.with_backend(rule_filters, filtered[0].filters, what)
+    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what))
+
+
+def _timeout(value: Any, what: str) -> int | None:
+    timeouts = _mapping(value, f"{what}.timeouts")
+    durations = {
+        field: grammar.gateway_duration(timeouts[field], f"{what}.timeouts.{field}")
+        for field in ("request", "backendRequest")
+        if timeouts.get(field) is not None
+    }
+    if not durations:
+        return None
+    request, backend = durations.get("request", 0), durations.get("backendRequest", 0)
+    if request and backend > request:
+        raise Invalid(f"{what}.timeouts.backendRequest must not be longer than request")
+    set_ones = [each for each in (request, backend) if each]
+    return min(set_ones) if set_ones else 0
 
 
 def _exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:
@@ -132,9 +165,13 @@ def _match(match: dict, what: str) -> PathMatch:
     queries = _exact_pairs(match.get("queryParams"), f"{what}.queryParams", grammar.query_name)
     path = _mapping(match.get("path"), f"{what}.path")
     path_type = path.get("type", PATH_PREFIX)
-    if path_type not in (EXACT, PATH_PREFIX):
+    if path_type not in (EXACT, PATH_PREFIX, REGULAR_EXPRESSION):
         raise Invalid(f"{what}.path.type {grammar.show(str(path_type))} is not served")
     value = path.get("value", "/")
+    if path_type == REGULAR_EXPRESSION:
+        # The Ingress side's regex grammar: what nginx's PCRE reads as Python's re does.
+        regex = grammar.regex_path(value, f"{what}.path.value")
+        return PathMatch(path_type, regex, method, headers, queries)
     checked = grammar.path(value, "Exact" if path_type == EXACT else "Prefix", f"{what}.path")
     if path_type == PATH_PREFIX and checked != "/":
         checked = checked.rstrip("/")  # "/foo/" matches as "/foo" does: by path element
@@ -142,8 +179,11 @@ def _match(match: dict, what: str) -> PathMatch:
 
 
 def _backend(ref: dict, namespace: str, what: str) -> Backend:
-    if ref.get("filters"):
-        raise Invalid(f"{what}.filters are not served yet")
+    backend_filters = (
+        filters.parse(ref.get("filters"), f"{what}.filters", namespace, filters.HEADER_FILTERS)
+        if ref.get("filters")
+        else filters.NO_RULE_FILTERS
+    )
     weight = ref.get("weight", 1)
     if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= MAX_WEIGHT:
         raise Invalid(f"{what}.weight must be an integer from 0 to {MAX_WEIGHT}")
@@ -159,4 +199,4 @@ def _backend(ref: dict, namespace: str, what: str) -> Backend:
     backend_namespace = grammar.dns1123_label(ref.get("namespace", namespace), f"{what}.namespace")
     if not isinstance(group, str) or not isinstance(kind, str):
         raise Invalid(f"{what}.group and kind must be strings")
-    return Backend(group, kind, backend_namespace, name, port, weight)
+    return Backend(group, kind, backend_namespace, name, port, weight, backend_filters)

@@ -29,27 +29,32 @@ HTTPS listener is also answered over HTTP.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 from edgeagent import model, nodeports
 from edgeagent.gateway import conditions as c
+from edgeagent.gateway import filters
 from edgeagent.gateway.attachment import (
     ANY_HOST,
     HTTPS,
     Attachment,
     Index,
+    age,
     attach,
     backend_problem,
     index_of,
 )
 from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.references import mapping, mappings
-from edgeagent.gateway.routes import EXACT, Backend, PathMatch, Route
+from edgeagent.gateway.routes import EXACT, REGULAR_EXPRESSION, Backend, PathMatch, Route
 from edgeagent.grammar import Invalid
-from edgeagent.model import Choice, Location, Model, Problem, Server, Upstream
+from edgeagent.model import NO_FILTERS, Choice, Filters, Location, Model, Problem, Server, Upstream
 from edgeagent.resources import Key, key_of, service_of
 
 STATUS_NO_BACKEND = 500
+PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
+"""Path match types before prefixes, in precedence order."""
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
 STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
 
@@ -69,10 +74,12 @@ class _Claim:
         """The spec's order among matches a request satisfies: Exact path, then the
         longest prefix, then a method match, then the most header matches, then the most
         query parameter matches, then the oldest route (then namespace/name), then rule
-        and match order."""
+        and match order. RegularExpression paths, whose place the spec leaves to the
+        implementation, come after Exact and before every prefix, the longest first
+        (as Envoy Gateway orders them)."""
         match = self.match
         return (
-            match.type != EXACT,
+            PATH_RANK.get(match.type, len(PATH_RANK)),
             -len(match.value),
             match.method is None,
             -len(match.headers),
@@ -86,10 +93,11 @@ class _Claim:
     def conditions(self) -> tuple[tuple[str, str], ...]:
         """What the request must carry besides its path, as nginx variables."""
         match = self.match
+        path = (("$uri", match.value),) if match.type == REGULAR_EXPRESSION else ()
         method = (("$request_method", match.method),) if match.method else ()
         headers = tuple((f"$http_{n.replace('-', '_')}", v) for n, v in match.headers)
         queries = tuple((f"$arg_{n}", v) for n, v in match.queries)
-        return method + headers + queries
+        return path + method + headers + queries
 
     @property
     def location_keys(self) -> tuple[tuple[str, str], ...]:
@@ -98,7 +106,7 @@ class _Claim:
         value = self.match.value
         if self.match.type == EXACT:
             return (("exact", value),)
-        if value == "/":
+        if value == "/" or self.match.type == REGULAR_EXPRESSION:  # any path may match
             return (("prefix", "/"),)
         return (("exact", value), ("prefix", value + "/"))
 
@@ -108,6 +116,12 @@ class _Claim:
         value = self.match.value
         if self.match.type == EXACT:
             return key == ("exact", value)
+        if self.match.type == REGULAR_EXPRESSION:
+            # Python's re reads the grammar's regexes as PCRE does (grammar.is_regex).
+            if kind == "exact":
+                return re.fullmatch(value, path) is not None
+            literal = _literal_prefix(value)
+            return literal.startswith(path) or path.startswith(literal)
         if value == "/":
             return True
         if kind == "exact":
@@ -151,7 +165,7 @@ class _Router:
         only). Of two routes with the very same match, the second is reported: it can
         never be chosen."""
         routes = {state.key: state for state in self.attachment.routes if state.route}
-        orders = {key_of(obj): _order(obj) for obj in self.inputs.http_routes}
+        orders = {key_of(obj): age(obj) for obj in self.inputs.http_routes}
         listeners = {
             (state.key, each.name): each
             for state in self.attachment.gateways
@@ -197,20 +211,89 @@ class _Router:
         placed = {}
         for key in keys:
             choices = []
-            upstream, status = None, STATUS_NOT_FOUND
+            upstream, status, own = None, STATUS_NOT_FOUND, NO_FILTERS
+            taken = []
             for claim in claims:
                 if not claim.reaches(key):
                     continue
+                taken.append(claim)
                 target = self.target(claim)
+                chosen = self.filters(claim)
                 if not claim.conditions:
-                    upstream, status = target
+                    (upstream, status), own = target, chosen
                     break
-                choices.append(Choice(claim.conditions, *target))
-            placed[key] = Location(*key, upstream, status, choices=tuple(choices))
+                choices.append(Choice(claim.conditions, *target, chosen))
+            placed[key] = Location(
+                *key,
+                upstream,
+                status,
+                choices=tuple(choices),
+                filters=own,
+                timeout_ms=self.timeout(key, taken),
+                mirrors=self.mirrors(key, taken),
+            )
         return placed
+
+    def timeout(self, key: tuple[str, str], claims: list[_Claim]) -> int | None:
+        """The location's timeout: its rules' `timeouts`. nginx's timeouts cannot differ
+        per choice; when its rules' do, the longest applies (0, off, is the longest),
+        so that no request is cut before its rule allows, and the rules cut later
+        than they asked are reported."""
+        asked = {claim: claim.route.rules[claim.rule_index].timeout_ms for claim in claims}
+        values = set(asked.values())
+        if len(values) <= 1:
+            return values.pop() if values else None
+        longest = 0 if 0 in values else max(v for v in values if v is not None)
+        shown = "off" if longest == 0 else f"{longest}ms"
+        for claim, value in asked.items():
+            if value != longest:
+                self.problem(
+                    claim.route,
+                    f"rule {claim.rule_index} shares location {key[1]} with rules of other "
+                    f"timeouts; nginx takes one per location: {shown}",
+                    "unsupported",
+                )
+        return longest
+
+    def mirrors(self, key: tuple[str, str], claims: list[_Claim]) -> tuple[str, ...]:
+        """The upstreams the location's requests are mirrored to. nginx's `mirror` takes
+        no variable: when its rules' mirrors differ, none is mirrored, and the rules
+        that asked for one are reported."""
+        asked = {claim: self.claim_mirrors(claim) for claim in claims}
+        values = set(asked.values())
+        if len(values) <= 1:
+            return values.pop() if values else ()
+        for claim, value in asked.items():
+            if value:
+                self.problem(
+                    claim.route,
+                    f"rule {claim.rule_index} shares location {key[1]} with rules of other "
+                    "RequestMirror filters; nginx mirrors per location: not mirrored",
+                    "unsupported",
+                )
+        return ()
+
+    def claim_mirrors(self, claim: _Claim) -> tuple[str, ...]:
+        route, rule = claim.route, claim.route.rules[claim.rule_index]
+        names = []
+        for ref in rule.filters.mirrors:
+            if backend_problem(route.namespace, ref, self.index) is not None:
+                continue  # ResolvedRefs says why
+            name = model.upstream_name(ref.namespace, f"{ref.name}.gateway", ref.port or 0)
+            upstream, _ = self.upstream(name, ref, self.endpoints(ref), None)
+            if upstream is not None:
+                names.append(upstream)
+        return tuple(names)
+
+    def filters(self, claim: _Claim) -> Filters:
+        rule = claim.route.rules[claim.rule_index]
+        gateway = self.options.gateway
+        return filters.bound(rule.filters, claim.match.value, gateway.http_port, gateway.https_port)
 
     def target(self, claim: _Claim) -> tuple[str | None, int]:
         route, rule = claim.route, claim.route.rules[claim.rule_index]
+        if rule.filters.redirect is not None:
+            return None, rule.filters.redirect.code  # answered by the redirect, not a backend
         shares = []
         for backend in rule.backends:
             if backend.weight == 0:
@@ -273,6 +356,32 @@ class _Router:
         return [model.endpoint_text(*e) for e in sorted(found, key=model.endpoint_order)]
 
 
+def _literal_prefix(regex: str) -> str:
+    """What every path a regex matches starts with: its characters before the first
+    regex syntax (less one made optional by a quantifier), or "/" when it has
+    alternatives at its top level."""
+    depth, escaped, in_class = 0, False, False
+    for char in regex:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return "/"
+    for i, char in enumerate(regex):
+        if char in ".^$*+?()[]{}|\\":
+            return regex[: i - 1] if char in "*?{" else regex[:i]
+    return regex
+
+
 def _weights(shares: list[tuple[Backend, list[str]]]) -> tuple[int, ...]:
     """Each endpoint's weight: its backendRef's weight shared among its endpoints, in
     whole numbers (scaled by the least common multiple of the endpoint counts)."""
@@ -281,11 +390,6 @@ def _weights(shares: list[tuple[Backend, list[str]]]) -> tuple[int, ...]:
     weights = [b.weight * scale // len(es) for b, es in shares for _ in es]
     divisor = math.gcd(*weights) if weights else 1
     return tuple(w // divisor for w in weights)
-
-
-def _order(obj: dict) -> tuple:
-    """Oldest first (RFC 3339 times sort as text), then namespace/name: the spec's order."""
-    return (str(mapping(obj.get("metadata")).get("creationTimestamp") or ""), *key_of(obj))
 
 
 def build(built: Model, inputs: model.Inputs, options: model.Options) -> tuple[Model, Attachment]:
