@@ -122,6 +122,12 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "app-root": st.sampled_from(["/app", "/a/b/"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
+        PREFIX + "canary": BOOLEANS,
+        PREFIX + "canary-weight": st.sampled_from(["0", "1", "30", "100", "1000"]),
+        PREFIX + "canary-weight-total": st.sampled_from(["10", "100", "1000", "99999"]),
+        PREFIX + "canary-by-header": st.sampled_from(["X-Canary", "canary"]),
+        PREFIX + "canary-by-header-value": st.sampled_from(["v2", "a.b:c/d~e"]),
+        PREFIX + "canary-by-cookie": st.sampled_from(["c", "canary-session.v2"]),
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -184,6 +190,10 @@ INGRESS_FIELDS = [
             "permanent-redirect",
             "temporal-redirect",
             "app-root",
+            "canary-by-header",
+            "canary-by-header-value",
+            "canary-by-cookie",
+            "canary-weight",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

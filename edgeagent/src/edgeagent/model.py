@@ -182,6 +182,8 @@ class LocationSettings:
     """Client networks let in (empty: all); every other client gets 403."""
     deny: tuple[str, ...] = ()
     """Client networks turned away with 403, checked before `allow`."""
+    canary: annotations.canary.Policy | None = None
+    """The Ingress is a canary: its paths add their backends to a main Ingress's."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -213,6 +215,9 @@ class Location:
     status: int
     settings: LocationSettings = NO_SETTINGS
     choices: tuple[Choice, ...] = ()
+    canary: tuple[str, annotations.canary.Policy] | None = None
+    """(variable, policy) of a canary Ingress on this path: the variable (its maps come
+    from the policy) is "1" for the requests its one choice sends to the canary."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +296,17 @@ class _Path:
     path: str  # Prefix paths without their trailing slash (except "/")
     backend: _BackendRef
     written: str  # as the Ingress writes it: the regex of a host with regex paths
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A main Ingress's backend on one path, with a canary Ingress's as its alternative
+    (`annotations.canary`)."""
+
+    primary: _BackendRef
+    canary: _Ingress
+    alternative: _BackendRef
+    host: str
 
 
 @dataclass(frozen=True)
@@ -593,7 +609,10 @@ class _Builder:
         self.problems.append(Problem(kind, namespace, name, reason, code))
 
     def build(self) -> Model:
-        ingresses = self._selected_ingresses()
+        selected = self._selected_ingresses()
+        # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
+        ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
+        canaries = [ingress for ingress in selected if ingress.settings.canary is not None]
         paths: dict[str, dict[tuple[str, str], tuple[_Ingress, _BackendRef]]] = {}
         fallbacks: dict[str, tuple[_Ingress, _BackendRef]] = {}
         app_roots: dict[str, tuple[_Ingress, str]] = {}
@@ -670,6 +689,7 @@ class _Builder:
                     previous = tls.setdefault(host, (ingress, secret))
                     if previous[1] != secret:
                         self._conflict(ingress, f"spec.tls for host {host}", previous[0])
+        merged = self._merge_canaries(canaries, paths, regex_hosts, owners)
         certificates: dict[tuple[str, str], CertPair] = {}
         servers = []
         for host in sorted(h for h in paths if h):
@@ -697,7 +717,7 @@ class _Builder:
             problems=tuple(
                 sorted(set(self.problems), key=lambda p: (p.kind, p.namespace, p.name, p.reason))
             ),
-            served_ingresses=tuple(sorted((i.namespace, i.name) for i in ingresses)),
+            served_ingresses=tuple(sorted([*((i.namespace, i.name) for i in ingresses), *merged])),
             annotations=self.options.annotations,
             shared_hosts=owners.shared(),
         )
@@ -713,7 +733,7 @@ class _Builder:
     ) -> Server:
         """The server of one host: the previous build's Server object if everything it is
         made of is the same (`Memo`), so that render can reuse its text too."""
-        targets = [self._target(*claim) for claim in claimed.values()]
+        targets = [self._claim_target(*claim) for claim in claimed.values()]
         if fallback is not None and ("Prefix", "/") not in claimed:  # else unused
             targets.append(self._target(*fallback))
         # Tuples compare their items by identity first: an unchanged Ingress's parse is
@@ -733,6 +753,64 @@ class _Builder:
             entry = (parts, server)
         self.next_memo.servers[host] = entry
         return entry[1]
+
+    def _merge_canaries(
+        self,
+        canaries: list[_Ingress],
+        paths: dict[str, dict[tuple[str, str], tuple[_Ingress, _BackendRef | _Split]]],
+        regex_hosts: set[str],
+        owners: HostOwners,
+    ) -> set[tuple[str, str]]:
+        """Give each canary path's backend, as the alternative, to the main Ingress that
+        serves that host and path; the (namespace, name) of the canaries served. As in
+        ingress-nginx, a path no main Ingress serves is not served, and a path takes one
+        canary (the oldest)."""
+        merged = set()
+        for canary in canaries:
+            if canary.default_backend is not None:
+                self.problem(
+                    "Ingress",
+                    canary.namespace,
+                    canary.name,
+                    "spec.defaultBackend of a canary Ingress is not served (only its paths "
+                    "join those of main Ingresses)",
+                    "unsupported",
+                )
+            for host, rule_paths in canary.rules:
+                refusal = owners.refusal(host, canary.namespace) if host else None
+                if refusal is not None:
+                    self.problem("Ingress", canary.namespace, canary.name, refusal, "conflict")
+                    continue
+                claimed = paths.get(host, {})
+                for entry in rule_paths:
+                    key = _canary_key(entry, host in regex_hosts)
+                    where = f"path {entry.written} on host {host or '(any)'}"
+                    claim = claimed.get(key)
+                    if claim is None:
+                        self.problem(
+                            "Ingress",
+                            canary.namespace,
+                            canary.name,
+                            f"canary {where}: no main Ingress serves this host and path "
+                            "(same path and pathType); not served, as in ingress-nginx",
+                            "invalid",
+                        )
+                    elif isinstance(claim[1], _Split):
+                        self._conflict(canary, f"the canary of {where}", claim[1].canary)
+                    elif (claim[0].namespace, claim[1]) == (canary.namespace, entry.backend):
+                        self.problem(
+                            "Ingress",
+                            canary.namespace,
+                            canary.name,
+                            f"canary {where} names the main Ingress's own backend; "
+                            "nothing to split, not served",
+                            "invalid",
+                        )
+                    else:
+                        split = _Split(claim[1], canary, entry.backend, host)
+                        claimed[key] = (claim[0], split)
+                        merged.add((canary.namespace, canary.name))
+        return merged
 
     def _conflict(self, loser: _Ingress, what: str, winner: _Ingress) -> None:
         self.problem(
@@ -872,13 +950,41 @@ class _Builder:
         return (*others, *regexes)
 
     def _location(
-        self, match: str, path: str, claim: tuple[_Ingress, _BackendRef] | None
+        self, match: str, path: str, claim: tuple[_Ingress, _BackendRef | _Split] | None
     ) -> Location:
         if claim is None:
             return Location(match, path, None, STATUS_NOT_FOUND)
         ingress, backend = claim
+        if isinstance(backend, _Split):
+            return self._canary_location(match, path, ingress, backend)
         upstream, status = self._target(ingress, backend)
         return Location(match, path, upstream, status, ingress.settings)
+
+    def _canary_location(self, match: str, path: str, main: _Ingress, split: _Split) -> Location:
+        """The main Ingress's location, with one choice: the canary's backend for the
+        requests its policy sends there (render writes the maps that decide)."""
+        upstream, status = self._target(main, split.primary)
+        policy = split.canary.settings.canary
+        variable = annotations.canary.variable(split.host, match, path)
+        choice = Choice(((variable, "1"),), *self._target(split.canary, split.alternative))
+        return Location(
+            match,
+            path,
+            upstream,
+            status,
+            main.settings,
+            choices=(choice,),
+            canary=(variable, policy),
+        )
+
+    def _claim_target(self, ingress: _Ingress, backend: _BackendRef | _Split) -> tuple:
+        """What a claim proxies to: its target, or a canary split's two."""
+        if isinstance(backend, _Split):
+            return (
+                self._target(ingress, backend.primary),
+                self._target(backend.canary, backend.alternative),
+            )
+        return self._target(ingress, backend)
 
     def _target(self, ingress: _Ingress, backend: _BackendRef) -> tuple[str | None, int]:
         """The upstream for a backend, or the status to answer (503: nothing ready)."""
@@ -1019,6 +1125,16 @@ class _Builder:
             certificates[key] = previous
             return key
         return None
+
+
+def _canary_key(entry: _Path, regex_host: bool) -> tuple[str, str]:
+    """The claim a canary path joins: the main path of the same text and pathType
+    (ImplementationSpecific counts as Prefix; a canary's own regex paths as Prefix)."""
+    if regex_host:
+        return ("Regex", entry.written)
+    if entry.kind == "Exact":
+        return ("Exact", entry.path)
+    return ("Prefix", entry.written.rstrip("/") or "/")
 
 
 def backend_policy(options: Options, nodes: list[dict]) -> BackendPolicy | None:

@@ -19,6 +19,7 @@ from edgeagent import grammar
 from edgeagent.annotations import (
     backend,
     buffering,
+    canary,
     catalogue,
     proxy,
     redirect,
@@ -31,7 +32,7 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange)
+FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, canary)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 
@@ -84,6 +85,8 @@ def parse(annotations: Mapping[object, object], config: Config) -> Parsed:
         else:
             reason = f"annotation {full} {grammar.show(value)} is ignored: {catalogue.UNDEFINED}"
             findings[full] = Finding(full, value, "ignored", "warning", reason)
+    if settings["canary"] is not None:
+        findings = canary.on_canary(findings, prefix)
     return Parsed(settings, tuple(findings[key] for key in sorted(findings)))
 
 
