@@ -91,7 +91,7 @@ def render_site(
         cli.write_file(default_path, pair.certificate_pem + pair.key_pem, cli.PRIVATE_MODE)
     options = options or model.Options()
     if dynamic_mode:
-        options = dataclasses.replace(options, upstreams_without_endpoints=True)
+        options = dataclasses.replace(options, upstreams_without_endpoints=True, dynamic=True)
     built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
     rendered = render.render(built, layout)
     if dynamic_mode:
@@ -177,6 +177,7 @@ ALLOWED_DIRECTIVES = {
         "init_by_lua_block",
         "access_by_lua_block",
         "uninitialized_variable_warn",
+        "split_clients",
     },
     "http/map": {"default", "", "https"},
     "http/upstream": {"server", "keepalive", "balancer_by_lua_block"},
@@ -213,6 +214,7 @@ ALLOWED_DIRECTIVES = {
         "rewrite",
         "access_log",
         "default_type",
+        "header_filter_by_lua_block",
     },
     "http/server/location/if": {"return"},
     "http/server/if": {"return"},
@@ -227,6 +229,7 @@ LUA_BLOCKS = {
         ("balancer", "balance"),
         ("certificates", "serve"),
         ("control", "handle"),
+        ("affinity", "set_cookie"),
     )
 }
 INIT_LUA = re.compile(
@@ -238,6 +241,21 @@ INIT_LUA = re.compile(
 UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+# The entries of a canary's maps and weight (templates/canary.j2, annotations/canary.py):
+# the fixed decisions, a header value or cookie name of the canary grammar ("." escaped),
+# split_clients' shares, and the map of the location's one choice.
+CANARY_ENTRY = re.compile(
+    r"~\^(always|never|1:|0:|:always:\[01\]\$|:never:\[01\]\$)\$?|~:1\$|1|~\^1"
+    r"|[0-9]{1,3}\.[0-9]{2}%|\*"
+    r"|~\^([A-Za-z0-9\-_~/:]|\\\.)+\$"
+    r"|~\(\?:\^\|\[;,\]\)\\s\*\(\?i:([A-Za-z0-9\-_~]|\\\.)+\)=\(\[\^;,\]\*\)"
+)
+CANARY_CONTEXTS = ("http/map", "http/split_clients")
+CHOSEN = re.compile(r"\$edgeagent_t[0-9a-f]{12}")
+AFFINITY_SPEC = re.compile(
+    r"(balanced|persistent),[A-Za-z0-9\-._~]+,/[A-Za-z0-9\-._~/]*,[a-z0-9.-]*,[0-9]*,[0-9]*,"
+    r"[01],(None|Lax|Strict|),[01],[01]"
+)
 
 
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
@@ -261,10 +279,15 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive in ("upstream", "proxy_pass"):
         (name,) = args
         name = name.removeprefix("http://").removeprefix("https://")
-        assert name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name), args
+        assert (
+            name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name)
+        ), args
+    elif directive == "set" and args[0] == "$edgeagent_affinity":
+        assert AFFINITY_SPEC.fullmatch(args[1]), args
     elif directive == "set":
         variable, name = args
-        assert variable == "$edgeagent_backend" and UPSTREAM_NAME.fullmatch(name), args
+        assert variable == "$edgeagent_backend", args
+        assert UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name), args
     elif directive == "init_by_lua_block":
         assert INIT_LUA.fullmatch(args[0]), args
     elif directive.endswith("_by_lua_block"):
@@ -301,7 +324,10 @@ def assert_only_rendered_directives(config_file: Path) -> list[tuple[str, tuple[
     found = directives(config_file)
     for directive, args, context in found:
         allowed = ALLOWED_DIRECTIVES.get(context, set())
-        assert directive in allowed, f"unexpected directive {directive!r} in {context!r}"
+        canary_entry = context in CANARY_CONTEXTS and CANARY_ENTRY.fullmatch(directive)
+        assert directive in allowed or canary_entry, (
+            f"unexpected directive {directive!r} in {context!r}"
+        )
         _check_arguments(directive, args, context)
     return found
 

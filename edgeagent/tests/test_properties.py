@@ -128,6 +128,12 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "canary-by-header": st.sampled_from(["X-Canary", "canary"]),
         PREFIX + "canary-by-header-value": st.sampled_from(["v2", "a.b:c/d~e"]),
         PREFIX + "canary-by-cookie": st.sampled_from(["c", "canary-session.v2"]),
+        PREFIX + "affinity": st.sampled_from(["cookie", "cookie", "none"]),
+        PREFIX + "affinity-mode": st.sampled_from(["balanced", "persistent"]),
+        PREFIX + "session-cookie-name": st.sampled_from(["route", "a.b-c_d~e"]),
+        PREFIX + "session-cookie-path": st.sampled_from(["/", "/app/x"]),
+        PREFIX + "session-cookie-max-age": st.sampled_from(["0", "3600"]),
+        PREFIX + "session-cookie-samesite": st.sampled_from(["None", "lax", "Strict"]),
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -194,6 +200,10 @@ INGRESS_FIELDS = [
             "canary-by-header-value",
             "canary-by-cookie",
             "canary-weight",
+            "affinity",
+            "session-cookie-name",
+            "session-cookie-path",
+            "session-cookie-domain",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -5,13 +5,15 @@ wide: a fair draw fails them less than once in a million runs.
 """
 
 import collections
+import threading
 
 import pytest
-from support_http import Backends, request
-from support_nginx import NginxRunner, nginx_test, render_site
+from edgeagent.control import Control
+from support_http import Backend, Backends, _EchoHandler, _EchoServer, request
+from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service
 
-from edgeagent import model
+from edgeagent import dynamic, model
 
 ANNOTATION = "nginx.ingress.kubernetes.io/"
 OLD = "2020-01-01T00:00:00Z"
@@ -238,3 +240,226 @@ def test_canary_annotations_without_canary_true_are_ignored_with_warnings():
     assert ("default", "plain") in built.served_ingresses
     warnings = [p for p in built.problems if p.code == "warning"]
     assert [ANNOTATION + "canary-weight" in p.reason for p in warnings] == [True]
+
+
+# Session affinity: the dynamic mode's Lua balancer (the static mode refuses it).
+STICKY = tuple(f"sticky-{n}" for n in range(3))
+FRAGILE = ("fragile-0", "fragile-1")
+CHROME_51 = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/51.0.2704.103 Safari/537.36"
+
+
+def affine(name: str, host: str, service_name: str, **keys) -> dict:
+    """An Ingress with `affinity: cookie`; keys: annotation names with "_" for "-"."""
+    annotations = {ANNOTATION + "affinity": "cookie"}
+    annotations |= {ANNOTATION + key.replace("_", "-"): value for key, value in keys.items()}
+    return ingress(name, rule(host, path("/", service_name)), annotations=annotations)
+
+
+def pool(name: str, backends: list) -> tuple[dict, dict]:
+    """A Service and one EndpointSlice of several backends (all on their own ports, so
+    one slice per backend: an EndpointSlice port is the same for all its endpoints)."""
+    slices = [
+        endpoint_slice(name, [(b.host, True)], b.port, name=f"{name}-{n}")
+        for n, b in enumerate(backends)
+    ]
+    return service(name), slices
+
+
+def affinity_objects(started: dict) -> model.Inputs:
+    objects = model.Inputs()
+    for name, members in (("sticky", STICKY), ("fragile", FRAGILE)):
+        svc, slices = pool(name, [started[m] for m in members])
+        objects.services.append(svc)
+        objects.endpoint_slices.extend(slices)
+    objects.ingresses.extend(
+        [
+            affine("balanced", "balanced", "sticky"),
+            affine(
+                "persistent",
+                "persistent",
+                "sticky",
+                affinity_mode="persistent",
+                session_cookie_name="route",
+                session_cookie_path="/app",
+                session_cookie_domain="persistent.example",
+                session_cookie_max_age="3600",
+                session_cookie_expires="60",
+                session_cookie_secure="true",
+                session_cookie_samesite="none",
+                session_cookie_conditional_samesite_none="true",
+            ),
+            affine(
+                "moves",
+                "moves",
+                "fragile",
+                affinity_mode="persistent",
+                session_cookie_change_on_failure="true",
+            ),
+            affine("stays", "stays", "fragile", affinity_mode="persistent"),
+        ]
+    )
+    return objects
+
+
+class _OneRequestHandler(_EchoHandler):
+    """Closes each connection after its answer, so that a stopped backend refuses the
+    next request at once, as a dead pod does (no idle keep-alive connection answers)."""
+
+    protocol_version = "HTTP/1.0"
+
+
+def one_request_backend(name: str, host: str) -> Backend:
+    server = _EchoServer((host, 0), _OneRequestHandler)
+    server.backend_name = name
+    threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+    return Backend(name, host, server.server_address[1], server)
+
+
+class AffinitySite:
+    def __init__(self, directory, started: dict) -> None:
+        self.started = started
+        self.site = render_site(directory, affinity_objects(started), dynamic_mode=True)
+        self.control = Control(str(directory / "dynamic"), f"127.0.0.1:{self.site.ports.status}")
+
+    def get(self, host: str, cookie: str | None = None, **headers):
+        if cookie:
+            headers["Cookie"] = cookie
+        return request(self.site.ports.http, host, "/", headers=headers)
+
+    def new_session(self, host: str, backend: str | None = None) -> tuple[str, str]:
+        """(cookie, backend) of a new session, on `backend` if given (new sessions go
+        round the endpoints, so a few tries reach any of them)."""
+        for _ in range(20):
+            answer = self.get(host)
+            cookie = answer.headers["set-cookie"].split(";")[0]
+            if backend in (None, answer.backend):
+                return cookie, answer.backend
+        raise AssertionError(f"no new session of {host} reached {backend}")
+
+    def push_peers(self, service_name: str, members: tuple[str, ...]) -> None:
+        upstream = next(u.name for u in self.site.model.upstreams if u.service == service_name)
+        peers = tuple((self.started[m].address, 1) for m in members)
+        self.control.push(dynamic.State({upstream: peers}, {}, {}), full=False)
+
+
+@pytest.fixture
+def affinity_site(tmp_path):
+    backends, runner = Backends(), NginxRunner()
+    try:
+        started = {name: backends.start(name) for name in STICKY}
+        for n, name in enumerate(FRAGILE):
+            started[name] = one_request_backend(name, f"127.0.0.{20 + n}")
+            backends.started.append(started[name])
+        built = AffinitySite(tmp_path, started)
+        runner.start(built.site)
+        built.control.push(dynamic.state_of(built.site.model), full=True)
+        yield built
+    finally:
+        runner.stop_all()
+        backends.stop_all()
+
+
+def test_balanced_affinity_keeps_a_session_on_its_endpoint(affinity_site):
+    first = affinity_site.get("balanced")
+    name, _, rest = first.headers["set-cookie"].partition("=")
+    key, *attributes = rest.split("; ")
+    assert name == "INGRESSCOOKIE" and attributes == ["Path=/", "HttpOnly"]
+    for _ in range(15):
+        again = affinity_site.get("balanced", f"{name}={key}")
+        assert again.backend == first.backend and "set-cookie" not in again.headers
+    # Sessions, not requests, are spread: 30 new ones all on one of 3 endpoints would
+    # happen once in 10^14 runs.
+    assert len({affinity_site.get("balanced").backend for _ in range(30)}) > 1
+
+
+def test_persistent_affinity_cookie_attributes(affinity_site):
+    cookie = affinity_site.get("persistent").headers["set-cookie"]
+    name, *attributes = cookie.split("; ")
+    assert name.startswith("route=")
+    assert [a.split("=")[0] for a in attributes] == [
+        "Expires",
+        "Max-Age",
+        "Domain",
+        "Path",
+        "Secure",
+        "HttpOnly",
+        "SameSite",
+    ]
+    assert {"Max-Age=3600", "Domain=persistent.example", "Path=/app", "SameSite=None"} <= set(
+        attributes
+    )
+    # Browsers that mishandle SameSite=None get the cookie without it.
+    old_chrome = affinity_site.get("persistent", **{"User-Agent": CHROME_51})
+    assert "SameSite" not in old_chrome.headers["set-cookie"]
+
+
+def test_persistent_session_moves_only_when_its_endpoint_is_gone(affinity_site):
+    cookie, backend = affinity_site.new_session("persistent")
+    others = tuple(name for name in STICKY if name != backend)
+    affinity_site.push_peers("sticky", (*others, backend))  # another order, same peers
+    assert affinity_site.get("persistent", cookie).backend == backend
+    affinity_site.push_peers("sticky", others)
+    moved = affinity_site.get("persistent", cookie)
+    assert moved.backend in others
+    new_cookie = moved.headers["set-cookie"].split(";")[0]
+    assert new_cookie != cookie
+    assert {affinity_site.get("persistent", new_cookie).backend for _ in range(5)} == {
+        moved.backend
+    }
+
+
+def test_change_on_failure_moves_the_session_and_its_cookie(affinity_site):
+    moving, _ = affinity_site.new_session("moves", "fragile-0")
+    staying, _ = affinity_site.new_session("stays", "fragile-0")
+    affinity_site.started["fragile-0"].stop()
+    moved = affinity_site.get("moves", moving)
+    assert moved.backend == "fragile-1"
+    assert moved.headers["set-cookie"].split(";")[0] != moving
+    # Without change-on-failure the request is retried elsewhere, and the cookie stays.
+    stayed = affinity_site.get("stays", staying)
+    assert stayed.backend == "fragile-1" and "set-cookie" not in stayed.headers
+
+
+def test_static_mode_refuses_affinity_and_names_the_dynamic_mode():
+    inputs = model.Inputs(ingresses=[affine("sticky", "shop", "stable")])
+    static = model.build(inputs, model.Options())
+    (problem,) = static.problems
+    assert problem.code == "unsupported" and "--upstreams dynamic" in problem.reason
+    assert static.served_ingresses == ()
+    assert model.build(inputs, model.Options(dynamic=True)).served_ingresses == (
+        ("default", "sticky"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("affinity", "ip"),
+        ("affinity-mode", "sticky"),
+        ("session-cookie-name", "route; Domain=evil"),
+        ("session-cookie-path", "/a,b"),
+        ("session-cookie-domain", "Evil.example"),
+        ("session-cookie-max-age", "-1"),
+        ("session-cookie-expires", "1e9"),
+        ("session-cookie-samesite", "None; Secure"),
+        ("session-cookie-secure", "yes"),
+    ],
+)
+def test_malformed_affinity_values_refuse_the_ingress(key, value):
+    obj = affine("sticky", "shop", "stable", **{key.replace("-", "_"): value})
+    if key == "affinity":
+        obj["metadata"]["annotations"][ANNOTATION + key] = value
+    built = model.build(model.Inputs(ingresses=[obj]), model.Options(dynamic=True))
+    assert built.served_ingresses == ()
+    assert [p.code for p in built.problems] == ["invalid"]
+
+
+def test_canary_maps_hold_only_what_the_templates_write(site):
+    found = assert_only_rendered_directives(site.directory / "nginx.conf")
+    assert any(directive == "split_clients" for directive, _, _ in found)
+
+
+def test_affinity_settings_hold_only_what_the_templates_write(affinity_site):
+    found = assert_only_rendered_directives(affinity_site.site.directory / "nginx.conf")
+    specs = [args[1] for directive, args, _ in found if args[:1] == ("$edgeagent_affinity",)]
+    assert "persistent,route,/app,persistent.example,3600,60,1,None,1,0" in specs

@@ -106,6 +106,7 @@ class Agent:
                     refuse_loopback=not s.serving.allow_loopback_backends,
                 ),
                 upstreams_without_endpoints=s.nginx.dynamic,
+                dynamic=s.nginx.dynamic,
                 annotations=s.annotations,
                 gateway=GatewayOptions(
                     gateway_class=s.serving.gateway_class,

@@ -143,6 +143,10 @@ class Options:
     """"merge" (as ingress-nginx): every namespace's paths on a host are served; "namespace":
     a host belongs to the namespace of its oldest Ingress (`--host-owner`, ownership.py)."""
 
+    dynamic: bool = False
+    """nginx balances in Lua (the dynamic mode, docs/dynamic.md): what only that balancer
+    can do is served (session affinity); the static mode refuses it."""
+
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
     earlier syncs: a Secret that turns invalid or disappears keeps its hosts on it
@@ -184,6 +188,8 @@ class LocationSettings:
     """Client networks turned away with 403, checked before `allow`."""
     canary: annotations.canary.Policy | None = None
     """The Ingress is a canary: its paths add their backends to a main Ingress's."""
+    affinity: annotations.affinity.Affinity | None = None
+    """Keep each client on one endpoint through a cookie (the dynamic mode's balancer)."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -609,7 +615,7 @@ class _Builder:
         self.problems.append(Problem(kind, namespace, name, reason, code))
 
     def build(self) -> Model:
-        selected = self._selected_ingresses()
+        selected = self._served_by_this_mode(self._selected_ingresses())
         # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
         ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
         canaries = [ingress for ingress in selected if ingress.settings.canary is not None]
@@ -753,6 +759,27 @@ class _Builder:
             entry = (parts, server)
         self.next_memo.servers[host] = entry
         return entry[1]
+
+    def _served_by_this_mode(self, ingresses: list[_Ingress]) -> list[_Ingress]:
+        """The Ingresses but those asking for what only the dynamic mode does, reported."""
+        if self.options.dynamic:
+            return ingresses
+        served = []
+        for ingress in ingresses:
+            if ingress.settings.affinity is None or ingress.settings.canary is not None:
+                served.append(ingress)
+                continue
+            self.problem(
+                "Ingress",
+                ingress.namespace,
+                ingress.name,
+                f"annotation {self.options.annotations.annotations_prefix}/affinity is "
+                "refused: unsupported in the static mode (plain nginx cannot keep a session "
+                "on an endpoint a cookie names); the dynamic mode (--upstreams dynamic) "
+                "serves it",
+                "unsupported",
+            )
+        return served
 
     def _merge_canaries(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgeagent import grammar
 from edgeagent.annotations import (
+    affinity,
     backend,
     buffering,
     canary,
@@ -32,7 +33,7 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, canary)
+FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, canary, affinity)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 

@@ -15,9 +15,9 @@ canary when, in this order (the first that decides wins):
 
 Every other annotation of a canary Ingress is ignored, with a warning, as ingress-nginx
 ignores them: its requests get the main Ingress's location settings. Snippets and other
-controllers' annotations stay refused (edgeagent never copies them, canary or not), and
-the canary and session affinity keys keep their own findings (ingress-nginx reads those
-on a canary).
+controllers' annotations stay refused (edgeagent never copies them, canary or not). The
+session affinity of the main Ingress's location applies to the canary's requests too
+(ingress-nginx's default `affinity-canary-behavior: sticky`).
 
 render writes the choice as nginx maps (templates/canary.j2), the same in both modes: a
 canary is an Ingress change, which reloads in the dynamic mode too.
@@ -112,8 +112,9 @@ def on_canary(findings: dict[str, Finding], prefix: str) -> dict[str, Finding]:
     the main Ingress's settings); snippets and other controllers' stay refused."""
     result = {}
     for key, finding in findings.items():
-        # canary-by-header-pattern, not served yet, stays refused with the rest.
-        if key.startswith((prefix + CANARY, prefix + "affinity", prefix + "session-cookie")):
+        # canary-by-header-pattern and affinity-canary-behavior, not served yet, stay
+        # refused.
+        if key.startswith(prefix + CANARY) or key == prefix + "affinity-canary-behavior":
             result[key] = finding
             continue
         if not key.startswith(prefix) or key.endswith("-snippet"):
