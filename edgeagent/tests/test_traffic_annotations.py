@@ -48,6 +48,10 @@ def site_objects(backends: dict) -> model.Inputs:
             "canary_weight": "0",
         },
         "header-value": {"canary_by_header": "X-Canary", "canary_by_header_value": "v2.1"},
+        "header-pattern": {
+            "canary_by_header": "X-Canary",
+            "canary_by_header_pattern": r"^v2\.[0-9]+$|beta",
+        },
         "header-over-weight": {"canary_by_header": "X-Canary", "canary_weight": "100"},
         "cookie-over-weight": {"canary_by_cookie": "canary-session", "canary_weight": "100"},
     }
@@ -138,6 +142,35 @@ def test_canary_by_header_value(site, value, expected):
     assert served_by(site, "header-value", **{"X-Canary": value}) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("v2.10", "canary"),
+        ("v2x1", "stable"),
+        ("my-beta-build", "canary"),  # unanchored, as ngx.re.match
+        ("BETA", "stable"),  # case-sensitive
+        ("always", "stable"),  # a pattern replaces "always" and "never"
+    ],
+)
+def test_canary_by_header_pattern(site, value, expected):
+    assert served_by(site, "header-pattern", **{"X-Canary": value}) == expected
+
+
+def test_header_value_wins_over_the_pattern():
+    keys = {
+        "canary_by_header": "X",
+        "canary_by_header_value": "v2",
+        "canary_by_header_pattern": "v",
+    }
+    built = model.build(
+        model.Inputs(ingresses=[main("m", "shop"), canary("c", "shop", **keys)]), model.Options()
+    )
+    (location,) = built.servers[0].locations
+    assert location.canary[1].header_value == "v2" and location.canary[1].header_pattern is None
+    (warning,) = [p for p in built.problems if p.code == "warning"]
+    assert "canary-by-header-value is set too" in warning.reason
+
+
 def test_header_and_cookie_never_beat_the_weight(site):
     assert served_by(site, "header-over-weight") == "canary"
     assert served_by(site, "header-over-weight", **{"X-Canary": "never"}) == "stable"
@@ -162,6 +195,11 @@ HOSTILE_CANARY_VALUES = [
     ("canary-by-header", "$http_cookie"),
     ("canary-by-header-value", 'v2$" 1; } ssl_engine /e.so; map $x $y { "'),
     ("canary-by-header-value", "v2|.*"),
+    ("canary-by-header-pattern", '^v2" 1; } load_module /e.so; map $x $y { "'),
+    ("canary-by-header-pattern", "(?<name>v2)"),
+    ("canary-by-header-pattern", "v2\\"),
+    ("canary-by-header-pattern", "[[:alpha:]]"),
+    ("canary-by-header-pattern", "*v2"),
     ("canary-by-cookie", "c)=(.*"),
     ("canary-by-cookie", "c=always; x"),
     ("canary-weight", "30;"),

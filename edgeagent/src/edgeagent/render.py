@@ -250,6 +250,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["rewrite_target"] = rewrite_target
     environment.filters["redirect_url"] = redirect_url
     environment.filters["regex_literal"] = annotations.canary.regex_literal
+    environment.filters["canary_pattern"] = annotations.canary.pattern_text
     return environment
 
 

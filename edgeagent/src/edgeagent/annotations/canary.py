@@ -7,8 +7,10 @@ counted as Prefix) of a main Ingress, which model.py does. A request then goes t
 canary when, in this order (the first that decides wins):
 
 1. canary-by-header names a header: with canary-by-header-value, the header equal to that
-   value sends it to the canary (any other value decides nothing); without, "always" sends
-   it to the canary and "never" to the main backend;
+   value sends it to the canary (any other value decides nothing); else with
+   canary-by-header-pattern, a header that the regular expression (PCRE, unanchored,
+   case-sensitive) matches does; without either, "always" sends it to the canary and
+   "never" to the main backend;
 2. canary-by-cookie names a cookie: "always" or "never", as for the header;
 3. canary-weight out of canary-weight-total (100, or the total when above 100, as
    ingress-nginx reads it): that share of the requests not decided above, at random.
@@ -34,9 +36,10 @@ from edgeagent.grammar import Invalid
 
 CANARY = "canary"
 BY_HEADER, BY_HEADER_VALUE = "canary-by-header", "canary-by-header-value"
+BY_HEADER_PATTERN = "canary-by-header-pattern"
 BY_COOKIE = "canary-by-cookie"
 WEIGHT, WEIGHT_TOTAL = "canary-weight", "canary-weight-total"
-KEYS = (CANARY, BY_HEADER, BY_HEADER_VALUE, BY_COOKIE, WEIGHT, WEIGHT_TOTAL)
+KEYS = (CANARY, BY_HEADER, BY_HEADER_VALUE, BY_HEADER_PATTERN, BY_COOKIE, WEIGHT, WEIGHT_TOTAL)
 # ingress-nginx draws math.random(total) with total at least 100.
 LEAST_WEIGHT_TOTAL = 100
 MAX_LENGTH = 256
@@ -46,6 +49,10 @@ MAX_LENGTH = 256
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
 HEADER_VALUE = re.compile(r"[A-Za-z0-9\-._~/:]+")
 COOKIE_NAME = re.compile(r"[A-Za-z0-9\-._~]+")
+# ingress-nginx's regex characters, less what nginx's quoted strings would rewrite (the
+# pattern is written as a map key in double quotes): the regex path grammar without its
+# leading "/".
+HEADER_PATTERN = re.compile(r"([A-Za-z0-9\-._~/!*+,=:@&()|?^$\[\]{}]|\\[-./dDwWsS()\[\]{}*+?|^$])+")
 WEIGHT_NUMBER = re.compile(r"[0-9]{1,9}")
 ALWAYS, NEVER = "always", "never"
 
@@ -56,7 +63,9 @@ class Policy:
 
     header: str | None = None
     header_value: str | None = None
-    """The value that sends to the canary; None: "always" and "never"."""
+    """The value that sends to the canary; None: the pattern, else "always" and "never"."""
+    header_pattern: str | None = None
+    """A regular expression a header that sends to the canary matches."""
     cookie: str | None = None
     weight: int = 0
     weight_total: int = LEAST_WEIGHT_TOTAL
@@ -88,8 +97,14 @@ def parse(read: Reader, config: Config) -> dict:
         return {"canary": None}
     header = read.get(BY_HEADER, _header_name)
     value = read.get(BY_HEADER_VALUE, _header_value)
-    if read.has(BY_HEADER_VALUE) and not read.has(BY_HEADER):
-        read.ignore(BY_HEADER_VALUE, f"no {BY_HEADER} is set, as in ingress-nginx")
+    pattern = read.get(BY_HEADER_PATTERN, _header_pattern)
+    for key in (BY_HEADER_VALUE, BY_HEADER_PATTERN):
+        if read.has(key) and not read.has(BY_HEADER):
+            read.ignore(key, f"no {BY_HEADER} is set, as in ingress-nginx")
+    if read.has(BY_HEADER) and read.has(BY_HEADER_VALUE) and read.has(BY_HEADER_PATTERN):
+        read.ignore(
+            BY_HEADER_PATTERN, f"{BY_HEADER_VALUE} is set too and wins, as in ingress-nginx"
+        )
     total = read.get(WEIGHT_TOTAL, _weight)
     if total is not None and total < LEAST_WEIGHT_TOTAL:
         read.ignore(
@@ -99,6 +114,7 @@ def parse(read: Reader, config: Config) -> dict:
     policy = Policy(
         header=header,
         header_value=value if header else None,
+        header_pattern=pattern if header and not value else None,
         cookie=read.get(BY_COOKIE, _cookie_name),
         weight=read.get(WEIGHT, _weight) or 0,
         weight_total=max(total or 0, LEAST_WEIGHT_TOTAL),
@@ -112,8 +128,7 @@ def on_canary(findings: dict[str, Finding], prefix: str) -> dict[str, Finding]:
     the main Ingress's settings); snippets and other controllers' stay refused."""
     result = {}
     for key, finding in findings.items():
-        # canary-by-header-pattern and affinity-canary-behavior, not served yet, stay
-        # refused.
+        # affinity-canary-behavior, not served yet, stays refused.
         if key.startswith(prefix + CANARY) or key == prefix + "affinity-canary-behavior":
             result[key] = finding
             continue
@@ -152,6 +167,27 @@ def _header_value(value: object, what: str) -> str:
 
 def _cookie_name(value: object, what: str) -> str:
     return _pattern(value, what, COOKIE_NAME, "a cookie name (letters, digits and -._~)")
+
+
+def _header_pattern(value: object, what: str) -> str:
+    text = _pattern(
+        value,
+        what,
+        HEADER_PATTERN,
+        "a regular expression of letters, digits, -._~/!*+,=:@& and ()|?^$[]{} "
+        "(backslash only before one of -./dDwWsS()[]{}*+?|^$)",
+    )
+    if not grammar.is_regex(text):
+        raise Invalid(f"{what} {grammar.show(text)} is not a regular expression nginx can use")
+    return text
+
+
+def pattern_text(value: object) -> str:
+    """A header pattern as a map key (render's filter): refused unless in the grammar."""
+    text = str(value)
+    if not (HEADER_PATTERN.fullmatch(text) and grammar.is_regex(text)):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a canary header pattern")
+    return text
 
 
 def _weight(value: object, what: str) -> int:

@@ -97,7 +97,6 @@ REFUSED: dict[str, str] = {
             "default-backend",
             "custom-http-errors",
             "custom-headers",
-            "canary-by-header-pattern",
             "affinity-canary-behavior",
             "upstream-hash-by",
             "upstream-hash-by-subset",
