@@ -7,8 +7,8 @@
 -- (set_cookie), the only phase after the balancer's that may add a header.
 local _M = {}
 
--- Points per unit of weight on the ring of the balanced mode: enough for an even share
--- between a few dozen endpoints.
+-- Points of the heaviest endpoint on the ring of the balanced mode (the others get their
+-- share of it by weight): enough for an even share between a few dozen endpoints.
 local RING_POINTS = 160
 -- Keys drawn after a failure before giving up moving the session (ingress-nginx's count).
 local RETRY_KEYS = 20
@@ -49,8 +49,12 @@ local function ring_of(entry)
         return ring
     end
     ring = {}
+    local heaviest = 1
     for _, peer in ipairs(entry.peers) do
-        for i = 1, RING_POINTS * peer.weight do
+        heaviest = math.max(heaviest, peer.weight)
+    end
+    for _, peer in ipairs(entry.peers) do
+        for i = 1, math.max(1, math.floor(RING_POINTS * peer.weight / heaviest)) do
             ring[#ring + 1] = { hash = ngx.crc32_long(peer.peer .. "#" .. i), peer = peer }
         end
     end
