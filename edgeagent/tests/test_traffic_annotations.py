@@ -501,3 +501,34 @@ def test_affinity_settings_hold_only_what_the_templates_write(affinity_site):
     found = assert_only_rendered_directives(affinity_site.site.directory / "nginx.conf")
     specs = [args[1] for directive, args, _ in found if args[:1] == ("$edgeagent_affinity",)]
     assert "persistent,route,/app,persistent.example,3600,60,1,None,1,0" in specs
+
+
+@pytest.mark.parametrize(("value", "served"), [("sticky", True), ("legacy", False)])
+def test_affinity_canary_behavior_sticky_is_served_legacy_refused(value, served):
+    keys = {"canary_weight": "50", "affinity_canary_behavior": value}
+    inputs = model.Inputs(ingresses=[main("m", "shop"), canary("c", "shop", **keys)])
+    built = model.build(inputs, model.Options(dynamic=True))
+    assert (("default", "c") in built.served_ingresses) is served
+    if not served:
+        (refusal,) = [p for p in built.problems if p.name == "c" and p.code == "unsupported"]
+        assert "'legacy' is refused" in refusal.reason
+
+
+def test_memo_follows_a_canary_change():
+    """The memo reuses a host's Server while its claims are the same objects: a canary's
+    new weight, or its Service's new endpoints, must still reach the model."""
+    services = [service("stable"), service("canary")]
+    slices = [
+        endpoint_slice(n, [(f"10.0.0.{i}", True)], 80)
+        for i, n in enumerate(("stable", "canary"), 1)
+    ]
+    memo = model.Memo()
+    stable_main = main("m", "shop")
+    for weight, canary_address in (("10", "10.0.0.2"), ("90", "10.0.0.2"), ("90", "10.0.0.9")):
+        slices[1] = endpoint_slice("canary", [(canary_address, True)], 80)
+        inputs = model.Inputs(
+            ingresses=[stable_main, canary("c", "shop", canary_weight=weight)],
+            services=services,
+            endpoint_slices=list(slices),
+        )
+        assert model.build(inputs, model.Options(), memo) == model.build(inputs, model.Options())

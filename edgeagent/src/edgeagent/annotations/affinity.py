@@ -33,7 +33,7 @@ from edgeagent.annotations.config import Config
 from edgeagent.annotations.reader import Reader
 from edgeagent.grammar import Invalid
 
-AFFINITY, MODE = "affinity", "affinity-mode"
+AFFINITY, MODE, CANARY_BEHAVIOR = "affinity", "affinity-mode", "affinity-canary-behavior"
 COOKIE_KEYS = (
     "session-cookie-name",
     "session-cookie-path",
@@ -45,7 +45,7 @@ COOKIE_KEYS = (
     "session-cookie-conditional-samesite-none",
     "session-cookie-change-on-failure",
 )
-KEYS = (AFFINITY, MODE, *COOKIE_KEYS)
+KEYS = (AFFINITY, MODE, *COOKIE_KEYS, CANARY_BEHAVIOR)
 DEFAULT_COOKIE_NAME = "INGRESSCOOKIE"
 MODES = ("balanced", "persistent")
 SAME_SITE = {"none": "None", "lax": "Lax", "strict": "Strict"}
@@ -94,9 +94,10 @@ class Affinity:
 
 
 def parse(read: Reader, config: Config) -> dict:
+    read.get(CANARY_BEHAVIOR, _canary_behavior)
     kind = read.get(AFFINITY, _affinity_type)
     if kind is None:
-        for key in KEYS[1:]:
+        for key in KEYS[1:-1]:
             if read.has(key):
                 read.ignore(key, f'no {AFFINITY}: "cookie" is set, as in ingress-nginx')
         return {"affinity": None}
@@ -130,6 +131,19 @@ def _pattern(value: object, what: str, pattern: re.Pattern, grammar_text: str) -
 
 def _affinity_type(value: object, what: str) -> str:
     return _pattern(value, what, re.compile("cookie"), "'cookie' (ingress-nginx's only kind)")
+
+
+def _canary_behavior(value: object, what: str) -> str:
+    """sticky, ingress-nginx's default: a canary takes the main Ingress's affinity, as
+    edgeagent does. legacy (the canary's own affinity) is not served."""
+    text = _pattern(value, what, re.compile("sticky|legacy"), "'sticky' or 'legacy'")
+    if text == "legacy":
+        raise Invalid(
+            f"{what} 'legacy' is refused: not supported yet (a canary takes the main "
+            "Ingress's session affinity, ingress-nginx's default 'sticky')",
+            "unsupported",
+        )
+    return text
 
 
 def _mode(value: object, what: str) -> str:

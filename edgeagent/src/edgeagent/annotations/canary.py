@@ -128,7 +128,7 @@ def on_canary(findings: dict[str, Finding], prefix: str) -> dict[str, Finding]:
     the main Ingress's settings); snippets and other controllers' stay refused."""
     result = {}
     for key, finding in findings.items():
-        # affinity-canary-behavior, not served yet, stays refused.
+        # affinity-canary-behavior says what becomes of the canary's requests' affinity.
         if key.startswith(prefix + CANARY) or key == prefix + "affinity-canary-behavior":
             result[key] = finding
             continue

@@ -97,7 +97,6 @@ REFUSED: dict[str, str] = {
             "default-backend",
             "custom-http-errors",
             "custom-headers",
-            "affinity-canary-behavior",
             "upstream-hash-by",
             "upstream-hash-by-subset",
             "upstream-hash-by-subset-size",
