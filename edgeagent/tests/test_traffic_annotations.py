@@ -1,24 +1,31 @@
-"""ingress-nginx's canary Ingresses, through a real nginx to real backends, in both modes.
+"""ingress-nginx's traffic annotations through a real nginx to real backends: canary
+Ingresses in both modes, cookie session affinity in the dynamic mode (and its refusal in
+the static one).
 
 Shares are counted over a few hundred requests with bounds about five standard deviations
-wide: a fair draw fails them less than once in a million runs.
+wide: a fair draw fails them less than once in a million runs. Nothing waits on time.
 """
 
 import collections
+import json
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from edgeagent.control import Control
 from support_http import Backend, Backends, _EchoHandler, _EchoServer, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service
+from test_hostile import GIXY, ports_without_443
 
-from edgeagent import dynamic, model
+from edgeagent import dynamic, manifests, model
 
 ANNOTATION = "nginx.ingress.kubernetes.io/"
 OLD = "2020-01-01T00:00:00Z"
 SERVICES = ("stable", "canary", "api-stable", "api-canary")
 DRAWS = 200
+GOLDEN_TRAFFIC = Path(__file__).resolve().parent / "golden" / "traffic" / "input"
 
 
 def canary(name: str, host: str, target: str = "/", service_name: str = "canary", **keys):
@@ -532,3 +539,26 @@ def test_memo_follows_a_canary_change():
             endpoint_slices=list(slices),
         )
         assert model.build(inputs, model.Options(), memo) == model.build(inputs, model.Options())
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_gixy_on_canaries(tmp_path, mode):
+    """gixy-ng on the canary golden case: nothing in the dynamic mode. The static mode's
+    `proxy_pass http://$edgeagent_t...` (a canary's choice, as a Gateway API match's) is
+    taken for a host name that needs a resolver; it always holds one of the upstream
+    blocks' names, which nginx finds without DNS (the routing tests send traffic there)."""
+    inputs, _ = manifests.load([GOLDEN_TRAFFIC])
+    site = render_site(tmp_path, inputs, ports=ports_without_443(), dynamic_mode=mode == "dynamic")
+    assert nginx_test(tmp_path).returncode == 0
+    scan = subprocess.run(
+        [GIXY, "--format", "json", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    findings = json.loads(scan.stdout)
+    expected = set() if mode == "dynamic" else {"missing_resolver"}
+    assert {finding["plugin"] for finding in findings} == expected, scan.stdout
+    assert all("$edgeagent_t" in finding["config"] for finding in findings)
+    assert site.model.servers
