@@ -94,7 +94,7 @@ def render_site(
         cli.write_file(default_path, pair.certificate_pem + pair.key_pem, cli.PRIVATE_MODE)
     options = options or model.Options()
     if dynamic_mode:
-        options = dataclasses.replace(options, upstreams_without_endpoints=True)
+        options = dataclasses.replace(options, upstreams_without_endpoints=True, dynamic=True)
     built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
     rendered = render.render(built, layout)
     if dynamic_mode:
@@ -184,6 +184,7 @@ ALLOWED_DIRECTIVES = {
         "init_by_lua_block",
         "access_by_lua_block",
         "uninitialized_variable_warn",
+        "split_clients",
     },
     "http/map": {"default", "", "https"},
     "http/upstream": {"server", "keepalive", "balancer_by_lua_block", "hash"},
@@ -236,6 +237,7 @@ ALLOWED_DIRECTIVES = {
         "add_header",
         "mirror",
         "internal",
+        "header_filter_by_lua_block",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -250,6 +252,7 @@ LUA_BLOCKS = {
         ("balancer", "balance"),
         ("certificates", "serve"),
         ("control", "handle"),
+        ("affinity", "set_cookie"),
     )
 }
 INIT_LUA = re.compile(
@@ -267,16 +270,21 @@ ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 # from-to-www-redirect's target (server_names.py).
 WWW_REDIRECT = re.compile(r"\$scheme://([a-z0-9.-]+):\$server_port(\$1|\$request_uri)")
-# The proxy headers a location with headers of its own writes again, as at http level.
-LOCATION_HEADERS = {
-    ("X-Real-IP", "$remote_addr"),
-    ("X-Forwarded-For", "$remote_addr"),
-    ("X-Forwarded-Proto", "$scheme"),
-    ("X-Forwarded-Host", "$host"),
-    ("X-Forwarded-Port", "$server_port"),
-    ("Upgrade", "$http_upgrade"),
-    ("Connection", "$edgeagent_connection"),
-}
+# The entries of a canary's maps and weight (templates/canary.j2, annotations/canary.py):
+# the fixed decisions, a header value or cookie name of the canary grammar ("." escaped),
+# split_clients' shares, and the map of the location's one choice.
+CANARY_ENTRY = re.compile(
+    r"~\^(always|never|1:|0:|:always:\[01\]\$|:never:\[01\]\$)\$?|~:1\$|1|~\^1"
+    r"|[0-9]{1,3}\.[0-9]{2}%|\*"
+    r"|~\^([A-Za-z0-9\-_~/:]|\\\.)+\$"
+    r"|~([A-Za-z0-9\-._~/!*+,=:@&()|?^$\[\]{}]|\\[-./dDwWsS()\[\]{}*+?|^$])+"
+    r"|~\(\?:\^\|\[;,\]\)\\s\*\(\?i:([A-Za-z0-9\-_~]|\\\.)+\)=\(\[\^;,\]\*\)"
+)
+CANARY_CONTEXTS = ("http/map", "http/split_clients")
+AFFINITY_SPEC = re.compile(
+    r"(balanced|persistent),[A-Za-z0-9\-._~]+,/[A-Za-z0-9\-._~/]*,[a-z0-9.-]*,[0-9]*,[0-9]*,"
+    r"[01],(None|Lax|Strict|),[01],[01]"
+)
 
 
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
@@ -296,6 +304,10 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert regex.startswith("(?i)") and flag == "break", args
         grammar.regex_path(regex[len("(?i)") :])
         grammar.rewrite_target(target, "rewrite")
+    elif directive == "proxy_set_header" and args[0] == "Host" and context.endswith("/location"):
+        assert args[1] == "$host" or grammar.upstream_vhost(args[1], "Host"), args
+    elif directive == "proxy_set_header" and args[0] == "X-Forwarded-Prefix":
+        grammar.forwarded_prefix(args[1], "X-Forwarded-Prefix")
     elif directive in ("proxy_set_header", "add_header", "proxy_hide_header"):
         _check_header(directive, args)
     elif directive == "server_name":
@@ -318,6 +330,8 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert MIRROR_URI.fullmatch(uri), args
     elif directive == "set" and args[0] == "$edgeagent_hash_key":
         assert balance.HASH_KEY.fullmatch(args[1]), args
+    elif directive == "set" and args[0] == "$edgeagent_affinity":
+        assert AFFINITY_SPEC.fullmatch(args[1]), args
     elif directive == "set":
         variable, name = args
         assert variable == "$edgeagent_backend", args
@@ -349,14 +363,6 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         ), args
     elif directive == "return":
         assert args[0] in ("200", "404", "503"), args
-    elif directive == "proxy_set_header" and context == "http/server/location":
-        header, value = args
-        if header == "Host":
-            assert value == "$host" or grammar.upstream_vhost(value, header), args
-        elif header == "X-Forwarded-Prefix":
-            grammar.forwarded_prefix(value, header)
-        else:
-            assert (header, value) in LOCATION_HEADERS, args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
         assert set(args[1:]) <= {"ssl", "http2", "default_server"}, args
@@ -419,7 +425,10 @@ def assert_only_rendered_directives(
         if context == "http/map" and not map_entries:
             continue
         allowed = ALLOWED_DIRECTIVES.get(context, set())
-        assert directive in allowed, f"unexpected directive {directive!r} in {context!r}"
+        canary_entry = context in CANARY_CONTEXTS and CANARY_ENTRY.fullmatch(directive)
+        assert directive in allowed or canary_entry, (
+            f"unexpected directive {directive!r} in {context!r}"
+        )
         _check_arguments(directive, args, context)
     return found
 

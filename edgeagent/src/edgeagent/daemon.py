@@ -72,6 +72,7 @@ def model_options(s: AgentSettings) -> model.Options:
             refuse_loopback=not s.serving.allow_loopback_backends,
         ),
         upstreams_without_endpoints=s.nginx.dynamic,
+        dynamic=s.nginx.dynamic,
         annotations=s.annotations,
         gateway=GatewayOptions(
             gateway_class=s.serving.gateway_class,

@@ -150,6 +150,10 @@ class Options:
     """"merge" (as ingress-nginx): every namespace's paths on a host are served; "namespace":
     a host belongs to the namespace of its oldest Ingress (`--host-owner`, ownership.py)."""
 
+    dynamic: bool = False
+    """nginx balances in Lua (the dynamic mode, docs/dynamic.md): what only that balancer
+    can do is served (session affinity); the static mode refuses it."""
+
     previous_certificates: Mapping[tuple[str, str], CertPair] = field(default_factory=dict)
     """The last good pair of each (namespace, Secret name), from `Model.certificates` of
     earlier syncs: a Secret that turns invalid or disappears keeps its hosts on it
@@ -207,6 +211,10 @@ class LocationSettings:
     upstream_hash_by: str | None = None
     """Consistent hashing on this key of nginx variables (upstream-hash-by): the location
     proxies to the variant of its upstream that hashes it (`hashed_upstream_name`)."""
+    canary: annotations.canary.Policy | None = None
+    """The Ingress is a canary: its paths add their backends to a main Ingress's."""
+    affinity: annotations.affinity.Affinity | None = None
+    """Keep each client on one endpoint through a cookie (the dynamic mode's balancer)."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -292,6 +300,9 @@ class Location:
     mirrors: tuple[str, ...] = ()
     """Gateway API RequestMirror: the upstreams each request is also sent to (answers
     ignored)."""
+    canary: tuple[str, annotations.canary.Policy] | None = None
+    """(variable, policy) of a canary Ingress on this path: the variable (its maps come
+    from the policy) is "1" for the requests its one choice sends to the canary."""
 
 
 @dataclass(frozen=True)
@@ -377,6 +388,17 @@ class _Path:
     path: str  # Prefix paths without their trailing slash (except "/")
     backend: _BackendRef
     written: str  # as the Ingress writes it: the regex of a host with regex paths
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A main Ingress's backend on one path, with a canary Ingress's as its alternative
+    (`annotations.canary`)."""
+
+    primary: _BackendRef
+    canary: _Ingress
+    alternative: _BackendRef
+    host: str
 
 
 @dataclass(frozen=True)
@@ -693,7 +715,10 @@ class _Builder:
         self.problems.append(Problem(kind, namespace, name, reason, code))
 
     def build(self) -> Model:
-        ingresses = self._selected_ingresses()
+        selected = self._served_by_this_mode(self._selected_ingresses())
+        # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
+        ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
+        canaries = [ingress for ingress in selected if ingress.settings.canary is not None]
         paths: dict[str, dict[tuple[str, str], tuple[_Ingress, _BackendRef]]] = {}
         fallbacks: dict[str, tuple[_Ingress, _BackendRef]] = {}
         app_roots: dict[str, tuple[_Ingress, str]] = {}
@@ -773,6 +798,7 @@ class _Builder:
                     previous = tls.setdefault(host, (ingress, secret))
                     if previous[1] != secret:
                         self._conflict(ingress, f"spec.tls for host {host}", previous[0])
+        merged = self._merge_canaries(canaries, paths, regex_hosts, owners)
         certificates: dict[tuple[str, str], CertPair] = {}
         servers = []
         for host in sorted(h for h in paths if h):
@@ -809,7 +835,7 @@ class _Builder:
             problems=tuple(
                 sorted(set(self.problems), key=lambda p: (p.kind, p.namespace, p.name, p.reason))
             ),
-            served_ingresses=tuple(sorted((i.namespace, i.name) for i in ingresses)),
+            served_ingresses=tuple(sorted([*((i.namespace, i.name) for i in ingresses), *merged])),
             annotations=self.options.annotations,
             shared_hosts=owners.shared(),
         )
@@ -826,7 +852,7 @@ class _Builder:
     ) -> Server:
         """The server of one host: the previous build's Server object if everything it is
         made of is the same (`Memo`), so that render can reuse its text too."""
-        targets = [self._target(*claim) for claim in claimed.values()]
+        targets = [self._claim_target(*claim) for claim in claimed.values()]
         if fallback is not None and ("Prefix", "/") not in claimed:  # else unused
             targets.append(self._target(*fallback))
         # Tuples compare their items by identity first: an unchanged Ingress's parse is
@@ -849,6 +875,85 @@ class _Builder:
             entry = (parts, server)
         self.next_memo.servers[host] = entry
         return entry[1]
+
+    def _served_by_this_mode(self, ingresses: list[_Ingress]) -> list[_Ingress]:
+        """The Ingresses but those asking for what only the dynamic mode does, reported."""
+        if self.options.dynamic:
+            return ingresses
+        served = []
+        for ingress in ingresses:
+            if ingress.settings.affinity is None or ingress.settings.canary is not None:
+                served.append(ingress)
+                continue
+            self.problem(
+                "Ingress",
+                ingress.namespace,
+                ingress.name,
+                f"annotation {self.options.annotations.annotations_prefix}/affinity is "
+                "refused: unsupported in the static mode (plain nginx cannot keep a session "
+                "on an endpoint a cookie names); the dynamic mode (--upstreams dynamic) "
+                "serves it",
+                "unsupported",
+            )
+        return served
+
+    def _merge_canaries(
+        self,
+        canaries: list[_Ingress],
+        paths: dict[str, dict[tuple[str, str], tuple[_Ingress, _BackendRef | _Split]]],
+        regex_hosts: set[str],
+        owners: HostOwners,
+    ) -> set[tuple[str, str]]:
+        """Give each canary path's backend, as the alternative, to the main Ingress that
+        serves that host and path; the (namespace, name) of the canaries served. As in
+        ingress-nginx, a path no main Ingress serves is not served, and a path takes one
+        canary (the oldest)."""
+        merged = set()
+        for canary in canaries:
+            if canary.default_backend is not None:
+                self.problem(
+                    "Ingress",
+                    canary.namespace,
+                    canary.name,
+                    "spec.defaultBackend of a canary Ingress is not served (only its paths "
+                    "join those of main Ingresses)",
+                    "unsupported",
+                )
+            for host, rule_paths in canary.rules:
+                refusal = owners.refusal(host, canary.namespace) if host else None
+                if refusal is not None:
+                    self.problem("Ingress", canary.namespace, canary.name, refusal, "conflict")
+                    continue
+                claimed = paths.get(host, {})
+                for entry in rule_paths:
+                    key = _canary_key(entry, host in regex_hosts)
+                    where = f"path {entry.written} on host {host or '(any)'}"
+                    claim = claimed.get(key)
+                    if claim is None:
+                        self.problem(
+                            "Ingress",
+                            canary.namespace,
+                            canary.name,
+                            f"canary {where}: no main Ingress serves this host and path "
+                            "(same path and pathType); not served, as in ingress-nginx",
+                            "invalid",
+                        )
+                    elif isinstance(claim[1], _Split):
+                        self._conflict(canary, f"the canary of {where}", claim[1].canary)
+                    elif (claim[0].namespace, claim[1]) == (canary.namespace, entry.backend):
+                        self.problem(
+                            "Ingress",
+                            canary.namespace,
+                            canary.name,
+                            f"canary {where} names the main Ingress's own backend; "
+                            "nothing to split, not served",
+                            "invalid",
+                        )
+                    else:
+                        split = _Split(claim[1], canary, entry.backend, host)
+                        claimed[key] = (claim[0], split)
+                        merged.add((canary.namespace, canary.name))
+        return merged
 
     def _conflict(self, loser: _Ingress, what: str, winner: _Ingress) -> None:
         self.problem(
@@ -988,11 +1093,13 @@ class _Builder:
         return (*others, *regexes)
 
     def _location(
-        self, match: str, path: str, claim: tuple[_Ingress, _BackendRef] | None
+        self, match: str, path: str, claim: tuple[_Ingress, _BackendRef | _Split] | None
     ) -> Location:
         if claim is None:
             return Location(match, path, None, STATUS_NOT_FOUND)
         ingress, backend = claim
+        if isinstance(backend, _Split):
+            return self._canary_location(match, path, ingress, backend)
         upstream, status = self._target(ingress, backend)
         if upstream and ingress.settings.upstream_hash_by:
             upstream = hashed_upstream_name(upstream, ingress.settings.upstream_hash_by)
@@ -1008,6 +1115,32 @@ class _Builder:
                     base = self.upstreams[location.upstream[: -len(HASHED_SUFFIX)]]
                     hashed = replace(base, name=location.upstream, hash_by=key)
                     self.upstreams[hashed.name] = hashed
+
+    def _canary_location(self, match: str, path: str, main: _Ingress, split: _Split) -> Location:
+        """The main Ingress's location, with one choice: the canary's backend for the
+        requests its policy sends there (render writes the maps that decide)."""
+        upstream, status = self._target(main, split.primary)
+        policy = split.canary.settings.canary
+        variable = annotations.canary.variable(split.host, match, path)
+        choice = Choice(((variable, "1"),), *self._target(split.canary, split.alternative))
+        return Location(
+            match,
+            path,
+            upstream,
+            status,
+            main.settings,
+            choices=(choice,),
+            canary=(variable, policy),
+        )
+
+    def _claim_target(self, ingress: _Ingress, backend: _BackendRef | _Split) -> tuple:
+        """What a claim proxies to: its target, or a canary split's two."""
+        if isinstance(backend, _Split):
+            return (
+                self._target(ingress, backend.primary),
+                self._target(backend.canary, backend.alternative),
+            )
+        return self._target(ingress, backend)
 
     def _target(self, ingress: _Ingress, backend: _BackendRef) -> tuple[str | None, int]:
         """The upstream for a backend, or the status to answer (503: nothing ready)."""
@@ -1173,6 +1306,16 @@ class _Builder:
             certificates[key] = previous
             return key
         return None
+
+
+def _canary_key(entry: _Path, regex_host: bool) -> tuple[str, str]:
+    """The claim a canary path joins: the main path of the same text and pathType
+    (ImplementationSpecific counts as Prefix; a canary's own regex paths as Prefix)."""
+    if regex_host:
+        return ("Regex", entry.written)
+    if entry.kind == "Exact":
+        return ("Exact", entry.path)
+    return ("Prefix", entry.written.rstrip("/") or "/")
 
 
 def backend_policy(options: Options, nodes: list[dict]) -> BackendPolicy | None:

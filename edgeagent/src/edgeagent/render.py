@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import jinja2
 
-from edgeagent import grammar, render_filters
+from edgeagent import annotations, grammar, render_filters
 from edgeagent.annotations import balance
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
@@ -56,7 +56,9 @@ STATUS_BLOCK = "status"
 # host grammar, endpoint brackets, nothing nginx would read as syntax.
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
 # What a Gateway API match compares (the method, a header, a query parameter).
-MATCH_VARIABLE = re.compile(r"\$(request_method|http_[a-z0-9_]+|arg_[A-Za-z0-9_]+)")
+MATCH_VARIABLE = re.compile(
+    r"\$(request_method|http_[a-z0-9_]+|arg_[A-Za-z0-9_]+|edgeagent_canary_[0-9a-f]{12})"
+)
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
 WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 # HTTP-01 challenges are answered over plain HTTP: a location under this path is never
@@ -282,6 +284,8 @@ def _environment() -> jinja2.Environment:
     environment.filters["rewrite_target"] = rewrite_target
     environment.filters["redirect_url"] = redirect_url
     environment.filters["hash_key"] = hash_key
+    environment.filters["regex_literal"] = annotations.canary.regex_literal
+    environment.filters["canary_pattern"] = annotations.canary.pattern_text
     return environment
 
 

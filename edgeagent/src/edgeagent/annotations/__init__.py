@@ -17,9 +17,11 @@ from typing import Any
 
 from edgeagent import grammar
 from edgeagent.annotations import (
+    affinity,
     backend,
     balance,
     buffering,
+    canary,
     catalogue,
     proxy,
     redirect,
@@ -46,6 +48,8 @@ FAMILIES = (
     server_names,
     retry,
     balance,
+    canary,
+    affinity,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
@@ -99,6 +103,8 @@ def parse(annotations: Mapping[object, object], config: Config) -> Parsed:
         else:
             reason = f"annotation {full} {grammar.show(value)} is ignored: {catalogue.UNDEFINED}"
             findings[full] = Finding(full, value, "ignored", "warning", reason)
+    if settings["canary"] is not None:
+        findings = canary.on_canary(findings, prefix)
     return Parsed(settings, tuple(findings[key] for key in sorted(findings)))
 
 

@@ -4,6 +4,7 @@
 -- change without a reload, and the upstream's keepalive pool still reuses connections
 -- (nginx matches an idle connection by the peer's address).
 local balancer = require("ngx.balancer")
+local affinity = require("edgeagent_affinity")
 
 local _M = {}
 
@@ -41,8 +42,11 @@ local function entry_of(name)
     return entry
 end
 
+local pick -- below: the round-robin, which new affinity sessions start from too
+
 -- access_by_lua (http level, every request): a backend without a ready peer answers 503
 -- here, as the static mode's `return 503` does; the balancer phase could only answer 502.
+-- A location with session affinity then finds the request's endpoint.
 function _M.check()
     local name = ngx.var.edgeagent_backend
     if name == nil or name == "" then
@@ -51,6 +55,12 @@ function _M.check()
     local entry = entry_of(name)
     if entry == nil or #entry.peers == 0 then
         return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
+    end
+    local sticky = ngx.var.edgeagent_affinity
+    if sticky ~= nil and sticky ~= "" then
+        affinity.choose(name, entry, sticky, function()
+            return pick(name, entry, {}, true) or pick(name, entry, {}, false)
+        end)
     end
 end
 
@@ -63,7 +73,7 @@ end
 -- (nginx does the same rather than refuse the request). As in nginx, the pick pays the
 -- weights of the peers considered only: paying those of the skipped ones too would skew
 -- the weights while a peer is down, and send it a burst of requests when it is back.
-local function pick(name, entry, tried, respect_down)
+function pick(name, entry, tried, respect_down)
     local best, total = nil, 0
     for _, peer in ipairs(entry.peers) do
         if not tried[peer.peer] and not (respect_down and backends:get(down_key(name, peer))) then
@@ -143,29 +153,34 @@ function _M.balance()
         return ngx.exit(ngx.ERROR) -- removed since the access phase: 502
     end
     local tried = ctx.edgeagent_tried
+    local sticky
     if tried == nil then
         tried = {}
         ctx.edgeagent_tried = tried
         if #entry.peers > 1 then
             balancer.set_more_tries(#entry.peers - 1)
         end
+        sticky = affinity.first()
     else
         local state = balancer.get_last_failure()
         if state == "failed" and ctx.edgeagent_peer then
             -- safe_set: a full dict drops the mark, never another backend's peers.
             backends:safe_set(down_key(name, ctx.edgeagent_peer), true, FAIL_TIMEOUT)
         end
+        sticky = affinity.retry(entry, tried, function()
+            return pick(name, entry, tried, true) or pick(name, entry, tried, false)
+        end)
     end
     -- Last, a peer already tried: nginx calls again after all were tried only when it gave
     -- the request one more try, because a cached keep-alive connection failed (a backend
     -- closing it idle); the static upstreams then retry on a new connection too.
     local key = ngx.var.edgeagent_hash_key
-    local peer
-    if key ~= nil and key ~= "" then
+    local peer = sticky
+    if peer == nil and key ~= nil and key ~= "" then
         peer = pick_hashed(name, entry, key, tried, true)
             or pick_hashed(name, entry, key, tried, false)
             or pick_hashed(name, entry, key, {}, false)
-    else
+    elseif peer == nil then
         peer = pick(name, entry, tried, true)
             or pick(name, entry, tried, false)
             or pick(name, entry, {}, false)
