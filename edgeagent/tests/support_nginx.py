@@ -178,7 +178,7 @@ ALLOWED_DIRECTIVES = {
         "access_by_lua_block",
         "uninitialized_variable_warn",
     },
-    "http/map": {"default", "", "https"},
+    "http/map": {"default", "", "https", "~^.+:OPTIONS$"},
     "http/upstream": {"server", "keepalive", "balancer_by_lua_block"},
     "http/server": {
         "listen",
@@ -213,6 +213,7 @@ ALLOWED_DIRECTIVES = {
         "rewrite",
         "access_log",
         "default_type",
+        "add_header",
     },
     "http/server/location/if": {"return"},
     "http/server/if": {"return"},
@@ -238,6 +239,10 @@ INIT_LUA = re.compile(
 UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
 WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+# A CORS map's key: the allowed origins (annotations/cors.py's origin_regex).
+CORS_ORIGINS = re.compile(
+    r"~\^\((https?://(\[a-z0-9\\-\]\+\\\.)?([a-z0-9-]|\\\.)+(:[0-9]+)?\|?)+\)\$"
+)
 
 
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
@@ -286,7 +291,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             or grammar.redirect_url(url, "return")
         ), args
     elif directive == "return":
-        assert args[0] in ("200", "404", "503"), args
+        assert args[0] in ("200", "404", "503") or args == ("204",), args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
         assert set(args[1:]) <= {"ssl", "default_server"}, args
@@ -301,7 +306,8 @@ def assert_only_rendered_directives(config_file: Path) -> list[tuple[str, tuple[
     found = directives(config_file)
     for directive, args, context in found:
         allowed = ALLOWED_DIRECTIVES.get(context, set())
-        assert directive in allowed, f"unexpected directive {directive!r} in {context!r}"
+        cors_origins = context == "http/map" and CORS_ORIGINS.fullmatch(directive)
+        assert directive in allowed or cors_origins, f"unexpected {directive!r} in {context!r}"
         _check_arguments(directive, args, context)
     return found
 

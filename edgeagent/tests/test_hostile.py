@@ -31,6 +31,7 @@ from edgeagent import cli, grammar, manifests, model
 
 GIXY = str(Path(sys.executable).with_name("gixy"))
 GOLDEN_SEMANTICS = Path(__file__).resolve().parent / "golden" / "semantics" / "input"
+GOLDEN_ACCESS = Path(__file__).resolve().parent / "golden" / "access" / "input"
 
 CLOSE_AND_LOAD = "; } } load_module /tmp/evil.so; ssl_engine /proc/self/fd/12; http { server { #"
 NEWLINE_DIRECTIVE = "x\nssl_engine /proc/1/fd/3;\n#"
@@ -266,6 +267,48 @@ HOSTILE_INGRESSES = {
     "creation-timestamp": with_field(
         "timestamp", lambda o: o["metadata"].update(creationTimestamp="2020;" + NEWLINE_DIRECTIVE)
     ),
+    "cors-origin-close-and-load": annotated(
+        "cors-origin",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-origin": 'https://a.example)$") {' + CLOSE_AND_LOAD,
+        },
+    ),
+    "cors-origin-regex": annotated(
+        "cors-regex",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-origin": "https://(.*)",
+        },
+    ),
+    "cors-methods-newline": annotated(
+        "cors-methods",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-methods": "GET" + NEWLINE_DIRECTIVE,
+        },
+    ),
+    "cors-headers-variable": annotated(
+        "cors-headers",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-headers": "X-A, $http_authorization",
+        },
+    ),
+    "cors-expose-quote": annotated(
+        "cors-expose",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-expose-headers": 'X" always; add_header Y "',
+        },
+    ),
+    "cors-max-age-payload": annotated(
+        "cors-max-age",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-max-age": "1;" + CLOSE_AND_LOAD,
+        },
+    ),
 }
 
 
@@ -385,11 +428,13 @@ def ports_without_443() -> Ports:
             return ports
 
 
+@pytest.mark.parametrize("case", [GOLDEN_SEMANTICS, GOLDEN_ACCESS], ids=["semantics", "access"])
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
-def test_gixy_finds_nothing(tmp_path, mode):
+def test_gixy_finds_nothing(tmp_path, mode, case):
     """gixy-ng, the nginx security scanner, on a rendered configuration that uses every
-    feature (TLS hosts, redirects, wildcards, rules without host, catch-all)."""
-    inputs, _ = manifests.load([GOLDEN_SEMANTICS])
+    feature (TLS hosts, redirects, wildcards, rules without host, catch-all, the access
+    annotations)."""
+    inputs, _ = manifests.load([case])
     site = render_site(tmp_path, inputs, ports=ports_without_443(), dynamic_mode=mode == "dynamic")
     assert nginx_test(tmp_path).returncode == 0
     scan = subprocess.run(

@@ -285,7 +285,7 @@ def test_unsupported_or_malformed_annotations_reject_the_ingress(key, value, wor
         ("nginx.ingress.kubernetes.io/hsts", "true", "defines no such annotation"),
         ("nginx.ingress.kubernetes.io/rate-limit", "100", "defines no such annotation"),
         ("nginx.ingress.kubernetes.io/enable-websockets", "true", "defines no such"),
-        ("nginx.ingress.kubernetes.io/enable-cors", "false", "off, as without it"),
+        ("nginx.ingress.kubernetes.io/enable-modsecurity", "false", "off, as without it"),
     ],
 )
 def test_tuning_and_undefined_annotations_are_served_with_a_warning(key, value, words):

@@ -120,6 +120,15 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
         PREFIX + "temporal-redirect": st.sampled_from(["http://[::1]/", "https://b.example"]),
         PREFIX + "app-root": st.sampled_from(["/app", "/a/b/"]),
+        PREFIX + "enable-cors": st.sampled_from(["true", "true", "false"]),
+        PREFIX + "cors-allow-origin": st.sampled_from(
+            ["*", "https://a.example", "http://*.b.example:8080, https://c.example"]
+        ),
+        PREFIX + "cors-allow-methods": st.sampled_from(["GET", "GET, POST,PUT"]),
+        PREFIX + "cors-allow-headers": st.sampled_from(["X-A", "X-A,Content-Type"]),
+        PREFIX + "cors-expose-headers": st.sampled_from(["*", "X-Id, X-B"]),
+        PREFIX + "cors-allow-credentials": BOOLEANS,
+        PREFIX + "cors-max-age": st.sampled_from(["0", "600", "2147483647"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -184,6 +193,12 @@ INGRESS_FIELDS = [
             "permanent-redirect",
             "temporal-redirect",
             "app-root",
+            "enable-cors",
+            "cors-allow-origin",
+            "cors-allow-methods",
+            "cors-allow-headers",
+            "cors-expose-headers",
+            "cors-max-age",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -24,6 +24,7 @@ CASES = {
     "2017": HERE.parent / "examples" / "2017",
     "semantics": GOLDEN / "semantics" / "input",
     "gateway": GOLDEN / "gateway" / "input",
+    "access": GOLDEN / "access" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar
+from edgeagent.annotations.cors import Cors
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
@@ -182,6 +183,8 @@ class LocationSettings:
     """Client networks let in (empty: all); every other client gets 403."""
     deny: tuple[str, ...] = ()
     """Client networks turned away with 403, checked before `allow`."""
+    cors: Cors | None = None
+    """The CORS answers (enable-cors and cors-*)."""
 
 
 NO_SETTINGS = LocationSettings()

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
+from edgeagent.annotations import cors
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
@@ -247,6 +248,11 @@ def _environment() -> jinja2.Environment:
     environment.filters["regex_path"] = regex_path
     environment.filters["rewrite_target"] = rewrite_target
     environment.filters["redirect_url"] = redirect_url
+    environment.filters["cors_origin_regex"] = cors.origin_regex
+    environment.globals["cors_policies"] = cors.policies
+    environment.globals["cors_id"] = cors.policy_id
+    environment.globals["cors_values"] = cors.header_values
+    environment.globals["cors_headers"] = cors.HEADER_NAMES
     return environment
 
 

@@ -20,6 +20,7 @@ from edgeagent.annotations import (
     backend,
     buffering,
     catalogue,
+    cors,
     proxy,
     redirect,
     rewrite,
@@ -31,7 +32,7 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange)
+FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, cors)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 

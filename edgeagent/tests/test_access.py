@@ -1,0 +1,266 @@
+"""ingress-nginx's access annotations (CORS) through a real nginx to real backends, in the
+static and the dynamic mode, and how their values are read (annotations/cors.py)."""
+
+import pytest
+from edgeagent.annotations import cors
+from support_http import Backends
+from support_http import request as http_request
+from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
+
+from edgeagent import annotations, cli, model
+
+ANNOTATION = "nginx.ingress.kubernetes.io/"
+SERVICES = ["cors-any", "cors-listed", "cors-tuned", "cors-tls", "cors-off"]
+PREFLIGHT = {"Access-Control-Request-Method": "PUT"}
+
+
+def cors_annotations(**values: str) -> dict:
+    return {ANNOTATION + "enable-cors": "true"} | {
+        ANNOTATION + key.replace("_", "-"): value for key, value in values.items()
+    }
+
+
+def access_objects(backends: dict, certificate: model.CertPair) -> model.Inputs:
+    objects = model.Inputs()
+    for name in SERVICES:
+        objects.services.append(service(name))
+        backend = backends[name]
+        objects.endpoint_slices.append(endpoint_slice(name, [(backend.host, True)], backend.port))
+    objects.ingresses.extend(
+        [
+            ingress("any", rule("cors-any", path("/", "cors-any")), annotations=cors_annotations()),
+            ingress(
+                "listed",
+                rule("cors-listed", path("/", "cors-listed")),
+                annotations=cors_annotations(
+                    cors_allow_origin="https://app.example.com, https://*.trusted.example:8443"
+                ),
+            ),
+            ingress(
+                "tuned",
+                rule("cors-tuned", path("/", "cors-tuned")),
+                annotations=cors_annotations(
+                    cors_allow_origin="http://localhost:3000",
+                    cors_allow_methods="GET,POST",
+                    cors_allow_headers="X-Custom, Content-Type",
+                    cors_expose_headers="X-Request-Id, *",
+                    cors_allow_credentials="false",
+                    cors_max_age="600",
+                ),
+            ),
+            ingress(
+                "tls",
+                rule("cors-tls", path("/", "cors-tls")),
+                annotations=cors_annotations(),
+                tls=[{"hosts": ["cors-tls"], "secretName": "cors-tls"}],
+            ),
+            ingress(
+                "off",
+                rule("cors-off", path("/", "cors-off")),
+                annotations={
+                    ANNOTATION + "enable-cors": "false",
+                    ANNOTATION + "cors-allow-origin": "https://app.example.com",
+                },
+            ),
+        ]
+    )
+    objects.secrets.append(tls_secret("cors-tls", certificate))
+    return objects
+
+
+@pytest.fixture(scope="module", params=["static", "dynamic"])
+def site(request, tmp_path_factory):
+    backends = Backends()
+    runner = NginxRunner()
+    try:
+        started = {name: backends.start(name) for name in SERVICES}
+        certificate = cli.self_signed("cors-tls", ("cors-tls",))
+        site = render_site(
+            tmp_path_factory.mktemp("access"),
+            access_objects(started, certificate),
+            dynamic_mode=request.param == "dynamic",
+        )
+        runner.start(site)
+        yield site
+    finally:
+        runner.stop_all()
+        backends.stop_all()
+
+
+def get(site, host: str, origin: str | None = None, method: str = "GET", **options):
+    headers = dict(options.pop("headers", {}))
+    if origin is not None:
+        headers["Origin"] = origin
+    port = site.ports.https if options.get("tls") else site.ports.http
+    return http_request(port, host, "/api", method=method, headers=headers, **options)
+
+
+def test_the_rendered_configuration_holds_only_template_directives(site):
+    assert_only_rendered_directives(site.directory / "nginx.conf")
+
+
+def test_cors_defaults_allow_every_origin(site):
+    answer = get(site, "cors-any", "https://anything.example")
+    assert (answer.status, answer.backend) == (200, "cors-any")
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert answer.headers["access-control-allow-credentials"] == "true"
+    assert (
+        answer.headers["access-control-allow-methods"] == "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+    )
+    assert answer.headers["access-control-allow-headers"] == ", ".join(cors.DEFAULT_HEADERS)
+    assert answer.headers["access-control-max-age"] == "1728000"
+    assert "access-control-expose-headers" not in answer.headers
+
+
+def test_cors_preflight_is_answered_204_by_the_edge(site):
+    answer = get(site, "cors-any", "https://anything.example", "OPTIONS", headers=PREFLIGHT)
+    assert (answer.status, answer.body, answer.backend) == (204, b"", None)
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert answer.headers["access-control-allow-methods"].startswith("GET, PUT")
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://app.example.com",
+        "https://a.trusted.example:8443",
+        "https://a-b.trusted.example:8443",
+    ],
+)
+def test_a_listed_origin_is_echoed_and_its_preflight_answered(site, origin):
+    answer = get(site, "cors-listed", origin)
+    assert (answer.status, answer.backend) == (200, "cors-listed")
+    assert answer.headers["access-control-allow-origin"] == origin
+    preflight = get(site, "cors-listed", origin, "OPTIONS", headers=PREFLIGHT)
+    assert (preflight.status, preflight.backend) == (204, None)
+    assert preflight.headers["access-control-allow-origin"] == origin
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        None,
+        "https://evil.example",
+        "http://app.example.com",
+        "https://app.example.com:8443",
+        "https://app.example.com.evil.example",
+        "https://evil.example/https://app.example.com",
+        "https://trusted.example:8443",
+        "https://a.trusted.example",
+        "https://a_b.trusted.example:8443",
+        "https://a.b.trusted.example:8443",
+        "https://APP.example.com",
+    ],
+)
+def test_another_origin_gets_no_cors_headers_and_its_options_reach_the_backend(site, origin):
+    for method in ("GET", "OPTIONS"):
+        answer = get(site, "cors-listed", origin, method)
+        assert (answer.status, answer.backend) == (200, "cors-listed")
+        assert answer.echo["method"] == method
+        assert not [name for name in answer.headers if name.startswith("access-control-")]
+
+
+def test_cors_options_are_served(site):
+    answer = get(site, "cors-tuned", "http://localhost:3000")
+    assert answer.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert answer.headers["access-control-allow-methods"] == "GET, POST"
+    assert answer.headers["access-control-allow-headers"] == "X-Custom, Content-Type"
+    assert answer.headers["access-control-expose-headers"] == "X-Request-Id, *"
+    assert answer.headers["access-control-max-age"] == "600"
+    assert "access-control-allow-credentials" not in answer.headers
+
+
+def test_cors_on_a_tls_host_keeps_hsts_and_the_https_redirect(site):
+    redirect = get(site, "cors-tls", "https://x.example", "OPTIONS", headers=PREFLIGHT)
+    assert redirect.status == 308
+    for method, status in (("GET", 200), ("OPTIONS", 204)):
+        answer = get(site, "cors-tls", "https://x.example", method, tls=True)
+        assert answer.status == status
+        assert answer.headers["access-control-allow-origin"] == "*"
+        assert answer.headers["strict-transport-security"].startswith("max-age=31536000")
+    assert "strict-transport-security" in get(site, "cors-tls", tls=True).headers
+
+
+def test_cors_off_sends_no_cors_headers(site):
+    answer = get(site, "cors-off", "https://app.example.com", "OPTIONS")
+    assert (answer.status, answer.backend) == (200, "cors-off")
+    assert "access-control-allow-origin" not in answer.headers
+
+
+def findings(values: dict[str, str]) -> dict[str, annotations.Finding]:
+    parsed = annotations.parse(
+        {ANNOTATION + key: value for key, value in values.items()}, annotations.Config()
+    )
+    return {finding.key.removeprefix(ANNOTATION): finding for finding in parsed.findings}
+
+
+def test_cors_keys_without_enable_cors_are_ignored_with_a_warning():
+    found = findings({"cors-allow-origin": "https://a.example", "cors-max-age": "x"})
+    assert {key: f.status for key, f in found.items()} == {
+        "cors-allow-origin": "ignored",
+        "cors-max-age": "ignored",
+    }
+    assert 'enable-cors is not "true"' in found["cors-max-age"].reason
+
+
+def test_every_cors_value_is_read():
+    parsed = annotations.parse(
+        {
+            ANNOTATION + "enable-cors": "True",
+            ANNOTATION + "cors-allow-origin": " https://a.example ,\n https://*.B.example:1",
+            ANNOTATION + "cors-allow-methods": "get, PUT",
+            ANNOTATION + "cors-max-age": "0",
+        },
+        annotations.Config(),
+    )
+    assert not parsed.refused
+    assert parsed.settings["cors"] == cors.Cors(
+        origins=("https://a.example", "https://*.b.example:1"),
+        methods=("get", "PUT"),
+        max_age=0,
+    )
+    assert cors.origin_regex(parsed.settings["cors"].origins) == (
+        r"^(https://a\.example|https://[a-z0-9\-]+\.b\.example:1)$"
+    )
+
+
+def test_a_star_anywhere_in_the_origins_allows_every_origin():
+    assert cors.allow_origin("https://a.example, *", "o") == ("*",)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("enable-cors", "yes", "'true' or 'false'"),
+        ("cors-allow-origin", "a.example", "not an origin"),
+        ("cors-allow-origin", "https://a.example/path", "not an origin"),
+        ("cors-allow-origin", "https://a.example,", "empty item"),
+        ("cors-allow-origin", "https://$host", "not an origin"),
+        ("cors-allow-origin", 'https://a.example"; return 200 "x', "not an origin"),
+        ("cors-allow-origin", "https://a.*.example", "not an origin"),
+        ("cors-allow-methods", "GET;PUT", "not an HTTP method"),
+        ("cors-allow-methods", "GET\n}\nload_module x", "not an HTTP method"),
+        ("cors-allow-headers", "X-A, $http_cookie", "not a header name"),
+        ("cors-allow-headers", "X A", "not a header name"),
+        ("cors-expose-headers", 'X-A"', "not a header name or *"),
+        ("cors-allow-credentials", "maybe", "'true' or 'false'"),
+        ("cors-max-age", "-1", "whole seconds"),
+        ("cors-max-age", "99999999999", "whole seconds"),
+    ],
+)
+def test_a_bad_cors_value_refuses_the_ingress(key, value, words):
+    found = findings({"enable-cors": "true", key: value})
+    assert found[key].status == "refused" and found[key].code == "invalid"
+    assert words in found[key].reason
+    assert ANNOTATION + key in found[key].reason and found[key].value == value
+
+
+def test_every_bad_cors_value_is_reported_at_once():
+    found = findings(
+        {"enable-cors": "true", "cors-allow-origin": "ftp://x", "cors-max-age": "soon"}
+    )
+    assert {key for key, f in found.items() if f.status == "refused"} == {
+        "cors-allow-origin",
+        "cors-max-age",
+    }
