@@ -177,8 +177,12 @@ ALLOWED_DIRECTIVES = {
         "init_by_lua_block",
         "access_by_lua_block",
         "uninitialized_variable_warn",
+        "geo",
+        "limit_conn_zone",
+        "limit_req_zone",
     },
-    "http/map": {"default", "", "https", "~^.+:OPTIONS$"},
+    "http/map": {"default", "", "https", "~^.+:OPTIONS$", "0", "1"},
+    "http/geo": {"default"},
     "http/upstream": {"server", "keepalive", "balancer_by_lua_block"},
     "http/server": {
         "listen",
@@ -214,6 +218,10 @@ ALLOWED_DIRECTIVES = {
         "access_log",
         "default_type",
         "add_header",
+        "limit_conn",
+        "limit_req",
+        "limit_rate",
+        "limit_rate_after",
     },
     "http/server/location/if": {"return"},
     "http/server/if": {"return"},
@@ -243,6 +251,14 @@ WILDCARD = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
 CORS_ORIGINS = re.compile(
     r"~\^\((https?://(\[a-z0-9\\-\]\+\\\.)?([a-z0-9-]|\\\.)+(:[0-9]+)?\|?)+\)\$"
 )
+
+
+LIMIT_KEY = re.compile(r"\$binary_remote_addr|\$edgeagent_limit[0-9a-f]{12}")
+LIMIT_ZONE = re.compile(r"edgeagent_limit[0-9a-f]{12}_(conn|rps|rpm)")
+
+
+def _network(text: str) -> bool:
+    return grammar.source_ranges(text, "geo") == (text,)
 
 
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
@@ -292,6 +308,19 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         ), args
     elif directive == "return":
         assert args[0] in ("200", "404", "503") or args == ("204",), args
+    elif directive in ("limit_req_zone", "limit_conn_zone"):
+        key, zone, *rate = args
+        name, size = zone.removeprefix("zone=").split(":")
+        assert LIMIT_KEY.fullmatch(key) and LIMIT_ZONE.fullmatch(name) and size == "5m", args
+        assert rate == [] or re.fullmatch(r"rate=[1-9][0-9]*r/[sm]", rate[0]), args
+    elif directive == "limit_req":
+        zone, burst, nodelay = args
+        assert LIMIT_ZONE.fullmatch(zone.removeprefix("zone=")) and nodelay == "nodelay", args
+        assert re.fullmatch(r"burst=[1-9][0-9]*", burst), args
+    elif directive == "limit_conn":
+        assert LIMIT_ZONE.fullmatch(args[0]) and args[1].isdigit(), args
+    elif directive in ("limit_rate", "limit_rate_after"):
+        assert re.fullmatch(r"[1-9][0-9]*k", args[0]), args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
         assert set(args[1:]) <= {"ssl", "default_server"}, args
@@ -307,7 +336,10 @@ def assert_only_rendered_directives(config_file: Path) -> list[tuple[str, tuple[
     for directive, args, context in found:
         allowed = ALLOWED_DIRECTIVES.get(context, set())
         cors_origins = context == "http/map" and CORS_ORIGINS.fullmatch(directive)
-        assert directive in allowed or cors_origins, f"unexpected {directive!r} in {context!r}"
+        network = context == "http/geo" and args == ("1",) and _network(directive)
+        assert directive in allowed or cors_origins or network, (
+            f"unexpected {directive!r} in {context!r}"
+        )
         _check_arguments(directive, args, context)
     return found
 

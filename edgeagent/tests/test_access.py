@@ -1,9 +1,14 @@
-"""ingress-nginx's access annotations (CORS) through a real nginx to real backends, in the
-static and the dynamic mode, and how their values are read (annotations/cors.py)."""
+"""ingress-nginx's access annotations (CORS, rate limits) through a real nginx to real
+backends, in the static and the dynamic mode, and how their values are read
+(annotations/cors.py, annotations/ratelimit.py). The limits are tested by counting the
+answers of a burst, with bounds that hold however slow the machine is (no timing
+assertion)."""
+
+import time
 
 import pytest
-from edgeagent.annotations import cors
-from support_http import Backends
+from edgeagent.annotations import cors, ratelimit
+from support_http import Backends, websocket_tunnel
 from support_http import request as http_request
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
@@ -11,7 +16,10 @@ from support_objects import endpoint_slice, ingress, path, rule, service, tls_se
 from edgeagent import annotations, cli, model
 
 ANNOTATION = "nginx.ingress.kubernetes.io/"
-SERVICES = ["cors-any", "cors-listed", "cors-tuned", "cors-tls", "cors-off"]
+SERVICES = ["cors-any", "cors-listed", "cors-tuned", "cors-tls", "cors-off", "limited"]
+# Client addresses (any of 127.0.0.0/8 is local on Linux).
+CLIENT_LISTED, CLIENT_OTHER = "127.0.0.2", "127.0.0.3"
+BURST_REQUESTS = 12
 PREFLIGHT = {"Access-Control-Request-Method": "PUT"}
 
 
@@ -19,6 +27,15 @@ def cors_annotations(**values: str) -> dict:
     return {ANNOTATION + "enable-cors": "true"} | {
         ANNOTATION + key.replace("_", "-"): value for key, value in values.items()
     }
+
+
+def limits(**values: str) -> dict:
+    return {ANNOTATION + "limit-" + key.replace("_", "-"): value for key, value in values.items()}
+
+
+def limited(name: str, **values: str) -> dict:
+    host = f"limited-{name}"
+    return ingress(host, rule(host, path("/", "limited")), annotations=limits(**values))
 
 
 def access_objects(backends: dict, certificate: model.CertPair) -> model.Inputs:
@@ -62,6 +79,17 @@ def access_objects(backends: dict, certificate: model.CertPair) -> model.Inputs:
                     ANNOTATION + "enable-cors": "false",
                     ANNOTATION + "cors-allow-origin": "https://app.example.com",
                 },
+            ),
+            limited("rpm", rpm="1", burst_multiplier="2"),
+            limited("rps", rps="1"),
+            limited("allowlist", rpm="1", burst_multiplier="1", allowlist="127.0.0.2"),
+            limited("connections", connections="1"),
+            limited("rate", rate="1", rate_after="4"),
+            ingress(
+                "limited-shared",
+                rule("limited-shared-a", path("/", "limited")),
+                rule("limited-shared-b", path("/", "limited")),
+                annotations=limits(rpm="1", burst_multiplier="1"),
             ),
         ]
     )
@@ -264,3 +292,137 @@ def test_every_bad_cors_value_is_reported_at_once():
         "cors-allow-origin",
         "cors-max-age",
     }
+
+
+def burst(site, host: str, count: int = BURST_REQUESTS, source: str | None = None) -> list[int]:
+    return [http_request(site.ports.http, host, "/", source=source).status for _ in range(count)]
+
+
+def test_requests_over_the_rpm_burst_get_503(site):
+    # 1 request a minute, burst 1 x 2: three pass at once, the rest within the minute
+    # (one more if the machine took a minute for the burst) get 503.
+    statuses = burst(site, "limited-rpm")
+    assert set(statuses) <= {200, 503}
+    assert statuses[:3] == [200, 200, 200]
+    assert 3 <= statuses.count(200) <= 4
+
+
+def test_the_rps_burst_is_the_limit_times_five(site):
+    # 1 request a second, ingress-nginx's default multiplier 5: six pass at once, then
+    # about one a second.
+    statuses = burst(site, "limited-rps", count=40)
+    assert statuses[:6] == [200] * 6
+    assert set(statuses) <= {200, 503} and 503 in statuses
+
+
+def test_an_allowlisted_client_is_never_limited(site):
+    assert burst(site, "limited-allowlist", source=CLIENT_LISTED) == [200] * BURST_REQUESTS
+    statuses = burst(site, "limited-allowlist", source=CLIENT_OTHER)
+    assert statuses[:2] == [200, 200] and statuses.count(503) >= BURST_REQUESTS - 3
+
+
+def test_the_zones_of_an_ingress_are_shared_by_its_hosts(site):
+    hosts = ["limited-shared-a", "limited-shared-b"] * (BURST_REQUESTS // 2)
+    statuses = [http_request(site.ports.http, host, "/").status for host in hosts]
+    assert statuses[:2] == [200, 200] and statuses.count(503) >= BURST_REQUESTS - 3
+
+
+def test_a_second_connection_over_the_limit_gets_503(site):
+    with websocket_tunnel(site.ports.http, "limited-connections", "/chat") as (sock, reader):
+        sock.sendall(b"held\n")
+        assert reader.readline() == b"limited: held\n"
+        assert http_request(site.ports.http, "limited-connections", "/").status == 503
+        reader.close()  # the socket's file descriptor closes with its last file object
+    # The tunnel closed: nginx lets the next request in once it has seen the close.
+    for _ in range(300):
+        if http_request(site.ports.http, "limited-connections", "/").status == 200:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the connection limit never let a request in again")
+
+
+def test_limit_rate_serves_the_whole_answer(site):
+    answer = http_request(site.ports.http, "limited-rate", "/", headers={"X-Echo-Padding": "10"})
+    assert (answer.status, answer.backend) == (200, "limited")
+
+
+def test_the_rendered_zones_and_limits(site):
+    found = assert_only_rendered_directives(site.directory / "nginx.conf")
+    zones = [args for name, args, _ in found if name == "limit_req_zone"]
+    assert sorted(args[1].split(":")[1] + " " + args[2] for args in zones) == [
+        *["5m rate=1r/m"] * 3,
+        "5m rate=1r/s",
+    ]
+    bursts = {args[1] for name, args, _ in found if name == "limit_req"}
+    assert bursts == {"burst=2", "burst=5", "burst=1"}
+    assert ("limit_rate", ("1k",), "http/server/location") in found
+    assert ("limit_rate_after", ("4k",), "http/server/location") in found
+
+
+def test_every_limit_value_is_read():
+    parsed = annotations.parse(
+        {
+            ANNOTATION + "limit-rps": "10",
+            ANNOTATION + "limit-connections": "0",
+            ANNOTATION + "limit-whitelist": "10.0.0.1, 10.2.0.0/16",
+        },
+        annotations.Config(),
+    )
+    assert not parsed.refused
+    assert parsed.settings["rate_limit"] == ratelimit.RateLimit(
+        rps=10, allowlist=("10.0.0.1", "10.2.0.0/16")
+    )
+
+
+def rate_limit_of(obj: dict) -> ratelimit.RateLimit:
+    built = model.build(model.Inputs(ingresses=[obj]), model.Options())
+    return built.servers[0].locations[0].settings.rate_limit
+
+
+def test_the_zones_belong_to_their_ingress():
+    first = rate_limit_of(limited("same", rps="5"))
+    assert first == rate_limit_of(limited("same", rps="5"))
+    assert first.owner == ("default", "limited-same")
+    assert rate_limit_of(limited("other", rps="5")).zone != first.zone
+
+
+@pytest.mark.parametrize(
+    ("values", "ignored"),
+    [
+        ({"limit-burst-multiplier": "3"}, "limit-burst-multiplier"),
+        ({"limit-allowlist": "10.0.0.0/8"}, "limit-allowlist"),
+        ({"limit-rps": "0", "limit-whitelist": "10.0.0.0/8"}, "limit-whitelist"),
+        (
+            {"limit-rps": "1", "limit-allowlist": "10.0.0.0/8", "limit-whitelist": "::1"},
+            "limit-whitelist",
+        ),
+    ],
+)
+def test_limit_options_without_a_limit_are_ignored_with_a_warning(values, ignored):
+    found = findings(values)
+    assert found[ignored].status == "ignored" and found[ignored].code == "warning"
+    assert not [f for f in found.values() if f.status == "refused"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("limit-rps", "ten", "whole number"),
+        ("limit-rps", "-1", "whole number"),
+        ("limit-rps", "1.5", "whole number"),
+        ("limit-rps", "1000001", "whole number"),
+        ("limit-connections", "65536", "0 to 65535"),
+        ("limit-rpm", "5; limit_req_zone x", "whole number"),
+        ("limit-connections", "1\n}\nload_module /e.so", "whole number"),
+        ("limit-burst-multiplier", "0", "whole number, 1 to"),
+        ("limit-rate", "1k", "whole number"),
+        ("limit-rate-after", "", "whole number"),
+        ("limit-allowlist", "10.0.0.0/8; allow all", "CIDR"),
+        ("limit-whitelist", "$remote_addr", "CIDR"),
+    ],
+)
+def test_a_bad_limit_value_refuses_the_ingress(key, value, words):
+    found = findings({"limit-rpm": "1", key: value})
+    assert found[key].status == "refused" and found[key].code == "invalid"
+    assert words in found[key].reason and ANNOTATION + key in found[key].reason

@@ -302,6 +302,23 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "cors-expose-headers": 'X" always; add_header Y "',
         },
     ),
+    "limit-rps-close-and-load": annotated(
+        "limit-rps", {NGINX_ANNOTATION + "limit-rps": "5 burst=1;" + CLOSE_AND_LOAD}
+    ),
+    "limit-rpm-unit": annotated("limit-rpm", {NGINX_ANNOTATION + "limit-rpm": "5r/s"}),
+    "limit-connections-newline": annotated(
+        "limit-conn", {NGINX_ANNOTATION + "limit-connections": "1" + NEWLINE_DIRECTIVE}
+    ),
+    "limit-rate-size": annotated(
+        "limit-rate", {NGINX_ANNOTATION + "limit-rate": "1k; limit_rate_after 0"}
+    ),
+    "limit-allowlist-geo-close": annotated(
+        "limit-allow",
+        {
+            NGINX_ANNOTATION + "limit-rpm": "1",
+            NGINX_ANNOTATION + "limit-allowlist": "10.0.0.0/8 1;\n}\nssl_engine /e.so;\n#",
+        },
+    ),
     "cors-max-age-payload": annotated(
         "cors-max-age",
         {

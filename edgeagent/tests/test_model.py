@@ -254,7 +254,7 @@ def test_ssl_redirect_defaults_to_the_option():
         ("nginx.ingress.kubernetes.io/server-snippet", "x", "snippets"),
         ("nginx.ingress.kubernetes.io/auth-url", "http://auth/", "protect it less"),
         ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca", "protect it less"),
-        ("nginx.ingress.kubernetes.io/limit-rps", "5", "protect it less"),
+        ("nginx.ingress.kubernetes.io/auth-type", "basic", "protect it less"),
         ("nginx.ingress.kubernetes.io/enable-modsecurity", "true", "protect it less"),
         ("nginx.ingress.kubernetes.io/canary", "true", "answer otherwise"),
         ("nginx.org/server-snippets", "x", "snippets"),

@@ -129,6 +129,14 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "cors-expose-headers": st.sampled_from(["*", "X-Id, X-B"]),
         PREFIX + "cors-allow-credentials": BOOLEANS,
         PREFIX + "cors-max-age": st.sampled_from(["0", "600", "2147483647"]),
+        PREFIX + "limit-rps": st.integers(0, 1_000_000).map(str),
+        PREFIX + "limit-rpm": st.integers(0, 1_000_000).map(str),
+        PREFIX + "limit-connections": st.integers(0, 65535).map(str),
+        PREFIX + "limit-burst-multiplier": st.integers(1, 1000).map(str),
+        PREFIX + "limit-rate": st.integers(0, 100_000_000).map(str),
+        PREFIX + "limit-rate-after": st.integers(0, 100_000_000).map(str),
+        PREFIX + "limit-allowlist": SOURCE_RANGES,
+        PREFIX + "limit-whitelist": SOURCE_RANGES,
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -199,6 +207,12 @@ INGRESS_FIELDS = [
             "cors-allow-headers",
             "cors-expose-headers",
             "cors-max-age",
+            "limit-rps",
+            "limit-rpm",
+            "limit-connections",
+            "limit-burst-multiplier",
+            "limit-rate",
+            "limit-allowlist",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 from edgeagent import annotations, grammar
 from edgeagent.annotations.cors import Cors
+from edgeagent.annotations.ratelimit import RateLimit, owned
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
@@ -185,6 +186,8 @@ class LocationSettings:
     """Client networks turned away with 403, checked before `allow`."""
     cors: Cors | None = None
     """The CORS answers (enable-cors and cors-*)."""
+    rate_limit: RateLimit | None = None
+    """The Ingress's request, connection and bandwidth limits (limit-*)."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -476,7 +479,8 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
         if finding.status != "supported"
     ]
     try:
-        ingress = _parse_spec(obj, metadata, namespace, name, parsed.settings)
+        settings = owned(parsed.settings, namespace, name)
+        ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
     except Invalid as error:

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
-from edgeagent.annotations import cors
+from edgeagent.annotations import cors, ratelimit
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
@@ -362,6 +362,8 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             rewrite_of=rewrite_of,
             hsts=hsts_value(model),
             defaults=model.annotations,
+            rate_limits=ratelimit.zoned_limits((model.default_server, *model.servers)),
+            zone_size=ratelimit.ZONE_SIZE,
             certificate_path=certificate_path,
             key_path=key_path,
             dynamic=layout.dynamic,

@@ -22,6 +22,7 @@ from edgeagent.annotations import (
     catalogue,
     cors,
     proxy,
+    ratelimit,
     redirect,
     rewrite,
     sourcerange,
@@ -32,7 +33,7 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, cors)
+FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, cors, ratelimit)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 

@@ -61,15 +61,6 @@ REFUSED: dict[str, str] = {
             "auth-tls-error-page",
             "auth-tls-pass-certificate-to-upstream",
             "auth-tls-match-cn",
-            # rate limits
-            "limit-rps",
-            "limit-rpm",
-            "limit-connections",
-            "limit-burst-multiplier",
-            "limit-rate",
-            "limit-rate-after",
-            "limit-allowlist",
-            "limit-whitelist",
             # TLS towards clients and backends
             "ssl-ciphers",
             "ssl-prefer-server-ciphers",
