@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
+from edgeagent.annotations import extauth
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import free_ports
@@ -222,6 +223,14 @@ ALLOWED_DIRECTIVES = {
         "limit_req",
         "limit_rate",
         "limit_rate_after",
+        "internal",
+        "proxy_pass_request_body",
+        "proxy_set_header",
+        "proxy_method",
+        "proxy_ssl_server_name",
+        "auth_request",
+        "auth_request_set",
+        "error_page",
     },
     "http/server/location/if": {"return"},
     "http/server/if": {"return"},
@@ -279,6 +288,8 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive == "server_name":
         (name,) = args
         assert name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
+    elif directive == "proxy_pass" and context.endswith("location") and "/" in args[0][8:]:
+        assert extauth.render_url(args[0]) == args[0], args
     elif directive in ("upstream", "proxy_pass"):
         (name,) = args
         name = name.removeprefix("http://").removeprefix("https://")

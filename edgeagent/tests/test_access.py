@@ -1,13 +1,15 @@
-"""ingress-nginx's access annotations (CORS, rate limits) through a real nginx to real
-backends, in the static and the dynamic mode, and how their values are read
-(annotations/cors.py, annotations/ratelimit.py). The limits are tested by counting the
-answers of a burst, with bounds that hold however slow the machine is (no timing
-assertion)."""
+"""ingress-nginx's access annotations (CORS, rate limits, external auth) through a real
+nginx to real backends and a real auth service, in the static and the dynamic mode, and
+how their values are read (annotations/cors.py, annotations/ratelimit.py,
+annotations/extauth.py). The limits are tested by counting the answers of a burst, with
+bounds that hold however slow the machine is (no timing assertion)."""
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from edgeagent.annotations import cors, ratelimit
+from edgeagent.annotations import cors, extauth, ratelimit
 from support_http import Backends, websocket_tunnel
 from support_http import request as http_request
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
@@ -16,7 +18,7 @@ from support_objects import endpoint_slice, ingress, path, rule, service, tls_se
 from edgeagent import annotations, cli, model
 
 ANNOTATION = "nginx.ingress.kubernetes.io/"
-SERVICES = ["cors-any", "cors-listed", "cors-tuned", "cors-tls", "cors-off", "limited"]
+SERVICES = ["cors-any", "cors-listed", "cors-tuned", "cors-tls", "cors-off", "limited", "authed"]
 # Client addresses (any of 127.0.0.0/8 is local on Linux).
 CLIENT_LISTED, CLIENT_OTHER = "127.0.0.2", "127.0.0.3"
 BURST_REQUESTS = 12
@@ -29,6 +31,49 @@ def cors_annotations(**values: str) -> dict:
     }
 
 
+class _AuthHandler(BaseHTTPRequestHandler):
+    """An external auth service: "Bearer good" is alice (200 with her headers), "Bearer
+    forbidden" 403, "Bearer broken" 500, anything else 401. Records what it was sent."""
+
+    def _answer(self) -> None:
+        self.server.seen.append(
+            {"method": self.command, "target": self.path}
+            | {k.lower(): v for k, v in self.headers.items()}
+            | {"body": self.rfile.read(int(self.headers.get("Content-Length") or 0))}
+        )
+        token = self.headers.get("Authorization", "")
+        status = {"Bearer good": 200, "Bearer forbidden": 403, "Bearer broken": 500}
+        self.send_response(status.get(token, 401))
+        if token == "Bearer good":
+            self.send_header("X-User", "alice")
+            self.send_header("X-Email", "alice@example.com")
+            self.send_header("X-Other", "not passed on")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args) -> None:
+        """Quiet."""
+
+
+class AuthService:
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthHandler)
+        self.server.daemon_threads = True
+        self.server.seen = []
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def seen(self) -> list[dict]:
+        return self.server.seen
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def limits(**values: str) -> dict:
     return {ANNOTATION + "limit-" + key.replace("_", "-"): value for key, value in values.items()}
 
@@ -38,7 +83,14 @@ def limited(name: str, **values: str) -> dict:
     return ingress(host, rule(host, path("/", "limited")), annotations=limits(**values))
 
 
-def access_objects(backends: dict, certificate: model.CertPair) -> model.Inputs:
+def authed(name: str, auth_port: int, **values: str) -> dict:
+    host = f"auth-{name}"
+    written = {ANNOTATION + "auth-url": f"http://127.0.0.1:{auth_port}/verify?via=edge"}
+    written |= {ANNOTATION + "auth-" + key.replace("_", "-"): v for key, v in values.items()}
+    return ingress(host, rule(host, path("/", "authed")), annotations=written)
+
+
+def access_objects(backends: dict, certificate: model.CertPair, auth_port: int) -> model.Inputs:
     objects = model.Inputs()
     for name in SERVICES:
         objects.services.append(service(name))
@@ -85,6 +137,15 @@ def access_objects(backends: dict, certificate: model.CertPair) -> model.Inputs:
             limited("allowlist", rpm="1", burst_multiplier="1", allowlist="127.0.0.2"),
             limited("connections", connections="1"),
             limited("rate", rate="1", rate_after="4"),
+            authed("flow", auth_port, response_headers="X-User, x-email"),
+            authed("signin", auth_port, signin="https://login.example.com/start"),
+            authed(
+                "signin-param",
+                auth_port,
+                signin="https://login.example.com/start?next=x&back=y",
+                signin_redirect_param="back",
+            ),
+            authed("method", auth_port, method="post", request_redirect="/after"),
             ingress(
                 "limited-shared",
                 rule("limited-shared-a", path("/", "limited")),
@@ -101,19 +162,22 @@ def access_objects(backends: dict, certificate: model.CertPair) -> model.Inputs:
 def site(request, tmp_path_factory):
     backends = Backends()
     runner = NginxRunner()
+    auth = AuthService()
     try:
         started = {name: backends.start(name) for name in SERVICES}
         certificate = cli.self_signed("cors-tls", ("cors-tls",))
         site = render_site(
             tmp_path_factory.mktemp("access"),
-            access_objects(started, certificate),
+            access_objects(started, certificate, auth.port),
             dynamic_mode=request.param == "dynamic",
         )
         runner.start(site)
+        site.auth = auth
         yield site
     finally:
         runner.stop_all()
         backends.stop_all()
+        auth.stop()
 
 
 def get(site, host: str, origin: str | None = None, method: str = "GET", **options):
@@ -425,4 +489,125 @@ def test_limit_options_without_a_limit_are_ignored_with_a_warning(values, ignore
 def test_a_bad_limit_value_refuses_the_ingress(key, value, words):
     found = findings({"limit-rpm": "1", key: value})
     assert found[key].status == "refused" and found[key].code == "invalid"
+    assert words in found[key].reason and ANNOTATION + key in found[key].reason
+
+
+def authorized(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_external_auth_lets_through_only_what_it_allows(site):
+    refused = http_request(site.ports.http, "auth-flow", "/api?q=1")
+    assert (refused.status, refused.backend) == (401, None)
+    answer = http_request(site.ports.http, "auth-flow", "/api?q=1", headers=authorized("good"))
+    assert (answer.status, answer.backend) == (200, "authed")
+    seen = answer.echo["headers"]
+    assert (seen["x-user"], seen["x-email"]) == ("alice", "alice@example.com")
+    assert "x-other" not in seen
+    # The forwarded headers are still sent next to the auth answer's.
+    assert (seen["host"], seen["x-forwarded-host"]) == ("auth-flow", "auth-flow")
+    assert seen["x-real-ip"] == "127.0.0.1" and seen["authorization"] == "Bearer good"
+    for token, status in (("forbidden", 403), ("broken", 500)):
+        answer = http_request(site.ports.http, "auth-flow", "/", headers=authorized(token))
+        assert (answer.status, answer.backend) == (status, None)
+
+
+def test_the_auth_service_gets_the_request_without_its_body(site):
+    http_request(
+        site.ports.http,
+        "auth-flow",
+        "/upload?id=7",
+        method="POST",
+        headers=authorized("good") | {"Cookie": "session=abc"},
+        body=b"secret body",
+    )
+    (seen,) = [s for s in site.auth.seen if s.get("x-original-url", "").endswith("/upload?id=7")]
+    # A subrequest is a GET unless auth-method says otherwise (nginx's, as ingress-nginx).
+    assert seen["target"] == "/verify?via=edge" and seen["method"] == "GET"
+    assert seen["host"] == f"127.0.0.1:{site.auth.port}"
+    assert seen["x-original-url"] == "http://auth-flow/upload?id=7"
+    assert seen["x-original-method"] == "POST"
+    assert seen["x-sent-from"] == "nginx-ingress-controller"
+    assert seen["x-auth-request-redirect"] == "/upload?id=7"
+    assert (seen["cookie"], seen["body"]) == ("session=abc", b"")
+
+
+def test_auth_method_and_request_redirect(site):
+    answer = http_request(site.ports.http, "auth-method", "/m", headers=authorized("good"))
+    assert answer.status == 200
+    (seen,) = [s for s in site.auth.seen if s.get("x-original-url") == "http://auth-method/m"]
+    assert (seen["method"], seen["x-original-method"]) == ("POST", "GET")
+    assert seen["x-auth-request-redirect"] == "/after"
+
+
+def test_auth_signin_redirects_a_401(site):
+    answer = http_request(site.ports.http, "auth-signin", "/app?x=1")
+    assert answer.status == 302
+    expected = "https://login.example.com/start?rd=http://auth-signin/app?x=1"
+    assert answer.headers["location"] == expected
+    answer = http_request(site.ports.http, "auth-signin", "/", headers=authorized("forbidden"))
+    assert answer.status == 403
+    answer = http_request(site.ports.http, "auth-signin-param", "/a")
+    assert answer.headers["location"] == "https://login.example.com/start?next=x&back=y"
+
+
+def test_every_auth_value_is_read():
+    parsed = annotations.parse(
+        {
+            ANNOTATION + "auth-url": "https://auth.example.com:8443/oauth2/auth",
+            ANNOTATION + "auth-signin": "https://auth.example.com/oauth2/start",
+            ANNOTATION + "auth-signin-redirect-param": "return_to",
+            ANNOTATION + "auth-response-headers": "X-Auth-Request-User,X-Auth-Request-Email",
+            ANNOTATION + "auth-method": "GET",
+        },
+        annotations.Config(),
+    )
+    assert not parsed.refused
+    assert parsed.settings["external_auth"] == extauth.ExternalAuth(
+        url="https://auth.example.com:8443/oauth2/auth",
+        host="auth.example.com:8443",
+        method="GET",
+        signin="https://auth.example.com/oauth2/start?return_to=$scheme://$http_host$request_uri",
+        response_headers=("X-Auth-Request-User", "X-Auth-Request-Email"),
+    )
+
+
+def test_auth_options_without_auth_url_are_ignored_with_a_warning():
+    found = findings({"auth-signin": "https://login.example.com/", "auth-method": "GET"})
+    assert {key: f.status for key, f in found.items()} == {
+        "auth-signin": "ignored",
+        "auth-method": "ignored",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "code", "words"),
+    [
+        (
+            "auth-url",
+            "http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth",
+            "unsupported",
+            "cluster Service",
+        ),
+        ("auth-url", "http://oauth2-proxy.auth.svc:4180/", "unsupported", "cluster Service"),
+        ("auth-url", "https://$host/oauth2/auth", "unsupported", "nginx variables"),
+        ("auth-url", "http://example.com/#;\ninjection_point", "invalid", "not an http(s) URL"),
+        ("auth-url", "http://a.example/x;} location /y {", "invalid", "not an http(s) URL"),
+        ("auth-url", "ftp://a.example/", "invalid", "not an http(s) URL"),
+        ("auth-url", "/relative", "invalid", "not an http(s) URL"),
+        ("auth-url", "http://a.example:99999/", "invalid", "port outside"),
+        ("auth-url", "http://a.example/%0d%0a", "invalid", "not an http(s) URL"),
+        ("auth-signin", "https://login.example.com/?rd=$request_uri", "unsupported", "variables"),
+        ("auth-signin", "https://login.example.com/ x", "invalid", "not an http(s) URL"),
+        ("auth-signin-redirect-param", "rd=1&x", "invalid", "not a query parameter name"),
+        ("auth-method", "BREW", "invalid", "must be one of"),
+        ("auth-response-headers", "X-User; proxy_pass x", "invalid", "not a header name"),
+        ("auth-response-headers", "X-User,,X-B", "invalid", "not a header name"),
+        ("auth-request-redirect", '/x"; return 200 "', "invalid", "not a URL or path"),
+    ],
+)
+def test_a_bad_auth_value_refuses_the_ingress(key, value, code, words):
+    values = {"auth-url": "http://127.0.0.1:9/verify"} | {key: value}
+    found = findings(values)
+    assert found[key].status == "refused" and found[key].code == code
     assert words in found[key].reason and ANNOTATION + key in found[key].reason

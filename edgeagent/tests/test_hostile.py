@@ -302,6 +302,48 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "cors-expose-headers": 'X" always; add_header Y "',
         },
     ),
+    "auth-url-variable": annotated(
+        "auth-variable", {NGINX_ANNOTATION + "auth-url": "http://$host/auth?x=$request_body"}
+    ),
+    "auth-url-close-and-load": annotated(
+        "auth-close", {NGINX_ANNOTATION + "auth-url": "http://127.0.0.1/x" + CLOSE_AND_LOAD}
+    ),
+    "auth-signin-newline": annotated(
+        "auth-signin",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-signin": "https://a.example/" + NEWLINE_DIRECTIVE,
+        },
+    ),
+    "auth-response-headers-directive": annotated(
+        "auth-headers",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-response-headers": "X-A $x; load_module /e.so",
+        },
+    ),
+    "auth-method-payload": annotated(
+        "auth-method",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-method": "GET;" + CLOSE_AND_LOAD,
+        },
+    ),
+    "auth-request-redirect-quote": annotated(
+        "auth-redirect",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-request-redirect": '/x"; ssl_engine /e.so; #',
+        },
+    ),
+    "auth-redirect-param-payload": annotated(
+        "auth-param",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-signin": "https://a.example/",
+            NGINX_ANNOTATION + "auth-signin-redirect-param": "rd=$request_uri;",
+        },
+    ),
     "limit-rps-close-and-load": annotated(
         "limit-rps", {NGINX_ANNOTATION + "limit-rps": "5 burst=1;" + CLOSE_AND_LOAD}
     ),

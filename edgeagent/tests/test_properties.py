@@ -137,6 +137,12 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "limit-rate-after": st.integers(0, 100_000_000).map(str),
         PREFIX + "limit-allowlist": SOURCE_RANGES,
         PREFIX + "limit-whitelist": SOURCE_RANGES,
+        PREFIX + "auth-url": st.sampled_from(["http://127.0.0.1:9/verify", "https://[::1]/a?b=c"]),
+        PREFIX + "auth-method": st.sampled_from(["GET", "post"]),
+        PREFIX + "auth-signin": st.sampled_from(["https://127.0.0.1/start", "http://[::1]/s?rd=x"]),
+        PREFIX + "auth-signin-redirect-param": st.sampled_from(["rd", "return_to"]),
+        PREFIX + "auth-response-headers": st.sampled_from(["X-User", "X-User, X-Email"]),
+        PREFIX + "auth-request-redirect": st.sampled_from(["/after", "https://a.example/x?y"]),
         PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         "example.com/x": st.just("{ ; }"),
@@ -213,6 +219,11 @@ INGRESS_FIELDS = [
             "limit-burst-multiplier",
             "limit-rate",
             "limit-allowlist",
+            "auth-method",
+            "auth-signin",
+            "auth-signin-redirect-param",
+            "auth-response-headers",
+            "auth-request-redirect",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 from edgeagent import annotations, grammar
 from edgeagent.annotations.cors import Cors
+from edgeagent.annotations.extauth import ExternalAuth
 from edgeagent.annotations.ratelimit import RateLimit, owned
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
@@ -188,6 +189,8 @@ class LocationSettings:
     """The CORS answers (enable-cors and cors-*)."""
     rate_limit: RateLimit | None = None
     """The Ingress's request, connection and bandwidth limits (limit-*)."""
+    external_auth: ExternalAuth | None = None
+    """The service that authenticates each request first (auth-url and auth-*)."""
 
 
 NO_SETTINGS = LocationSettings()

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import grammar
-from edgeagent.annotations import cors, ratelimit
+from edgeagent.annotations import cors, extauth, ratelimit
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
@@ -253,6 +253,12 @@ def _environment() -> jinja2.Environment:
     environment.globals["cors_id"] = cors.policy_id
     environment.globals["cors_values"] = cors.header_values
     environment.globals["cors_headers"] = cors.HEADER_NAMES
+    environment.globals["auth_policies"] = extauth.policies
+    environment.filters["auth_url"] = extauth.render_url
+    environment.filters["auth_host"] = extauth.render_host
+    environment.filters["auth_value"] = extauth.render_value
+    environment.filters["auth_signin"] = extauth.render_signin
+    environment.filters["auth_header_variable"] = extauth.render_header_variable
     return environment
 
 

@@ -21,6 +21,7 @@ from edgeagent.annotations import (
     buffering,
     catalogue,
     cors,
+    extauth,
     proxy,
     ratelimit,
     redirect,
@@ -33,7 +34,17 @@ from edgeagent.grammar import Invalid
 
 __all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
-FAMILIES = (redirect, rewrite, backend, proxy, buffering, sourcerange, cors, ratelimit)
+FAMILIES = (
+    redirect,
+    rewrite,
+    backend,
+    proxy,
+    buffering,
+    sourcerange,
+    cors,
+    ratelimit,
+    extauth,
+)
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
 
