@@ -572,6 +572,21 @@ def test_every_auth_value_is_read():
     )
 
 
+def test_auth_cache_and_keepalive_only_tune_and_are_ignored_with_a_warning():
+    found = findings(
+        {
+            "auth-url": "http://127.0.0.1:9/verify",
+            "auth-cache-key": "$remote_user$http_authorization",
+            "auth-cache-duration": "200 202 401 5m",
+            "auth-keepalive": "10",
+        }
+    )
+    assert found["auth-url"].status == "supported"
+    for key in ("auth-cache-key", "auth-cache-duration", "auth-keepalive"):
+        assert (found[key].status, found[key].code) == ("ignored", "warning")
+        assert "asks the auth service for every request" in found[key].reason
+
+
 def test_auth_options_without_auth_url_are_ignored_with_a_warning():
     found = findings({"auth-signin": "https://login.example.com/", "auth-method": "GET"})
     assert {key: f.status for key, f in found.items()} == {

@@ -41,12 +41,6 @@ REFUSED: dict[str, str] = {
             "auth-realm",
             "auth-proxy-set-headers",
             "auth-always-set-cookie",
-            "auth-cache-key",
-            "auth-cache-duration",
-            "auth-keepalive",
-            "auth-keepalive-share-vars",
-            "auth-keepalive-requests",
-            "auth-keepalive-timeout",
             "satisfy",
             # client certificates
             "auth-tls-secret",

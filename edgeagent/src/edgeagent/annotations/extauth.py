@@ -10,6 +10,8 @@ no body, and `X-Original-URL`, `X-Original-Method`, `X-Sent-From`, `X-Real-IP`,
 
 - `auth-method`: the subrequest's method (default: the client's).
 - `auth-response-headers`: headers of the auth answer passed on to the backend.
+- `auth-cache-*`, `auth-keepalive*`: ignored, with a warning (every request asks the
+  auth service, on a new connection, which protects as much).
 - `auth-signin`: a 401 answers a redirect there instead, with the request's URL added
   as `auth-signin-redirect-param` (default `rd`) unless the URL names that parameter
   already. nginx without Lua cannot escape it: it is sent as `$scheme://$http_host`
@@ -35,7 +37,17 @@ URL, METHOD, SIGNIN = "auth-url", "auth-method", "auth-signin"
 REDIRECT_PARAM, RESPONSE_HEADERS = "auth-signin-redirect-param", "auth-response-headers"
 REQUEST_REDIRECT = "auth-request-redirect"
 OPTIONS = (METHOD, SIGNIN, REDIRECT_PARAM, RESPONSE_HEADERS, REQUEST_REDIRECT)
-KEYS = (URL, *OPTIONS)
+# They only tune how often and over which connections the auth service is asked: every
+# request asking it on a fresh connection protects as much.
+TUNING = (
+    "auth-cache-key",
+    "auth-cache-duration",
+    "auth-keepalive",
+    "auth-keepalive-share-vars",
+    "auth-keepalive-requests",
+    "auth-keepalive-timeout",
+)
+KEYS = (URL, *OPTIONS, *TUNING)
 
 DEFAULT_REDIRECT_PARAM = "rd"
 _HOST = r"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
@@ -69,6 +81,11 @@ class ExternalAuth:
 
 
 def parse(read: Reader, config: Config) -> dict:
+    for key in TUNING:
+        if read.has(key):
+            read.ignore(
+                key, "edgeagent asks the auth service for every request, on a new connection"
+            )
     if not read.has(URL):
         for key in OPTIONS:
             if read.has(key):
