@@ -93,7 +93,7 @@ def parse(read: Reader, config: Config) -> dict:
         return {"external_auth": None}
     url = read.get(URL, auth_url)
     param = read.get(REDIRECT_PARAM, _pattern(PARAM, "a query parameter name"))
-    signin = read.get(SIGNIN, signin_url)
+    signin = read.get(SIGNIN, auth_url)
     auth = None
     if url is not None:
         parts = AUTH_URL.fullmatch(url)
@@ -131,10 +131,6 @@ def auth_url(value: object, what: str) -> str:
     if parts["port"] and not 1 <= int(parts["port"]) <= 65535:
         raise Invalid(f"{what} {grammar.show(text)} has a port outside 1-65535")
     return text
-
-
-def signin_url(value: object, what: str) -> str:
-    return auth_url(value, what)
 
 
 def with_redirect(url: str, param: str) -> str:
