@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
-from edgeagent.annotations import balance
+from edgeagent.annotations import balance, extauth
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import free_ports
@@ -185,8 +185,12 @@ ALLOWED_DIRECTIVES = {
         "access_by_lua_block",
         "uninitialized_variable_warn",
         "split_clients",
+        "geo",
+        "limit_conn_zone",
+        "limit_req_zone",
     },
-    "http/map": {"default", "", "https"},
+    "http/map": {"default", "", "https", "~^.+:OPTIONS$", "0", "1"},
+    "http/geo": {"default"},
     "http/upstream": {"server", "keepalive", "balancer_by_lua_block", "hash"},
     "http/server": {
         "listen",
@@ -238,6 +242,16 @@ ALLOWED_DIRECTIVES = {
         "mirror",
         "internal",
         "header_filter_by_lua_block",
+        "limit_conn",
+        "limit_req",
+        "limit_rate",
+        "limit_rate_after",
+        "proxy_pass_request_body",
+        "proxy_method",
+        "proxy_ssl_server_name",
+        "auth_request",
+        "auth_request_set",
+        "error_page",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -285,6 +299,18 @@ AFFINITY_SPEC = re.compile(
     r"(balanced|persistent),[A-Za-z0-9\-._~]+,/[A-Za-z0-9\-._~/]*,[a-z0-9.-]*,[0-9]*,[0-9]*,"
     r"[01],(None|Lax|Strict|),[01],[01]"
 )
+# A CORS map's key: the allowed origins (annotations/cors.py's origin_regex).
+CORS_ORIGINS = re.compile(
+    r"~\^\((https?://(\[a-z0-9\\-\]\+\\\.)?([a-z0-9-]|\\\.)+(:[0-9]+)?\|?)+\)\$"
+)
+
+
+LIMIT_KEY = re.compile(r"\$binary_remote_addr|\$edgeagent_limit[0-9a-f]{12}")
+LIMIT_ZONE = re.compile(r"edgeagent_limit[0-9a-f]{12}_(conn|rps|rpm)")
+
+
+def _network(text: str) -> bool:
+    return grammar.source_ranges(text, "geo") == (text,)
 
 
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
@@ -304,8 +330,6 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert regex.startswith("(?i)") and flag == "break", args
         grammar.regex_path(regex[len("(?i)") :])
         grammar.rewrite_target(target, "rewrite")
-    elif directive == "proxy_set_header" and args[0] == "Host" and context.endswith("/location"):
-        assert args[1] == "$host" or grammar.upstream_vhost(args[1], "Host"), args
     elif directive == "proxy_set_header" and args[0] == "X-Forwarded-Prefix":
         grammar.forwarded_prefix(args[1], "X-Forwarded-Prefix")
     elif directive in ("proxy_set_header", "add_header", "proxy_hide_header"):
@@ -316,6 +340,8 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             assert (
                 name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
             )
+    elif directive == "proxy_pass" and context.endswith("location") and "/" in args[0][8:]:
+        assert extauth.render_url(args[0]) == args[0], args
     elif directive in ("upstream", "proxy_pass", "grpc_pass"):
         (name,) = args
         scheme, _, name = name.rpartition("://")
@@ -362,7 +388,20 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             or grammar.redirect_url(url, "return")
         ), args
     elif directive == "return":
-        assert args[0] in ("200", "404", "503"), args
+        assert args[0] in ("200", "404", "503") or args == ("204",), args
+    elif directive in ("limit_req_zone", "limit_conn_zone"):
+        key, zone, *rate = args
+        name, size = zone.removeprefix("zone=").split(":")
+        assert LIMIT_KEY.fullmatch(key) and LIMIT_ZONE.fullmatch(name) and size == "5m", args
+        assert rate == [] or re.fullmatch(r"rate=[1-9][0-9]*r/[sm]", rate[0]), args
+    elif directive == "limit_req":
+        zone, burst, nodelay = args
+        assert LIMIT_ZONE.fullmatch(zone.removeprefix("zone=")) and nodelay == "nodelay", args
+        assert re.fullmatch(r"burst=[1-9][0-9]*", burst), args
+    elif directive == "limit_conn":
+        assert LIMIT_ZONE.fullmatch(args[0]) and args[1].isdigit(), args
+    elif directive in ("limit_rate", "limit_rate_after"):
+        assert re.fullmatch(r"[1-9][0-9]*k", args[0]), args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
         assert set(args[1:]) <= {"ssl", "http2", "default_server"}, args
@@ -382,8 +421,11 @@ FILTER_REWRITE_ORIGIN = re.compile(
 HEADER_VALUE_VARIABLE = re.compile(
     r"\$(edgeagent_a[0-9a-f]+_[a-z0-9_]+|http_[a-z0-9_]+|upstream_http_[a-z0-9_]+|host|"
     r"remote_addr|scheme|server_port|edgeagent_connection|edgeagent_forwarded_for|"
-    r"edgeagent_hsts(_unpinned)?)"
+    r"edgeagent_hsts(_unpinned)?|edgeagent_cors[0-9a-f]+(_[a-z_]+)?|edgeagent_auth_[0-9]+|"
+    r"request_method|request_uri)"
 )
+# What an external auth's internal location sends (templates/edge.conf.j2, auth_locations).
+AUTH_ORIGINAL_URL = "$scheme://$http_host$request_uri"
 
 
 def _check_filter_rewrite(regex: str, target: str, flag: str) -> None:
@@ -407,7 +449,7 @@ def _check_header(directive: str, args: tuple[str, ...]) -> None:
     if directive == "add_header":
         assert rest[1:] == ["always"], args
     assert (
-        value == ""
+        value in ("", AUTH_ORIGINAL_URL)
         or HEADER_VALUE_VARIABLE.fullmatch(value)
         or grammar.header_value(value, directive)
     ), args
@@ -426,7 +468,9 @@ def assert_only_rendered_directives(
             continue
         allowed = ALLOWED_DIRECTIVES.get(context, set())
         canary_entry = context in CANARY_CONTEXTS and CANARY_ENTRY.fullmatch(directive)
-        assert directive in allowed or canary_entry, (
+        cors_origins = context == "http/map" and CORS_ORIGINS.fullmatch(directive)
+        network = context == "http/geo" and args == ("1",) and _network(directive)
+        assert directive in allowed or canary_entry or cors_origins or network, (
             f"unexpected directive {directive!r} in {context!r}"
         )
         _check_arguments(directive, args, context)

@@ -32,6 +32,7 @@ from edgeagent import cli, grammar, manifests, model
 
 GIXY = str(Path(sys.executable).with_name("gixy"))
 GOLDEN_SEMANTICS = Path(__file__).resolve().parent / "golden" / "semantics" / "input"
+GOLDEN_ACCESS = Path(__file__).resolve().parent / "golden" / "access" / "input"
 
 CLOSE_AND_LOAD = "; } } load_module /tmp/evil.so; ssl_engine /proc/self/fd/12; http { server { #"
 NEWLINE_DIRECTIVE = "x\nssl_engine /proc/1/fd/3;\n#"
@@ -310,6 +311,107 @@ HOSTILE_INGRESSES = {
     "creation-timestamp": with_field(
         "timestamp", lambda o: o["metadata"].update(creationTimestamp="2020;" + NEWLINE_DIRECTIVE)
     ),
+    "cors-origin-close-and-load": annotated(
+        "cors-origin",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-origin": 'https://a.example)$") {' + CLOSE_AND_LOAD,
+        },
+    ),
+    "cors-origin-regex": annotated(
+        "cors-regex",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-origin": "https://(.*)",
+        },
+    ),
+    "cors-methods-newline": annotated(
+        "cors-methods",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-methods": "GET" + NEWLINE_DIRECTIVE,
+        },
+    ),
+    "cors-headers-variable": annotated(
+        "cors-headers",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-allow-headers": "X-A, $http_authorization",
+        },
+    ),
+    "cors-expose-quote": annotated(
+        "cors-expose",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-expose-headers": 'X" always; add_header Y "',
+        },
+    ),
+    "auth-url-variable": annotated(
+        "auth-variable", {NGINX_ANNOTATION + "auth-url": "http://$host/auth?x=$request_body"}
+    ),
+    "auth-url-close-and-load": annotated(
+        "auth-close", {NGINX_ANNOTATION + "auth-url": "http://127.0.0.1/x" + CLOSE_AND_LOAD}
+    ),
+    "auth-signin-newline": annotated(
+        "auth-signin",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-signin": "https://a.example/" + NEWLINE_DIRECTIVE,
+        },
+    ),
+    "auth-response-headers-directive": annotated(
+        "auth-headers",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-response-headers": "X-A $x; load_module /e.so",
+        },
+    ),
+    "auth-method-payload": annotated(
+        "auth-method",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-method": "GET;" + CLOSE_AND_LOAD,
+        },
+    ),
+    "auth-request-redirect-quote": annotated(
+        "auth-redirect",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-request-redirect": '/x"; ssl_engine /e.so; #',
+        },
+    ),
+    "auth-redirect-param-payload": annotated(
+        "auth-param",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://127.0.0.1:9/verify",
+            NGINX_ANNOTATION + "auth-signin": "https://a.example/",
+            NGINX_ANNOTATION + "auth-signin-redirect-param": "rd=$request_uri;",
+        },
+    ),
+    "limit-rps-close-and-load": annotated(
+        "limit-rps", {NGINX_ANNOTATION + "limit-rps": "5 burst=1;" + CLOSE_AND_LOAD}
+    ),
+    "limit-rpm-unit": annotated("limit-rpm", {NGINX_ANNOTATION + "limit-rpm": "5r/s"}),
+    "limit-connections-newline": annotated(
+        "limit-conn", {NGINX_ANNOTATION + "limit-connections": "1" + NEWLINE_DIRECTIVE}
+    ),
+    "limit-rate-size": annotated(
+        "limit-rate", {NGINX_ANNOTATION + "limit-rate": "1k; limit_rate_after 0"}
+    ),
+    "limit-allowlist-geo-close": annotated(
+        "limit-allow",
+        {
+            NGINX_ANNOTATION + "limit-rpm": "1",
+            NGINX_ANNOTATION + "limit-allowlist": "10.0.0.0/8 1;\n}\nssl_engine /e.so;\n#",
+        },
+    ),
+    "cors-max-age-payload": annotated(
+        "cors-max-age",
+        {
+            NGINX_ANNOTATION + "enable-cors": "true",
+            NGINX_ANNOTATION + "cors-max-age": "1;" + CLOSE_AND_LOAD,
+        },
+    ),
 }
 
 
@@ -445,11 +547,13 @@ def scanned_by_gixy(directory: Path, golden_input: Path, mode: str):
     return site, scan, json.loads(scan.stdout)
 
 
+@pytest.mark.parametrize("case", [GOLDEN_SEMANTICS, GOLDEN_ACCESS], ids=["semantics", "access"])
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
-def test_gixy_finds_nothing(tmp_path, mode):
+def test_gixy_finds_nothing(tmp_path, mode, case):
     """gixy-ng, the nginx security scanner, on a rendered configuration that uses every
-    feature (TLS hosts, redirects, wildcards, rules without host, catch-all)."""
-    site, scan, findings = scanned_by_gixy(tmp_path, GOLDEN_SEMANTICS, mode)
+    feature (TLS hosts, redirects, wildcards, rules without host, catch-all, the access
+    annotations)."""
+    site, scan, findings = scanned_by_gixy(tmp_path, case, mode)
     assert scan.returncode == 0, scan.stdout + scan.stderr
     assert findings == []
     assert site.model.servers  # the scan saw real servers

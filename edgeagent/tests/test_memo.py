@@ -47,7 +47,7 @@ def random_ingress(rng: random.Random, name: str) -> dict:
         hosts = [r["host"] for r in rules if "host" in r and rng.random() < 0.8]
         options["tls"] = [{"hosts": hosts, "secretName": rng.choice(["s1", "s2", "missing"])}]
     if rng.random() < 0.1:
-        options["annotations"] = {"nginx.ingress.kubernetes.io/auth-url": "http://x"}
+        options["annotations"] = {"nginx.ingress.kubernetes.io/auth-url": "http://x.ns.svc"}
     elif rng.random() < 0.2:
         options["annotations"] = {"nginx.ingress.kubernetes.io/proxy-read-timeout": "30"}
     return ingress(

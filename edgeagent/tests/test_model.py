@@ -252,9 +252,9 @@ def test_ssl_redirect_defaults_to_the_option():
     [
         ("nginx.ingress.kubernetes.io/configuration-snippet", "return 200;", "snippets"),
         ("nginx.ingress.kubernetes.io/server-snippet", "x", "snippets"),
-        ("nginx.ingress.kubernetes.io/auth-url", "http://auth/", "protect it less"),
+        ("nginx.ingress.kubernetes.io/auth-url", "http://sso.auth.svc/", "protect it less"),
         ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca", "protect it less"),
-        ("nginx.ingress.kubernetes.io/limit-rps", "5", "protect it less"),
+        ("nginx.ingress.kubernetes.io/auth-type", "basic", "protect it less"),
         ("nginx.ingress.kubernetes.io/enable-modsecurity", "true", "protect it less"),
         ("nginx.ingress.kubernetes.io/mirror-target", "https://m.example/", "answer otherwise"),
         ("nginx.org/server-snippets", "x", "snippets"),
@@ -285,7 +285,7 @@ def test_unsupported_or_malformed_annotations_reject_the_ingress(key, value, wor
         ("nginx.ingress.kubernetes.io/hsts", "true", "defines no such annotation"),
         ("nginx.ingress.kubernetes.io/rate-limit", "100", "defines no such annotation"),
         ("nginx.ingress.kubernetes.io/enable-websockets", "true", "defines no such"),
-        ("nginx.ingress.kubernetes.io/enable-cors", "false", "off, as without it"),
+        ("nginx.ingress.kubernetes.io/enable-modsecurity", "false", "off, as without it"),
     ],
 )
 def test_tuning_and_undefined_annotations_are_served_with_a_warning(key, value, words):
@@ -307,7 +307,7 @@ def test_every_problem_of_an_ingress_is_reported_at_once():
     annotations = {
         prefix + "proxy-read-timeout": "60s",
         prefix + "configuration-snippet": "more_set_headers x;",
-        prefix + "auth-url": "http://auth/",
+        prefix + "auth-url": "http://auth.default.svc/",
         prefix + "hsts": "true",
         prefix + "proxy-body-size": "8m",
     }

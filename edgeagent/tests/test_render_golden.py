@@ -25,6 +25,7 @@ CASES = {
     "semantics": GOLDEN / "semantics" / "input",
     "gateway": GOLDEN / "gateway" / "input",
     "traffic": GOLDEN / "traffic" / "input",
+    "access": GOLDEN / "access" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

@@ -243,9 +243,12 @@ def command_migrate(args: argparse.Namespace) -> int:
             else {"annotations_prefix": args.annotations_prefix}
         )
     )
+    # Judged as the roles deploy the edge by default: the dynamic mode (nginx_dynamic_upstreams),
+    # which serves what plain nginx cannot (cookie affinity).
     selection = Options(
         ingress_class=args.ingress_class,
         watch_ingress_without_class=args.watch_ingress_without_class,
+        dynamic=True,
         annotations=config,
     )
     if args.file:

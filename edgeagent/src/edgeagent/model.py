@@ -44,6 +44,9 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
+from edgeagent.annotations.cors import Cors
+from edgeagent.annotations.extauth import ExternalAuth
+from edgeagent.annotations.ratelimit import RateLimit, owned
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
@@ -215,6 +218,12 @@ class LocationSettings:
     """The Ingress is a canary: its paths add their backends to a main Ingress's."""
     affinity: annotations.affinity.Affinity | None = None
     """Keep each client on one endpoint through a cookie (the dynamic mode's balancer)."""
+    cors: Cors | None = None
+    """The CORS answers (enable-cors and cors-*)."""
+    rate_limit: RateLimit | None = None
+    """The Ingress's request, connection and bandwidth limits (limit-*)."""
+    external_auth: ExternalAuth | None = None
+    """The service that authenticates each request first (auth-url and auth-*)."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -594,7 +603,8 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
         if finding.status != "supported"
     ]
     try:
-        ingress = _parse_spec(obj, metadata, namespace, name, parsed.settings)
+        settings = owned(parsed.settings, namespace, name)
+        ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
     except Invalid as error:

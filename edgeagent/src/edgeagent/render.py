@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import annotations, grammar, render_filters
-from edgeagent.annotations import balance
+from edgeagent.annotations import balance, cors, extauth, ratelimit
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -286,6 +286,17 @@ def _environment() -> jinja2.Environment:
     environment.filters["hash_key"] = hash_key
     environment.filters["regex_literal"] = annotations.canary.regex_literal
     environment.filters["canary_pattern"] = annotations.canary.pattern_text
+    environment.filters["cors_origin_regex"] = cors.origin_regex
+    environment.globals["cors_policies"] = cors.policies
+    environment.globals["cors_id"] = cors.policy_id
+    environment.globals["cors_values"] = cors.header_values
+    environment.globals["cors_headers"] = cors.HEADER_NAMES
+    environment.globals["auth_policies"] = extauth.policies
+    environment.filters["auth_url"] = extauth.render_url
+    environment.filters["auth_host"] = extauth.render_host
+    environment.filters["auth_value"] = extauth.render_value
+    environment.filters["auth_signin"] = extauth.render_signin
+    environment.filters["auth_header_variable"] = extauth.render_header_variable
     return environment
 
 
@@ -405,6 +416,8 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             rewrite_of=rewrite_of,
             hsts=hsts_value(model),
             defaults=model.annotations,
+            rate_limits=ratelimit.zoned_limits((model.default_server, *model.servers)),
+            zone_size=ratelimit.ZONE_SIZE,
             certificate_path=certificate_path,
             key_path=key_path,
             dynamic=layout.dynamic,

@@ -23,7 +23,10 @@ from edgeagent.annotations import (
     buffering,
     canary,
     catalogue,
+    cors,
+    extauth,
     proxy,
+    ratelimit,
     redirect,
     retry,
     rewrite,
@@ -50,6 +53,9 @@ FAMILIES = (
     balance,
     canary,
     affinity,
+    cors,
+    ratelimit,
+    extauth,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 

@@ -1,0 +1,223 @@
+"""External authentication (ingress-nginx: annotations/authreq, nginx.tmpl's auth location).
+
+`auth-url` sends a subrequest for every request of the Ingress's paths to that URL
+(nginx `auth_request` to an internal location of the server, as ingress-nginx writes
+it): a 2xx answer lets the request through, 401 and 403 are the client's answer, any
+other is 500. The subrequest carries the client's headers (cookies, Authorization) but
+no body, and `X-Original-URL`, `X-Original-Method`, `X-Sent-From`, `X-Real-IP`,
+`X-Forwarded-For`, `X-Auth-Request-Redirect` (the request URI, or
+`auth-request-redirect`), with the auth host as `Host`.
+
+- `auth-method`: the subrequest's method (default: the client's).
+- `auth-response-headers`: headers of the auth answer passed on to the backend.
+- `auth-cache-*`, `auth-keepalive*`: ignored, with a warning (every request asks the
+  auth service, on a new connection, which protects as much).
+- `auth-signin`: a 401 answers a redirect there instead, with the request's URL added
+  as `auth-signin-redirect-param` (default `rd`) unless the URL names that parameter
+  already. nginx without Lua cannot escape it: it is sent as `$scheme://$http_host`
+  followed by the request URI as the client wrote it.
+
+The URL is an `http(s)://host[:port][/path][?query]` whose host is an address or a
+DNS name resolved by nginx when it loads the configuration. nginx variables (such as
+ingress-nginx's `$host` in oauth2-proxy examples) and cluster Service names
+(`NAME.NS.svc`, which the edge's DNS does not know) are refused for now: the Ingress
+is never served without its authentication.
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from edgeagent import grammar
+from edgeagent.annotations.config import Config
+from edgeagent.annotations.reader import Reader
+from edgeagent.grammar import Invalid
+
+URL, METHOD, SIGNIN = "auth-url", "auth-method", "auth-signin"
+REDIRECT_PARAM, RESPONSE_HEADERS = "auth-signin-redirect-param", "auth-response-headers"
+REQUEST_REDIRECT = "auth-request-redirect"
+OPTIONS = (METHOD, SIGNIN, REDIRECT_PARAM, RESPONSE_HEADERS, REQUEST_REDIRECT)
+# They only tune how often and over which connections the auth service is asked: every
+# request asking it on a fresh connection protects as much.
+TUNING = (
+    "auth-cache-key",
+    "auth-cache-duration",
+    "auth-keepalive",
+    "auth-keepalive-share-vars",
+    "auth-keepalive-requests",
+    "auth-keepalive-timeout",
+)
+KEYS = (URL, *OPTIONS, *TUNING)
+
+DEFAULT_REDIRECT_PARAM = "rd"
+_HOST = r"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+_PATH_AND_QUERY = r"(/[A-Za-z0-9\-._~/:,=&]*)?(\?[A-Za-z0-9\-._~/:,=&?]*)?"
+AUTH_URL = re.compile(
+    rf"(?P<scheme>https?)://(?P<host>{_HOST})(:(?P<port>[0-9]{{1,5}}))?{_PATH_AND_QUERY}"
+)
+CLUSTER_SERVICE = re.compile(r"[^.]+\.[^.]+\.svc(\.cluster\.local)?\.?", re.IGNORECASE)
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+PARAM = re.compile(r"[A-Za-z0-9_-]+")
+REQUEST_REDIRECT_VALUE = re.compile(r"[A-Za-z0-9\-._~/:,=&?]+")
+HEADERS_MAX = 32
+
+
+@dataclass(frozen=True)
+class ExternalAuth:
+    url: str
+    host: str
+    """The Host header of the subrequest: the URL's host and port."""
+    method: str | None = None
+    signin: str | None = None
+    """The redirect a 401 answers, the request's URL parameter included."""
+    response_headers: tuple[str, ...] = ()
+    request_redirect: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The name part of its internal location and variables."""
+        return hashlib.blake2s(repr(self).encode(), digest_size=6).hexdigest()
+
+
+def parse(read: Reader, config: Config) -> dict:
+    for key in TUNING:
+        if read.has(key):
+            read.ignore(
+                key, "edgeagent asks the auth service for every request, on a new connection"
+            )
+    if not read.has(URL):
+        for key in OPTIONS:
+            if read.has(key):
+                read.ignore(key, f"no {URL} is set, as in ingress-nginx")
+        return {"external_auth": None}
+    url = read.get(URL, auth_url)
+    param = read.get(REDIRECT_PARAM, _pattern(PARAM, "a query parameter name"))
+    signin = read.get(SIGNIN, auth_url)
+    auth = None
+    if url is not None:
+        parts = AUTH_URL.fullmatch(url)
+        host = parts["host"] + (f":{parts['port']}" if parts["port"] else "")
+        auth = ExternalAuth(
+            url=url,
+            host=host,
+            method=read.get(METHOD, method),
+            signin=signin and with_redirect(signin, param or DEFAULT_REDIRECT_PARAM),
+            response_headers=read.get(RESPONSE_HEADERS, header_names) or (),
+            request_redirect=read.get(
+                REQUEST_REDIRECT, _pattern(REQUEST_REDIRECT_VALUE, "a URL or path")
+            ),
+        )
+    return {"external_auth": auth}
+
+
+def auth_url(value: object, what: str) -> str:
+    text = grammar.string(value, what)
+    if "$" in text:
+        raise Invalid(
+            f"{what} {grammar.show(text)}: nginx variables are not supported", "unsupported"
+        )
+    parts = AUTH_URL.fullmatch(text)
+    if not parts or len(text) > 2048:
+        raise Invalid(
+            f"{what} {grammar.show(text)} is not an http(s) URL of letters, digits and -._~/:,=&?"
+        )
+    if CLUSTER_SERVICE.fullmatch(parts["host"]):
+        raise Invalid(
+            f"{what} {grammar.show(text)}: a cluster Service URL is not supported yet, and "
+            "serving the Ingress without it would protect it less than its author asked",
+            "unsupported",
+        )
+    if parts["port"] and not 1 <= int(parts["port"]) <= 65535:
+        raise Invalid(f"{what} {grammar.show(text)} has a port outside 1-65535")
+    return text
+
+
+def with_redirect(url: str, param: str) -> str:
+    """The sign-in URL with the request's URL as `param`, unless it names it already."""
+    query = url.partition("?")[2]
+    if any(item.partition("=")[0] == param for item in query.split("&")):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{param}=$scheme://$http_host$request_uri"
+
+
+def method(value: object, what: str) -> str:
+    text = grammar.string(value, what)
+    if text.upper() not in METHODS:
+        raise Invalid(f"{what} {grammar.show(text)} must be one of {', '.join(METHODS)}")
+    return text.upper()
+
+
+def header_names(value: object, what: str) -> tuple[str, ...]:
+    text = grammar.string(value, what)
+    items = [item.strip(" \t\r\n") for item in text.split(",")]
+    if len(items) > HEADERS_MAX:
+        raise Invalid(f"{what} lists more than {HEADERS_MAX} headers")
+    for item in items:
+        if not HEADER_NAME.fullmatch(item):
+            raise Invalid(f"{what}: {grammar.show(item)} is not a header name")
+    return tuple(dict.fromkeys(items))
+
+
+def _pattern(pattern: re.Pattern, kind: str):
+    def parse_value(value: object, what: str) -> str:
+        text = grammar.string(value, what)
+        if not pattern.fullmatch(text) or len(text) > 2048:
+            raise Invalid(f"{what} {grammar.show(text)} is not {kind}")
+        return text
+
+    return parse_value
+
+
+def header_variable(name: str) -> str:
+    """The nginx variable of an auth answer's header."""
+    return "$upstream_http_" + name.lower().replace("-", "_")
+
+
+def policies(server) -> tuple[ExternalAuth, ...]:
+    """The external auth of a server's locations, each once, in location order."""
+    found = (location.settings.external_auth for location in server.locations)
+    return tuple(dict.fromkeys(auth for auth in found if auth is not None))
+
+
+# The second lock: what render writes of an external auth, checked again.
+HOST_AND_PORT = re.compile(rf"{_HOST}(:[0-9]{{1,5}})?")
+SIGNIN_SUFFIX = "=$scheme://$http_host$request_uri"
+
+
+def render_url(value: object) -> str:
+    text = str(value)
+    if not AUTH_URL.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not an auth URL")
+    return text
+
+
+def render_host(value: object) -> str:
+    text = str(value)
+    if not HOST_AND_PORT.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a host")
+    return text
+
+
+def render_value(value: object) -> str:
+    text = str(value)
+    if not REQUEST_REDIRECT_VALUE.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a redirect value")
+    return text
+
+
+def render_signin(value: object) -> str:
+    text = str(value)
+    url = text.removesuffix(SIGNIN_SUFFIX)
+    if url != text:
+        url = url[: max(url.rfind("?"), url.rfind("&"))]
+    if not AUTH_URL.fullmatch(url) or "$" in text.removeprefix(url).replace(SIGNIN_SUFFIX, ""):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a sign-in URL")
+    return text
+
+
+def render_header_variable(name: object) -> str:
+    text = str(name)
+    if not HEADER_NAME.fullmatch(text):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a header name")
+    return header_variable(text)
