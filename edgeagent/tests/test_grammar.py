@@ -1,6 +1,7 @@
 """The grammar every value passes before it may reach nginx configuration."""
 
 import base64
+import subprocess
 
 import pytest
 import support_objects as objects
@@ -240,6 +241,8 @@ def test_source_ranges_accept(value, expected):
         "all",
         "unix:",
         "example.com",
+        "255.255.255.255",  # nginx refuses it (see test_source_ranges_nginx_takes)
+        "10.0.0.0/8, 255.255.255.255/32",
         ",".join(["10.0.0.1"] * (grammar.SOURCE_RANGES_MAX + 1)),
         8,
     ],
@@ -354,3 +357,29 @@ def test_controller_name_accepts(value):
 def test_controller_name_rejects(value):
     with pytest.raises(grammar.Invalid):
         grammar.controller_name(value, "controllerName")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0.0.0.0/0",
+        "255.255.255.254/31",
+        "255.255.255.0/24",
+        "::/0",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ],
+)
+def test_source_ranges_nginx_takes(tmp_path, value):
+    """What the grammar accepts at the edges of the address space, nginx's allow and deny
+    take (nginx refuses 255.255.255.255, which the grammar refuses)."""
+    (network,) = grammar.source_ranges(value, "a")
+    config = tmp_path / "nginx.conf"
+    config.write_text(
+        f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
+        f"http {{ access_log off; server {{ listen 127.0.0.1:1; location / {{\n"
+        f"allow {network}; deny {network}; }} }} }}\n"
+    )
+    tested = subprocess.run(
+        ["nginx", "-t", "-q", "-c", str(config)], capture_output=True, text=True, check=False
+    )
+    assert tested.returncode == 0, tested.stderr

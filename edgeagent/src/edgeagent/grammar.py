@@ -357,6 +357,10 @@ def hsts_max_age(value: object, what: str) -> int:
     return int(text)
 
 
+# nginx's allow, deny and geo take every address but this one (ngx_inet_addr's INADDR_NONE).
+LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
 def source_ranges(value: object, what: str) -> tuple[str, ...]:
     """Comma-separated CIDRs or addresses, IPv4 or IPv6, blanks around items allowed:
     canonical (host bits cleared, as ingress-nginx does), sorted, without duplicates."""
@@ -373,6 +377,11 @@ def source_ranges(value: object, what: str) -> tuple[str, ...]:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise Invalid(f"{what}: {show(item)} is not an IP address or CIDR") from None
+        if network.network_address == LIMITED_BROADCAST:
+            raise Invalid(
+                f"{what}: {show(item)} is the limited broadcast address, which no client has"
+                " and nginx refuses (its address parser returns it as its error value)"
+            )
         single = network.prefixlen == network.max_prefixlen and "/" not in item
         ranges.add(str(network.network_address) if single else str(network))
     return tuple(sorted(ranges))
