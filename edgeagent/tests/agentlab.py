@@ -332,7 +332,14 @@ class AgentProcess:
             status, body = self.readyz()
             return body if status == 200 and body["synced"] else None
 
-        return eventually(ready, timeout)
+        try:
+            return eventually(ready, timeout)
+        except AssertionError as error:
+            # What the agent said of itself, and its log: a rare failure here (once in a
+            # full suite on an idle machine, 2026-12-06) left nothing else to read.
+            raise AssertionError(
+                f"{error}; /readyz: {self.readyz()}; log: {self.log_tail()}"
+            ) from error
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Samples by (name, sorted labels)."""
