@@ -77,6 +77,12 @@ class _EchoHandler(BaseHTTPRequestHandler):
             self.send_header(name.strip(), value.strip())
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        # An HTTP/1.0 request without keep-alive: this server closes the connection after
+        # the answer, and says so as HTTP/1.1 requires. Without it nginx kept the connection
+        # for the next request, which then met a closed socket: a 502 when its body was not
+        # buffered and could not be sent again (test_routing, once in a clean-clone run).
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
