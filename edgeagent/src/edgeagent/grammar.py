@@ -135,6 +135,20 @@ def _pattern(value: object, what: str, pattern: re.Pattern, max_length: int, gra
     return text
 
 
+def second_lock(pattern: re.Pattern, what: str) -> Callable[[object], str]:
+    """A render filter: the value as it is when `pattern` matches all of it, else a loud
+    refusal. The second lock behind the parsers, in case a value reached the template
+    some other way."""
+
+    def checked(value: object) -> str:
+        text = str(value)
+        if not pattern.fullmatch(text):
+            raise ValueError(f"refusing to render {show(text)}: not {what}")
+        return text
+
+    return checked
+
+
 def _token(pattern: re.Pattern, max_length: int, grammar: str) -> Callable[[object, str], str]:
     """A check of `(value, what)` for a string that `pattern` matches whole."""
 

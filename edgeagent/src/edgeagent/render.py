@@ -166,28 +166,12 @@ def location_filters(
     return render_filters.directives(choice_id(server.host, location), location, hsts, dynamic)
 
 
-def variable(value: object) -> str:
-    """An nginx variable a Gateway API match reads (model.Choice); nothing else."""
-    text = str(value)
-    if not MATCH_VARIABLE.fullmatch(text):
-        raise ValueError(f"refusing to render {grammar.show(text)}: not a match variable")
-    return text
-
-
-def hash_key(value: object) -> str:
-    """An upstream-hash-by key: nginx variables and plain text of its grammar only."""
-    text = str(value)
-    if not balance.HASH_KEY.fullmatch(text):
-        raise ValueError(f"refusing to render {grammar.show(text)}: not a hash key")
-    return text
-
-
-def token(value: object) -> str:
-    """Refuse, loudly, any value that is not a plain nginx token (the second lock)."""
-    text = str(value)
-    if not TOKEN.fullmatch(text):
-        raise ValueError(f"refusing to render {grammar.show(text)}: not a plain nginx token")
-    return text
+# An nginx variable a Gateway API match reads (model.Choice); nothing else.
+variable = grammar.second_lock(MATCH_VARIABLE, "a match variable")
+# An upstream-hash-by key: nginx variables and plain text of its grammar only.
+hash_key = grammar.second_lock(balance.HASH_KEY, "a hash key")
+# Any value written as a plain nginx token.
+token = grammar.second_lock(TOKEN, "a plain nginx token")
 
 
 def regex_path(value: object) -> str:
@@ -199,11 +183,7 @@ def regex_path(value: object) -> str:
     return text
 
 
-def rewrite_target(value: object) -> str:
-    text = str(value)
-    if not grammar.REWRITE_TARGET.fullmatch(text):
-        raise ValueError(f"refusing to render {grammar.show(text)}: not a rewrite target")
-    return text
+rewrite_target = grammar.second_lock(grammar.REWRITE_TARGET, "a rewrite target")
 
 
 def redirect_url(value: object) -> str:

@@ -185,25 +185,9 @@ HOST_AND_PORT = re.compile(rf"{_HOST}(:[0-9]{{1,5}})?")
 SIGNIN_SUFFIX = "=$scheme://$http_host$request_uri"
 
 
-def render_url(value: object) -> str:
-    text = str(value)
-    if not AUTH_URL.fullmatch(text):
-        raise ValueError(f"refusing to render {grammar.show(text)}: not an auth URL")
-    return text
-
-
-def render_host(value: object) -> str:
-    text = str(value)
-    if not HOST_AND_PORT.fullmatch(text):
-        raise ValueError(f"refusing to render {grammar.show(text)}: not a host")
-    return text
-
-
-def render_value(value: object) -> str:
-    text = str(value)
-    if not REQUEST_REDIRECT_VALUE.fullmatch(text):
-        raise ValueError(f"refusing to render {grammar.show(text)}: not a redirect value")
-    return text
+render_url = grammar.second_lock(AUTH_URL, "an auth URL")
+render_host = grammar.second_lock(HOST_AND_PORT, "a host")
+render_value = grammar.second_lock(REQUEST_REDIRECT_VALUE, "a redirect value")
 
 
 def render_signin(value: object) -> str:
