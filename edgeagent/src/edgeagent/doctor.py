@@ -27,7 +27,6 @@ import email.utils
 import ipaddress
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from edgeagent.gateway import routing as gateway_routing
 from edgeagent.informer import list_call
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings, ConfigError, resolve
+from edgeagent.vips import local_addresses
 
 MAX_CLOCK_SKEW = 5.0
 """Seconds. NTP keeps nodes within milliseconds; the Date header has a resolution of one
@@ -167,25 +167,12 @@ def vip_check(vips: tuple[str, ...]) -> Check:
         return Check("vip", True, "no VIP configured (--publish-status-address)")
     try:
         local = local_addresses()
-    except (OSError, ValueError, subprocess.CalledProcessError) as error:
+    except OSError as error:
         return Check("vip", False, f"cannot read this node's addresses: {error}")
     held = [vip for vip in vips if ipaddress.ip_address(vip) in local]
     if held:
         return Check("vip", True, f"this node holds {', '.join(held)} (the VIP holder)")
     return Check("vip", True, f"this node holds none of {', '.join(vips)} (a backup)")
-
-
-def local_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """Every address on this node's interfaces, as `ip` (iproute2) lists them."""
-    output = subprocess.run(
-        ["ip", "-json", "address", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return {
-        ipaddress.ip_address(entry["local"])
-        for link in json.loads(output)
-        for entry in link.get("addr_info", ())
-        if "local" in entry
-    }
 
 
 def nginx_check(applier: Applier) -> Check:
