@@ -60,6 +60,8 @@ PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
 WARNING = "warning"  # the Problem code of what is served all the same
 MIGRATE_CLASS = "nginx"
+# The commands that take the daemon's settings (and import the Kubernetes client).
+DAEMON_COMMANDS = ("run", "doctor", "routes")
 # Each field's flag is its name with dashes, so a parsed argument is found by field name.
 INGRESS_NGINX_DEFAULTS = dataclasses.fields(annotations.Config)
 
@@ -305,6 +307,12 @@ def command_doctor(args: argparse.Namespace) -> int:
     return doctor.main(args)
 
 
+def command_routes(args: argparse.Namespace) -> int:
+    from edgeagent import pod_routes
+
+    return pod_routes.main(args)
+
+
 def _flag_type(parse):
     """An argparse type from a one-argument parser: a bad value is a usage error."""
 
@@ -466,25 +474,33 @@ def parser(
         "backends answer a TCP connection from here; exit 1 if any check fails",
     )
     doctor_parser.set_defaults(command=command_doctor)
+    routes_parser = commands.add_parser(
+        "routes",
+        help="keep this node's routes to the pods equal to the Nodes' podCIDRs via their "
+        "InternalIPs (flat layer-2 clusters without BGP; needs CAP_NET_ADMIN)",
+    )
+    routes_parser.set_defaults(command=command_routes)
     if with_run_arguments and importlib.util.find_spec("edgeagent.daemon") is not None:
-        from edgeagent import doctor, settings
+        from edgeagent import doctor, pod_routes, settings
 
         settings.add_arguments(run_parser)
         settings.add_arguments(doctor_parser)
         doctor.add_arguments(doctor_parser)
+        settings.add_arguments(routes_parser)
+        pod_routes.add_arguments(routes_parser)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser(
-        with_run_arguments=argv[:1] in (["run"], ["doctor"]),
+        with_run_arguments=bool(argv) and argv[0] in DAEMON_COMMANDS,
         with_cluster_arguments=argv[:1] == ["migrate"],
     ).parse_args(argv)
     if args.command_name == "render" and args.default_key and not args.default_certificate:
         print("edgeagent: error: --default-key needs --default-certificate", file=sys.stderr)
         return 2
-    if args.command_name in ("run", "doctor"):
+    if args.command_name in DAEMON_COMMANDS:
         return args.command(args)
     try:
         return args.command(args)
