@@ -30,6 +30,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,6 +54,9 @@ from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
 from edgeagent.nodeports import BACKEND_MODES
+
+if TYPE_CHECKING:  # the daemon's settings import the Kubernetes client: only for its commands
+    from edgeagent.settings import AgentSettings
 
 DEFAULT_CERTIFICATE_FILE = "certs/default.pem"
 SELF_SIGNED_DAYS = 365
@@ -292,25 +296,38 @@ def _configmap_data(args: argparse.Namespace) -> dict:
     return data
 
 
-def command_run(args: argparse.Namespace) -> int:
+def command_run(args: argparse.Namespace, settings: "AgentSettings") -> int:
+    from edgeagent import daemon
+
+    return daemon.main(settings)
+
+
+def command_doctor(args: argparse.Namespace, settings: "AgentSettings") -> int:
+    from edgeagent import doctor
+
+    return doctor.main(args, settings)
+
+
+def command_routes(args: argparse.Namespace, settings: "AgentSettings") -> int:
+    from edgeagent import pod_routes
+
+    return pod_routes.main(args, settings)
+
+
+def run_daemon_command(args: argparse.Namespace) -> int:
+    """A command that takes the daemon's settings: resolved (flags, config file,
+    defaults) and checked here once, a bad one being exit status 2."""
     if importlib.util.find_spec("edgeagent.daemon") is None:
         print("edgeagent: error: the daemon (edgeagent.daemon) is not installed", file=sys.stderr)
         return 2
-    from edgeagent import daemon
+    from edgeagent.settings import ConfigError, resolve
 
-    return daemon.main(args)
-
-
-def command_doctor(args: argparse.Namespace) -> int:
-    from edgeagent import doctor
-
-    return doctor.main(args)
-
-
-def command_routes(args: argparse.Namespace) -> int:
-    from edgeagent import pod_routes
-
-    return pod_routes.main(args)
+    try:
+        settings = resolve(args)
+    except ConfigError as error:
+        print(f"edgeagent: error: {error}", file=sys.stderr)
+        return 2
+    return args.command(args, settings)
 
 
 def _flag_type(parse):
@@ -501,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         print("edgeagent: error: --default-key needs --default-certificate", file=sys.stderr)
         return 2
     if args.command_name in DAEMON_COMMANDS:
-        return args.command(args)
+        return run_daemon_command(args)
     try:
         return args.command(args)
     except (manifests.ManifestError, cluster.ClusterError, Invalid, OSError) as error:

@@ -25,10 +25,8 @@ first list and sync when nothing serves yet, as the API may be slow at boot.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -49,7 +47,7 @@ from edgeagent.informer import Informer, read_object
 from edgeagent.metrics import Metrics
 from edgeagent.probe import BackendProbe, Reach
 from edgeagent.resources import RESOURCES
-from edgeagent.settings import AgentSettings, ConfigError, resolve
+from edgeagent.settings import AgentSettings
 from edgeagent.status import StatusPublisher
 from edgeagent.vips import VipHolder
 
@@ -212,12 +210,7 @@ class Agent:
         return 0
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        settings = resolve(args)
-    except ConfigError as error:
-        print(f"edgeagent: error: {error}", file=sys.stderr)
-        return 2
+def main(settings: AgentSettings) -> int:
     logs.setup(settings.daemon.log_level)
     try:
         agent = Agent(settings)

@@ -27,7 +27,6 @@ import email.utils
 import ipaddress
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -42,7 +41,7 @@ from edgeagent.daemon import model_options
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.informer import list_call
 from edgeagent.resources import RESOURCES
-from edgeagent.settings import AgentSettings, ConfigError, resolve
+from edgeagent.settings import AgentSettings
 from edgeagent.vips import local_addresses
 
 MAX_CLOCK_SKEW = 5.0
@@ -69,12 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        settings = resolve(args)
-    except ConfigError as error:
-        print(f"edgeagent: error: {error}", file=sys.stderr)
-        return 2
+def main(args: argparse.Namespace, settings: AgentSettings) -> int:
     checks = list(run_checks(settings, max(1, args.sample)))
     if args.json:
         print(json.dumps({"checks": [asdict(c) for c in checks]}, indent=2))

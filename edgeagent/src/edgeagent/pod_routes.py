@@ -43,7 +43,7 @@ from edgeagent.cache import Cache
 from edgeagent.informer import Informer, list_call
 from edgeagent.metrics import Metrics
 from edgeagent.resources import BY_NAME
-from edgeagent.settings import ConfigError, resolve
+from edgeagent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def reconcile(desired: Iterable[Route], protocol: int) -> tuple[int, int]:
     return len(desired - current), len(stale)
 
 
-def sync(nodes: Iterable[dict], settings, protocol: int) -> bool:
+def sync(nodes: Iterable[dict], settings: AgentSettings, protocol: int) -> bool:
     """One round: judge, report, reconcile. False when the kernel refused a change."""
     protected = tuple(ipaddress.ip_address(vip) for vip in settings.status.addresses)
     allowed = tuple(ipaddress.ip_network(n) for n in settings.serving.backend_networks)
@@ -239,12 +239,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        settings = resolve(args)
-    except ConfigError as error:
-        print(f"edgeagent: error: {error}", file=sys.stderr)
-        return 2
+def main(args: argparse.Namespace, settings: AgentSettings) -> int:
     logs.setup(settings.daemon.log_level)
     try:
         client = kube.api_client(settings.api, watches=1)
@@ -263,7 +258,9 @@ def main(args: argparse.Namespace) -> int:
     return _watch(client, settings, args.route_protocol, args.resync)
 
 
-def _watch(client: kubernetes.client.ApiClient, settings, protocol: int, resync: float) -> int:
+def _watch(
+    client: kubernetes.client.ApiClient, settings: AgentSettings, protocol: int, resync: float
+) -> int:
     """Reconcile on every change of the Nodes, and every `resync` seconds."""
     stop = threading.Event()
     cache = Cache()
