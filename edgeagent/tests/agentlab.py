@@ -96,6 +96,22 @@ server {{
 """
 
 
+def in_network_namespace(script: str, *args: str, timeout: float = 60) -> Any:
+    """Run a Python `script` in a network namespace of its own (a loopback and whatever
+    it makes there, never the machine's) with the tests' import path; its standard
+    output, read as JSON."""
+    result = subprocess.run(
+        ["unshare", "--net", "--", sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def eventually(
     check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, stable: int = 3
 ) -> T:

@@ -3,14 +3,11 @@ on the pure core, then installed by the real kernel in a network namespace of th
 own, with the API emulator running inside it."""
 
 import ipaddress
-import json
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import yaml
+from agentlab import in_network_namespace
 from edgeagent.pod_routes import ROUTE_PROTOCOL, Refusal, Route, desired_routes
 
 ROLE_VARS = pathlib.Path(__file__).parents[2] / "roles" / "edgeagent" / "vars" / "main.yml"
@@ -156,16 +153,7 @@ SCENARIO = textwrap.dedent(
 
 
 def test_routes_follow_the_nodes_in_a_real_routing_table(tmp_path):
-    result = subprocess.run(
-        ["unshare", "--net", "--", sys.executable, "-c", SCENARIO, str(tmp_path / "kubeconfig")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    steps = json.loads(result.stdout)
+    steps = in_network_namespace(SCENARIO, str(tmp_path / "kubeconfig"), timeout=300)
     assert steps["once"] == [
         0,
         [["198.18.64.0/24", "198.18.6.11", 1000], ["198.18.65.0/24", "198.18.6.12", 1000]],
