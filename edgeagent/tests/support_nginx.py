@@ -222,6 +222,8 @@ ALLOWED_DIRECTIVES = {
         "proxy_request_buffering",
         "proxy_buffer_size",
         "proxy_buffers",
+        "proxy_busy_buffers_size",
+        "proxy_max_temp_file_size",
         "proxy_http_version",
         "rewrite",
         "access_log",

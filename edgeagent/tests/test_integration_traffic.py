@@ -244,7 +244,7 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
     edge.apply_ingress(
         "tuned",
         [rule("tuned.example.com", "tuned")],
-        annotations={prefix + "proxy-max-temp-file-size": "0", prefix + "hsts": "true"},
+        annotations={prefix + "enable-access-log": "false", prefix + "hsts": "true"},
     )
     edge.apply_ingress(
         "refused",
@@ -261,7 +261,7 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
         }
 
     eventually(lambda: len(messages("tuned", "Warning")) == 2)
-    assert any(prefix + "proxy-max-temp-file-size '0'" in m for m in messages("tuned", "Warning"))
+    assert any(prefix + "enable-access-log 'false'" in m for m in messages("tuned", "Warning"))
     assert any(prefix + "hsts 'true'" in m for m in messages("tuned", "Warning"))
     eventually(
         lambda: (

@@ -280,7 +280,7 @@ def test_unsupported_or_malformed_annotations_reject_the_ingress(key, value, wor
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
-        ("nginx.ingress.kubernetes.io/proxy-busy-buffers-size", "8k", "only tunes"),
+        ("nginx.ingress.kubernetes.io/connection-proxy-header", "keep-alive", "only tunes"),
         ("nginx.ingress.kubernetes.io/enable-access-log", "false", "only tunes"),
         ("nginx.ingress.kubernetes.io/hsts", "true", "defines no such annotation"),
         ("nginx.ingress.kubernetes.io/rate-limit", "100", "defines no such annotation"),
@@ -937,6 +937,19 @@ def build_annotated(annotations: dict[str, str]) -> model.Model:
             {"proxy_buffering": "off", "proxy_request_buffering": "on"},
         ),
         ({"proxy-http-version": "1.0"}, {"proxy_http_version": "1.0"}),
+        # nginx's own buffers (8 of 4k) bound the busy ones and the temporary files.
+        ({"proxy-busy-buffers-size": "28K"}, {"proxy_busy_buffers_size": "28k"}),
+        (
+            {
+                "proxy-buffer-size": "16k",
+                "proxy-buffers-number": "8",
+                "proxy-busy-buffers-size": "112k",
+            },
+            {"proxy_busy_buffers_size": "112k", "proxy_buffers": (8, "16k")},
+        ),
+        ({"proxy-max-temp-file-size": "0"}, {"proxy_max_temp_file_size": "0"}),
+        ({"proxy-max-temp-file-size": "1024M"}, {"proxy_max_temp_file_size": "1024m"}),
+        ({"client-body-buffer-size": "1M"}, {"client_body_buffer_size": "1m"}),
     ],
 )
 def test_buffering_annotations(annotations, expected):
@@ -959,6 +972,12 @@ def test_buffering_annotations(annotations, expected):
         ("proxy-buffering", "On"),
         ("proxy-request-buffering", "true"),
         ("proxy-http-version", "2"),
+        ("proxy-busy-buffers-size", "2k"),  # under one of nginx's 4k buffers
+        ("proxy-busy-buffers-size", "32k"),  # all 8 of them
+        ("proxy-max-temp-file-size", "1k"),  # neither 0 nor a whole buffer
+        ("proxy-max-temp-file-size", "1t"),
+        ("client-body-buffer-size", "2m"),
+        ("client-body-buffer-size", "0"),
     ],
 )
 def test_bad_buffering_values_refuse_the_ingress(key, value):

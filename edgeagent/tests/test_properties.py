@@ -115,6 +115,9 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-request-buffering": st.sampled_from(["on", "off"]),
         PREFIX + "proxy-http-version": st.sampled_from(["1.0", "1.1"]),
+        PREFIX + "proxy-busy-buffers-size": st.sampled_from(["1", "4k", "8k", "12k", "28k", "1m"]),
+        PREFIX + "proxy-max-temp-file-size": st.sampled_from(["0", "1", "4k", "1024m", "2g"]),
+        PREFIX + "client-body-buffer-size": st.sampled_from(["1", "16k", "1m"]),
         PREFIX + "backend-protocol": st.sampled_from(["HTTP", "HTTPS", "https", "GRPC", "grpcs"]),
         PREFIX + "permanent-redirect": st.sampled_from(["/p", "https://a.example:8443/x?y=1&z"]),
         PREFIX + "permanent-redirect-code": st.integers(100, 599).map(str),
@@ -152,7 +155,7 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "auth-signin-redirect-param": st.sampled_from(["rd", "return_to"]),
         PREFIX + "auth-response-headers": st.sampled_from(["X-User", "X-User, X-Email"]),
         PREFIX + "auth-request-redirect": st.sampled_from(["/after", "https://a.example/x?y"]),
-        PREFIX + "proxy-max-temp-file-size": st.just("0"),  # served without: a warning
+        PREFIX + "enable-access-log": st.just("false"),  # served without: a warning
         PREFIX + "hsts": st.just("true"),  # never defined by ingress-nginx: a warning
         PREFIX + "canary": BOOLEANS,
         PREFIX + "canary-weight": st.sampled_from(["0", "1", "30", "100", "1000"]),
@@ -223,6 +226,8 @@ INGRESS_FIELDS = [
             "use-regex",
             "proxy-buffer-size",
             "proxy-buffers-number",
+            "proxy-busy-buffers-size",
+            "proxy-max-temp-file-size",
             "proxy-buffering",
             "proxy-http-version",
             "backend-protocol",

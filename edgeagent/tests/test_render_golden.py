@@ -189,7 +189,7 @@ metadata:
   name: warned
   namespace: shop
   annotations:
-    nginx.ingress.kubernetes.io/proxy-max-temp-file-size: "0"
+    nginx.ingress.kubernetes.io/enable-access-log: "false"
     nginx.ingress.kubernetes.io/rate-limit: "100"
 spec:
   ingressClassName: edge
@@ -212,8 +212,8 @@ def test_check_reports_warnings_and_passes(tmp_path, capsys):
     assert cli.main(["check", "-f", str(source)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "Ingress shop/warned: annotation nginx.ingress.kubernetes.io/proxy-max-temp-file-size "
-        "'0' is ignored: not supported; it only tunes, so the Ingress is served without it",
+        "Ingress shop/warned: annotation nginx.ingress.kubernetes.io/enable-access-log "
+        "'false' is ignored: not supported; it only tunes, so the Ingress is served without it",
         "Ingress shop/warned: annotation nginx.ingress.kubernetes.io/rate-limit '100' is "
         "ignored: ingress-nginx defines no such annotation and ignored it; so does edgeagent",
     ]

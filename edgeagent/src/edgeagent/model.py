@@ -186,6 +186,9 @@ class LocationSettings:
     proxy_request_buffering: str | None = None
     proxy_buffers: tuple[int, str] | None = None
     """(number, size): `proxy_buffer_size size; proxy_buffers number size;`."""
+    proxy_busy_buffers_size: str | None = None
+    proxy_max_temp_file_size: str | None = None
+    client_body_buffer_size: str | None = None
     proxy_http_version: str | None = None
     rewrite_target: str | None = None
     """The path a regex location's request is rewritten to (`$1`-`$9`: its captures)."""

@@ -91,9 +91,6 @@ REFUSED: dict[str, str] = {
 
 TUNED: dict[str, str] = dict.fromkeys(
     (
-        "proxy-busy-buffers-size",
-        "proxy-max-temp-file-size",
-        "client-body-buffer-size",
         "connection-proxy-header",
         "http2-push-preload",
         "use-port-in-redirects",
