@@ -17,7 +17,10 @@ docs ask of `if`). nginx evaluates the maps only for requests that reach the loc
   set and add (and the server's HSTS header again: add_header is not inherited either).
 - RequestMirror (`Location.mirrors`): `mirror` to an internal location per upstream.
 - RequestRedirect: `rewrite ... redirect` (302) or `permanent` (301), which keeps the
-  query and escapes what it copies from the path; URLRewrite: `rewrite ... break` and,
+  query and escapes what it copies from the path; 303, 307 and 308, which `rewrite` cannot
+  answer, ride on one of those two (`redirect_carriers`) and `error_page <carrier> =<code>
+  $sent_http_location` answers the code asked with the Location the rewrite made (a
+  `return` would copy the decoded path unescaped). URLRewrite: `rewrite ... break` and,
   for the hostname, the Host header.
 
 Every value passes the grammar again here (the second lock, as render's `token`).
@@ -69,6 +72,22 @@ class Directives:
 
 NONE = Directives()
 """Those of a location without filters (shared: nothing adds to it)."""
+
+
+def redirect_carriers(codes: set[int]) -> dict[int, int] | None:
+    """The status of `rewrite` (a key of REDIRECT_FLAGS) that carries each redirect code
+    of one location; None when the location has more codes than carriers."""
+    if len(codes) > len(REDIRECT_FLAGS):
+        return None
+    carriers = {code: code for code in codes if code in REDIRECT_FLAGS}
+    free = [carrier for carrier in REDIRECT_FLAGS if carrier not in carriers]
+    for code in sorted(codes - set(REDIRECT_FLAGS)):
+        carriers[code] = free.pop(0)
+    return carriers
+
+
+def redirect_codes(location: Location) -> set[int]:
+    return {f.redirect.code for f in actions(location) if f.redirect is not None}
 
 
 def actions(location: Location) -> list[Filters]:
@@ -129,9 +148,17 @@ class _Writer:
         self._request_headers()
         self._mirrors(self.out.headers[request_headers:])
         self._response_headers()
+        carriers = redirect_carriers(redirect_codes(self.location))
+        if carriers is None:  # gateway.routing keeps each location within the carriers
+            raise ValueError(f"location {self.location.path}: more redirect codes than carriers")
+        for code, carrier in sorted(carriers.items()):
+            if code != carrier:
+                line = f"error_page {carrier:d} ={code:d} $sent_http_location;"
+                self.out.redirects.append(IN_LOCATION + line)
         for index, filters in enumerate(self.actions):
             if filters.redirect is not None:
-                self._guarded(index, self.out.redirects, self._redirect(index, filters.redirect))
+                redirect = self._redirect(index, filters.redirect, carriers[filters.redirect.code])
+                self._guarded(index, self.out.redirects, redirect)
             lines = []
             if filters.rewrite_path is not None:
                 lines = self._path_rewrite(filters.rewrite_path)
@@ -271,7 +298,7 @@ class _Writer:
                 f"{IN_LOCATION}add_header Strict-Transport-Security {self.hsts} always;"
             )
 
-    def _redirect(self, index: int, redirect: Redirect) -> list[str]:
+    def _redirect(self, index: int, redirect: Redirect, carrier: int) -> list[str]:
         if redirect.scheme is not None:
             scheme = redirect.scheme
             port = redirect.ports[redirect.scheme == "https"]
@@ -290,7 +317,7 @@ class _Writer:
                 self._map("$scheme", suffix, entries, '""')
         host = grammar.host(redirect.hostname) if redirect.hostname else "$host"
         origin = f"{scheme}://{host}{suffix}"
-        flag = REDIRECT_FLAGS[redirect.code]
+        flag = REDIRECT_FLAGS[carrier]
         if redirect.path is None:
             return [f'rewrite "^(.*)$" "{origin}$1" {flag};']
         return [

@@ -32,7 +32,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from edgeagent import model, nodeports
+from edgeagent import model, nodeports, render_filters
 from edgeagent.gateway import conditions as c
 from edgeagent.gateway import filters
 from edgeagent.gateway.attachment import (
@@ -223,7 +223,7 @@ class _Router:
                     (upstream, status), own = target, chosen
                     break
                 choices.append(Choice(claim.conditions, *target, chosen))
-            placed[key] = Location(
+            location = Location(
                 *key,
                 upstream,
                 status,
@@ -232,7 +232,44 @@ class _Router:
                 timeout_ms=self.timeout(key, taken),
                 mirrors=self.mirrors(key, taken),
             )
+            placed[key] = self.within_redirect_carriers(location, taken)
         return placed
+
+    def within_redirect_carriers(self, location: Location, taken: list[_Claim]) -> Location:
+        """nginx answers at most two redirect codes in one location
+        (`render_filters.redirect_carriers`): a code beyond the first two, in precedence
+        order, is answered with the first, and its rule reported."""
+        if render_filters.redirect_carriers(render_filters.redirect_codes(location)) is not None:
+            return location
+        kept: list[int] = []
+        for action in render_filters.actions(location):
+            code = action.redirect.code if action.redirect else None
+            if (
+                code is not None
+                and code not in kept
+                and len(kept) < len(render_filters.REDIRECT_FLAGS)
+            ):
+                kept.append(code)
+
+        def fitted(chosen: Filters, claim: _Claim) -> Filters:
+            redirect = chosen.redirect
+            if redirect is None or redirect.code in kept:
+                return chosen
+            self.problem(
+                claim.route,
+                f"rule {claim.rule_index} shares location {location.path} with rules of two "
+                f"other redirect codes; nginx answers two per location: {kept[0]} instead "
+                f"of {redirect.code}",
+                "unsupported",
+            )
+            return replace(chosen, redirect=replace(redirect, code=kept[0]))
+
+        choices = tuple(
+            replace(choice, filters=fitted(choice.filters, claim))
+            for choice, claim in zip(location.choices, taken, strict=False)
+        )
+        own = fitted(location.filters, taken[-1])
+        return replace(location, choices=choices, filters=own)
 
     def timeout(self, key: tuple[str, str], claims: list[_Claim]) -> int | None:
         """The location's timeout: its rules' `timeouts`. nginx's timeouts cannot differ
