@@ -8,8 +8,10 @@ choices), and each changed header then reads its value from a map of that action
 redirect and rewrite sits in `if` on it (only rewrite-module directives, as the nginx
 docs ask of `if`). nginx evaluates the maps only for requests that reach the location.
 
-- Request headers: `proxy_set_header` (set: the value; add: a map on the client's value,
-  which the value follows after a comma; remove: empty, which nginx does not send). A
+- Request headers: `proxy_set_header`, or `grpc_set_header` in a location of gRPC
+  backends (GRPCRoute), as the other directives here (set: the value; add: a map on the
+  client's value, which the value follows after a comma; remove: empty, which nginx does
+  not send). A
   location that sets any header restates the http-level ones it keeps, since nginx
   inherits none of them then. A header a choice does not change passes the client's
   (first) value, or the edge's own for the forwarded headers.
@@ -45,7 +47,16 @@ FORWARDED_HEADERS = (
     ("Upgrade", "$http_upgrade"),
     ("Connection", "$edgeagent_connection"),
 )
-_FORWARDED = {name.lower(): value for name, value in FORWARDED_HEADERS}
+# What the edge sends every gRPC backend (the grpc module sets Host and TE itself; edge.conf's
+# http level writes them from here too).
+GRPC_FORWARDED_HEADERS = (
+    ("X-Real-IP", "$remote_addr"),
+    ("X-Forwarded-For", "$edgeagent_forwarded_for"),
+    ("X-Forwarded-Proto", "$scheme"),
+    ("X-Forwarded-Host", "$host"),
+    ("X-Forwarded-Port", "$server_port"),
+)
+GRPC_PROTOCOLS = ("GRPC", "GRPCS")
 WELL_KNOWN_PORTS = {"http": 80, "https": 443}
 # The internal locations of RequestMirror filters: under a path of its own (a route's
 # location of the same path would be shadowed, and answer 404: they are internal).
@@ -135,6 +146,10 @@ class _Writer:
         self.actions = actions(location)
         self.chooses = chooses_filters(location)
         self.out = Directives()
+        grpc = location.settings.backend_protocol in GRPC_PROTOCOLS
+        self.module = "grpc" if grpc else "proxy"
+        """The module that proxies: its directives' prefix."""
+        self.forwarded = GRPC_FORWARDED_HEADERS if grpc else FORWARDED_HEADERS
 
     @property
     def action_variable(self) -> str:
@@ -241,17 +256,17 @@ class _Writer:
         if timeout is None:
             return
         written = f"{timeout:d}ms" if timeout else f"{grammar.SECONDS_MAX:d}s"  # 0: off
-        for directive in ("proxy_connect_timeout", "proxy_send_timeout", "proxy_read_timeout"):
-            self.out.headers.append(f"{IN_LOCATION}{directive} {written};")
+        for wait in ("connect", "send", "read"):
+            self.out.headers.append(f"{IN_LOCATION}{self.module}_{wait}_timeout {written};")
 
     def _request_headers(self) -> None:
         touched = self._touched("request_headers")
         if not touched:
             return
         headers = self.out.headers
-        for name, value in FORWARDED_HEADERS:
+        for name, value in self.forwarded:
             if name.lower() not in touched:
-                headers.append(f"{IN_LOCATION}proxy_set_header {name} {value};")
+                headers.append(f"{IN_LOCATION}{self.module}_set_header {name} {value};")
         for k, (lower, name) in enumerate(touched.items()):
             client = f"$http_{_variable_part(lower)}"
             per_action = []
@@ -267,8 +282,9 @@ class _Writer:
                     per_action.append(self._appended(f"q{k}_{i}", client, change.value))
                 else:
                     per_action.append(_quoted(change.value))
-            value = self._chosen(f"q{k}", per_action, _FORWARDED.get(lower, client))
-            headers.append(f"{IN_LOCATION}proxy_set_header {name} {value};")
+            forwarded = {each.lower(): value for each, value in self.forwarded}
+            value = self._chosen(f"q{k}", per_action, forwarded.get(lower, client))
+            headers.append(f"{IN_LOCATION}{self.module}_set_header {name} {value};")
 
     def _response_headers(self) -> None:
         touched = self._touched("response_headers")
@@ -278,7 +294,7 @@ class _Writer:
             changes = [self._change(f, "response_headers", lower) for f in self.actions]
             hidden = any(c is not None and not c.append for c in changes)
             if hidden:
-                self.out.headers.append(f"{IN_LOCATION}proxy_hide_header {name};")
+                self.out.headers.append(f"{IN_LOCATION}{self.module}_hide_header {name};")
             per_action = []
             for i, change in enumerate(changes):
                 if change is None:
