@@ -240,6 +240,8 @@ ALLOWED_DIRECTIVES = {
         "grpc_next_upstream_tries",
         "grpc_next_upstream_timeout",
         "proxy_hide_header",
+        "grpc_set_header",
+        "grpc_hide_header",
         "add_header",
         "mirror",
         "internal",
@@ -334,7 +336,13 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         grammar.rewrite_target(target, "rewrite")
     elif directive == "proxy_set_header" and args[0] == "X-Forwarded-Prefix":
         grammar.forwarded_prefix(args[1], "X-Forwarded-Prefix")
-    elif directive in ("proxy_set_header", "add_header", "proxy_hide_header"):
+    elif directive in (
+        "proxy_set_header",
+        "add_header",
+        "proxy_hide_header",
+        "grpc_set_header",
+        "grpc_hide_header",
+    ):
         _check_header(directive, args)
     elif directive == "server_name":
         assert args, args
@@ -390,7 +398,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             or grammar.redirect_url(url, "return")
         ), args
     elif directive == "return":
-        assert args[0] in ("200", "404", "503") or args == ("204",), args
+        assert args[0] in ("200", "404", "500", "503") or args == ("204",), args
     elif directive in ("limit_req_zone", "limit_conn_zone"):
         key, zone, *rate = args
         name, size = zone.removeprefix("zone=").split(":")
@@ -444,7 +452,7 @@ def _check_filter_rewrite(regex: str, target: str, flag: str) -> None:
 def _check_header(directive: str, args: tuple[str, ...]) -> None:
     name, *rest = args
     grammar.header_name(name, directive)
-    if directive == "proxy_hide_header":
+    if directive in ("proxy_hide_header", "grpc_hide_header"):
         assert rest == [], args
         return
     value = rest[0]

@@ -210,6 +210,29 @@ def objects(backends, certificate) -> model.Inputs:
                 ),
             ],
         ),
+        # HTTPRoute303Redirect, HTTPRoute307Redirect, HTTPRoute308Redirect; the codes that
+        # `rewrite` cannot answer, also beside 301 and 302 on one location's choices.
+        http_route(
+            "redirect-codes",
+            [parent("same-namespace")],
+            hostnames=["codes.example"],
+            rules=[
+                filtered("/303", redirect(hostname="example.org", statusCode=303)),
+                filtered("/307", redirect(path=replaced_prefix("/seven"), statusCode=307)),
+                filtered("/308", redirect(scheme="https", port=8443, statusCode=308)),
+                filtered(
+                    "/",
+                    redirect(hostname="seven.example", statusCode=307),
+                    matches=[{**prefix("/choices"), "headers": [{"name": "to", "value": "7"}]}],
+                ),
+                filtered(
+                    "/",
+                    redirect(hostname="one.example", statusCode=301),
+                    matches=[{**prefix("/choices"), "headers": [{"name": "to", "value": "1"}]}],
+                ),
+                filtered("/choices", redirect(hostname="eight.example", statusCode=307)),
+            ],
+        ),
         # HTTPRouteRewritePath and HTTPRouteRewriteHost.
         http_route(
             "rewrite",
@@ -538,6 +561,24 @@ def test_request_redirect(site, target, status, location):
     assert (answer.status, answer.headers.get("location")) == (status, location)
 
 
+@pytest.mark.parametrize(
+    ("target", "headers", "status", "location"),
+    [
+        ("/303/x?q=1", {}, 303, "http://example.org/303/x?q=1"),
+        ("/307/a%20b", {}, 307, "http://codes.example/seven/a%20b"),
+        ("/307", {}, 307, "http://codes.example/seven"),
+        ("/308/x", {}, 308, "https://codes.example:8443/308/x"),
+        ("/choices/x", {"To": "7"}, 307, "http://seven.example/choices/x"),
+        ("/choices/x", {"To": "1"}, 301, "http://one.example/choices/x"),
+        ("/choices/x", {}, 307, "http://eight.example/choices/x"),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_request_redirect_status_codes(site, target, headers, status, location, method):
+    answer = get(site, "codes.example", target, headers=headers, method=method)
+    assert (answer.status, answer.headers.get("location")) == (status, location)
+
+
 def test_a_redirect_copies_the_path_escaped(site):
     answer = get(site, "redirect.example", "/original-prefix/a%20b")
     assert answer.headers["location"] == "http://redirect.example/replacement-prefix/a%20b"
@@ -647,7 +688,8 @@ def exact_match(value):
             "percent is not served: every request is mirrored",
         ),
         (filtered("/", {"type": "ExtensionRef", "extensionRef": {}}), "'ExtensionRef'"),
-        (filtered("/", redirect(statusCode=307)), "statusCode '307' is not served"),
+        (filtered("/", redirect(statusCode=304)), "statusCode '304' is not one of"),
+        (filtered("/", redirect(statusCode="307")), "statusCode '307' is not one of"),
         (filtered("/", redirect(scheme="ftp")), "scheme 'ftp' is not http or https"),
         (filtered("/", redirect(hostname="*.example.org")), "precise hostname"),
         (filtered("/", redirect(port=0)), "port"),
@@ -762,6 +804,28 @@ def test_rules_of_other_timeouts_on_one_location_take_the_longest_and_are_told()
     (problem,) = [p for p in built.problems if p.name == "r"]
     assert "rule 1 shares location / with rules of other timeouts" in problem.reason
     assert problem.code == "unsupported"
+
+
+def test_a_third_redirect_code_on_one_location_takes_the_first_and_is_told():
+    def to(value, code):
+        return filtered(
+            "/",
+            redirect(hostname=f"{value}.example", statusCode=code),
+            matches=[{**prefix("/"), "headers": [{"name": "to", "value": value}]}],
+        )
+
+    route = http_route(
+        "r", [parent("same-namespace")], rules=[to("a", 303), to("b", 308), to("c", 302)]
+    )
+    built = served([route])
+    (location,) = [loc for loc in built.default_server.locations if loc.path == "/"]
+    assert [choice.filters.redirect.code for choice in location.choices] == [303, 308, 303]
+    (problem,) = [p for p in built.problems if p.name == "r"]
+    assert "rule 2 shares location / with rules of two other redirect codes" in problem.reason
+    assert "303 instead of 302" in problem.reason
+    written = render_filters.directives("x", location, None).redirects
+    assert "        error_page 301 =303 $sent_http_location;" in written
+    assert "        error_page 302 =308 $sent_http_location;" in written
 
 
 @pytest.mark.parametrize(

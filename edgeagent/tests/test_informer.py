@@ -173,7 +173,7 @@ def test_watched_namespaces_are_listed_and_watched_one_by_one(api):
 
 def test_watched_namespaces_cover_the_gateway_api_kinds(api):
     """The namespaced Gateway API kinds are listed through CustomObjectsApi one namespace
-    at a time too: a Gateway or HTTPRoute elsewhere never reaches the agent."""
+    at a time too: a Gateway or route elsewhere never reaches the agent."""
     custom = kubernetes.client.CustomObjectsApi(api.api_client())
     for namespace in ("team-a", "team-c"):
         custom.create_namespaced_custom_object(
@@ -185,7 +185,7 @@ def test_watched_namespaces_cover_the_gateway_api_kinds(api):
     cache, _, running, stop = start_informers(api, settings)
     try:
         namespaced = {r.name for r in RESOURCES if r.custom and r.namespaced}
-        assert namespaced == {"gateways", "http_routes", "reference_grants"}
+        assert namespaced == {"gateways", "http_routes", "reference_grants", "grpc_routes"}
         for kind in namespaced:
             assert {f"{kind}/team-a", f"{kind}/team-b"} <= set(running)
             assert kind not in running

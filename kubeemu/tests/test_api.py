@@ -346,6 +346,7 @@ def test_gateway_api_kinds_with_status_and_watch(api):
         ("gateways", "Gateway", "v1", {"gatewayClassName": "edge", "listeners": []}),
         ("httproutes", "HTTPRoute", "v1", {"parentRefs": [{"name": "g"}]}),
         ("referencegrants", "ReferenceGrant", "v1beta1", {"from": [], "to": []}),
+        ("grpcroutes", "GRPCRoute", "v1", {"parentRefs": [{"name": "g"}]}),
     ):
         body = {
             "apiVersion": f"gateway.networking.k8s.io/{version}",
@@ -363,4 +364,7 @@ def test_gateway_api_kinds_with_status_and_watch(api):
     route_status = {"status": {"parents": [{"parentRef": {"name": "g"}, "conditions": []}]}}
     custom.patch_namespaced_custom_object_status(*GATEWAY, NS, "httproutes", "g", route_status)
     route = custom.get_namespaced_custom_object(*GATEWAY, NS, "httproutes", "g")
+    assert route["status"]["parents"][0]["parentRef"] == {"name": "g"}
+    custom.patch_namespaced_custom_object_status(*GATEWAY, NS, "grpcroutes", "g", route_status)
+    route = custom.get_namespaced_custom_object(*GATEWAY, NS, "grpcroutes", "g")
     assert route["status"]["parents"][0]["parentRef"] == {"name": "g"}

@@ -278,7 +278,9 @@ class Controller:
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
         named = references(snapshot["ingresses"])
         self._references = References(
-            named.services | gateway_references.services(snapshot["http_routes"]),
+            named.services
+            | gateway_references.services(snapshot["http_routes"])
+            | gateway_references.services(snapshot["grpc_routes"]),
             named.secrets | gateway_references.secrets(snapshot["gateways"]),
         )
         self._references_known = True

@@ -256,6 +256,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["variable"] = variable
     environment.globals["choice_id"] = choice_id
     environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
+    environment.globals["grpc_forwarded_headers"] = render_filters.GRPC_FORWARDED_HEADERS
     environment.globals["has_filters"] = render_filters.has_filters
     environment.globals["location_filters"] = location_filters
     environment.globals["hsts_variable"] = hsts_variable

@@ -8,8 +8,10 @@ choices), and each changed header then reads its value from a map of that action
 redirect and rewrite sits in `if` on it (only rewrite-module directives, as the nginx
 docs ask of `if`). nginx evaluates the maps only for requests that reach the location.
 
-- Request headers: `proxy_set_header` (set: the value; add: a map on the client's value,
-  which the value follows after a comma; remove: empty, which nginx does not send). A
+- Request headers: `proxy_set_header`, or `grpc_set_header` in a location of gRPC
+  backends (GRPCRoute), as the other directives here (set: the value; add: a map on the
+  client's value, which the value follows after a comma; remove: empty, which nginx does
+  not send). A
   location that sets any header restates the http-level ones it keeps, since nginx
   inherits none of them then. A header a choice does not change passes the client's
   (first) value, or the edge's own for the forwarded headers.
@@ -17,7 +19,10 @@ docs ask of `if`). nginx evaluates the maps only for requests that reach the loc
   set and add (and the server's HSTS header again: add_header is not inherited either).
 - RequestMirror (`Location.mirrors`): `mirror` to an internal location per upstream.
 - RequestRedirect: `rewrite ... redirect` (302) or `permanent` (301), which keeps the
-  query and escapes what it copies from the path; URLRewrite: `rewrite ... break` and,
+  query and escapes what it copies from the path; 303, 307 and 308, which `rewrite` cannot
+  answer, ride on one of those two (`redirect_carriers`) and `error_page <carrier> =<code>
+  $sent_http_location` answers the code asked with the Location the rewrite made (a
+  `return` would copy the decoded path unescaped). URLRewrite: `rewrite ... break` and,
   for the hostname, the Host header.
 
 Every value passes the grammar again here (the second lock, as render's `token`).
@@ -42,7 +47,16 @@ FORWARDED_HEADERS = (
     ("Upgrade", "$http_upgrade"),
     ("Connection", "$edgeagent_connection"),
 )
-_FORWARDED = {name.lower(): value for name, value in FORWARDED_HEADERS}
+# What the edge sends every gRPC backend (the grpc module sets Host and TE itself; edge.conf's
+# http level writes them from here too).
+GRPC_FORWARDED_HEADERS = (
+    ("X-Real-IP", "$remote_addr"),
+    ("X-Forwarded-For", "$edgeagent_forwarded_for"),
+    ("X-Forwarded-Proto", "$scheme"),
+    ("X-Forwarded-Host", "$host"),
+    ("X-Forwarded-Port", "$server_port"),
+)
+GRPC_PROTOCOLS = ("GRPC", "GRPCS")
 WELL_KNOWN_PORTS = {"http": 80, "https": 443}
 # The internal locations of RequestMirror filters: under a path of its own (a route's
 # location of the same path would be shadowed, and answer 404: they are internal).
@@ -69,6 +83,22 @@ class Directives:
 
 NONE = Directives()
 """Those of a location without filters (shared: nothing adds to it)."""
+
+
+def redirect_carriers(codes: set[int]) -> dict[int, int] | None:
+    """The status of `rewrite` (a key of REDIRECT_FLAGS) that carries each redirect code
+    of one location; None when the location has more codes than carriers."""
+    if len(codes) > len(REDIRECT_FLAGS):
+        return None
+    carriers = {code: code for code in codes if code in REDIRECT_FLAGS}
+    free = [carrier for carrier in REDIRECT_FLAGS if carrier not in carriers]
+    for code in sorted(codes - set(REDIRECT_FLAGS)):
+        carriers[code] = free.pop(0)
+    return carriers
+
+
+def redirect_codes(location: Location) -> set[int]:
+    return {f.redirect.code for f in actions(location) if f.redirect is not None}
 
 
 def actions(location: Location) -> list[Filters]:
@@ -116,6 +146,10 @@ class _Writer:
         self.actions = actions(location)
         self.chooses = chooses_filters(location)
         self.out = Directives()
+        grpc = location.settings.backend_protocol in GRPC_PROTOCOLS
+        self.module = "grpc" if grpc else "proxy"
+        """The module that proxies: its directives' prefix."""
+        self.forwarded = GRPC_FORWARDED_HEADERS if grpc else FORWARDED_HEADERS
 
     @property
     def action_variable(self) -> str:
@@ -129,9 +163,17 @@ class _Writer:
         self._request_headers()
         self._mirrors(self.out.headers[request_headers:])
         self._response_headers()
+        carriers = redirect_carriers(redirect_codes(self.location))
+        if carriers is None:  # gateway.routing keeps each location within the carriers
+            raise ValueError(f"location {self.location.path}: more redirect codes than carriers")
+        for code, carrier in sorted(carriers.items()):
+            if code != carrier:
+                line = f"error_page {carrier:d} ={code:d} $sent_http_location;"
+                self.out.redirects.append(IN_LOCATION + line)
         for index, filters in enumerate(self.actions):
             if filters.redirect is not None:
-                self._guarded(index, self.out.redirects, self._redirect(index, filters.redirect))
+                redirect = self._redirect(index, filters.redirect, carriers[filters.redirect.code])
+                self._guarded(index, self.out.redirects, redirect)
             lines = []
             if filters.rewrite_path is not None:
                 lines = self._path_rewrite(filters.rewrite_path)
@@ -214,17 +256,17 @@ class _Writer:
         if timeout is None:
             return
         written = f"{timeout:d}ms" if timeout else f"{grammar.SECONDS_MAX:d}s"  # 0: off
-        for directive in ("proxy_connect_timeout", "proxy_send_timeout", "proxy_read_timeout"):
-            self.out.headers.append(f"{IN_LOCATION}{directive} {written};")
+        for wait in ("connect", "send", "read"):
+            self.out.headers.append(f"{IN_LOCATION}{self.module}_{wait}_timeout {written};")
 
     def _request_headers(self) -> None:
         touched = self._touched("request_headers")
         if not touched:
             return
         headers = self.out.headers
-        for name, value in FORWARDED_HEADERS:
+        for name, value in self.forwarded:
             if name.lower() not in touched:
-                headers.append(f"{IN_LOCATION}proxy_set_header {name} {value};")
+                headers.append(f"{IN_LOCATION}{self.module}_set_header {name} {value};")
         for k, (lower, name) in enumerate(touched.items()):
             client = f"$http_{_variable_part(lower)}"
             per_action = []
@@ -240,8 +282,9 @@ class _Writer:
                     per_action.append(self._appended(f"q{k}_{i}", client, change.value))
                 else:
                     per_action.append(_quoted(change.value))
-            value = self._chosen(f"q{k}", per_action, _FORWARDED.get(lower, client))
-            headers.append(f"{IN_LOCATION}proxy_set_header {name} {value};")
+            forwarded = {each.lower(): value for each, value in self.forwarded}
+            value = self._chosen(f"q{k}", per_action, forwarded.get(lower, client))
+            headers.append(f"{IN_LOCATION}{self.module}_set_header {name} {value};")
 
     def _response_headers(self) -> None:
         touched = self._touched("response_headers")
@@ -251,7 +294,7 @@ class _Writer:
             changes = [self._change(f, "response_headers", lower) for f in self.actions]
             hidden = any(c is not None and not c.append for c in changes)
             if hidden:
-                self.out.headers.append(f"{IN_LOCATION}proxy_hide_header {name};")
+                self.out.headers.append(f"{IN_LOCATION}{self.module}_hide_header {name};")
             per_action = []
             for i, change in enumerate(changes):
                 if change is None:
@@ -271,7 +314,7 @@ class _Writer:
                 f"{IN_LOCATION}add_header Strict-Transport-Security {self.hsts} always;"
             )
 
-    def _redirect(self, index: int, redirect: Redirect) -> list[str]:
+    def _redirect(self, index: int, redirect: Redirect, carrier: int) -> list[str]:
         if redirect.scheme is not None:
             scheme = redirect.scheme
             port = redirect.ports[redirect.scheme == "https"]
@@ -290,7 +333,7 @@ class _Writer:
                 self._map("$scheme", suffix, entries, '""')
         host = grammar.host(redirect.hostname) if redirect.hostname else "$host"
         origin = f"{scheme}://{host}{suffix}"
-        flag = REDIRECT_FLAGS[redirect.code]
+        flag = REDIRECT_FLAGS[carrier]
         if redirect.path is None:
             return [f'rewrite "^(.*)$" "{origin}$1" {flag};']
         return [

@@ -201,6 +201,15 @@ RESOURCES = (
     # Their spec.podCIDRs: where backends may be (backends.py); their addresses, readiness,
     # cordon and labels: where NodePorts are reached (nodeports.py). Heartbeats cost nothing.
     Resource("nodes", "Node", "", "v1", "nodes", namespaced=False, content=node_content),
+    Resource(
+        "grpc_routes",
+        "GRPCRoute",
+        GATEWAY_GROUP,
+        "v1",
+        "grpcroutes",
+        status_ignored=True,
+        custom=True,
+    ),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)
 BY_NAME = {resource.name: resource for resource in RESOURCES}

@@ -17,7 +17,7 @@ status, never the nginx configuration.
 
 The Gateway API's status (docs/gateway-api.md) is written by the same thread after each
 applied configuration, whether or not addresses are published: the GatewayClass's,
-Gateways' (with the published addresses) and HTTPRoutes' conditions, computed by
+Gateways' (with the published addresses), HTTPRoutes' and GRPCRoutes' conditions, computed by
 `gateway.status` so that every agent computes the same status and the first write ends
 the work of all.
 """
@@ -47,7 +47,7 @@ from edgeagent.options import option
 log = logging.getLogger(__name__)
 
 NOT_FOUND = 404
-GATEWAY_STATUS_KINDS = ("gateway_classes", "gateways", "http_routes")
+GATEWAY_STATUS_KINDS = ("gateway_classes", "gateways", "http_routes", "grpc_routes")
 
 
 @dataclass(frozen=True)

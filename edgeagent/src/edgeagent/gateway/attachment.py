@@ -10,13 +10,13 @@
   protocol (PortUnavailable: `GatewayOptions.http_port` / `https_port`), TLS mode
   Terminate with Secrets as certificates, from another namespace only under a
   ReferenceGrant (ResolvedRefs False: InvalidCertificateRef, RefNotPermitted), route kinds
-  (InvalidRouteKinds, only HTTPRoute), and conflicts between listeners of one Gateway on
-  one port (same hostname: HostnameConflict; HTTP and HTTPS: ProtocolConflict); across
+  (InvalidRouteKinds: HTTPRoute and GRPCRoute only), and conflicts between listeners of one
+  Gateway on one port (same hostname: HostnameConflict; HTTP and HTTPS: ProtocolConflict); across
   Gateways, an HTTPS listener whose hostname an older Gateway serves on that port with
   other certificates (HostnameConflict: one server presents one certificate). A
   listener that is not Accepted takes no routes; one with unresolved references takes
   them (they count in attachedRoutes) but is not Programmed.
-- HTTPRoute: each parentRef to a Gateway of ours is bound to the listeners it selects
+- HTTPRoute and GRPCRoute: each parentRef to a Gateway of ours is bound to the listeners it selects
   (sectionName, port; none: NoMatchingParent) that admit it (allowedRoutes namespaces
   Same/All/Selector and kinds; none: NotAllowedByListeners) and share a hostname with it
   (none: NoMatchingListenerHostname). A route that is invalid or uses what the edge does
@@ -29,21 +29,23 @@ Pure: objects in, decisions out; nothing here is written anywhere.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgeagent import grammar
 from edgeagent.gateway import conditions as c
 from edgeagent.gateway.conditions import Condition
+from edgeagent.gateway.grpc_routes import parse_grpc_route
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.gateway.references import CORE_GROUP, mapping, mappings, object_ref
-from edgeagent.gateway.routes import Route, parse_route
+from edgeagent.gateway.routes import GRPC_ROUTE, HTTP_ROUTE, Route, parse_route
 from edgeagent.grammar import Invalid
 from edgeagent.model import read_tls_secret
 from edgeagent.resources import GATEWAY_GROUP, Key, key_of
 
 HTTP, HTTPS = "HTTP", "HTTPS"
-HTTP_ROUTE = "HTTPRoute"
+ROUTE_KINDS = (HTTP_ROUTE, GRPC_ROUTE)
+"""What an HTTP or HTTPS listener takes."""
 ANY_HOST = ""
 """A binding's hostname that matches every host (neither listener nor route names one)."""
 
@@ -64,7 +66,7 @@ class Listener:
 
     @property
     def takes_routes(self) -> bool:
-        return c.holds(self.conditions, c.ACCEPTED) and HTTP_ROUTE in self.supported_kinds
+        return c.holds(self.conditions, c.ACCEPTED) and bool(self.supported_kinds)
 
     @property
     def programmed(self) -> bool:
@@ -89,6 +91,7 @@ class Binding:
     gateway: Key
     listener: str
     hostnames: tuple[str, ...]
+    kind: str = HTTP_ROUTE
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,12 @@ class RouteState:
     parents: tuple[ParentStatus, ...]
     route: Route | None
     """The parsed route; None when it is invalid or unsupported (not Accepted anywhere)."""
+    kind: str = HTTP_ROUTE
+
+    @property
+    def id(self) -> tuple[str, Key]:
+        """(kind, key): an HTTPRoute and a GRPCRoute may share a name."""
+        return self.kind, self.key
 
 
 @dataclass(frozen=True)
@@ -229,6 +238,7 @@ def attach(
     http_routes: list[dict],
     index: Index,
     options: GatewayOptions,
+    grpc_routes: Iterable[dict] = (),
 ) -> Attachment:
     classes, ours = _classes(gateway_classes, options)
     served = [
@@ -241,15 +251,17 @@ def attach(
     states = {key: by_age[key] for key in sorted(by_age)}
     attached: dict[tuple[Key, str], int] = {}
     routes, bindings = [], []
-    for route_obj in sorted(http_routes, key=key_of):
-        if not isinstance(route_obj, dict):
-            continue
-        state, route_bindings = _route(route_obj, states, index)
-        if state.parents:
-            routes.append(state)
-            bindings.extend(route_bindings)
-            for listener_key in {(b.gateway, b.listener) for b in route_bindings}:
-                attached[listener_key] = attached.get(listener_key, 0) + 1
+    for kind, objects in ((HTTP_ROUTE, http_routes), (GRPC_ROUTE, grpc_routes)):
+        for route_obj in sorted((o for o in objects if isinstance(o, dict)), key=key_of):
+            state, route_bindings = _route(route_obj, kind, states, index)
+            if state.parents:
+                routes.append(state)
+                bindings.extend(route_bindings)
+    routes, bindings = _kind_conflicts(routes, bindings, http_routes, grpc_routes)
+    for state in routes:
+        mine = {(b.gateway, b.listener) for b in bindings if (b.kind, b.route) == state.id}
+        for listener_key in mine:
+            attached[listener_key] = attached.get(listener_key, 0) + 1
     gateway_states = tuple(
         GatewayState(
             state.key,
@@ -389,11 +401,11 @@ def _listener(gateway: Key, spec: dict, index: Index, options: GatewayOptions) -
 def _kinds(value: Any) -> tuple[tuple[str, ...], list[str]]:
     """The route kinds a listener allows that the edge serves, and those it does not."""
     if value is None:
-        return (HTTP_ROUTE,), []
+        return ROUTE_KINDS, []
     good, bad = [], []
     for kind in mappings(value):
-        if kind.get("group", GATEWAY_GROUP) == GATEWAY_GROUP and kind.get("kind") == HTTP_ROUTE:
-            good.append(HTTP_ROUTE)
+        if kind.get("group", GATEWAY_GROUP) == GATEWAY_GROUP and kind.get("kind") in ROUTE_KINDS:
+            good.append(kind["kind"])
         else:
             bad.append(f"{kind.get('group', GATEWAY_GROUP)}/{kind.get('kind')}")
     return tuple(dict.fromkeys(good)), bad
@@ -488,8 +500,8 @@ def _with(listener: Listener, *replacements: Condition) -> Listener:
     )
 
 
-def _admits(listener: Listener, route_namespace: str, index: Index) -> bool:
-    if not listener.takes_routes:
+def _admits(listener: Listener, route_namespace: str, kind: str, index: Index) -> bool:
+    if not listener.takes_routes or kind not in listener.supported_kinds:
         return False
     if listener.allowed_from == "All":
         return True
@@ -499,11 +511,76 @@ def _admits(listener: Listener, route_namespace: str, index: Index) -> bool:
     return labels is not None and selector_matches(listener.selector or {}, labels)
 
 
+def _overlap(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    return any(ANY_HOST in (a, b) or intersect(a, b) is not None for a in first for b in second)
+
+
+def _kind_conflicts(
+    routes: list[RouteState],
+    bindings: list[Binding],
+    http_routes: Iterable[dict],
+    grpc_routes: Iterable[dict],
+) -> tuple[list[RouteState], list[Binding]]:
+    """The spec (GRPCRoute hostnames): on one listener, an HTTPRoute and a GRPCRoute whose
+    hostnames intersect cannot both be accepted; the older (then first by
+    namespace/name) is. The other loses its bindings there; a parent left without any
+    is not Accepted (reason Conflicted)."""
+    ages = {
+        (kind, key_of(obj)): age(obj)
+        for kind, objects in ((HTTP_ROUTE, http_routes), (GRPC_ROUTE, grpc_routes))
+        for obj in objects
+        if isinstance(obj, dict)
+    }
+    kept: list[Binding] = []
+    lost: dict[tuple[str, Key], dict[Key, Binding]] = {}
+    for binding in sorted(bindings, key=lambda b: ages[(b.kind, b.route)]):
+        rival = next(
+            (
+                other
+                for other in kept
+                if (other.gateway, other.listener) == (binding.gateway, binding.listener)
+                and other.kind != binding.kind
+                and _overlap(other.hostnames, binding.hostnames)
+            ),
+            None,
+        )
+        if rival is None:
+            kept.append(binding)
+        else:
+            lost.setdefault((binding.kind, binding.route), {})[binding.gateway] = rival
+    if not lost:
+        return routes, bindings
+    states = []
+    for state in routes:
+        rivals = lost.get(state.id, {})
+        parents = []
+        for parent in state.parents:
+            gateway = (parent.parent_ref["namespace"], parent.parent_ref.get("name"))
+            rival = rivals.get(gateway)
+            still = any((b.kind, b.route, b.gateway) == (*state.id, gateway) for b in kept)
+            if rival is not None and not still and c.holds(parent.conditions, c.ACCEPTED):
+                name = f"{rival.kind} {rival.route[0]}/{rival.route[1]}"
+                refused = Condition(
+                    c.ACCEPTED,
+                    False,
+                    c.CONFLICTED,
+                    f"listener {rival.listener} already serves these hostnames with {name} "
+                    "(older, or same age and first by namespace/name)",
+                )
+                conditions = tuple(
+                    refused if x.type == c.ACCEPTED else x for x in parent.conditions
+                )
+                parent = ParentStatus(parent.parent_ref, conditions)
+            parents.append(parent)
+        states.append(replace(state, parents=tuple(parents)))
+    return states, kept
+
+
 def _route(
-    obj: dict, gateways: dict[Key, GatewayState], index: Index
+    obj: dict, route_kind: str, gateways: dict[Key, GatewayState], index: Index
 ) -> tuple[RouteState, list[Binding]]:
     key = key_of(obj)
-    parsed = parse_route(obj)
+    parsed = parse_grpc_route(obj) if route_kind == GRPC_ROUTE else parse_route(obj)
     route = parsed if isinstance(parsed, Route) else None
     resolved = _resolved_refs(route, index) if route else None
     parents, bindings = [], []
@@ -520,7 +597,7 @@ def _route(
         accepted, found = _bind(route, ref, gateways[gateway_key], index)
         parents.append(ParentStatus(shown, (accepted, resolved)))
         bindings.extend(found)
-    return RouteState(key, _generation(obj), tuple(parents), route), bindings
+    return RouteState(key, _generation(obj), tuple(parents), route, route_kind), bindings
 
 
 def _bind(
@@ -532,7 +609,7 @@ def _bind(
     ]
     if not selected:
         return Condition(c.ACCEPTED, False, c.NO_MATCHING_PARENT, "no listener matches"), []
-    admitting = [lst for lst in selected if _admits(lst, route.namespace, index)]
+    admitting = [lst for lst in selected if _admits(lst, route.namespace, route.kind, index)]
     if not admitting:
         return Condition(c.ACCEPTED, False, c.NOT_ALLOWED_BY_LISTENERS), []
     bindings = []
@@ -540,7 +617,7 @@ def _bind(
         hostnames = hostnames_on(listener, route.hostnames)
         if hostnames:
             key = (route.namespace, route.name)
-            bindings.append(Binding(key, listener.gateway, listener.name, hostnames))
+            bindings.append(Binding(key, listener.gateway, listener.name, hostnames, route.kind))
     if not bindings:
         return Condition(c.ACCEPTED, False, c.NO_MATCHING_LISTENER_HOSTNAME), []
     return Condition(c.ACCEPTED, True, c.ACCEPTED), bindings
@@ -550,20 +627,20 @@ def _resolved_refs(route: Route, index: Index) -> Condition:
     """The route's ResolvedRefs: the first backendRef that cannot be used says why."""
     for rule in route.rules:
         for backend in (*rule.backends, *rule.filters.mirrors):
-            reason = backend_problem(route.namespace, backend, index)
+            reason = backend_problem(route.namespace, backend, index, route.kind)
             if reason is not None:
                 return Condition(c.RESOLVED_REFS, False, *reason)
     return Condition(c.RESOLVED_REFS, True, c.RESOLVED_REFS)
 
 
-def backend_problem(namespace: str, backend: Any, index: Index) -> tuple[str, str] | None:
-    """Why a backendRef cannot be used (reason, message), or None."""
+def backend_problem(
+    namespace: str, backend: Any, index: Index, kind: str = HTTP_ROUTE
+) -> tuple[str, str] | None:
+    """Why a backendRef of a route of `kind` cannot be used (reason, message), or None."""
     if backend.kind != "Service" or backend.group != CORE_GROUP:
         return c.INVALID_KIND, f"backendRef {backend.group}/{backend.kind} is not a Service"
     target = (backend.namespace, backend.name)
-    if backend.namespace != namespace and not index.granted(
-        HTTP_ROUTE, namespace, "Service", target
-    ):
+    if backend.namespace != namespace and not index.granted(kind, namespace, "Service", target):
         return (
             c.REF_NOT_PERMITTED,
             f"no ReferenceGrant in {backend.namespace} allows {backend.name}",

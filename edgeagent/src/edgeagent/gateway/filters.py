@@ -1,7 +1,7 @@
 """An HTTPRoute rule's `filters` (and its backendRefs'), checked into `model.Filters`.
 
 Served: RequestHeaderModifier and ResponseHeaderModifier (set, add, remove),
-RequestRedirect (scheme, hostname, port, path, statusCode 301 and 302) and URLRewrite
+RequestRedirect (scheme, hostname, port, path, statusCode 301, 302, 303, 307, 308) and URLRewrite
 (hostname, path), each at most once per rule, never a redirect beside a rewrite (the
 spec forbids both); RequestMirror, as often as wanted, of every request. A backendRef
 may carry the header modifiers when it is its rule's only backendRef: they then act as
@@ -35,7 +35,7 @@ FIELDS = {
 }
 RULE_FILTERS = tuple(FIELDS)
 HEADER_FILTERS = (REQUEST_HEADERS, RESPONSE_HEADERS)
-REDIRECT_CODES = (301, 302)
+REDIRECT_CODES = (301, 302, 303, 307, 308)  # the spec's enum
 SCHEMES = {"http": 80, "https": 443}
 MAX_HEADER_CHANGES = 16  # per list: the API's bound
 # Headers that frame the message or the connection: changing them would corrupt what
@@ -226,7 +226,7 @@ def _redirect(body: dict, what: str) -> RedirectSpec:
         raise Invalid(f"{what}.scheme {grammar.show(str(scheme))} is not http or https")
     code = body.get("statusCode", 302)
     if code not in REDIRECT_CODES or isinstance(code, bool):
-        raise Invalid(f"{what}.statusCode {grammar.show(str(code))} is not served (301, 302)")
+        raise Invalid(f"{what}.statusCode {grammar.show(str(code))} is not one of {REDIRECT_CODES}")
     port = body.get("port")
     if port is not None:
         port = grammar.port_number(port, f"{what}.port")

@@ -11,6 +11,7 @@ named: serving part of a rule would send traffic where its author did not mean i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from edgeagent.grammar import Invalid
 from edgeagent.resources import key_of
 
 EXACT, PATH_PREFIX, REGULAR_EXPRESSION = "Exact", "PathPrefix", "RegularExpression"
+HTTP_ROUTE, GRPC_ROUTE = "HTTPRoute", "GRPCRoute"
 MAX_WEIGHT = 1_000_000  # the API's own bound
 
 
@@ -44,6 +46,9 @@ class PathMatch:
     headers: tuple[tuple[str, str], ...] = ()
     """(name in lower case, value), each name once (the spec: the first one counts)."""
     queries: tuple[tuple[str, str], ...] = ()
+    grpc_lengths: tuple[int, int] | None = None
+    """A GRPCRoute's: the lengths of the service and method it names, which its
+    precedence follows instead of the path's (gateway.grpc_routes)."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,14 @@ class Route:
     name: str
     hostnames: tuple[str, ...]
     rules: tuple[Rule, ...]
+    kind: str = HTTP_ROUTE
 
 
 class Unsupported(str):
     """Why a route is not served: its message names the field."""
 
 
-def _mapping(value: Any, what: str) -> dict:
+def mapping(value: Any, what: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -76,7 +82,7 @@ def _mapping(value: Any, what: str) -> dict:
     return value
 
 
-def _list(value: Any, what: str) -> list:
+def listed(value: Any, what: str) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -85,37 +91,52 @@ def _list(value: Any, what: str) -> list:
 
 
 def parse_route(obj: dict) -> Route | Unsupported:
+    return parse_with(obj, HTTP_ROUTE, _rule)
+
+
+def parse_with(
+    obj: dict, kind: str, read_rule: Callable[[dict, str, str], Rule]
+) -> Route | Unsupported:
+    """A route of `kind` whose rules `read_rule` reads (rule, namespace, where)."""
     namespace, name = key_of(obj)
     try:
         # Both reach nginx's configuration, in the name of a weighted rule's upstream.
         grammar.dns1123_label(namespace, "metadata.namespace")
         grammar.dns1123_subdomain(name, "metadata.name")
-        spec = _mapping(obj.get("spec"), "spec")
+        spec = mapping(obj.get("spec"), "spec")
         hostnames = tuple(
             grammar.host(h, f"spec.hostnames[{i}]")
-            for i, h in enumerate(_list(spec.get("hostnames"), "spec.hostnames"))
+            for i, h in enumerate(listed(spec.get("hostnames"), "spec.hostnames"))
         )
         rules = tuple(
-            _rule(_mapping(rule, f"spec.rules[{i}]"), namespace, f"spec.rules[{i}]")
-            for i, rule in enumerate(_list(spec.get("rules"), "spec.rules"))
+            read_rule(mapping(rule, f"spec.rules[{i}]"), namespace, f"spec.rules[{i}]")
+            for i, rule in enumerate(listed(spec.get("rules"), "spec.rules"))
         )
     except Invalid as error:
         return Unsupported(str(error))
-    return Route(namespace, name, hostnames, rules)
+    return Route(namespace, name, hostnames, rules, kind)
 
 
 def _rule(rule: dict, namespace: str, what: str) -> Rule:
     rule_filters = filters.parse(rule.get("filters"), f"{what}.filters", namespace)
     matches = tuple(
-        _match(_mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
-        for i, m in enumerate(_list(rule.get("matches"), f"{what}.matches"))
+        _match(mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
+        for i, m in enumerate(listed(rule.get("matches"), f"{what}.matches"))
     ) or (PathMatch(PATH_PREFIX, "/"),)
-    backends = tuple(
-        _backend(_mapping(b, f"{what}.backendRefs[{i}]"), namespace, f"{what}.backendRefs[{i}]")
-        for i, b in enumerate(_list(rule.get("backendRefs"), f"{what}.backendRefs"))
-    )
     if rule_filters.replaces_prefix and any(m.type != PATH_PREFIX for m in matches):
         raise Invalid(f"{what}: ReplacePrefixMatch needs PathPrefix matches only")
+    backends, rule_filters = backends_and_filters(rule, rule_filters, namespace, what)
+    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what))
+
+
+def backends_and_filters(
+    rule: dict, rule_filters: RuleFilters, namespace: str, what: str
+) -> tuple[tuple[Backend, ...], RuleFilters]:
+    """A rule's backendRefs, and its filters with those of its only backendRef."""
+    backends = tuple(
+        _backend(mapping(b, f"{what}.backendRefs[{i}]"), namespace, f"{what}.backendRefs[{i}]")
+        for i, b in enumerate(listed(rule.get("backendRefs"), f"{what}.backendRefs"))
+    )
     filtered = [b for b in backends if b.filters != filters.NO_RULE_FILTERS]
     if filtered and len(backends) > 1:
         # One upstream balances a rule's backendRefs: nothing can tell which one a
@@ -123,11 +144,11 @@ def _rule(rule: dict, namespace: str, what: str) -> Rule:
         raise Invalid(f"{what}.backendRefs: filters are served on a rule's only backendRef")
     if filtered:
         rule_filters = filters.with_backend(rule_filters, filtered[0].filters, what)
-    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what))
+    return backends, rule_filters
 
 
 def _timeout(value: Any, what: str) -> int | None:
-    timeouts = _mapping(value, f"{what}.timeouts")
+    timeouts = mapping(value, f"{what}.timeouts")
     durations = {
         field: grammar.gateway_duration(timeouts[field], f"{what}.timeouts.{field}")
         for field in ("request", "backendRequest")
@@ -142,10 +163,10 @@ def _timeout(value: Any, what: str) -> int | None:
     return min(set_ones) if set_ones else 0
 
 
-def _exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:
+def exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:
     pairs: dict[str, str] = {}
-    for i, item in enumerate(_list(items, what)):
-        item = _mapping(item, f"{what}[{i}]")
+    for i, item in enumerate(listed(items, what)):
+        item = mapping(item, f"{what}[{i}]")
         if item.get("type", EXACT) != EXACT:
             raise Invalid(f"{what}[{i}].type {grammar.show(str(item.get('type')))} is not served")
         name = check_name(item.get("name"), f"{what}[{i}].name")
@@ -157,13 +178,13 @@ def _match(match: dict, what: str) -> PathMatch:
     method = match.get("method")
     if method is not None:
         method = grammar.http_method(method, f"{what}.method")
-    headers = _exact_pairs(
+    headers = exact_pairs(
         match.get("headers"),
         f"{what}.headers",
         lambda name, where: grammar.header_name(name, where).lower(),
     )
-    queries = _exact_pairs(match.get("queryParams"), f"{what}.queryParams", grammar.query_name)
-    path = _mapping(match.get("path"), f"{what}.path")
+    queries = exact_pairs(match.get("queryParams"), f"{what}.queryParams", grammar.query_name)
+    path = mapping(match.get("path"), f"{what}.path")
     path_type = path.get("type", PATH_PREFIX)
     if path_type not in (EXACT, PATH_PREFIX, REGULAR_EXPRESSION):
         raise Invalid(f"{what}.path.type {grammar.show(str(path_type))} is not served")

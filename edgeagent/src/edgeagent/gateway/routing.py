@@ -1,5 +1,6 @@
-"""The attached HTTPRoutes as the same Servers, Locations and Upstreams Ingresses give,
-merged into the Ingress model: nginx, render and the dynamic mode need nothing new.
+"""The attached HTTPRoutes and GRPCRoutes as the same Servers, Locations and Upstreams
+Ingresses give, merged into the Ingress model: nginx, render and the dynamic mode need
+nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC ones).
 
 - Each hostname a route serves on a listener is a Server (ANY_HOST: the default
   server); a Server bound to an HTTPS listener also listens on HTTPS with the
@@ -32,7 +33,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from edgeagent import model, nodeports
+from edgeagent import model, nodeports, render_filters
 from edgeagent.gateway import conditions as c
 from edgeagent.gateway import filters
 from edgeagent.gateway.attachment import (
@@ -47,12 +48,21 @@ from edgeagent.gateway.attachment import (
 )
 from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.references import mapping, mappings
-from edgeagent.gateway.routes import EXACT, REGULAR_EXPRESSION, Backend, PathMatch, Route
+from edgeagent.gateway.routes import (
+    EXACT,
+    GRPC_ROUTE,
+    HTTP_ROUTE,
+    REGULAR_EXPRESSION,
+    Backend,
+    PathMatch,
+    Route,
+)
 from edgeagent.grammar import Invalid
 from edgeagent.model import NO_FILTERS, Choice, Filters, Location, Model, Problem, Server, Upstream
 from edgeagent.resources import Key, key_of, service_of
 
 STATUS_NO_BACKEND = 500
+GRPC_SETTINGS = model.LocationSettings(backend_protocol="GRPC")
 PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
 """Path match types before prefixes, in precedence order."""
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
@@ -76,8 +86,14 @@ class _Claim:
         query parameter matches, then the oldest route (then namespace/name), then rule
         and match order. RegularExpression paths, whose place the spec leaves to the
         implementation, come after Exact and before every prefix, the longest first
-        (as Envoy Gateway orders them)."""
+        (as Envoy Gateway orders them). A GRPCRoute's matches, as its spec orders them:
+        the most characters of the service, then of the method, then the most header
+        matches (before an HTTPRoute's on one location: their paths are calls')."""
         match = self.match
+        if match.grpc_lengths is not None:
+            service, method = match.grpc_lengths
+            order = (self.order, self.rule_index, self.match_index)
+            return (-1, -service, -method, -len(match.headers), 0, *order)
         return (
             PATH_RANK.get(match.type, len(PATH_RANK)),
             -len(match.value),
@@ -145,11 +161,11 @@ class _Router:
         self.nodes = nodeports.eligible_nodes(inputs.nodes)
         self.upstreams: dict[str, Upstream] = {}
         self.problems: list[Problem] = []
-        self.lost_to_ingress: dict[Key, set[str]] = {}
+        self.lost_to_ingress: dict[tuple[str, Key], set[str]] = {}
         """What each route does not serve because an Ingress does: its status says so."""
 
     def lost(self, route: Route, what: str) -> None:
-        self.lost_to_ingress.setdefault((route.namespace, route.name), set()).add(what)
+        self.lost_to_ingress.setdefault(route_id(route), set()).add(what)
         self.problem(
             route,
             f"{what} is served by an Ingress, which wins over HTTPRoutes; not served here",
@@ -157,15 +173,23 @@ class _Router:
         )
 
     def problem(self, route: Route, reason: str, code: str) -> None:
-        self.problems.append(Problem("HTTPRoute", route.namespace, route.name, reason, code))
+        self.problems.append(Problem(route.kind, route.namespace, route.name, reason, code))
 
     def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None]]:
         """Per hostname, every match of the routes served there, in precedence order; and
         per hostname whether it is served over HTTPS, with which certificate (None: HTTP
         only). Of two routes with the very same match, the second is reported: it can
         never be chosen."""
-        routes = {state.key: state for state in self.attachment.routes if state.route}
-        orders = {key_of(obj): age(obj) for obj in self.inputs.http_routes}
+        routes = {state.id: state for state in self.attachment.routes if state.route}
+        orders = {
+            (kind, key_of(obj)): age(obj)
+            for kind, objects in (
+                (HTTP_ROUTE, self.inputs.http_routes),
+                (GRPC_ROUTE, self.inputs.grpc_routes),
+            )
+            for obj in objects
+            if isinstance(obj, dict)
+        }
         listeners = {
             (state.key, each.name): each
             for state in self.attachment.gateways
@@ -173,11 +197,19 @@ class _Router:
         }
         by_host: dict[str, dict[PathMatch, _Claim]] = {}
         tls: dict[str, Key | None] = {}
-        bindings = sorted(self.attachment.bindings, key=lambda b: orders.get(b.route, ()))
+        bindings = sorted(self.attachment.bindings, key=lambda b: orders.get((b.kind, b.route), ()))
         for binding in bindings:
-            route = routes[binding.route].route
+            route = routes[(binding.kind, binding.route)].route
             assert route is not None
             listener = listeners[(binding.gateway, binding.listener)]
+            if route.kind == GRPC_ROUTE and listener.protocol != HTTPS:
+                self.problem(
+                    route,
+                    f"listener {listener.name} is plain HTTP, which stays HTTP/1.x (nginx "
+                    "1.22 cannot serve h2c beside HTTP/1.1 on one port): gRPC clients reach "
+                    "this route through an HTTPS listener only",
+                    "unsupported",
+                )
             for host in binding.hostnames:
                 if listener.protocol == HTTPS and listener.programmed:
                     tls[host] = tls.get(host) or listener.certificates[0]
@@ -186,14 +218,16 @@ class _Router:
                 claimed = by_host.setdefault(host, {})
                 for rule_index, rule in enumerate(route.rules):
                     for match_index, match in enumerate(rule.matches):
-                        claim = _Claim(orders[binding.route], route, rule_index, match_index, match)
+                        order = orders[(binding.kind, binding.route)]
+                        claim = _Claim(order, route, rule_index, match_index, match)
                         winner = claimed.setdefault(match, claim)
                         if winner.route != route:
+                            first = winner.route
                             self.problem(
                                 route,
                                 f"{match.type} {match.value} on {host or '(any host)'}, with the "
                                 "same method, headers and query parameters, is already served "
-                                f"by HTTPRoute {winner.route.namespace}/{winner.route.name} "
+                                f"by {first.kind} {first.namespace}/{first.name} "
                                 "(older, or same age and first by namespace/name)",
                                 "conflict",
                             )
@@ -223,16 +257,69 @@ class _Router:
                     (upstream, status), own = target, chosen
                     break
                 choices.append(Choice(claim.conditions, *target, chosen))
-            placed[key] = Location(
+            location = Location(
                 *key,
                 upstream,
                 status,
+                settings=self.protocol(key, taken),
                 choices=tuple(choices),
                 filters=own,
                 timeout_ms=self.timeout(key, taken),
                 mirrors=self.mirrors(key, taken),
             )
+            placed[key] = self.within_redirect_carriers(location, taken)
         return placed
+
+    def protocol(self, key: tuple[str, str], claims: list[_Claim]) -> model.LocationSettings:
+        """A location of GRPCRoutes is served with `grpc_pass` (HTTP/2 to the backend);
+        nginx takes one module per location: the first claim's kind decides, and a rule
+        of the other kind sharing the location is reported."""
+        kind = claims[0].route.kind
+        for claim in claims[1:]:
+            if claim.route.kind != kind:
+                self.problem(
+                    claim.route,
+                    f"rule {claim.rule_index} shares location {key[1]} with a {kind}: "
+                    f"its requests are proxied as that {kind}'s",
+                    "conflict",
+                )
+        return GRPC_SETTINGS if kind == GRPC_ROUTE else model.NO_SETTINGS
+
+    def within_redirect_carriers(self, location: Location, taken: list[_Claim]) -> Location:
+        """nginx answers at most two redirect codes in one location
+        (`render_filters.redirect_carriers`): a code beyond the first two, in precedence
+        order, is answered with the first, and its rule reported."""
+        if render_filters.redirect_carriers(render_filters.redirect_codes(location)) is not None:
+            return location
+        kept: list[int] = []
+        for action in render_filters.actions(location):
+            code = action.redirect.code if action.redirect else None
+            if (
+                code is not None
+                and code not in kept
+                and len(kept) < len(render_filters.REDIRECT_FLAGS)
+            ):
+                kept.append(code)
+
+        def fitted(chosen: Filters, claim: _Claim) -> Filters:
+            redirect = chosen.redirect
+            if redirect is None or redirect.code in kept:
+                return chosen
+            self.problem(
+                claim.route,
+                f"rule {claim.rule_index} shares location {location.path} with rules of two "
+                f"other redirect codes; nginx answers two per location: {kept[0]} instead "
+                f"of {redirect.code}",
+                "unsupported",
+            )
+            return replace(chosen, redirect=replace(redirect, code=kept[0]))
+
+        choices = tuple(
+            replace(choice, filters=fitted(choice.filters, claim))
+            for choice, claim in zip(location.choices, taken, strict=False)
+        )
+        own = fitted(location.filters, taken[-1])
+        return replace(location, choices=choices, filters=own)
 
     def timeout(self, key: tuple[str, str], claims: list[_Claim]) -> int | None:
         """The location's timeout: its rules' `timeouts`. nginx's timeouts cannot differ
@@ -298,7 +385,7 @@ class _Router:
         for backend in rule.backends:
             if backend.weight == 0:
                 continue
-            if backend_problem(route.namespace, backend, self.index) is not None:
+            if backend_problem(route.namespace, backend, self.index, route.kind) is not None:
                 continue  # ResolvedRefs says why
             shares.append((backend, self.endpoints(backend)))
         if not shares:
@@ -308,7 +395,8 @@ class _Router:
             backend, endpoints = shares[0]
             name = model.upstream_name(backend.namespace, f"{backend.name}.gateway", backend.port)
             return self.upstream(name, backend, endpoints, None)
-        name = model.upstream_name(route.namespace, f"{route.name}.rule{claim.rule_index}", 0)
+        rule = "grpc-rule" if route.kind == GRPC_ROUTE else "rule"  # the kinds share names
+        name = model.upstream_name(route.namespace, f"{route.name}.{rule}{claim.rule_index}", 0)
         return self.upstream(
             name, shares[0][0], [e for _, es in shares for e in es], _weights(shares)
         )
@@ -356,6 +444,10 @@ class _Router:
         return [model.endpoint_text(*e) for e in sorted(found, key=model.endpoint_order)]
 
 
+def route_id(route: Route) -> tuple[str, Key]:
+    return route.kind, (route.namespace, route.name)
+
+
 def _literal_prefix(regex: str) -> str:
     """What every path a regex matches starts with: its characters before the first
     regex syntax (less one made optional by a quantifier), or "/" when it has
@@ -397,26 +489,33 @@ def build(built: Model, inputs: model.Inputs, options: model.Options) -> tuple[M
     certificates merged in; and the attachment, which the status is made of."""
     index = index_of(inputs.secrets, inputs.services, inputs.namespaces, inputs.reference_grants)
     attachment = attach(
-        inputs.gateway_classes, inputs.gateways, inputs.http_routes, index, options.gateway
+        inputs.gateway_classes,
+        inputs.gateways,
+        inputs.http_routes,
+        index,
+        options.gateway,
+        inputs.grpc_routes,
     )
     router = _Router(inputs, options, index, attachment)
     merged = _merged(built, router)
     return merged, _with_ingress_conflicts(attachment, router.lost_to_ingress)
 
 
-def _with_ingress_conflicts(attachment: Attachment, lost: dict[Key, set[str]]) -> Attachment:
+def _with_ingress_conflicts(
+    attachment: Attachment, lost: dict[tuple[str, Key], set[str]]
+) -> Attachment:
     """The attachment with a condition on each accepted parent of a route that lost
     something to an Ingress: never a silent merge."""
     if not lost:
         return attachment
     routes = []
     for state in attachment.routes:
-        if state.key in lost:
+        if state.id in lost:
             told = Condition(
                 c.INGRESS_CONFLICT,
                 True,
                 c.INGRESS_WINS,
-                "served by an Ingress instead: " + ", ".join(sorted(lost[state.key])),
+                "served by an Ingress instead: " + ", ".join(sorted(lost[state.id])),
             )
             parents = tuple(
                 replace(p, conditions=(*p.conditions, told))
@@ -503,7 +602,7 @@ def _refusals(attachment: Attachment) -> set[Problem]:
         for status in route.parents:
             ref = status.parent_ref
             where = f"parent {ref['namespace']}/{ref.get('name')}: "
-            add("HTTPRoute", route.key, where, status.conditions)
+            add(route.kind, route.key, where, status.conditions)
     return found
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from edgeagent.gateway.attachment import Attachment, GatewayState, RouteState
 from edgeagent.gateway.conditions import Condition
-from edgeagent.resources import GATEWAY_GROUP, Key
+from edgeagent.resources import BY_KIND, GATEWAY_GROUP, Key
 
 Status = dict[str, Any]
 
@@ -145,7 +145,7 @@ def wanted(
         compare("gateways", state.key, lambda obj, s=state: gateway_status(s, addresses, obj, now))
     for route in attachment.routes:
         compare(
-            "http_routes",
+            BY_KIND[route.kind].name,
             route.key,
             lambda obj, r=route: route_status(r, attachment.controller_name, obj, now),
         )
