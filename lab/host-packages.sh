@@ -17,6 +17,8 @@
 #   wrk                         the load tool of `make bench` (proxy_throughput_ratio)
 #   prometheus                  promtool, which checks and tests the shipped alert rules
 #   qemu-system-x86, qemu-utils the VM lab and molecule -s lvs (real LVS on Debian's kernel)
+#   frr                         bgpd, vtysh and frr-reload.py for the frr role's tests (BGP
+#                               between network namespaces, each with its own pathspace)
 set -euo pipefail
 
 readonly PACKAGES=(
@@ -25,6 +27,7 @@ readonly PACKAGES=(
   keepalived ipvsadm
   openssl curl iproute2 sslscan python3-venv wrk prometheus
   qemu-system-x86 qemu-utils
+  frr
 )
 
 missing=()
@@ -46,4 +49,14 @@ if [[ " ${missing[*]} " == *" nginx-light "* && -d /run/systemd/system ]]; then
 fi
 if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
   systemctl disable --now prometheus.service
+fi
+# The tests run bgpd in their own network namespaces (-N); a system-wide FRR on the host would
+# only hold the BGP port and the default pathspace. Debian starts it on install.
+if [[ " ${missing[*]} " == *" frr "* ]]; then
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now frr.service
+  else
+    service frr stop >/dev/null 2>&1 || true
+    update-rc.d frr disable >/dev/null
+  fi
 fi

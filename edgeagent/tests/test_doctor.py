@@ -111,6 +111,7 @@ def test_doctor_reports_every_check_and_fails_on_an_unreachable_service(tmp_path
             "clock": True,
             "vip": True,
             "nginx": True,
+            "pod routes": True,
             "backend default/app": True,
             "backend default/dead": False,
         }

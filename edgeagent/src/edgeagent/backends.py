@@ -46,18 +46,22 @@ def check_networks(value: tuple[str, ...], what: str) -> None:
 
 def pod_networks(nodes: Iterable[dict]) -> tuple[str, ...]:
     """The Nodes' `spec.podCIDRs` (or the older `spec.podCIDR`), sorted, without bad values."""
-    found = set()
-    for node in nodes:
-        spec = node.get("spec") if isinstance(node, dict) else None
-        if not isinstance(spec, dict):
+    return tuple(sorted({cidr for node in nodes for cidr in node_pod_networks(node)}))
+
+
+def node_pod_networks(node: object) -> tuple[str, ...]:
+    """One Node's `spec.podCIDRs` (or the older `spec.podCIDR`), without bad values."""
+    spec = node.get("spec") if isinstance(node, dict) else None
+    if not isinstance(spec, dict):
+        return ()
+    cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+    found = []
+    for cidr in cidrs if isinstance(cidrs, list) else ():
+        try:
+            found.append(str(network(str(cidr))))
+        except ValueError:
             continue
-        cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
-        for cidr in cidrs if isinstance(cidrs, list) else ():
-            try:
-                found.add(str(network(str(cidr))))
-            except ValueError:
-                continue
-    return tuple(sorted(found))
+    return tuple(found)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ Run with the agent's own settings (`--config /etc/edgeagent/config.yaml`, the sa
   certificates are checked against clocks;
 - `vip`: which of the configured VIPs (`--publish-status-address`) this node holds;
 - `nginx`: nginx answers its status server with the generation `current` points at;
+- `pod routes`: whether this node has a route to each Node's `spec.podCIDRs` (pod_route_check.py),
+  so that a failing backend check reads as "no route" (nodeport mode or BGP) or "routed, but
+  the pods or a firewall refuse";
 - `backend <namespace>/<service>`: a TCP connection from this node to a sample of each
   served Service's endpoints (pod IPs, or NodePorts in the nodeport mode; probe.py).
 
@@ -35,7 +38,7 @@ from datetime import UTC, datetime
 import kubernetes
 import urllib3
 
-from edgeagent import kube, model, probe
+from edgeagent import kube, model, pod_route_check, probe
 from edgeagent.apply import CURRENT, GENERATION_PREFIX, Applier
 from edgeagent.daemon import model_options
 from edgeagent.gateway import routing as gateway_routing
@@ -192,6 +195,7 @@ def backend_checks(
         yield Check("backends", False, f"cannot list the served objects: {error}")
         return
     options = model_options(settings)
+    yield Check("pod routes", *pod_route_check.assess(inputs.nodes, options.backend_mode))
     built, _ = gateway_routing.build(model.build(inputs, options), inputs, options)
     reaches = probe.probe(built.upstreams, sample)
     if not reaches:

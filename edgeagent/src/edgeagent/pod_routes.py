@@ -39,6 +39,7 @@ import kubernetes
 import urllib3
 
 from edgeagent import kube, logs
+from edgeagent.backends import network, node_pod_networks
 from edgeagent.cache import Cache
 from edgeagent.informer import Informer, list_call
 from edgeagent.metrics import Metrics
@@ -87,29 +88,23 @@ def desired_routes(
     refusals = []
     for name, cidrs, gateways in sorted(map(_node_facts, nodes), key=lambda facts: facts[0]):
         for cidr in cidrs:
-            try:
-                network = ipaddress.ip_network(cidr, strict=True)
-            except ValueError:
-                refusals.append(Refusal(name, cidr, "not a network address with its prefix"))
-                continue
-            reason = _refusal(network, gateways, attached, protected, allowed)
-            clash = next((n for n in routes if n.overlaps(network)), None)
+            pods = ipaddress.ip_network(cidr)
+            reason = _refusal(pods, gateways, attached, protected, allowed)
+            clash = next((n for n in routes if n.overlaps(pods)), None)
             if reason is None and clash is not None:
                 reason = f"overlaps Node {routes[clash][0]}'s podCIDR {clash}"
             if reason is not None:
                 refusals.append(Refusal(name, cidr, reason))
                 continue
-            routes[network] = (name, Route(str(network), gateways[network.version]))
+            routes[pods] = (name, Route(str(pods), gateways[pods.version]))
     return tuple(sorted(route for _, route in routes.values())), tuple(refusals)
 
 
 def _node_facts(node: dict) -> tuple[str, tuple[str, ...], dict[int, str]]:
     """Name, podCIDRs and the first InternalIP of each family."""
-    metadata, spec, status = (
-        node.get(key) if isinstance(node.get(key), dict) else {}
-        for key in ("metadata", "spec", "status")
+    metadata, status = (
+        node.get(key) if isinstance(node.get(key), dict) else {} for key in ("metadata", "status")
     )
-    cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
     gateways: dict[int, str] = {}
     addresses = status.get("addresses")
     for entry in addresses if isinstance(addresses, list) else ():
@@ -119,8 +114,7 @@ def _node_facts(node: dict) -> tuple[str, tuple[str, ...], dict[int, str]]:
             except ValueError:
                 continue
             gateways.setdefault(address.version, str(address))
-    cidr_texts = tuple(str(c) for c in cidrs) if isinstance(cidrs, list) else ()
-    return str(metadata.get("name", "")), cidr_texts, gateways
+    return str(metadata.get("name", "")), node_pod_networks(node), gateways
 
 
 def _refusal(
@@ -197,7 +191,7 @@ def reconcile(desired: Iterable[Route], protocol: int) -> tuple[int, int]:
 def sync(nodes: Iterable[dict], settings: AgentSettings, protocol: int) -> bool:
     """One round: judge, report, reconcile. False when the kernel refused a change."""
     protected = tuple(ipaddress.ip_address(vip) for vip in settings.status.addresses)
-    allowed = tuple(ipaddress.ip_network(n) for n in settings.serving.backend_networks)
+    allowed = tuple(map(network, settings.serving.backend_networks))
     try:
         routes, refusals = desired_routes(nodes, attached_networks(), protected, allowed)
         for refusal in refusals:
