@@ -84,6 +84,8 @@ class BenchEdge:
             "default-key": nginx.key,
             "ingress-class": agentlab.CLASS,
             "publish-status-address": VIP,
+            # The backend pods are the static nginx on 127.0.0.2-6 and 127.0.1.2-6.
+            "allow-loopback-backends": True,
             **extra,
         }
         command = [str(agentlab.VENV_BIN / "edgeagent"), "run"]
