@@ -49,14 +49,24 @@ class BenchEdge:
         count: int,
         probes: int,
         agent_options: dict[str, Any] | None = None,
+        tls: bool = False,
     ) -> None:
         self.root = root
         self.apps = cluster.apps(count)
         self.probes = cluster.apps(probes, prefix="probe")
+        # With tls, every Ingress has a certificate of its own (cluster.py).
+        self.certificates = cluster.certificates(self.apps) if tls else {}
         self.backend = Backend(root / "backend").start()
         self.api = EmulatorThread(bookmark_interval=BOOKMARK_INTERVAL)
         started = time.monotonic()
-        cluster.preload(self.api.emulator, self.apps, self.probes, self.backend.port, VIP)
+        cluster.preload(
+            self.api.emulator,
+            self.apps,
+            self.probes,
+            self.backend.port,
+            VIP,
+            self.certificates,
+        )
         self.preload_seconds = time.monotonic() - started
         self.api.start()
         self.kubeconfig = self.api.write_kubeconfig(root / "kubeconfig")

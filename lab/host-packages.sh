@@ -15,6 +15,8 @@
 #   sslscan                     the listeners' TLS as a client sees it (playbooks/tests)
 #   python3-venv                `make setup` creates .venv/ with it
 #   wrk                         the load tool of `make bench` (proxy_throughput_ratio)
+#   haproxy, nghttp2-client     `make bench`'s side by side: HAProxy as the peer, h2load
+#                               (--rps) for the latency at a fixed rate
 #   prometheus                  promtool, which checks and tests the shipped alert rules
 #   qemu-system-x86, qemu-utils the VM lab and molecule -s lvs (real LVS on Debian's kernel)
 set -euo pipefail
@@ -23,7 +25,7 @@ readonly PACKAGES=(
   docker.io debootstrap nftables openssh-client e2fsprogs git
   nginx-light libnginx-mod-http-lua lua-resty-core
   keepalived ipvsadm
-  openssl curl iproute2 sslscan python3-venv wrk prometheus
+  openssl curl iproute2 sslscan python3-venv wrk prometheus haproxy nghttp2-client
   qemu-system-x86 qemu-utils
 )
 
@@ -40,10 +42,14 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # The host needs the nginx binary for tests, not a web server on its port 80: on a host booted
-# with systemd the package would start one. The same for prometheus: promtool is what is needed.
+# with systemd the package would start one. The same for prometheus (promtool is what is
+# needed) and haproxy (the bench starts its own).
 if [[ " ${missing[*]} " == *" nginx-light "* && -d /run/systemd/system ]]; then
   systemctl disable --now nginx.service
 fi
 if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
   systemctl disable --now prometheus.service
+fi
+if [[ " ${missing[*]} " == *" haproxy "* && -d /run/systemd/system ]]; then
+  systemctl disable --now haproxy.service
 fi
