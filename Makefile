@@ -68,7 +68,7 @@ lint: setup
 	EDGE_VAGRANT_DRIVER=default molecule syntax -s vagrant
 
 pytest: setup
-	pytest -q edgeagent/tests kubeemu/tests drill/tests playbooks/tests lab/tests
+	pytest -q edgeagent/tests kubeemu/tests drill/tests playbooks/tests lab/tests bench/tests
 
 ## collection: the collection tarball build/edgeops-edge-<version>.tar.gz, installed offline
 ##   into build/collections/ (emptied first), as a user without Galaxy access installs it

@@ -9,15 +9,20 @@ cluster (nothing to publish) and its status thread stays quiet while the figures
 Names: Ingress, Service and EndpointSlice `app-NNNNN` in namespace `team-NN` (20
 namespaces), host `app-NNNNN.team-NN.bench.example`. Probe Services `probe-NN` (with
 endpoints, no Ingress yet) are there for the change-to-traffic samples, which create their
-Ingresses through the API.
+Ingresses through the API. With `tls`, every Ingress also has a `tls` section for its host
+and a kubernetes.io/tls Secret `app-NNNNN-tls` of its own (ECDSA P-256, self-signed), as the
+side by side with HAProxy needs (peers.py).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from edgeagent.cli import self_signed
+from edgeagent.grammar import CertPair
 from kubeemu.emulator import Emulator
 from kubeemu.store import Kind
 from suite import agentlab
@@ -42,6 +47,10 @@ class App:
     def host(self) -> str:
         return f"{self.name}.{self.namespace}.{DOMAIN}"
 
+    @property
+    def secret_name(self) -> str:
+        return f"{self.name}-tls"
+
 
 def apps(count: int, prefix: str = "app") -> list[App]:
     return [
@@ -53,8 +62,21 @@ def pod_address(endpoint: int, network: int = 0) -> str:
     return f"{POD_NETWORKS[network]}.{FIRST_HOST_NUMBER + endpoint}"
 
 
-def ingress(app: App) -> dict[str, Any]:
-    body = agentlab.ingress(app.name, [agentlab.rule(app.host, app.name, port=SERVICE_PORT)])
+def certificates(apps_: list[App]) -> dict[App, CertPair]:
+    """One self-signed pair per host (about 0.3 ms each)."""
+    return {app: self_signed(app.host, (app.host,)) for app in apps_}
+
+
+def ingress(app: App, tls: bool = False) -> dict[str, Any]:
+    sections = [{"hosts": [app.host], "secretName": app.secret_name}] if tls else None
+    # Served over plain HTTP as well, not redirected: the side by side measures both.
+    annotations = {"nginx.ingress.kubernetes.io/ssl-redirect": "false"} if tls else None
+    body = agentlab.ingress(
+        app.name,
+        [agentlab.rule(app.host, app.name, port=SERVICE_PORT)],
+        tls=sections,
+        annotations=annotations,
+    )
     body["metadata"]["namespace"] = app.namespace
     return body
 
@@ -65,6 +87,19 @@ def service(app: App) -> dict[str, Any]:
         "kind": "Service",
         "metadata": {"name": app.name, "namespace": app.namespace},
         "spec": {"ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}]},
+    }
+
+
+def tls_secret(app: App, pair: CertPair) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": app.secret_name, "namespace": app.namespace},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(pair.certificate_pem).decode(),
+            "tls.key": base64.b64encode(pair.key_pem).decode(),
+        },
     }
 
 
@@ -87,16 +122,19 @@ class Kinds:
         self.ingresses = kind("networking.k8s.io", "ingresses")
         self.services = kind("", "services")
         self.endpoint_slices = kind("discovery.k8s.io", "endpointslices")
+        self.secrets = kind("", "secrets")
 
 
 def _objects(
-    served: list[App], probes: list[App], backend_port: int
+    served: list[App], probes: list[App], backend_port: int, tls: dict[App, CertPair]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     for app in served + probes:
         yield "services", service(app)
         yield "endpoint_slices", endpoint_slice(app, backend_port)
+    for app, pair in tls.items():
+        yield "secrets", tls_secret(app, pair)
     for app in served:
-        yield "ingresses", ingress(app)
+        yield "ingresses", ingress(app, tls=app in tls)
 
 
 def preload(
@@ -105,12 +143,14 @@ def preload(
     probes: list[App],
     backend_port: int,
     status_address: str,
+    tls: dict[App, CertPair] | None = None,
 ) -> None:
-    """Write the cluster into the store; call before the emulator serves."""
+    """Write the cluster into the store; call before the emulator serves. `tls`: the
+    certificate of each served app that has one (see `certificates`)."""
     kinds = Kinds(emulator)
     store = emulator.store
     status = {"loadBalancer": {"ingress": [{"ip": status_address}]}}
-    for kind_name, obj in _objects(served, probes, backend_port):
+    for kind_name, obj in _objects(served, probes, backend_port, tls or {}):
         kind = getattr(kinds, kind_name)
         namespace = obj["metadata"]["namespace"]
         store.create(kind, namespace, obj)

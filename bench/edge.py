@@ -49,14 +49,24 @@ class BenchEdge:
         count: int,
         probes: int,
         agent_options: dict[str, Any] | None = None,
+        tls: bool = False,
     ) -> None:
         self.root = root
         self.apps = cluster.apps(count)
         self.probes = cluster.apps(probes, prefix="probe")
+        # With tls, every Ingress has a certificate of its own (cluster.py).
+        self.certificates = cluster.certificates(self.apps) if tls else {}
         self.backend = Backend(root / "backend").start()
         self.api = EmulatorThread(bookmark_interval=BOOKMARK_INTERVAL)
         started = time.monotonic()
-        cluster.preload(self.api.emulator, self.apps, self.probes, self.backend.port, VIP)
+        cluster.preload(
+            self.api.emulator,
+            self.apps,
+            self.probes,
+            self.backend.port,
+            VIP,
+            self.certificates,
+        )
         self.preload_seconds = time.monotonic() - started
         self.api.start()
         self.kubeconfig = self.api.write_kubeconfig(root / "kubeconfig")
@@ -84,6 +94,8 @@ class BenchEdge:
             "default-key": nginx.key,
             "ingress-class": agentlab.CLASS,
             "publish-status-address": VIP,
+            # The backend pods are the static nginx on 127.0.0.2-6 and 127.0.1.2-6.
+            "allow-loopback-backends": True,
             **extra,
         }
         command = [str(agentlab.VENV_BIN / "edgeagent"), "run"]

@@ -9,6 +9,9 @@ answers the marker, i.e. when a new worker with the new configuration accepts co
 
 The same rounds run on a what-if variant (every proxy_pass to one upstream, see
 `one_upstream`), to show what part of the parse the upstreams are.
+
+`master_rss_across_reloads` gives `nginx_master_rss_after_20_reloads_10k_mb`: the master's
+memory after each of 20 reloads of the same configuration, without nginx -t in between.
 """
 
 from __future__ import annotations
@@ -59,31 +62,41 @@ def _serving(edge: BenchEdge) -> str:
     return answer.body.decode().strip()
 
 
+def _stage(edge: BenchEdge, edge_conf: str, status_line: str, marker: str) -> None:
+    """Make `current` a copy of `edge_conf` whose status server answers `marker`."""
+    agent_dir = edge.nginx.agent_dir
+    directory = agent_dir / marker
+    directory.mkdir()
+    (directory / "edge.conf").write_text(
+        edge_conf.replace(status_line, f'return 200 "{marker}\\n";')
+    )
+    link = agent_dir / f".{marker}"
+    link.symlink_to(marker)
+    os.replace(link, agent_dir / "current")
+
+
+def _reload(edge: BenchEdge, marker: str, timeout: float) -> float:
+    """Seconds from SIGHUP to the master until the status server answers `marker`."""
+    edge.old_workers_gone(timeout)
+    started = time.monotonic()
+    os.kill(edge.nginx.master_pid(), signal.SIGHUP)
+    while _serving(edge) != marker:
+        assert time.monotonic() < started + timeout, f"no reload within {timeout} s"
+        time.sleep(POLL_INTERVAL)
+    return time.monotonic() - started
+
+
 def _rounds(
     edge: BenchEdge, edge_conf: str, status_line: str, name: str, rounds: int, timeout: float
 ) -> dict[str, Any]:
-    agent_dir = edge.nginx.agent_dir
     reloads, tests, peaks = [], [], []
     for round_number in range(rounds):
         marker = f"{name}{round_number}"
-        directory = agent_dir / marker
-        directory.mkdir()
-        (directory / "edge.conf").write_text(
-            edge_conf.replace(status_line, f'return 200 "{marker}\\n";')
-        )
-        link = agent_dir / f".{marker}"
-        link.symlink_to(marker)
-        os.replace(link, agent_dir / "current")
+        _stage(edge, edge_conf, status_line, marker)
         seconds, peak = _timed_test(edge.nginx.main_conf)
         tests.append(seconds)
         peaks.append(peak)
-        edge.old_workers_gone(timeout)
-        started = time.monotonic()
-        os.kill(edge.nginx.master_pid(), signal.SIGHUP)
-        while _serving(edge) != marker:
-            assert time.monotonic() < started + timeout, f"no reload within {timeout} s"
-            time.sleep(POLL_INTERVAL)
-        reloads.append(time.monotonic() - started)
+        reloads.append(_reload(edge, marker, timeout))
     edge.old_workers_gone(timeout)
     master_rss, _ = rss_mb(edge.nginx.master_pid())
     worker_rss, _ = rss_mb(edge.nginx_workers()[0])
@@ -99,11 +112,38 @@ def _rounds(
     }
 
 
-def nginx_reload(edge: BenchEdge, rounds: int, timeout: float) -> dict[str, Any]:
+def _live(edge: BenchEdge) -> tuple[str, str]:
+    """The live edge.conf and its status server's line, with the agent stopped."""
     assert edge.agent.process is None or edge.agent.process.poll() is not None, "stop the agent"
     live = edge.live_config()
     status_line = f'return 200 "{edge.live_generation()}\\n";'
     assert live.count(status_line) == 1
+    return live, status_line
+
+
+def master_rss_across_reloads(edge: BenchEdge, reloads: int, timeout: float) -> dict[str, Any]:
+    """VmRSS of nginx's master after each of `reloads` reloads of the live configuration
+    (agent stopped, no nginx -t in between). The master parses every configuration in
+    its own memory and keeps the pages it touched; growth over the first reload is what
+    a long-lived node accumulates."""
+    live, status_line = _live(edge)
+    master_mb, seconds = [], []
+    for number in range(reloads):
+        marker = f"benchmemory{number}"
+        _stage(edge, live, status_line, marker)
+        seconds.append(round(_reload(edge, marker, timeout), 3))
+        master_mb.append(round(rss_mb(edge.nginx.master_pid())[0], 1))
+    return {
+        "first_mb": master_mb[0],
+        "last_mb": master_mb[-1],
+        "growth_pct": round((master_mb[-1] - master_mb[0]) * 100 / master_mb[0], 2),
+        "master_rss_mb": master_mb,
+        "reload_seconds": seconds,
+    }
+
+
+def nginx_reload(edge: BenchEdge, rounds: int, timeout: float) -> dict[str, Any]:
+    live, status_line = _live(edge)
     return {
         "as_rendered": _rounds(edge, live, status_line, "benchreload", rounds, timeout),
         "one_upstream": _rounds(

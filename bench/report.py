@@ -63,6 +63,19 @@ _CHANGE = (
     "through nginx for its host, polled every 5 ms on new connections; samples one at a "
     "time, each after the previous one was confirmed and the minimum reload interval passed"
 )
+_RELOADS = (
+    "agent stopped, 10k Ingresses in the default mode; SIGHUP to the master 20 times with "
+    "the live configuration (no nginx -t), each time until a new worker answers; the "
+    "master's VmRSS {which}"
+)
+_PEERS = (
+    "the default mode's edge, HAProxy (`nbthread 1`, a Host map) and a minimal nginx, one "
+    "worker each, same 1k hosts, backends and certificate; the sides alternate, 2 rounds"
+)
+_FIXED_RATE = (
+    "h2load --h1, 10 keep-alive connections at 100 requests/s each for 5 s, over HTTP and "
+    "over HTTPS; per-request times from its log; the higher p99 of the two, worst round"
+)
 GOALS: dict[str, Goal] = {
     "sync_1k_seconds": Goal("Sync from agent start, 1k Ingresses", "s", _SYNC.format(n="1,000")),
     "sync_10k_seconds": Goal(
@@ -127,10 +140,102 @@ GOALS: dict[str, Goal] = {
         maximum=0,
     ),
     "proxy_throughput_ratio": Goal(
-        "Throughput through nginx / direct to the backend",
+        "Throughput through nginx / direct to the backend (context only)",
         "",
         "wrk -t1 -c32 -d5s, direct and through nginx alternated twice in the same run; "
         "the backend is a static nginx on loopback",
+    ),
+    "dynamic_sync_10k_seconds": Goal(
+        "Default (dynamic) mode: sync from agent start, 10k Ingresses",
+        "s",
+        _SYNC.format(n="10,000") + "; `--upstreams dynamic`, nginx with the Lua module",
+        maximum=5,
+    ),
+    "dynamic_change_to_traffic_10k_p50_ms": Goal(
+        "Default (dynamic) mode: new Ingress to traffic, 10k present, p50",
+        "ms",
+        _CHANGE + "; `--upstreams dynamic`",
+    ),
+    "dynamic_change_to_traffic_10k_p99_ms": Goal(
+        "Default (dynamic) mode: new Ingress to traffic, 10k present, p99",
+        "ms",
+        _CHANGE + "; `--upstreams dynamic`",
+        maximum=1000,
+    ),
+    "nginx_master_rss_after_first_reload_10k_mb": Goal(
+        "Default (dynamic) mode: nginx master memory after the first reload, 10k",
+        "MiB",
+        _RELOADS.format(which="after the first of them"),
+    ),
+    "nginx_master_rss_after_20_reloads_10k_mb": Goal(
+        "Default (dynamic) mode: nginx master memory after 20 reloads, 10k",
+        "MiB",
+        _RELOADS.format(which="after the 20th"),
+    ),
+    "nginx_master_rss_growth_over_20_reloads_pct": Goal(
+        "Default (dynamic) mode: nginx master memory growth from the 1st to the 20th reload",
+        "%",
+        _RELOADS.format(which="after the 20th over after the first"),
+        maximum=10,
+    ),
+    "sync_100k_seconds": Goal(
+        "Default (dynamic) mode: sync from agent start, 100k Ingresses (BENCH_SCALE=100k)",
+        "s",
+        _SYNC.format(n="100,000") + "; `--upstreams dynamic`",
+        maximum=30,
+    ),
+    "change_to_traffic_100k_p50_ms": Goal(
+        "Default (dynamic) mode: new Ingress to traffic, 100k present, p50 (BENCH_SCALE=100k)",
+        "ms",
+        _CHANGE + "; `--upstreams dynamic`",
+    ),
+    "change_to_traffic_100k_p99_ms": Goal(
+        "Default (dynamic) mode: new Ingress to traffic, 100k present, p99 (BENCH_SCALE=100k)",
+        "ms",
+        _CHANGE + "; `--upstreams dynamic`",
+        maximum=3000,
+    ),
+    "rss_100k_mb": Goal(
+        "Default (dynamic) mode: agent memory (RSS), 100k Ingresses (BENCH_SCALE=100k)",
+        "MiB",
+        "VmRSS of the agent process after the 100k sync and change samples",
+        maximum=1536,
+    ),
+    "nginx_rss_100k_mb": Goal(
+        "Default (dynamic) mode: nginx memory (RSS), 100k Ingresses (BENCH_SCALE=100k)",
+        "MiB",
+        "VmRSS of nginx's master and workers, summed, after the 100k sync and change samples",
+        maximum=3072,
+    ),
+    "edge_vs_haproxy_rps_ratio": Goal(
+        "Requests/s, edge / HAProxy, keep-alive",
+        "",
+        _PEERS + "; wrk -t1 -c32 -d5s over HTTP and over HTTPS; the lower of the two ratios",
+        minimum=1.0,
+    ),
+    "edge_vs_minimal_nginx_rps_ratio": Goal(
+        "Requests/s, edge / hand-written minimal nginx, keep-alive",
+        "",
+        _PEERS + "; as edge_vs_haproxy_rps_ratio, against one server and one upstream per "
+        "host with no maps, logging or Lua: what the rendered configuration costs",
+        minimum=0.9,
+    ),
+    "edge_vs_haproxy_tls_handshake_ratio": Goal(
+        "New TLS handshakes/s, edge / HAProxy",
+        "",
+        _PEERS + "; wrk -t1 -c32 -d5s over HTTPS with `Connection: close`, a full "
+        "handshake (ECDSA P-256, no resumption) per request",
+        minimum=1.0,
+    ),
+    "edge_p99_latency_ms_at_fixed_rate": Goal(
+        "Edge latency p99 at 1,000 requests/s",
+        "ms",
+        _PEERS + "; " + _FIXED_RATE,
+    ),
+    "haproxy_p99_latency_ms_at_fixed_rate": Goal(
+        "HAProxy latency p99 at 1,000 requests/s",
+        "ms",
+        _PEERS + "; " + _FIXED_RATE,
     ),
 }
 
@@ -318,6 +423,8 @@ def write_doc(document: dict[str, Any], path: pathlib.Path = DOC_PATH) -> None:
         agent_share_10k=_agent_share(details.get("10k", {})),
         burst=details.get("1k", {}).get("endpoint_burst"),
         dynamic=details.get("10k-dynamic"),
+        dynamic_100k=details.get("100k-dynamic"),
+        peers=details.get("1k-peers"),
         throughput=details.get("1k", {}).get("throughput"),
         old_worker_ms=max(
             details[scale]["change_to_traffic"]["steady_p50_ms"]

@@ -1,6 +1,7 @@
 """`make bench`: the edge agent's figures at 1k and 10k Ingresses, on loopback.
 
-    python bench/run.py [--samples 50] [--budget 570] [--scales 1000,10000]
+    python bench/run.py [--samples 50] [--budget 900] [--scales 1000,10000]
+    BENCH_SCALE=100k python bench/run.py     # and the default mode at 100k Ingresses
 
 Everything runs on this machine: the API emulator in a thread of this process, preloaded
 through its store; a static nginx as the backend pods on 127.0.0.2-6 and 127.0.1.2-6; a
@@ -10,16 +11,20 @@ bench/results/latest.json and docs/benchmarks.md; exits 0 when every measurement
 or not the goals are met (the verdict is in them); when one fails, what was measured is
 still written, with the error, and the exit status is 1.
 
-The whole run must stay within 10 minutes on 2 cores: `--budget` seconds (default 570).
-The dynamic mode's part (`--parts`, dynamic_mode.py) runs last, on a 10k edge of its own.
-The 10k change samples are the long part (one full reload each); when the budget would run
-out, fewer are taken, and the JSON says how many.
+The whole run must stay within 15 minutes on 2 cores: `--budget` seconds (default 900).
+The default (dynamic) mode's part (`--parts`, dynamic_mode.py) runs after the static one,
+on a 10k edge of its own, then the side by side with HAProxy and a minimal nginx (peers.py)
+on a 1k edge in the default mode. The 10k change samples are the long part (one full reload
+each); when the budget would run out, fewer are taken, and the JSON says how many.
+`BENCH_SCALE=100k` (or `--dynamic-scales 10000,100000`) adds a default-mode edge of 100k
+Ingresses after the 10k one, outside the budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import tempfile
@@ -31,6 +36,7 @@ from typing import Any, TypeVar
 import change
 import churn
 import dynamic_mode
+import peers
 import reload
 import report
 import sync
@@ -42,8 +48,11 @@ STEP_TIMEOUT = 120.0
 RELOAD_ROUNDS = 3
 # Kept for the 10k reload measurement and the teardown after the change samples.
 RESERVE_SECONDS = 90.0
-# The dynamic part (preload, sync, burst, 30 samples): 90 s at a load of 12, 220 s at 20.
-DYNAMIC_RESERVE_SECONDS = 120.0
+# The dynamic part (preload, sync, burst, 30 samples: 90 s at a load of 12, 220 s at 20;
+# then DYNAMIC_CHANGE_SECONDS of new Ingresses and MEMORY_RELOADS reloads of about 4 s).
+DYNAMIC_RESERVE_SECONDS = 300.0
+# The side by side: a 1k edge's sync, then 5 measurements of 5 s, 3 sides, 2 rounds.
+PEERS_RESERVE_SECONDS = 180.0
 
 
 def _scale_name(count: int) -> str:
@@ -128,43 +137,137 @@ def run_scale(
             )
 
 
-DYNAMIC_SCALE = 10000
 DYNAMIC_SAMPLES = 30
+DYNAMIC_CHANGE_SAMPLES = 20
+# New Ingresses at 10k in the default mode take 4-5 s each (a full reload of a
+# configuration with the Lua module): the samples stop when this time is up.
+DYNAMIC_CHANGE_SECONDS = 90.0
+MEMORY_RELOADS = 20
 DYNAMIC_FIGURES = (
     "dynamic_reloads_per_1000_endpoint_changes",
     "nginx_rss_growth_after_1000_endpoint_changes_pct",
     "long_lived_broken_during_churn",
     "endpoint_change_to_traffic_10k_p99_ms",
 )
+# The default mode's keys by Ingress count: the 100k ones exist in that mode only, and
+# carry no prefix (issue 17's names).
+DYNAMIC_KEYS = {
+    10000: {
+        "sync": "dynamic_sync_10k_seconds",
+        "p50": "dynamic_change_to_traffic_10k_p50_ms",
+        "p99": "dynamic_change_to_traffic_10k_p99_ms",
+    },
+    100000: {
+        "sync": "sync_100k_seconds",
+        "p50": "change_to_traffic_100k_p50_ms",
+        "p99": "change_to_traffic_100k_p99_ms",
+        "agent_rss": "rss_100k_mb",
+        "nginx_rss": "nginx_rss_100k_mb",
+    },
+}
+MEMORY_FIGURES = (
+    "nginx_master_rss_after_first_reload_10k_mb",
+    "nginx_master_rss_after_20_reloads_10k_mb",
+    "nginx_master_rss_growth_over_20_reloads_pct",
+)
+PEERS_FIGURES = (
+    "edge_vs_haproxy_rps_ratio",
+    "edge_vs_minimal_nginx_rps_ratio",
+    "edge_vs_haproxy_tls_handshake_ratio",
+    "edge_p99_latency_ms_at_fixed_rate",
+    "haproxy_p99_latency_ms_at_fixed_rate",
+)
+PART_OF = {
+    **dict.fromkeys(DYNAMIC_FIGURES + MEMORY_FIGURES, "dynamic"),
+    **{key: "dynamic" for keys in DYNAMIC_KEYS.values() for key in keys.values()},
+    **dict.fromkeys(PEERS_FIGURES, "peers"),
+}
 
 
-def run_dynamic(root: pathlib.Path, results: report.Results) -> None:
-    """The dynamic mode's figures (dynamic_mode.py), on a 10k edge of their own."""
-    scale = f"{_scale_name(DYNAMIC_SCALE)}-dynamic"
+def run_dynamic(root: pathlib.Path, count: int, results: report.Results) -> None:
+    """The default (dynamic) mode's figures on an edge of their own: sync, new Ingresses
+    (change.py, as in the static part) and memory; at 10k also dynamic_mode.py's figures
+    and the master's memory across reloads."""
+    scale = f"{_scale_name(count)}-dynamic"
+    keys = DYNAMIC_KEYS[count]
     details: dict[str, Any] = {}
     results.details[scale] = details
     print(f"[bench] {scale}: preloading the API", flush=True)
     options = {"upstreams": "dynamic"}
-    with BenchEdge(root / scale, DYNAMIC_SCALE, probes=0, agent_options=options) as edge:
+    with BenchEdge(
+        root / scale, count, probes=DYNAMIC_CHANGE_SAMPLES, agent_options=options
+    ) as edge:
+        details["preload_seconds"] = round(edge.preload_seconds, 2)
         details["sync"], load = _step(
             scale, "sync from agent start", lambda: sync.sync_from_start(edge, STEP_TIMEOUT)
         )
         details["sync_load_average"] = load["load_average"][0]
+        results.record(keys["sync"], details["sync"]["seconds"], **load)
+        details["agent_rss_after_sync_mb"] = round(edge.agent_rss_mb()[0], 1)
+        if count == 10000:
+            measured, load = _step(
+                scale,
+                "1,000 endpoint changes, long-lived connections, endpoint change to traffic",
+                lambda: dynamic_mode.measure(edge, DYNAMIC_SAMPLES, STEP_TIMEOUT),
+            )
+            details.update(measured, load_average=load["load_average"][0])
+            figures = (
+                measured["burst"]["per_1000"],
+                measured["nginx_rss_growth_pct"],
+                measured["long_lived_broken"],
+                measured["endpoint_change"]["p99_ms"],
+            )
+            load["samples"] = len(measured["endpoint_change"]["samples_ms"])
+            for key, value in zip(DYNAMIC_FIGURES, figures, strict=True):
+                results.record(key, value, **load)
+
+        deadline = time.monotonic() + DYNAMIC_CHANGE_SECONDS
+        changed, load = _step(
+            scale,
+            f"change to traffic, up to {DYNAMIC_CHANGE_SAMPLES} samples",
+            lambda: change.change_to_traffic(edge, DYNAMIC_CHANGE_SAMPLES, STEP_TIMEOUT, deadline),
+        )
+        details["change_to_traffic"] = changed
+        load["samples"] = len(changed["samples_ms"])
+        results.record(keys["p50"], changed["p50_ms"], **load)
+        results.record(keys["p99"], changed["p99_ms"], **load)
+
+        (agent_rss, _), load = _step(scale, "agent and nginx memory", edge.agent_rss_mb)
+        nginx_rss = dynamic_mode.nginx_rss_kb(edge) / 1024
+        details["agent_rss_mb"] = round(agent_rss, 1)
+        details["nginx_rss_mb"] = round(nginx_rss, 1)
+        if "agent_rss" in keys:
+            results.record(keys["agent_rss"], round(agent_rss, 1), **load)
+            results.record(keys["nginx_rss"], round(nginx_rss, 1), **load)
+
+        if count == 10000:
+            edge.agent.stop()
+            memory, load = _step(
+                scale,
+                f"nginx master memory across {MEMORY_RELOADS} reloads",
+                lambda: reload.master_rss_across_reloads(edge, MEMORY_RELOADS, STEP_TIMEOUT),
+            )
+            details["reloads_memory"] = memory
+            figures = (memory["first_mb"], memory["last_mb"], memory["growth_pct"])
+            for key, value in zip(MEMORY_FIGURES, figures, strict=True):
+                results.record(key, value, **load)
+
+
+def run_peers(root: pathlib.Path, results: report.Results) -> None:
+    """The side by side of peers.py, on a 1k edge in the default (dynamic) mode."""
+    scale = "1k-peers"
+    options = {"upstreams": "dynamic"}
+    print(f"[bench] {scale}: preloading the API", flush=True)
+    with BenchEdge(root / scale, 1000, probes=0, agent_options=options, tls=True) as edge:
+        sync.sync_from_start(edge, STEP_TIMEOUT)
         measured, load = _step(
             scale,
-            "1,000 endpoint changes, long-lived connections, endpoint change to traffic",
-            lambda: dynamic_mode.measure(edge, DYNAMIC_SAMPLES, STEP_TIMEOUT),
+            "edge, HAProxy and a minimal nginx side by side",
+            lambda: peers.side_by_side(edge, root / "peers"),
         )
-        details.update(measured, load_average=load["load_average"][0])
-        figures = (
-            measured["burst"]["per_1000"],
-            measured["nginx_rss_growth_pct"],
-            measured["long_lived_broken"],
-            measured["endpoint_change"]["p99_ms"],
-        )
-        for key, value in zip(DYNAMIC_FIGURES, figures, strict=True):
-            results.record(key, value, **load)
-        load["samples"] = len(measured["endpoint_change"]["samples_ms"])
+    results.details[scale] = measured
+    for key, value in peers.figures(measured).items():
+        results.record(key, value, **load)
 
 
 def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) -> None:
@@ -174,8 +277,7 @@ def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) 
     except (OSError, ValueError):
         return
     for key, entry in earlier.get("goals", {}).items():
-        dynamic_figure = key in DYNAMIC_FIGURES
-        if ("dynamic" if dynamic_figure else "static") not in parts and key in report.GOALS:
+        if PART_OF.get(key, "static") not in parts and key in report.GOALS:
             context = {k: v for k, v in entry.items() if k not in ("max", "min", "met", "unit")}
             results.record(key, earlier[key], **context)
     for scale, details in earlier.get("details", {}).items():
@@ -187,26 +289,42 @@ def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=50, help="change samples per scale")
-    parser.add_argument("--budget", type=float, default=570.0, help="seconds for the run")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds for the run")
     parser.add_argument("--scales", default="1000,10000", help="Ingress counts, in order")
     parser.add_argument("--json", type=pathlib.Path, default=report.JSON_PATH)
     parser.add_argument("--doc", type=pathlib.Path, default=report.DOC_PATH)
     parser.add_argument(
         "--parts",
-        default="static,dynamic",
-        help="static (the scales above, reload-based) and/or dynamic (10k, --upstreams "
-        "dynamic); the figures of a part not run are kept from the previous --json",
+        default="static,dynamic,peers",
+        help="static (the scales above, reload-based), dynamic (--dynamic-scales, "
+        "--upstreams dynamic) and/or peers (HAProxy and a minimal nginx side by side); the "
+        "figures of a part not run are kept from the previous --json",
+    )
+    parser.add_argument(
+        "--dynamic-scales",
+        default="10000,100000" if os.environ.get("BENCH_SCALE") == "100k" else "10000",
+        help="Ingress counts of the dynamic part: 10000 and/or 100000 (default: 10000, "
+        "and 100000 after it when BENCH_SCALE=100k)",
     )
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
+    if unknown := parts - {"static", "dynamic", "peers"}:
+        parser.error(f"--parts: unknown {sorted(unknown)}")
+    dynamic_scales = [int(text) for text in args.dynamic_scales.split(",")]
+    if unknown_scales := set(dynamic_scales) - DYNAMIC_KEYS.keys():
+        parser.error(f"--dynamic-scales: only {sorted(DYNAMIC_KEYS)}, not {unknown_scales}")
     started = time.monotonic()
-    # The static 10k change samples give way to the dynamic part, which comes last.
-    reserve = RESERVE_SECONDS + (DYNAMIC_RESERVE_SECONDS if "dynamic" in parts else 0.0)
+    # The static 10k change samples give way to the dynamic and peers parts, which come after.
+    reserve = (
+        RESERVE_SECONDS
+        + (DYNAMIC_RESERVE_SECONDS if "dynamic" in parts else 0.0)
+        + (PEERS_RESERVE_SECONDS if "peers" in parts else 0.0)
+    )
     deadline = started + args.budget - reserve
     results = report.new_results()
     results.details["load_average_at_start"] = report.load_average()
     failed = False
-    if parts != {"static", "dynamic"}:
+    if parts != {"static", "dynamic", "peers"}:
         _keep_earlier(results, args.json, parts)
     runs: list[Callable[[pathlib.Path], None]] = []
     if "static" in parts:
@@ -217,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     if "dynamic" in parts:
-        runs.append(lambda scratch: run_dynamic(scratch, results))
+        for count in dynamic_scales:
+            runs.append(lambda scratch, count=count: run_dynamic(scratch, count, results))
+    if "peers" in parts:
+        runs.append(lambda scratch: run_peers(scratch, results))
     with tempfile.TemporaryDirectory(prefix="edgeagent-bench-") as scratch:
         for part in runs:
             try:

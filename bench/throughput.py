@@ -25,13 +25,15 @@ SECONDS = 5
 ROUNDS = 2
 
 
-def wrk(url: str, host: str | None = None) -> float:
+def wrk(url: str, host: str | None = None, headers: tuple[str, ...] = ()) -> float:
     """Requests/s of one wrk run; every answer must be a 2xx."""
     binary = shutil.which("wrk")
     assert binary, "wrk is missing: run `make setup` (lab/host-packages.sh installs it)"
     command = [binary, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{SECONDS}s"]
     if host:
         command += ["-H", f"Host: {host}"]
+    for header in headers:
+        command += ["-H", header]
     output = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=SECONDS + 30
     ).stdout

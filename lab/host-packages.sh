@@ -15,6 +15,8 @@
 #   sslscan                     the listeners' TLS as a client sees it (playbooks/tests)
 #   python3-venv                `make setup` creates .venv/ with it
 #   wrk                         the load tool of `make bench` (proxy_throughput_ratio)
+#   haproxy, nghttp2-client     `make bench`'s side by side: HAProxy as the peer, h2load
+#                               (--rps) for the latency at a fixed rate
 #   prometheus                  promtool, which checks and tests the shipped alert rules
 #   qemu-system-x86, qemu-utils the VM lab and molecule -s lvs (real LVS on Debian's kernel)
 #   frr                         bgpd, vtysh and frr-reload.py for the frr role's tests (BGP
@@ -25,7 +27,7 @@ readonly PACKAGES=(
   docker.io debootstrap nftables openssh-client e2fsprogs git
   nginx-light libnginx-mod-http-lua lua-resty-core
   keepalived ipvsadm
-  openssl curl iproute2 sslscan python3-venv wrk prometheus
+  openssl curl iproute2 sslscan python3-venv wrk prometheus haproxy nghttp2-client
   qemu-system-x86 qemu-utils
   frr
 )
@@ -43,7 +45,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # The host needs the nginx binary for tests, not a web server on its port 80: on a host booted
-# with systemd the package would start one. The same for prometheus: promtool is what is needed.
+# with systemd the package would start one. The same for prometheus (promtool is what is
+# needed) and haproxy (the bench starts its own).
 if [[ " ${missing[*]} " == *" nginx-light "* && -d /run/systemd/system ]]; then
   systemctl disable --now nginx.service
 fi
@@ -59,4 +62,7 @@ if [[ " ${missing[*]} " == *" frr "* ]]; then
     service frr stop >/dev/null 2>&1 || true
     update-rc.d frr disable >/dev/null
   fi
+fi
+if [[ " ${missing[*]} " == *" haproxy "* && -d /run/systemd/system ]]; then
+  systemctl disable --now haproxy.service
 fi
