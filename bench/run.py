@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import change
 import churn
 import dynamic_mode
+import gateway_change
 import reload
 import report
 import sync
@@ -44,6 +45,8 @@ RELOAD_ROUNDS = 3
 RESERVE_SECONDS = 90.0
 # The dynamic part (preload, sync, burst, 30 samples): 90 s at a load of 12, 220 s at 20.
 DYNAMIC_RESERVE_SECONDS = 120.0
+# The gateway part (preload, sync, 1,000 route statuses, 30 samples of about 1 s).
+GATEWAY_RESERVE_SECONDS = 60.0
 
 
 def _scale_name(count: int) -> str:
@@ -167,6 +170,36 @@ def run_dynamic(root: pathlib.Path, results: report.Results) -> None:
         load["samples"] = len(measured["endpoint_change"]["samples_ms"])
 
 
+GATEWAY_SCALE = 1000
+# Fewer than the Ingress figure's 50: the part must fit the run's 10 minutes beside it.
+GATEWAY_SAMPLES = 30
+GATEWAY_FIGURES = ("gateway_change_to_traffic_1k_p50_ms", "gateway_change_to_traffic_1k_p99_ms")
+
+
+def run_gateway(root: pathlib.Path, samples: int, deadline: float, results: report.Results) -> None:
+    """The Gateway API's change figure (gateway_change.py), on a 1k HTTPRoute edge of its
+    own; the Ingress figure has no dynamic-mode twin, so neither has this one."""
+    scale = f"{_scale_name(GATEWAY_SCALE)}-gateway"
+    print(f"[bench] {scale}: preloading the API", flush=True)
+    measured, load = _step(
+        scale,
+        f"HTTPRoute change to traffic, {samples} samples",
+        lambda: gateway_change.measure(
+            root / scale, GATEWAY_SCALE, samples, STEP_TIMEOUT, deadline
+        ),
+    )
+    results.details[scale] = {"change_to_traffic": measured}
+    load["samples"] = len(measured["samples_ms"])
+    for key, value in zip(GATEWAY_FIGURES, (measured["p50_ms"], measured["p99_ms"]), strict=True):
+        results.record(key, value, **load)
+
+
+def _part_of(key: str) -> str:
+    if key in DYNAMIC_FIGURES:
+        return "dynamic"
+    return "gateway" if key in GATEWAY_FIGURES else "static"
+
+
 def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) -> None:
     """Figures of the parts not run this time, from the previous JSON (marked as such)."""
     try:
@@ -174,8 +207,7 @@ def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) 
     except (OSError, ValueError):
         return
     for key, entry in earlier.get("goals", {}).items():
-        dynamic_figure = key in DYNAMIC_FIGURES
-        if ("dynamic" if dynamic_figure else "static") not in parts and key in report.GOALS:
+        if _part_of(key) not in parts and key in report.GOALS:
             context = {k: v for k, v in entry.items() if k not in ("max", "min", "met", "unit")}
             results.record(key, earlier[key], **context)
     for scale, details in earlier.get("details", {}).items():
@@ -193,20 +225,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=pathlib.Path, default=report.DOC_PATH)
     parser.add_argument(
         "--parts",
-        default="static,dynamic",
-        help="static (the scales above, reload-based) and/or dynamic (10k, --upstreams "
-        "dynamic); the figures of a part not run are kept from the previous --json",
+        default="static,gateway,dynamic",
+        help="static (the scales above, reload-based), gateway (1k HTTPRoutes) and/or "
+        "dynamic (10k, --upstreams dynamic); the figures of a part not run are kept from "
+        "the previous --json",
     )
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     started = time.monotonic()
-    # The static 10k change samples give way to the dynamic part, which comes last.
-    reserve = RESERVE_SECONDS + (DYNAMIC_RESERVE_SECONDS if "dynamic" in parts else 0.0)
+    # The static 10k change samples give way to the gateway and dynamic parts, which come last.
+    reserve = (
+        RESERVE_SECONDS
+        + (GATEWAY_RESERVE_SECONDS if "gateway" in parts else 0.0)
+        + (DYNAMIC_RESERVE_SECONDS if "dynamic" in parts else 0.0)
+    )
     deadline = started + args.budget - reserve
     results = report.new_results()
     results.details["load_average_at_start"] = report.load_average()
     failed = False
-    if parts != {"static", "dynamic"}:
+    if parts != {"static", "gateway", "dynamic"}:
         _keep_earlier(results, args.json, parts)
     runs: list[Callable[[pathlib.Path], None]] = []
     if "static" in parts:
@@ -216,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                     scratch, count, args.samples, deadline, results
                 )
             )
+    if "gateway" in parts:
+        runs.append(lambda scratch: run_gateway(scratch, GATEWAY_SAMPLES, deadline, results))
     if "dynamic" in parts:
         runs.append(lambda scratch: run_dynamic(scratch, results))
     with tempfile.TemporaryDirectory(prefix="edgeagent-bench-") as scratch:
