@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cluster
@@ -35,10 +36,23 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def create_ingress(edge: BenchEdge, app: cluster.App) -> None:
+    # Raw response: the clock starts when the API has answered, not after the client
+    # has turned the answer into model objects.
+    edge.networking.create_namespaced_ingress(
+        app.namespace, cluster.ingress(app), _preload_content=False
+    ).read()
+
+
 def change_to_traffic(
-    edge: BenchEdge, samples: int, timeout: float, deadline: float
+    edge: BenchEdge,
+    samples: int,
+    timeout: float,
+    deadline: float,
+    create: Callable[[BenchEdge, cluster.App], None] = create_ingress,
 ) -> dict[str, Any]:
-    """Up to `samples` samples, fewer if the next one would end after `deadline`."""
+    """Up to `samples` samples, fewer if the next one would end after `deadline`; each
+    sample is `create` of one probe's route (an Ingress, or gateway_change's HTTPRoute)."""
     first, steady, loads = [], [], []
     longest = 0.0
     phases_before = edge.sync_phase_totals()
@@ -47,11 +61,7 @@ def change_to_traffic(
         began = time.monotonic()
         if began + longest > deadline:
             break
-        # Raw response: the clock starts when the API has answered, not after the client
-        # has turned the answer into model objects.
-        edge.networking.create_namespaced_ingress(
-            app.namespace, cluster.ingress(app), _preload_content=False
-        ).read()
+        create(edge, app)
         answered = time.monotonic()
         first_ok, steady_ok = edge.first_ok(app.host, timeout, POLL_INTERVAL)
         loads.append(round(os.getloadavg()[0], 2))

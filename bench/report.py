@@ -76,6 +76,11 @@ _FIXED_RATE = (
     "h2load --h1, 10 keep-alive connections at 100 requests/s each for 5 s, over HTTP and "
     "over HTTPS; per-request times from its log; the higher p99 of the two, worst round"
 )
+_GATEWAY_CHANGE = (
+    "as change_to_traffic_1k, with the Gateway API instead of Ingresses: 1,000 HTTPRoutes "
+    "on one Gateway (HTTP listener, routes from all namespaces), an HTTPRoute created with "
+    "the official client; samples after the agent wrote the 1,000 route statuses"
+)
 GOALS: dict[str, Goal] = {
     "sync_1k_seconds": Goal("Sync from agent start, 1k Ingresses", "s", _SYNC.format(n="1,000")),
     "sync_10k_seconds": Goal(
@@ -93,6 +98,12 @@ GOALS: dict[str, Goal] = {
     ),
     "change_to_traffic_10k_p99_ms": Goal(
         "New Ingress to traffic, 10k present, p99", "ms", _CHANGE, maximum=3000
+    ),
+    "gateway_change_to_traffic_1k_p50_ms": Goal(
+        "New HTTPRoute to traffic, 1k present, p50", "ms", _GATEWAY_CHANGE
+    ),
+    "gateway_change_to_traffic_1k_p99_ms": Goal(
+        "New HTTPRoute to traffic, 1k present, p99", "ms", _GATEWAY_CHANGE, maximum=1000
     ),
     "nginx_reload_10k_seconds": Goal(
         "nginx's own reload, 10k configuration",

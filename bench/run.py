@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import change
 import churn
 import dynamic_mode
+import gateway_change
 import peers
 import reload
 import report
@@ -53,6 +54,8 @@ RESERVE_SECONDS = 90.0
 DYNAMIC_RESERVE_SECONDS = 300.0
 # The side by side: a 1k edge's sync, then 5 measurements of 5 s, 3 sides, 2 rounds.
 PEERS_RESERVE_SECONDS = 180.0
+# The gateway part (preload, sync, 1,000 route statuses, 30 samples of about 1 s).
+GATEWAY_RESERVE_SECONDS = 60.0
 
 
 def _scale_name(count: int) -> str:
@@ -177,10 +180,12 @@ PEERS_FIGURES = (
     "edge_p99_latency_ms_at_fixed_rate",
     "haproxy_p99_latency_ms_at_fixed_rate",
 )
+GATEWAY_FIGURES = ("gateway_change_to_traffic_1k_p50_ms", "gateway_change_to_traffic_1k_p99_ms")
 PART_OF = {
     **dict.fromkeys(DYNAMIC_FIGURES + MEMORY_FIGURES, "dynamic"),
     **{key: "dynamic" for keys in DYNAMIC_KEYS.values() for key in keys.values()},
     **dict.fromkeys(PEERS_FIGURES, "peers"),
+    **dict.fromkeys(GATEWAY_FIGURES, "gateway"),
 }
 
 
@@ -270,6 +275,29 @@ def run_peers(root: pathlib.Path, results: report.Results) -> None:
         results.record(key, value, **load)
 
 
+GATEWAY_SCALE = 1000
+# Fewer than the Ingress figure's 50: the part must fit the run's 10 minutes beside it.
+GATEWAY_SAMPLES = 30
+
+
+def run_gateway(root: pathlib.Path, samples: int, deadline: float, results: report.Results) -> None:
+    """The Gateway API's change figure (gateway_change.py), on a 1k HTTPRoute edge of its
+    own; the Ingress figure has no dynamic-mode twin, so neither has this one."""
+    scale = f"{_scale_name(GATEWAY_SCALE)}-gateway"
+    print(f"[bench] {scale}: preloading the API", flush=True)
+    measured, load = _step(
+        scale,
+        f"HTTPRoute change to traffic, {samples} samples",
+        lambda: gateway_change.measure(
+            root / scale, GATEWAY_SCALE, samples, STEP_TIMEOUT, deadline
+        ),
+    )
+    results.details[scale] = {"change_to_traffic": measured}
+    load["samples"] = len(measured["samples_ms"])
+    for key, value in zip(GATEWAY_FIGURES, (measured["p50_ms"], measured["p99_ms"]), strict=True):
+        results.record(key, value, **load)
+
+
 def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) -> None:
     """Figures of the parts not run this time, from the previous JSON (marked as such)."""
     try:
@@ -295,10 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=pathlib.Path, default=report.DOC_PATH)
     parser.add_argument(
         "--parts",
-        default="static,dynamic,peers",
-        help="static (the scales above, reload-based), dynamic (--dynamic-scales, "
-        "--upstreams dynamic) and/or peers (HAProxy and a minimal nginx side by side); the "
-        "figures of a part not run are kept from the previous --json",
+        default="static,gateway,dynamic,peers",
+        help="static (the scales above, reload-based), gateway (1k HTTPRoutes), dynamic "
+        "(--dynamic-scales, --upstreams dynamic) and/or peers (HAProxy and a minimal nginx "
+        "side by side); the figures of a part not run are kept from the previous --json",
     )
     parser.add_argument(
         "--dynamic-scales",
@@ -308,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
-    if unknown := parts - {"static", "dynamic", "peers"}:
+    if unknown := parts - {"static", "gateway", "dynamic", "peers"}:
         parser.error(f"--parts: unknown {sorted(unknown)}")
     dynamic_scales = [int(text) for text in args.dynamic_scales.split(",")]
     if unknown_scales := set(dynamic_scales) - DYNAMIC_KEYS.keys():
@@ -319,12 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         RESERVE_SECONDS
         + (DYNAMIC_RESERVE_SECONDS if "dynamic" in parts else 0.0)
         + (PEERS_RESERVE_SECONDS if "peers" in parts else 0.0)
+        + (GATEWAY_RESERVE_SECONDS if "gateway" in parts else 0.0)
     )
     deadline = started + args.budget - reserve
     results = report.new_results()
     results.details["load_average_at_start"] = report.load_average()
     failed = False
-    if parts != {"static", "dynamic", "peers"}:
+    if parts != {"static", "gateway", "dynamic", "peers"}:
         _keep_earlier(results, args.json, parts)
     runs: list[Callable[[pathlib.Path], None]] = []
     if "static" in parts:
@@ -334,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                     scratch, count, args.samples, deadline, results
                 )
             )
+    if "gateway" in parts:
+        runs.append(lambda scratch: run_gateway(scratch, GATEWAY_SAMPLES, deadline, results))
     if "dynamic" in parts:
         for count in dynamic_scales:
             runs.append(lambda scratch, count=count: run_dynamic(scratch, count, results))

@@ -8,6 +8,12 @@ export PATH=$VENV_BIN:$PATH ANSIBLE_CONFIG=$REPO/ansible.cfg
 
 readonly BOOT_SECONDS=60 VIP_SECONDS=60
 readonly UNKNOWN_HOST=unknown.example
+# The HTTPRoute of lab/manifests/gateway.yaml, and its Gateway.
+readonly GATEWAY_HOST=gw.lab.example GATEWAY=default/edge
+# Version-qualified: the emulator's discovery prefers v1beta1 for the group, a store of its
+# own, so a bare `kubectl get gateway` lists none of the v1 objects the lab applies.
+readonly GATEWAYS=gateways.v1.gateway.networking.k8s.io
+readonly GATEWAY_COLUMNS='NAMESPACE:.metadata.namespace,NAME:.metadata.name,CLASS:.spec.gatewayClassName,ADDRESS:.status.addresses[*].value,PROGRAMMED:.status.conditions[?(@.type=="Programmed")].status'
 
 ensure_network() {
   local subnet
@@ -75,17 +81,39 @@ request() {
 }
 
 check_through_vip() {
-  local deadline=$((SECONDS + VIP_SECONDS)) web1 web2 unknown
+  local deadline=$((SECONDS + VIP_SECONDS)) web1 web2 gateway unknown
   # The agent renders the routes right after its first start: wait for them, not forever.
   until [[ $(request web1) == "200 web1 "* ]]; do
     ((SECONDS < deadline)) || break
     sleep 0.5
   done
   web1=$(request web1) web2=$(request web2) unknown=$(request "$UNKNOWN_HOST")
+  gateway=$(request "$GATEWAY_HOST")
   printf '\nThrough the VIP http://%s/\n' "$LAB_VIP"
-  printf '  Host: %-16s -> %s\n' web1 "$web1" web2 "$web2" "$UNKNOWN_HOST" "$unknown"
-  [[ $web1 == "200 web1 "* && $web2 == "200 web2 "* && $unknown == 404* ]] || {
-    echo "expected 200 from web1, 200 from web2 and 404; see docs/lab.md, Troubleshooting" >&2
+  printf '  Host: %-16s -> %s\n' web1 "$web1" web2 "$web2" "$GATEWAY_HOST" "$gateway" \
+    "$UNKNOWN_HOST" "$unknown"
+  [[ $web1 == "200 web1 "* && $web2 == "200 web2 "* && $gateway == "200 web2 "* &&
+    $unknown == 404* ]] || {
+    echo "expected 200 from web1, 200 from web2 (Ingress and HTTPRoute) and 404;" \
+      "see docs/lab.md, Troubleshooting" >&2
+    exit 1
+  }
+}
+
+# The Gateway's status.addresses, as kubectl prints them: the VIP, once the holder's agent
+# wrote the status (it writes after its sync, so wait for it, not forever).
+check_gateway_status() {
+  local deadline=$((SECONDS + VIP_SECONDS)) addresses
+  local kubectl=("$VENV_BIN/kubectl" --kubeconfig "$LAB_KUBECONFIG")
+  until addresses=$("${kubectl[@]}" get "$GATEWAYS" -n "${GATEWAY%/*}" "${GATEWAY#*/}" \
+    -o 'jsonpath={.status.addresses[*].value}') && [[ " $addresses " == *" $LAB_VIP "* ]]; do
+    ((SECONDS < deadline)) || break
+    sleep 0.5
+  done
+  printf '\n'
+  "${kubectl[@]}" get "$GATEWAYS" -A -o "custom-columns=$GATEWAY_COLUMNS"
+  [[ " $addresses " == *" $LAB_VIP "* ]] || {
+    echo "expected $LAB_VIP in status.addresses of Gateway $GATEWAY, got '$addresses'" >&2
     exit 1
   }
 }
@@ -115,4 +143,5 @@ log "lab containers ready after $((SECONDS - started)) s; running site.yml"
 cd "$REPO"
 ansible-playbook -i inventory/lab edgeops.edge.site
 check_through_vip
+check_gateway_status
 log "lab up in $((SECONDS - started)) s. kubectl: .venv/bin/kubectl --kubeconfig inventory/lab/kubeconfig get ingress -A -o custom-columns=NAME:.metadata.name,HOSTS:.spec.rules[*].host,ADDRESS:.status.loadBalancer.ingress[*].ip"

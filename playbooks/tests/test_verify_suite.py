@@ -145,6 +145,31 @@ server {
     assert edgestate.served_hosts(edge_conf) == ["web1", "web2"]
 
 
+def test_route_request_is_the_first_literal_host_and_path_of_an_httproute():
+    def route(hostnames, rules=None):
+        spec = {"hostnames": hostnames}
+        if rules is not None:
+            spec["rules"] = rules
+        return {"spec": spec}
+
+    exact = [{"matches": [{"path": {"type": "Exact", "value": "/v1"}}]}]
+    assert edgestate.route_request(route(["*.lab.example", "gw.lab.example"], exact)) == (
+        "gw.lab.example",
+        "/v1",
+    )
+    assert edgestate.route_request(route(["gw.lab.example"])) == ("gw.lab.example", "/")
+    regex = [{"matches": [{"path": {"type": "RegularExpression", "value": "/v[0-9]+"}}]}]
+    assert edgestate.route_request(route(["gw.lab.example"], regex)) == ("gw.lab.example", "/")
+    headers_only = [{"matches": [{"headers": [{"name": "x", "value": "y"}]}]}]
+    assert edgestate.route_request(route(["gw.lab.example"], headers_only)) == (
+        "gw.lab.example",
+        "/",
+    )
+    # No hostname of its own: the default server answers it, not a host to ask for.
+    assert edgestate.route_request(route(["*.lab.example"])) is None
+    assert edgestate.route_request({"spec": {}}) is None
+
+
 def test_sample_spreads_over_the_list_and_keeps_short_ones():
     assert edgestate.sample(["a", "b"], 5) == ["a", "b"]
     assert edgestate.sample([str(n) for n in range(10)], 5) == ["0", "2", "4", "6", "8"]

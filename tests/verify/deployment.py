@@ -17,6 +17,9 @@ Settings come from the environment (playbooks/verify.yml sets them):
   EDGE_VERIFY_REPORT          the JSON report (default: reports/verify-<time>.json)
   EDGE_VERIFY_SAMPLE_HOSTS    how many served hosts to ask through each VIP (default: 5)
   EDGE_VERIFY_SETTLE_SECONDS  bound on waiting for what converges by itself (default: 30)
+  EDGE_VERIFY_KUBECONFIG      a kubeconfig file of the cluster the edge serves: the Gateway
+                              API checks read the Gateways and HTTPRoutes with it (unset or
+                              empty: those checks are not collected)
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Settings:
     report: Path
     sample_hosts: int
     settle_seconds: float
+    kubeconfig: str = ""
 
 
 def read_settings(environ: Mapping[str, str]) -> Settings:
@@ -82,6 +86,7 @@ def read_settings(environ: Mapping[str, str]) -> Settings:
         ),
         sample_hosts=int(environ.get("EDGE_VERIFY_SAMPLE_HOSTS", "5")),
         settle_seconds=float(environ.get("EDGE_VERIFY_SETTLE_SECONDS", "30")),
+        kubeconfig=environ.get("EDGE_VERIFY_KUBECONFIG", ""),
     )
 
 

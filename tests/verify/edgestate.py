@@ -107,3 +107,17 @@ def sample(items: list[str], size: int) -> list[str]:
         return list(items)
     step = len(items) / size
     return [items[int(index * step)] for index in range(size)]
+
+
+def route_request(route: dict) -> tuple[str, str] | None:
+    """(Host, path) of one request an HTTPRoute serves: its first hostname that is not a
+    wildcard, and its first rule's first path match ("/" when it names none); None when
+    the route names no such hostname (its answer is the default server's to give)."""
+    hosts = [h for h in route["spec"].get("hostnames") or () if not h.startswith("*")]
+    if not hosts:
+        return None
+    rules = route["spec"].get("rules") or [{}]
+    matches = rules[0].get("matches") or [{}]
+    path = matches[0].get("path") or {}
+    literal = path.get("type", "PathPrefix") in ("PathPrefix", "Exact")
+    return hosts[0], (path.get("value", "/") if literal else "/")

@@ -12,7 +12,9 @@ import json
 from functools import partial
 
 import edgestate
+import pytest
 from deployment import eventually, node_names, node_var
+from kubernetes import client, config
 
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 KEEPALIVED_CONFIG_TEST = "/usr/local/libexec/keepalived/config-test"
@@ -45,11 +47,11 @@ def holders(nodes, group: edgestate.VrrpGroup, members: list[str]) -> list[str]:
     ]
 
 
-def through_vip(vip: str, host_header: str) -> int:
+def through_vip(vip: str, host_header: str, path: str = "/") -> int:
     """The status of one request through the VIP on a new connection, as a client."""
     connection = http.client.HTTPConnection(vip, 80, timeout=3)
     try:
-        connection.request("GET", "/", headers={"Host": host_header, "Connection": "close"})
+        connection.request("GET", path, headers={"Host": host_header, "Connection": "close"})
         response = connection.getresponse()
         response.read()
         return response.status
@@ -185,3 +187,73 @@ def test_unknown_host_gets_the_default_server(nodes, settings):
                 settings.settle_seconds,
             )
             assert answer == 404, f"Host: {UNKNOWN_HOST} via {vip} answers {answer}, not 404"
+
+
+GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
+
+
+def gateway_objects(settings, plural: str) -> list[dict]:
+    """Every object of a Gateway API kind, from the API server the edge serves."""
+    api = client.CustomObjectsApi(config.new_client_from_config(settings.kubeconfig))
+    listed = api.list_cluster_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, plural)
+    return listed["items"]
+
+
+def condition(conditions: list[dict] | None, kind: str) -> bool:
+    return any(c["type"] == kind and c["status"] == "True" for c in conditions or ())
+
+
+def served_gateways(settings) -> list[dict]:
+    """The Gateways of the class the edge serves (edgeagent_gateway_class)."""
+    served_class = node_var(node_names()[0], "edgeagent_gateway_class", "edgeagent")
+    return [
+        g
+        for g in gateway_objects(settings, "gateways")
+        if g["spec"].get("gatewayClassName") == served_class
+    ]
+
+
+@pytest.mark.gateway_api
+def test_gateways_publish_every_vip(nodes, settings):
+    vips = {vip for group, _ in vrrp_groups(nodes).values() for vip in group.vips}
+
+    def missing() -> dict[str, list[str]]:
+        return {
+            f"{g['metadata']['namespace']}/{g['metadata']['name']}": sorted(
+                vips - {a.get("value") for a in (g.get("status") or {}).get("addresses") or ()}
+            )
+            for g in served_gateways(settings)
+            if condition((g.get("status") or {}).get("conditions"), "Programmed")
+        }
+
+    result = eventually(missing, lambda found: not any(found.values()), settings.settle_seconds)
+    assert not isinstance(result, OSError), f"the API server does not answer: {result}"
+    unpublished = {gateway: vips for gateway, vips in result.items() if vips}
+    assert not unpublished, f"programmed Gateways whose status.addresses lack VIPs: {unpublished}"
+
+
+@pytest.mark.gateway_api
+def test_gateway_routes_answer_through_every_vip(nodes, settings):
+    gateways = served_gateways(settings)
+    served = {(g["metadata"]["namespace"], g["metadata"]["name"]) for g in gateways}
+    requests = {}
+    for route in gateway_objects(settings, "httproutes"):
+        namespace = route["metadata"]["namespace"]
+        accepted = any(
+            (p["parentRef"].get("namespace", namespace), p["parentRef"]["name"]) in served
+            and condition(p.get("conditions"), "Accepted")
+            for p in (route.get("status") or {}).get("parents") or ()
+        )
+        request = edgestate.route_request(route)
+        if accepted and request:
+            requests[f"{namespace}/{route['metadata']['name']}"] = request
+    failed = {}
+    for group, _ in vrrp_groups(nodes).values():
+        for vip in group.vips:
+            for name, (host, path) in requests.items():
+                probe = partial(through_vip, vip, host, path)
+                answer = eventually(probe, lambda s: s < 500, settings.settle_seconds)
+                # 404 is the default server's answer: the route is not served.
+                if isinstance(answer, OSError) or answer >= 500 or answer == 404:
+                    failed[f"HTTPRoute {name}: {host}{path} via {vip}"] = str(answer)
+    assert not failed, f"accepted HTTPRoutes that do not answer through the VIP: {failed}"

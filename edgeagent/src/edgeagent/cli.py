@@ -122,7 +122,9 @@ def _load(args: argparse.Namespace):
             }
         ),
         gateway=GatewayOptions(
-            gateway_class=args.gateway_class, controller_name=args.gateway_controller_name
+            gateway_class=args.gateway_class,
+            controller_name=args.gateway_controller_name,
+            addresses=args.gateway_address,
         ),
         host_owner=args.host_owner,
         backend_mode=args.backend_mode,
@@ -164,6 +166,7 @@ def command_render(args: argparse.Namespace) -> int:
         status_listen=args.status_listen,
         trusted_proxies=options.addresses(args.trusted_proxies or ""),
         proxy_protocol=args.proxy_protocol,
+        gateway_addresses=args.gateway_address,
     )
     rendered = render.render(model, layout)
     for relative, data in rendered.files.items():
@@ -399,6 +402,13 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         GatewayOptions.controller_name,
         grammar.controller_name,
         "spec.controllerName the served GatewayClass must name",
+    )
+    parser.add_argument(
+        "--gateway-address",
+        default=GatewayOptions.addresses,
+        metavar="ADDR[,ADDR]",
+        type=_checked(lambda text, what: grammar.bind_addresses(options.addresses(text), what)),
+        help="IP addresses the Gateway listeners bind (default: every address nginx listens on)",
     )
     parser.add_argument(
         "--host-owner",

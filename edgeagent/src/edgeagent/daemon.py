@@ -77,6 +77,7 @@ def model_options(s: AgentSettings) -> model.Options:
             controller_name=s.serving.gateway_controller_name,
             http_port=s.serving.gateway_http_port,
             https_port=s.serving.gateway_https_port,
+            addresses=s.serving.gateway_address,
         ),
     )
 
@@ -121,6 +122,7 @@ class Agent:
             lua_dir=s.nginx.lua_dir if s.nginx.dynamic else None,
             trusted_proxies=s.nginx.trusted_proxies,
             proxy_protocol=s.nginx.proxy_protocol,
+            gateway_addresses=s.serving.gateway_address,
         )
         render.check_layout(layout)  # a bad combination stops the start, not every sync
         control = Control(dynamic_dir, s.apply.status_listen) if s.nginx.dynamic else None

@@ -661,3 +661,19 @@ def gateway_duration(value: object, what: str) -> int:
     if total > SECONDS_MAX * 1000:
         raise Invalid(f"{what} {show(text)} is longer than {SECONDS_MAX} seconds")
     return total
+
+
+def bind_addresses(value: object, what: str) -> tuple[str, ...]:
+    """IP addresses nginx listens on (`--gateway-address`), each in canonical form, so
+    that it reaches a listen line as written and compares with the API's spelling."""
+    found = []
+    for each in value if isinstance(value, (list, tuple)) else [value]:
+        text = string(each, what)
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise Invalid(f"{what} {show(text)} is not an IP address") from None
+        if str(address) != text:
+            raise Invalid(f"{what} {show(text)}: write it as {address}")
+        found.append(text)
+    return tuple(found)

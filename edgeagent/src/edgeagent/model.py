@@ -340,6 +340,9 @@ class Server:
     redirect_to: str | None = None
     """A server of no location that answers every request with a 308 to this host
     (from-to-www-redirect), keeping the scheme, the port and the URI."""
+    gateway: bool = False
+    """A Gateway API host's server: it listens on `render.Layout.gateway_addresses`
+    (`--gateway-address`) when there are any."""
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,9 @@ class Layout:
     header) names the client (realip module); empty: the TCP peer is the client."""
     proxy_protocol: bool = False
     """The listeners expect a PROXY protocol header; needs `trusted_proxies`."""
+    gateway_addresses: tuple[str, ...] = ()
+    """`--gateway-address`: the addresses a Gateway's servers listen on, with the ports
+    of `listen_http` and `listen_https`; empty: the listen addresses, as any server."""
 
     @property
     def dynamic(self) -> bool:
@@ -292,6 +295,7 @@ def check_layout(layout: Layout) -> None:
         grammar.file_path(layout.dynamic_dir, "dynamic_dir")
         grammar.file_path(layout.lua_dir, "lua_dir")
     check_networks(layout.trusted_proxies, "trusted_proxies")
+    grammar.bind_addresses(layout.gateway_addresses, "gateway_addresses")
     if layout.proxy_protocol and not layout.trusted_proxies:
         # Nobody's header would be read: every client would be the load balancer.
         raise grammar.Invalid("proxy_protocol needs trusted_proxies, the balancers that send it")
@@ -299,6 +303,21 @@ def check_layout(layout: Layout) -> None:
 
 def _listen(address: str, layout: Layout) -> str:
     return f"{address} proxy_protocol" if layout.proxy_protocol else address
+
+
+def listens(layout: Layout, listen: str, server: Server) -> list[str]:
+    """The listen lines' addresses of `server` on `listen`'s port. A Gateway's server
+    listens on the gateway addresses only; any other server also on those, because nginx
+    gives a connection to one of the servers of its exact address when one names it."""
+    port = listen.rpartition(":")[2]
+    bound = [
+        _listen(f"[{a}]:{port}" if ":" in a else f"{a}:{port}", layout)
+        for a in layout.gateway_addresses
+    ]
+    if server.gateway and bound:
+        return bound
+    own = _listen(listen, layout)
+    return [own, *(each for each in bound if each != own)]
 
 
 def certificate_file(namespace: str, secret: str) -> str:
@@ -386,8 +405,8 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     environment = _environment()
     edge_conf = environment.get_template("edge.conf.j2").make_module(
         dict(
-            listen_http=_listen(layout.listen_http, layout),
-            listen_https=_listen(layout.listen_https, layout),
+            http_listens=lambda server: listens(layout, layout.listen_http, server),
+            https_listens=lambda server: listens(layout, layout.listen_https, server),
             trusted_proxies=[str(network(proxy)) for proxy in layout.trusted_proxies],
             proxy_protocol=layout.proxy_protocol,
             names_hash_max_size=_names_hash_max_size(model),

@@ -105,6 +105,19 @@ class ServingSettings:
             check=grammar.port_number,
         ),
     )
+    gateway_address: tuple[str, ...] = field(
+        default=GatewayOptions.addresses,
+        metadata=option(
+            "gateway-address",
+            "IP addresses the Gateway listeners bind, each with nginx's HTTP and HTTPS "
+            "ports; a Gateway's spec.addresses may name them (default: every address nginx "
+            "listens on)",
+            "ADDR[,ADDR]",
+            options.addresses,
+            grammar.bind_addresses,
+        ),
+    )
+    """Empty: a Gateway's hosts answer wherever nginx listens, as an Ingress's do."""
     backend_networks: tuple[str, ...] = field(
         default=(),
         metadata=option(

@@ -4,8 +4,11 @@
   `spec.controllerName` is `GatewayOptions.controller_name`, and is Accepted. Another class
   naming our controller is not Accepted (Unsupported: one edge serves one class). A class
   naming another controller is that controller's: no status from us.
-- Gateway: those of our class. `spec.addresses` is refused (UnsupportedAddress: the
-  edge's addresses are the VIPs, not chosen per Gateway). Each listener is checked:
+- Gateway: those of our class. `spec.addresses` may name only IPAddress values among
+  `GatewayOptions.addresses` (`--gateway-address`, which every listener binds): another
+  type, or any address without that flag, is not Accepted (UnsupportedAddress); an
+  address the edge does not bind is not Programmed (AddressNotUsable), its routes
+  being served on the bound ones. Each listener is checked:
   protocol HTTP or HTTPS (UnsupportedProtocol), a port the edge carries to nginx for that
   protocol (PortUnavailable: `GatewayOptions.http_port` / `https_port`), TLS mode
   Terminate with Secrets as certificates, from another namespace only under a
@@ -28,6 +31,7 @@ Pure: objects in, decisions out; nothing here is written anywhere.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -125,6 +129,9 @@ class Attachment:
     bindings: tuple[Binding, ...]
     controller_name: str
     """Ours: the routes' `status.parents` entries are told apart by it."""
+    bound_addresses: tuple[str, ...] = ()
+    """`GatewayOptions.addresses`: each Gateway's `status.addresses` when set (else the
+    published ones, the VIPs)."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +280,12 @@ def attach(
         for state in states.values()
     )
     return Attachment(
-        classes, gateway_states, tuple(routes), tuple(bindings), options.controller_name
+        classes,
+        gateway_states,
+        tuple(routes),
+        tuple(bindings),
+        options.controller_name,
+        options.addresses,
     )
 
 
@@ -319,13 +331,9 @@ def _gateway(
     listeners = [_listener(key, each, index, options) for each in mappings(spec.get("listeners"))]
     listeners = _across_gateways(_conflicts(listeners), certificates)
     valid = [lst for lst in listeners if c.holds(lst.conditions, c.ACCEPTED)]
-    if spec.get("addresses"):
-        accepted = Condition(
-            c.ACCEPTED,
-            False,
-            c.UNSUPPORTED_ADDRESS,
-            "spec.addresses: the edge's addresses are its VIPs, not chosen per Gateway",
-        )
+    unsupported, unusable = _addresses(spec.get("addresses"), options)
+    if unsupported:
+        accepted = Condition(c.ACCEPTED, False, c.UNSUPPORTED_ADDRESS, unsupported)
     elif len(valid) < len(listeners):
         accepted = Condition(
             c.ACCEPTED, len(valid) > 0, c.LISTENERS_NOT_VALID, "some listeners are not valid"
@@ -333,13 +341,46 @@ def _gateway(
     else:
         accepted = Condition(c.ACCEPTED, True, c.ACCEPTED)
     programmed_any = accepted.status and any(lst.programmed for lst in listeners)
-    programmed = Condition(
-        c.PROGRAMMED,
-        programmed_any,
-        c.PROGRAMMED if programmed_any else c.INVALID,
-        "" if programmed_any else "no listener is programmed",
-    )
+    if unusable and accepted.status:
+        programmed = Condition(c.PROGRAMMED, False, c.ADDRESS_NOT_USABLE, unusable)
+    else:
+        programmed = Condition(
+            c.PROGRAMMED,
+            programmed_any,
+            c.PROGRAMMED if programmed_any else c.INVALID,
+            "" if programmed_any else "no listener is programmed",
+        )
     return GatewayState(key, _generation(obj), (accepted, programmed), tuple(listeners))
+
+
+def _addresses(requested: Any, options: GatewayOptions) -> tuple[str, str]:
+    """Why a Gateway's `spec.addresses` is not supported (Accepted False), and why it is
+    not usable (Programmed False); "" each when it is. Listeners bind every address of
+    `--gateway-address`, so a Gateway may name some of them, never others: without the
+    flag, nginx's own listen addresses are not ours to hand out per Gateway."""
+    if not requested:
+        return "", ""
+    if not options.addresses:
+        return "spec.addresses: the edge binds no --gateway-address to choose from", ""
+    bound = {ipaddress.ip_address(a) for a in options.addresses}
+    unusable = []
+    for entry in requested if isinstance(requested, list) else [requested]:
+        entry = mapping(entry)
+        kind, value = entry.get("type", "IPAddress"), entry.get("value")
+        try:
+            if kind != "IPAddress" or not isinstance(value, str):
+                raise ValueError(kind)
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return f"spec.addresses: only IPAddress values are served, not {value!s:.60}", ""
+        if address not in bound:
+            unusable.append(str(address))
+    if unusable:
+        return "", (
+            f"spec.addresses {', '.join(unusable)}: not an address the edge binds "
+            f"({', '.join(options.addresses)})"
+        )
+    return "", ""
 
 
 def _listener(gateway: Key, spec: dict, index: Index, options: GatewayOptions) -> Listener:

@@ -17,6 +17,7 @@ INVALID = "Invalid"
 UNSUPPORTED = "Unsupported"
 LISTENERS_NOT_VALID = "ListenersNotValid"
 UNSUPPORTED_ADDRESS = "UnsupportedAddress"
+ADDRESS_NOT_USABLE = "AddressNotUsable"
 # Listener
 PORT_UNAVAILABLE = "PortUnavailable"
 UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"

@@ -18,3 +18,7 @@ class GatewayOptions:
     the VIP and LVS expose. A listener on any other port is not programmed."""
     https_port: int = 443
     """The same for nginx's HTTPS listen address."""
+    addresses: tuple[str, ...] = ()
+    """The addresses Gateway listeners bind (`--gateway-address`), each on nginx's HTTP
+    and HTTPS ports; empty: every address nginx listens on. A Gateway's `spec.addresses`
+    must name some of them."""

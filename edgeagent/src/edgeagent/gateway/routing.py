@@ -552,6 +552,7 @@ def _merged(built: Model, router: _Router) -> Model:
                 certificate is not None,
                 certificate,
                 any_depth=host.startswith("*."),
+                gateway=True,
             )
         )
     default = built.default_server

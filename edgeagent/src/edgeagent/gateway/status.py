@@ -141,8 +141,10 @@ def wanted(
             ("", name),
             lambda obj, g=generation, c=conditions: class_status(g, c, obj, now),
         )
+    # Where the listeners bind (--gateway-address), else the published addresses.
+    bound = addresses_of(attachment.bound_addresses) if attachment.bound_addresses else addresses
     for state in attachment.gateways:
-        compare("gateways", state.key, lambda obj, s=state: gateway_status(s, addresses, obj, now))
+        compare("gateways", state.key, lambda obj, s=state: gateway_status(s, bound, obj, now))
     for route in attachment.routes:
         compare(
             BY_KIND[route.kind].name,
