@@ -10,9 +10,6 @@ readonly BOOT_SECONDS=60 VIP_SECONDS=60
 readonly UNKNOWN_HOST=unknown.example
 # The HTTPRoute of lab/manifests/gateway.yaml, and its Gateway.
 readonly GATEWAY_HOST=gw.lab.example GATEWAY=default/edge
-# Version-qualified: the emulator's discovery prefers v1beta1 for the group, a store of its
-# own, so a bare `kubectl get gateway` lists none of the v1 objects the lab applies.
-readonly GATEWAYS=gateways.v1.gateway.networking.k8s.io
 readonly GATEWAY_COLUMNS='NAMESPACE:.metadata.namespace,NAME:.metadata.name,CLASS:.spec.gatewayClassName,ADDRESS:.status.addresses[*].value,PROGRAMMED:.status.conditions[?(@.type=="Programmed")].status'
 
 ensure_network() {
@@ -105,13 +102,13 @@ check_through_vip() {
 check_gateway_status() {
   local deadline=$((SECONDS + VIP_SECONDS)) addresses
   local kubectl=("$VENV_BIN/kubectl" --kubeconfig "$LAB_KUBECONFIG")
-  until addresses=$("${kubectl[@]}" get "$GATEWAYS" -n "${GATEWAY%/*}" "${GATEWAY#*/}" \
+  until addresses=$("${kubectl[@]}" get gateway -n "${GATEWAY%/*}" "${GATEWAY#*/}" \
     -o 'jsonpath={.status.addresses[*].value}') && [[ " $addresses " == *" $LAB_VIP "* ]]; do
     ((SECONDS < deadline)) || break
     sleep 0.5
   done
   printf '\n'
-  "${kubectl[@]}" get "$GATEWAYS" -A -o "custom-columns=$GATEWAY_COLUMNS"
+  "${kubectl[@]}" get gateway -A -o "custom-columns=$GATEWAY_COLUMNS"
   [[ " $addresses " == *" $LAB_VIP "* ]] || {
     echo "expected $LAB_VIP in status.addresses of Gateway $GATEWAY, got '$addresses'" >&2
     exit 1

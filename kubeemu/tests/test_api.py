@@ -1,10 +1,13 @@
 """The fidelity kubeemu adds to kmock, seen through the official `kubernetes` client."""
 
+import json
 import time
+import urllib.request
 
 import kubernetes
 import pytest
 import urllib3
+from kubeemu.emulator import version_order
 from kubeemu.testing import EmulatorThread
 from kubernetes.client import ApiException
 
@@ -368,3 +371,27 @@ def test_gateway_api_kinds_with_status_and_watch(api):
     custom.patch_namespaced_custom_object_status(*GATEWAY, NS, "grpcroutes", "g", route_status)
     route = custom.get_namespaced_custom_object(*GATEWAY, NS, "grpcroutes", "g")
     assert route["status"]["parents"][0]["parentRef"] == {"name": "g"}
+
+
+def test_discovery_prefers_a_groups_newest_stable_version(api):
+    groups = kubernetes.client.ApisApi(api.api_client()).get_api_versions().groups
+    gateway = next(group for group in groups if group.name == GATEWAY[0])
+    assert gateway.preferred_version.version == "v1"
+    assert [v.version for v in gateway.versions][:2] == ["v1", "v1beta1"]
+    host = api.api_client().configuration.host
+    with urllib.request.urlopen(f"{host}/apis/{GATEWAY[0]}", timeout=30) as answer:
+        assert json.load(answer)["preferredVersion"]["version"] == "v1"
+
+
+def test_kubernetes_version_order():
+    versions = ["v1alpha1", "v2", "v1beta2", "foo", "v1", "v1beta1", "v10", "v11alpha2"]
+    assert sorted(versions, key=version_order) == [
+        "v10",
+        "v2",
+        "v1",
+        "v1beta2",
+        "v1beta1",
+        "v11alpha2",
+        "v1alpha1",
+        "foo",
+    ]

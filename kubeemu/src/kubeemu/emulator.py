@@ -31,6 +31,7 @@ import contextlib
 import gzip
 import importlib.resources
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,29 @@ class Route:
     namespace: str | None
     name: str | None
     subresource: str | None
+
+
+_KUBE_VERSION = re.compile(r"v([1-9][0-9]*)(?:(alpha|beta)([1-9][0-9]*))?")
+_LEVELS = {None: 0, "beta": 1, "alpha": 2}
+
+
+def version_order(version: str) -> tuple[int, int, int, int, str]:
+    """Kubernetes' order of a group's versions: GA, then beta, then alpha, each newest
+    first (v1 > v1beta2 > v1beta1 > v1alpha1), then versions of other shapes by name."""
+    match = _KUBE_VERSION.fullmatch(version)
+    if match is None:
+        return (1, 0, 0, 0, version)
+    major, level, minor = match.groups()
+    return (0, _LEVELS[level], -int(major), -int(minor or 0), "")
+
+
+def _prefer_the_newest_version(group: dict[str, Any]) -> dict[str, Any]:
+    """An APIGroup document with its versions in Kubernetes' order and the first one
+    preferred. kmock takes any version of its set as preferred, so `kubectl get gateway`
+    would read v1beta1 of the Gateway API (stored apart from v1) half of the time."""
+    group["versions"].sort(key=lambda entry: version_order(entry["version"]))
+    group["preferredVersion"] = dict(group["versions"][0])
+    return group
 
 
 def _json_response(body: bytes, status: int = 200) -> aiohttp.web.Response:
@@ -88,6 +112,9 @@ class Emulator(kmock.KubernetesEmulator):
         # importlib.resources.files(): load_bundled() uses the deprecated read_binary().
         bundled = importlib.resources.files("kmock._internal") / "resources.json.gz"
         self.resources.load_data(gzip.decompress(bundled.read_bytes()))
+        # The official client asks /apis/ and /api/ (ApisApi, CoreApi), kubectl without the slash.
+        self.fallback["get /apis/"] << self._serve_apis
+        self.fallback["get /api/"] << self._serve_api
 
     # Faults
 
@@ -127,6 +154,15 @@ class Emulator(kmock.KubernetesEmulator):
                 if found is not None:
                     return found
         raise ValueError(f"unknown kind {obj.get('apiVersion')}/{obj.get('kind')}")
+
+    async def _serve_apis(self, request: kmock.Request) -> Any:
+        document = await super()._serve_apis(request)
+        for group in document["groups"]:
+            _prefer_the_newest_version(group)
+        return document
+
+    async def _serve_group(self, request: kmock.Request) -> Any:
+        return _prefer_the_newest_version(await super()._serve_group(request))
 
     async def _serve_version(self, request: kmock.Request) -> Any:
         # kmock names the core group version "/v1" (kubectl then finds no Service), and
