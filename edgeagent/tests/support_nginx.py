@@ -9,6 +9,7 @@ generation just written, so a test never races the start or a reload.
 """
 
 import dataclasses
+import os
 import re
 import signal
 import subprocess
@@ -70,7 +71,7 @@ def layout_for(directory: Path, ports: Ports, dynamic_mode: bool = False) -> ren
 
 def write_rendered(directory: Path, layout: render.Layout, rendered: render.Rendered) -> None:
     for relative, data in rendered.files.items():
-        mode = cli.PRIVATE_MODE if relative.startswith("certs/") else cli.PUBLIC_MODE
+        mode = cli.PRIVATE_MODE if render.is_private(relative) else cli.PUBLIC_MODE
         cli.write_file(directory / relative, data, mode)
     cli.write_file(directory / "nginx.conf", render.render_main(layout), cli.PUBLIC_MODE)
 
@@ -252,6 +253,8 @@ ALLOWED_DIRECTIVES = {
         "auth_request",
         "auth_request_set",
         "error_page",
+        "auth_basic",
+        "auth_basic_user_file",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -408,6 +411,14 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive in ("ssl_certificate", "ssl_certificate_key"):
         (file,) = args
         grammar.file_path(file, "certificate")
+    elif directive == "auth_basic":
+        (realm,) = args
+        assert realm == "" or grammar.HEADER_VALUE.fullmatch(realm), args
+    elif directive == "auth_basic_user_file":
+        (file,) = args
+        assert re.fullmatch(r"/.*/auth/[0-9a-f]{16}\.htpasswd", grammar.file_path(file, "file")), (
+            args
+        )
 
 
 # A Gateway API filter's rewrite (render_filters): a path from the grammar as a literal
@@ -486,11 +497,17 @@ def status_generation(port: int) -> str | None:
         return None
 
 
+# Workers read the basic-auth user files (0600) at each request. On the edge they run as
+# the master's account, in the agent's group (docs/security.md); a root master (these
+# tests as root) would make them nobody, who cannot read them: keep them root.
+GLOBAL_DIRECTIVES = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+
+
 class RunningNginx:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.process = subprocess.Popen(
-            [NGINX, "-p", str(site.directory), "-c", "nginx.conf", "-g", "daemon off;"],
+            [NGINX, "-p", str(site.directory), "-c", "nginx.conf", "-g", GLOBAL_DIRECTIVES],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -167,6 +167,10 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "session-cookie-path": st.sampled_from(["/", "/app/x"]),
         PREFIX + "session-cookie-max-age": st.sampled_from(["0", "3600"]),
         PREFIX + "session-cookie-samesite": st.sampled_from(["None", "lax", "Strict"]),
+        PREFIX + "auth-type": st.sampled_from(["basic", "basic", "digest"]),
+        PREFIX + "auth-secret": st.sampled_from(["users", "default/users", "other/users"]),
+        PREFIX + "auth-secret-type": st.sampled_from(["auth-file", "auth-map"]),
+        PREFIX + "auth-realm": st.sampled_from(["", "Staff only", "a'b (c)"]),
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -211,6 +215,9 @@ INGRESS_FIELDS = [
         _setter(lambda o: o["metadata"]["annotations"], PREFIX + key)
         for key in (
             "auth-url",
+            "auth-type",
+            "auth-secret",
+            "auth-realm",
             "proxy-body-size",
             "proxy-read-timeout",
             "ssl-redirect",

@@ -44,6 +44,8 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
+from edgeagent.annotations import basicauth
+from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.cors import Cors
 from edgeagent.annotations.extauth import ExternalAuth
 from edgeagent.annotations.ratelimit import RateLimit, owned
@@ -224,6 +226,9 @@ class LocationSettings:
     """The Ingress's request, connection and bandwidth limits (limit-*)."""
     external_auth: ExternalAuth | None = None
     """The service that authenticates each request first (auth-url and auth-*)."""
+    basic_auth: BasicAuth | None = None
+    """The users and password hashes every request must match (auth-type basic); once
+    built, without its htpasswd lines when the Secret is unusable: answered 503."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -604,6 +609,7 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
     ]
     try:
         settings = owned(parsed.settings, namespace, name)
+        basicauth.check_namespace(settings["basic_auth"], namespace, config)
         ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
@@ -725,7 +731,10 @@ class _Builder:
         self.problems.append(Problem(kind, namespace, name, reason, code))
 
     def build(self) -> Model:
-        selected = self._served_by_this_mode(self._selected_ingresses())
+        selected = [
+            self._with_secrets(ingress)
+            for ingress in self._served_by_this_mode(self._selected_ingresses())
+        ]
         # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
         ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
         canaries = [ingress for ingress in selected if ingress.settings.canary is not None]
@@ -1289,6 +1298,23 @@ class _Builder:
         except Invalid as error:
             self.problem("Service", namespace, name, f"{error}; served unweighted", "invalid")
             return {}
+
+    def _with_secrets(self, ingress: _Ingress) -> _Ingress:
+        """The Ingress with the Secrets its annotations name read; one unusable is reported
+        and makes its paths answer 503."""
+        auth = ingress.settings.basic_auth
+        if auth is None:
+            return ingress
+        resolved, reason = basicauth.resolve(
+            auth, self.secrets.get((ingress.namespace, auth.secret[1]))
+        )
+        if reason is not None:
+            reason = f"{reason}; its paths answer 503"
+            self.problem("Ingress", ingress.namespace, ingress.name, reason, "secret")
+        settings = _location_settings(
+            tuple(sorted({**vars(ingress.settings), "basic_auth": resolved}.items()))
+        )
+        return replace(ingress, settings=settings)
 
     def _certificate(
         self, namespace: str, secret: str, certificates: dict[tuple[str, str], CertPair]

@@ -146,14 +146,14 @@ RESOURCES = (
         referenced_as="services",
         reference_key=service_of,
     ),
-    # Only type kubernetes.io/tls can serve TLS; other Secrets never reach the agent.
+    # Every type: kubernetes.io/tls serves TLS, and annotations name Opaque ones (htpasswd
+    # lines, CAs). Only those referred to are held with their content (cache.py).
     Resource(
         "secrets",
         "Secret",
         "",
         "v1",
         "secrets",
-        field_selector="type=kubernetes.io/tls",
         referenced_as="secrets",
         held_only_while_referenced=True,
     ),

@@ -34,11 +34,7 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            # authentication, basic and external
-            "auth-type",
-            "auth-secret",
-            "auth-secret-type",
-            "auth-realm",
+            # authentication, external
             "auth-proxy-set-headers",
             "auth-always-set-cookie",
             "satisfy",
