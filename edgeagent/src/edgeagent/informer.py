@@ -17,7 +17,9 @@ that sends no byte for `idle_timeout` (a half-open connection never fails by its
 restarted and counted as `silent`.
 
 The kinds and what is asked of each come from `edgeagent.resources`. Secrets: of every
-type (TLS pairs in `spec.tls`, htpasswd lines named by annotations), narrowed by
+type but ServiceAccount tokens (field selector `type!=kubernetes.io/service-account-token`,
+which the API server applies), TLS pairs in `spec.tls`, htpasswd lines and CAs named by
+annotations, narrowed by
 `--secret-label-selector` if set; the cache holds with their content only those an Ingress
 refers to (cache.py), the controller gives the model only those, and a change to any other
 Secret costs no sync.
