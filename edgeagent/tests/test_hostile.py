@@ -436,6 +436,27 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "auth-secret-type": "auth-file" + NEWLINE_DIRECTIVE,
         },
     ),
+    "auth-tls-match-cn-close": annotated(
+        "auth-tls-match-cn",
+        {
+            NGINX_ANNOTATION + "auth-tls-secret": "ca",
+            NGINX_ANNOTATION + "auth-tls-match-cn": 'CN=a") { return 200; }' + CLOSE_AND_LOAD,
+        },
+    ),
+    "auth-tls-verify-client-payload": annotated(
+        "auth-tls-verify",
+        {
+            NGINX_ANNOTATION + "auth-tls-secret": "ca",
+            NGINX_ANNOTATION + "auth-tls-verify-client": "off;" + CLOSE_AND_LOAD,
+        },
+    ),
+    "auth-tls-error-page-newline": annotated(
+        "auth-tls-error-page",
+        {
+            NGINX_ANNOTATION + "auth-tls-secret": "ca",
+            NGINX_ANNOTATION + "auth-tls-error-page": "https://a.example/" + NEWLINE_DIRECTIVE,
+        },
+    ),
     "cors-max-age-payload": annotated(
         "cors-max-age",
         {

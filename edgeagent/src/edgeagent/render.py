@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import annotations, grammar, render_filters
-from edgeagent.annotations import balance, basicauth, cors, extauth, ratelimit
+from edgeagent.annotations import balance, basicauth, clientcert, cors, extauth, ratelimit
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -279,6 +279,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["auth_signin"] = extauth.render_signin
     environment.filters["auth_header_variable"] = extauth.render_header_variable
     environment.filters["quoted_realm"] = basicauth.render_realm
+    environment.filters["match_cn"] = clientcert.render_match_cn
     return environment
 
 
@@ -374,7 +375,8 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     certificate_dir = layout.dynamic_dir if layout.dynamic else layout.output_dir
     # Both modes: nginx reads a user file at each request, but it names the Ingress's users,
     # so it belongs to the generation (a new one when a Secret changes).
-    auth_files = basicauth.files((model.default_server, *model.servers))
+    servers = (model.default_server, *model.servers)
+    auth_files = {**basicauth.files(servers), **clientcert.files(servers)}
 
     def certificate_path(key: tuple[str, str] | None) -> str:
         if key is None:
@@ -410,7 +412,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             rate_limits=ratelimit.zoned_limits((model.default_server, *model.servers)),
             zone_size=ratelimit.ZONE_SIZE,
             certificate_path=certificate_path,
-            auth_file_path=lambda auth: f"{layout.output_dir}/{token(auth.file)}",
+            auth_file_path=lambda relative: f"{layout.output_dir}/{token(relative)}",
+            client_certificate_headers=clientcert.HEADERS
+            if any(server.client_certificates for server in servers)
+            else {},
             key_path=key_path,
             dynamic=layout.dynamic,
             dynamic_dir=layout.dynamic_dir,
@@ -452,7 +457,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         blocks[block_id] = Block(text, fingerprint, upstreams)
     body = "".join(block.text for block in blocks.values())
     digest = hashlib.sha256(body.encode())
-    for path, data in {**certificates, **auth_files}.items():
+    for path, data in sorted({**certificates, **auth_files}.items()):
         digest.update(path.encode() + b"\0" + data)
     generation = digest.hexdigest()[:16]
     output_dir = layout.output_dir.replace(GENERATION_PLACEHOLDER, generation)

@@ -24,6 +24,7 @@ from edgeagent.annotations import (
     buffering,
     canary,
     catalogue,
+    clientcert,
     cors,
     extauth,
     proxy,
@@ -58,9 +59,10 @@ FAMILIES = (
     ratelimit,
     extauth,
     basicauth,
+    clientcert,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
-SECRET_KEYS = (basicauth.SECRET,)
+SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)
 """The keys that name a Secret (`NAME` or `NAMESPACE/NAME`), whose content the agent reads."""
 
 

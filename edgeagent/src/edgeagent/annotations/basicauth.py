@@ -118,8 +118,9 @@ def parse(read: Reader, config: Config) -> dict:
 
 
 def _refuse_alone(read: Reader) -> None:
-    """auth-type basic without a Secret, or a Secret without auth-type: ingress-nginx served
-    such an Ingress unprotected, which is never what its author asked."""
+    """auth-type basic without a Secret (ingress-nginx answered 503), or a Secret without
+    auth-type (ingress-nginx served it unprotected, never what its author asked): refused,
+    so that `edgeagent check` names the missing key."""
     for key, needs in ((TYPE, SECRET), (SECRET, TYPE), (SECRET_TYPE, TYPE), (REALM, TYPE)):
         if read.has(key) and not read.has(needs) and key not in _refused(read):
             value = read.values[key]

@@ -38,13 +38,6 @@ REFUSED: dict[str, str] = {
             "auth-proxy-set-headers",
             "auth-always-set-cookie",
             "satisfy",
-            # client certificates
-            "auth-tls-secret",
-            "auth-tls-verify-client",
-            "auth-tls-verify-depth",
-            "auth-tls-error-page",
-            "auth-tls-pass-certificate-to-upstream",
-            "auth-tls-match-cn",
             # TLS towards clients and backends
             "ssl-ciphers",
             "ssl-prefer-server-ciphers",
@@ -113,7 +106,6 @@ SWITCHES = frozenset(
         "enable-modsecurity",
         "enable-owasp-core-rules",
         "ssl-passthrough",
-        "auth-tls-pass-certificate-to-upstream",
         "service-upstream",
     )
 )
