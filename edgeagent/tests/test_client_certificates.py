@@ -268,3 +268,23 @@ def test_pass_certificate_false_alone_is_only_a_warning():
         "auth-tls-pass-certificate-to-upstream"
     ]
     assert status == "ignored" and "off, as without it" in reason
+
+
+def test_ingresses_differing_only_in_their_paths_checks_share_a_host(authorities):
+    objects = model.Inputs()
+    objects.services.append(service("site"))
+    objects.secrets.extend(
+        [ca_secret("ca", authorities[0].pem), ca_secret("same", authorities[0].pem)]
+    )
+    objects.ingresses.extend(
+        [
+            verified("a", "shared", "ca", path("/a", "site"), match_cn="CN=a"),
+            verified(
+                "b", "shared", "same", path("/b", "site"), pass_certificate_to_upstream="true"
+            ),
+        ]
+    )
+    built = model.build(objects, model.Options())
+    assert not [p for p in built.problems if p.code == "conflict"]
+    (server,) = [s for s in built.servers if s.host == "shared"]
+    assert server.client_certificates.ca == authorities[0].pem

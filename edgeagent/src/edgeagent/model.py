@@ -1342,14 +1342,14 @@ class _Builder:
         """Client certificates are verified per server: on a host, the oldest Ingress's
         verification holds, and a newer Ingress asking for another is a conflict whose
         paths answer 503 (its CA dropped). Ingresses asking for none are verified too."""
-        held: dict[str, tuple[_Ingress, ClientCertificates]] = {}
+        held: dict[str, tuple[_Ingress, tuple]] = {}
         kept = []
         for ingress in ingresses:
             policy = ingress.settings.client_certificates
             if policy is None or policy.ca is None:
                 kept.append(ingress)
                 continue
-            mine = replace(policy, secret=(None, policy.secret[1]))
+            mine = policy.handshake
             other = next(
                 (held[host] for host, _ in ingress.rules if host in held and held[host][1] != mine),
                 None,

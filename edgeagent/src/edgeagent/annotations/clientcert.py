@@ -67,6 +67,12 @@ class ClientCertificates:
     crl: bytes | None = None
 
     @property
+    def handshake(self) -> tuple:
+        """What the server's handshake does; match-cn and the certificate header are the
+        paths' own, so Ingresses that differ only there share a host."""
+        return (self.ca, self.crl, self.verify, self.depth, self.error_page)
+
+    @property
     def ca_file(self) -> str:
         assert self.ca is not None
         return f"auth/{hashlib.sha256(self.ca).hexdigest()[:16]}.crt"
