@@ -9,6 +9,7 @@ generation just written, so a test never races the start or a reload.
 """
 
 import dataclasses
+import os
 import re
 import signal
 import subprocess
@@ -70,7 +71,7 @@ def layout_for(directory: Path, ports: Ports, dynamic_mode: bool = False) -> ren
 
 def write_rendered(directory: Path, layout: render.Layout, rendered: render.Rendered) -> None:
     for relative, data in rendered.files.items():
-        mode = cli.PRIVATE_MODE if relative.startswith("certs/") else cli.PUBLIC_MODE
+        mode = cli.PRIVATE_MODE if render.is_private(relative) else cli.PUBLIC_MODE
         cli.write_file(directory / relative, data, mode)
     cli.write_file(directory / "nginx.conf", render.render_main(layout), cli.PUBLIC_MODE)
 
@@ -204,6 +205,11 @@ ALLOWED_DIRECTIVES = {
         "ssl_certificate_by_lua_block",
         "if",
         "return",
+        "ssl_client_certificate",
+        "ssl_verify_client",
+        "ssl_verify_depth",
+        "ssl_crl",
+        "error_page",
     },
     "http/server/location": {
         "allow",
@@ -256,6 +262,8 @@ ALLOWED_DIRECTIVES = {
         "auth_request",
         "auth_request_set",
         "error_page",
+        "auth_basic",
+        "auth_basic_user_file",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -309,6 +317,10 @@ CORS_ORIGINS = re.compile(
 )
 
 
+# A client certificate header's map (templates/edge.conf.j2): the value without line breaks.
+CLIENT_CERTIFICATE_LINE = re.compile(
+    r"~\^\(\?<edgeagent_cc_(verify|s_dn|i_dn|escaped_cert)>\[\^\\r\\n\]\*\)\$"
+)
 LIMIT_KEY = re.compile(r"\$binary_remote_addr|\$edgeagent_limit[0-9a-f]{12}")
 LIMIT_ZONE = re.compile(r"edgeagent_limit[0-9a-f]{12}_(conn|rps|rpm)")
 
@@ -398,7 +410,10 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             or grammar.redirect_url(url, "return")
         ), args
     elif directive == "return":
-        assert args[0] in ("200", "404", "500", "503") or args == ("204",), args
+        # 400 and 403: a client certificate not verified, or of another name (auth-tls-*).
+        assert args[0] in ("200", "404", "500", "503") or args in (("204",), ("400",), ("403",)), (
+            args
+        )
     elif directive in ("limit_req_zone", "limit_conn_zone"):
         key, zone, *rate = args
         name, size = zone.removeprefix("zone=").split(":")
@@ -418,6 +433,21 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive in ("ssl_certificate", "ssl_certificate_key"):
         (file,) = args
         grammar.file_path(file, "certificate")
+    elif directive in ("ssl_client_certificate", "ssl_crl"):
+        (file,) = args
+        assert re.fullmatch(r"/.*/auth/[0-9a-f]{16}\.cr[tl]", grammar.file_path(file, "file")), args
+    elif directive == "ssl_verify_client":
+        assert args[0] in ("on", "off", "optional", "optional_no_ca"), args
+    elif directive == "ssl_verify_depth":
+        assert args[0].isdigit(), args
+    elif directive == "auth_basic":
+        (realm,) = args
+        assert realm == "" or grammar.HEADER_VALUE.fullmatch(realm), args
+    elif directive == "auth_basic_user_file":
+        (file,) = args
+        assert re.fullmatch(r"/.*/auth/[0-9a-f]{16}\.htpasswd", grammar.file_path(file, "file")), (
+            args
+        )
 
 
 # A Gateway API filter's rewrite (render_filters): a path from the grammar as a literal
@@ -432,7 +462,7 @@ HEADER_VALUE_VARIABLE = re.compile(
     r"\$(edgeagent_a[0-9a-f]+_[a-z0-9_]+|http_[a-z0-9_]+|upstream_http_[a-z0-9_]+|host|"
     r"remote_addr|scheme|server_port|edgeagent_connection|edgeagent_forwarded_for|"
     r"edgeagent_hsts(_unpinned)?|edgeagent_cors[0-9a-f]+(_[a-z_]+)?|edgeagent_auth_[0-9]+|"
-    r"request_method|request_uri)"
+    r"request_method|request_uri|edgeagent_client_(verify|s_dn|i_dn|escaped_cert))"
 )
 # What an external auth's internal location sends (templates/edge.conf.j2, auth_locations).
 AUTH_ORIGINAL_URL = "$scheme://$http_host$request_uri"
@@ -478,7 +508,9 @@ def assert_only_rendered_directives(
             continue
         allowed = ALLOWED_DIRECTIVES.get(context, set())
         canary_entry = context in CANARY_CONTEXTS and CANARY_ENTRY.fullmatch(directive)
-        cors_origins = context == "http/map" and CORS_ORIGINS.fullmatch(directive)
+        cors_origins = context == "http/map" and (
+            CORS_ORIGINS.fullmatch(directive) or CLIENT_CERTIFICATE_LINE.fullmatch(directive)
+        )
         network = context == "http/geo" and args == ("1",) and _network(directive)
         assert directive in allowed or canary_entry or cors_origins or network, (
             f"unexpected directive {directive!r} in {context!r}"
@@ -496,11 +528,19 @@ def status_generation(port: int) -> str | None:
         return None
 
 
+def global_directives(site: Site) -> str:
+    """Workers read the basic-auth user files (0600) at each request. On the edge they run
+    as the master's account, in the agent's group (docs/security.md); a root master (these
+    tests as root) would make them nobody, who cannot read them: then keep them root."""
+    reads_user_files = any(path.endswith(".htpasswd") for path in site.rendered.files)
+    return "daemon off;" + (" user root;" if reads_user_files and os.geteuid() == 0 else "")
+
+
 class RunningNginx:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.process = subprocess.Popen(
-            [NGINX, "-p", str(site.directory), "-c", "nginx.conf", "-g", "daemon off;"],
+            [NGINX, "-p", str(site.directory), "-c", "nginx.conf", "-g", global_directives(site)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

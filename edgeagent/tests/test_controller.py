@@ -111,7 +111,8 @@ def test_references_cover_every_backend_and_tls_secret():
                 "ns",
             ),
             {"metadata": {"name": "broken"}, "spec": "not a mapping"},
-        ]
+        ],
+        "nginx.ingress.kubernetes.io",
     )
     assert refs.services == {("ns", "fallback"), ("ns", "a")}
     assert refs.secrets == {("ns", "cert")}
@@ -257,7 +258,19 @@ def gateway_naming(*secrets):
     return "gateways", gateway("edge", https, namespace="default")
 
 
-@pytest.mark.parametrize("naming", [ingress_naming, gateway_naming], ids=["ingress", "gateway"])
+def annotation_naming(*secrets):
+    """The last Secret named by auth-secret (basic authentication), the others in spec.tls."""
+    annotations = {"nginx.ingress.kubernetes.io/auth-secret": secrets[-1]} if secrets else {}
+    kind, obj = ingress_naming(*secrets[:-1])
+    obj["metadata"]["annotations"] = annotations
+    return kind, obj
+
+
+@pytest.mark.parametrize(
+    "naming",
+    [ingress_naming, gateway_naming, annotation_naming],
+    ids=["ingress", "gateway", "annotation"],
+)
 def test_only_referenced_secrets_are_held_whole(tmp_path, naming):
     """Issue 14: a Secret no Ingress (spec.tls) or Gateway (a listener's certificateRefs)
     names keeps only its identity in the agent's memory; one named anew is read again

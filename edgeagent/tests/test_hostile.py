@@ -33,6 +33,7 @@ from edgeagent import cli, grammar, manifests, model
 GIXY = str(Path(sys.executable).with_name("gixy"))
 GOLDEN_SEMANTICS = Path(__file__).resolve().parent / "golden" / "semantics" / "input"
 GOLDEN_ACCESS = Path(__file__).resolve().parent / "golden" / "access" / "input"
+GOLDEN_SECRETS = Path(__file__).resolve().parent / "golden" / "secrets" / "input"
 
 CLOSE_AND_LOAD = "; } } load_module /tmp/evil.so; ssl_engine /proc/self/fd/12; http { server { #"
 NEWLINE_DIRECTIVE = "x\nssl_engine /proc/1/fd/3;\n#"
@@ -405,6 +406,57 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "limit-allowlist": "10.0.0.0/8 1;\n}\nssl_engine /e.so;\n#",
         },
     ),
+    "auth-realm-quote": annotated(
+        "auth-realm",
+        {
+            NGINX_ANNOTATION + "auth-type": "basic",
+            NGINX_ANNOTATION + "auth-secret": "users",
+            NGINX_ANNOTATION + "auth-realm": 'x";' + CLOSE_AND_LOAD,
+        },
+    ),
+    "auth-secret-traversal": annotated(
+        "auth-secret",
+        {
+            NGINX_ANNOTATION + "auth-type": "basic",
+            NGINX_ANNOTATION + "auth-secret": "../../etc/passwd",
+        },
+    ),
+    "auth-type-payload": annotated(
+        "auth-type",
+        {
+            NGINX_ANNOTATION + "auth-type": "basic;" + CLOSE_AND_LOAD,
+            NGINX_ANNOTATION + "auth-secret": "users",
+        },
+    ),
+    "auth-secret-type-newline": annotated(
+        "auth-secret-type",
+        {
+            NGINX_ANNOTATION + "auth-type": "basic",
+            NGINX_ANNOTATION + "auth-secret": "users",
+            NGINX_ANNOTATION + "auth-secret-type": "auth-file" + NEWLINE_DIRECTIVE,
+        },
+    ),
+    "auth-tls-match-cn-close": annotated(
+        "auth-tls-match-cn",
+        {
+            NGINX_ANNOTATION + "auth-tls-secret": "ca",
+            NGINX_ANNOTATION + "auth-tls-match-cn": 'CN=a") { return 200; }' + CLOSE_AND_LOAD,
+        },
+    ),
+    "auth-tls-verify-client-payload": annotated(
+        "auth-tls-verify",
+        {
+            NGINX_ANNOTATION + "auth-tls-secret": "ca",
+            NGINX_ANNOTATION + "auth-tls-verify-client": "off;" + CLOSE_AND_LOAD,
+        },
+    ),
+    "auth-tls-error-page-newline": annotated(
+        "auth-tls-error-page",
+        {
+            NGINX_ANNOTATION + "auth-tls-secret": "ca",
+            NGINX_ANNOTATION + "auth-tls-error-page": "https://a.example/" + NEWLINE_DIRECTIVE,
+        },
+    ),
     "cors-max-age-payload": annotated(
         "cors-max-age",
         {
@@ -547,7 +599,11 @@ def scanned_by_gixy(directory: Path, golden_input: Path, mode: str):
     return site, scan, json.loads(scan.stdout)
 
 
-@pytest.mark.parametrize("case", [GOLDEN_SEMANTICS, GOLDEN_ACCESS], ids=["semantics", "access"])
+@pytest.mark.parametrize(
+    "case",
+    [GOLDEN_SEMANTICS, GOLDEN_ACCESS, GOLDEN_SECRETS],
+    ids=["semantics", "access", "secrets"],
+)
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_gixy_finds_nothing(tmp_path, mode, case):
     """gixy-ng, the nginx security scanner, on a rendered configuration that uses every

@@ -84,7 +84,7 @@ def test_list_then_watch_fills_the_cache_with_api_dicts(api, informers):
     assert (stored["kind"], stored["apiVersion"]) == ("Service", "v1")  # API JSON, not models
 
 
-def test_only_tls_secrets_reach_the_agent(api, informers):
+def test_secrets_but_service_account_tokens_reach_the_agent(api, informers):
     cache, _, _ = informers
     client = core(api)
     client.create_namespaced_secret("default", secret("opaque", "Opaque"))
@@ -92,7 +92,7 @@ def test_only_tls_secrets_reach_the_agent(api, informers):
     client.create_namespaced_secret(
         "default", secret("token", "kubernetes.io/service-account-token")
     )
-    eventually(lambda: names(cache, "secrets") == ["cert"])
+    eventually(lambda: names(cache, "secrets") == ["cert", "opaque"])
 
 
 def test_expired_watches_relist(api, informers):

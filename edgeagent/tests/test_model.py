@@ -253,7 +253,7 @@ def test_ssl_redirect_defaults_to_the_option():
         ("nginx.ingress.kubernetes.io/configuration-snippet", "return 200;", "snippets"),
         ("nginx.ingress.kubernetes.io/server-snippet", "x", "snippets"),
         ("nginx.ingress.kubernetes.io/auth-url", "http://sso.auth.svc/", "protect it less"),
-        ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca", "protect it less"),
+        ("nginx.ingress.kubernetes.io/auth-tls-verify-client", "on", "protect it less"),
         ("nginx.ingress.kubernetes.io/auth-type", "basic", "protect it less"),
         ("nginx.ingress.kubernetes.io/enable-modsecurity", "true", "protect it less"),
         ("nginx.ingress.kubernetes.io/mirror-target", "https://m.example/", "answer otherwise"),

@@ -170,6 +170,15 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "session-cookie-path": st.sampled_from(["/", "/app/x"]),
         PREFIX + "session-cookie-max-age": st.sampled_from(["0", "3600"]),
         PREFIX + "session-cookie-samesite": st.sampled_from(["None", "lax", "Strict"]),
+        PREFIX + "auth-type": st.sampled_from(["basic", "basic", "digest"]),
+        PREFIX + "auth-secret": st.sampled_from(["users", "default/users", "other/users"]),
+        PREFIX + "auth-secret-type": st.sampled_from(["auth-file", "auth-map"]),
+        PREFIX + "auth-realm": st.sampled_from(["", "Staff only", "a'b (c)"]),
+        PREFIX + "auth-tls-secret": st.sampled_from(["ca", "default/ca", "other/ca"]),
+        PREFIX + "auth-tls-verify-client": st.sampled_from(["on", "optional", "optional_no_ca"]),
+        PREFIX + "auth-tls-verify-depth": st.sampled_from(["1", "100"]),
+        PREFIX + "auth-tls-match-cn": st.sampled_from(["CN=a", "CN=(a|b\\.c)$"]),
+        PREFIX + "auth-tls-pass-certificate-to-upstream": BOOLEANS,
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -214,6 +223,11 @@ INGRESS_FIELDS = [
         _setter(lambda o: o["metadata"]["annotations"], PREFIX + key)
         for key in (
             "auth-url",
+            "auth-type",
+            "auth-secret",
+            "auth-realm",
+            "auth-tls-secret",
+            "auth-tls-match-cn",
             "proxy-body-size",
             "proxy-read-timeout",
             "ssl-redirect",

@@ -26,6 +26,7 @@ CASES = {
     "gateway": GOLDEN / "gateway" / "input",
     "traffic": GOLDEN / "traffic" / "input",
     "access": GOLDEN / "access" / "input",
+    "secrets": GOLDEN / "secrets" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

@@ -89,7 +89,7 @@ from dataclasses import dataclass, field
 from edgeagent import options
 from edgeagent.files import fsync_dir, write_atomically
 from edgeagent.options import listen, option, path, seconds
-from edgeagent.render import DEFAULT_SERVER_BLOCK, HTTP_BLOCK, STATUS_BLOCK, Rendered
+from edgeagent.render import DEFAULT_SERVER_BLOCK, HTTP_BLOCK, STATUS_BLOCK, Rendered, is_private
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ class Applier:
                 path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 os.chmod(path.parent, DIR_MODE)
                 directories.add(path.parent)
-            if relative.parts[0] != "certs":
+            if not is_private(name):
                 write_atomically(path, data, FILE_MODE)
             elif not _linked_if_same(live / relative, path, data):
                 write_atomically(path, data, CERT_MODE)

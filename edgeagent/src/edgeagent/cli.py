@@ -170,11 +170,11 @@ def command_render(args: argparse.Namespace) -> int:
     )
     rendered = render.render(model, layout)
     for relative, data in rendered.files.items():
-        mode = PRIVATE_MODE if relative.startswith("certs/") else PUBLIC_MODE
+        mode = PRIVATE_MODE if render.is_private(relative) else PUBLIC_MODE
         write_file(output / relative, data, mode)
     write_file(output / "nginx.conf", render.render_main(layout), PUBLIC_MODE)
     keep = {output / relative for relative in rendered.files} | {output / DEFAULT_CERTIFICATE_FILE}
-    for stale in (output / "certs").glob("*.pem"):
+    for stale in [*(output / "certs").glob("*.pem"), *(output / "auth").glob("*.htpasswd")]:
         if stale not in keep:
             stale.unlink()
     for problem in problems:

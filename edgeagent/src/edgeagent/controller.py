@@ -56,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeagent import collector, dynamic, model, options, quarantine, render, resources
+from edgeagent import annotations, collector, dynamic, model, options, quarantine, render, resources
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
@@ -147,11 +147,18 @@ def _backends(spec: dict[str, Any]) -> list[Any]:
     return backends
 
 
-def references(ingresses: list[Object]) -> References:
-    """Every Service and TLS Secret named by any Ingress (of any class: a superset is safe)."""
+def references(ingresses: list[Object], prefix: str) -> References:
+    """Every Service and Secret named by any Ingress (of any class: a superset is safe): in
+    `spec.tls`, or by an annotation under `prefix` (in the Ingress's own namespace only)."""
     services, secrets = set(), set()
     for ingress in ingresses:
         namespace = key_of(ingress)[0]
+        metadata = ingress.get("metadata")
+        written = metadata.get("annotations") if isinstance(metadata, dict) else None
+        for key in annotations.SECRET_KEYS:
+            value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
+            if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
+                secrets.add((namespace, value.rpartition("/")[2]))
         spec = ingress.get("spec")
         if not isinstance(spec, dict):
             continue
@@ -276,7 +283,7 @@ class Controller:
         return resource.reference_key(obj) not in getattr(self._references, resource.referenced_as)
 
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
-        named = references(snapshot["ingresses"])
+        named = references(snapshot["ingresses"], self.options.annotations.annotations_prefix)
         self._references = References(
             named.services
             | gateway_references.services(snapshot["http_routes"])

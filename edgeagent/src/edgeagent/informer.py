@@ -16,12 +16,13 @@ Every request sets the server-side `timeout_seconds` and the client-side
 that sends no byte for `idle_timeout` (a half-open connection never fails by itself) is
 restarted and counted as `silent`.
 
-The kinds and what is asked of each come from `edgeagent.resources`. Secrets: only type
-kubernetes.io/tls can serve TLS, so the informer asks the API for those alone (field
-selector `type=kubernetes.io/tls`, which the API server supports for Secrets), narrowed by
-`--secret-label-selector` if set, and holds them in the cache; the controller then gives
-the model only the Secrets that an Ingress names in `spec.tls`, and a change to any other
-Secret costs no sync. Other Secrets never reach the agent.
+The kinds and what is asked of each come from `edgeagent.resources`. Secrets: of every
+type but ServiceAccount tokens (field selector `type!=kubernetes.io/service-account-token`,
+which the API server applies), TLS pairs in `spec.tls`, htpasswd lines and CAs named by
+annotations, narrowed by
+`--secret-label-selector` if set; the cache holds with their content only those an Ingress
+refers to (cache.py), the controller gives the model only those, and a change to any other
+Secret costs no sync.
 
 With `--watch-namespaces`, each namespaced kind has one informer per namespace, each
 listing and watching in its namespace alone (what a Role there grants; docs/security.md),

@@ -44,6 +44,9 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
+from edgeagent.annotations import basicauth, clientcert
+from edgeagent.annotations.basicauth import BasicAuth
+from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
 from edgeagent.annotations.extauth import ExternalAuth
 from edgeagent.annotations.ratelimit import RateLimit, owned
@@ -227,6 +230,12 @@ class LocationSettings:
     """The Ingress's request, connection and bandwidth limits (limit-*)."""
     external_auth: ExternalAuth | None = None
     """The service that authenticates each request first (auth-url and auth-*)."""
+    client_certificates: ClientCertificates | None = None
+    """The client certificates the host's server verifies (auth-tls-*); once built,
+    without its CA when the Secret is unusable or another Ingress's conflicts: 503."""
+    basic_auth: BasicAuth | None = None
+    """The users and password hashes every request must match (auth-type basic); once
+    built, without its htpasswd lines when the Secret is unusable: answered 503."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -343,6 +352,8 @@ class Server:
     gateway: bool = False
     """A Gateway API host's server: it listens on `render.Layout.gateway_addresses`
     (`--gateway-address`) when there are any."""
+    client_certificates: ClientCertificates | None = None
+    """What the TLS handshake asks of clients (auth-tls-*): usable, of its Ingresses'."""
 
 
 @dataclass(frozen=True)
@@ -610,6 +621,8 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
     ]
     try:
         settings = owned(parsed.settings, namespace, name)
+        basicauth.check_namespace(settings["basic_auth"], namespace, config)
+        basicauth.check_namespace(settings["client_certificates"], namespace, config)
         ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
@@ -731,7 +744,12 @@ class _Builder:
         self.problems.append(Problem(kind, namespace, name, reason, code))
 
     def build(self) -> Model:
-        selected = self._served_by_this_mode(self._selected_ingresses())
+        selected = self._one_verification_per_host(
+            [
+                self._with_secrets(ingress)
+                for ingress in self._served_by_this_mode(self._selected_ingresses())
+            ]
+        )
         # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
         ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
         canaries = [ingress for ingress in selected if ingress.settings.canary is not None]
@@ -885,8 +903,20 @@ class _Builder:
         entry = self.memo.servers.get(host)
         if entry is None or entry[0] != parts:
             locations = self._locations(claimed, fallback)
+            verified = {
+                location.settings.client_certificates
+                for location in locations
+                if location.settings.client_certificates is not None
+                and location.settings.client_certificates.ca is not None
+            }
             server = Server(
-                host, locations, tls_claim is not None, certificate, app_root, aliases=aliases
+                host,
+                locations,
+                tls_claim is not None,
+                certificate,
+                app_root,
+                aliases=aliases,
+                client_certificates=min(verified, key=repr) if verified else None,
             )
             entry = (parts, server)
         self.next_memo.servers[host] = entry
@@ -1295,6 +1325,57 @@ class _Builder:
         except Invalid as error:
             self.problem("Service", namespace, name, f"{error}; served unweighted", "invalid")
             return {}
+
+    def _with_secrets(self, ingress: _Ingress) -> _Ingress:
+        """The Ingress with the Secrets its annotations name read; one unusable is reported
+        and makes its paths answer 503."""
+        resolved = {}
+        for field_name, family in (("basic_auth", basicauth), ("client_certificates", clientcert)):
+            wanted = getattr(ingress.settings, field_name)
+            if wanted is None:
+                continue
+            secret = self.secrets.get((ingress.namespace, wanted.secret[1]))
+            resolved[field_name], reason = family.resolve(wanted, secret)
+            if reason is not None:
+                reason = f"{reason}; its paths answer 503"
+                self.problem("Ingress", ingress.namespace, ingress.name, reason, "secret")
+        if not resolved:
+            return ingress
+        settings = _location_settings(tuple(sorted({**vars(ingress.settings), **resolved}.items())))
+        return replace(ingress, settings=settings)
+
+    def _one_verification_per_host(self, ingresses: list[_Ingress]) -> list[_Ingress]:
+        """Client certificates are verified per server: on a host, the oldest Ingress's
+        verification holds, and a newer Ingress asking for another is a conflict whose
+        paths answer 503 (its CA dropped). Ingresses asking for none are verified too."""
+        held: dict[str, tuple[_Ingress, tuple]] = {}
+        kept = []
+        for ingress in ingresses:
+            policy = ingress.settings.client_certificates
+            if policy is None or policy.ca is None:
+                kept.append(ingress)
+                continue
+            mine = policy.handshake
+            other = next(
+                (held[host] for host, _ in ingress.rules if host in held and held[host][1] != mine),
+                None,
+            )
+            if other is not None:
+                reason = (
+                    "client certificates (auth-tls-*) of a host are verified by its server, "
+                    f"which verifies those of {other[0].namespace}/{other[0].name} (older); "
+                    "its paths answer 503"
+                )
+                self.problem("Ingress", ingress.namespace, ingress.name, reason, "conflict")
+                items = {**vars(ingress.settings), "client_certificates": replace(policy, ca=None)}
+                ingress = replace(
+                    ingress, settings=_location_settings(tuple(sorted(items.items())))
+                )
+            else:
+                for host, _ in ingress.rules:
+                    held.setdefault(host, (ingress, mine))
+            kept.append(ingress)
+        return kept
 
     def _certificate(
         self, namespace: str, secret: str, certificates: dict[tuple[str, str], CertPair]

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import annotations, grammar, render_filters
-from edgeagent.annotations import balance, cors, extauth, ratelimit
+from edgeagent.annotations import balance, basicauth, clientcert, cors, extauth, ratelimit
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -52,6 +52,7 @@ GENERATION_PLACEHOLDER = "{generation}"
 HTTP_BLOCK = "http"
 DEFAULT_SERVER_BLOCK = "server _"
 STATUS_BLOCK = "status"
+PRIVATE_DIRS = ("certs/", "auth/")
 # What any value from the model may look like when it reaches a template: the path and
 # host grammar, endpoint brackets, nothing nginx would read as syntax.
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
@@ -281,6 +282,8 @@ def _environment() -> jinja2.Environment:
     environment.filters["auth_value"] = extauth.render_value
     environment.filters["auth_signin"] = extauth.render_signin
     environment.filters["auth_header_variable"] = extauth.render_header_variable
+    environment.filters["quoted_realm"] = basicauth.render_realm
+    environment.filters["match_cn"] = clientcert.render_match_cn
     return environment
 
 
@@ -318,6 +321,12 @@ def listens(layout: Layout, listen: str, server: Server) -> list[str]:
         return bound
     own = _listen(listen, layout)
     return [own, *(each for each in bound if each != own)]
+
+
+def is_private(relative: str) -> bool:
+    """Whether a file of `Rendered.files` holds a secret (a key, password hashes): written
+    readable by its owner and nginx's group only."""
+    return relative.startswith(PRIVATE_DIRS)
 
 
 def certificate_file(namespace: str, secret: str) -> str:
@@ -384,6 +393,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         if not layout.dynamic
     }
     certificate_dir = layout.dynamic_dir if layout.dynamic else layout.output_dir
+    # Both modes: nginx reads a user file at each request, but it names the Ingress's users,
+    # so it belongs to the generation (a new one when a Secret changes).
+    servers = (model.default_server, *model.servers)
+    auth_files = {**basicauth.files(servers), **clientcert.files(servers)}
 
     def certificate_path(key: tuple[str, str] | None) -> str:
         if key is None:
@@ -419,6 +432,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             rate_limits=ratelimit.zoned_limits((model.default_server, *model.servers)),
             zone_size=ratelimit.ZONE_SIZE,
             certificate_path=certificate_path,
+            auth_file_path=lambda relative: f"{layout.output_dir}/{token(relative)}",
+            client_certificate_headers=clientcert.HEADERS
+            if any(server.client_certificates for server in servers)
+            else {},
             key_path=key_path,
             dynamic=layout.dynamic,
             dynamic_dir=layout.dynamic_dir,
@@ -460,15 +477,16 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         blocks[block_id] = Block(text, fingerprint, upstreams)
     body = "".join(block.text for block in blocks.values())
     digest = hashlib.sha256(body.encode())
-    for path, data in certificates.items():
+    for path, data in sorted({**certificates, **auth_files}.items()):
         digest.update(path.encode() + b"\0" + data)
     generation = digest.hexdigest()[:16]
     output_dir = layout.output_dir.replace(GENERATION_PLACEHOLDER, generation)
     if GENERATION_PLACEHOLDER in layout.output_dir:
         body = body.replace(GENERATION_PLACEHOLDER, generation)
-        for block_id, server in server_blocks:
-            if server.certificate is not None:  # the only blocks that name output_dir
-                block = blocks[block_id]
+        for block_id, _ in server_blocks:
+            # The only blocks that name output_dir: those with certificates or user files.
+            block = blocks[block_id]
+            if GENERATION_PLACEHOLDER in block.text:
                 final = block.text.replace(GENERATION_PLACEHOLDER, generation)
                 blocks[block_id] = block._replace(text=final)
     status = environment.get_template("status.conf.j2").render(
@@ -476,7 +494,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     )
     blocks[STATUS_BLOCK] = Block(status, status)
     edge = f"# edgeagent generation {generation}; written by edgeagent, do not edit\n"
-    files = {"edge.conf": (edge + body + status).encode(), **certificates}
+    files = {"edge.conf": (edge + body + status).encode(), **certificates, **auth_files}
     return Rendered(
         files=dict(sorted(files.items())),
         generation=generation,

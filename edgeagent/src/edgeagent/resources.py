@@ -146,14 +146,16 @@ RESOURCES = (
         referenced_as="services",
         reference_key=service_of,
     ),
-    # Only type kubernetes.io/tls can serve TLS; other Secrets never reach the agent.
+    # kubernetes.io/tls serves TLS, and annotations name Opaque ones (htpasswd lines, CAs);
+    # ServiceAccount tokens never reach the agent. Only those referred to are held with
+    # their content (cache.py).
     Resource(
         "secrets",
         "Secret",
         "",
         "v1",
         "secrets",
-        field_selector="type=kubernetes.io/tls",
+        field_selector="type!=kubernetes.io/service-account-token",
         referenced_as="secrets",
         held_only_while_referenced=True,
     ),

@@ -20,9 +20,11 @@ from edgeagent.annotations import (
     affinity,
     backend,
     balance,
+    basicauth,
     buffering,
     canary,
     catalogue,
+    clientcert,
     cors,
     extauth,
     proxy,
@@ -38,7 +40,7 @@ from edgeagent.annotations.config import Config
 from edgeagent.annotations.reader import Finding, Reader
 from edgeagent.grammar import Invalid
 
-__all__ = ["FAMILIES", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
+__all__ = ["FAMILIES", "SECRET_KEYS", "SUPPORTED", "Config", "Finding", "Parsed", "parse"]
 
 FAMILIES = (
     redirect,
@@ -56,8 +58,12 @@ FAMILIES = (
     cors,
     ratelimit,
     extauth,
+    basicauth,
+    clientcert,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
+SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)
+"""The keys that name a Secret (`NAME` or `NAMESPACE/NAME`), whose content the agent reads."""
 
 
 @dataclass(frozen=True)

@@ -34,21 +34,10 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            # authentication, basic and external
-            "auth-type",
-            "auth-secret",
-            "auth-secret-type",
-            "auth-realm",
+            # authentication, external
             "auth-proxy-set-headers",
             "auth-always-set-cookie",
             "satisfy",
-            # client certificates
-            "auth-tls-secret",
-            "auth-tls-verify-client",
-            "auth-tls-verify-depth",
-            "auth-tls-error-page",
-            "auth-tls-pass-certificate-to-upstream",
-            "auth-tls-match-cn",
             # TLS towards clients and backends
             "ssl-ciphers",
             "ssl-prefer-server-ciphers",
@@ -114,7 +103,6 @@ SWITCHES = frozenset(
         "enable-modsecurity",
         "enable-owasp-core-rules",
         "ssl-passthrough",
-        "auth-tls-pass-certificate-to-upstream",
         "service-upstream",
     )
 )

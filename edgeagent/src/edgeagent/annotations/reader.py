@@ -51,3 +51,9 @@ class Reader:
         value = self.values[key]
         reason = f"annotation {full} {grammar.show(value)} is ignored: {why}"
         self.findings[key] = Finding(full, value, "ignored", "warning", reason)
+
+    def refuse(self, key: str, reason: str) -> None:
+        """Refuse `key` for a reason of the family's (one that only other keys explain)."""
+        self.findings[key] = Finding(
+            self.prefix + key, self.values[key], "refused", "unsupported", reason
+        )
