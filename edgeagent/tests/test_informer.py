@@ -84,14 +84,13 @@ def test_list_then_watch_fills_the_cache_with_api_dicts(api, informers):
     assert (stored["kind"], stored["apiVersion"]) == ("Service", "v1")  # API JSON, not models
 
 
-def test_secrets_but_service_account_tokens_reach_the_agent(api, informers):
+def test_only_secrets_that_can_serve_reach_the_agent(api, informers):
     cache, _, _ = informers
     client = core(api)
     client.create_namespaced_secret("default", secret("opaque", "Opaque"))
     client.create_namespaced_secret("default", secret("cert", "kubernetes.io/tls"))
-    client.create_namespaced_secret(
-        "default", secret("token", "kubernetes.io/service-account-token")
-    )
+    for kind in ("kubernetes.io/service-account-token", "helm.sh/release.v1"):
+        client.create_namespaced_secret("default", secret(kind.replace("/", "-"), kind))
     eventually(lambda: names(cache, "secrets") == ["cert", "opaque"])
 
 

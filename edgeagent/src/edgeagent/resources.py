@@ -111,6 +111,19 @@ class Resource:
         return api, re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
 
 
+NEVER_SERVED_SECRET_TYPES = (
+    "kubernetes.io/service-account-token",
+    "bootstrap.kubernetes.io/token",
+    "kubernetes.io/dockerconfigjson",
+    "kubernetes.io/dockercfg",
+    # Helm's release records: up to 1 MiB each, one per revision of every release.
+    "helm.sh/release.v1",
+)
+"""Secret types no annotation and no TLS entry can use: credentials the agent must not
+hold, and Helm's release records, the bulk of most clusters' Secrets. Excluded by the
+field selector, so the API server never sends them (a real one accepts `!=` terms on
+`type`)."""
+
 RESOURCES = (
     Resource(
         "ingresses",
@@ -147,15 +160,15 @@ RESOURCES = (
         reference_key=service_of,
     ),
     # kubernetes.io/tls serves TLS, and annotations name Opaque ones (htpasswd lines, CAs);
-    # ServiceAccount tokens never reach the agent. Only those referred to are held with
-    # their content (cache.py).
+    # the types that can serve neither never reach the agent. Only those referred to are
+    # held with their content (cache.py).
     Resource(
         "secrets",
         "Secret",
         "",
         "v1",
         "secrets",
-        field_selector="type!=kubernetes.io/service-account-token",
+        field_selector=",".join(f"type!={kind}" for kind in NEVER_SERVED_SECRET_TYPES),
         referenced_as="secrets",
         held_only_while_referenced=True,
     ),
