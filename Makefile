@@ -98,6 +98,7 @@ collection-test: collection
 molecule: docker collection
 	lab/molecule-cleanup.sh
 	lab/image.sh
+	lab/image.sh trixie
 	EDGE_COLLECTIONS_DIR=build/collections molecule test -s default
 	$(MAKE) molecule-lvs
 

@@ -6,6 +6,9 @@ and wherever that mirror is: nothing here names one.
     python3 lab/apt_sources.py mirror bookworm     # the first deb URI for the suite
     python3 lab/apt_sources.py sources bookworm    # deb822 stanzas of the suite and its
                                                    # -updates, -security, ... suites
+    python3 lab/apt_sources.py sources trixie --like bookworm
+        # a suite the host's apt does not name: the host's bookworm sources, renamed (the same
+        # archives serve every Debian release)
 
 Reads /etc/apt/sources.list.d/*.sources (deb822) and /etc/apt/sources.list (one-line format),
 or the files given with --file. Exits 1 with a message when no source names the suite.
@@ -115,6 +118,20 @@ def of_suite(sources: list[Source], suite: str) -> list[Source]:
     return wanted
 
 
+def renamed(sources: list[Source], old: str, new: str) -> list[Source]:
+    """The sources with suite `old` and its companions renamed to `new` (bookworm-security ->
+    trixie-security)."""
+    return [
+        Source(
+            source.uris,
+            tuple(new + name[len(old) :] for name in source.suites),
+            source.components,
+            source.signed_by,
+        )
+        for source in sources
+    ]
+
+
 def mirror(sources: list[Source], suite: str) -> str | None:
     """The first URI that serves the suite itself."""
     for source in sources:
@@ -128,9 +145,12 @@ def main() -> int:
     parser.add_argument("what", choices=["mirror", "sources"])
     parser.add_argument("suite")
     parser.add_argument("--file", type=Path, action="append", help="instead of the host's")
+    parser.add_argument("--like", help="when no source names the suite: this suite's, renamed")
     args = parser.parse_args()
     files = args.file or DEFAULT_FILES
     sources = of_suite(read_sources(files), args.suite)
+    if not sources and args.like:
+        sources = renamed(of_suite(read_sources(files), args.like), args.like, args.suite)
     found = mirror(sources, args.suite)
     if found is None:
         names = ", ".join(str(path) for path in files)

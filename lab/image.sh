@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Builds the systemd node image `edge-node:<hash>` (also tagged `latest`) used by the lab and
 # molecule, without any registry: debootstrap -> docker import -> a 3-line build that adds the
-# stop signal (docker import rejects STOPSIGNAL). <hash> covers every input (these scripts, the
+# stop signal (docker import rejects STOPSIGNAL). `lab/image.sh trixie` builds the Debian 13
+# image `edge-node-trixie:<hash>` (and `latest`) the same way; Debian 12 (bookworm) is the
+# default. <hash> covers every input (these scripts, the
 # host's Debian sources and CA bundle), so the ~75 s build runs only when one of them changes.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-readonly SUITE=bookworm
+readonly SUITE=${1:-bookworm}
+# The image's name and the nginx package the nginx role installs there (its vars/Debian-*.yml).
+case $SUITE in
+  bookworm) readonly IMAGE=$NODE_IMAGE NGINX_PACKAGE=nginx-light ;;
+  trixie) readonly IMAGE=$NODE_IMAGE-trixie NGINX_PACKAGE=nginx ;;
+  *) echo "lab/image.sh: no node image for suite '$SUITE' (bookworm or trixie)" >&2; exit 2 ;;
+esac
 # The Debian mirror and sources the host's apt uses (lab/apt_sources.py): the node gets them too.
-SOURCES=$(python3 "$REPO/lab/apt_sources.py" sources "$SUITE")
-MIRROR=$(python3 "$REPO/lab/apt_sources.py" mirror "$SUITE")
+# A release the host's apt does not name gets the host's own sources with the suite renamed.
+HOST_SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+SOURCES=$(python3 "$REPO/lab/apt_sources.py" sources "$SUITE" --like "$HOST_SUITE")
+MIRROR=$(python3 "$REPO/lab/apt_sources.py" mirror "$SUITE" --like "$HOST_SUITE")
 MIRROR_HOST=$(sed -E 's#^[a-z+]+://([^/:]+).*#\1#' <<<"$MIRROR")
-readonly SOURCES MIRROR MIRROR_HOST
+readonly HOST_SUITE SOURCES MIRROR MIRROR_HOST
 readonly HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 readonly EXTRA_CAS=$REPO/lab/extra_ca_certificates.py
 # What every node needs to be provisioned quickly and mostly offline. The roles still install
@@ -22,7 +32,7 @@ readonly PACKAGES=(
   systemd systemd-sysv dbus polkitd libpam-systemd
   python3 python3-apt python3-venv python3-packaging python3-cryptography python3-cffi-backend sudo
   iproute2 iputils-ping procps curl ca-certificates less
-  nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
+  "$NGINX_PACKAGE" libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
 )
 # Units that need hardware, a console or a writable kernel interface a container lacks.
 readonly MASKED_UNITS=(
@@ -37,14 +47,14 @@ inputs_hash=$(
   { cat "$0" "$REPO/lab/apt_sources.py" "$EXTRA_CAS" "$HOST_CA_BUNDLE"; echo "$SOURCES"; } |
     sha256sum | cut -c1-12
 )
-readonly TAG=$NODE_IMAGE:$inputs_hash BASE_TAG=$NODE_IMAGE-base:$inputs_hash
+readonly TAG=$IMAGE:$inputs_hash BASE_TAG=$IMAGE-base:$inputs_hash
 
 mkdir -p "$STATE_DIR"
-exec 9>"$STATE_DIR/image.lock" # the lab and molecule may ask at the same time
+exec 9>"$STATE_DIR/image-$SUITE.lock" # the lab and molecule may ask at the same time
 flock 9
 
 if "$DOCKER" image inspect "$TAG" >/dev/null 2>&1; then
-  "$DOCKER" tag "$TAG" "$NODE_IMAGE:latest"
+  "$DOCKER" tag "$TAG" "$IMAGE:latest"
   exit 0
 fi
 
@@ -66,8 +76,8 @@ root=$(mktemp -d /var/tmp/edge-node-root.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 
 debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-  "$SUITE" "$root" "$MIRROR" >"$STATE_DIR/debootstrap.log" 2>&1 ||
-  { tail -20 "$STATE_DIR/debootstrap.log" >&2; exit 1; }
+  "$SUITE" "$root" "$MIRROR" >"$STATE_DIR/debootstrap-$SUITE.log" 2>&1 ||
+  { tail -20 "$STATE_DIR/debootstrap-$SUITE.log" >&2; exit 1; }
 
 rm -f "$root/etc/apt/sources.list"
 printf '%s\n' "$SOURCES" >"$root/etc/apt/sources.list.d/debian.sources"
@@ -86,11 +96,13 @@ tar -C "$root" -c . | "$DOCKER" import \
 printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nCMD ["/lib/systemd/systemd"]\n' "$BASE_TAG" |
   DOCKER_BUILDKIT=0 "$DOCKER" build --pull=false -q \
     --label "org.example.edge.inputs-hash=$inputs_hash" -t "$TAG" - >/dev/null
-"$DOCKER" tag "$TAG" "$NODE_IMAGE:latest"
+"$DOCKER" tag "$TAG" "$IMAGE:latest"
 
-# Drop images of earlier inputs; one still used by a container stays until that is removed.
-"$DOCKER" image ls --format '{{.Repository}}:{{.Tag}}' "$NODE_IMAGE*" |
-  grep -vxF -e "$TAG" -e "$BASE_TAG" -e "$NODE_IMAGE:latest" |
+# Drop images of earlier inputs of this suite (the other suite's image has its own name); one
+# still used by a container stays until that is removed.
+{ "$DOCKER" image ls --format '{{.Repository}}:{{.Tag}}' "$IMAGE"
+  "$DOCKER" image ls --format '{{.Repository}}:{{.Tag}}' "$IMAGE-base"; } |
+  grep -vxF -e "$TAG" -e "$BASE_TAG" -e "$IMAGE:latest" |
   xargs -r "$DOCKER" rmi >/dev/null 2>&1 || true
 
 size=$("$DOCKER" image inspect -f '{{.Size}}' "$TAG")

@@ -99,3 +99,26 @@ def test_no_source_for_the_suite_is_an_error(tmp_path):
     assert result.returncode == 1
     assert "no deb source for trixie" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_suite_the_host_does_not_name_is_the_host_suite_renamed(tmp_path):
+    listing = tmp_path / "debian.sources"
+    listing.write_text(DEB822)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "sources", "trixie", "--like", "bookworm",
+         "--file", str(listing)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    sources = apt_sources.parse_deb822(result.stdout)
+    assert [(source.uris, source.suites) for source in sources] == [
+        (("http://mirror.test/debian",), ("trixie", "trixie-updates")),
+        (("http://mirror.test/debian-security",), ("trixie-security",)),
+    ]
+    assert sources[0].signed_by == "/usr/share/keyrings/debian-archive-keyring.gpg"
+    # A suite the host names is its own, never the renamed one.
+    own = subprocess.run(
+        [sys.executable, str(SCRIPT), "sources", "bookworm", "--like", "trixie",
+         "--file", str(listing)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "trixie" not in own.stdout

@@ -2,17 +2,19 @@
 
 Runs roles/edgeagent/files/build_wheelhouse.py as the role does (on the controller, with the
 package index it reaches), twice into separate wheelhouses; installs one the way the nodes do
-(offline, `pip install --require-hashes`); and builds with a lock whose hash does not match
-the index's file, which must fail.
+(offline, `pip install --require-hashes`); builds and installs for Python 3.13 (Debian 13)
+from the same lock; and builds with a lock whose hash does not match the index's file, which
+must fail.
 """
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
-import venv
 from pathlib import Path
 
 import pytest
@@ -20,31 +22,34 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BUILDER = REPO / "roles" / "edgeagent" / "files" / "build_wheelhouse.py"
 LOCK = REPO / "roles" / "edgeagent" / "files" / "requirements-agent.lock"
-TARGET = ["--python-version", "3.11"]
-TARGET += ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64"]
+PLATFORMS = ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64"]
 BUILD_SECONDS = 600
-LOCK_LINE = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+) --hash=sha256:([0-9a-f]{64})$")
+LOCK_LINE = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)((?: --hash=sha256:[0-9a-f]{64})+)$")
 
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked() -> dict[str, tuple[str, str]]:
-    """The lock as {name: (version, sha256)}."""
+def locked() -> dict[str, tuple[str, set[str]]]:
+    """The lock as {name: (version, the sha256 of its wheels, one per Python version or one
+    for all)}."""
     entries = {}
     for line in LOCK.read_text().splitlines():
         if line and not line.startswith("#"):
-            name, version, digest = LOCK_LINE.match(line).groups()
-            entries[canonical(name)] = (version, digest)
+            name, version, hashes = LOCK_LINE.match(line).groups()
+            entries[canonical(name)] = (version, set(re.findall("[0-9a-f]{64}", hashes)))
     return entries
 
 
-def build(wheelhouse: Path, lock: Path = LOCK) -> subprocess.CompletedProcess:
+def build(
+    wheelhouse: Path, lock: Path = LOCK, python_version: str = "3.11"
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             *(sys.executable, str(BUILDER), f"--source={REPO / 'edgeagent'}"),
-            *(f"--wheelhouse={wheelhouse}", f"--lock={lock}", *TARGET),
+            *(f"--wheelhouse={wheelhouse}", f"--lock={lock}"),
+            *("--python-version", python_version, *PLATFORMS),
         ],
         capture_output=True,
         text=True,
@@ -86,26 +91,55 @@ def test_the_lock_is_at_the_repositorys_pins_and_covers_the_agents_dependencies(
         assert entries[name][0] == pins[name], f"{name}: lock {entries[name][0]}, pin {pins[name]}"
 
 
+def assert_one_locked_wheel_each(wheels: dict[str, str]) -> None:
+    by_name = {canonical(name.split("-")[0]): digest for name, digest in wheels.items()}
+    assert len(by_name) == len(wheels)
+    assert {name: digest in locked()[name][1] for name, digest in by_name.items()} == {
+        name: True for name in locked()
+    }
+
+
 def test_two_builds_get_the_locked_bytes(two_builds):
     first, second = (dependency_wheels(directory) for directory in two_builds)
     assert first == second
-    assert sorted(first.values()) == sorted(digest for _, digest in locked().values())
+    assert_one_locked_wheel_each(first)
 
 
-def test_the_nodes_install_with_hash_checking(two_builds, tmp_path):
-    wheelhouse = two_builds[0]
-    requirements = (wheelhouse / "requirements.txt").read_text()
-    agent_wheel = next(wheelhouse.glob("edgeagent-*.whl"))
-    agent_hash = hashlib.sha256(agent_wheel.read_bytes()).hexdigest()
-    assert requirements.startswith(LOCK.read_text())
-    assert requirements.endswith(f"--hash=sha256:{agent_hash}\n")
-    environment = tmp_path / "venv"
-    venv.create(environment, with_pip=True)
-    python = environment / "bin" / "python"
+def test_a_debian_13_build_has_its_own_wheels_from_the_same_lock(two_builds, tmp_path):
+    """Python 3.13 gets the lock's other hash where a package has a wheel per version, the same
+    file where it is pure Python, and a wheelhouse of its own."""
+    result = build(tmp_path / "wheelhouse", python_version="3.13")
+    assert result.returncode == 0, result.stderr
+    wheelhouse = Path(json.loads(result.stdout)["path"])
+    assert wheelhouse.name != two_builds[0].name
+    wheels = dependency_wheels(wheelhouse)
+    assert_one_locked_wheel_each(wheels)
+    assert any("cp313" in name for name in wheels)
+    assert not any("-cp311-cp311-" in name for name in wheels)  # abi3 wheels serve both
+    python = python_3_13()
+    assert python, "installing the Debian 13 build needs a python3.13 on the controller"
+    install_and_run(wheelhouse, tmp_path / "venv", python)
+
+
+def python_3_13() -> str | None:
+    """A Python 3.13 that runs: on the PATH, or one of pyenv's (whose shim on the PATH fails
+    unless a pyenv version selects it)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [shutil.which("python3.13"), *sorted(pyenv.glob("versions/3.13*/bin/python3.13"))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return str(candidate)
+    return None
+
+
+def install_and_run(wheelhouse: Path, environment: Path, python: str) -> None:
+    """As the nodes do: a venv of their Python, offline, every file checked by its hash."""
+    subprocess.run([python, "-m", "venv", str(environment)], check=True, timeout=BUILD_SECONDS)
     installed = subprocess.run(
         [
-            *(str(python), "-m", "pip", "install", "--no-index", "--find-links", str(wheelhouse)),
-            *("--require-hashes", "--requirement", str(wheelhouse / "requirements.txt")),
+            *(str(environment / "bin" / "python"), "-m", "pip", "install", "--no-index"),
+            *("--find-links", str(wheelhouse), "--require-hashes"),
+            *("--requirement", str(wheelhouse / "requirements.txt")),
         ],
         capture_output=True,
         text=True,
@@ -115,9 +149,21 @@ def test_the_nodes_install_with_hash_checking(two_builds, tmp_path):
     subprocess.run([str(environment / "bin" / "edgeagent"), "--help"], check=True, timeout=120)
 
 
+def test_the_nodes_install_with_hash_checking(two_builds, tmp_path):
+    wheelhouse = two_builds[0]
+    requirements = (wheelhouse / "requirements.txt").read_text()
+    agent_wheel = next(wheelhouse.glob("edgeagent-*.whl"))
+    agent_hash = hashlib.sha256(agent_wheel.read_bytes()).hexdigest()
+    assert requirements.startswith(LOCK.read_text())
+    assert requirements.endswith(f"--hash=sha256:{agent_hash}\n")
+    install_and_run(wheelhouse, tmp_path / "venv", sys.executable)
+
+
 def test_a_file_that_does_not_match_its_hash_fails_the_build(tmp_path):
-    name, (_, digest) = next(iter(locked().items()))
-    wrong = LOCK.read_text().replace(digest, hashlib.sha256(b"not the wheel").hexdigest())
+    name, (_, digests) = next(iter(locked().items()))
+    wrong = LOCK.read_text()
+    for digest in digests:
+        wrong = wrong.replace(digest, hashlib.sha256(b"not the wheel").hexdigest())
     lock = tmp_path / "requirements-agent.lock"
     lock.write_text(wrong)
     result = build(tmp_path / "wheelhouse", lock)

@@ -13,7 +13,9 @@ The wheels and requirements.txt are also packed into <dir>/wheels.tar: one file 
 every node instead of dozens (each file copied costs the connection a round trip).
 
 --write-lock FILE makes the lock: the agent's dependencies resolved at the pins of
---requirements (requirements.txt), downloaded for the nodes' platform, and hashed.
+--requirements (requirements.txt), downloaded for the nodes' platform and each Python version
+given (--python-version 3.11 --python-version 3.13: Debian 12 and 13), and hashed; a package
+with a wheel per Python version gets one hash for each, a pure-Python one a single hash.
 
 Prints one JSON object (building):
 {"changed": bool, "path": dir, "archive": dir/wheels.tar, "wheel": the agent's wheel file,
@@ -37,7 +39,7 @@ LOCK_HEADER = """\
 # The agent's dependencies for the nodes, by version and sha256 of the very wheel file
 # (pip --require-hashes). Generated; after a change of the pins in requirements.txt run:
 #   python roles/edgeagent/files/build_wheelhouse.py --write-lock LOCK --requirements \\
-#     requirements.txt --source edgeagent --python-version 3.11 \\
+#     requirements.txt --source edgeagent --python-version 3.11 --python-version 3.13 \\
 #     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64
 """
 KEEP_BUILDS = 3
@@ -62,10 +64,12 @@ def pins(requirements: Path) -> str:
     return "".join(re.sub(r"\[.*?\]", "", line) + "\n" for line in lines if line)
 
 
-def wheelhouse_hash(source: Path, lock: str) -> str:
+def wheelhouse_hash(source: Path, lock: str, target: list[str]) -> str:
     """Hash of everything that goes into the wheelhouse: the agent's source (paths and
-    contents, in a stable order), the lock, and this builder."""
+    contents, in a stable order), the lock, the nodes' Python and platforms (pip's options),
+    and this builder."""
     digest = hashlib.sha256(Path(__file__).read_bytes() + b"\0" + lock.encode() + b"\0")
+    digest.update("\0".join(target).encode() + b"\0")
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
         if path.is_file() and not skipped(relative):
@@ -125,21 +129,28 @@ def build(source: Path, target: Path, lock: Path, python_version: str, platforms
 
 
 def write_lock(
-    source: Path, lock: Path, constraints: str, python_version: str, platforms: list[str]
+    source: Path, lock: Path, constraints: str, python_versions: list[str], platforms: list[str]
 ) -> None:
+    """One line per dependency with the hashes of its wheels for every Python version: pip
+    accepts any of a line's hashes, so one lock serves nodes of each version."""
+    hashes: dict[tuple[str, str], set[str]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        wheels = Path(scratch) / "wheels"
-        agent_wheel = build_agent(source, wheels)
+        agent_wheel = build_agent(source, Path(scratch) / "agent")
         constraints_file = Path(scratch) / "constraints.txt"
         constraints_file.write_text(constraints)
-        pip("download", "--dest", str(wheels), *target_args(python_version, platforms),
-            "--constraint", str(constraints_file), str(agent_wheel))  # fmt: skip
-        lines = []
-        for wheel in sorted(wheels.glob("*.whl"), key=lambda path: path.name.lower()):
-            name, version = wheel.name.split("-")[:2]
-            if wheel != agent_wheel:
-                lines.append(f"{name.lower()}=={version} --hash=sha256:{sha256(wheel)}\n")
-        lock.write_text(LOCK_HEADER + "".join(lines))
+        for python_version in python_versions:
+            wheels = Path(scratch) / python_version
+            pip("download", "--dest", str(wheels), *target_args(python_version, platforms),
+                "--constraint", str(constraints_file), str(agent_wheel))  # fmt: skip
+            for wheel in wheels.glob("*.whl"):
+                name, version = wheel.name.split("-")[:2]
+                if name != "edgeagent":
+                    hashes.setdefault((name.lower(), version), set()).add(sha256(wheel))
+    lines = [
+        f"{name}=={version} " + " ".join(f"--hash=sha256:{digest}" for digest in sorted(digests))
+        for (name, version), digests in sorted(hashes.items())
+    ]
+    lock.write_text(LOCK_HEADER + "".join(line + "\n" for line in lines))
 
 
 def prune(wheelhouse: Path) -> None:
@@ -158,7 +169,9 @@ def main() -> int:
     parser.add_argument("--lock", type=Path, help="the hash-locked dependencies to build with")
     parser.add_argument("--write-lock", type=Path, help="make the lock instead of building")
     parser.add_argument("--requirements", type=Path, help="pins the lock is made at")
-    parser.add_argument("--python-version", required=True)
+    parser.add_argument(
+        "--python-version", action="append", required=True, help="once when building"
+    )
     parser.add_argument("--platform", action="append", required=True)
     args = parser.parse_args()
 
@@ -168,7 +181,11 @@ def main() -> int:
         return 0
     if not (args.wheelhouse and args.lock):
         parser.error("building needs --wheelhouse and --lock")
-    final = args.wheelhouse / wheelhouse_hash(args.source, args.lock.read_text())
+    if len(args.python_version) != 1:
+        parser.error("building is for one --python-version, the nodes'")
+    (python_version,) = args.python_version
+    target = target_args(python_version, args.platform)
+    final = args.wheelhouse / wheelhouse_hash(args.source, args.lock.read_text(), target)
     changed = not final.is_dir()
     if changed:
         args.wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -176,7 +193,7 @@ def main() -> int:
         # interrupted one never leaves a half-filled directory under the final name.
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=args.wheelhouse))
         try:
-            build(args.source, staging, args.lock, args.python_version, args.platform)
+            build(args.source, staging, args.lock, python_version, args.platform)
             with tarfile.open(staging / ARCHIVE_NAME, "w") as archive:
                 for packed in [*sorted(staging.glob("*.whl")), staging / REQUIREMENTS_NAME]:
                     archive.add(packed, arcname=packed.name)
