@@ -167,6 +167,10 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "session-cookie-path": st.sampled_from(["/", "/app/x"]),
         PREFIX + "session-cookie-max-age": st.sampled_from(["0", "3600"]),
         PREFIX + "session-cookie-samesite": st.sampled_from(["None", "lax", "Strict"]),
+        PREFIX + "proxy-redirect-from": st.sampled_from(["off", "default", "http://a.example/"]),
+        PREFIX + "proxy-redirect-to": st.sampled_from(["off", "/", "https://b.example:8443/x/"]),
+        PREFIX + "proxy-cookie-domain": st.sampled_from(["off", "a.example .b.example"]),
+        PREFIX + "proxy-cookie-path": st.sampled_from(["off", "/ /app/", "/a/b /"]),
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -264,6 +268,10 @@ INGRESS_FIELDS = [
             "auth-signin-redirect-param",
             "auth-response-headers",
             "auth-request-redirect",
+            "proxy-redirect-from",
+            "proxy-redirect-to",
+            "proxy-cookie-domain",
+            "proxy-cookie-path",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

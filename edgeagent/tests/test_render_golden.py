@@ -26,6 +26,7 @@ CASES = {
     "gateway": GOLDEN / "gateway" / "input",
     "traffic": GOLDEN / "traffic" / "input",
     "access": GOLDEN / "access" / "input",
+    "behaviour": GOLDEN / "behaviour" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

@@ -224,6 +224,12 @@ class LocationSettings:
     """The Ingress's request, connection and bandwidth limits (limit-*)."""
     external_auth: ExternalAuth | None = None
     """The service that authenticates each request first (auth-url and auth-*)."""
+    proxy_redirect: tuple[str, ...] | None = None
+    """`proxy_redirect`'s arguments: ("off",), ("default",) or (FROM, TO) (proxy-redirect-*)."""
+    proxy_cookie_domain: tuple[str, ...] | None = None
+    """`proxy_cookie_domain`'s arguments: ("off",) or (FROM, TO)."""
+    proxy_cookie_path: tuple[str, ...] | None = None
+    """`proxy_cookie_path`'s arguments: ("off",) or (FROM, TO)."""
 
 
 NO_SETTINGS = LocationSettings()

@@ -26,6 +26,7 @@ from edgeagent.annotations import (
     cors,
     extauth,
     proxy,
+    proxy_rewrites,
     ratelimit,
     redirect,
     retry,
@@ -56,6 +57,7 @@ FAMILIES = (
     cors,
     ratelimit,
     extauth,
+    proxy_rewrites,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 
