@@ -425,6 +425,13 @@ HOSTILE_INGRESSES = {
     "proxy-cookie-domain-newline": annotated(
         "cookie-domain", {NGINX_ANNOTATION + "proxy-cookie-domain": "a b" + NEWLINE_DIRECTIVE}
     ),
+    "preserve-trailing-slash-payload": annotated(
+        "slash-payload",
+        {
+            NGINX_ANNOTATION + "force-ssl-redirect": "true",
+            NGINX_ANNOTATION + "preserve-trailing-slash": "false" + NEWLINE_DIRECTIVE,
+        },
+    ),
     "proxy-cookie-path-regex": annotated(
         "cookie-path", {NGINX_ANNOTATION + "proxy-cookie-path": "~^/(.*)$ /$1;" + CLOSE_AND_LOAD}
     ),

@@ -171,6 +171,7 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-redirect-to": st.sampled_from(["off", "/", "https://b.example:8443/x/"]),
         PREFIX + "proxy-cookie-domain": st.sampled_from(["off", "a.example .b.example"]),
         PREFIX + "proxy-cookie-path": st.sampled_from(["off", "/ /app/", "/a/b /"]),
+        PREFIX + "preserve-trailing-slash": BOOLEANS,
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -272,6 +273,7 @@ INGRESS_FIELDS = [
             "proxy-redirect-to",
             "proxy-cookie-domain",
             "proxy-cookie-path",
+            "preserve-trailing-slash",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -230,6 +230,9 @@ class LocationSettings:
     """`proxy_cookie_domain`'s arguments: ("off",) or (FROM, TO)."""
     proxy_cookie_path: tuple[str, ...] | None = None
     """`proxy_cookie_path`'s arguments: ("off",) or (FROM, TO)."""
+    preserve_trailing_slash: bool = True
+    """The HTTPS redirect keeps a trailing slash of the URI (false: drops one, as
+    ingress-nginx's default; `edgeagent.annotations.trailing_slash`)."""
 
 
 NO_SETTINGS = LocationSettings()

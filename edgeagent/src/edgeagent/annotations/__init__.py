@@ -33,6 +33,7 @@ from edgeagent.annotations import (
     rewrite,
     server_names,
     sourcerange,
+    trailing_slash,
     upstream_headers,
 )
 from edgeagent.annotations.config import Config
@@ -58,6 +59,7 @@ FAMILIES = (
     ratelimit,
     extauth,
     proxy_rewrites,
+    trailing_slash,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 

@@ -68,7 +68,6 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "preserve-trailing-slash",
             "default-backend",
             "custom-http-errors",
             "custom-headers",
