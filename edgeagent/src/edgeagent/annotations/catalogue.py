@@ -76,13 +76,21 @@ REFUSED: dict[str, str] = {
             "ssl-passthrough",
             "mirror-target",
             "mirror-host",
-            "service-upstream",
             "fastcgi-index",
             "fastcgi-params-configmap",
         ),
         BEHAVIOUR,
     ),
 }
+
+# The edge runs outside the cluster (docs/architecture.md).
+SERVICE_UPSTREAM = (
+    "proxying to the Service's ClusterIP needs a route into the cluster's Service network, "
+    "which the edge outside the cluster does not have; it proxies to the Service's "
+    "endpoints (with --backend-mode nodeport, to its node ports, which kube-proxy balances "
+    "as it balances the ClusterIP)"
+)
+REFUSED["service-upstream"] = SERVICE_UPSTREAM
 
 TUNED: dict[str, str] = dict.fromkeys(
     (
