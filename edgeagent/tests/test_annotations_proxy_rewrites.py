@@ -25,17 +25,33 @@ SITES = {
     "to-only": {"proxy-redirect-to": "https://public.example/"},
     "plain": {},
 }
+# Main Ingresses with a canary that takes every request: their locations pass to a
+# variable in the static mode, beside which nginx refuses "proxy_redirect default".
+CANARIED = {
+    "canaried": SITES["rewritten"],
+    "canaried-default": {"proxy-redirect-from": "default"},
+}
+BACKENDS = (*SITES, *CANARIED, *(f"{name}-canary" for name in CANARIED))
 BACKEND_LOCATION = "http://internal.example:8080/a/b?c=d"
 BACKEND_COOKIE = "session=1; Domain=internal.example; Path=/old/x"
 
 
 def site_objects(backends: dict) -> model.Inputs:
     objects = model.Inputs()
-    for name, given in SITES.items():
+    for name in BACKENDS:
         objects.services.append(service(name))
         objects.endpoint_slices.append(
             endpoint_slice(name, [(backends[name].host, True)], backends[name].port)
         )
+    for name in CANARIED:
+        objects.ingresses.append(
+            ingress(
+                f"{name}-canary",
+                rule(f"{name}.example.com", path("/", f"{name}-canary")),
+                annotations={PREFIX + "canary": "true", PREFIX + "canary-weight": "100"},
+            )
+        )
+    for name, given in (SITES | CANARIED).items():
         objects.ingresses.append(
             ingress(
                 name,
@@ -51,7 +67,7 @@ def site(request, tmp_path_factory):
     backends = Backends()
     runner = NginxRunner()
     try:
-        started = {name: backends.start(name) for name in SITES}
+        started = {name: backends.start(name) for name in BACKENDS}
         built = render_site(
             tmp_path_factory.mktemp("rewrites"),
             site_objects(started),
@@ -64,12 +80,12 @@ def site(request, tmp_path_factory):
         backends.stop_all()
 
 
-def answer_headers(site, name: str) -> dict[str, str]:
+def answer_headers(site, name: str, backend: str | None = None) -> dict[str, str]:
     sent = f"Location:{BACKEND_LOCATION},Set-Cookie:{BACKEND_COOKIE}"
     answer = request(
         site.ports.http, f"{name}.example.com", "/x", headers={"X-Echo-Set-Header": sent}
     )
-    assert (answer.status, answer.backend) == (200, name)
+    assert (answer.status, answer.backend) == (200, backend or name)
     return answer.headers
 
 
@@ -82,6 +98,15 @@ def test_redirect_and_cookies_rewritten(site):
     headers = answer_headers(site, "rewritten")
     assert headers["location"] == "https://public.example/app/a/b?c=d"
     assert headers["set-cookie"] == "session=1; Domain=public.example; Path=/new/x"
+
+
+def test_a_canary_gets_the_main_ingress_rewrites(site):
+    """As every other setting of the main Ingress (annotations/canary.py)."""
+    headers = answer_headers(site, "canaried", "canaried-canary")
+    assert headers["location"] == "https://public.example/app/a/b?c=d"
+    assert headers["set-cookie"] == "session=1; Domain=public.example; Path=/new/x"
+    headers = answer_headers(site, "canaried-default", "canaried-default-canary")
+    assert headers["location"] == BACKEND_LOCATION
 
 
 @pytest.mark.parametrize("name", ["off", "default", "to-only", "plain"])
