@@ -24,6 +24,8 @@ SITES = {
     "default": {"proxy-redirect-from": "default", "proxy-redirect-to": "/ignored"},
     "to-only": {"proxy-redirect-to": "https://public.example/"},
     "plain": {},
+    # gRPC: grpc_pass, beside which the proxy module's rewrites mean nothing.
+    "grpc": {"proxy-redirect-from": "default", "backend-protocol": "GRPC"},
 }
 # Main Ingresses with a canary that takes every request: their locations pass to a
 # variable in the static mode, beside which nginx refuses "proxy_redirect default".
