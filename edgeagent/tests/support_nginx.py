@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
-from edgeagent.annotations import balance, extauth
+from edgeagent.annotations import balance, extauth, proxy_rewrites
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import free_ports
@@ -231,6 +231,9 @@ ALLOWED_DIRECTIVES = {
         "proxy_busy_buffers_size",
         "proxy_max_temp_file_size",
         "proxy_http_version",
+        "proxy_redirect",
+        "proxy_cookie_domain",
+        "proxy_cookie_path",
         "rewrite",
         "access_log",
         "default_type",
@@ -329,6 +332,22 @@ def _network(text: str) -> bool:
     return grammar.source_ranges(text, "geo") == (text,)
 
 
+def _check_proxy_rewrite(directive: str, args: tuple[str, ...]) -> None:
+    """What annotations.proxy_rewrites reads, and nothing else."""
+    if directive == "proxy_redirect" and args in (("off",), ("default",)):
+        return
+    if directive == "proxy_redirect":
+        source, target = args
+        assert proxy_rewrites.redirect_from(source, directive) == source, args
+        assert proxy_rewrites.redirect_to(target, directive) == target, args
+        return
+    parse = {
+        "proxy_cookie_domain": proxy_rewrites.cookie_domain,
+        "proxy_cookie_path": proxy_rewrites.cookie_path,
+    }[directive]
+    assert parse(" ".join(args), directive) == args, (directive, args)
+
+
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
     """The directives that carry values from Kubernetes objects hold only those values."""
     if directive == "location":
@@ -373,6 +392,8 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert (
             name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name)
         ), args
+    elif directive in ("proxy_redirect", "proxy_cookie_domain", "proxy_cookie_path"):
+        _check_proxy_rewrite(directive, args)
     elif directive == "mirror":
         (uri,) = args
         assert MIRROR_URI.fullmatch(uri), args

@@ -464,6 +464,29 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "cors-max-age": "1;" + CLOSE_AND_LOAD,
         },
     ),
+    "proxy-redirect-close": annotated(
+        "redirect-close",
+        {
+            NGINX_ANNOTATION + "proxy-redirect-from": "http://a.example/",
+            NGINX_ANNOTATION + "proxy-redirect-to": "/" + CLOSE_AND_LOAD,
+        },
+    ),
+    "proxy-redirect-variable": annotated(
+        "redirect-variable", {NGINX_ANNOTATION + "proxy-redirect-from": "$scheme://a/ /"}
+    ),
+    "proxy-cookie-domain-newline": annotated(
+        "cookie-domain", {NGINX_ANNOTATION + "proxy-cookie-domain": "a b" + NEWLINE_DIRECTIVE}
+    ),
+    "preserve-trailing-slash-payload": annotated(
+        "slash-payload",
+        {
+            NGINX_ANNOTATION + "force-ssl-redirect": "true",
+            NGINX_ANNOTATION + "preserve-trailing-slash": "false" + NEWLINE_DIRECTIVE,
+        },
+    ),
+    "proxy-cookie-path-regex": annotated(
+        "cookie-path", {NGINX_ANNOTATION + "proxy-cookie-path": "~^/(.*)$ /$1;" + CLOSE_AND_LOAD}
+    ),
 }
 
 

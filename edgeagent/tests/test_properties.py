@@ -179,6 +179,11 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "auth-tls-verify-depth": st.sampled_from(["1", "100"]),
         PREFIX + "auth-tls-match-cn": st.sampled_from(["CN=a", "CN=(a|b\\.c)$"]),
         PREFIX + "auth-tls-pass-certificate-to-upstream": BOOLEANS,
+        PREFIX + "proxy-redirect-from": st.sampled_from(["off", "default", "http://a.example/"]),
+        PREFIX + "proxy-redirect-to": st.sampled_from(["off", "/", "https://b.example:8443/x/"]),
+        PREFIX + "proxy-cookie-domain": st.sampled_from(["off", "a.example .b.example"]),
+        PREFIX + "proxy-cookie-path": st.sampled_from(["off", "/ /app/", "/a/b /"]),
+        PREFIX + "preserve-trailing-slash": BOOLEANS,
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -283,6 +288,11 @@ INGRESS_FIELDS = [
             "auth-signin-redirect-param",
             "auth-response-headers",
             "auth-request-redirect",
+            "proxy-redirect-from",
+            "proxy-redirect-to",
+            "proxy-cookie-domain",
+            "proxy-cookie-path",
+            "preserve-trailing-slash",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -27,6 +27,7 @@ CASES = {
     "traffic": GOLDEN / "traffic" / "input",
     "access": GOLDEN / "access" / "input",
     "secrets": GOLDEN / "secrets" / "input",
+    "behaviour": GOLDEN / "behaviour" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

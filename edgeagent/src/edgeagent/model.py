@@ -236,6 +236,15 @@ class LocationSettings:
     basic_auth: BasicAuth | None = None
     """The users and password hashes every request must match (auth-type basic); once
     built, without its htpasswd lines when the Secret is unusable: answered 503."""
+    proxy_redirect: tuple[str, ...] | None = None
+    """`proxy_redirect`'s arguments: ("off",), ("default",) or (FROM, TO) (proxy-redirect-*)."""
+    proxy_cookie_domain: tuple[str, ...] | None = None
+    """`proxy_cookie_domain`'s arguments: ("off",) or (FROM, TO)."""
+    proxy_cookie_path: tuple[str, ...] | None = None
+    """`proxy_cookie_path`'s arguments: ("off",) or (FROM, TO)."""
+    preserve_trailing_slash: bool = True
+    """The HTTPS redirect keeps a trailing slash of the URI (false: drops one, as
+    ingress-nginx's default; `edgeagent.annotations.trailing_slash`)."""
 
 
 NO_SETTINGS = LocationSettings()

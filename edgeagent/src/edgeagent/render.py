@@ -430,6 +430,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             hsts=hsts_value(model),
             defaults=model.annotations,
             rate_limits=ratelimit.zoned_limits((model.default_server, *model.servers)),
+            strips_trailing_slash=any(
+                not location.settings.preserve_trailing_slash
+                for server in model.servers
+                for location in server.locations
+            ),
             zone_size=ratelimit.ZONE_SIZE,
             certificate_path=certificate_path,
             auth_file_path=lambda relative: f"{layout.output_dir}/{token(relative)}",

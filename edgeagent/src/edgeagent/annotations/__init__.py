@@ -28,12 +28,14 @@ from edgeagent.annotations import (
     cors,
     extauth,
     proxy,
+    proxy_rewrites,
     ratelimit,
     redirect,
     retry,
     rewrite,
     server_names,
     sourcerange,
+    trailing_slash,
     upstream_headers,
 )
 from edgeagent.annotations.config import Config
@@ -60,6 +62,8 @@ FAMILIES = (
     extauth,
     basicauth,
     clientcert,
+    proxy_rewrites,
+    trailing_slash,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)

@@ -57,7 +57,6 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "preserve-trailing-slash",
             "default-backend",
             "custom-http-errors",
             "custom-headers",
@@ -66,17 +65,21 @@ REFUSED: dict[str, str] = {
             "ssl-passthrough",
             "mirror-target",
             "mirror-host",
-            "proxy-redirect-from",
-            "proxy-redirect-to",
-            "proxy-cookie-domain",
-            "proxy-cookie-path",
-            "service-upstream",
             "fastcgi-index",
             "fastcgi-params-configmap",
         ),
         BEHAVIOUR,
     ),
 }
+
+# The edge runs outside the cluster (docs/architecture.md).
+SERVICE_UPSTREAM = (
+    "proxying to the Service's ClusterIP needs a route into the cluster's Service network, "
+    "which the edge outside the cluster does not have; it proxies to the Service's "
+    "endpoints (with --backend-mode nodeport, to its node ports, which kube-proxy balances "
+    "as it balances the ClusterIP)"
+)
+REFUSED["service-upstream"] = SERVICE_UPSTREAM
 
 TUNED: dict[str, str] = dict.fromkeys(
     (

@@ -69,9 +69,10 @@ class RateLimit:
 
     @property
     def zone(self) -> str:
-        """The name part of its zones and variables: a digest, a plain nginx token."""
-        key = "\0".join(self.owner).encode()
-        return hashlib.blake2s(key, digest_size=6).hexdigest()
+        """The name part of its zones and variables: a digest, a plain nginx token. Of
+        every field, not only the owner: two objects of one name (manifests may repeat
+        one) with different limits must not share zones, or one's would go undeclared."""
+        return hashlib.blake2s(repr(self).encode(), digest_size=6).hexdigest()
 
 
 def parse(read: Reader, config: Config) -> dict:
