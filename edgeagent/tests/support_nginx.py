@@ -8,6 +8,7 @@ nginx.conf` in the foreground and waits until its status server answers with the
 generation just written, so a test never races the start or a reload.
 """
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import crossplane
 from edgeagent.annotations import balance, extauth, proxy_rewrites
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
-from support_http import free_ports
+from support_http import Backend, Backends, free_ports
 
 from edgeagent import cli, daemon, dynamic, grammar, model, render, settings
 
@@ -608,3 +610,25 @@ class NginxRunner:
         for nginx in self.running:
             nginx.stop()
         self.running.clear()
+
+
+@contextlib.contextmanager
+def echo_site(
+    directory: Path,
+    names: Iterable[str],
+    objects_of: Callable[[dict[str, Backend]], model.Inputs],
+    dynamic_mode: bool,
+) -> Iterator[Site]:
+    """Echo backends `names` started, the objects `objects_of(backends by name)` rendered into
+    `directory` in one mode and served by nginx; all stopped afterwards. The site's `backends`
+    are the started ones."""
+    backends, runner = Backends(), NginxRunner()
+    try:
+        started = {name: backends.start(name) for name in names}
+        site = render_site(directory, objects_of(started), dynamic_mode=dynamic_mode)
+        runner.start(site)
+        site.backends = started
+        yield site
+    finally:
+        runner.stop_all()
+        backends.stop_all()

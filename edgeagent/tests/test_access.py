@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from edgeagent.annotations import cors, extauth, ratelimit
-from support_http import Backends, websocket_tunnel
 from support_http import request as http_request
-from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_http import websocket_tunnel
+from support_nginx import assert_only_rendered_directives, echo_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
 from edgeagent import annotations, cli, model
@@ -160,23 +160,18 @@ def access_objects(backends: dict, certificate: model.CertPair, auth_port: int) 
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
     auth = AuthService()
+    certificate = cli.self_signed("cors-tls", ("cors-tls",))
     try:
-        started = {name: backends.start(name) for name in SERVICES}
-        certificate = cli.self_signed("cors-tls", ("cors-tls",))
-        site = render_site(
+        with echo_site(
             tmp_path_factory.mktemp("access"),
-            access_objects(started, certificate, auth.port),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(site)
-        site.auth = auth
-        yield site
+            SERVICES,
+            lambda started: access_objects(started, certificate, auth.port),
+            request.param == "dynamic",
+        ) as built:
+            built.auth = auth
+            yield built
     finally:
-        runner.stop_all()
-        backends.stop_all()
         auth.stop()
 
 

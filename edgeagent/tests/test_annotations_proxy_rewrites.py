@@ -4,8 +4,8 @@ tests expect (test/e2e/annotations/proxy.go); and their grammar against hostile 
 
 import pytest
 from edgeagent.annotations import proxy_rewrites
-from support_http import Backends, request
-from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_http import request
+from support_nginx import assert_only_rendered_directives, echo_site
 from support_objects import endpoint_slice, ingress, path, rule, service
 
 from edgeagent import annotations, model
@@ -66,20 +66,9 @@ def site_objects(backends: dict) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        started = {name: backends.start(name) for name in BACKENDS}
-        built = render_site(
-            tmp_path_factory.mktemp("rewrites"),
-            site_objects(started),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(built)
+    directory = tmp_path_factory.mktemp("rewrites")
+    with echo_site(directory, BACKENDS, site_objects, request.param == "dynamic") as built:
         yield built
-    finally:
-        runner.stop_all()
-        backends.stop_all()
 
 
 def answer_headers(site, name: str, backend: str | None = None) -> dict[str, str]:

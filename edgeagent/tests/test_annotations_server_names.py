@@ -4,8 +4,8 @@ expect (test/e2e/annotations/alias.go, fromtowwwredirect.go, upstreamvhost.go,
 xforwardedprefix.go); and who gets a name when an alias collides with a host."""
 
 import pytest
-from support_http import Backends, common_name, request
-from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_http import common_name, request
+from support_nginx import assert_only_rendered_directives, echo_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
 from edgeagent import cli, dynamic, model
@@ -82,23 +82,14 @@ def site_objects(backends: dict, certificates: dict) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        started = {name: backends.start(name) for name in BACKENDS}
-        certificates = {
-            "shop": cli.self_signed("shop", ("shop.example.com", "www.shop.example.com"))
-        }
-        built = render_site(
-            tmp_path_factory.mktemp("names"),
-            site_objects(started, certificates),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(built)
+    certificates = {"shop": cli.self_signed("shop", ("shop.example.com", "www.shop.example.com"))}
+    with echo_site(
+        tmp_path_factory.mktemp("names"),
+        BACKENDS,
+        lambda started: site_objects(started, certificates),
+        request.param == "dynamic",
+    ) as built:
         yield built
-    finally:
-        runner.stop_all()
-        backends.stop_all()
 
 
 def get(site, host, target="/", **options):

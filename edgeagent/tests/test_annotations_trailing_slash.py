@@ -4,8 +4,8 @@ ingress-nginx's lua_ingress.lua writes its Location (test/e2e/annotations/
 preservetrailingslash.go)."""
 
 import pytest
-from support_http import Backends, request
-from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_http import request
+from support_nginx import assert_only_rendered_directives, echo_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
 from edgeagent import annotations, cli, model
@@ -45,19 +45,13 @@ def site_objects(backend) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        built = render_site(
-            tmp_path_factory.mktemp("slash"),
-            site_objects(backends.start("app")),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(built)
+    with echo_site(
+        tmp_path_factory.mktemp("slash"),
+        ["app"],
+        lambda started: site_objects(started["app"]),
+        request.param == "dynamic",
+    ) as built:
         yield built
-    finally:
-        runner.stop_all()
-        backends.stop_all()
 
 
 def location(site, host: str, target: str) -> str:

@@ -11,9 +11,8 @@ import bcrypt
 import pytest
 from edgeagent.annotations import basicauth
 from edgeagent.controller import references
-from support_http import Backends
 from support_http import request as http_request
-from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_nginx import assert_only_rendered_directives, echo_site
 from support_objects import endpoint_slice, ingress, path, rule, service
 
 from edgeagent import annotations, model, render
@@ -101,20 +100,13 @@ def site_inputs(backend) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        backend = backends.start("site")
-        site = render_site(
-            tmp_path_factory.mktemp("basic-auth"),
-            site_inputs(backend),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(site)
-        yield site
-    finally:
-        runner.stop_all()
-        backends.stop_all()
+    with echo_site(
+        tmp_path_factory.mktemp("basic-auth"),
+        ["site"],
+        lambda started: site_inputs(started["site"]),
+        request.param == "dynamic",
+    ) as built:
+        yield built
 
 
 def get(site, host: str, headers: dict | None = None):

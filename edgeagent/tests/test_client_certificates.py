@@ -12,8 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from support_http import Backends
-from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_nginx import assert_only_rendered_directives, echo_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
 from edgeagent import annotations, cli, model
@@ -141,20 +140,13 @@ def site_inputs(backend, trusted: Authority, other: Authority) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory, authorities):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        backend = backends.start("site")
-        site = render_site(
-            tmp_path_factory.mktemp("client-certificates"),
-            site_inputs(backend, *authorities),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(site)
-        yield site
-    finally:
-        runner.stop_all()
-        backends.stop_all()
+    with echo_site(
+        tmp_path_factory.mktemp("client-certificates"),
+        ["site"],
+        lambda started: site_inputs(started["site"], *authorities),
+        request.param == "dynamic",
+    ) as built:
+        yield built
 
 
 def get(site, host: str, client: str | None = None, target: str = "/page"):

@@ -22,8 +22,8 @@ from support_gateway import (
     namespace,
     parent,
 )
-from support_http import Backends, request
-from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
+from support_http import request
+from support_nginx import assert_only_rendered_directives, echo_site
 from support_objects import endpoint_slice, service, tls_secret
 
 from edgeagent import cli, model, render, render_filters
@@ -357,22 +357,14 @@ def objects(backends, certificate) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        started = {name: backends.start(name) for name in ("infra-v1", "infra-v2")}
-        certificate = cli.self_signed("redirect.example", ("redirect.example",))
-        built = render_site(
-            tmp_path_factory.mktemp("filters"),
-            objects(started, certificate),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(built)
-        built.backends = started  # what the mirror tests look at
-        yield built
-    finally:
-        runner.stop_all()
-        backends.stop_all()
+    certificate = cli.self_signed("redirect.example", ("redirect.example",))
+    with echo_site(
+        tmp_path_factory.mktemp("filters"),
+        ["infra-v1", "infra-v2"],
+        lambda started: objects(started, certificate),
+        request.param == "dynamic",
+    ) as built:
+        yield built  # its backends: what the mirror tests look at
 
 
 def get(site, host, target, **options):

@@ -16,8 +16,8 @@ from support_gateway import (
     parent,
     reference_grant,
 )
-from support_http import Backends, common_name, request
-from support_nginx import NginxRunner, render_site
+from support_http import common_name, request
+from support_nginx import echo_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
 from edgeagent import cli, model
@@ -235,21 +235,14 @@ def objects(backends, certificate) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        started = {each: backends.start(each) for names in BACKENDS.values() for each in names}
-        certificate = cli.self_signed("secure.example", ("secure.example",))
-        built = render_site(
-            tmp_path_factory.mktemp("gateway"),
-            objects(started, certificate),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(built)
+    certificate = cli.self_signed("secure.example", ("secure.example",))
+    with echo_site(
+        tmp_path_factory.mktemp("gateway"),
+        [each for names in BACKENDS.values() for each in names],
+        lambda started: objects(started, certificate),
+        request.param == "dynamic",
+    ) as built:
         yield built
-    finally:
-        runner.stop_all()
-        backends.stop_all()
 
 
 def get(site, host, target="/", **options):

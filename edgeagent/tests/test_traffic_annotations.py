@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from edgeagent.control import Control
 from support_http import Backend, Backends, _EchoHandler, _EchoServer, request
-from support_nginx import NginxRunner, assert_only_rendered_directives, nginx_test, render_site
+from support_nginx import (
+    NginxRunner,
+    assert_only_rendered_directives,
+    echo_site,
+    nginx_test,
+    render_site,
+)
 from support_objects import endpoint_slice, ingress, path, rule, service
 from test_hostile import GIXY, ports_without_443
 
@@ -79,20 +85,9 @@ def site_objects(backends: dict) -> model.Inputs:
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
-    backends = Backends()
-    runner = NginxRunner()
-    try:
-        started = {name: backends.start(name) for name in SERVICES}
-        built = render_site(
-            tmp_path_factory.mktemp("canary"),
-            site_objects(started),
-            dynamic_mode=request.param == "dynamic",
-        )
-        runner.start(built)
+    directory = tmp_path_factory.mktemp("canary")
+    with echo_site(directory, SERVICES, site_objects, request.param == "dynamic") as built:
         yield built
-    finally:
-        runner.stop_all()
-        backends.stop_all()
 
 
 def served_by(site, host: str, target: str = "/", **headers) -> str | None:
