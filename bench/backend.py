@@ -15,25 +15,11 @@ import subprocess
 import time
 
 import cluster
+import standalone_nginx
 from suite import agentlab, support_http
 
 BODY = "bench backend: ok\n"
-CONFIG = """\
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-
-events {{
-    worker_connections 1024;
-}}
-
-http {{
-    access_log off;
-    client_body_temp_path {root}/temp/body;
-    proxy_temp_path {root}/temp/proxy;
-    fastcgi_temp_path {root}/temp/fastcgi;
-    uwsgi_temp_path {root}/temp/uwsgi;
-    scgi_temp_path {root}/temp/scgi;
+SERVER = """\
 
     server {{
 {listens}
@@ -42,7 +28,6 @@ http {{
             return 200 "{body}";
         }}
     }}
-}}
 """
 
 
@@ -61,7 +46,11 @@ class Backend:
         listens = "\n".join(f"        listen {a}:{self.port};" for a in self.addresses)
         config = self.root / "nginx.conf"
         config.write_text(
-            CONFIG.format(root=self.root, listens=listens, body=BODY.replace("\n", "\\n"))
+            standalone_nginx.main_config(
+                self.root,
+                worker_connections=1024,
+                http=SERVER.format(listens=listens, body=BODY.replace("\n", "\\n")),
+            )
         )
         subprocess.run([agentlab.NGINX, "-c", str(config)], check=True, timeout=30)
         return self

@@ -42,6 +42,7 @@ from typing import Any
 
 import change
 import cluster
+import standalone_nginx
 import throughput
 from edge import BenchEdge
 from suite import agentlab, support_http
@@ -78,22 +79,7 @@ backend not_found
     http-request return status 404
 {backends}"""
 
-MINIMAL_NGINX_CONFIG = """\
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-
-events {{
-    worker_connections 512;
-}}
-
-http {{
-    access_log off;
-    client_body_temp_path {root}/temp/body;
-    proxy_temp_path {root}/temp/proxy;
-    fastcgi_temp_path {root}/temp/fastcgi;
-    uwsgi_temp_path {root}/temp/uwsgi;
-    scgi_temp_path {root}/temp/scgi;
+MINIMAL_NGINX_HTTP = """\
     server_names_hash_max_size 4096;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:SSL:1m;
@@ -107,8 +93,7 @@ http {{
         listen 127.0.0.1:{https_port} ssl default_server;
         return 404;
     }}
-{servers}}}
-"""
+{servers}"""
 
 
 def _backend_name(app: cluster.App) -> str:
@@ -173,14 +158,14 @@ def minimal_nginx_config(
             f"        location / {{ proxy_pass http://{_backend_name(app)}; }}\n"
             f"    }}\n"
         )
-    return MINIMAL_NGINX_CONFIG.format(
-        root=root,
+    http = MINIMAL_NGINX_HTTP.format(
         http_port=ports[0],
         https_port=ports[1],
         certificate=certificate,
         key=key,
         servers="".join(servers),
     )
+    return standalone_nginx.main_config(root, worker_connections=512, http=http)
 
 
 def check_haproxy(config: pathlib.Path) -> None:
