@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
-from edgeagent.annotations import balance, extauth, proxy_rewrites
+from edgeagent.annotations import balance, extauth, proxy_rewrites, sslciphers
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import Backend, Backends, free_ports
@@ -212,6 +212,8 @@ ALLOWED_DIRECTIVES = {
         "ssl_verify_depth",
         "ssl_crl",
         "error_page",
+        "ssl_ciphers",
+        "ssl_prefer_server_ciphers",
     },
     "http/server/location": {
         "allow",
@@ -459,6 +461,10 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive in ("ssl_client_certificate", "ssl_crl"):
         (file,) = args
         assert re.fullmatch(r"/.*/auth/[0-9a-f]{16}\.cr[tl]", grammar.file_path(file, "file")), args
+    elif directive == "ssl_ciphers":
+        assert sslciphers.CIPHER_LIST.fullmatch(args[0]) and len(args) == 1, args
+    elif directive == "ssl_prefer_server_ciphers":
+        assert args in (("on",), ("off",)), args
     elif directive == "ssl_verify_client":
         assert args[0] in ("on", "off", "optional", "optional_no_ca"), args
     elif directive == "ssl_verify_depth":

@@ -484,6 +484,16 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "preserve-trailing-slash": "false" + NEWLINE_DIRECTIVE,
         },
     ),
+    "ssl-ciphers-close": annotated(
+        "ssl-ciphers", {NGINX_ANNOTATION + "ssl-ciphers": "HIGH:!aNULL;" + CLOSE_AND_LOAD}
+    ),
+    "ssl-ciphers-engine-command": annotated(
+        "ssl-ciphers-engine", {NGINX_ANNOTATION + "ssl-ciphers": "HIGH@SECLEVEL=0 x\nssl_engine"}
+    ),
+    "ssl-prefer-server-ciphers-payload": annotated(
+        "ssl-prefer",
+        {NGINX_ANNOTATION + "ssl-prefer-server-ciphers": "true" + NEWLINE_DIRECTIVE},
+    ),
     "proxy-cookie-path-regex": annotated(
         "cookie-path", {NGINX_ANNOTATION + "proxy-cookie-path": "~^/(.*)$ /$1;" + CLOSE_AND_LOAD}
     ),

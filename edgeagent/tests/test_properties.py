@@ -184,6 +184,8 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-cookie-domain": st.sampled_from(["off", "a.example .b.example"]),
         PREFIX + "proxy-cookie-path": st.sampled_from(["off", "/ /app/", "/a/b /"]),
         PREFIX + "preserve-trailing-slash": BOOLEANS,
+        PREFIX + "ssl-ciphers": st.sampled_from(["HIGH:!aNULL:!MD5", "ECDHE-ECDSA-AES128-SHA"]),
+        PREFIX + "ssl-prefer-server-ciphers": BOOLEANS,
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -293,6 +295,7 @@ INGRESS_FIELDS = [
             "proxy-cookie-domain",
             "proxy-cookie-path",
             "preserve-trailing-slash",
+            "ssl-ciphers",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

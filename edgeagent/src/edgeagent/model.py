@@ -38,10 +38,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass, replace
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
 from edgeagent.annotations import basicauth, clientcert
@@ -50,6 +50,7 @@ from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
 from edgeagent.annotations.extauth import ExternalAuth
 from edgeagent.annotations.ratelimit import RateLimit, owned
+from edgeagent.annotations.sslciphers import HostCiphers
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
@@ -245,6 +246,9 @@ class LocationSettings:
     preserve_trailing_slash: bool = True
     """The HTTPS redirect keeps a trailing slash of the URI (false: drops one, as
     ingress-nginx's default; `edgeagent.annotations.trailing_slash`)."""
+    host_ciphers: HostCiphers | None = None
+    """The ciphers the host's TLS server offers (ssl-ciphers, ssl-prefer-server-ciphers);
+    applied per server, not `held` when another Ingress's differ: answered 503."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -363,6 +367,8 @@ class Server:
     (`--gateway-address`) when there are any."""
     client_certificates: ClientCertificates | None = None
     """What the TLS handshake asks of clients (auth-tls-*): usable, of its Ingresses'."""
+    host_ciphers: HostCiphers | None = None
+    """The ciphers its TLS handshake offers (ssl-ciphers): held, of its Ingresses'."""
 
 
 @dataclass(frozen=True)
@@ -753,11 +759,22 @@ class _Builder:
         self.problems.append(Problem(kind, namespace, name, reason, code))
 
     def build(self) -> Model:
-        selected = self._one_verification_per_host(
+        selected = self._one_handshake_per_host(
             [
                 self._with_secrets(ingress)
                 for ingress in self._served_by_this_mode(self._selected_ingresses())
-            ]
+            ],
+            "client_certificates",
+            "client certificates (auth-tls-*) of a host are verified by its server, which "
+            "verifies those of",
+            lambda policy: replace(policy, ca=None),
+        )
+        selected = self._one_handshake_per_host(
+            selected,
+            "host_ciphers",
+            "the ciphers (ssl-ciphers, ssl-prefer-server-ciphers) of a host are its server's, "
+            "which offers those of",
+            lambda policy: replace(policy, held=False),
         )
         # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
         ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
@@ -918,6 +935,12 @@ class _Builder:
                 if location.settings.client_certificates is not None
                 and location.settings.client_certificates.ca is not None
             }
+            ciphers = {
+                location.settings.host_ciphers
+                for location in locations
+                if location.settings.host_ciphers is not None
+                and location.settings.host_ciphers.held
+            }
             server = Server(
                 host,
                 locations,
@@ -926,6 +949,7 @@ class _Builder:
                 app_root,
                 aliases=aliases,
                 client_certificates=min(verified, key=repr) if verified else None,
+                host_ciphers=min(ciphers, key=repr) if ciphers else None,
             )
             entry = (parts, server)
         self.next_memo.servers[host] = entry
@@ -1353,15 +1377,23 @@ class _Builder:
         settings = _location_settings(tuple(sorted({**vars(ingress.settings), **resolved}.items())))
         return replace(ingress, settings=settings)
 
-    def _one_verification_per_host(self, ingresses: list[_Ingress]) -> list[_Ingress]:
-        """Client certificates are verified per server: on a host, the oldest Ingress's
-        verification holds, and a newer Ingress asking for another is a conflict whose
-        paths answer 503 (its CA dropped). Ingresses asking for none are verified too."""
+    def _one_handshake_per_host(
+        self,
+        ingresses: list[_Ingress],
+        field_name: str,
+        held_by: str,
+        unheld: Callable[[Any], Any],
+    ) -> list[_Ingress]:
+        """What a host's TLS server does in the handshake (client certificates, ciphers)
+        is one for all its Ingresses: the oldest Ingress's holds, and a newer Ingress
+        asking for another is a conflict whose paths answer 503 (its setting `unheld`);
+        those asking for nothing get the host's too. `held_by` says whose holds, before
+        that Ingress's name."""
         held: dict[str, tuple[_Ingress, tuple]] = {}
         kept = []
         for ingress in ingresses:
-            policy = ingress.settings.client_certificates
-            if policy is None or policy.ca is None:
+            policy = getattr(ingress.settings, field_name)
+            if policy is None or unheld(policy) == policy:  # unusable already: 503
                 kept.append(ingress)
                 continue
             mine = policy.handshake
@@ -1371,12 +1403,10 @@ class _Builder:
             )
             if other is not None:
                 reason = (
-                    "client certificates (auth-tls-*) of a host are verified by its server, "
-                    f"which verifies those of {other[0].namespace}/{other[0].name} (older); "
-                    "its paths answer 503"
+                    f"{held_by} {other[0].namespace}/{other[0].name} (older); its paths answer 503"
                 )
                 self.problem("Ingress", ingress.namespace, ingress.name, reason, "conflict")
-                items = {**vars(ingress.settings), "client_certificates": replace(policy, ca=None)}
+                items = {**vars(ingress.settings), field_name: unheld(policy)}
                 ingress = replace(
                     ingress, settings=_location_settings(tuple(sorted(items.items())))
                 )

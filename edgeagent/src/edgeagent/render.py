@@ -44,7 +44,15 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import annotations, grammar, render_filters
-from edgeagent.annotations import balance, basicauth, clientcert, cors, extauth, ratelimit
+from edgeagent.annotations import (
+    balance,
+    basicauth,
+    clientcert,
+    cors,
+    extauth,
+    ratelimit,
+    sslciphers,
+)
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -284,6 +292,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["auth_header_variable"] = extauth.render_header_variable
     environment.filters["quoted_realm"] = basicauth.render_realm
     environment.filters["match_cn"] = clientcert.render_match_cn
+    environment.filters["ssl_ciphers"] = sslciphers.render_ciphers
     return environment
 
 

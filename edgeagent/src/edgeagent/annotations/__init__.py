@@ -35,6 +35,7 @@ from edgeagent.annotations import (
     rewrite,
     server_names,
     sourcerange,
+    sslciphers,
     trailing_slash,
     upstream_headers,
 )
@@ -64,6 +65,7 @@ FAMILIES = (
     clientcert,
     proxy_rewrites,
     trailing_slash,
+    sslciphers,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)

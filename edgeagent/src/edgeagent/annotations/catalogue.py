@@ -38,9 +38,7 @@ REFUSED: dict[str, str] = {
             "auth-proxy-set-headers",
             "auth-always-set-cookie",
             "satisfy",
-            # TLS towards clients and backends
-            "ssl-ciphers",
-            "ssl-prefer-server-ciphers",
+            # TLS towards backends
             "proxy-ssl-secret",
             "proxy-ssl-verify",
             "proxy-ssl-verify-depth",
