@@ -44,11 +44,12 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
-from edgeagent.annotations import basicauth, clientcert
+from edgeagent.annotations import basicauth, clientcert, proxyssl
 from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
 from edgeagent.annotations.extauth import ExternalAuth
+from edgeagent.annotations.proxyssl import BackendTLS
 from edgeagent.annotations.ratelimit import RateLimit, owned
 from edgeagent.annotations.sslciphers import HostCiphers
 from edgeagent.backends import BackendPolicy, pod_networks
@@ -246,6 +247,9 @@ class LocationSettings:
     preserve_trailing_slash: bool = True
     """The HTTPS redirect keeps a trailing slash of the URI (false: drops one, as
     ingress-nginx's default; `edgeagent.annotations.trailing_slash`)."""
+    backend_tls: BackendTLS | None = None
+    """How nginx speaks TLS to an HTTPS or GRPCS backend (proxy-ssl-*); once built, without
+    its CA when the Secret is unusable: answered 503."""
     host_ciphers: HostCiphers | None = None
     """The ciphers the host's TLS server offers (ssl-ciphers, ssl-prefer-server-ciphers);
     applied per server, not `held` when another Ingress's differ: answered 503."""
@@ -544,6 +548,10 @@ def upstream_name(namespace: str, service: str, port: int) -> str:
 HASHED_SUFFIX = "_h000000"
 
 
+# "_t" and 6 hex digits: what a backend TLS policy's variant adds (proxyssl.BackendTLS.pool).
+POOLED_SUFFIX = "_t000000"
+
+
 def hashed_upstream_name(upstream: str, key: str) -> str:
     """The upstream that hashes `key` (upstream-hash-by), one per upstream and key: the
     Service's endpoints, with `hash KEY consistent;` (static) or the key hashed by the
@@ -638,6 +646,7 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
         settings = owned(parsed.settings, namespace, name)
         basicauth.check_namespace(settings["basic_auth"], namespace, config)
         basicauth.check_namespace(settings["client_certificates"], namespace, config)
+        basicauth.check_namespace(settings["backend_tls"], namespace, config, proxyssl.SECRET)
         ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
@@ -1182,18 +1191,29 @@ class _Builder:
         upstream, status = self._target(ingress, backend)
         if upstream and ingress.settings.upstream_hash_by:
             upstream = hashed_upstream_name(upstream, ingress.settings.upstream_hash_by)
+        backend_tls = ingress.settings.backend_tls
+        if upstream and backend_tls is not None and backend_tls.ca is not None:
+            upstream = f"{upstream}_t{backend_tls.pool}"
         return Location(match, path, upstream, status, ingress.settings)
 
     def _add_hashed_upstreams(self, servers: list[Server]) -> None:
-        """The variant of each upstream that a location hashing its requests names (servers
-        from the memo included, whose locations name them too)."""
+        """The variant of each upstream that a location hashing its requests names, and
+        the one a location's backend TLS policy has (servers from the memo included, whose
+        locations name them too)."""
         for server in servers:
             for location in server.locations:
                 key = location.settings.upstream_hash_by
-                if key and location.upstream and location.upstream not in self.upstreams:
-                    base = self.upstreams[location.upstream[: -len(HASHED_SUFFIX)]]
-                    hashed = replace(base, name=location.upstream, hash_by=key)
-                    self.upstreams[hashed.name] = hashed
+                name = location.upstream
+                backend_tls = location.settings.backend_tls
+                if name and backend_tls is not None and backend_tls.ca is not None:
+                    name = name[: -len(POOLED_SUFFIX)]
+                if key and name and name not in self.upstreams:
+                    base = self.upstreams[name[: -len(HASHED_SUFFIX)]]
+                    self.upstreams[name] = replace(base, name=name, hash_by=key)
+                if name and location.upstream not in self.upstreams:
+                    # The backend TLS policy's own keep-alive pool (proxyssl.py).
+                    pooled = replace(self.upstreams[name], name=location.upstream)
+                    self.upstreams[pooled.name] = pooled
 
     def _canary_location(self, match: str, path: str, main: _Ingress, split: _Split) -> Location:
         """The main Ingress's location, with one choice: the canary's backend for the
@@ -1363,7 +1383,11 @@ class _Builder:
         """The Ingress with the Secrets its annotations name read; one unusable is reported
         and makes its paths answer 503."""
         resolved = {}
-        for field_name, family in (("basic_auth", basicauth), ("client_certificates", clientcert)):
+        for field_name, family in (
+            ("basic_auth", basicauth),
+            ("client_certificates", clientcert),
+            ("backend_tls", proxyssl),
+        ):
             wanted = getattr(ingress.settings, field_name)
             if wanted is None:
                 continue

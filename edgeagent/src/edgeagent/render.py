@@ -50,6 +50,7 @@ from edgeagent.annotations import (
     clientcert,
     cors,
     extauth,
+    proxyssl,
     ratelimit,
     sslciphers,
 )
@@ -203,6 +204,14 @@ def redirect_url(value: object) -> str:
     if not (text and grammar.REDIRECT_URL.fullmatch(text)):
         raise ValueError(f"refusing to render {grammar.show(text)}: not a redirect URL")
     return text
+
+
+def backend_tls_pool(location: Location) -> str | None:
+    """The keep-alive pool of the location's usable backend TLS policy (proxyssl.py), if
+    any: the static mode's upstream variant ends with it, the dynamic mode names an
+    upstream after it."""
+    policy = location.settings.backend_tls
+    return policy.pool if policy is not None and policy.ca is not None else None
 
 
 def rewrite_of(location: Location) -> str | None:
@@ -405,7 +414,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     # Both modes: nginx reads a user file at each request, but it names the Ingress's users,
     # so it belongs to the generation (a new one when a Secret changes).
     servers = (model.default_server, *model.servers)
-    auth_files = {**basicauth.files(servers), **clientcert.files(servers)}
+    auth_files = {
+        **basicauth.files(servers),
+        **clientcert.files(servers),
+        **proxyssl.files(servers),
+    }
 
     def certificate_path(key: tuple[str, str] | None) -> str:
         if key is None:
@@ -447,6 +460,15 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             zone_size=ratelimit.ZONE_SIZE,
             certificate_path=certificate_path,
             auth_file_path=lambda relative: f"{layout.output_dir}/{token(relative)}",
+            backend_tls_pools=sorted(
+                {
+                    pool
+                    for server in servers
+                    for location in server.locations
+                    if (pool := backend_tls_pool(location)) is not None
+                }
+            ),
+            backend_tls_pool=backend_tls_pool,
             client_certificate_headers=clientcert.HEADERS
             if any(server.client_certificates for server in servers)
             else {},

@@ -38,14 +38,6 @@ REFUSED: dict[str, str] = {
             "auth-proxy-set-headers",
             "auth-always-set-cookie",
             "satisfy",
-            # TLS towards backends
-            "proxy-ssl-secret",
-            "proxy-ssl-verify",
-            "proxy-ssl-verify-depth",
-            "proxy-ssl-name",
-            "proxy-ssl-server-name",
-            "proxy-ssl-ciphers",
-            "proxy-ssl-protocols",
             # web application firewall
             "enable-modsecurity",
             "enable-owasp-core-rules",
