@@ -41,8 +41,11 @@ class GrpcBackend:
     server: grpc.Server = field(repr=False)
 
 
-def start(name: str, host: str, pair: CertPair | None = None) -> GrpcBackend:
-    """A gRPC server on `host` (a free port): plaintext HTTP/2, or TLS with `pair`."""
+def start(
+    name: str, host: str, pair: CertPair | None = None, client_ca: bytes | None = None
+) -> GrpcBackend:
+    """A gRPC server on `host` (a free port): plaintext HTTP/2, or TLS with `pair`, which
+    requires a client certificate of `client_ca` if given."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     handlers = {
         "Say": grpc.unary_unary_rpc_method_handler(_say(name)),
@@ -52,7 +55,11 @@ def start(name: str, host: str, pair: CertPair | None = None) -> GrpcBackend:
     if pair is None:
         port = server.add_insecure_port(f"{host}:0")
     else:
-        credentials = grpc.ssl_server_credentials([(pair.key_pem, pair.certificate_pem)])
+        credentials = grpc.ssl_server_credentials(
+            [(pair.key_pem, pair.certificate_pem)],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
         port = server.add_secure_port(f"{host}:0", credentials)
     server.start()
     return GrpcBackend(name, host, port, server)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
-from edgeagent.annotations import balance, extauth, proxy_rewrites
+from edgeagent.annotations import balance, extauth, proxy_rewrites, proxyssl, sslciphers
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import Backend, Backends, free_ports
@@ -212,6 +212,8 @@ ALLOWED_DIRECTIVES = {
         "ssl_verify_depth",
         "ssl_crl",
         "error_page",
+        "ssl_ciphers",
+        "ssl_prefer_server_ciphers",
     },
     "http/server/location": {
         "allow",
@@ -269,6 +271,21 @@ ALLOWED_DIRECTIVES = {
         "error_page",
         "auth_basic",
         "auth_basic_user_file",
+        *(
+            f"{module}_ssl_{name}"
+            for module in ("proxy", "grpc")
+            for name in (
+                "trusted_certificate",
+                "verify",
+                "verify_depth",
+                "server_name",
+                "name",
+                "ciphers",
+                "protocols",
+                "certificate",
+                "certificate_key",
+            )
+        ),
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -292,7 +309,16 @@ INIT_LUA = re.compile(
 )
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
-UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+(_h[0-9a-f]{6})?")
+UPSTREAM_NAME = re.compile(
+    r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+(_h[0-9a-f]{6})?(_t[0-9a-f]{6})?"
+)
+# The files of a backend TLS policy: its CAs, its client certificate and key.
+BACKEND_TLS_FILE_DIRECTIVE = re.compile(
+    r"(proxy|grpc)_ssl_(trusted_certificate|certificate|certificate_key)"
+)
+BACKEND_TLS_FILE = re.compile(r"/.*/auth/[0-9a-f]{16}\.(crt|pem)")
+# A backend TLS policy's own keep-alive pool in the dynamic mode (annotations/proxyssl.py).
+DYNAMIC_POOL = re.compile(r"edgeagent_dynamic_t[0-9a-f]{6}")
 # A Gateway API RequestMirror's internal location (render_filters.MIRROR_PREFIX).
 MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+")
 # The target a location's choice maps name (render's choice_maps).
@@ -392,7 +418,10 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         if directive == "proxy_pass":  # a mirror's internal location: the client's URI
             name = name.removesuffix("$request_uri")
         assert (
-            name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name)
+            name == DYNAMIC_UPSTREAM
+            or DYNAMIC_POOL.fullmatch(name)
+            or UPSTREAM_NAME.fullmatch(name)
+            or CHOSEN.fullmatch(name)
         ), args
     elif directive in ("proxy_redirect", "proxy_cookie_domain", "proxy_cookie_path"):
         _check_proxy_rewrite(directive, args)
@@ -459,6 +488,21 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive in ("ssl_client_certificate", "ssl_crl"):
         (file,) = args
         assert re.fullmatch(r"/.*/auth/[0-9a-f]{16}\.cr[tl]", grammar.file_path(file, "file")), args
+    elif BACKEND_TLS_FILE_DIRECTIVE.fullmatch(directive):
+        (file,) = args
+        assert BACKEND_TLS_FILE.fullmatch(grammar.file_path(file, "file")), args
+    elif re.fullmatch(r"(proxy|grpc)_ssl_(verify|server_name)", directive):
+        assert args in (("on",), ("off",)), args
+    elif re.fullmatch(r"(proxy|grpc)_ssl_verify_depth", directive):
+        assert args[0].isdigit(), args
+    elif re.fullmatch(r"(proxy|grpc)_ssl_name", directive):
+        grammar.host(args[0], directive)
+    elif re.fullmatch(r"(proxy|grpc)_ssl_protocols", directive):
+        assert set(args) <= set(proxyssl.PROTOCOL_NAMES), args
+    elif re.fullmatch(r"((proxy|grpc)_)?ssl_ciphers", directive):
+        assert sslciphers.CIPHER_LIST.fullmatch(args[0]) and len(args) == 1, args
+    elif directive == "ssl_prefer_server_ciphers":
+        assert args in (("on",), ("off",)), args
     elif directive == "ssl_verify_client":
         assert args[0] in ("on", "off", "optional", "optional_no_ca"), args
     elif directive == "ssl_verify_depth":

@@ -34,6 +34,7 @@ GIXY = str(Path(sys.executable).with_name("gixy"))
 GOLDEN_SEMANTICS = Path(__file__).resolve().parent / "golden" / "semantics" / "input"
 GOLDEN_ACCESS = Path(__file__).resolve().parent / "golden" / "access" / "input"
 GOLDEN_SECRETS = Path(__file__).resolve().parent / "golden" / "secrets" / "input"
+GOLDEN_BACKEND_TLS = Path(__file__).resolve().parent / "golden" / "backend-tls" / "input"
 
 CLOSE_AND_LOAD = "; } } load_module /tmp/evil.so; ssl_engine /proc/self/fd/12; http { server { #"
 NEWLINE_DIRECTIVE = "x\nssl_engine /proc/1/fd/3;\n#"
@@ -484,6 +485,55 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "preserve-trailing-slash": "false" + NEWLINE_DIRECTIVE,
         },
     ),
+    "proxy-ssl-secret-traversal": annotated(
+        "proxy-ssl-secret",
+        {
+            NGINX_ANNOTATION + "backend-protocol": "HTTPS",
+            NGINX_ANNOTATION + "proxy-ssl-secret": "../../etc/ssl/private",
+        },
+    ),
+    "proxy-ssl-name-variable": annotated(
+        "proxy-ssl-name",
+        {
+            NGINX_ANNOTATION + "backend-protocol": "HTTPS",
+            NGINX_ANNOTATION + "proxy-ssl-secret": "backend-ca",
+            NGINX_ANNOTATION + "proxy-ssl-name": "$http_x_name;" + CLOSE_AND_LOAD,
+        },
+    ),
+    "proxy-ssl-ciphers-close": annotated(
+        "proxy-ssl-ciphers",
+        {
+            NGINX_ANNOTATION + "backend-protocol": "GRPCS",
+            NGINX_ANNOTATION + "proxy-ssl-secret": "backend-ca",
+            NGINX_ANNOTATION + "proxy-ssl-ciphers": "HIGH;" + CLOSE_AND_LOAD,
+        },
+    ),
+    "proxy-ssl-protocols-newline": annotated(
+        "proxy-ssl-protocols",
+        {
+            NGINX_ANNOTATION + "backend-protocol": "HTTPS",
+            NGINX_ANNOTATION + "proxy-ssl-secret": "backend-ca",
+            NGINX_ANNOTATION + "proxy-ssl-protocols": "TLSv1.2" + NEWLINE_DIRECTIVE,
+        },
+    ),
+    "proxy-ssl-verify-payload": annotated(
+        "proxy-ssl-verify",
+        {
+            NGINX_ANNOTATION + "backend-protocol": "HTTPS",
+            NGINX_ANNOTATION + "proxy-ssl-secret": "backend-ca",
+            NGINX_ANNOTATION + "proxy-ssl-verify": "on;" + CLOSE_AND_LOAD,
+        },
+    ),
+    "ssl-ciphers-close": annotated(
+        "ssl-ciphers", {NGINX_ANNOTATION + "ssl-ciphers": "HIGH:!aNULL;" + CLOSE_AND_LOAD}
+    ),
+    "ssl-ciphers-engine-command": annotated(
+        "ssl-ciphers-engine", {NGINX_ANNOTATION + "ssl-ciphers": "HIGH@SECLEVEL=0 x\nssl_engine"}
+    ),
+    "ssl-prefer-server-ciphers-payload": annotated(
+        "ssl-prefer",
+        {NGINX_ANNOTATION + "ssl-prefer-server-ciphers": "true" + NEWLINE_DIRECTIVE},
+    ),
     "proxy-cookie-path-regex": annotated(
         "cookie-path", {NGINX_ANNOTATION + "proxy-cookie-path": "~^/(.*)$ /$1;" + CLOSE_AND_LOAD}
     ),
@@ -624,8 +674,8 @@ def scanned_by_gixy(directory: Path, golden_input: Path, mode: str):
 
 @pytest.mark.parametrize(
     "case",
-    [GOLDEN_SEMANTICS, GOLDEN_ACCESS, GOLDEN_SECRETS],
-    ids=["semantics", "access", "secrets"],
+    [GOLDEN_SEMANTICS, GOLDEN_ACCESS, GOLDEN_SECRETS, GOLDEN_BACKEND_TLS],
+    ids=["semantics", "access", "secrets", "backend-tls"],
 )
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_gixy_finds_nothing(tmp_path, mode, case):

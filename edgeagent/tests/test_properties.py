@@ -184,6 +184,15 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-cookie-domain": st.sampled_from(["off", "a.example .b.example"]),
         PREFIX + "proxy-cookie-path": st.sampled_from(["off", "/ /app/", "/a/b /"]),
         PREFIX + "preserve-trailing-slash": BOOLEANS,
+        PREFIX + "proxy-ssl-secret": st.sampled_from(["tls", "default/tls", "other/tls", "ca"]),
+        PREFIX + "proxy-ssl-verify": st.sampled_from(["on", "off"]),
+        PREFIX + "proxy-ssl-verify-depth": st.sampled_from(["1", "100"]),
+        PREFIX + "proxy-ssl-name": st.sampled_from(["backend.internal", LONG_HOST]),
+        PREFIX + "proxy-ssl-server-name": st.sampled_from(["on", "off"]),
+        PREFIX + "proxy-ssl-ciphers": st.sampled_from(["HIGH:!aNULL", "DEFAULT@SECLEVEL=1"]),
+        PREFIX + "proxy-ssl-protocols": st.sampled_from(["TLSv1.2", "TLSv1.3 TLSv1.2"]),
+        PREFIX + "ssl-ciphers": st.sampled_from(["HIGH:!aNULL:!MD5", "ECDHE-ECDSA-AES128-SHA"]),
+        PREFIX + "ssl-prefer-server-ciphers": BOOLEANS,
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -293,6 +302,11 @@ INGRESS_FIELDS = [
             "proxy-cookie-domain",
             "proxy-cookie-path",
             "preserve-trailing-slash",
+            "proxy-ssl-secret",
+            "proxy-ssl-name",
+            "proxy-ssl-ciphers",
+            "proxy-ssl-protocols",
+            "ssl-ciphers",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),
@@ -407,6 +421,8 @@ def secrets_strategy(pair: model.CertPair):
         "data": {
             "tls.crt": base64.b64encode(pair.certificate_pem).decode(),
             "tls.key": base64.b64encode(pair.key_pem).decode(),
+            # The CA a proxy-ssl-secret trusts (its own certificate, self-signed).
+            "ca.crt": base64.b64encode(pair.certificate_pem).decode(),
         },
     }
     return st.lists(
@@ -417,6 +433,7 @@ def secrets_strategy(pair: model.CertPair):
                 _setter(lambda o: o, "data"),
                 _setter(lambda o: o["data"], "tls.crt"),
                 _setter(lambda o: o["data"], "tls.key"),
+                _setter(lambda o: o["data"], "ca.crt"),
             ],
         ),
         min_size=1,

@@ -38,18 +38,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass, replace
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
-from edgeagent.annotations import basicauth, clientcert
+from edgeagent.annotations import basicauth, clientcert, proxyssl
 from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
 from edgeagent.annotations.extauth import ExternalAuth
+from edgeagent.annotations.proxyssl import BackendTLS
 from edgeagent.annotations.ratelimit import RateLimit, owned
+from edgeagent.annotations.sslciphers import HostCiphers
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
@@ -245,6 +247,12 @@ class LocationSettings:
     preserve_trailing_slash: bool = True
     """The HTTPS redirect keeps a trailing slash of the URI (false: drops one, as
     ingress-nginx's default; `edgeagent.annotations.trailing_slash`)."""
+    backend_tls: BackendTLS | None = None
+    """How nginx speaks TLS to an HTTPS or GRPCS backend (proxy-ssl-*); once built, without
+    its CA when the Secret is unusable: answered 503."""
+    host_ciphers: HostCiphers | None = None
+    """The ciphers the host's TLS server offers (ssl-ciphers, ssl-prefer-server-ciphers);
+    applied per server, not `held` when another Ingress's differ: answered 503."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -363,6 +371,8 @@ class Server:
     (`--gateway-address`) when there are any."""
     client_certificates: ClientCertificates | None = None
     """What the TLS handshake asks of clients (auth-tls-*): usable, of its Ingresses'."""
+    host_ciphers: HostCiphers | None = None
+    """The ciphers its TLS handshake offers (ssl-ciphers): held, of its Ingresses'."""
 
 
 @dataclass(frozen=True)
@@ -538,6 +548,10 @@ def upstream_name(namespace: str, service: str, port: int) -> str:
 HASHED_SUFFIX = "_h000000"
 
 
+# "_t" and 6 hex digits: what a backend TLS policy's variant adds (proxyssl.BackendTLS.pool).
+POOLED_SUFFIX = "_t000000"
+
+
 def hashed_upstream_name(upstream: str, key: str) -> str:
     """The upstream that hashes `key` (upstream-hash-by), one per upstream and key: the
     Service's endpoints, with `hash KEY consistent;` (static) or the key hashed by the
@@ -632,6 +646,7 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
         settings = owned(parsed.settings, namespace, name)
         basicauth.check_namespace(settings["basic_auth"], namespace, config)
         basicauth.check_namespace(settings["client_certificates"], namespace, config)
+        basicauth.check_namespace(settings["backend_tls"], namespace, config, proxyssl.SECRET)
         ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
@@ -753,11 +768,22 @@ class _Builder:
         self.problems.append(Problem(kind, namespace, name, reason, code))
 
     def build(self) -> Model:
-        selected = self._one_verification_per_host(
+        selected = self._one_handshake_per_host(
             [
                 self._with_secrets(ingress)
                 for ingress in self._served_by_this_mode(self._selected_ingresses())
-            ]
+            ],
+            "client_certificates",
+            "client certificates (auth-tls-*) of a host are verified by its server, which "
+            "verifies those of",
+            lambda policy: replace(policy, ca=None),
+        )
+        selected = self._one_handshake_per_host(
+            selected,
+            "host_ciphers",
+            "the ciphers (ssl-ciphers, ssl-prefer-server-ciphers) of a host are its server's, "
+            "which offers those of",
+            lambda policy: replace(policy, held=False),
         )
         # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
         ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
@@ -918,6 +944,12 @@ class _Builder:
                 if location.settings.client_certificates is not None
                 and location.settings.client_certificates.ca is not None
             }
+            ciphers = {
+                location.settings.host_ciphers
+                for location in locations
+                if location.settings.host_ciphers is not None
+                and location.settings.host_ciphers.held
+            }
             server = Server(
                 host,
                 locations,
@@ -926,6 +958,7 @@ class _Builder:
                 app_root,
                 aliases=aliases,
                 client_certificates=min(verified, key=repr) if verified else None,
+                host_ciphers=min(ciphers, key=repr) if ciphers else None,
             )
             entry = (parts, server)
         self.next_memo.servers[host] = entry
@@ -1158,18 +1191,29 @@ class _Builder:
         upstream, status = self._target(ingress, backend)
         if upstream and ingress.settings.upstream_hash_by:
             upstream = hashed_upstream_name(upstream, ingress.settings.upstream_hash_by)
+        backend_tls = ingress.settings.backend_tls
+        if upstream and backend_tls is not None and backend_tls.ca is not None:
+            upstream = f"{upstream}_t{backend_tls.pool}"
         return Location(match, path, upstream, status, ingress.settings)
 
     def _add_hashed_upstreams(self, servers: list[Server]) -> None:
-        """The variant of each upstream that a location hashing its requests names (servers
-        from the memo included, whose locations name them too)."""
+        """The variant of each upstream that a location hashing its requests names, and
+        the one a location's backend TLS policy has (servers from the memo included, whose
+        locations name them too)."""
         for server in servers:
             for location in server.locations:
                 key = location.settings.upstream_hash_by
-                if key and location.upstream and location.upstream not in self.upstreams:
-                    base = self.upstreams[location.upstream[: -len(HASHED_SUFFIX)]]
-                    hashed = replace(base, name=location.upstream, hash_by=key)
-                    self.upstreams[hashed.name] = hashed
+                name = location.upstream
+                backend_tls = location.settings.backend_tls
+                if name and backend_tls is not None and backend_tls.ca is not None:
+                    name = name[: -len(POOLED_SUFFIX)]
+                if key and name and name not in self.upstreams:
+                    base = self.upstreams[name[: -len(HASHED_SUFFIX)]]
+                    self.upstreams[name] = replace(base, name=name, hash_by=key)
+                if name and location.upstream not in self.upstreams:
+                    # The backend TLS policy's own keep-alive pool (proxyssl.py).
+                    pooled = replace(self.upstreams[name], name=location.upstream)
+                    self.upstreams[pooled.name] = pooled
 
     def _canary_location(self, match: str, path: str, main: _Ingress, split: _Split) -> Location:
         """The main Ingress's location, with one choice: the canary's backend for the
@@ -1339,7 +1383,11 @@ class _Builder:
         """The Ingress with the Secrets its annotations name read; one unusable is reported
         and makes its paths answer 503."""
         resolved = {}
-        for field_name, family in (("basic_auth", basicauth), ("client_certificates", clientcert)):
+        for field_name, family in (
+            ("basic_auth", basicauth),
+            ("client_certificates", clientcert),
+            ("backend_tls", proxyssl),
+        ):
             wanted = getattr(ingress.settings, field_name)
             if wanted is None:
                 continue
@@ -1353,15 +1401,23 @@ class _Builder:
         settings = _location_settings(tuple(sorted({**vars(ingress.settings), **resolved}.items())))
         return replace(ingress, settings=settings)
 
-    def _one_verification_per_host(self, ingresses: list[_Ingress]) -> list[_Ingress]:
-        """Client certificates are verified per server: on a host, the oldest Ingress's
-        verification holds, and a newer Ingress asking for another is a conflict whose
-        paths answer 503 (its CA dropped). Ingresses asking for none are verified too."""
+    def _one_handshake_per_host(
+        self,
+        ingresses: list[_Ingress],
+        field_name: str,
+        held_by: str,
+        unheld: Callable[[Any], Any],
+    ) -> list[_Ingress]:
+        """What a host's TLS server does in the handshake (client certificates, ciphers)
+        is one for all its Ingresses: the oldest Ingress's holds, and a newer Ingress
+        asking for another is a conflict whose paths answer 503 (its setting `unheld`);
+        those asking for nothing get the host's too. `held_by` says whose holds, before
+        that Ingress's name."""
         held: dict[str, tuple[_Ingress, tuple]] = {}
         kept = []
         for ingress in ingresses:
-            policy = ingress.settings.client_certificates
-            if policy is None or policy.ca is None:
+            policy = getattr(ingress.settings, field_name)
+            if policy is None or unheld(policy) == policy:  # unusable already: 503
                 kept.append(ingress)
                 continue
             mine = policy.handshake
@@ -1371,12 +1427,10 @@ class _Builder:
             )
             if other is not None:
                 reason = (
-                    "client certificates (auth-tls-*) of a host are verified by its server, "
-                    f"which verifies those of {other[0].namespace}/{other[0].name} (older); "
-                    "its paths answer 503"
+                    f"{held_by} {other[0].namespace}/{other[0].name} (older); its paths answer 503"
                 )
                 self.problem("Ingress", ingress.namespace, ingress.name, reason, "conflict")
-                items = {**vars(ingress.settings), "client_certificates": replace(policy, ca=None)}
+                items = {**vars(ingress.settings), field_name: unheld(policy)}
                 ingress = replace(
                     ingress, settings=_location_settings(tuple(sorted(items.items())))
                 )

@@ -44,7 +44,16 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import annotations, grammar, render_filters
-from edgeagent.annotations import balance, basicauth, clientcert, cors, extauth, ratelimit
+from edgeagent.annotations import (
+    balance,
+    basicauth,
+    clientcert,
+    cors,
+    extauth,
+    proxyssl,
+    ratelimit,
+    sslciphers,
+)
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -197,6 +206,14 @@ def redirect_url(value: object) -> str:
     return text
 
 
+def backend_tls_pool(location: Location) -> str | None:
+    """The keep-alive pool of the location's usable backend TLS policy (proxyssl.py), if
+    any: the static mode's upstream variant ends with it, the dynamic mode names an
+    upstream after it."""
+    policy = location.settings.backend_tls
+    return policy.pool if policy is not None and policy.ca is not None else None
+
+
 def rewrite_of(location: Location) -> str | None:
     """The target a regex location rewrites its request to, if any (ingress-nginx: not
     when the target is the path itself)."""
@@ -284,6 +301,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["auth_header_variable"] = extauth.render_header_variable
     environment.filters["quoted_realm"] = basicauth.render_realm
     environment.filters["match_cn"] = clientcert.render_match_cn
+    environment.filters["ssl_ciphers"] = sslciphers.render_ciphers
     return environment
 
 
@@ -396,7 +414,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     # Both modes: nginx reads a user file at each request, but it names the Ingress's users,
     # so it belongs to the generation (a new one when a Secret changes).
     servers = (model.default_server, *model.servers)
-    auth_files = {**basicauth.files(servers), **clientcert.files(servers)}
+    auth_files = {
+        **basicauth.files(servers),
+        **clientcert.files(servers),
+        **proxyssl.files(servers),
+    }
 
     def certificate_path(key: tuple[str, str] | None) -> str:
         if key is None:
@@ -438,6 +460,15 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             zone_size=ratelimit.ZONE_SIZE,
             certificate_path=certificate_path,
             auth_file_path=lambda relative: f"{layout.output_dir}/{token(relative)}",
+            backend_tls_pools=sorted(
+                {
+                    pool
+                    for server in servers
+                    for location in server.locations
+                    if (pool := backend_tls_pool(location)) is not None
+                }
+            ),
+            backend_tls_pool=backend_tls_pool,
             client_certificate_headers=clientcert.HEADERS
             if any(server.client_certificates for server in servers)
             else {},

@@ -1,4 +1,5 @@
-"""A TLS pair loaded as nginx will load it: by the system OpenSSL, at its security level.
+"""A TLS pair, and a cipher list, loaded as nginx will load them: by the system OpenSSL,
+at its security level.
 
 `cryptography` parses and matches a pair (grammar.tls_pair), but nginx refuses more: at
 Debian's security level 2 an RSA or DSA key under 2048 bits ("ee key too small"), a
@@ -27,4 +28,16 @@ def unloadable(pem: bytes) -> str | None:
             return f"OpenSSL refuses the pair: {reason.lower().replace('_', ' ')}"
     finally:
         os.close(descriptor)
+    return None
+
+
+def unselectable(ciphers: str) -> str | None:
+    """Why OpenSSL selects no cipher from the list `ciphers`, or None. nginx fails to load
+    an `ssl_ciphers` (or `proxy_ssl_ciphers`) that selects none, so one such list would
+    make every candidate fail `nginx -t`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.set_ciphers(ciphers)
+    except ssl.SSLError as error:
+        return f"OpenSSL selects no cipher from it: {str(error.args[0]).rstrip('.').lower()}"
     return None

@@ -29,12 +29,14 @@ from edgeagent.annotations import (
     extauth,
     proxy,
     proxy_rewrites,
+    proxyssl,
     ratelimit,
     redirect,
     retry,
     rewrite,
     server_names,
     sourcerange,
+    sslciphers,
     trailing_slash,
     upstream_headers,
 )
@@ -64,9 +66,11 @@ FAMILIES = (
     clientcert,
     proxy_rewrites,
     trailing_slash,
+    proxyssl,
+    sslciphers,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
-SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)
+SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET, proxyssl.SECRET)
 """The keys that name a Secret (`NAME` or `NAMESPACE/NAME`), whose content the agent reads."""
 
 

@@ -136,12 +136,14 @@ def _refused(read: Reader) -> set[str]:
     return {key for key, finding in read.findings.items() if finding.status == "refused"}
 
 
-def check_namespace(auth: BasicAuth | None, namespace: str, config: Config) -> None:
-    """Raises `Invalid` for a Secret of another namespace than the Ingress's."""
+def check_namespace(
+    auth: BasicAuth | None, namespace: str, config: Config, key: str = SECRET
+) -> None:
+    """Raises `Invalid` for a Secret of another namespace than the Ingress's (`key` names it)."""
     if auth is not None and auth.secret[0] not in (None, namespace):
         written = grammar.show("/".join(auth.secret))
         raise Invalid(
-            f"annotation {config.annotations_prefix}/{SECRET} {written} is refused: only the "
+            f"annotation {config.annotations_prefix}/{key} {written} is refused: only the "
             f"Ingress's own namespace ({namespace}) is read, so that no tenant reads "
             "another's Secrets",
             "unsupported",

@@ -38,16 +38,6 @@ REFUSED: dict[str, str] = {
             "auth-proxy-set-headers",
             "auth-always-set-cookie",
             "satisfy",
-            # TLS towards clients and backends
-            "ssl-ciphers",
-            "ssl-prefer-server-ciphers",
-            "proxy-ssl-secret",
-            "proxy-ssl-verify",
-            "proxy-ssl-verify-depth",
-            "proxy-ssl-name",
-            "proxy-ssl-server-name",
-            "proxy-ssl-ciphers",
-            "proxy-ssl-protocols",
             # web application firewall
             "enable-modsecurity",
             "enable-owasp-core-rules",

@@ -145,13 +145,9 @@ def resolve(
         if secret is None:
             raise Invalid(f"auth-tls-secret {name}: the Secret does not exist")
         data = secret.get("data")
-        if not isinstance(data, dict) or "ca.crt" not in data:
+        if not isinstance(data, dict):
             raise Invalid(f"auth-tls-secret {name}: the Secret lacks ca.crt")
-        ca = grammar.base64_data(data["ca.crt"], f"auth-tls-secret {name} ca.crt")
-        try:
-            certificates = x509.load_pem_x509_certificates(ca)
-        except ValueError:
-            raise Invalid(f"auth-tls-secret {name}: ca.crt holds no PEM certificate") from None
+        pem = ca_certificates(data, f"auth-tls-secret {name}")
         crl = None
         if "ca.crl" in data:
             crl = grammar.base64_data(data["ca.crl"], f"auth-tls-secret {name} ca.crl")
@@ -161,8 +157,20 @@ def resolve(
                 raise Invalid(f"auth-tls-secret {name}: ca.crl is not a PEM CRL") from None
     except Invalid as error:
         return replace(policy, ca=None, crl=None), str(error)
-    pem = b"".join(certificate.public_bytes(Encoding.PEM) for certificate in certificates)
     return replace(policy, ca=pem, crl=crl), None
+
+
+def ca_certificates(data: dict, what: str) -> bytes:
+    """The certificates of a Secret's `ca.crt`, checked and re-serialised as PEM (so that no
+    text around them reaches a file nginx reads); `what` names the Secret in reasons."""
+    if "ca.crt" not in data:
+        raise Invalid(f"{what}: the Secret lacks ca.crt")
+    ca = grammar.base64_data(data["ca.crt"], f"{what} ca.crt")
+    try:
+        certificates = x509.load_pem_x509_certificates(ca)
+    except ValueError:
+        raise Invalid(f"{what}: ca.crt holds no PEM certificate") from None
+    return b"".join(certificate.public_bytes(Encoding.PEM) for certificate in certificates)
 
 
 def files(servers) -> dict[str, bytes]:
