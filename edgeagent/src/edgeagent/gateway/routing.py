@@ -16,15 +16,14 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   (named apart from an Ingress's, whose zone weights may differ); several are one
   upstream holding every endpoint, each weighted by its backendRef's weight shared
   among its endpoints. A rule with no usable backendRef, or only zero weights, answers
-  500, as the spec says.
+  500, as the spec says; one with some, answers 500 to the share of requests its
+  unusable ones' weights take (a choice drawn per request: `REFUSED_SHARE`).
 - Ingress and Gateway on one host: the Ingress wins the whole host, and each route
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
 
-What is not served yet: a weighted rule whose backendRefs are partly invalid serves
-its valid backends only (the spec wants 500 for the invalid share); a route on an
-HTTPS listener is also answered over HTTP.
+What is not served yet: a route on an HTTPS listener is also answered over HTTP.
 """
 
 from __future__ import annotations
@@ -67,6 +66,10 @@ PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
 """Path match types before prefixes, in precedence order."""
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
 STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
+REFUSED_SHARE = "$request_id"
+"""The condition of a choice that holds for a share of requests, its value a percentage
+with two decimals: render draws it with `split_clients` on this random key, in both
+modes (as an Ingress canary's weight), before any balancer sees the request."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ class _Router:
         keys = {key for claim in claims for key in claim.location_keys}
         placed = {}
         for key in keys:
-            choices = []
+            choices, choice_claims = [], []
             upstream, status, own = None, STATUS_NOT_FOUND, NO_FILTERS
             taken = []
             for claim in claims:
@@ -253,10 +256,16 @@ class _Router:
                 taken.append(claim)
                 target = self.target(claim)
                 chosen = self.filters(claim)
+                share = self.refused_share(claim)
+                if share is not None:
+                    refused = (*claim.conditions, (REFUSED_SHARE, share))
+                    choices.append(Choice(refused, None, STATUS_NO_BACKEND, chosen))
+                    choice_claims.append(claim)
                 if not claim.conditions:
                     (upstream, status), own = target, chosen
                     break
                 choices.append(Choice(claim.conditions, *target, chosen))
+                choice_claims.append(claim)
             location = Location(
                 *key,
                 upstream,
@@ -267,7 +276,7 @@ class _Router:
                 timeout_ms=self.timeout(key, taken),
                 mirrors=self.mirrors(key, taken),
             )
-            placed[key] = self.within_redirect_carriers(location, taken)
+            placed[key] = self.within_redirect_carriers(location, choice_claims, taken[-1])
         return placed
 
     def protocol(self, key: tuple[str, str], claims: list[_Claim]) -> model.LocationSettings:
@@ -285,7 +294,9 @@ class _Router:
                 )
         return GRPC_SETTINGS if kind == GRPC_ROUTE else model.NO_SETTINGS
 
-    def within_redirect_carriers(self, location: Location, taken: list[_Claim]) -> Location:
+    def within_redirect_carriers(
+        self, location: Location, choice_claims: list[_Claim], last: _Claim
+    ) -> Location:
         """nginx answers at most two redirect codes in one location
         (`render_filters.redirect_carriers`): a code beyond the first two, in precedence
         order, is answered with the first, and its rule reported."""
@@ -316,9 +327,9 @@ class _Router:
 
         choices = tuple(
             replace(choice, filters=fitted(choice.filters, claim))
-            for choice, claim in zip(location.choices, taken, strict=False)
+            for choice, claim in zip(location.choices, choice_claims, strict=True)
         )
-        own = fitted(location.filters, taken[-1])
+        own = fitted(location.filters, last)
         return replace(location, choices=choices, filters=own)
 
     def timeout(self, key: tuple[str, str], claims: list[_Claim]) -> int | None:
@@ -400,6 +411,24 @@ class _Router:
         return self.upstream(
             name, shares[0][0], [e for _, es in shares for e in es], _weights(shares)
         )
+
+    def refused_share(self, claim: _Claim) -> str | None:
+        """The percentage of the rule's requests that its unusable backendRefs take by
+        their weights, which the spec answers with 500 (at least 0.01, at most 99.99:
+        what split_clients can draw); None when it has no such share or only those."""
+        route, rule = claim.route, claim.route.rules[claim.rule_index]
+        if rule.filters.redirect is not None:
+            return None
+        total = sum(backend.weight for backend in rule.backends)
+        refused = sum(
+            backend.weight
+            for backend in rule.backends
+            if backend_problem(route.namespace, backend, self.index, route.kind) is not None
+        )
+        if refused in (0, total):
+            return None
+        hundredths = min(max(round(refused * 10_000 / total), 1), 9_999)
+        return f"{hundredths // 100}.{hundredths % 100:02d}"
 
     def upstream(
         self, name: str, backend: Backend, endpoints: list[str], weights: tuple[int, ...] | None
