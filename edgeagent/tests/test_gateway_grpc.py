@@ -1,9 +1,10 @@
 """GRPCRoute through a real nginx to real gRPC servers (grpcio), called by a real gRPC
 client over the HTTPS listener (HTTP/2), in both modes: the conformance suite's
-GRPCExactMethodMatching, GRPCRouteHeaderMatching and GRPCRouteListenerHostnameMatching
-re-expressed, with the spec's precedence, header filters, weights, unusable backends,
-the HTTPRoute/GRPCRoute hostname conflict and hostile names."""
+GRPCExactMethodMatching, GRPCRouteHeaderMatching, GRPCRouteListenerHostnameMatching and
+GRPCRouteWeight re-expressed, with the spec's precedence, header filters, unusable
+backends, the HTTPRoute/GRPCRoute hostname conflict and hostile names."""
 
+import collections
 import json
 from concurrent import futures
 
@@ -170,8 +171,9 @@ def objects(ports: dict, pair) -> model.Inputs:
                     to(
                         "v1",
                         backends=[
-                            backend_ref("grpc-v1", weight=1),
-                            backend_ref("grpc-v2", weight=0),
+                            backend_ref("grpc-v1", weight=70),
+                            backend_ref("grpc-v2", weight=30),
+                            backend_ref("grpc-v3", weight=0),
                         ],
                     )
                 ],
@@ -348,8 +350,13 @@ def test_a_host_no_listener_takes_is_not_served(site, host):
     assert code == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_a_weight_of_0_takes_no_call(site):
-    assert {site.backend("weights.example", f"/{SERVICE}/Echo") for _ in range(6)} == {"v1"}
+def test_weights_share_calls_and_a_weight_of_0_takes_none(site):
+    """GRPCRouteWeight: 70/30/0. Smooth weighted round robin is exact over whole cycles
+    (7 and 3), whatever calls came before."""
+    seen = collections.Counter(
+        site.backend("weights.example", f"/{SERVICE}/Echo") for _ in range(100)
+    )
+    assert seen == {"v1": 70, "v2": 30}
 
 
 def test_header_filters(site):
