@@ -1,8 +1,8 @@
 """The conformance suite's Core HTTPRoute traffic tests that test_gateway_routing.py does
 not hold, through a real nginx to real HTTP backends, in both modes:
 HTTPRoutePartiallyInvalidViaInvalidReferenceGrant (with the 500 for the share of a
-weighted rule that its unusable backendRefs take), HTTPRouteServiceTypes and
-HTTPRouteMultipleGateways."""
+weighted rule that its unusable backendRefs take), HTTPRouteServiceTypes,
+HTTPRouteMultipleGateways and HTTPRouteHTTPSListener as the suite writes it."""
 
 import collections
 
@@ -18,11 +18,11 @@ from support_gateway import (
     parent,
     reference_grant,
 )
-from support_http import request
+from support_http import common_name, request
 from support_nginx import echo_site
-from support_objects import endpoint_slice, service
+from support_objects import endpoint_slice, service, tls_secret
 
-from edgeagent import model
+from edgeagent import cli, model
 
 APP = "gateway-conformance-app-backend"
 OLD = "2020-01-01T00:00:00Z"
@@ -64,7 +64,12 @@ def typed_service(name, headless):
     return made
 
 
-def objects(backends) -> model.Inputs:
+def https_listener(name, hostname=None):
+    certificates = [{"group": "", "kind": "Secret", "name": "tls-validity-checks-certificate"}]
+    return listener(name, 443, "HTTPS", hostname=hostname, certificates=certificates)
+
+
+def objects(backends, certificate) -> model.Inputs:
     inputs = model.Inputs(
         gateway_classes=[gateway_class()], namespaces=[namespace(INFRA), namespace(APP)]
     )
@@ -90,8 +95,15 @@ def objects(backends) -> model.Inputs:
             gateway("same-namespace", listener(hostname="*.same.example")),
             gateway("all-namespaces", listener(hostname="*.same.example", allowed_from="All")),
             gateway("gateway", listener(hostname="*.routes.example")),
+            gateway(
+                "same-namespace-with-https-listener",
+                https_listener("https"),
+                https_listener("https-with-hostname", "second-example.org"),
+                https_listener("https-with-wildcard-hostname", "*.wildcard.org"),
+            ),
         ]
     )
+    inputs.secrets.append(tls_secret("tls-validity-checks-certificate", certificate, INFRA))
     inputs.reference_grants.append(
         reference_grant(APP, "HTTPRoute", INFRA, "Service", "app-backend-v1")
     )
@@ -139,6 +151,17 @@ def objects(backends) -> model.Inputs:
                     for name in SERVICE_TYPES
                 ],
             ),
+            # HTTPRouteHTTPSListener, as the suite writes it.
+            http_route(
+                "httproute-https-test",
+                [parent("same-namespace-with-https-listener")],
+                hostnames=["example.org"],
+            ),
+            http_route(
+                "httproute-https-test-no-hostname",
+                [parent("same-namespace-with-https-listener", sectionName="https-with-hostname")],
+                rules=[{"backendRefs": [backend_ref("infra-backend-v2")]}],
+            ),
             # HTTPRouteMultipleGateways, as the suite writes it.
             http_route(
                 "multiple-gateways-shared-route",
@@ -165,8 +188,12 @@ def objects(backends) -> model.Inputs:
 @pytest.fixture(scope="module", params=["static", "dynamic"])
 def site(request, tmp_path_factory):
     names = [*BACKENDS.values(), *(started for started, _ in SERVICE_TYPES.values())]
+    certificate = cli.self_signed("example.org", ("example.org", "second-example.org"))
     with echo_site(
-        tmp_path_factory.mktemp("conformance"), names, objects, request.param == "dynamic"
+        tmp_path_factory.mktemp("conformance"),
+        names,
+        lambda started: objects(started, certificate),
+        request.param == "dynamic",
     ) as built:
         yield built
 
@@ -229,3 +256,18 @@ def test_multiple_gateways_share_a_route(site, host):
     assert get(site, host, "/").backend == "infra-v2"
     (problem,) = [p for p in site.model.problems if p.name == "all-namespaces-dedicated-route"]
     assert problem.code == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("example.org", "infra-v1"), ("unknown-example.org", 404), ("second-example.org", "infra-v2")],
+)
+def test_https_listener(site, host, expected):
+    """HTTPRouteHTTPSListener: a route of a hostname on the listener without one, a route
+    without a hostname on the listener of one, a host neither serves (404)."""
+    answer = request(site.ports.https, host, "/", tls=True)
+    if expected == 404:
+        assert answer.status == 404
+    else:
+        assert answer.backend == expected
+        assert common_name(answer.certificate) == "example.org"
