@@ -161,6 +161,18 @@ def objects(ports: dict, pair) -> model.Inputs:
                             kind="RegularExpression",
                         ),
                     ),
+                    to(
+                        "v3",
+                        {
+                            "headers": [
+                                {
+                                    "type": "RegularExpression",
+                                    "name": "version",
+                                    "value": "th?ree|four",
+                                }
+                            ]
+                        },
+                    ),
                 ],
                 hostnames=["headers.example"],
             ),
@@ -315,6 +327,9 @@ def test_a_call_no_rule_matches_is_unimplemented(site):
         ("/other.Service/Other", {"version": "one"}, "v2"),
         # RegularExpression: the whole path, case-sensitive.
         ("/regex.abc/Call7", {}, "v1"),
+        # A RegularExpression header: the whole value.
+        (f"/{SERVICE}/Echo", {"version": "three"}, "v3"),
+        (f"/{SERVICE}/Echo", {"version": "four"}, "v3"),
     ],
 )
 def test_header_matching_and_precedence(site, path, metadata, backend):
@@ -452,7 +467,9 @@ def test_listeners_take_grpcroutes_by_default():
         (method(name="(?=x)", kind="RegularExpression"), "method"),
         ({"headers": [{"name": "x y", "value": "1"}]}, "header name"),
         ({"headers": [{"name": "x", "value": "a$b"}]}, "value"),
-        ({"headers": [{"type": "RegularExpression", "name": "x", "value": "a"}]}, "not served"),
+        ({"headers": [{"type": "Prefix", "name": "x", "value": "a"}]}, "not served"),
+        ({"headers": [{"type": "RegularExpression", "name": "x", "value": "(?=a)"}]}, "regular"),
+        ({"headers": [{"type": "RegularExpression", "name": "x", "value": 'a"; b'}]}, "value"),
     ],
 )
 def test_hostile_matches_refuse_the_route(match, message):

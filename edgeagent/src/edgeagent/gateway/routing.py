@@ -66,6 +66,9 @@ PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
 """Path match types before prefixes, in precedence order."""
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
 STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
+PATTERN = "~"
+"""Before a condition's variable: its value is a regex the whole variable must match
+(`grammar.regex_value`), which render writes as a map of its own."""
 REFUSED_SHARE = "$request_id"
 """The condition of a choice that holds for a share of requests, its value a percentage
 with two decimals: render draws it with `split_clients` on this random key, in both
@@ -96,13 +99,13 @@ class _Claim:
         if match.grpc_lengths is not None:
             service, method = match.grpc_lengths
             order = (self.order, self.rule_index, self.match_index)
-            return (-1, -service, -method, -len(match.headers), 0, *order)
+            return (-1, -service, -method, -match.header_count, 0, *order)
         return (
             PATH_RANK.get(match.type, len(PATH_RANK)),
             -len(match.value),
             match.method is None,
-            -len(match.headers),
-            -len(match.queries),
+            -match.header_count,
+            -match.query_count,
             self.order,
             self.rule_index,
             self.match_index,
@@ -116,7 +119,10 @@ class _Claim:
         method = (("$request_method", match.method),) if match.method else ()
         headers = tuple((f"$http_{n.replace('-', '_')}", v) for n, v in match.headers)
         queries = tuple((f"$arg_{n}", v) for n, v in match.queries)
-        return path + method + headers + queries
+        patterns = tuple(
+            (f"{PATTERN}$http_{n.replace('-', '_')}", v) for n, v in match.header_patterns
+        ) + tuple((f"{PATTERN}$arg_{n}", v) for n, v in match.query_patterns)
+        return path + method + headers + queries + patterns
 
     @property
     def location_keys(self) -> tuple[tuple[str, str], ...]:
