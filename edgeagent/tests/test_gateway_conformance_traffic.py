@@ -7,6 +7,7 @@ HTTPRouteMultipleGateways and HTTPRouteHTTPSListener as the suite writes it."""
 import collections
 
 import pytest
+from edgeagent.gateway import routing as gateway_routing
 from support_gateway import (
     INFRA,
     backend_ref,
@@ -271,3 +272,34 @@ def test_https_listener(site, host, expected):
     else:
         assert answer.backend == expected
         assert common_name(answer.certificate) == "example.org"
+
+
+@pytest.mark.parametrize("host", ["example.org", "second-example.org"])
+def test_hostnames_only_https_listeners_serve_are_not_answered_over_http(site, host):
+    """The routes of HTTPS listeners only: over plain HTTP the host is the default
+    server's, which no route of this site serves (404)."""
+    assert get(site, host).status == 404
+
+
+def test_a_hostname_of_unprogrammed_https_listeners_only_is_not_served():
+    """GatewayWithAttachedRoutes' unresolved listener: its route is attached (and
+    counted) but nothing serves it, over HTTPS or HTTP."""
+    unresolved = listener("tls", 443, "HTTPS", certificates=[{"name": "does-not-exist"}])
+    inputs = model.Inputs(
+        gateway_classes=[gateway_class()],
+        namespaces=[namespace(INFRA)],
+        services=[service("infra-backend-v1", {"http": 8080}, namespace=INFRA)],
+        gateways=[gateway("unresolved", unresolved, listener())],
+        http_routes=[
+            http_route(
+                "tls-only", [parent("unresolved", sectionName="tls")], hostnames=["t.example"]
+            ),
+            http_route(
+                "plain", [parent("unresolved", sectionName="http")], hostnames=["p.example"]
+            ),
+        ],
+    )
+    options = model.Options()
+    built, attachment = gateway_routing.build(model.build(inputs, options), inputs, options)
+    assert attachment.gateways[0].attached_routes == {"tls": 1, "http": 1}
+    assert [(s.host, s.http, s.https) for s in built.servers] == [("p.example", True, False)]

@@ -363,6 +363,9 @@ class Server:
     (`--gateway-address`) when there are any."""
     client_certificates: ClientCertificates | None = None
     """What the TLS handshake asks of clients (auth-tls-*): usable, of its Ingresses'."""
+    http: bool = True
+    """It listens on the HTTP port; a Gateway API host that only HTTPS listeners serve
+    does not (gateway.routing)."""
 
 
 @dataclass(frozen=True)

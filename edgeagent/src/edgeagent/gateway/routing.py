@@ -23,7 +23,13 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
 
-What is not served yet: a route on an HTTPS listener is also answered over HTTP.
+- A hostname that only HTTPS listeners serve is answered over HTTPS only (over HTTP:
+  the default server's); none of them programmed, it is not served. A hostname of both
+  HTTP and HTTPS listeners gets the routes of both over each.
+
+What is not served yet: a route without hostname on an HTTPS listener is also answered
+over HTTP (the default server listens on both), as are an HTTPS listener's routes on a
+hostname that an HTTP listener also serves.
 """
 
 from __future__ import annotations
@@ -184,11 +190,11 @@ class _Router:
     def problem(self, route: Route, reason: str, code: str) -> None:
         self.problems.append(Problem(route.kind, route.namespace, route.name, reason, code))
 
-    def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None]]:
-        """Per hostname, every match of the routes served there, in precedence order; and
-        per hostname whether it is served over HTTPS, with which certificate (None: HTTP
-        only). Of two routes with the very same match, the second is reported: it can
-        never be chosen."""
+    def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]:
+        """Per hostname, every match of the routes served there, in precedence order;
+        per hostname whether it is served over HTTPS, with which certificate (None: not
+        over HTTPS); and the hostnames an HTTP listener serves. Of two routes with the
+        very same match, the second is reported: it can never be chosen."""
         routes = {state.id: state for state in self.attachment.routes if state.route}
         orders = {
             (kind, key_of(obj)): age(obj)
@@ -206,6 +212,7 @@ class _Router:
         }
         by_host: dict[str, dict[PathMatch, _Claim]] = {}
         tls: dict[str, Key | None] = {}
+        plain: set[str] = set()
         bindings = sorted(self.attachment.bindings, key=lambda b: orders.get((b.kind, b.route), ()))
         for binding in bindings:
             route = routes[(binding.kind, binding.route)].route
@@ -224,6 +231,8 @@ class _Router:
                     tls[host] = tls.get(host) or listener.certificates[0]
                 else:
                     tls.setdefault(host, None)
+                if listener.protocol != HTTPS:
+                    plain.add(host)
                 claimed = by_host.setdefault(host, {})
                 for rule_index, rule in enumerate(route.rules):
                     for match_index, match in enumerate(rule.matches):
@@ -244,7 +253,7 @@ class _Router:
             host: sorted(claimed.values(), key=lambda claim: claim.precedence)
             for host, claimed in by_host.items()
         }
-        return ordered, tls
+        return ordered, tls, plain
 
     def locations(self, claims: list[_Claim]) -> dict[tuple[str, str], Location]:
         """One location per path a match names; each holds, in precedence order, every
@@ -565,7 +574,7 @@ def _with_ingress_conflicts(
 
 def _merged(built: Model, router: _Router) -> Model:
     inputs = router.inputs
-    by_host, tls = router.claims()
+    by_host, tls, plain = router.claims()
     ingress_hosts = {server.host for server in built.servers}
     certificates = dict(built.certificates)
     servers = list(built.servers)
@@ -575,9 +584,11 @@ def _merged(built: Model, router: _Router) -> Model:
             for route in {claim.route for claim in by_host[host]}:
                 router.lost(route, f"host {host}")
             continue
+        certificate = tls.get(host)
+        if certificate is None and host not in plain:
+            continue  # its HTTPS listeners are not programmed: their status says why
         placed = router.locations(by_host[host])
         placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
-        certificate = tls.get(host)
         if certificate is not None and certificate not in certificates:
             certificates[certificate] = model.read_tls_secret(secrets.get(certificate))
         servers.append(
@@ -588,6 +599,7 @@ def _merged(built: Model, router: _Router) -> Model:
                 certificate,
                 any_depth=host.startswith("*."),
                 gateway=True,
+                http=host in plain,
             )
         )
     default = built.default_server
