@@ -3,8 +3,10 @@ Ingresses give, merged into the Ingress model: nginx, render and the dynamic mod
 nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC ones).
 
 - Each hostname a route serves on a listener is a Server (ANY_HOST: the default
-  server); a Server bound to an HTTPS listener also listens on HTTPS with the
-  listener's first certificate.
+  server). It listens on HTTP when an HTTP listener serves that hostname, on HTTPS
+  with the listener's first certificate when a programmed HTTPS listener does (over
+  HTTP a hostname of HTTPS listeners only is the default server's; of unprogrammed
+  ones only, it is not served), with the routes of both over each.
 - Each path a match names is a location: Exact is `location =`, PathPrefix `/p` is
   `location = /p` plus `location ^~ /p/` (by path element, never "/pfoo"). A location
   holds every match its requests can satisfy (shorter prefixes included), in the spec's
@@ -22,10 +24,6 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
-
-- A hostname that only HTTPS listeners serve is answered over HTTPS only (over HTTP:
-  the default server's); none of them programmed, it is not served. A hostname of both
-  HTTP and HTTPS listeners gets the routes of both over each.
 
 What is not served yet: a route without hostname on an HTTPS listener is also answered
 over HTTP (the default server listens on both), as are an HTTPS listener's routes on a
