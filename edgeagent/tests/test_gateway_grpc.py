@@ -1,9 +1,10 @@
 """GRPCRoute through a real nginx to real gRPC servers (grpcio), called by a real gRPC
 client over the HTTPS listener (HTTP/2), in both modes: the conformance suite's
-GRPCExactMethodMatching, GRPCRouteHeaderMatching and GRPCRouteListenerHostnameMatching
-re-expressed, with the spec's precedence, header filters, weights, unusable backends,
-the HTTPRoute/GRPCRoute hostname conflict and hostile names."""
+GRPCExactMethodMatching, GRPCRouteHeaderMatching, GRPCRouteListenerHostnameMatching and
+GRPCRouteWeight re-expressed, with the spec's precedence, header filters, unusable
+backends, the HTTPRoute/GRPCRoute hostname conflict and hostile names."""
 
+import collections
 import json
 from concurrent import futures
 
@@ -160,6 +161,18 @@ def objects(ports: dict, pair) -> model.Inputs:
                             kind="RegularExpression",
                         ),
                     ),
+                    to(
+                        "v3",
+                        {
+                            "headers": [
+                                {
+                                    "type": "RegularExpression",
+                                    "name": "version",
+                                    "value": "th?ree|four",
+                                }
+                            ]
+                        },
+                    ),
                 ],
                 hostnames=["headers.example"],
             ),
@@ -170,8 +183,9 @@ def objects(ports: dict, pair) -> model.Inputs:
                     to(
                         "v1",
                         backends=[
-                            backend_ref("grpc-v1", weight=1),
-                            backend_ref("grpc-v2", weight=0),
+                            backend_ref("grpc-v1", weight=70),
+                            backend_ref("grpc-v2", weight=30),
+                            backend_ref("grpc-v3", weight=0),
                         ],
                     )
                 ],
@@ -313,6 +327,9 @@ def test_a_call_no_rule_matches_is_unimplemented(site):
         ("/other.Service/Other", {"version": "one"}, "v2"),
         # RegularExpression: the whole path, case-sensitive.
         ("/regex.abc/Call7", {}, "v1"),
+        # A RegularExpression header: the whole value.
+        (f"/{SERVICE}/Echo", {"version": "three"}, "v3"),
+        (f"/{SERVICE}/Echo", {"version": "four"}, "v3"),
     ],
 )
 def test_header_matching_and_precedence(site, path, metadata, backend):
@@ -348,8 +365,13 @@ def test_a_host_no_listener_takes_is_not_served(site, host):
     assert code == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_a_weight_of_0_takes_no_call(site):
-    assert {site.backend("weights.example", f"/{SERVICE}/Echo") for _ in range(6)} == {"v1"}
+def test_weights_share_calls_and_a_weight_of_0_takes_none(site):
+    """GRPCRouteWeight: 70/30/0. Smooth weighted round robin is exact over whole cycles
+    (7 and 3), whatever calls came before."""
+    seen = collections.Counter(
+        site.backend("weights.example", f"/{SERVICE}/Echo") for _ in range(100)
+    )
+    assert seen == {"v1": 70, "v2": 30}
 
 
 def test_header_filters(site):
@@ -445,7 +467,9 @@ def test_listeners_take_grpcroutes_by_default():
         (method(name="(?=x)", kind="RegularExpression"), "method"),
         ({"headers": [{"name": "x y", "value": "1"}]}, "header name"),
         ({"headers": [{"name": "x", "value": "a$b"}]}, "value"),
-        ({"headers": [{"type": "RegularExpression", "name": "x", "value": "a"}]}, "not served"),
+        ({"headers": [{"type": "Prefix", "name": "x", "value": "a"}]}, "not served"),
+        ({"headers": [{"type": "RegularExpression", "name": "x", "value": "(?=a)"}]}, "regular"),
+        ({"headers": [{"type": "RegularExpression", "name": "x", "value": 'a"; b'}]}, "value"),
     ],
 )
 def test_hostile_matches_refuse_the_route(match, message):

@@ -80,6 +80,22 @@ HOSTILE_ROUTES.update(
 )
 
 
+def _regex_header(value: str) -> dict:
+    header = {"type": "RegularExpression", "name": "x", "value": value}
+    return {"matches": [{"headers": [header]}], "backendRefs": [backend_ref("app")]}
+
+
+# RegularExpression values are written inside double quotes in a map of their own.
+HOSTILE_ROUTES.update(
+    {
+        "regex-header-closes-blocks": _regex_header("a" + CLOSE_AND_LOAD),
+        "regex-header-newline": _regex_header(NEWLINE_DIRECTIVE),
+        "regex-header-quote": _regex_header('a"'),
+        "regex-header-backslash-quote": _regex_header('a\\"'),
+    }
+)
+
+
 def hostile_world(app) -> model.Inputs:
     inputs = model.Inputs(
         gateway_classes=[gateway_class()],
@@ -186,3 +202,19 @@ def test_gixy_finds_nothing_in_the_gateway_golden_case(tmp_path, mode):
         assert {finding["plugin"] for finding in findings} == {"missing_resolver"}
         assert all("$edgeagent_t" in json.dumps(finding) for finding in findings)
     assert any(server.host == "shop.example.com" for server in site.model.servers)
+
+
+@pytest.mark.parametrize("case", ["gateway-shares", "gateway-regex"])
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_gixy_finds_nothing_in_the_choices_golden_cases(tmp_path, mode, case):
+    """A weighted rule's unusable share (split_clients) and RegularExpression header and
+    parameter values (maps of their own): nginx accepts them and gixy-ng finds nothing but,
+    in static mode, the choice map's proxy_pass it cannot resolve (above)."""
+    golden = GOLDEN_GATEWAY.parent.parent / case / "input"
+    site, scan, findings = scanned_by_gixy(tmp_path, golden, mode)
+    assert site.model.servers
+    if mode == "dynamic":
+        assert findings == [], scan.stdout + scan.stderr
+    else:
+        assert {finding["plugin"] for finding in findings} == {"missing_resolver"}
+        assert all("$edgeagent_t" in json.dumps(finding) for finding in findings)

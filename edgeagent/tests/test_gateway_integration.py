@@ -148,3 +148,33 @@ def test_generations_and_listener_changes_reach_the_status(custom):
         )
     )
     assert bump["metadata"]["generation"] == 1
+
+
+def test_the_longest_name_and_a_parameters_ref_are_answered(custom):
+    """GatewayNameMaximumLength and GatewayInvalidParametersRef against the emulator: a
+    Gateway of a 253-character name gets its conditions at its generation; one naming a
+    parametersRef is Accepted False, InvalidParameters."""
+    prefix = "gateway-name-maximum-length-"
+    longest = prefix + "a" * (253 - len(prefix))
+    custom.create_namespaced_custom_object(
+        *V1, NS, "gateways", gateway(longest, listener(), namespace=NS)
+    )
+    parameters = gateway("gateway-invalid-parameters-ref", listener(), namespace=NS)
+    parameters["spec"]["infrastructure"] = {
+        "parametersRef": {"group": "invalid.io", "kind": "InvalidParameters", "name": "invalid"}
+    }
+    custom.create_namespaced_custom_object(*V1, NS, "gateways", parameters)
+
+    def status(name):
+        return custom.get_namespaced_custom_object(*V1, NS, "gateways", name).get("status") or {}
+
+    eventually(
+        lambda: {c["observedGeneration"] for c in status(longest).get("conditions", [])} == {1}
+    )
+    assert conditions(status(longest))["Accepted"] == ("True", "Accepted")
+    eventually(
+        lambda: (
+            conditions(status("gateway-invalid-parameters-ref")).get("Accepted")
+            == ("False", "InvalidParameters")
+        )
+    )

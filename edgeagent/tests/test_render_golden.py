@@ -29,6 +29,8 @@ CASES = {
     "secrets": GOLDEN / "secrets" / "input",
     "behaviour": GOLDEN / "behaviour" / "input",
     "backend-tls": GOLDEN / "backend-tls" / "input",
+    "gateway-shares": GOLDEN / "gateway-shares" / "input",
+    "gateway-regex": GOLDEN / "gateway-regex" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

@@ -587,6 +587,23 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "T
 header_name = _token(HEADER_NAME, 256, "header name (letters, digits and '-')")
 query_name = _token(QUERY_NAME, 256, "query parameter name (letters, digits, '_')")
 match_value = _token(MATCH_VALUE, 1024, "value (letters, digits and -._~/!*+,=:@&)")
+# A Gateway API RegularExpression header or query parameter value: the characters of
+# MATCH_VALUE and the regex syntax, backslashes as in REGEX_PATH (nginx keeps them).
+REGEX_VALUE = re.compile(r"([A-Za-z0-9\-._~/!*+,=:@&()|?^$\[\]{}]|\\[-./dDwWsS()\[\]{}*+?|^$])+")
+
+
+def regex_value(value: object, what: str) -> str:
+    """A regex that a whole header or query parameter value must match (PCRE, as
+    Python's `re` reads it too: `is_regex`)."""
+    text = string(value, what)
+    if len(text) > 1024 or not REGEX_VALUE.fullmatch(text):
+        raise Invalid(
+            f"{what} {show(text)} must be 1 to 1024 letters, digits, -._~/!*+,=:@& and the "
+            "regex syntax ()|?^$[]{}*+ (backslash only before one of -./dDwWsS()[]{}*+?|^$)"
+        )
+    if not is_regex(text):
+        raise Invalid(f"{what} {show(text)} is not a regular expression nginx can use")
+    return text
 
 
 def http_method(value: object, what: str) -> str:

@@ -373,6 +373,9 @@ class Server:
     """What the TLS handshake asks of clients (auth-tls-*): usable, of its Ingresses'."""
     host_ciphers: HostCiphers | None = None
     """The ciphers its TLS handshake offers (ssl-ciphers): held, of its Ingresses'."""
+    http: bool = True
+    """It listens on the HTTP port; a Gateway API host that only HTTPS listeners serve
+    does not (gateway.routing)."""
 
 
 @dataclass(frozen=True)

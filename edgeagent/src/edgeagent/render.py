@@ -199,6 +199,15 @@ def regex_path(value: object) -> str:
 rewrite_target = grammar.second_lock(grammar.REWRITE_TARGET, "a rewrite target")
 
 
+def regex_value(value: object) -> str:
+    """A Gateway API RegularExpression header or parameter value, written inside double
+    quotes: refused unless it is in the grammar (as `regex_path`)."""
+    text = str(value)
+    if not (grammar.REGEX_VALUE.fullmatch(text) and grammar.is_regex(text)):
+        raise ValueError(f"refusing to render {grammar.show(text)}: not a safe regex value")
+    return text
+
+
 def redirect_url(value: object) -> str:
     text = str(value)
     if not (text and grammar.REDIRECT_URL.fullmatch(text)):
@@ -283,6 +292,7 @@ def _environment() -> jinja2.Environment:
     environment.globals["hsts_variable"] = hsts_variable
     environment.filters["server_name"] = server_name
     environment.filters["regex_path"] = regex_path
+    environment.filters["regex_value"] = regex_value
     environment.filters["rewrite_target"] = rewrite_target
     environment.filters["redirect_url"] = redirect_url
     environment.filters["hash_key"] = hash_key

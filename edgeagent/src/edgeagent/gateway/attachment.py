@@ -8,7 +8,9 @@
   `GatewayOptions.addresses` (`--gateway-address`, which every listener binds): another
   type, or any address without that flag, is not Accepted (UnsupportedAddress); an
   address the edge does not bind is not Programmed (AddressNotUsable), its routes
-  being served on the bound ones. Each listener is checked:
+  being served on the bound ones. The edge takes no parameters: a Gateway naming
+  `spec.infrastructure.parametersRef` is not Accepted (InvalidParameters), as the spec
+  says of one whose parameters cannot be used. Each listener is checked:
   protocol HTTP or HTTPS (UnsupportedProtocol), a port the edge carries to nginx for that
   protocol (PortUnavailable: `GatewayOptions.http_port` / `https_port`), TLS mode
   Terminate with Secrets as certificates, from another namespace only under a
@@ -22,7 +24,8 @@
 - HTTPRoute and GRPCRoute: each parentRef to a Gateway of ours is bound to the listeners it selects
   (sectionName, port; none: NoMatchingParent) that admit it (allowedRoutes namespaces
   Same/All/Selector and kinds; none: NotAllowedByListeners) and share a hostname with it
-  (none: NoMatchingListenerHostname). A route that is invalid or uses what the edge does
+  (none: NoMatchingListenerHostname); a Gateway that is not Accepted takes none
+  (NoMatchingParent). A route that is invalid or uses what the edge does
   not serve is not Accepted (UnsupportedValue, with the field). ResolvedRefs says whether
   every backendRef is a Service that exists, in its namespace or under a ReferenceGrant.
 
@@ -332,7 +335,16 @@ def _gateway(
     listeners = _across_gateways(_conflicts(listeners), certificates)
     valid = [lst for lst in listeners if c.holds(lst.conditions, c.ACCEPTED)]
     unsupported, unusable = _addresses(spec.get("addresses"), options)
-    if unsupported:
+    parameters = mapping(mapping(spec.get("infrastructure")).get("parametersRef"))
+    if parameters:
+        # The edge reads no parameters object: whatever one names, it would be ignored.
+        accepted = Condition(
+            c.ACCEPTED,
+            False,
+            c.INVALID_PARAMETERS,
+            "spec.infrastructure.parametersRef: the edge takes no parameters",
+        )
+    elif unsupported:
         accepted = Condition(c.ACCEPTED, False, c.UNSUPPORTED_ADDRESS, unsupported)
     elif len(valid) < len(listeners):
         accepted = Condition(
@@ -644,6 +656,9 @@ def _route(
 def _bind(
     route: Route, ref: dict, gateway: GatewayState, index: Index
 ) -> tuple[Condition, list[Binding]]:
+    if not c.holds(gateway.conditions, c.ACCEPTED):
+        # Accepted False: the Gateway makes no configuration, so nothing of it serves.
+        return Condition(c.ACCEPTED, False, c.NO_MATCHING_PARENT, "the Gateway is not Accepted"), []
     section, port = ref.get("sectionName"), ref.get("port")
     selected = [
         lst for lst in gateway.listeners if section in (None, lst.name) and port in (None, lst.port)

@@ -13,8 +13,9 @@ HTTPRoute's, served with `grpc_pass`:
 - A rule without matches matches every call (PathPrefix `/`).
 - Precedence, as the spec orders GRPCRoute rules: the most characters of the service,
   then of the method, then the most header matches (`PathMatch.grpc_lengths`).
-- Headers: Exact, as an HTTPRoute's. Filters: RequestHeaderModifier and
-  ResponseHeaderModifier (a RequestMirror or ExtensionRef refuses the route).
+- Headers: Exact and RegularExpression, as an HTTPRoute's. Filters:
+  RequestHeaderModifier and ResponseHeaderModifier (a RequestMirror or ExtensionRef
+  refuses the route).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from edgeagent.gateway.routes import (
     Rule,
     Unsupported,
     backends_and_filters,
-    exact_pairs,
+    header_matches,
     listed,
     mapping,
     parse_with,
@@ -72,13 +73,9 @@ def _name(value: Any, pattern: re.Pattern, what: str) -> str:
 
 
 def _match(body: dict, what: str) -> PathMatch:
-    headers = exact_pairs(
-        body.get("headers"),
-        f"{what}.headers",
-        lambda name, where: grammar.header_name(name, where).lower(),
-    )
+    headers = header_matches(body.get("headers"), f"{what}.headers")
     if body.get("method") is None:
-        return PathMatch(PATH_PREFIX, "/", headers=headers, grpc_lengths=(0, 0))
+        return PathMatch(PATH_PREFIX, "/", **headers, grpc_lengths=(0, 0))
     method_match = mapping(body.get("method"), f"{what}.method")
     kind = method_match.get("type", EXACT)
     service, method = method_match.get("service"), method_match.get("method")
@@ -91,7 +88,7 @@ def _match(body: dict, what: str) -> PathMatch:
         ]
         regex = grammar.regex_path(f"/({parts[0]})/({parts[1]})", f"{what}.method")
         lengths = (len(service or ""), len(method or ""))
-        return PathMatch(REGULAR_EXPRESSION, regex, headers=headers, grpc_lengths=lengths)
+        return PathMatch(REGULAR_EXPRESSION, regex, **headers, grpc_lengths=lengths)
     if kind != EXACT:
         raise Invalid(f"{what}.method.type {grammar.show(str(kind))} is not served")
     if service is not None:
@@ -101,7 +98,7 @@ def _match(body: dict, what: str) -> PathMatch:
     lengths = (len(service or ""), len(method or ""))
     if service is None:
         regex = grammar.regex_path(f"/{ANY_NAME}/{method}", f"{what}.method.method")
-        return PathMatch(REGULAR_EXPRESSION, regex, headers=headers, grpc_lengths=lengths)
+        return PathMatch(REGULAR_EXPRESSION, regex, **headers, grpc_lengths=lengths)
     if method is None:
-        return PathMatch(PATH_PREFIX, f"/{service}", headers=headers, grpc_lengths=lengths)
-    return PathMatch(EXACT, f"/{service}/{method}", headers=headers, grpc_lengths=lengths)
+        return PathMatch(PATH_PREFIX, f"/{service}", **headers, grpc_lengths=lengths)
+    return PathMatch(EXACT, f"/{service}/{method}", **headers, grpc_lengths=lengths)

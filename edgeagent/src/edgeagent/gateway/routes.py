@@ -2,11 +2,12 @@
 
 What the edge serves so far: hostnames; matches on the path (Exact, PathPrefix and
 RegularExpression: the whole path, case-sensitive, in the grammar of the Ingress side's
-regex paths; a rule without matches is PathPrefix "/"), exact header values, exact
-query parameter values and the method; backendRefs with their weights; the filters of
-`edgeagent.gateway.filters`; and `timeouts`. Anything else (RegularExpression headers
-or parameters, other filters) makes the route unsupported as a whole, with the field
-named: serving part of a rule would send traffic where its author did not mean it to go.
+regex paths; a rule without matches is PathPrefix "/"), header and query parameter
+values (Exact, or RegularExpression: the whole value, case-sensitive, in the grammar of
+`grammar.regex_value`) and the method; backendRefs with their weights; the filters of
+`edgeagent.gateway.filters`; and `timeouts`. Anything else (other filters) makes the
+route unsupported as a whole, with the field named: serving part of a rule would send
+traffic where its author did not mean it to go.
 """
 
 from __future__ import annotations
@@ -46,9 +47,21 @@ class PathMatch:
     headers: tuple[tuple[str, str], ...] = ()
     """(name in lower case, value), each name once (the spec: the first one counts)."""
     queries: tuple[tuple[str, str], ...] = ()
+    header_patterns: tuple[tuple[str, str], ...] = ()
+    """RegularExpression header matches: (name in lower case, regex); a name is in
+    `headers` or here, once."""
+    query_patterns: tuple[tuple[str, str], ...] = ()
     grpc_lengths: tuple[int, int] | None = None
     """A GRPCRoute's: the lengths of the service and method it names, which its
     precedence follows instead of the path's (gateway.grpc_routes)."""
+
+    @property
+    def header_count(self) -> int:
+        return len(self.headers) + len(self.header_patterns)
+
+    @property
+    def query_count(self) -> int:
+        return len(self.queries) + len(self.query_patterns)
 
 
 @dataclass(frozen=True)
@@ -163,27 +176,44 @@ def _timeout(value: Any, what: str) -> int | None:
     return min(set_ones) if set_ones else 0
 
 
-def exact_pairs(items: Any, what: str, check_name) -> tuple[tuple[str, str], ...]:
-    pairs: dict[str, str] = {}
+Pairs = tuple[tuple[str, str], ...]
+
+
+def value_matches(items: Any, what: str, check_name) -> tuple[Pairs, Pairs]:
+    """Header or query parameter matches: the Exact (name, value) pairs and the
+    RegularExpression (name, regex) pairs, each name once (the spec: the first counts)."""
+    pairs: dict[str, tuple[str, str]] = {}
     for i, item in enumerate(listed(items, what)):
         item = mapping(item, f"{what}[{i}]")
-        if item.get("type", EXACT) != EXACT:
-            raise Invalid(f"{what}[{i}].type {grammar.show(str(item.get('type')))} is not served")
+        kind = item.get("type", EXACT)
+        if kind not in (EXACT, REGULAR_EXPRESSION):
+            raise Invalid(f"{what}[{i}].type {grammar.show(str(kind))} is not served")
         name = check_name(item.get("name"), f"{what}[{i}].name")
-        pairs.setdefault(name, grammar.match_value(item.get("value"), f"{what}[{i}].value"))
-    return tuple(sorted(pairs.items()))
+        check_value = grammar.match_value if kind == EXACT else grammar.regex_value
+        pairs.setdefault(name, (kind, check_value(item.get("value"), f"{what}[{i}].value")))
+    return tuple(
+        tuple(sorted((name, value) for name, (k, value) in pairs.items() if k == kind))
+        for kind in (EXACT, REGULAR_EXPRESSION)
+    )
+
+
+def header_matches(items: Any, what: str) -> dict[str, Pairs]:
+    """A match's `headers` as PathMatch's fields."""
+    exact, patterns = value_matches(
+        items, what, lambda name, where: grammar.header_name(name, where).lower()
+    )
+    return {"headers": exact, "header_patterns": patterns}
 
 
 def _match(match: dict, what: str) -> PathMatch:
     method = match.get("method")
     if method is not None:
         method = grammar.http_method(method, f"{what}.method")
-    headers = exact_pairs(
-        match.get("headers"),
-        f"{what}.headers",
-        lambda name, where: grammar.header_name(name, where).lower(),
+    found = header_matches(match.get("headers"), f"{what}.headers")
+    queries, query_patterns = value_matches(
+        match.get("queryParams"), f"{what}.queryParams", grammar.query_name
     )
-    queries = exact_pairs(match.get("queryParams"), f"{what}.queryParams", grammar.query_name)
+    found.update(queries=queries, query_patterns=query_patterns)
     path = mapping(match.get("path"), f"{what}.path")
     path_type = path.get("type", PATH_PREFIX)
     if path_type not in (EXACT, PATH_PREFIX, REGULAR_EXPRESSION):
@@ -192,11 +222,11 @@ def _match(match: dict, what: str) -> PathMatch:
     if path_type == REGULAR_EXPRESSION:
         # The Ingress side's regex grammar: what nginx's PCRE reads as Python's re does.
         regex = grammar.regex_path(value, f"{what}.path.value")
-        return PathMatch(path_type, regex, method, headers, queries)
+        return PathMatch(path_type, regex, method, **found)
     checked = grammar.path(value, "Exact" if path_type == EXACT else "Prefix", f"{what}.path")
     if path_type == PATH_PREFIX and checked != "/":
         checked = checked.rstrip("/")  # "/foo/" matches as "/foo" does: by path element
-    return PathMatch(path_type, checked, method, headers, queries)
+    return PathMatch(path_type, checked, method, **found)
 
 
 def _backend(ref: dict, namespace: str, what: str) -> Backend:

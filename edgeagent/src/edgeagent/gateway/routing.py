@@ -3,8 +3,10 @@ Ingresses give, merged into the Ingress model: nginx, render and the dynamic mod
 nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC ones).
 
 - Each hostname a route serves on a listener is a Server (ANY_HOST: the default
-  server); a Server bound to an HTTPS listener also listens on HTTPS with the
-  listener's first certificate.
+  server). It listens on HTTP when an HTTP listener serves that hostname, on HTTPS
+  with the listener's first certificate when a programmed HTTPS listener does (over
+  HTTP a hostname of HTTPS listeners only is the default server's; of unprogrammed
+  ones only, it is not served), with the routes of both over each.
 - Each path a match names is a location: Exact is `location =`, PathPrefix `/p` is
   `location = /p` plus `location ^~ /p/` (by path element, never "/pfoo"). A location
   holds every match its requests can satisfy (shorter prefixes included), in the spec's
@@ -16,15 +18,16 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   (named apart from an Ingress's, whose zone weights may differ); several are one
   upstream holding every endpoint, each weighted by its backendRef's weight shared
   among its endpoints. A rule with no usable backendRef, or only zero weights, answers
-  500, as the spec says.
+  500, as the spec says; one with some, answers 500 to the share of requests its
+  unusable ones' weights take (a choice drawn per request: `REFUSED_SHARE`).
 - Ingress and Gateway on one host: the Ingress wins the whole host, and each route
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
 
-What is not served yet: a weighted rule whose backendRefs are partly invalid serves
-its valid backends only (the spec wants 500 for the invalid share); a route on an
-HTTPS listener is also answered over HTTP.
+What is not served yet: a route without hostname on an HTTPS listener is also answered
+over HTTP (the default server listens on both), as are an HTTPS listener's routes on a
+hostname that an HTTP listener also serves.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
 """Path match types before prefixes, in precedence order."""
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
 STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
+PATTERN = "~"
+"""Before a condition's variable: its value is a regex the whole variable must match
+(`grammar.regex_value`), which render writes as a map of its own."""
+REFUSED_SHARE = "$request_id"
+"""The condition of a choice that holds for a share of requests, its value a percentage
+with two decimals: render draws it with `split_clients` on this random key, in both
+modes (as an Ingress canary's weight), before any balancer sees the request."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +103,13 @@ class _Claim:
         if match.grpc_lengths is not None:
             service, method = match.grpc_lengths
             order = (self.order, self.rule_index, self.match_index)
-            return (-1, -service, -method, -len(match.headers), 0, *order)
+            return (-1, -service, -method, -match.header_count, 0, *order)
         return (
             PATH_RANK.get(match.type, len(PATH_RANK)),
             -len(match.value),
             match.method is None,
-            -len(match.headers),
-            -len(match.queries),
+            -match.header_count,
+            -match.query_count,
             self.order,
             self.rule_index,
             self.match_index,
@@ -113,7 +123,10 @@ class _Claim:
         method = (("$request_method", match.method),) if match.method else ()
         headers = tuple((f"$http_{n.replace('-', '_')}", v) for n, v in match.headers)
         queries = tuple((f"$arg_{n}", v) for n, v in match.queries)
-        return path + method + headers + queries
+        patterns = tuple(
+            (f"{PATTERN}$http_{n.replace('-', '_')}", v) for n, v in match.header_patterns
+        ) + tuple((f"{PATTERN}$arg_{n}", v) for n, v in match.query_patterns)
+        return path + method + headers + queries + patterns
 
     @property
     def location_keys(self) -> tuple[tuple[str, str], ...]:
@@ -175,11 +188,11 @@ class _Router:
     def problem(self, route: Route, reason: str, code: str) -> None:
         self.problems.append(Problem(route.kind, route.namespace, route.name, reason, code))
 
-    def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None]]:
-        """Per hostname, every match of the routes served there, in precedence order; and
-        per hostname whether it is served over HTTPS, with which certificate (None: HTTP
-        only). Of two routes with the very same match, the second is reported: it can
-        never be chosen."""
+    def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]:
+        """Per hostname, every match of the routes served there, in precedence order;
+        per hostname whether it is served over HTTPS, with which certificate (None: not
+        over HTTPS); and the hostnames an HTTP listener serves. Of two routes with the
+        very same match, the second is reported: it can never be chosen."""
         routes = {state.id: state for state in self.attachment.routes if state.route}
         orders = {
             (kind, key_of(obj)): age(obj)
@@ -197,6 +210,7 @@ class _Router:
         }
         by_host: dict[str, dict[PathMatch, _Claim]] = {}
         tls: dict[str, Key | None] = {}
+        plain: set[str] = set()
         bindings = sorted(self.attachment.bindings, key=lambda b: orders.get((b.kind, b.route), ()))
         for binding in bindings:
             route = routes[(binding.kind, binding.route)].route
@@ -215,6 +229,8 @@ class _Router:
                     tls[host] = tls.get(host) or listener.certificates[0]
                 else:
                     tls.setdefault(host, None)
+                if listener.protocol != HTTPS:
+                    plain.add(host)
                 claimed = by_host.setdefault(host, {})
                 for rule_index, rule in enumerate(route.rules):
                     for match_index, match in enumerate(rule.matches):
@@ -235,7 +251,7 @@ class _Router:
             host: sorted(claimed.values(), key=lambda claim: claim.precedence)
             for host, claimed in by_host.items()
         }
-        return ordered, tls
+        return ordered, tls, plain
 
     def locations(self, claims: list[_Claim]) -> dict[tuple[str, str], Location]:
         """One location per path a match names; each holds, in precedence order, every
@@ -244,7 +260,7 @@ class _Router:
         keys = {key for claim in claims for key in claim.location_keys}
         placed = {}
         for key in keys:
-            choices = []
+            choices, choice_claims = [], []
             upstream, status, own = None, STATUS_NOT_FOUND, NO_FILTERS
             taken = []
             for claim in claims:
@@ -253,10 +269,16 @@ class _Router:
                 taken.append(claim)
                 target = self.target(claim)
                 chosen = self.filters(claim)
+                share = self.refused_share(claim)
+                if share is not None:
+                    refused = (*claim.conditions, (REFUSED_SHARE, share))
+                    choices.append(Choice(refused, None, STATUS_NO_BACKEND, chosen))
+                    choice_claims.append(claim)
                 if not claim.conditions:
                     (upstream, status), own = target, chosen
                     break
                 choices.append(Choice(claim.conditions, *target, chosen))
+                choice_claims.append(claim)
             location = Location(
                 *key,
                 upstream,
@@ -267,7 +289,7 @@ class _Router:
                 timeout_ms=self.timeout(key, taken),
                 mirrors=self.mirrors(key, taken),
             )
-            placed[key] = self.within_redirect_carriers(location, taken)
+            placed[key] = self.within_redirect_carriers(location, choice_claims, taken[-1])
         return placed
 
     def protocol(self, key: tuple[str, str], claims: list[_Claim]) -> model.LocationSettings:
@@ -285,7 +307,9 @@ class _Router:
                 )
         return GRPC_SETTINGS if kind == GRPC_ROUTE else model.NO_SETTINGS
 
-    def within_redirect_carriers(self, location: Location, taken: list[_Claim]) -> Location:
+    def within_redirect_carriers(
+        self, location: Location, choice_claims: list[_Claim], last: _Claim
+    ) -> Location:
         """nginx answers at most two redirect codes in one location
         (`render_filters.redirect_carriers`): a code beyond the first two, in precedence
         order, is answered with the first, and its rule reported."""
@@ -316,9 +340,9 @@ class _Router:
 
         choices = tuple(
             replace(choice, filters=fitted(choice.filters, claim))
-            for choice, claim in zip(location.choices, taken, strict=False)
+            for choice, claim in zip(location.choices, choice_claims, strict=True)
         )
-        own = fitted(location.filters, taken[-1])
+        own = fitted(location.filters, last)
         return replace(location, choices=choices, filters=own)
 
     def timeout(self, key: tuple[str, str], claims: list[_Claim]) -> int | None:
@@ -400,6 +424,24 @@ class _Router:
         return self.upstream(
             name, shares[0][0], [e for _, es in shares for e in es], _weights(shares)
         )
+
+    def refused_share(self, claim: _Claim) -> str | None:
+        """The percentage of the rule's requests that its unusable backendRefs take by
+        their weights, which the spec answers with 500 (at least 0.01, at most 99.99:
+        what split_clients can draw); None when it has no such share or only those."""
+        route, rule = claim.route, claim.route.rules[claim.rule_index]
+        if rule.filters.redirect is not None:
+            return None
+        total = sum(backend.weight for backend in rule.backends)
+        refused = sum(
+            backend.weight
+            for backend in rule.backends
+            if backend_problem(route.namespace, backend, self.index, route.kind) is not None
+        )
+        if refused in (0, total):
+            return None
+        hundredths = min(max(round(refused * 10_000 / total), 1), 9_999)
+        return f"{hundredths // 100}.{hundredths % 100:02d}"
 
     def upstream(
         self, name: str, backend: Backend, endpoints: list[str], weights: tuple[int, ...] | None
@@ -530,7 +572,7 @@ def _with_ingress_conflicts(
 
 def _merged(built: Model, router: _Router) -> Model:
     inputs = router.inputs
-    by_host, tls = router.claims()
+    by_host, tls, plain = router.claims()
     ingress_hosts = {server.host for server in built.servers}
     certificates = dict(built.certificates)
     servers = list(built.servers)
@@ -540,9 +582,11 @@ def _merged(built: Model, router: _Router) -> Model:
             for route in {claim.route for claim in by_host[host]}:
                 router.lost(route, f"host {host}")
             continue
+        certificate = tls.get(host)
+        if certificate is None and host not in plain:
+            continue  # its HTTPS listeners are not programmed: their status says why
         placed = router.locations(by_host[host])
         placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
-        certificate = tls.get(host)
         if certificate is not None and certificate not in certificates:
             certificates[certificate] = model.read_tls_secret(secrets.get(certificate))
         servers.append(
@@ -553,6 +597,7 @@ def _merged(built: Model, router: _Router) -> Model:
                 certificate,
                 any_depth=host.startswith("*."),
                 gateway=True,
+                http=host in plain,
             )
         )
     default = built.default_server
