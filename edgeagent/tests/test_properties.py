@@ -184,6 +184,11 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-cookie-domain": st.sampled_from(["off", "a.example .b.example"]),
         PREFIX + "proxy-cookie-path": st.sampled_from(["off", "/ /app/", "/a/b /"]),
         PREFIX + "preserve-trailing-slash": BOOLEANS,
+        PREFIX + "default-backend": st.sampled_from(["web", "api", "missing"]),
+        PREFIX + "custom-http-errors": st.lists(st.integers(300, 599), min_size=1, max_size=4).map(
+            lambda codes: ",".join(map(str, codes))
+        ),
+        PREFIX + "disable-proxy-intercept-errors": BOOLEANS,
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -293,6 +298,9 @@ INGRESS_FIELDS = [
             "proxy-cookie-domain",
             "proxy-cookie-path",
             "preserve-trailing-slash",
+            "default-backend",
+            "custom-http-errors",
+            "disable-proxy-intercept-errors",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -44,7 +44,15 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import annotations, grammar, render_filters
-from edgeagent.annotations import balance, basicauth, clientcert, cors, extauth, ratelimit
+from edgeagent.annotations import (
+    balance,
+    basicauth,
+    clientcert,
+    cors,
+    errorpages,
+    extauth,
+    ratelimit,
+)
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -445,6 +453,8 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             dynamic=layout.dynamic,
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
+            uses_error_pages=errorpages.used(servers),
+            error_pages_of=errorpages.error_locations,
         )
     )
     for upstream in new_upstreams:
@@ -458,6 +468,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
                 loc.upstream,
                 *(choice.upstream for choice in loc.choices),
                 *loc.mirrors,  # the internal locations of RequestMirror proxy to them
+                *errorpages.upstreams(loc),  # its named error locations proxy to them
             )
             if upstream
         )

@@ -26,6 +26,7 @@ from edgeagent.annotations import (
     catalogue,
     clientcert,
     cors,
+    errorpages,
     extauth,
     proxy,
     proxy_rewrites,
@@ -64,6 +65,7 @@ FAMILIES = (
     clientcert,
     proxy_rewrites,
     trailing_slash,
+    errorpages,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)

@@ -57,8 +57,6 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "default-backend",
-            "custom-http-errors",
             "custom-headers",
             "upstream-hash-by-subset",
             "upstream-hash-by-subset-size",
@@ -87,7 +85,6 @@ TUNED: dict[str, str] = dict.fromkeys(
         "http2-push-preload",
         "use-port-in-redirects",
         "relative-redirects",
-        "disable-proxy-intercept-errors",
         "mirror-request-body",
         "enable-access-log",
         "enable-rewrite-log",
