@@ -65,7 +65,8 @@ class _EchoHandler(BaseHTTPRequestHandler):
         if record is not None:
             record.append(seen)
         payload = json.dumps(seen).encode()
-        self.send_response(200)
+        # Asked for: an answer of this status (error pages replacing a backend's answer).
+        self.send_response(int(self.headers.get("X-Echo-Status") or 200))
         # Asked for: a response header of that many bytes (proxy buffer sizes).
         padding = int(self.headers.get("X-Echo-Padding") or 0)
         if padding:

@@ -286,6 +286,8 @@ ALLOWED_DIRECTIVES = {
                 "certificate_key",
             )
         ),
+        "proxy_intercept_errors",
+        "grpc_intercept_errors",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -383,6 +385,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             args in (("/",),)
             or (len(args) == 2 and args[0] in ("=", "^~") and grammar.PATH.fullmatch(args[1]))
             or (len(args) == 2 and args[0] == "~*" and args[1].startswith("^"))
+            or (len(args) == 1 and ERROR_LOCATION.fullmatch(args[0]))
         ), args
         if args[0] == "~*":
             grammar.regex_path(args[1][1:])
@@ -432,6 +435,14 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert balance.HASH_KEY.fullmatch(args[1]), args
     elif directive == "set" and args[0] == "$edgeagent_affinity":
         assert AFFINITY_SPEC.fullmatch(args[1]), args
+    elif directive == "set" and args[0] in ERROR_PAGE_VARIABLES:
+        assert ERROR_PAGE_VALUE.fullmatch(args[1]), args
+    elif directive == "error_page" and args[-1].startswith("@"):
+        code, equals, location = args
+        assert equals == "=" and ERROR_LOCATION.fullmatch(location), args
+        assert location.endswith(f"_{code}"), args
+    elif directive in ("proxy_intercept_errors", "grpc_intercept_errors"):
+        assert args in (("on",), ("off",)), args
     elif directive == "set":
         variable, name = args
         assert variable == "$edgeagent_backend", args
@@ -527,9 +538,18 @@ FILTER_REWRITE_ORIGIN = re.compile(
 )
 HEADER_VALUE_VARIABLE = re.compile(
     r"\$(edgeagent_a[0-9a-f]+_[a-z0-9_]+|http_[a-z0-9_]+|upstream_http_[a-z0-9_]+|host|"
+    r"edgeagent_(namespace|ingress|service|service_port|request_id)|"
     r"remote_addr|scheme|server_port|edgeagent_connection|edgeagent_forwarded_for|"
     r"edgeagent_hsts(_unpinned)?|edgeagent_cors[0-9a-f]+(_[a-z_]+)?|edgeagent_auth_[0-9]+|"
     r"request_method|request_uri|edgeagent_client_(verify|s_dn|i_dn|escaped_cert))"
+)
+# default-backend and custom-http-errors (templates/errorpages.j2): a named location per
+# default backend and code, and the variables that say whose answer it replaces.
+ERROR_LOCATION = re.compile(r"@edgeagent_error_[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9-]+_[0-9]+_[0-9]{3}")
+# Their values: a namespace, an Ingress, a Service and a port (number or name), an upstream.
+ERROR_PAGE_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]*")
+ERROR_PAGE_VARIABLES = tuple(
+    f"$edgeagent_{name}" for name in ("namespace", "ingress", "service", "service_port", "fallback")
 )
 # What an external auth's internal location sends (templates/edge.conf.j2, auth_locations).
 AUTH_ORIGINAL_URL = "$scheme://$http_host$request_uri"

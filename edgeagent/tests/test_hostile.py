@@ -92,6 +92,14 @@ HOSTILE_INGRESSES = {
     "cve-2023-5044-permanent-redirect": annotated(
         "redirect", {NGINX_ANNOTATION + "permanent-redirect": "https://x;\nroot /;"}
     ),
+    "default-backend-with-payload": annotated(
+        "default-backend",
+        {NGINX_ANNOTATION + "default-backend": "errors;\n}\nload_module /e.so;#"},
+    ),
+    "custom-http-errors-with-payload": annotated(
+        "custom-http-errors",
+        {NGINX_ANNOTATION + "custom-http-errors": "404 = @x; } location @x { ssl_engine /e.so"},
+    ),
     "supported-annotation-with-payload": annotated(
         "timeout", {NGINX_ANNOTATION + "proxy-read-timeout": "60;\nload_module /e.so"}
     ),

@@ -193,6 +193,11 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "proxy-ssl-protocols": st.sampled_from(["TLSv1.2", "TLSv1.3 TLSv1.2"]),
         PREFIX + "ssl-ciphers": st.sampled_from(["HIGH:!aNULL:!MD5", "ECDHE-ECDSA-AES128-SHA"]),
         PREFIX + "ssl-prefer-server-ciphers": BOOLEANS,
+        PREFIX + "default-backend": st.sampled_from(["web", "api", "missing"]),
+        PREFIX + "custom-http-errors": st.lists(st.integers(300, 599), min_size=1, max_size=4).map(
+            lambda codes: ",".join(map(str, codes))
+        ),
+        PREFIX + "disable-proxy-intercept-errors": BOOLEANS,
         "example.com/x": st.just("{ ; }"),
     },
 )
@@ -307,6 +312,9 @@ INGRESS_FIELDS = [
             "proxy-ssl-ciphers",
             "proxy-ssl-protocols",
             "ssl-ciphers",
+            "default-backend",
+            "custom-http-errors",
+            "disable-proxy-intercept-errors",
         )
     ),
     _setter(lambda o: o["spec"], "ingressClassName"),

@@ -149,7 +149,8 @@ def _backends(spec: dict[str, Any]) -> list[Any]:
 
 def references(ingresses: list[Object], prefix: str) -> References:
     """Every Service and Secret named by any Ingress (of any class: a superset is safe): in
-    `spec.tls`, or by an annotation under `prefix` (in the Ingress's own namespace only)."""
+    `spec.tls`, or by an annotation under `prefix` (in the Ingress's own namespace only;
+    default-backend names a Service)."""
     services, secrets = set(), set()
     for ingress in ingresses:
         namespace = key_of(ingress)[0]
@@ -159,6 +160,13 @@ def references(ingresses: list[Object], prefix: str) -> References:
             value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
             if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
                 secrets.add((namespace, value.rpartition("/")[2]))
+        default_backend = (
+            written.get(f"{prefix}/{annotations.errorpages.DEFAULT_BACKEND}")
+            if isinstance(written, dict)
+            else None
+        )
+        if isinstance(default_backend, str):
+            services.add((namespace, default_backend))
         spec = ingress.get("spec")
         if not isinstance(spec, dict):
             continue
@@ -219,6 +227,9 @@ class Controller:
         self._on_first_sync = on_first_sync
         self._references = References()
         self._references_known = False
+        backend = options.annotations.default_backend_service
+        self._agent_default_backend = frozenset([tuple(backend.split("/"))] if backend else [])
+        """--default-backend-service: referenced whether an Ingress names it or not."""
         self._seen_version = -1
         self._last_reload_end = float("-inf")
         self._rejected: str | None = None
@@ -286,6 +297,7 @@ class Controller:
         named = references(snapshot["ingresses"], self.options.annotations.annotations_prefix)
         self._references = References(
             named.services
+            | self._agent_default_backend
             | gateway_references.services(snapshot["http_routes"])
             | gateway_references.services(snapshot["grpc_routes"]),
             named.secrets | gateway_references.secrets(snapshot["gateways"]),

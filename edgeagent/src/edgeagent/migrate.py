@@ -30,8 +30,9 @@ from edgeagent.model import Inputs, Options, Problem, build, identity, ingresses
 SERVED, WARNINGS, REFUSED = "served", "served-with-warnings", "refused"
 # What the report leaves to `check` (see the module docstring).
 NOT_JUDGED = frozenset({"missing-service"})
-# ingress-nginx takes it as a flag (--annotations-prefix), never from its ConfigMap.
-NOT_IN_CONFIGMAP = frozenset({"annotations-prefix"})
+# ingress-nginx takes them as flags (--annotations-prefix, --default-backend-service), never
+# from its ConfigMap.
+NOT_IN_CONFIGMAP = frozenset({"annotations-prefix", "default-backend-service"})
 NO_ROLE_VARIABLE = "edgeagent has no setting for it; the edge runs without it"
 
 

@@ -48,6 +48,7 @@ from edgeagent.annotations import basicauth, clientcert, proxyssl
 from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
+from edgeagent.annotations.errorpages import ErrorPages
 from edgeagent.annotations.extauth import ExternalAuth
 from edgeagent.annotations.proxyssl import BackendTLS
 from edgeagent.annotations.ratelimit import RateLimit, owned
@@ -253,6 +254,13 @@ class LocationSettings:
     host_ciphers: HostCiphers | None = None
     """The ciphers the host's TLS server offers (ssl-ciphers, ssl-prefer-server-ciphers);
     applied per server, not `held` when another Ingress's differ: answered 503."""
+    default_backend: str | None = None
+    """The Service (of the Ingress's namespace) that answers for a path whose own has no
+    ready endpoint, and the custom-http-errors (`edgeagent.annotations.errorpages`)."""
+    custom_http_errors: tuple[int, ...] = ()
+    """The answer codes the default backend's pages replace."""
+    intercept_errors: bool = True
+    """The backend's own answers of those codes are replaced too."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -341,6 +349,8 @@ class Location:
     canary: tuple[str, annotations.canary.Policy] | None = None
     """(variable, policy) of a canary Ingress on this path: the variable (its maps come
     from the policy) is "1" for the requests its one choice sends to the canary."""
+    error_pages: ErrorPages | None = None
+    """Its default backend and custom-http-errors (`edgeagent.annotations.errorpages`)."""
 
 
 @dataclass(frozen=True)
@@ -925,8 +935,10 @@ class _Builder:
         """The server of one host: the previous build's Server object if everything it is
         made of is the same (`Memo`), so that render can reuse its text too."""
         targets = [self._claim_target(*claim) for claim in claimed.values()]
+        targets += [self._error_pages(*claim) for claim in claimed.values()]
         if fallback is not None and ("Prefix", "/") not in claimed:  # else unused
             targets.append(self._target(*fallback))
+            targets.append(self._error_pages(*fallback))
         # Tuples compare their items by identity first: an unchanged Ingress's parse is
         # the same object as in the previous build.
         parts = (
@@ -1163,7 +1175,12 @@ class _Builder:
                 )
                 served = located[("prefix", parent)]
                 located[("exact", bare)] = Location(
-                    "exact", bare, served.upstream, served.status, served.settings
+                    "exact",
+                    bare,
+                    served.upstream,
+                    served.status,
+                    served.settings,
+                    error_pages=served.error_pages,
                 )
         return tuple(sorted(located.values(), key=lambda loc: (loc.path, loc.match)))
 
@@ -1197,7 +1214,10 @@ class _Builder:
         backend_tls = ingress.settings.backend_tls
         if upstream and backend_tls is not None and backend_tls.ca is not None:
             upstream = f"{upstream}_t{backend_tls.pool}"
-        return Location(match, path, upstream, status, ingress.settings)
+        pages = self._error_pages(ingress, backend)
+        if upstream is None and pages is not None and pages.fallback is not None:
+            upstream, pages = pages.fallback, replace(pages, falling_back=True)
+        return Location(match, path, upstream, status, ingress.settings, error_pages=pages)
 
     def _add_hashed_upstreams(self, servers: list[Server]) -> None:
         """The variant of each upstream that a location hashing its requests names, and
@@ -1233,6 +1253,7 @@ class _Builder:
             main.settings,
             choices=(choice,),
             canary=(variable, policy),
+            error_pages=self._error_pages(main, split.primary),
         )
 
     def _claim_target(self, ingress: _Ingress, backend: _BackendRef | _Split) -> tuple:
@@ -1251,6 +1272,11 @@ class _Builder:
             self.resolved[key] = self._resolve_remembered(ingress.namespace, backend)
         upstream, reason = self.resolved[key]
         if reason:
+            answered = "its paths answer 503"
+            if ingress.settings.default_backend is not None:
+                answered = "its paths go to the default-backend while it has a ready endpoint, "
+                answered += "else answer 503"
+            reason = f"{reason}; {answered}"
             self.problem("Ingress", ingress.namespace, ingress.name, reason, "missing-service")
         return (upstream, 0) if upstream else (None, STATUS_NO_ENDPOINT)
 
@@ -1285,12 +1311,12 @@ class _Builder:
         read = self._service_ports(namespace, backend.service)
         where = f"Service {namespace}/{backend.service}"
         if isinstance(read, str):
-            return None, f"{where} {read}; its paths answer 503"
+            return None, f"{where} {read}"
         ports, zone_weights = read
         by = "port" if isinstance(backend.port, int) else "name"
         match = [entry for entry in ports if entry[by] == backend.port]
         if not match:
-            return None, f"{where} has no port {backend.port}; its paths answer 503"
+            return None, f"{where} has no port {backend.port}"
         port_name, port = match[0]["name"], match[0]["port"]
         service = self.services[(namespace, backend.service)]
         slices = self.slices.get((namespace, backend.service), [])
@@ -1309,6 +1335,70 @@ class _Builder:
         texts = tuple(endpoint_text(*e) for e in ordered)
         self.upstreams[name] = Upstream(name, namespace, backend.service, port, texts, weights)
         return name, None
+
+    def _error_pages(self, ingress: _Ingress, backend: _BackendRef | _Split) -> ErrorPages | None:
+        """The error pages of the Ingress's location of `backend` (None: it asks for none)."""
+        settings = ingress.settings
+        if settings.default_backend is None and not settings.custom_http_errors:
+            return None
+        if isinstance(backend, _Split):
+            backend = backend.primary
+        fallback = None
+        prefix = self.options.annotations.annotations_prefix
+        if settings.default_backend is not None:
+            fallback = self._default_backend(
+                ingress, ingress.namespace, settings.default_backend, f"{prefix}/default-backend"
+            )
+        upstream = None
+        if settings.custom_http_errors:
+            upstream = fallback or self._agent_default_backend(ingress)
+            if upstream is None:
+                self.problem(
+                    "Ingress",
+                    ingress.namespace,
+                    ingress.name,
+                    f"annotation {prefix}/custom-http-errors is served with nginx's own "
+                    "error pages: no default-backend annotation with a ready endpoint, and no "
+                    "--default-backend-service with one",
+                    "warning",
+                )
+        return ErrorPages(
+            ingress.namespace,
+            ingress.name,
+            backend.service,
+            str(backend.port),
+            settings.custom_http_errors,
+            upstream,
+            settings.intercept_errors,
+            fallback,
+        )
+
+    def _agent_default_backend(self, ingress: _Ingress) -> str | None:
+        reference = self.options.annotations.default_backend_service
+        if not reference:
+            return None
+        namespace, _, name = reference.partition("/")
+        return self._default_backend(ingress, namespace, name, "--default-backend-service")
+
+    def _default_backend(
+        self, ingress: _Ingress, namespace: str, name: str, named_by: str
+    ) -> str | None:
+        """The upstream of a default backend, on its Service's first port as ingress-nginx
+        picks it (None: unusable, reported on the Ingress, or in the static mode without a
+        ready endpoint)."""
+        read = self._service_ports(namespace, name)
+        if isinstance(read, str) or not read[0]:
+            why = read if isinstance(read, str) else "has no port"
+            self.problem(
+                "Ingress",
+                ingress.namespace,
+                ingress.name,
+                f"{named_by} names Service {namespace}/{name}, which {why}; served without it",
+                "missing-service",
+            )
+            return None
+        upstream, _ = self._resolve_remembered(namespace, _BackendRef(name, read[0][0]["port"]))
+        return upstream
 
     def _nodeport_mode(self, service: dict) -> bool:
         """Whether the Service is served in the nodeport mode (a bad annotation: the

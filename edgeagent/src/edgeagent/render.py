@@ -49,6 +49,7 @@ from edgeagent.annotations import (
     basicauth,
     clientcert,
     cors,
+    errorpages,
     extauth,
     proxyssl,
     ratelimit,
@@ -486,6 +487,8 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             dynamic=layout.dynamic,
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
+            uses_error_pages=errorpages.used(servers),
+            error_pages_of=errorpages.error_locations,
         )
     )
     for upstream in new_upstreams:
@@ -499,6 +502,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
                 loc.upstream,
                 *(choice.upstream for choice in loc.choices),
                 *loc.mirrors,  # the internal locations of RequestMirror proxy to them
+                *errorpages.upstreams(loc),  # its named error locations proxy to them
             )
             if upstream
         )

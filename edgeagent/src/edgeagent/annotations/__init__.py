@@ -26,6 +26,7 @@ from edgeagent.annotations import (
     catalogue,
     clientcert,
     cors,
+    errorpages,
     extauth,
     proxy,
     proxy_rewrites,
@@ -68,6 +69,7 @@ FAMILIES = (
     trailing_slash,
     proxyssl,
     sslciphers,
+    errorpages,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET, proxyssl.SECRET)

@@ -47,8 +47,6 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "default-backend",
-            "custom-http-errors",
             "custom-headers",
             "upstream-hash-by-subset",
             "upstream-hash-by-subset-size",
@@ -77,7 +75,6 @@ TUNED: dict[str, str] = dict.fromkeys(
         "http2-push-preload",
         "use-port-in-redirects",
         "relative-redirects",
-        "disable-proxy-intercept-errors",
         "mirror-request-body",
         "enable-access-log",
         "enable-rewrite-log",

@@ -43,6 +43,18 @@ def _prefix(value: Any) -> str:
     return grammar.dns1123_subdomain(value, "value")
 
 
+def _service(value: Any) -> str:
+    """NAMESPACE/NAME, or "" for none."""
+    text = grammar.string(value, "value")
+    if text:
+        namespace, slash, name = text.partition("/")
+        if not slash:
+            raise grammar.Invalid(f"value {grammar.show(text)} must be NAMESPACE/NAME")
+        grammar.dns1123_label(namespace, "value")
+        grammar.dns1035_label(name, "value")
+    return text
+
+
 def _default(flag: str, help: str, metavar: str, parse) -> dict[str, Any]:
     return option(flag, f"{help} (default: %(default)s; ingress-nginx's)", metavar, parse)
 
@@ -121,3 +133,20 @@ class Config:
         ),
     )
     """Largest request body (nginx size; "0": unlimited)."""
+
+    default_backend_service: str = field(
+        default="",
+        metadata=option(
+            "default-backend-service",
+            "NAMESPACE/NAME of the Service whose answers replace the custom-http-errors of "
+            "Ingresses without a default-backend annotation (default: none, nginx's own "
+            "error pages; ingress-nginx's --default-backend-service)",
+            "NAMESPACE/NAME",
+            _service,
+        ),
+    )
+    """The Service (on its first port) that answers an Ingress's custom-http-errors when
+    the Ingress names no default-backend, as ingress-nginx's controller default backend
+    (`annotations.errorpages`). Empty: none, and those Ingresses keep nginx's own error
+    pages (a warning each). ingress-nginx's own 404 for unknown hosts is not taken from it:
+    the edge's default server answers those itself."""

@@ -44,9 +44,34 @@ end
 
 local pick -- below: the round-robin, which new affinity sessions start from too
 
+-- default-backend (annotations/errorpages.py): the location's fallback backend takes a
+-- request its own backend has no ready peer for, told why with ingress-nginx's headers
+-- (the static mode's edge.conf writes the same ones). True if it did.
+local function fall_back(name)
+    local fallback = ngx.var.edgeagent_fallback
+    if fallback == nil or fallback == "" or fallback == name then
+        return false
+    end
+    local entry = entry_of(fallback)
+    if entry == nil or #entry.peers == 0 then
+        return false
+    end
+    ngx.var.edgeagent_backend = fallback
+    local var = ngx.var
+    ngx.req.set_header("X-Code", "503")
+    ngx.req.set_header("X-Format", var.http_accept)
+    ngx.req.set_header("X-Namespace", var.edgeagent_namespace)
+    ngx.req.set_header("X-Ingress-Name", var.edgeagent_ingress)
+    ngx.req.set_header("X-Service-Name", var.edgeagent_service)
+    ngx.req.set_header("X-Service-Port", var.edgeagent_service_port)
+    ngx.req.set_header("X-Request-ID", var.edgeagent_request_id)
+    return true
+end
+
 -- access_by_lua (http level, every request): a backend without a ready peer answers 503
--- here, as the static mode's `return 503` does; the balancer phase could only answer 502.
--- A location with session affinity then finds the request's endpoint.
+-- here, as the static mode's `return 503` does (or its default backend does); the
+-- balancer phase could only answer 502. A location with session affinity then finds the
+-- request's endpoint.
 function _M.check()
     local name = ngx.var.edgeagent_backend
     if name == nil or name == "" then
@@ -54,6 +79,9 @@ function _M.check()
     end
     local entry = entry_of(name)
     if entry == nil or #entry.peers == 0 then
+        if fall_back(name) then
+            return
+        end
         return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
     end
     local sticky = ngx.var.edgeagent_affinity
