@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
-from edgeagent.annotations import balance, extauth, proxy_rewrites
+from edgeagent.annotations import balance, extauth, mirror, proxy_rewrites
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import Backend, Backends, free_ports
@@ -269,6 +269,8 @@ ALLOWED_DIRECTIVES = {
         "error_page",
         "auth_basic",
         "auth_basic_user_file",
+        "mirror_request_body",
+        "proxy_ssl_name",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -294,7 +296,18 @@ INIT_LUA = re.compile(
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
 UPSTREAM_NAME = re.compile(r"[0-9a-f]{6}_[a-z0-9-]+_[a-z0-9.-]+_[0-9]+(_h[0-9a-f]{6})?")
 # A Gateway API RequestMirror's internal location (render_filters.MIRROR_PREFIX).
-MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+")
+MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+|/_edgeagent-mirror-[0-9a-f]{12}")
+# A mirror-target's upstream outside the cluster, and its internal location's proxy_pass
+# (templates/mirror.j2): an upstream, then the URI of the target.
+MIRROR_UPSTREAM = re.compile(r"edgeagent_mirror_[0-9a-f]{12}")
+# A cluster Service mirror's balancer in the dynamic mode: it names the backend.
+MIRROR_BALANCER = re.compile(
+    rf'require\("edgeagent_balancer"\)\.balance\("{UPSTREAM_NAME.pattern}"\)'
+)
+MIRROR_PASS = re.compile(
+    rf"https?://({MIRROR_UPSTREAM.pattern}|{DYNAMIC_UPSTREAM}|{UPSTREAM_NAME.pattern})"
+    r"(?P<uri>[/?$].*)"
+)
 # The target a location's choice maps name (render's choice_maps).
 CHOSEN = re.compile(r"\$edgeagent_t[0-9a-f]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
@@ -383,6 +396,13 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             assert (
                 name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
             )
+    elif directive == "proxy_pass" and MIRROR_PASS.fullmatch(args[0]):
+        uri = MIRROR_PASS.fullmatch(args[0])["uri"]
+        assert mirror.render_uri(uri) == uri, args
+    elif directive == "proxy_ssl_name":
+        assert mirror.render_host(args[0]) == args[0], args
+    elif directive == "mirror_request_body":
+        assert args in (("on",), ("off",)), args
     elif directive == "proxy_pass" and context.endswith("location") and "/" in args[0][8:]:
         assert extauth.render_url(args[0]) == args[0], args
     elif directive in ("upstream", "proxy_pass", "grpc_pass"):
@@ -392,7 +412,10 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         if directive == "proxy_pass":  # a mirror's internal location: the client's URI
             name = name.removesuffix("$request_uri")
         assert (
-            name == DYNAMIC_UPSTREAM or UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name)
+            name == DYNAMIC_UPSTREAM
+            or UPSTREAM_NAME.fullmatch(name)
+            or CHOSEN.fullmatch(name)
+            or MIRROR_UPSTREAM.fullmatch(name)
         ), args
     elif directive in ("proxy_redirect", "proxy_cookie_domain", "proxy_cookie_path"):
         _check_proxy_rewrite(directive, args)
@@ -414,7 +437,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert INIT_LUA.fullmatch(args[0]), args
     elif directive.endswith("_by_lua_block"):
         (code,) = args
-        assert code.strip() in LUA_BLOCKS, args
+        assert code.strip() in LUA_BLOCKS or MIRROR_BALANCER.fullmatch(code.strip()), args
     elif directive == "server" and context == "http/upstream":
         endpoint, *weight = args
         assert ENDPOINT.fullmatch(endpoint), args

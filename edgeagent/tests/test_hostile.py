@@ -73,6 +73,28 @@ HOSTILE_INGRESSES = {
     "cve-2025-1098-mirror-host": annotated(
         "mirror-host", {NGINX_ANNOTATION + "mirror-host": "x.com; } load_module /e.so; #"}
     ),
+    "mirror-target-other-variable": annotated(
+        "mirror-variable", {NGINX_ANNOTATION + "mirror-target": "http://x$host$request_uri"}
+    ),
+    "mirror-target-longer-variable": annotated(
+        "mirror-longer", {NGINX_ANNOTATION + "mirror-target": "http://x/$request_uri_x"}
+    ),
+    "mirror-target-braced-variable": annotated(
+        "mirror-braced", {NGINX_ANNOTATION + "mirror-target": "http://x/${request_uri}"}
+    ),
+    "mirror-target-variable-in-host": annotated(
+        "mirror-in-host", {NGINX_ANNOTATION + "mirror-target": "http://$request_uri.x/"}
+    ),
+    "mirror-target-quote": annotated(
+        "mirror-quote", {NGINX_ANNOTATION + "mirror-target": 'http://x/"' + CLOSE_AND_LOAD}
+    ),
+    "mirror-host-with-target": annotated(
+        "mirror-host-target",
+        {
+            NGINX_ANNOTATION + "mirror-target": "http://192.0.2.1/",
+            NGINX_ANNOTATION + "mirror-host": 'x";' + CLOSE_AND_LOAD,
+        },
+    ),
     "cve-2025-1974-ssl-engine": annotated(
         "ssl-engine",
         {NGINX_ANNOTATION + "auth-url": "http://x/#;}}}\n\nssl_engine /proc/1/fd/9;\n"},

@@ -28,6 +28,7 @@ CASES = {
     "access": GOLDEN / "access" / "input",
     "secrets": GOLDEN / "secrets" / "input",
     "behaviour": GOLDEN / "behaviour" / "input",
+    "mirror": GOLDEN / "mirror" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

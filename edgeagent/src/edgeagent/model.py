@@ -49,6 +49,7 @@ from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
 from edgeagent.annotations.extauth import ExternalAuth
+from edgeagent.annotations.mirror import Mirror
 from edgeagent.annotations.ratelimit import RateLimit, owned
 from edgeagent.backends import BackendPolicy, pod_networks
 from edgeagent.gateway.options import GatewayOptions
@@ -245,6 +246,8 @@ class LocationSettings:
     preserve_trailing_slash: bool = True
     """The HTTPS redirect keeps a trailing slash of the URI (false: drops one, as
     ingress-nginx's default; `edgeagent.annotations.trailing_slash`)."""
+    mirror: Mirror | None = None
+    """Where a copy of each request goes, its answer ignored (mirror-*)."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -333,6 +336,8 @@ class Location:
     canary: tuple[str, annotations.canary.Policy] | None = None
     """(variable, policy) of a canary Ingress on this path: the variable (its maps come
     from the policy) is "1" for the requests its one choice sends to the canary."""
+    mirror_upstream: str | None = None
+    """The upstream of the cluster Service its `settings.mirror` names, once resolved."""
 
 
 @dataclass(frozen=True)
@@ -896,6 +901,7 @@ class _Builder:
         """The server of one host: the previous build's Server object if everything it is
         made of is the same (`Memo`), so that render can reuse its text too."""
         targets = [self._claim_target(*claim) for claim in claimed.values()]
+        targets += [self._mirror_upstream(claim[0]) for claim in claimed.values()]
         if fallback is not None and ("Prefix", "/") not in claimed:  # else unused
             targets.append(self._target(*fallback))
         # Tuples compare their items by identity first: an unchanged Ingress's parse is
@@ -1158,7 +1164,8 @@ class _Builder:
         upstream, status = self._target(ingress, backend)
         if upstream and ingress.settings.upstream_hash_by:
             upstream = hashed_upstream_name(upstream, ingress.settings.upstream_hash_by)
-        return Location(match, path, upstream, status, ingress.settings)
+        mirrored = self._mirror_upstream(ingress)
+        return Location(match, path, upstream, status, ingress.settings, mirror_upstream=mirrored)
 
     def _add_hashed_upstreams(self, servers: list[Server]) -> None:
         """The variant of each upstream that a location hashing its requests names (servers
@@ -1186,7 +1193,33 @@ class _Builder:
             main.settings,
             choices=(choice,),
             canary=(variable, policy),
+            mirror_upstream=self._mirror_upstream(main),
         )
+
+    def _mirror_upstream(self, ingress: _Ingress) -> str | None:
+        """The upstream of the cluster Service an Ingress's mirror-target names, resolved
+        as a backend is; None (nothing is mirrored, a warning) while it has no ready
+        endpoint or no such port."""
+        mirror = ingress.settings.mirror
+        if mirror is None or mirror.service is None:
+            return None
+        namespace, service, port = mirror.service
+        key = (namespace, _BackendRef(service, port))
+        if key not in self.resolved:
+            self.resolved[key] = self._resolve_remembered(*key)
+        upstream, reason = self.resolved[key]
+        if upstream is None:
+            why = (reason or f"Service {namespace}/{service} has no ready endpoint").split("; ")[0]
+            prefix = self.options.annotations.annotations_prefix
+            self.problem(
+                "Ingress",
+                ingress.namespace,
+                ingress.name,
+                f"annotation {prefix}/{annotations.mirror.TARGET}: {why}; requests are not "
+                "mirrored",
+                "warning",
+            )
+        return upstream
 
     def _claim_target(self, ingress: _Ingress, backend: _BackendRef | _Split) -> tuple:
         """What a claim proxies to: its target, or a canary split's two."""

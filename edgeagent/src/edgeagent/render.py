@@ -44,7 +44,15 @@ from typing import NamedTuple
 import jinja2
 
 from edgeagent import annotations, grammar, render_filters
-from edgeagent.annotations import balance, basicauth, clientcert, cors, extauth, ratelimit
+from edgeagent.annotations import (
+    balance,
+    basicauth,
+    clientcert,
+    cors,
+    extauth,
+    mirror,
+    ratelimit,
+)
 from edgeagent.backends import check_networks, network
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
@@ -284,6 +292,12 @@ def _environment() -> jinja2.Environment:
     environment.filters["auth_header_variable"] = extauth.render_header_variable
     environment.filters["quoted_realm"] = basicauth.render_realm
     environment.filters["match_cn"] = clientcert.render_match_cn
+    environment.globals["mirror_locations"] = mirror.locations
+    environment.globals["mirrors"] = mirror.mirrors
+    environment.globals["mirror_upstream_name"] = mirror.upstream_name
+    environment.filters["mirror_uri"] = mirror.render_uri
+    environment.filters["mirror_host"] = mirror.render_host
+    environment.filters["mirror_address"] = mirror.render_address
     return environment
 
 
@@ -458,6 +472,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
                 loc.upstream,
                 *(choice.upstream for choice in loc.choices),
                 *loc.mirrors,  # the internal locations of RequestMirror proxy to them
+                loc.mirror_upstream,  # and those of mirror-target
             )
             if upstream
         )
