@@ -88,6 +88,9 @@ HOSTILE_INGRESSES = {
     "mirror-target-quote": annotated(
         "mirror-quote", {NGINX_ANNOTATION + "mirror-target": 'http://x/"' + CLOSE_AND_LOAD}
     ),
+    "custom-headers-payload": annotated(
+        "custom-headers", {NGINX_ANNOTATION + "custom-headers": "default/h" + CLOSE_AND_LOAD}
+    ),
     "mirror-host-with-target": annotated(
         "mirror-host-target",
         {

@@ -236,6 +236,7 @@ INGRESS_FIELDS = [
             "mirror-target",
             "mirror-host",
             "mirror-request-body",
+            "custom-headers",
             "proxy-body-size",
             "proxy-read-timeout",
             "ssl-redirect",

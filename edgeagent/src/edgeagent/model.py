@@ -44,10 +44,11 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
-from edgeagent.annotations import basicauth, clientcert
+from edgeagent.annotations import basicauth, clientcert, customheaders
 from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
+from edgeagent.annotations.customheaders import CustomHeaders
 from edgeagent.annotations.extauth import ExternalAuth
 from edgeagent.annotations.mirror import Mirror
 from edgeagent.annotations.ratelimit import RateLimit, owned
@@ -248,6 +249,9 @@ class LocationSettings:
     ingress-nginx's default; `edgeagent.annotations.trailing_slash`)."""
     mirror: Mirror | None = None
     """Where a copy of each request goes, its answer ignored (mirror-*)."""
+    custom_headers: CustomHeaders | None = None
+    """Headers set on every answer, from a ConfigMap (custom-headers); once built,
+    without them when the ConfigMap is unusable: answered 503."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -637,6 +641,7 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
         settings = owned(parsed.settings, namespace, name)
         basicauth.check_namespace(settings["basic_auth"], namespace, config)
         basicauth.check_namespace(settings["client_certificates"], namespace, config)
+        customheaders.check_namespace(settings["custom_headers"], namespace, config)
         ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
@@ -733,6 +738,7 @@ class _Builder:
                 if isinstance(namespace, str) and isinstance(service, str):
                     self.slices.setdefault((namespace, service), []).append(obj)
         self.secrets = self._index(inputs.secrets)
+        self.config_maps = self._index(inputs.config_maps)
         self.backends = backend_policy(options, inputs.nodes)
         self.nodes = nodeports.eligible_nodes(inputs.nodes)
         if memo.backends != self.backends:
@@ -760,7 +766,7 @@ class _Builder:
     def build(self) -> Model:
         selected = self._one_verification_per_host(
             [
-                self._with_secrets(ingress)
+                self._with_config_maps(self._with_secrets(ingress))
                 for ingress in self._served_by_this_mode(self._selected_ingresses())
             ]
         )
@@ -1385,6 +1391,20 @@ class _Builder:
             return ingress
         settings = _location_settings(tuple(sorted({**vars(ingress.settings), **resolved}.items())))
         return replace(ingress, settings=settings)
+
+    def _with_config_maps(self, ingress: _Ingress) -> _Ingress:
+        """The Ingress with the ConfigMap of custom-headers read; one unusable is reported
+        and makes its paths answer 503."""
+        wanted = ingress.settings.custom_headers
+        if wanted is None:
+            return ingress
+        config_map = self.config_maps.get((ingress.namespace, wanted.config_map[1]))
+        resolved, reason = customheaders.resolve(wanted, config_map, self.options.annotations)
+        if reason is not None:
+            reason = f"{reason}; its paths answer 503"
+            self.problem("Ingress", ingress.namespace, ingress.name, reason, "invalid")
+        items = {**vars(ingress.settings), "custom_headers": resolved}
+        return replace(ingress, settings=_location_settings(tuple(sorted(items.items()))))
 
     def _one_verification_per_host(self, ingresses: list[_Ingress]) -> list[_Ingress]:
         """Client certificates are verified per server: on a host, the oldest Ingress's

@@ -49,6 +49,7 @@ from edgeagent.annotations import (
     basicauth,
     clientcert,
     cors,
+    customheaders,
     extauth,
     mirror,
     ratelimit,
@@ -298,6 +299,8 @@ def _environment() -> jinja2.Environment:
     environment.filters["mirror_uri"] = mirror.render_uri
     environment.filters["mirror_host"] = mirror.render_host
     environment.filters["mirror_address"] = mirror.render_address
+    environment.filters["custom_header_name"] = customheaders.render_name
+    environment.filters["custom_header_value"] = customheaders.render_value
     return environment
 
 

@@ -26,6 +26,7 @@ from edgeagent.annotations import (
     catalogue,
     clientcert,
     cors,
+    customheaders,
     extauth,
     mirror,
     proxy,
@@ -66,10 +67,13 @@ FAMILIES = (
     proxy_rewrites,
     trailing_slash,
     mirror,
+    customheaders,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)
 """The keys that name a Secret (`NAME` or `NAMESPACE/NAME`), whose content the agent reads."""
+CONFIG_MAP_KEYS = (customheaders.CONFIG_MAP,)
+"""The keys that name a ConfigMap (`NAME` or `NAMESPACE/NAME`), whose data the agent reads."""
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,6 @@ REFUSED: dict[str, str] = {
         (
             "default-backend",
             "custom-http-errors",
-            "custom-headers",
             "upstream-hash-by-subset",
             "upstream-hash-by-subset-size",
             "ssl-passthrough",
