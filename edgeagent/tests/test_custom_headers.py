@@ -8,6 +8,7 @@ from edgeagent.controller import references
 from support_http import Backends, request
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
+from test_hostile import scanned_by_gixy
 from test_render_golden import DYNAMIC_LAYOUT, GOLDEN, LAYOUT, assert_matches_golden
 
 from edgeagent import annotations, cli, manifests, migrate, model, render
@@ -176,3 +177,12 @@ def test_a_missing_configmap_answers_503(site):
 
 def test_only_the_expected_directives_are_rendered(site):
     assert_only_rendered_directives(site.directory / "nginx.conf")
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_gixy_finds_nothing(tmp_path, mode):
+    """gixy-ng's header checks (add_header redefinition: HSTS is restated) come out clean."""
+    options = model.Options(annotations=ALLOWED)
+    site, scan, findings = scanned_by_gixy(tmp_path, CASE / "input", mode, options)
+    assert scan.returncode == 0 and findings == [], scan.stdout + scan.stderr
+    assert any(s.locations[0].settings.custom_headers.headers for s in site.model.servers)

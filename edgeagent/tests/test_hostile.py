@@ -631,11 +631,15 @@ def ports_without_443() -> Ports:
             return ports
 
 
-def scanned_by_gixy(directory: Path, golden_input: Path, mode: str):
+def scanned_by_gixy(
+    directory: Path, golden_input: Path, mode: str, options: model.Options | None = None
+):
     """A golden case rendered into `directory` in `mode` (static or dynamic), which nginx
     accepts: (the site, gixy-ng's run, its findings)."""
     inputs, _ = manifests.load([golden_input])
-    site = render_site(directory, inputs, ports=ports_without_443(), dynamic_mode=mode == "dynamic")
+    site = render_site(
+        directory, inputs, options, ports=ports_without_443(), dynamic_mode=mode == "dynamic"
+    )
     assert nginx_test(directory).returncode == 0
     scan = subprocess.run(
         [GIXY, "--format", "json", str(directory / "nginx.conf")],

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_hostile import scanned_by_gixy
 from test_render_golden import DYNAMIC_LAYOUT, GOLDEN, assert_matches_golden
 
 from edgeagent import annotations, manifests, model, render
@@ -147,3 +148,12 @@ def test_a_service_mirror_follows_its_endpoints():
     (server,) = [s for s in built.servers if s.host == "service.example.com"]
     assert [annotations.mirror.mirrors(location) for location in server.locations] == [False]
     assert any("mirror/service" in f"{p.namespace}/{p.name}" for p in built.problems)
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_gixy_finds_nothing(tmp_path, mode):
+    """gixy-ng (SSRF-prone proxy_pass, host spoofing, header checks) on both kinds of
+    target, in both modes."""
+    site, scan, findings = scanned_by_gixy(tmp_path, CASE / "input", mode)
+    assert scan.returncode == 0 and findings == [], scan.stdout + scan.stderr
+    assert any(loc.settings.mirror for s in site.model.servers for loc in s.locations)
