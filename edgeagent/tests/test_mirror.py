@@ -5,6 +5,7 @@ modes (the traffic: test_mirror_traffic.py)."""
 import dataclasses
 
 import pytest
+from edgeagent.controller import references
 from hypothesis import given
 from hypothesis import strategies as st
 from test_hostile import scanned_by_gixy
@@ -157,3 +158,10 @@ def test_gixy_finds_nothing(tmp_path, mode):
     site, scan, findings = scanned_by_gixy(tmp_path, CASE / "input", mode)
     assert scan.returncode == 0 and findings == [], scan.stdout + scan.stderr
     assert any(loc.settings.mirror for s in site.model.servers for loc in s.locations)
+
+
+def test_the_controller_follows_the_service_a_target_names():
+    """Its Service and EndpointSlices wake the controller as a backend's do."""
+    inputs, _ = manifests.load([CASE / "input"])
+    refs = references(inputs.ingresses, "nginx.ingress.kubernetes.io")
+    assert ("mirror", "shadow") in refs.services

@@ -130,6 +130,14 @@ def mirror_target(
     return scheme, host, port, parts["uri"], service
 
 
+def service_of(value: object) -> tuple[str, str, int] | None:
+    """The cluster Service a mirror-target names, if it is one and valid."""
+    try:
+        return mirror_target(value, TARGET)[4]
+    except Invalid:
+        return None
+
+
 def _host_and_port(authority: str) -> tuple[str, int | None]:
     host, colon, port = authority.rpartition(":")
     if not colon or authority.endswith("]"):
