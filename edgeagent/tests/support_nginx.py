@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import crossplane
-from edgeagent.annotations import balance, extauth, proxy_rewrites, proxyssl, sslciphers
+from edgeagent.annotations import balance, extauth, mirror, proxy_rewrites, proxyssl, sslciphers
 from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import Backend, Backends, free_ports
@@ -288,6 +288,7 @@ ALLOWED_DIRECTIVES = {
         ),
         "proxy_intercept_errors",
         "grpc_intercept_errors",
+        "mirror_request_body",
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
@@ -322,7 +323,18 @@ BACKEND_TLS_FILE = re.compile(r"/.*/auth/[0-9a-f]{16}\.(crt|pem)")
 # A backend TLS policy's own keep-alive pool in the dynamic mode (annotations/proxyssl.py).
 DYNAMIC_POOL = re.compile(r"edgeagent_dynamic_t[0-9a-f]{6}")
 # A Gateway API RequestMirror's internal location (render_filters.MIRROR_PREFIX).
-MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+")
+MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+|/_edgeagent-mirror-[0-9a-f]{12}")
+# A mirror-target's upstream outside the cluster, and its internal location's proxy_pass
+# (templates/mirror.j2): an upstream, then the URI of the target.
+MIRROR_UPSTREAM = re.compile(r"edgeagent_mirror_[0-9a-f]{12}")
+# A cluster Service mirror's balancer in the dynamic mode: it names the backend.
+MIRROR_BALANCER = re.compile(
+    rf'require\("edgeagent_balancer"\)\.balance\("{UPSTREAM_NAME.pattern}"\)'
+)
+MIRROR_PASS = re.compile(
+    rf"https?://({MIRROR_UPSTREAM.pattern}|{DYNAMIC_UPSTREAM}|{UPSTREAM_NAME.pattern})"
+    r"(?P<uri>[/?$].*)"
+)
 # The target a location's choice maps name (render's choice_maps).
 CHOSEN = re.compile(r"\$edgeagent_t[0-9a-f]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
@@ -412,6 +424,13 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             assert (
                 name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
             )
+    elif directive == "proxy_pass" and MIRROR_PASS.fullmatch(args[0]):
+        uri = MIRROR_PASS.fullmatch(args[0])["uri"]
+        assert mirror.render_uri(uri) == uri, args
+    elif directive == "proxy_ssl_name":
+        assert mirror.render_host(args[0]) == args[0], args
+    elif directive == "mirror_request_body":
+        assert args in (("on",), ("off",)), args
     elif directive == "proxy_pass" and context.endswith("location") and "/" in args[0][8:]:
         assert extauth.render_url(args[0]) == args[0], args
     elif directive in ("upstream", "proxy_pass", "grpc_pass"):
@@ -425,6 +444,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             or DYNAMIC_POOL.fullmatch(name)
             or UPSTREAM_NAME.fullmatch(name)
             or CHOSEN.fullmatch(name)
+            or MIRROR_UPSTREAM.fullmatch(name)
         ), args
     elif directive in ("proxy_redirect", "proxy_cookie_domain", "proxy_cookie_path"):
         _check_proxy_rewrite(directive, args)
@@ -454,7 +474,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert INIT_LUA.fullmatch(args[0]), args
     elif directive.endswith("_by_lua_block"):
         (code,) = args
-        assert code.strip() in LUA_BLOCKS, args
+        assert code.strip() in LUA_BLOCKS or MIRROR_BALANCER.fullmatch(code.strip()), args
     elif directive == "server" and context == "http/upstream":
         endpoint, *weight = args
         assert ENDPOINT.fullmatch(endpoint), args

@@ -74,6 +74,31 @@ HOSTILE_INGRESSES = {
     "cve-2025-1098-mirror-host": annotated(
         "mirror-host", {NGINX_ANNOTATION + "mirror-host": "x.com; } load_module /e.so; #"}
     ),
+    "mirror-target-other-variable": annotated(
+        "mirror-variable", {NGINX_ANNOTATION + "mirror-target": "http://x$host$request_uri"}
+    ),
+    "mirror-target-longer-variable": annotated(
+        "mirror-longer", {NGINX_ANNOTATION + "mirror-target": "http://x/$request_uri_x"}
+    ),
+    "mirror-target-braced-variable": annotated(
+        "mirror-braced", {NGINX_ANNOTATION + "mirror-target": "http://x/${request_uri}"}
+    ),
+    "mirror-target-variable-in-host": annotated(
+        "mirror-in-host", {NGINX_ANNOTATION + "mirror-target": "http://$request_uri.x/"}
+    ),
+    "mirror-target-quote": annotated(
+        "mirror-quote", {NGINX_ANNOTATION + "mirror-target": 'http://x/"' + CLOSE_AND_LOAD}
+    ),
+    "custom-headers-payload": annotated(
+        "custom-headers", {NGINX_ANNOTATION + "custom-headers": "default/h" + CLOSE_AND_LOAD}
+    ),
+    "mirror-host-with-target": annotated(
+        "mirror-host-target",
+        {
+            NGINX_ANNOTATION + "mirror-target": "http://192.0.2.1/",
+            NGINX_ANNOTATION + "mirror-host": 'x";' + CLOSE_AND_LOAD,
+        },
+    ),
     "cve-2025-1974-ssl-engine": annotated(
         "ssl-engine",
         {NGINX_ANNOTATION + "auth-url": "http://x/#;}}}\n\nssl_engine /proc/1/fd/9;\n"},
@@ -664,11 +689,15 @@ def ports_without_443() -> Ports:
             return ports
 
 
-def scanned_by_gixy(directory: Path, golden_input: Path, mode: str):
+def scanned_by_gixy(
+    directory: Path, golden_input: Path, mode: str, options: model.Options | None = None
+):
     """A golden case rendered into `directory` in `mode` (static or dynamic), which nginx
     accepts: (the site, gixy-ng's run, its findings)."""
     inputs, _ = manifests.load([golden_input])
-    site = render_site(directory, inputs, ports=ports_without_443(), dynamic_mode=mode == "dynamic")
+    site = render_site(
+        directory, inputs, options, ports=ports_without_443(), dynamic_mode=mode == "dynamic"
+    )
     assert nginx_test(directory).returncode == 0
     scan = subprocess.run(
         [GIXY, "--format", "json", str(directory / "nginx.conf")],

@@ -256,7 +256,7 @@ def test_ssl_redirect_defaults_to_the_option():
         ("nginx.ingress.kubernetes.io/auth-tls-verify-client", "on", "protect it less"),
         ("nginx.ingress.kubernetes.io/auth-type", "basic", "protect it less"),
         ("nginx.ingress.kubernetes.io/enable-modsecurity", "true", "protect it less"),
-        ("nginx.ingress.kubernetes.io/mirror-target", "https://m.example/", "answer otherwise"),
+        ("nginx.ingress.kubernetes.io/upstream-hash-by-subset", "true", "answer otherwise"),
         ("nginx.org/server-snippets", "x", "snippets"),
         ("nginx.org/redirect-to-https", "true", "another controller"),
         ("nginx.ingress.kubernetes.io/proxy-read-timeout", "60s", "whole number"),

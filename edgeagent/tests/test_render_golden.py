@@ -31,6 +31,7 @@ CASES = {
     "backend-tls": GOLDEN / "backend-tls" / "input",
     "gateway-shares": GOLDEN / "gateway-shares" / "input",
     "gateway-regex": GOLDEN / "gateway-regex" / "input",
+    "mirror": GOLDEN / "mirror" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

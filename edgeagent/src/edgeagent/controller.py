@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeagent import annotations, collector, dynamic, model, options, quarantine, render, resources
+from edgeagent.annotations import mirror
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
@@ -135,6 +136,7 @@ class References:
 
     services: frozenset[Key] = frozenset()
     secrets: frozenset[Key] = frozenset()
+    config_maps: frozenset[Key] = frozenset()
 
 
 def _backends(spec: dict[str, Any]) -> list[Any]:
@@ -148,18 +150,27 @@ def _backends(spec: dict[str, Any]) -> list[Any]:
 
 
 def references(ingresses: list[Object], prefix: str) -> References:
-    """Every Service and Secret named by any Ingress (of any class: a superset is safe): in
-    `spec.tls`, or by an annotation under `prefix` (in the Ingress's own namespace only;
-    default-backend names a Service)."""
-    services, secrets = set(), set()
+    """Every Service, Secret and ConfigMap named by any Ingress (of any class: a superset
+    is safe): in `spec.tls`, or by an annotation under `prefix` (in the Ingress's own
+    namespace only: default-backend names a Service; the cluster Service of a mirror-target
+    in any)."""
+    services, secrets, config_maps = set(), set(), set()
     for ingress in ingresses:
         namespace = key_of(ingress)[0]
         metadata = ingress.get("metadata")
         written = metadata.get("annotations") if isinstance(metadata, dict) else None
-        for key in annotations.SECRET_KEYS:
-            value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
-            if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
-                secrets.add((namespace, value.rpartition("/")[2]))
+        for keys, named in (
+            (annotations.SECRET_KEYS, secrets),
+            (annotations.CONFIG_MAP_KEYS, config_maps),
+        ):
+            for key in keys:
+                value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
+                if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
+                    named.add((namespace, value.rpartition("/")[2]))
+        target = written.get(f"{prefix}/{mirror.TARGET}") if isinstance(written, dict) else None
+        mirrored = mirror.service_of(target) if target is not None else None
+        if mirrored is not None:
+            services.add(mirrored[:2])
         default_backend = (
             written.get(f"{prefix}/{annotations.errorpages.DEFAULT_BACKEND}")
             if isinstance(written, dict)
@@ -177,7 +188,7 @@ def references(ingresses: list[Object], prefix: str) -> References:
         for tls in spec.get("tls") or []:
             if isinstance(tls, dict) and isinstance(tls.get("secretName"), str):
                 secrets.add((namespace, tls["secretName"]))
-    return References(frozenset(services), frozenset(secrets))
+    return References(frozenset(services), frozenset(secrets), frozenset(config_maps))
 
 
 def _content(obj: Object | None, drop_status: bool) -> Object | None:
@@ -301,6 +312,7 @@ class Controller:
             | gateway_references.services(snapshot["http_routes"])
             | gateway_references.services(snapshot["grpc_routes"]),
             named.secrets | gateway_references.secrets(snapshot["gateways"]),
+            named.config_maps,
         )
         self._references_known = True
 
@@ -378,7 +390,10 @@ class Controller:
         for kind, objects in snapshot.items():
             self.metrics.objects.labels(kind).set(len(objects))
         secrets = [s for s in snapshot["secrets"] if key_of(s) in self._references.secrets]
-        inputs = model.Inputs(**{**snapshot, "secrets": secrets})
+        config_maps = [
+            c for c in snapshot["config_maps"] if key_of(c) in self._references.config_maps
+        ]
+        inputs = model.Inputs(**{**snapshot, "secrets": secrets, "config_maps": config_maps})
         options = dataclasses.replace(self.options, previous_certificates=self._certificates)
         with collector.paused():  # see collector.py
             whole, attachment = gateway_routing.build(

@@ -182,4 +182,6 @@ def as_text(reports: list[IngressReport], configmap_report: ConfigMapReport | No
 def _yaml_scalar(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, tuple):  # a list setting (global-allowed-response-headers)
+        return "[" + ", ".join(_yaml_scalar(item) for item in value) + "]"
     return str(value) if isinstance(value, int) else f'"{value}"'

@@ -44,12 +44,14 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from edgeagent import annotations, grammar, nodeports
-from edgeagent.annotations import basicauth, clientcert, proxyssl
+from edgeagent.annotations import basicauth, clientcert, customheaders, proxyssl
 from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.clientcert import ClientCertificates
 from edgeagent.annotations.cors import Cors
+from edgeagent.annotations.customheaders import CustomHeaders
 from edgeagent.annotations.errorpages import ErrorPages
 from edgeagent.annotations.extauth import ExternalAuth
+from edgeagent.annotations.mirror import Mirror
 from edgeagent.annotations.proxyssl import BackendTLS
 from edgeagent.annotations.ratelimit import RateLimit, owned
 from edgeagent.annotations.sslciphers import HostCiphers
@@ -261,6 +263,11 @@ class LocationSettings:
     """The answer codes the default backend's pages replace."""
     intercept_errors: bool = True
     """The backend's own answers of those codes are replaced too."""
+    mirror: Mirror | None = None
+    """Where a copy of each request goes, its answer ignored (mirror-*)."""
+    custom_headers: CustomHeaders | None = None
+    """Headers set on every answer, from a ConfigMap (custom-headers); once built,
+    without them when the ConfigMap is unusable: answered 503."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -351,6 +358,8 @@ class Location:
     from the policy) is "1" for the requests its one choice sends to the canary."""
     error_pages: ErrorPages | None = None
     """Its default backend and custom-http-errors (`edgeagent.annotations.errorpages`)."""
+    mirror_upstream: str | None = None
+    """The upstream of the cluster Service its `settings.mirror` names, once resolved."""
 
 
 @dataclass(frozen=True)
@@ -660,6 +669,7 @@ def _parse_ingress(obj: dict, config: annotations.Config) -> tuple[_Ingress | No
         basicauth.check_namespace(settings["basic_auth"], namespace, config)
         basicauth.check_namespace(settings["client_certificates"], namespace, config)
         basicauth.check_namespace(settings["backend_tls"], namespace, config, proxyssl.SECRET)
+        customheaders.check_namespace(settings["custom_headers"], namespace, config)
         ingress = _parse_spec(obj, metadata, namespace, name, settings)
         # A refused annotation leaves its setting out: the spec is still parsed, for its
         # problems, but never served.
@@ -756,6 +766,7 @@ class _Builder:
                 if isinstance(namespace, str) and isinstance(service, str):
                     self.slices.setdefault((namespace, service), []).append(obj)
         self.secrets = self._index(inputs.secrets)
+        self.config_maps = self._index(inputs.config_maps)
         self.backends = backend_policy(options, inputs.nodes)
         self.nodes = nodeports.eligible_nodes(inputs.nodes)
         if memo.backends != self.backends:
@@ -783,7 +794,7 @@ class _Builder:
     def build(self) -> Model:
         selected = self._one_handshake_per_host(
             [
-                self._with_secrets(ingress)
+                self._with_config_maps(self._with_secrets(ingress))
                 for ingress in self._served_by_this_mode(self._selected_ingresses())
             ],
             "client_certificates",
@@ -936,6 +947,7 @@ class _Builder:
         made of is the same (`Memo`), so that render can reuse its text too."""
         targets = [self._claim_target(*claim) for claim in claimed.values()]
         targets += [self._error_pages(*claim) for claim in claimed.values()]
+        targets += [self._mirror_upstream(claim[0]) for claim in claimed.values()]
         if fallback is not None and ("Prefix", "/") not in claimed:  # else unused
             targets.append(self._target(*fallback))
             targets.append(self._error_pages(*fallback))
@@ -1217,7 +1229,15 @@ class _Builder:
         pages = self._error_pages(ingress, backend)
         if upstream is None and pages is not None and pages.fallback is not None:
             upstream, pages = pages.fallback, replace(pages, falling_back=True)
-        return Location(match, path, upstream, status, ingress.settings, error_pages=pages)
+        return Location(
+            match,
+            path,
+            upstream,
+            status,
+            ingress.settings,
+            error_pages=pages,
+            mirror_upstream=self._mirror_upstream(ingress),
+        )
 
     def _add_hashed_upstreams(self, servers: list[Server]) -> None:
         """The variant of each upstream that a location hashing its requests names, and
@@ -1254,7 +1274,33 @@ class _Builder:
             choices=(choice,),
             canary=(variable, policy),
             error_pages=self._error_pages(main, split.primary),
+            mirror_upstream=self._mirror_upstream(main),
         )
+
+    def _mirror_upstream(self, ingress: _Ingress) -> str | None:
+        """The upstream of the cluster Service an Ingress's mirror-target names, resolved
+        as a backend is; None (nothing is mirrored, a warning) while it has no ready
+        endpoint or no such port."""
+        mirror = ingress.settings.mirror
+        if mirror is None or mirror.service is None:
+            return None
+        namespace, service, port = mirror.service
+        key = (namespace, _BackendRef(service, port))
+        if key not in self.resolved:
+            self.resolved[key] = self._resolve_remembered(*key)
+        upstream, reason = self.resolved[key]
+        if upstream is None:
+            why = (reason or f"Service {namespace}/{service} has no ready endpoint").split("; ")[0]
+            prefix = self.options.annotations.annotations_prefix
+            self.problem(
+                "Ingress",
+                ingress.namespace,
+                ingress.name,
+                f"annotation {prefix}/{annotations.mirror.TARGET}: {why}; requests are not "
+                "mirrored",
+                "warning",
+            )
+        return upstream
 
     def _claim_target(self, ingress: _Ingress, backend: _BackendRef | _Split) -> tuple:
         """What a claim proxies to: its target, or a canary split's two."""
@@ -1493,6 +1539,20 @@ class _Builder:
             return ingress
         settings = _location_settings(tuple(sorted({**vars(ingress.settings), **resolved}.items())))
         return replace(ingress, settings=settings)
+
+    def _with_config_maps(self, ingress: _Ingress) -> _Ingress:
+        """The Ingress with the ConfigMap of custom-headers read; one unusable is reported
+        and makes its paths answer 503."""
+        wanted = ingress.settings.custom_headers
+        if wanted is None:
+            return ingress
+        config_map = self.config_maps.get((ingress.namespace, wanted.config_map[1]))
+        resolved, reason = customheaders.resolve(wanted, config_map, self.options.annotations)
+        if reason is not None:
+            reason = f"{reason}; its paths answer 503"
+            self.problem("Ingress", ingress.namespace, ingress.name, reason, "invalid")
+        items = {**vars(ingress.settings), "custom_headers": resolved}
+        return replace(ingress, settings=_location_settings(tuple(sorted(items.items()))))
 
     def _one_handshake_per_host(
         self,

@@ -49,8 +49,10 @@ from edgeagent.annotations import (
     basicauth,
     clientcert,
     cors,
+    customheaders,
     errorpages,
     extauth,
+    mirror,
     proxyssl,
     ratelimit,
     sslciphers,
@@ -313,6 +315,14 @@ def _environment() -> jinja2.Environment:
     environment.filters["quoted_realm"] = basicauth.render_realm
     environment.filters["match_cn"] = clientcert.render_match_cn
     environment.filters["ssl_ciphers"] = sslciphers.render_ciphers
+    environment.globals["mirror_locations"] = mirror.locations
+    environment.globals["mirrors"] = mirror.mirrors
+    environment.globals["mirror_upstream_name"] = mirror.upstream_name
+    environment.filters["mirror_uri"] = mirror.render_uri
+    environment.filters["mirror_host"] = mirror.render_host
+    environment.filters["mirror_address"] = mirror.render_address
+    environment.filters["custom_header_name"] = customheaders.render_name
+    environment.filters["custom_header_value"] = customheaders.render_value
     return environment
 
 
@@ -503,6 +513,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
                 *(choice.upstream for choice in loc.choices),
                 *loc.mirrors,  # the internal locations of RequestMirror proxy to them
                 *errorpages.upstreams(loc),  # its named error locations proxy to them
+                loc.mirror_upstream,  # and those of mirror-target
             )
             if upstream
         )

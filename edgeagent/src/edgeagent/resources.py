@@ -225,6 +225,18 @@ RESOURCES = (
         status_ignored=True,
         custom=True,
     ),
+    # The custom-headers annotation's (annotations/customheaders.py): only those referred
+    # to are held with their data (cache.py), the rest of a cluster's ConfigMaps (often
+    # large, and none of the edge's business) as their identity.
+    Resource(
+        "config_maps",
+        "ConfigMap",
+        "",
+        "v1",
+        "configmaps",
+        referenced_as="config_maps",
+        held_only_while_referenced=True,
+    ),
 )
 NAMES = tuple(resource.name for resource in RESOURCES)
 BY_NAME = {resource.name: resource for resource in RESOURCES}

@@ -26,8 +26,10 @@ from edgeagent.annotations import (
     catalogue,
     clientcert,
     cors,
+    customheaders,
     errorpages,
     extauth,
+    mirror,
     proxy,
     proxy_rewrites,
     proxyssl,
@@ -70,10 +72,14 @@ FAMILIES = (
     proxyssl,
     sslciphers,
     errorpages,
+    mirror,
+    customheaders,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET, proxyssl.SECRET)
 """The keys that name a Secret (`NAME` or `NAMESPACE/NAME`), whose content the agent reads."""
+CONFIG_MAP_KEYS = (customheaders.CONFIG_MAP,)
+"""The keys that name a ConfigMap (`NAME` or `NAMESPACE/NAME`), whose data the agent reads."""
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,9 @@ REFUSED: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "custom-headers",
             "upstream-hash-by-subset",
             "upstream-hash-by-subset-size",
             "ssl-passthrough",
-            "mirror-target",
-            "mirror-host",
             "fastcgi-index",
             "fastcgi-params-configmap",
         ),
@@ -75,7 +72,6 @@ TUNED: dict[str, str] = dict.fromkeys(
         "http2-push-preload",
         "use-port-in-redirects",
         "relative-redirects",
-        "mirror-request-body",
         "enable-access-log",
         "enable-rewrite-log",
         "enable-opentelemetry",

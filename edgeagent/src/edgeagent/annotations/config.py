@@ -55,6 +55,13 @@ def _service(value: Any) -> str:
     return text
 
 
+def _header_names(value: Any) -> tuple[str, ...]:
+    """Comma-separated names (a flag's text, ingress-nginx's ConfigMap value) or a list."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = (str(item).strip() for item in items)
+    return tuple(grammar.header_name(name, "value") for name in names if name)
+
+
 def _default(flag: str, help: str, metavar: str, parse) -> dict[str, Any]:
     return option(flag, f"{help} (default: %(default)s; ingress-nginx's)", metavar, parse)
 
@@ -150,3 +157,15 @@ class Config:
     (`annotations.errorpages`). Empty: none, and those Ingresses keep nginx's own error
     pages (a warning each). ingress-nginx's own 404 for unknown hosts is not taken from it:
     the edge's default server answers those itself."""
+    global_allowed_response_headers: tuple[str, ...] = field(
+        default=(),
+        metadata=_default(
+            "global-allowed-response-headers",
+            "response headers the custom-headers annotation may set",
+            "NAME[,NAME]",
+            _header_names,
+        ),
+    )
+    """The headers a `custom-headers` ConfigMap may set (compared without case). None by
+    default, as ingress-nginx's: the operator says which headers Ingresses may add to the
+    answers, so that no Ingress overrides one the edge or its operator relies on."""

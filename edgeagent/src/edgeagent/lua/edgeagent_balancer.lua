@@ -172,10 +172,12 @@ local function pick_hashed(name, entry, key, tried, respect_down)
 end
 
 -- balancer_by_lua: called for the first try and again for each retry
--- (proxy_next_upstream: error and timeout, as in the static mode).
-function _M.balance()
+-- (proxy_next_upstream: error and timeout, as in the static mode). `mirror`: the backend
+-- a mirror-target's upstream block names (annotations/mirror.py); a mirror subrequest
+-- shares the variables of the request it copies, so none of them may say where it goes.
+function _M.balance(mirror)
     local ctx = ngx.ctx
-    local name = ngx.var.edgeagent_backend
+    local name = mirror or ngx.var.edgeagent_backend
     local entry = entry_of(name)
     if entry == nil or #entry.peers == 0 then
         return ngx.exit(ngx.ERROR) -- removed since the access phase: 502
@@ -202,7 +204,7 @@ function _M.balance()
     -- Last, a peer already tried: nginx calls again after all were tried only when it gave
     -- the request one more try, because a cached keep-alive connection failed (a backend
     -- closing it idle); the static upstreams then retry on a new connection too.
-    local key = ngx.var.edgeagent_hash_key
+    local key = mirror == nil and ngx.var.edgeagent_hash_key or nil
     local peer = sticky
     if peer == nil and key ~= nil and key ~= "" then
         peer = pick_hashed(name, entry, key, tried, true)
