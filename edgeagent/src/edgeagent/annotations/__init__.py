@@ -27,6 +27,7 @@ from edgeagent.annotations import (
     clientcert,
     cors,
     extauth,
+    passthrough,
     proxy,
     proxy_rewrites,
     ratelimit,
@@ -64,6 +65,7 @@ FAMILIES = (
     clientcert,
     proxy_rewrites,
     trailing_slash,
+    passthrough,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET)

@@ -62,7 +62,6 @@ REFUSED: dict[str, str] = {
             "custom-headers",
             "upstream-hash-by-subset",
             "upstream-hash-by-subset-size",
-            "ssl-passthrough",
             "mirror-target",
             "mirror-host",
             "fastcgi-index",
@@ -105,7 +104,6 @@ SWITCHES = frozenset(
     (
         "enable-modsecurity",
         "enable-owasp-core-rules",
-        "ssl-passthrough",
         "service-upstream",
     )
 )

@@ -121,3 +121,17 @@ class Config:
         ),
     )
     """Largest request body (nginx size; "0": unlimited)."""
+
+    enable_ssl_passthrough: bool = field(
+        default=False,
+        metadata=option(
+            "enable-ssl-passthrough",
+            "serve the ssl-passthrough annotation: nginx's stream module takes the HTTPS "
+            "address and passes the TLS connections of those hosts to their backends "
+            "untouched, the others to the edge's HTTPS servers (needs libnginx-mod-stream)",
+            parse=_boolean,
+        ),
+    )
+    """Off, as ingress-nginx's `--enable-ssl-passthrough`: on, every HTTPS connection
+    takes one more hop through the stream module, which only the Ingresses that ask for
+    passthrough need (docs/routing.md, "TLS passthrough")."""
