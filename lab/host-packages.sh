@@ -10,6 +10,7 @@
 #   e2fsprogs                   the VM lab's disk image (mkfs.ext4 -d)
 #   git                         `make bench` records the commit it measured
 #   nginx-light + lua modules   `nginx -t` in the agent's tests, the same build as on the nodes
+#   libnginx-mod-stream         the stream module (ssl_preread) of TLS passthrough, in those tests
 #   keepalived, ipvsadm         `keepalived --config-test` in role tests
 #   openssl, curl, iproute2     test certificates, the lab's checks, addresses
 #   sslscan                     the listeners' TLS as a client sees it (playbooks/tests)
@@ -25,7 +26,7 @@ set -euo pipefail
 
 readonly PACKAGES=(
   docker.io debootstrap nftables openssh-client e2fsprogs git
-  nginx-light libnginx-mod-http-lua lua-resty-core
+  nginx-light libnginx-mod-http-lua lua-resty-core libnginx-mod-stream
   keepalived ipvsadm
   openssl curl iproute2 sslscan python3-venv wrk prometheus haproxy nghttp2-client
   qemu-system-x86 qemu-utils

@@ -61,6 +61,8 @@ events {{
     worker_connections 512;
 }}
 
+include {agent_dir}/current/stream.con[f];
+
 http {{
     default_type application/octet-stream;
     server_tokens off;
@@ -83,6 +85,10 @@ LUA_MODULES = """\
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 """
+
+# What it loads on every edge node: the stream module of TLS passthrough (an agent's
+# stream.conf has stream servers only with --enable-ssl-passthrough).
+STREAM_MODULE = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
 
 BOOTSTRAP = """\
 server {{
@@ -192,7 +198,7 @@ class Nginx:
             MAIN_CONF.format(
                 root=self.root,
                 agent_dir=self.agent_dir,
-                modules=LUA_MODULES if self.lua else "",
+                modules=STREAM_MODULE + (LUA_MODULES if self.lua else ""),
             )
         )
         subprocess.run([NGINX, "-c", str(self.main_conf)], check=True, timeout=30)

@@ -71,11 +71,16 @@ def layout_for(directory: Path, ports: Ports, dynamic_mode: bool = False) -> ren
     )
 
 
-def write_rendered(directory: Path, layout: render.Layout, rendered: render.Rendered) -> None:
+def write_rendered(
+    directory: Path, layout: render.Layout, rendered: render.Rendered, ssl_passthrough: bool = False
+) -> None:
+    """`ssl_passthrough`: the model's --enable-ssl-passthrough (the main config includes
+    stream.conf)."""
     for relative, data in rendered.files.items():
         mode = cli.PRIVATE_MODE if render.is_private(relative) else cli.PUBLIC_MODE
         cli.write_file(directory / relative, data, mode)
-    cli.write_file(directory / "nginx.conf", render.render_main(layout), cli.PUBLIC_MODE)
+    main = render.render_main(layout, ssl_passthrough)
+    cli.write_file(directory / "nginx.conf", main, cli.PUBLIC_MODE)
 
 
 def render_site(
@@ -104,7 +109,7 @@ def render_site(
         control = Control(layout.dynamic_dir, layout.status_listen)
         control.write_certificates(dynamic.state_of(built))
         control.write_state(dynamic.state_of(built))
-    write_rendered(directory, layout, rendered)
+    write_rendered(directory, layout, rendered, built.annotations.enable_ssl_passthrough)
     return Site(directory, ports, built, rendered)
 
 
@@ -151,6 +156,7 @@ ALLOWED_DIRECTIVES = {
         "error_log",
         "events",
         "http",
+        "stream",
     },
     "events": {"worker_connections"},
     "http": {
@@ -191,6 +197,8 @@ ALLOWED_DIRECTIVES = {
         "geo",
         "limit_conn_zone",
         "limit_req_zone",
+        "set_real_ip_from",
+        "real_ip_header",
     },
     "http/map": {"default", "", "https", "~^.+:OPTIONS$", "0", "1"},
     "http/geo": {"default"},
@@ -292,6 +300,11 @@ ALLOWED_DIRECTIVES = {
     },
     "http/server/location/if": {"return", "rewrite"},
     "http/server/if": {"return"},
+    # TLS passthrough (templates/stream.conf.j2), included at the top level.
+    "stream": {"map", "upstream", "server", "map_hash_bucket_size", "map_hash_max_size"},
+    "stream/map": {"default"},
+    "stream/upstream": {"server"},
+    "stream/server": {"listen", "set_real_ip_from", "ssl_preread", "proxy_pass", "proxy_protocol"},
 }
 DYNAMIC_UPSTREAM = "edgeagent_dynamic"
 REDIRECT_CODES = tuple(str(code) for code in range(300, 309))
@@ -390,9 +403,50 @@ def _check_proxy_rewrite(directive: str, args: tuple[str, ...]) -> None:
     assert parse(" ".join(args), directive) == args, (directive, args)
 
 
+def _check_stream(directive: str, args: tuple[str, ...], context: str) -> None:
+    """stream.conf's directives: the values of Kubernetes objects are the passed-through
+    hosts (map keys) and their upstreams' names and endpoints."""
+    if context == "stream/map":
+        assert directive == "default" or grammar.host(directive), directive
+        (name,) = args
+        assert name in STREAM_UPSTREAMS or UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "map":
+        assert args[0] == "$ssl_preread_server_name" and args[1] in STREAM_VARIABLES, args
+    elif directive == "upstream":
+        (name,) = args
+        assert name in STREAM_UPSTREAMS or UPSTREAM_NAME.fullmatch(name), args
+    elif directive == "server" and context == "stream":
+        assert args == (), args
+    elif directive == "server":
+        endpoint, *rest = args
+        assert ENDPOINT.fullmatch(endpoint), args
+        assert rest in ([], ["down"], *([f"weight={n}"] for n in range(2, 101))), args
+    elif directive == "listen":
+        grammar.listen(args[0], "listen")
+        assert args[1:] in ((), ("proxy_protocol",)), args
+    elif directive == "proxy_pass":
+        assert args[0] in STREAM_VARIABLES, args
+    elif directive == "set_real_ip_from":
+        assert _network(args[0]), args
+    elif directive in ("map_hash_bucket_size", "map_hash_max_size"):
+        assert args[0].isdigit(), args
+    else:
+        assert args == ("on",), (directive, args)
+
+
+STREAM_VARIABLES = {"$edgeagent_passthrough_hop", "$edgeagent_passthrough_backend"}
+STREAM_UPSTREAMS = {"edgeagent_https", "edgeagent_passthrough", "edgeagent_passthrough_closed"}
+
+
 def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> None:
     """The directives that carry values from Kubernetes objects hold only those values."""
-    if directive == "location":
+    if context.startswith("stream"):
+        _check_stream(directive, args, context)
+    elif directive == "set_real_ip_from":
+        assert _network(args[0]), args
+    elif directive == "real_ip_header":
+        assert args in (("proxy_protocol",), ("X-Forwarded-For",)), args
+    elif directive == "location":
         assert (
             args in (("/",),)
             or (len(args) == 2 and args[0] in ("=", "^~") and grammar.PATH.fullmatch(args[1]))
@@ -512,7 +566,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert re.fullmatch(r"[1-9][0-9]*k", args[0]), args
     elif directive == "listen":
         grammar.listen(args[0], "listen")
-        assert set(args[1:]) <= {"ssl", "http2", "default_server"}, args
+        assert set(args[1:]) <= {"ssl", "http2", "default_server", "proxy_protocol"}, args
     elif directive in ("ssl_certificate", "ssl_certificate_key"):
         (file,) = args
         grammar.file_path(file, "certificate")
@@ -559,7 +613,8 @@ FILTER_REWRITE_ORIGIN = re.compile(
 HEADER_VALUE_VARIABLE = re.compile(
     r"\$(edgeagent_a[0-9a-f]+_[a-z0-9_]+|http_[a-z0-9_]+|upstream_http_[a-z0-9_]+|host|"
     r"edgeagent_(namespace|ingress|service|service_port|request_id)|"
-    r"remote_addr|scheme|server_port|edgeagent_connection|edgeagent_forwarded_for|"
+    r"remote_addr|scheme|server_port|edgeagent_server_port|edgeagent_connection|"
+    r"edgeagent_forwarded_for|"
     r"edgeagent_hsts(_unpinned)?|edgeagent_cors[0-9a-f]+(_[a-z_]+)?|edgeagent_auth_[0-9]+|"
     r"request_method|request_uri|edgeagent_client_(verify|s_dn|i_dn|escaped_cert))"
 )
@@ -619,7 +674,11 @@ def assert_only_rendered_directives(
             CORS_ORIGINS.fullmatch(directive) or CLIENT_CERTIFICATE_LINE.fullmatch(directive)
         )
         network = context == "http/geo" and args == ("1",) and _network(directive)
-        assert directive in allowed or canary_entry or cors_origins or network, (
+        # $edgeagent_server_port's map (TLS passthrough): the internal port to the public one.
+        port = context == "http/map" and directive.isdigit() and args[0].isdigit()
+        # Passed-through hosts: _check_stream checks them.
+        port = port or context == "stream/map"
+        assert directive in allowed or canary_entry or cors_origins or network or port, (
             f"unexpected directive {directive!r} in {context!r}"
         )
         _check_arguments(directive, args, context)

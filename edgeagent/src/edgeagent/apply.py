@@ -90,6 +90,7 @@ from edgeagent import options
 from edgeagent.files import fsync_dir, write_atomically
 from edgeagent.options import listen, option, path, seconds
 from edgeagent.render import DEFAULT_SERVER_BLOCK, HTTP_BLOCK, STATUS_BLOCK, Rendered, is_private
+from edgeagent.render_stream import STREAM_FILE
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +350,7 @@ class Applier:
             raise ApplyError(
                 f"{main} must include {self.dir / CURRENT}/edge.conf exactly once (found {found})"
             )
+        text = self._stream_included(text, generation_dir)
         # Relative includes are relative to the main config's directory, not the shadow's.
         text = re.sub(
             r"^(\s*include\s+)([^/\s;][^\s;]*)(\s*;)",
@@ -364,6 +366,28 @@ class Applier:
         shadow = private / "nginx.conf"
         shadow.write_text(text)
         return shadow
+
+    def _stream_included(self, text: str, generation_dir: pathlib.Path) -> str:
+        """`text` with its include of `current/stream.conf` pointed at the generation's.
+        The nginx role writes it as the glob `stream.con[f]`, which generations of agents
+        before TLS passthrough, without the file, match as nothing; a main config without
+        the include is refused only when the candidate has stream servers to load."""
+        stream_include = re.compile(
+            r"^(\s*include\s+)"
+            + re.escape(str(self.dir / CURRENT))
+            + r"/stream\.con(?:f|\[f\])(\s*;)",
+            re.MULTILINE,
+        )
+        staged = generation_dir / STREAM_FILE
+        text, found = stream_include.subn(rf"\g<1>{staged}\g<2>", text)
+        if found > 1:
+            raise ApplyError(f"{self.settings.main_conf} includes {STREAM_FILE} {found} times")
+        if not found and staged.is_file() and b"stream {" in staged.read_bytes():
+            raise ApplyError(
+                f"{self.settings.main_conf} must include {self.dir / CURRENT}/{STREAM_FILE} "
+                "at its top level for --enable-ssl-passthrough (the nginx role's does)"
+            )
+        return text
 
     def _private_dir(self) -> pathlib.Path:
         private = self.dir / VALIDATE_DIR

@@ -167,12 +167,15 @@ def command_render(args: argparse.Namespace) -> int:
         trusted_proxies=options.addresses(args.trusted_proxies or ""),
         proxy_protocol=args.proxy_protocol,
         gateway_addresses=args.gateway_address,
+        ssl_passthrough_listen=args.ssl_passthrough_listen,
+        ssl_passthrough_backend_listen=args.ssl_passthrough_backend_listen,
     )
     rendered = render.render(model, layout)
     for relative, data in rendered.files.items():
         mode = PRIVATE_MODE if render.is_private(relative) else PUBLIC_MODE
         write_file(output / relative, data, mode)
-    write_file(output / "nginx.conf", render.render_main(layout), PUBLIC_MODE)
+    main = render.render_main(layout, model.annotations.enable_ssl_passthrough)
+    write_file(output / "nginx.conf", main, PUBLIC_MODE)
     keep = {output / relative for relative in rendered.files} | {output / DEFAULT_CERTIFICATE_FILE}
     for stale in [*(output / "certs").glob("*.pem"), *(output / "auth").glob("*.htpasswd")]:
         if stale not in keep:
@@ -388,7 +391,9 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
     # The same options as `edgeagent run`'s, from the same fields.
     section = parser.add_argument_group("ingress-nginx defaults")
     for each in INGRESS_NGINX_DEFAULTS:
-        options.add_argument(section, each, type=_flag_type(each.metadata["parse"]))
+        switch = each.metadata["metavar"] is None  # store_true: no text to parse
+        parse = {} if switch else {"type": _flag_type(each.metadata["parse"])}
+        options.add_argument(section, each, **parse)
     _add_name_argument(
         parser,
         "--gateway-class",
@@ -453,6 +458,19 @@ def parser(
         metavar="ADDR:PORT",
         help="loopback status server (default: %(default)s)",
     )
+    for flag, default, what in (
+        ("--ssl-passthrough-listen", render.Layout.ssl_passthrough_listen, "HTTPS servers"),
+        ("--ssl-passthrough-backend-listen", render.Layout.ssl_passthrough_backend_listen,
+         "stream module's hop to the passed-through backends"),
+    ):  # fmt: skip
+        render_parser.add_argument(
+            flag,
+            default=default,
+            type=listen,
+            metavar="ADDR:PORT",
+            help=f"with --enable-ssl-passthrough: loopback address of the {what} "
+            "(default: %(default)s)",
+        )
     render_parser.add_argument(
         "--default-certificate",
         metavar="CRT",

@@ -123,8 +123,11 @@ class Agent:
             trusted_proxies=s.nginx.trusted_proxies,
             proxy_protocol=s.nginx.proxy_protocol,
             gateway_addresses=s.serving.gateway_address,
+            ssl_passthrough_listen=s.nginx.ssl_passthrough_listen,
+            ssl_passthrough_backend_listen=s.nginx.ssl_passthrough_backend_listen,
         )
-        render.check_layout(layout)  # a bad combination stops the start, not every sync
+        # A bad combination stops the start, not every sync.
+        render.check_layout(layout, s.annotations.enable_ssl_passthrough)
         control = Control(dynamic_dir, s.apply.status_listen) if s.nginx.dynamic else None
         self.controller = Controller(
             self.cache,

@@ -36,8 +36,9 @@ class Metrics:
         self.reload_causes = Counter(
             "edgeagent_reloads_by_cause",
             "nginx reloads attempted, by what changed: structure (hosts, paths, TLS host "
-            "sets, settings), endpoints, certificates (static mode only: the dynamic mode "
-            "applies those without a reload), start (the first generation of this process)",
+            "sets, settings, stream.conf: the peers of TLS passthrough), endpoints, "
+            "certificates (static mode only: the dynamic mode applies those without a reload), "
+            "start (the first generation of this process)",
             ["cause"],
             registry=r,
         )

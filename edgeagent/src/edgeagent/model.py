@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from edgeagent import annotations, grammar, nodeports
+from edgeagent import annotations, grammar, nodeports, passthrough
 from edgeagent.annotations import basicauth, clientcert, customheaders, proxyssl
 from edgeagent.annotations.basicauth import BasicAuth
 from edgeagent.annotations.clientcert import ClientCertificates
@@ -268,6 +268,9 @@ class LocationSettings:
     custom_headers: CustomHeaders | None = None
     """Headers set on every answer, from a ConfigMap (custom-headers); once built,
     without them when the ConfigMap is unusable: answered 503."""
+    ssl_passthrough: bool = False
+    """TLS connections to the Ingress's hosts go to its backend for `/` untouched
+    (ssl-passthrough, with --enable-ssl-passthrough; `edgeagent.passthrough`)."""
 
 
 NO_SETTINGS = LocationSettings()
@@ -439,6 +442,9 @@ class Model:
     shared_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Hosts named by Ingresses of several namespaces: host -> namespaces, owner first
     (`edgeagent check` warns about them; ownership.py)."""
+    passthrough: tuple[passthrough.Host, ...] = ()
+    """The hosts whose TLS connections nginx's stream module passes to their backend
+    untouched (ssl-passthrough, with --enable-ssl-passthrough), sorted by host."""
 
 
 class _BackendRef(NamedTuple):
@@ -919,6 +925,15 @@ class _Builder:
             "", default_locations, True, None, app_roots[""][1] if "" in app_roots else None
         )
         self._add_hashed_upstreams([*servers, default_server])
+        passed_through = passthrough.choose(
+            ingresses,
+            owners.refusal,
+            self._target,
+            lambda ingress, reason, code: self.problem(
+                "Ingress", ingress.namespace, ingress.name, reason, code
+            ),
+            self._conflict,
+        )
         self.memo.keep_only(self.next_memo)
         return Model(
             servers=tuple(servers),
@@ -931,6 +946,7 @@ class _Builder:
             served_ingresses=tuple(sorted([*((i.namespace, i.name) for i in ingresses), *merged])),
             annotations=self.options.annotations,
             shared_hosts=owners.shared(),
+            passthrough=passed_through,
         )
 
     def _host_server(

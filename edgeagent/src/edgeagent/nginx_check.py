@@ -63,7 +63,7 @@ def check(built: Model, ingresses: Iterable[dict], nginx: str, default: CertPair
         standalone = render.Layout(
             LISTEN_HTTP, LISTEN_HTTPS, str(root / CURRENT), str(certificate), str(certificate)
         )
-        main.write_bytes(render.render_main(standalone))
+        main.write_bytes(render.render_main(standalone, built.annotations.enable_ssl_passthrough))
         applier = Applier(ApplySettings(nginx_dir=scratch, main_conf=str(main), nginx_binary=nginx))
         rendered = render.render(built, layout)
         target = applier.stage(rendered)

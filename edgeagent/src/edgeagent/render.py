@@ -5,8 +5,10 @@ Contract (the daemon and the CLI both call this; keep it stable):
 - `Layout`: where the files will live and what nginx listens on.
 - `render(model, layout) -> Rendered`: `.files` maps relative paths to bytes, sorted:
   `edge.conf` (http-level: upstreams, the default server, one server per host, the
-  loopback status server) and `certs/<namespace>_<secret>.pem` (certificate chain then
-  private key; write them mode 0600; `certificate_file` shortens very long names).
+  loopback status server), `stream.conf` (top level: the stream module's servers of TLS
+  passthrough, none without --enable-ssl-passthrough; render_stream.py) and
+  `certs/<namespace>_<secret>.pem` (certificate chain then private key; write them mode
+  0600; `certificate_file` shortens very long names).
   `.generation` is the hash the status server answers at `GET /edgeagent/generation`.
   `.blocks` is edge.conf cut into its independent parts (the http-level settings, each
   upstream, the default server, each host's server) with a fingerprint each, so that
@@ -26,9 +28,11 @@ change travels as `edgeagent.dynamic.State`.
 
 The generation is the first 16 hex digits of SHA-256 over the body of edge.conf (all of it
 but the first line, which names the generation, and the status server block at the end)
-followed by every certificate file as `path NUL bytes` in path order. It is computed
-before `{generation}` in `Layout.output_dir` is replaced, so a daemon can name the
-directory of a generation after it: `output_dir="/etc/nginx/edgeagent/gen-{generation}"`.
+followed by every certificate file as `path NUL bytes` in path order, and with
+--enable-ssl-passthrough by `stream.conf NUL bytes` (off, stream.conf is the same text for
+every model). It is computed before `{generation}` in `Layout.output_dir` is replaced, so
+a daemon can name the directory of a generation after it:
+`output_dir="/etc/nginx/edgeagent/gen-{generation}"`.
 
 edge.conf sets, at http level, the proxy headers and HTTP version, the server-names hash
 sizes and `$edgeagent_*` maps (see templates/edge.conf.j2): the main configuration that
@@ -43,7 +47,7 @@ from typing import NamedTuple
 
 import jinja2
 
-from edgeagent import annotations, grammar, render_filters
+from edgeagent import annotations, grammar, render_filters, render_stream
 from edgeagent.annotations import (
     balance,
     basicauth,
@@ -125,6 +129,13 @@ class Layout:
     gateway_addresses: tuple[str, ...] = ()
     """`--gateway-address`: the addresses a Gateway's servers listen on, with the ports
     of `listen_http` and `listen_https`; empty: the listen addresses, as any server."""
+    ssl_passthrough_listen: str = "127.0.0.1:442"
+    """With --enable-ssl-passthrough: the loopback address the HTTPS servers listen on
+    behind the stream module, which holds `listen_https` (ingress-nginx's
+    `--ssl-passthrough-proxy-port`, 442)."""
+    ssl_passthrough_backend_listen: str = "127.0.0.1:441"
+    """With --enable-ssl-passthrough: the loopback address of the stream module's hop to
+    the passed-through backends (passthrough.py)."""
 
     @property
     def dynamic(self) -> bool:
@@ -326,7 +337,9 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def check_layout(layout: Layout) -> None:
+def check_layout(layout: Layout, ssl_passthrough: bool = False) -> None:
+    """Raise `grammar.Invalid` for a layout nginx cannot serve; `ssl_passthrough`: with
+    --enable-ssl-passthrough."""
     grammar.listen(layout.listen_http, "listen_http")
     grammar.listen(layout.listen_https, "listen_https")
     grammar.listen(layout.status_listen, "status_listen")
@@ -341,6 +354,8 @@ def check_layout(layout: Layout) -> None:
     if layout.proxy_protocol and not layout.trusted_proxies:
         # Nobody's header would be read: every client would be the load balancer.
         raise grammar.Invalid("proxy_protocol needs trusted_proxies, the balancers that send it")
+    if ssl_passthrough:
+        render_stream.check_layout(layout)
 
 
 def _listen(address: str, layout: Layout) -> str:
@@ -386,20 +401,26 @@ def certificate_key(namespace: str, secret: str) -> str:
     return certificate_file(namespace, secret)[len("certs/") : -len(".pem")]
 
 
-def _names_hash_bucket_size(model: Model) -> int:
-    """The smallest power of two (at least 128) that holds the longest exact host name."""
-    longest = max((len(s.host) for s in model.servers if not s.host.startswith("*.")), default=0)
-    size = NAMES_HASH_BUCKET_MIN
-    while size < longest + NAMES_HASH_ENTRY_OVERHEAD:
+def hash_sizes(names: list[str]) -> tuple[int, int]:
+    """(bucket size, maximum size) of an nginx hash of `names`: the smallest power of two
+    (at least 128) that holds the longest, and room for 16 slots a name."""
+    longest = max((len(name) for name in names), default=0)
+    bucket = NAMES_HASH_BUCKET_MIN
+    while bucket < longest + NAMES_HASH_ENTRY_OVERHEAD:
+        bucket *= 2
+    size = NAMES_HASH_MIN
+    while size < NAMES_HASH_SLOTS_PER_NAME * len(names):
         size *= 2
-    return size
+    return bucket, size
+
+
+def _names_hash_bucket_size(model: Model) -> int:
+    """The bucket of the server names: it holds the longest exact host name."""
+    return hash_sizes([s.host for s in model.servers if not s.host.startswith("*.")])[0]
 
 
 def _names_hash_max_size(model: Model) -> int:
-    size = NAMES_HASH_MIN
-    while size < NAMES_HASH_SLOTS_PER_NAME * len(model.servers):
-        size *= 2
-    return size
+    return hash_sizes([s.host for s in model.servers])[1]
 
 
 class Memo:
@@ -420,7 +441,8 @@ class Memo:
 
 def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     """`memo` (optional) saves rendering what has not changed; same bytes without it."""
-    check_layout(layout)
+    passthrough = model.annotations.enable_ssl_passthrough
+    check_layout(layout, passthrough)
     memo = memo if memo is not None else Memo()
     if memo.layout != layout:
         memo.layout, memo.upstreams, memo.servers = layout, {}, {}
@@ -459,12 +481,33 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     # The default server is made anew by every build, and is one block: always rendered.
     new_servers = [model.default_server] + [s for s in model.servers if not known(memo.servers, s)]
     environment = _environment()
+
+    def https_listens(server: Server) -> list[str]:
+        if passthrough:  # behind the stream module (render_stream.py)
+            return [render_stream.https_listen(layout)]
+        return listens(layout, layout.listen_https, server)
+
+    if passthrough:
+        realip = render_stream.realip_sources(layout)
+        passthrough_vars = dict(
+            passthrough_ports=render_stream.port_map(layout),
+            server_port=render_stream.PORT_VARIABLE,
+            forwarded_headers=render_stream.with_public_port(render_filters.FORWARDED_HEADERS),
+            grpc_forwarded_headers=render_stream.with_public_port(
+                render_filters.GRPC_FORWARDED_HEADERS
+            ),
+            location_filters=render_stream.filters_with_public_port(location_filters),
+        )
+    else:
+        realip = [str(network(proxy)) for proxy in layout.trusted_proxies]
+        passthrough_vars = dict(passthrough_ports=None, server_port="$server_port")
     edge_conf = environment.get_template("edge.conf.j2").make_module(
         dict(
             http_listens=lambda server: listens(layout, layout.listen_http, server),
-            https_listens=lambda server: listens(layout, layout.listen_https, server),
-            trusted_proxies=[str(network(proxy)) for proxy in layout.trusted_proxies],
-            proxy_protocol=layout.proxy_protocol,
+            https_listens=https_listens,
+            trusted_proxies=realip,
+            proxy_protocol=layout.proxy_protocol or passthrough,
+            **passthrough_vars,
             names_hash_max_size=_names_hash_max_size(model),
             names_hash_bucket_size=_names_hash_bucket_size(model),
             no_settings=NO_SETTINGS,
@@ -540,6 +583,9 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     digest = hashlib.sha256(body.encode())
     for path, data in sorted({**certificates, **auth_files}.items()):
         digest.update(path.encode() + b"\0" + data)
+    stream = render_stream.render_stream(environment, model, layout, passthrough, hash_sizes)
+    if passthrough:  # else the same text for every model
+        digest.update(render_stream.STREAM_FILE.encode() + b"\0" + stream.encode())
     generation = digest.hexdigest()[:16]
     output_dir = layout.output_dir.replace(GENERATION_PLACEHOLDER, generation)
     if GENERATION_PLACEHOLDER in layout.output_dir:
@@ -555,7 +601,12 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     )
     blocks[STATUS_BLOCK] = Block(status, status)
     edge = f"# edgeagent generation {generation}; written by edgeagent, do not edit\n"
-    files = {"edge.conf": (edge + body + status).encode(), **certificates, **auth_files}
+    files = {
+        "edge.conf": (edge + body + status).encode(),
+        render_stream.STREAM_FILE: stream.encode(),
+        **certificates,
+        **auth_files,
+    }
     return Rendered(
         files=dict(sorted(files.items())),
         generation=generation,
@@ -564,9 +615,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     )
 
 
-def render_main(layout: Layout) -> bytes:
-    """The standalone main config: includes `edge.conf` from `layout.output_dir`."""
-    check_layout(layout)
+def render_main(layout: Layout, ssl_passthrough: bool = False) -> bytes:
+    """The standalone main config: includes `edge.conf` from `layout.output_dir`, and its
+    `stream.conf` with `ssl_passthrough` (--enable-ssl-passthrough)."""
+    check_layout(layout, ssl_passthrough)
     if GENERATION_PLACEHOLDER in layout.output_dir:
         raise ValueError("the standalone configuration needs a fixed output_dir")
     template = _environment().get_template("nginx.conf.j2")
@@ -574,4 +626,5 @@ def render_main(layout: Layout) -> bytes:
         output_dir=layout.output_dir,
         worker_processes=layout.worker_processes,
         dynamic=layout.dynamic,
+        stream=ssl_passthrough,
     ).encode()

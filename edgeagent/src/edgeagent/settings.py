@@ -28,7 +28,17 @@ from typing import Any
 
 import yaml
 
-from edgeagent import annotations, backends, grammar, model, nodeports, options, ownership, probe
+from edgeagent import (
+    annotations,
+    backends,
+    grammar,
+    model,
+    nodeports,
+    options,
+    ownership,
+    probe,
+    render,
+)
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
 from edgeagent.gateway.options import GatewayOptions
@@ -235,6 +245,24 @@ class NginxSettings:
         ),
     )
     """Off: only a load balancer that speaks PROXY protocol may connect once it is on."""
+    ssl_passthrough_listen: str = field(
+        default=render.Layout.ssl_passthrough_listen,
+        metadata=listen(
+            "ssl-passthrough-listen",
+            "with --enable-ssl-passthrough: the loopback address the HTTPS servers listen on "
+            "behind the stream module",
+        ),
+    )
+    """ingress-nginx's internal port for the same purpose (`--ssl-passthrough-proxy-port`)."""
+    ssl_passthrough_backend_listen: str = field(
+        default=render.Layout.ssl_passthrough_backend_listen,
+        metadata=listen(
+            "ssl-passthrough-backend-listen",
+            "with --enable-ssl-passthrough: the loopback address of the stream module's hop "
+            "to the passed-through backends",
+        ),
+    )
+    """The port below ingress-nginx's 442: both stay clear of the listeners' 80 and 443."""
 
     @property
     def dynamic(self) -> bool:

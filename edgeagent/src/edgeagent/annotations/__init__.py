@@ -30,6 +30,7 @@ from edgeagent.annotations import (
     errorpages,
     extauth,
     mirror,
+    passthrough,
     proxy,
     proxy_rewrites,
     proxyssl,
@@ -74,6 +75,7 @@ FAMILIES = (
     errorpages,
     mirror,
     customheaders,
+    passthrough,
 )
 SUPPORTED = frozenset(key for family in FAMILIES for key in family.KEYS)
 SECRET_KEYS = (basicauth.SECRET, clientcert.SECRET, proxyssl.SECRET)

@@ -49,7 +49,6 @@ REFUSED: dict[str, str] = {
         (
             "upstream-hash-by-subset",
             "upstream-hash-by-subset-size",
-            "ssl-passthrough",
             "fastcgi-index",
             "fastcgi-params-configmap",
         ),
@@ -88,7 +87,6 @@ SWITCHES = frozenset(
     (
         "enable-modsecurity",
         "enable-owasp-core-rules",
-        "ssl-passthrough",
         "service-upstream",
     )
 )

@@ -169,3 +169,16 @@ class Config:
     """The headers a `custom-headers` ConfigMap may set (compared without case). None by
     default, as ingress-nginx's: the operator says which headers Ingresses may add to the
     answers, so that no Ingress overrides one the edge or its operator relies on."""
+    enable_ssl_passthrough: bool = field(
+        default=False,
+        metadata=option(
+            "enable-ssl-passthrough",
+            "serve the ssl-passthrough annotation: nginx's stream module takes the HTTPS "
+            "address and passes the TLS connections of those hosts to their backends "
+            "untouched, the others to the edge's HTTPS servers (needs libnginx-mod-stream)",
+            parse=_boolean,
+        ),
+    )
+    """Off, as ingress-nginx's `--enable-ssl-passthrough`: on, every HTTPS connection
+    takes one more hop through the stream module, which only the Ingresses that ask for
+    passthrough need (docs/routing.md, "TLS passthrough")."""
