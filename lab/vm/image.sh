@@ -27,7 +27,8 @@ readonly PACKAGES=(
   systemd-sysv udev kmod dbus polkitd libpam-systemd openssh-server sudo netbase
   python3 python3-apt python3-venv python3-packaging python3-cryptography python3-cffi-backend
   iproute2 iputils-ping procps curl ca-certificates less tcpdump
-  nginx-light libnginx-mod-http-lua lua-resty-core openssl keepalived ipvsadm nftables
+  nginx-light libnginx-mod-http-lua lua-resty-core libnginx-mod-stream openssl keepalived ipvsadm
+  nftables
 )
 # Timers that would wake up mid-test, and what a VM without a console or RTC does not need.
 readonly MASKED_UNITS=(
