@@ -339,7 +339,7 @@ DYNAMIC_POOL = re.compile(r"edgeagent_dynamic_t[0-9a-f]{6}")
 MIRROR_URI = re.compile(r"/_edgeagent/mirror/[0-9a-f]+/[0-9]+|/_edgeagent-mirror-[0-9a-f]{12}")
 # A mirror-target's upstream outside the cluster, and its internal location's proxy_pass
 # (templates/mirror.j2): an upstream, then the URI of the target.
-MIRROR_UPSTREAM = re.compile(r"edgeagent_mirror_[0-9a-f]{12}")
+MIRROR_UPSTREAM = re.compile(r"edgeagent_mirror_[0-9a-f]{12}(_[0-9]+)?")
 # A cluster Service mirror's balancer in the dynamic mode: it names the backend.
 MIRROR_BALANCER = re.compile(
     rf'require\("edgeagent_balancer"\)\.balance\("{UPSTREAM_NAME.pattern}"\)'

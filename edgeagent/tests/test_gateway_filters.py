@@ -951,6 +951,20 @@ def test_request_mirror(site, target):
         assert copy["headers"]["x-header-set"] == "set-overwrites-values"
 
 
+def test_a_mirrored_request_with_a_body_reaches_its_backend_and_the_copy_has_it(site):
+    """Repeated, with bodies: each request reaches its own backend, never the mirror's
+    (the copy's subrequest shares the request's variables, so the dynamic mode names
+    the mirror's backend in an upstream of its own), and each copy carries the body."""
+    prefix = f"/mirror/{uuid.uuid4().hex}"
+    rounds = 20
+    for n in range(rounds):
+        answer = get(site, "mirror.example", f"{prefix}/{n}", method="POST", body=b"payload")
+        assert (answer.status, answer.backend) == (200, "infra-v1")
+        assert answer.echo["body"] == "payload"
+    for n in range(rounds):
+        assert mirrored(site, f"{prefix}/{n}")["body"] == "payload"
+
+
 def test_rules_of_other_mirrors_on_one_location_mirror_nothing_and_are_told():
     header = {"headers": [{"name": "x-mirror", "value": "yes"}]}
     route = http_route(

@@ -62,6 +62,13 @@ WELL_KNOWN_PORTS = {"http": 80, "https": 443}
 # location of the same path would be shadowed, and answer 404: they are internal).
 MIRROR_PREFIX = "/_edgeagent/mirror/"
 UPSTREAM = re.compile(r"[A-Za-z0-9._-]+")
+MIRROR_UPSTREAM = """\
+upstream {name} {{
+    server 0.0.0.1:1;  # never used: balancer_by_lua picks every peer
+    balancer_by_lua_block {{
+        require("edgeagent_balancer").balance("{upstream}")
+    }}
+}}"""
 REDIRECT_FLAGS = {301: "permanent", 302: "redirect"}
 IN_LOCATION = " " * 8
 IN_IF = " " * 12
@@ -79,6 +86,9 @@ class Directives:
     """Lines rewriting the request: last of the rewrite module (`break` stops it)."""
     mirror_locations: list[str] = field(default_factory=list)
     """The internal locations the location's `mirror` lines name, in the server block."""
+    upstreams: list[str] = field(default_factory=list)
+    """Upstream blocks those internal locations proxy to (dynamic mode), before the server
+    block."""
 
 
 NONE = Directives()
@@ -244,8 +254,13 @@ class _Writer:
             self.out.headers.append(f"{IN_LOCATION}mirror {uri};")
             lines = [f"    location = {uri} {{", f"{IN_LOCATION}internal;", *request_headers]
             if self.dynamic:
-                lines.append(f"{IN_LOCATION}set $edgeagent_backend {upstream};")
-                lines.append(f"{IN_LOCATION}proxy_pass http://edgeagent_dynamic$request_uri;")
+                # A mirror subrequest shares the variables of the request it copies: setting
+                # $edgeagent_backend here would send the client's request (its body read
+                # later, or a retry) to the mirror. An upstream of its own names the backend
+                # to the Lua balancer instead.
+                name = f"edgeagent_mirror_{self.id}_{k}"
+                self.out.upstreams.append(MIRROR_UPSTREAM.format(name=name, upstream=upstream))
+                lines.append(f"{IN_LOCATION}proxy_pass http://{name}$request_uri;")
             else:
                 lines.append(f"{IN_LOCATION}proxy_pass http://{upstream}$request_uri;")
             lines.append("    }")
