@@ -593,13 +593,10 @@ def test_auth_options_without_auth_url_are_ignored_with_a_warning():
 @pytest.mark.parametrize(
     ("key", "value", "code", "words"),
     [
-        (
-            "auth-url",
-            "http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth",
-            "unsupported",
-            "cluster Service",
-        ),
-        ("auth-url", "http://oauth2-proxy.auth.svc:4180/", "unsupported", "cluster Service"),
+        ("auth-url", "http://9proxy.auth.svc:4180/", "invalid", "the Service name"),
+        ("auth-url", "http://proxy.-auth.svc/", "invalid", "the namespace"),
+        ("auth-url", "http://proxy.a_b.svc/", "invalid", "not an http(s) URL"),
+        ("auth-signin", "https://oauth2.auth.svc/start", "unsupported", "cluster Service"),
         ("auth-url", "https://$host/oauth2/auth", "unsupported", "nginx variables"),
         ("auth-url", "http://example.com/#;\ninjection_point", "invalid", "not an http(s) URL"),
         ("auth-url", "http://a.example/x;} location /y {", "invalid", "not an http(s) URL"),
