@@ -101,8 +101,8 @@ def test_the_service_gets_the_url_s_host_path_and_query(site):
     request(site.ports.http, "guarded.example.com", "/b?c=1", headers=authorized("good"))
     (seen,) = [s for s in site.auth.seen if s.get("x-original-url", "").endswith("/b?c=1")]
     assert seen["target"] == "/oauth2/auth?via=service"
-    # As ingress-nginx sends it: the URL's host and port.
-    assert seen["host"] == "oauth2-proxy.auth.svc.cluster.local:4180"
+    # As ingress-nginx sends it: the URL's host, without its port.
+    assert seen["host"] == "oauth2-proxy.auth.svc.cluster.local"
     assert seen["x-original-url"] == "http://guarded.example.com/b?c=1"
 
 
@@ -150,7 +150,7 @@ def test_the_service_is_parsed_and_referenced():
     parsed = annotations.parse({PREFIX + "auth-url": AUTH_URL}, annotations.Config())
     auth = parsed.settings["external_auth"]
     assert auth.service == ("auth", "oauth2-proxy", 4180)
-    assert (auth.scheme, auth.server_name, auth.uri) == (
+    assert (auth.scheme, auth.host, auth.uri) == (
         "http",
         "oauth2-proxy.auth.svc.cluster.local",
         "/oauth2/auth?via=service",

@@ -73,7 +73,8 @@ HEADERS_MAX = 32
 class ExternalAuth:
     url: str
     host: str
-    """The Host header of the subrequest: the URL's host and port."""
+    """The Host header of the subrequest: the URL's host without its port, as ingress-nginx
+    sends it (and the name a TLS cluster Service's certificate is checked for)."""
     method: str | None = None
     signin: str | None = None
     """The redirect a 401 answers, the request's URL parameter included."""
@@ -91,11 +92,6 @@ class ExternalAuth:
     @property
     def scheme(self) -> str:
         return AUTH_URL.fullmatch(self.url)["scheme"]
-
-    @property
-    def server_name(self) -> str:
-        """The URL's host: the name a TLS auth service's certificate is checked for."""
-        return AUTH_URL.fullmatch(self.url)["host"]
 
     @property
     def uri(self) -> str:
@@ -121,10 +117,9 @@ def parse(read: Reader, config: Config) -> dict:
     auth = None
     if url is not None:
         parts = AUTH_URL.fullmatch(url)
-        host = parts["host"] + (f":{parts['port']}" if parts["port"] else "")
         auth = ExternalAuth(
             url=url,
-            host=host,
+            host=parts["host"],
             method=read.get(METHOD, method),
             signin=signin and with_redirect(signin, param or DEFAULT_REDIRECT_PARAM),
             response_headers=read.get(RESPONSE_HEADERS, header_names) or (),
