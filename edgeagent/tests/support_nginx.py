@@ -348,6 +348,13 @@ MIRROR_PASS = re.compile(
     rf"https?://({MIRROR_UPSTREAM.pattern}|{DYNAMIC_UPSTREAM}|{UPSTREAM_NAME.pattern})"
     r"(?P<uri>[/?$].*)"
 )
+# An auth-url's cluster Service in the dynamic mode (annotations/extauth.py): an upstream
+# whose balancer names the backend, and the auth location's proxy_pass to it (or, in the
+# static mode, to the endpoints' upstream), then the URL's path and query.
+AUTH_UPSTREAM = re.compile(r"edgeagent_auth_[0-9a-f]{12}")
+AUTH_PASS = re.compile(
+    rf"https?://({AUTH_UPSTREAM.pattern}|{UPSTREAM_NAME.pattern})(?P<uri>[/?][^$]*)"
+)
 # The target a location's choice maps name (render's choice_maps).
 CHOSEN = re.compile(r"\$edgeagent_t[0-9a-f]+")
 ENDPOINT = re.compile(r"([0-9.]+|\[[0-9a-f:]+\]):[0-9]+")
@@ -478,6 +485,9 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             assert (
                 name in ("_", "edgeagent-status") or WILDCARD.fullmatch(name) or grammar.host(name)
             )
+    elif directive == "proxy_pass" and AUTH_PASS.fullmatch(args[0]):
+        uri = AUTH_PASS.fullmatch(args[0])["uri"]
+        assert extauth.render_uri(uri) == uri, args
     elif directive == "proxy_pass" and MIRROR_PASS.fullmatch(args[0]):
         uri = MIRROR_PASS.fullmatch(args[0])["uri"]
         assert mirror.render_uri(uri) == uri, args
@@ -499,6 +509,7 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
             or UPSTREAM_NAME.fullmatch(name)
             or CHOSEN.fullmatch(name)
             or MIRROR_UPSTREAM.fullmatch(name)
+            or AUTH_UPSTREAM.fullmatch(name)
         ), args
     elif directive in ("proxy_redirect", "proxy_cookie_domain", "proxy_cookie_path"):
         _check_proxy_rewrite(directive, args)

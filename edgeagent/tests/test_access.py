@@ -519,7 +519,8 @@ def test_the_auth_service_gets_the_request_without_its_body(site):
     (seen,) = [s for s in site.auth.seen if s.get("x-original-url", "").endswith("/upload?id=7")]
     # A subrequest is a GET unless auth-method says otherwise (nginx's, as ingress-nginx).
     assert seen["target"] == "/verify?via=edge" and seen["method"] == "GET"
-    assert seen["host"] == f"127.0.0.1:{site.auth.port}"
+    # As ingress-nginx sends it: the URL's host, without its port.
+    assert seen["host"] == "127.0.0.1"
     assert seen["x-original-url"] == "http://auth-flow/upload?id=7"
     assert seen["x-original-method"] == "POST"
     assert seen["x-sent-from"] == "nginx-ingress-controller"
@@ -560,7 +561,7 @@ def test_every_auth_value_is_read():
     assert not parsed.refused
     assert parsed.settings["external_auth"] == extauth.ExternalAuth(
         url="https://auth.example.com:8443/oauth2/auth",
-        host="auth.example.com:8443",
+        host="auth.example.com",
         method="GET",
         signin="https://auth.example.com/oauth2/start?return_to=$scheme://$http_host$request_uri",
         response_headers=("X-Auth-Request-User", "X-Auth-Request-Email"),
@@ -593,13 +594,10 @@ def test_auth_options_without_auth_url_are_ignored_with_a_warning():
 @pytest.mark.parametrize(
     ("key", "value", "code", "words"),
     [
-        (
-            "auth-url",
-            "http://oauth2-proxy.auth.svc.cluster.local/oauth2/auth",
-            "unsupported",
-            "cluster Service",
-        ),
-        ("auth-url", "http://oauth2-proxy.auth.svc:4180/", "unsupported", "cluster Service"),
+        ("auth-url", "http://9proxy.auth.svc:4180/", "invalid", "the Service name"),
+        ("auth-url", "http://proxy.-auth.svc/", "invalid", "the namespace"),
+        ("auth-url", "http://proxy.a_b.svc/", "invalid", "not an http(s) URL"),
+        ("auth-signin", "https://oauth2.auth.svc/start", "unsupported", "cluster Service"),
         ("auth-url", "https://$host/oauth2/auth", "unsupported", "nginx variables"),
         ("auth-url", "http://example.com/#;\ninjection_point", "invalid", "not an http(s) URL"),
         ("auth-url", "http://a.example/x;} location /y {", "invalid", "not an http(s) URL"),

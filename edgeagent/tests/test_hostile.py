@@ -387,6 +387,24 @@ HOSTILE_INGRESSES = {
     "auth-url-close-and-load": annotated(
         "auth-close", {NGINX_ANNOTATION + "auth-url": "http://127.0.0.1/x" + CLOSE_AND_LOAD}
     ),
+    "auth-url-service-close-and-load": annotated(
+        "auth-service-close",
+        {NGINX_ANNOTATION + "auth-url": "http://oauth2.auth.svc:4180/x" + CLOSE_AND_LOAD},
+    ),
+    "auth-url-service-bad-name": annotated(
+        "auth-service-name", {NGINX_ANNOTATION + "auth-url": "http://9oauth2.auth.svc/verify"}
+    ),
+    "auth-url-service-variable": annotated(
+        "auth-service-variable",
+        {NGINX_ANNOTATION + "auth-url": "http://oauth2.auth.svc/$request_uri"},
+    ),
+    "auth-signin-service": annotated(
+        "auth-signin-service",
+        {
+            NGINX_ANNOTATION + "auth-url": "http://oauth2.auth.svc/verify",
+            NGINX_ANNOTATION + "auth-signin": "http://oauth2.auth.svc/start",
+        },
+    ),
     "auth-signin-newline": annotated(
         "auth-signin",
         {

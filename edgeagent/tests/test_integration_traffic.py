@@ -249,7 +249,10 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
     edge.apply_ingress(
         "refused",
         [rule("refused.example.com", "tuned")],
-        annotations={prefix + "auth-url": "http://a.ns.svc/", prefix + "proxy-read-timeout": "1s"},
+        annotations={
+            prefix + "auth-url": "https://$host/oauth2/auth",
+            prefix + "proxy-read-timeout": "1s",
+        },
     )
     eventually(lambda: edge.backend_of("tuned.example.com") == "web1")
 

@@ -149,7 +149,16 @@ ANNOTATIONS = st.fixed_dictionaries(
         PREFIX + "limit-rate-after": st.integers(0, 100_000_000).map(str),
         PREFIX + "limit-allowlist": SOURCE_RANGES,
         PREFIX + "limit-whitelist": SOURCE_RANGES,
-        PREFIX + "auth-url": st.sampled_from(["http://127.0.0.1:9/verify", "https://[::1]/a?b=c"]),
+        PREFIX + "auth-url": st.sampled_from(
+            [
+                "http://127.0.0.1:9/verify",
+                "https://[::1]/a?b=c",
+                # A cluster Service: resolved from the drawn Services and slices, or 500.
+                "http://web.default.svc:9000/oauth2/auth?x=1",
+                "https://api.default.svc.cluster.local/verify",
+                "http://missing.other.svc/",
+            ]
+        ),
         PREFIX + "auth-method": st.sampled_from(["GET", "post"]),
         PREFIX + "auth-signin": st.sampled_from(["https://127.0.0.1/start", "http://[::1]/s?rd=x"]),
         PREFIX + "auth-signin-redirect-param": st.sampled_from(["rd", "return_to"]),

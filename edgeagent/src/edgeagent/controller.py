@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeagent import annotations, collector, dynamic, model, options, quarantine, render, resources
-from edgeagent.annotations import mirror
+from edgeagent.annotations import extauth, mirror
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.backoff import Backoff
 from edgeagent.cache import Cache, Key, Object, key_of
@@ -153,7 +153,7 @@ def references(ingresses: list[Object], prefix: str) -> References:
     """Every Service, Secret and ConfigMap named by any Ingress (of any class: a superset
     is safe): in `spec.tls`, or by an annotation under `prefix` (in the Ingress's own
     namespace only: default-backend names a Service; the cluster Service of a mirror-target
-    in any)."""
+    or an auth-url in any)."""
     services, secrets, config_maps = set(), set(), set()
     for ingress in ingresses:
         namespace = key_of(ingress)[0]
@@ -167,10 +167,14 @@ def references(ingresses: list[Object], prefix: str) -> References:
                 value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
                 if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
                     named.add((namespace, value.rpartition("/")[2]))
-        target = written.get(f"{prefix}/{mirror.TARGET}") if isinstance(written, dict) else None
-        mirrored = mirror.service_of(target) if target is not None else None
-        if mirrored is not None:
-            services.add(mirrored[:2])
+        for key, service_of in (
+            (mirror.TARGET, mirror.service_of),
+            (extauth.URL, extauth.service_of),
+        ):
+            url = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
+            named = service_of(url) if url is not None else None
+            if named is not None:
+                services.add(named[:2])
         default_backend = (
             written.get(f"{prefix}/{annotations.errorpages.DEFAULT_BACKEND}")
             if isinstance(written, dict)

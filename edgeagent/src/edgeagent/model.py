@@ -363,6 +363,9 @@ class Location:
     """Its default backend and custom-http-errors (`edgeagent.annotations.errorpages`)."""
     mirror_upstream: str | None = None
     """The upstream of the cluster Service its `settings.mirror` names, once resolved."""
+    auth_upstream: str | None = None
+    """The upstream of the cluster Service its `settings.external_auth` names, once
+    resolved (None: it answers 500)."""
 
 
 @dataclass(frozen=True)
@@ -964,6 +967,7 @@ class _Builder:
         targets = [self._claim_target(*claim) for claim in claimed.values()]
         targets += [self._error_pages(*claim) for claim in claimed.values()]
         targets += [self._mirror_upstream(claim[0]) for claim in claimed.values()]
+        targets += [self._auth_upstream(claim[0]) for claim in claimed.values()]
         if fallback is not None and ("Prefix", "/") not in claimed:  # else unused
             targets.append(self._target(*fallback))
             targets.append(self._error_pages(*fallback))
@@ -1253,6 +1257,7 @@ class _Builder:
             ingress.settings,
             error_pages=pages,
             mirror_upstream=self._mirror_upstream(ingress),
+            auth_upstream=self._auth_upstream(ingress),
         )
 
     def _add_hashed_upstreams(self, servers: list[Server]) -> None:
@@ -1291,6 +1296,7 @@ class _Builder:
             canary=(variable, policy),
             error_pages=self._error_pages(main, split.primary),
             mirror_upstream=self._mirror_upstream(main),
+            auth_upstream=self._auth_upstream(main),
         )
 
     def _mirror_upstream(self, ingress: _Ingress) -> str | None:
@@ -1300,21 +1306,51 @@ class _Builder:
         mirror = ingress.settings.mirror
         if mirror is None or mirror.service is None:
             return None
-        namespace, service, port = mirror.service
-        key = (namespace, _BackendRef(service, port))
-        if key not in self.resolved:
-            self.resolved[key] = self._resolve_remembered(*key)
-        upstream, reason = self.resolved[key]
-        if upstream is None:
+        return self._annotation_service(
+            ingress,
+            mirror.service,
+            annotations.mirror.TARGET,
+            "requests are not mirrored",
+            "warning",
+        )
+
+    def _auth_upstream(self, ingress: _Ingress) -> str | None:
+        """The upstream of the cluster Service an Ingress's auth-url names, resolved as a
+        backend is; None (its paths answer 500, a problem) while it has no ready endpoint
+        or no such port. The dynamic mode's upstream without peers fails the subrequest:
+        500 too."""
+        auth = ingress.settings.external_auth
+        if auth is None or auth.service is None:
+            return None
+        return self._annotation_service(
+            ingress,
+            auth.service,
+            annotations.extauth.URL,
+            "its paths answer 500, as ingress-nginx's while their auth service is unreachable",
+            "missing-service",
+        )
+
+    def _annotation_service(
+        self, ingress: _Ingress, named: tuple[str, str, int], key: str, meanwhile: str, code: str
+    ) -> str | None:
+        """The upstream of the cluster Service (namespace, name, port) an annotation's URL
+        names, resolved as a backend is; None while it has no such port or (but in the
+        dynamic mode, whose upstreams stay to be pushed their endpoints) no ready endpoint,
+        reported with what happens `meanwhile`."""
+        namespace, service, port = named
+        backend = (namespace, _BackendRef(service, port))
+        if backend not in self.resolved:
+            self.resolved[backend] = self._resolve_remembered(*backend)
+        upstream, reason = self.resolved[backend]
+        if upstream is None or not self.upstreams[upstream].endpoints:
             why = (reason or f"Service {namespace}/{service} has no ready endpoint").split("; ")[0]
             prefix = self.options.annotations.annotations_prefix
             self.problem(
                 "Ingress",
                 ingress.namespace,
                 ingress.name,
-                f"annotation {prefix}/{annotations.mirror.TARGET}: {why}; requests are not "
-                "mirrored",
-                "warning",
+                f"annotation {prefix}/{key}: {why}; {meanwhile}",
+                code,
             )
         return upstream
 

@@ -318,7 +318,10 @@ def _environment() -> jinja2.Environment:
     environment.globals["cors_values"] = cors.header_values
     environment.globals["cors_headers"] = cors.HEADER_NAMES
     environment.globals["auth_policies"] = extauth.policies
+    environment.globals["auth_unreachable"] = extauth.unreachable
+    environment.globals["auth_upstream_name"] = extauth.upstream_name
     environment.filters["auth_url"] = extauth.render_url
+    environment.filters["auth_uri"] = extauth.render_uri
     environment.filters["auth_host"] = extauth.render_host
     environment.filters["auth_value"] = extauth.render_value
     environment.filters["auth_signin"] = extauth.render_signin
@@ -557,6 +560,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
                 *loc.mirrors,  # the internal locations of RequestMirror proxy to them
                 *errorpages.upstreams(loc),  # its named error locations proxy to them
                 loc.mirror_upstream,  # and those of mirror-target
+                loc.auth_upstream,  # and those of auth-url
             )
             if upstream
         )

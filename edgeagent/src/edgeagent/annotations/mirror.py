@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from edgeagent import grammar
 from edgeagent.annotations.config import Config
-from edgeagent.annotations.extauth import CLUSTER_SERVICE, HOST_AND_PORT
+from edgeagent.annotations.extauth import DEFAULT_PORTS, HOST_AND_PORT, cluster_service
 from edgeagent.annotations.reader import Reader
 from edgeagent.grammar import Invalid
 
@@ -43,7 +43,6 @@ MIRROR_URL = re.compile(
     rf"(?P<scheme>https?)://(?P<authority>{HOST_AND_PORT.pattern})(?P<uri>{_URI})"
 )
 URL_MAX = 2048
-DEFAULT_PORTS = {"http": 80, "https": 443}
 ON_OFF = ("on", "off")
 
 
@@ -119,15 +118,8 @@ def mirror_target(
     host, port = _host_and_port(parts["authority"])
     if port is not None and not 1 <= port <= 65535:
         raise Invalid(f"{what} {grammar.show(text)} has a port outside 1-65535")
-    scheme, service = parts["scheme"], None
-    if CLUSTER_SERVICE.fullmatch(host):
-        name, namespace = host.lower().split(".")[:2]
-        service = (
-            grammar.dns1123_label(namespace, f"{what}: the namespace"),
-            grammar.dns1035_label(name, f"{what}: the Service name"),
-            port or DEFAULT_PORTS[scheme],
-        )
-    return scheme, host, port, parts["uri"], service
+    scheme = parts["scheme"]
+    return scheme, host, port, parts["uri"], cluster_service(scheme, host, port, what)
 
 
 def service_of(value: object) -> tuple[str, str, int] | None:
