@@ -52,6 +52,12 @@ USER = re.compile(r"[\x21-\x39\x3b-\x7e]{1,255}")  # printable, no ':' nor white
 SCHEMES = "{PLAIN}, {SHA}, {SSHA}, $apr1$, $1$, $2a$/$2b$/$2y$ (bcrypt), $5$, $6$ or $y$"
 
 
+def content_file(content: bytes, suffix: str) -> str:
+    """The file of a Secret's content in a generation, named by that content (a change is
+    a new file): basic auth's htpasswd, client and backend certificates."""
+    return f"auth/{hashlib.sha256(content).hexdigest()[:16]}.{suffix}"
+
+
 @dataclass(frozen=True)
 class BasicAuth:
     secret: tuple[str | None, str]
@@ -69,7 +75,7 @@ class BasicAuth:
     def file(self) -> str:
         """Its file in a generation, named by its content: a change is a new file."""
         assert self.htpasswd is not None
-        return f"auth/{hashlib.sha256(self.htpasswd).hexdigest()[:16]}.htpasswd"
+        return content_file(self.htpasswd, "htpasswd")
 
 
 def auth_type(value: object, what: str) -> str:

@@ -22,7 +22,6 @@ Plain HTTP carries no certificate: with `on`, a plain HTTP request is answered 4
 paths answer 503, as ingress-nginx's denied locations do.
 """
 
-import hashlib
 import re
 from dataclasses import dataclass, replace
 
@@ -30,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from edgeagent import grammar
-from edgeagent.annotations.basicauth import secret_reference
+from edgeagent.annotations.basicauth import content_file, secret_reference
 from edgeagent.annotations.config import Config
 from edgeagent.annotations.reader import Reader
 from edgeagent.grammar import Invalid
@@ -75,12 +74,12 @@ class ClientCertificates:
     @property
     def ca_file(self) -> str:
         assert self.ca is not None
-        return f"auth/{hashlib.sha256(self.ca).hexdigest()[:16]}.crt"
+        return content_file(self.ca, "crt")
 
     @property
     def crl_file(self) -> str:
         assert self.crl is not None
-        return f"auth/{hashlib.sha256(self.crl).hexdigest()[:16]}.crl"
+        return content_file(self.crl, "crl")
 
 
 def verify_mode(value: object, what: str) -> str:

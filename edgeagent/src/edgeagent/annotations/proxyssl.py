@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 from edgeagent import grammar
 from edgeagent.annotations import clientcert
-from edgeagent.annotations.basicauth import secret_reference
+from edgeagent.annotations.basicauth import content_file, secret_reference
 from edgeagent.annotations.config import Config
 from edgeagent.annotations.reader import Reader
 from edgeagent.annotations.sslciphers import cipher_list
@@ -85,14 +85,14 @@ class BackendTLS:
     @property
     def ca_file(self) -> str:
         assert self.ca is not None
-        return f"auth/{hashlib.sha256(self.ca).hexdigest()[:16]}.crt"
+        return content_file(self.ca, "crt")
 
     @property
     def client_file(self) -> str:
         """The certificate chain then the key, one private file named by its content."""
         assert self.client is not None
         pem = self.client.certificate_pem + self.client.key_pem
-        return f"auth/{hashlib.sha256(pem).hexdigest()[:16]}.pem"
+        return content_file(pem, "pem")
 
 
 def protocols(value: object, what: str) -> str:
