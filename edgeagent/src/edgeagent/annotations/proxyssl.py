@@ -138,40 +138,44 @@ def parse(read: Reader, config: Config) -> dict:
 
 
 def _options_alone(read: Reader) -> None:
-    """The options without a Secret, which ingress-nginx ignored: warnings, but verifying,
-    which the author asked for and would not get."""
-    for key in OPTIONS:
-        if not read.has(key):
-            continue
-        if key == VERIFY and read.values[key].strip() == "on":
-            read.refuse(
-                key,
-                f"annotation {read.prefix + key} {grammar.show(read.values[key])} is refused: "
-                f"it needs {read.prefix + SECRET} (the CAs to verify with), and serving the "
-                "Ingress unverified would protect it less than its author asked",
-            )
-        else:
-            read.ignore(key, f"it applies only with {read.prefix + SECRET}, as in ingress-nginx")
+    """The options without a Secret, which ingress-nginx ignored."""
+    _without_effect(
+        read,
+        OPTIONS,
+        f"it needs {read.prefix + SECRET} (the CAs to verify with), and serving the Ingress "
+        "unverified would protect it less than its author asked",
+        f"it applies only with {read.prefix + SECRET}, as in ingress-nginx",
+    )
 
 
 def _plain_backend(read: Reader, protocol: str) -> None:
     """Keys that parsed, on a backend reached without TLS: nothing to apply them to."""
-    for key in KEYS:
-        if not read.has(key) or read.findings[key].status != "supported":
+    _without_effect(
+        read,
+        KEYS,
+        f"backend-protocol {protocol} reaches the backend without TLS, so there is no "
+        "certificate to verify (use HTTPS or GRPCS)",
+        f"backend-protocol {protocol} reaches the backend without TLS, so it has "
+        "no effect, as in ingress-nginx",
+    )
+
+
+def _without_effect(read: Reader, keys: tuple, verify_refused: str, ignored: str) -> None:
+    """Keys with nothing to apply to are ignored with a warning, but `verify: on` is
+    refused: its author asked for a check that would not happen. Keys refused already
+    keep their reason."""
+    for key in keys:
+        finding = read.findings.get(key)
+        if not read.has(key) or (finding is not None and finding.status != "supported"):
             continue
         if key == VERIFY and read.values[key].strip() == "on":
             read.refuse(
                 key,
                 f"annotation {read.prefix + key} {grammar.show(read.values[key])} is refused: "
-                f"backend-protocol {protocol} reaches the backend without TLS, so there is no "
-                "certificate to verify (use HTTPS or GRPCS)",
+                + verify_refused,
             )
         else:
-            read.ignore(
-                key,
-                f"backend-protocol {protocol} reaches the backend without TLS, so it has "
-                "no effect, as in ingress-nginx",
-            )
+            read.ignore(key, ignored)
 
 
 def resolve(policy: BackendTLS, secret: dict | None) -> tuple[BackendTLS, str | None]:
