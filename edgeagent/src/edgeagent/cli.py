@@ -48,6 +48,7 @@ from edgeagent import (
     ownership,
     render,
 )
+from edgeagent.annotations import extauth
 from edgeagent.files import write_atomically
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.options import GatewayOptions
@@ -174,7 +175,9 @@ def command_render(args: argparse.Namespace) -> int:
     for relative, data in rendered.files.items():
         mode = PRIVATE_MODE if render.is_private(relative) else PUBLIC_MODE
         write_file(output / relative, data, mode)
-    main = render.render_main(layout, model.annotations.enable_ssl_passthrough)
+    main = render.render_main(
+        layout, model.annotations.enable_ssl_passthrough, extauth.escapes_uri(model)
+    )
     write_file(output / "nginx.conf", main, PUBLIC_MODE)
     keep = {output / relative for relative in rendered.files} | {output / DEFAULT_CERTIFICATE_FILE}
     for stale in [*(output / "certs").glob("*.pem"), *(output / "auth").glob("*.htpasswd")]:
