@@ -192,6 +192,15 @@ def test_a_host_the_edge_does_not_serve_fails_closed(site, host):
     assert answer.status in (400, 421, 500) and backend_of(answer) is None, answer.status
 
 
+def test_paths_without_host_answer_500_and_are_reported(site):
+    """Even for a host the edge serves with an auth of its own, over a scheme that host is
+    not served on (the request lands on the default server): asked for no host."""
+    answer = ask(site, "plain.example.com", "/", token="good")
+    assert (answer.status, backend_of(answer)) == (500, None)
+    (problem,) = [p for p in site.model.problems if p.name == "anyhost"]
+    assert problem.code == "warning" and "answer 500" in problem.reason
+
+
 def test_the_hop_listeners_take_no_proxy_protocol_and_serve_no_other_host(site):
     hop_http, hop_https = site.hop_ports
     for host in ("unknown.example.com", "anyhost"):

@@ -42,7 +42,9 @@ Ingress of the same host at /oauth2 (`auth-url: https://$host/oauth2/auth`,
   the node, and therefore without checking a certificate. Only the servers of hosts whose
   Ingress hops listen there, beside a default server that answers 500 (and rejects the
   TLS handshake): a host the edge does not serve fails closed. A hop that lands on a
-  location that hops again answers 500 instead of looping.
+  location that hops again answers 500 instead of looping. Paths without host (the
+  default server's) ask no hop: the client names their host, so they answer 500, with a
+  warning (model.py).
 - `auth-signin`: the host may be `$host`, `$http_host` or `$server_name`, the scheme
   `$scheme`, and the path and query may hold `SIGNIN_VARIABLES`; any other `$` is refused.
   `$escaped_request_uri`, which ingress-nginx defines with set-misc's `set_escape_uri`, is
