@@ -14,8 +14,9 @@ no body, and `X-Original-URL`, `X-Original-Method`, `X-Sent-From`, `X-Real-IP`,
   auth service, on a new connection, which protects as much).
 - `auth-signin`: a 401 answers a redirect there instead, with the request's URL added
   as `auth-signin-redirect-param` (default `rd`) unless the URL names that parameter
-  already. nginx without Lua cannot escape it: it is sent as `$scheme://$http_host`
-  followed by the request URI as the client wrote it.
+  already, as `$scheme://$http_host` followed by the request URI as the client wrote it
+  (unescaped, so that an edge whose nginx lacks set-misc keeps serving the Ingresses it
+  served); `rd=$escaped_request_uri` in the URL escapes it (below).
 
 The URL is an `http(s)://host[:port][/path][?query]` whose host is an address or a
 DNS name resolved by nginx when it loads the configuration, or a cluster Service,
