@@ -20,6 +20,7 @@ from support_http import Backends, Response, free_ports
 from support_nginx import NginxRunner, assert_only_rendered_directives, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 from test_access import AuthService
+from test_hostile import scanned_by_gixy
 from test_render_golden import DYNAMIC_LAYOUT, LAYOUT, STANDALONE, assert_matches_golden
 
 from edgeagent import cli, manifests, model, render
@@ -314,3 +315,13 @@ def test_the_hop_listeners_are_loopback_addresses_of_their_own(changes):
     a subrequest tells it hopped by its port."""
     with pytest.raises(Invalid):
         render.check_layout(dataclasses.replace(LAYOUT, **changes))
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_gixy_finds_nothing(tmp_path, mode):
+    """gixy-ng's SSRF and host spoofing checks on the hop: its proxy_pass names the edge's
+    own upstreams, never a host from the request."""
+    site, scan, findings = scanned_by_gixy(tmp_path, GOLDEN / "input", mode)
+    assert scan.returncode == 0, scan.stdout + scan.stderr
+    assert findings == []
+    assert any(extauth.hops_to(server) for server in site.model.servers)
