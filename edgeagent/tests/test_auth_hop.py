@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from agentlab import BACKEND_ADDRESSES, Edge, eventually
+from agentlab import rule as lab_rule
 from edgeagent.annotations import extauth
 from edgeagent.grammar import Invalid
 from support_http import Backends, Response, free_ports
@@ -325,3 +327,34 @@ def test_gixy_finds_nothing(tmp_path, mode):
     assert scan.returncode == 0, scan.stdout + scan.stderr
     assert findings == []
     assert any(extauth.hops_to(server) for server in site.model.servers)
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_the_agent_serves_the_pattern_on_its_hop_listeners(tmp_path, mode):
+    """`edgeagent run` with its hop listeners elsewhere: while no Ingress serves /oauth2 on
+    the host, the hop lands on the protected path itself (500, no loop); once oauth2-proxy's
+    Ingress is there (an echo backend, which lets everything through), the request passes."""
+    web1, web2 = BACKEND_ADDRESSES[:2]
+    hop_http, hop_https = free_ports(2)
+    listens = {
+        "auth-hop-http-listen": f"127.0.0.1:{hop_http}",
+        "auth-hop-https-listen": f"127.0.0.1:{hop_https}",
+    }
+    with Edge(tmp_path, upstreams=mode, **listens) as edge:
+        edge.agent.wait_ready()
+        edge.apply_service("app", addresses=[web1])
+        edge.apply_service("oauth2-proxy", addresses=[web2])
+        edge.apply_ingress(
+            "app",
+            [lab_rule("app.example.com", "app")],
+            annotations={
+                PREFIX + "auth-url": "http://$host/oauth2/auth",
+                PREFIX + "auth-signin": "http://$host/oauth2/start?rd=$request_uri",
+            },
+        )
+        eventually(lambda: edge.backend_of("app.example.com") == 500, timeout=30)
+        edge.apply_ingress("oauth2", [lab_rule("app.example.com", "oauth2-proxy", "/oauth2")])
+        eventually(lambda: edge.backend_of("app.example.com") == "web1", timeout=30)
+        assert edge.backend_of("app.example.com", "/oauth2/start") == "web2"
+        served = (edge.nginx.agent_dir / "current" / "edge.conf").read_text()
+        assert f"listen 127.0.0.1:{hop_http};" in served
