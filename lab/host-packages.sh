@@ -11,6 +11,7 @@
 #   git                         `make bench` records the commit it measured
 #   nginx-light + lua modules   `nginx -t` in the agent's tests, the same build as on the nodes
 #   libnginx-mod-stream         the stream module (ssl_preread) of TLS passthrough, in those tests
+#   libnginx-mod-http-set-misc  set_escape_uri, auth-signin's $escaped_request_uri, in those tests
 #   keepalived, ipvsadm         `keepalived --config-test` in role tests
 #   openssl, curl, iproute2     test certificates, the lab's checks, addresses
 #   sslscan                     the listeners' TLS as a client sees it (playbooks/tests)
@@ -26,7 +27,7 @@ set -euo pipefail
 
 readonly PACKAGES=(
   docker.io debootstrap nftables openssh-client e2fsprogs git
-  nginx-light libnginx-mod-http-lua lua-resty-core libnginx-mod-stream
+  nginx-light libnginx-mod-http-lua lua-resty-core libnginx-mod-stream libnginx-mod-http-set-misc
   keepalived ipvsadm
   openssl curl iproute2 sslscan python3-venv wrk prometheus haproxy nghttp2-client
   qemu-system-x86 qemu-utils

@@ -33,6 +33,7 @@ readonly PACKAGES=(
   python3 python3-apt python3-venv python3-packaging python3-cryptography python3-cffi-backend sudo
   iproute2 iputils-ping procps curl ca-certificates less
   "$NGINX_PACKAGE" libnginx-mod-http-lua lua-resty-core libnginx-mod-stream openssl keepalived ipvsadm
+  libnginx-mod-http-set-misc
   nftables
 )
 # Units that need hardware, a console or a writable kernel interface a container lacks.

@@ -72,14 +72,18 @@ def layout_for(directory: Path, ports: Ports, dynamic_mode: bool = False) -> ren
 
 
 def write_rendered(
-    directory: Path, layout: render.Layout, rendered: render.Rendered, ssl_passthrough: bool = False
+    directory: Path,
+    layout: render.Layout,
+    rendered: render.Rendered,
+    ssl_passthrough: bool = False,
+    escapes_uri: bool = False,
 ) -> None:
     """`ssl_passthrough`: the model's --enable-ssl-passthrough (the main config includes
-    stream.conf)."""
+    stream.conf); `escapes_uri`: the model's `extauth.escapes_uri` (it loads set-misc)."""
     for relative, data in rendered.files.items():
         mode = cli.PRIVATE_MODE if render.is_private(relative) else cli.PUBLIC_MODE
         cli.write_file(directory / relative, data, mode)
-    main = render.render_main(layout, ssl_passthrough)
+    main = render.render_main(layout, ssl_passthrough, escapes_uri)
     cli.write_file(directory / "nginx.conf", main, cli.PUBLIC_MODE)
 
 
@@ -109,7 +113,13 @@ def render_site(
         control = Control(layout.dynamic_dir, layout.status_listen)
         control.write_certificates(dynamic.state_of(built))
         control.write_state(dynamic.state_of(built))
-    write_rendered(directory, layout, rendered, built.annotations.enable_ssl_passthrough)
+    write_rendered(
+        directory,
+        layout,
+        rendered,
+        built.annotations.enable_ssl_passthrough,
+        extauth.escapes_uri(built),
+    )
     return Site(directory, ports, built, rendered)
 
 
@@ -222,8 +232,10 @@ ALLOWED_DIRECTIVES = {
         "error_page",
         "ssl_ciphers",
         "ssl_prefer_server_ciphers",
+        "ssl_reject_handshake",
     },
     "http/server/location": {
+        "set_escape_uri",
         "allow",
         "deny",
         "set",

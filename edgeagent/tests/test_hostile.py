@@ -412,6 +412,27 @@ HOSTILE_INGRESSES = {
             NGINX_ANNOTATION + "auth-signin": "https://a.example/" + NEWLINE_DIRECTIVE,
         },
     ),
+    "auth-url-host-userinfo": annotated(
+        "auth-host-userinfo",
+        {NGINX_ANNOTATION + "auth-url": "https://$host:443@evil.example/oauth2/auth"},
+    ),
+    "auth-url-host-newline": annotated(
+        "auth-host-newline", {NGINX_ANNOTATION + "auth-url": "https://$host/" + NEWLINE_DIRECTIVE}
+    ),
+    "auth-signin-unlisted-variable": annotated(
+        "auth-signin-variable",
+        {
+            NGINX_ANNOTATION + "auth-url": "https://$host/oauth2/auth",
+            NGINX_ANNOTATION + "auth-signin": "https://$host/start?rd=$http_x_next",
+        },
+    ),
+    "auth-signin-variable-newline": annotated(
+        "auth-signin-variable-newline",
+        {
+            NGINX_ANNOTATION + "auth-url": "https://$host/oauth2/auth",
+            NGINX_ANNOTATION + "auth-signin": "https://$host/?rd=$request_uri" + NEWLINE_DIRECTIVE,
+        },
+    ),
     "auth-response-headers-directive": annotated(
         "auth-headers",
         {

@@ -250,7 +250,7 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
         "refused",
         [rule("refused.example.com", "tuned")],
         annotations={
-            prefix + "auth-url": "https://$host/oauth2/auth",
+            prefix + "auth-url": "https://$remote_addr/oauth2/auth",
             prefix + "proxy-read-timeout": "1s",
         },
     )

@@ -252,7 +252,7 @@ def test_ssl_redirect_defaults_to_the_option():
     [
         ("nginx.ingress.kubernetes.io/configuration-snippet", "return 200;", "snippets"),
         ("nginx.ingress.kubernetes.io/server-snippet", "x", "snippets"),
-        ("nginx.ingress.kubernetes.io/auth-url", "https://$host/oauth2/auth", "nginx variables"),
+        ("nginx.ingress.kubernetes.io/auth-url", "https://$uri/a", "nginx variables"),
         ("nginx.ingress.kubernetes.io/auth-tls-verify-client", "on", "protect it less"),
         ("nginx.ingress.kubernetes.io/auth-type", "basic", "protect it less"),
         ("nginx.ingress.kubernetes.io/enable-modsecurity", "true", "protect it less"),
@@ -307,7 +307,7 @@ def test_every_problem_of_an_ingress_is_reported_at_once():
     annotations = {
         prefix + "proxy-read-timeout": "60s",
         prefix + "configuration-snippet": "more_set_headers x;",
-        prefix + "auth-url": "https://$host/oauth2/auth",
+        prefix + "auth-url": "https://$remote_addr/oauth2/auth",
         prefix + "hsts": "true",
         prefix + "proxy-body-size": "8m",
     }

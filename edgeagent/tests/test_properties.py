@@ -157,10 +157,20 @@ ANNOTATIONS = st.fixed_dictionaries(
                 "http://web.default.svc:9000/oauth2/auth?x=1",
                 "https://api.default.svc.cluster.local/verify",
                 "http://missing.other.svc/",
+                # The request's host: a hop to this edge's own servers of it.
+                "https://$host/oauth2/auth",
+                "$scheme://$http_host/verify",
             ]
         ),
         PREFIX + "auth-method": st.sampled_from(["GET", "post"]),
-        PREFIX + "auth-signin": st.sampled_from(["https://127.0.0.1/start", "http://[::1]/s?rd=x"]),
+        PREFIX + "auth-signin": st.sampled_from(
+            [
+                "https://127.0.0.1/start",
+                "http://[::1]/s?rd=x",
+                "https://$host/oauth2/start?rd=$escaped_request_uri",
+                "$scheme://$http_host/s?next=$scheme://$host$request_uri",
+            ]
+        ),
         PREFIX + "auth-signin-redirect-param": st.sampled_from(["rd", "return_to"]),
         PREFIX + "auth-response-headers": st.sampled_from(["X-User", "X-User, X-Email"]),
         PREFIX + "auth-request-redirect": st.sampled_from(["/after", "https://a.example/x?y"]),

@@ -28,6 +28,7 @@ readonly PACKAGES=(
   python3 python3-apt python3-venv python3-packaging python3-cryptography python3-cffi-backend
   iproute2 iputils-ping procps curl ca-certificates less tcpdump
   nginx-light libnginx-mod-http-lua lua-resty-core libnginx-mod-stream openssl keepalived ipvsadm
+  libnginx-mod-http-set-misc
   nftables
 )
 # Timers that would wake up mid-test, and what a VM without a console or RTC does not need.

@@ -48,6 +48,7 @@ from edgeagent import (
     ownership,
     render,
 )
+from edgeagent.annotations import extauth
 from edgeagent.files import write_atomically
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.options import GatewayOptions
@@ -169,12 +170,16 @@ def command_render(args: argparse.Namespace) -> int:
         gateway_addresses=args.gateway_address,
         ssl_passthrough_listen=args.ssl_passthrough_listen,
         ssl_passthrough_backend_listen=args.ssl_passthrough_backend_listen,
+        auth_hop_http_listen=args.auth_hop_http_listen,
+        auth_hop_https_listen=args.auth_hop_https_listen,
     )
     rendered = render.render(model, layout)
     for relative, data in rendered.files.items():
         mode = PRIVATE_MODE if render.is_private(relative) else PUBLIC_MODE
         write_file(output / relative, data, mode)
-    main = render.render_main(layout, model.annotations.enable_ssl_passthrough)
+    main = render.render_main(
+        layout, model.annotations.enable_ssl_passthrough, extauth.escapes_uri(model)
+    )
     write_file(output / "nginx.conf", main, PUBLIC_MODE)
     keep = {output / relative for relative in rendered.files} | {output / DEFAULT_CERTIFICATE_FILE}
     for stale in [*(output / "certs").glob("*.pem"), *(output / "auth").glob("*.htpasswd")]:
@@ -470,6 +475,18 @@ def parser(
             metavar="ADDR:PORT",
             help=f"with --enable-ssl-passthrough: loopback address of the {what} "
             "(default: %(default)s)",
+        )
+    for flag, default, scheme in (
+        ("--auth-hop-http-listen", render.Layout.auth_hop_http_listen, "http"),
+        ("--auth-hop-https-listen", render.Layout.auth_hop_https_listen, "https"),
+    ):
+        render_parser.add_argument(
+            flag,
+            default=default,
+            type=listen,
+            metavar="ADDR:PORT",
+            help=f"loopback address where an auth-url {scheme}://$host/... reaches the "
+            "servers of the request's host (default: %(default)s)",
         )
     render_parser.add_argument(
         "--default-certificate",

@@ -125,6 +125,8 @@ class Agent:
             gateway_addresses=s.serving.gateway_address,
             ssl_passthrough_listen=s.nginx.ssl_passthrough_listen,
             ssl_passthrough_backend_listen=s.nginx.ssl_passthrough_backend_listen,
+            auth_hop_http_listen=s.nginx.auth_hop_http_listen,
+            auth_hop_https_listen=s.nginx.auth_hop_https_listen,
         )
         # A bad combination stops the start, not every sync.
         render.check_layout(layout, s.annotations.enable_ssl_passthrough)

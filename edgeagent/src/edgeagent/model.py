@@ -818,6 +818,8 @@ class _Builder:
             "which offers those of",
             lambda policy: replace(policy, held=False),
         )
+        for ingress in selected:
+            self._report_hostless_hop(ingress)
         # Canaries serve nothing of their own: their paths join the mains' (_merge_canaries).
         ingresses = [ingress for ingress in selected if ingress.settings.canary is None]
         canaries = [ingress for ingress in selected if ingress.settings.canary is not None]
@@ -1010,6 +1012,26 @@ class _Builder:
             entry = (parts, server)
         self.next_memo.servers[host] = entry
         return entry[1]
+
+    def _report_hostless_hop(self, ingress: _Ingress) -> None:
+        """An auth-url naming the request's host on the default server (a rule without
+        host, a catch-all defaultBackend) asks for none: the client names that host
+        (annotations/extauth.py). Those paths answer 500, a warning says why."""
+        auth = ingress.settings.external_auth
+        hostless = any(not host for host, _ in ingress.rules) or (
+            ingress.default_backend is not None and not ingress.rules
+        )
+        if auth is None or not auth.hops or not hostless:
+            return
+        self.problem(
+            "Ingress",
+            ingress.namespace,
+            ingress.name,
+            f"annotation {self.options.annotations.annotations_prefix}/"
+            f"{annotations.extauth.URL} {grammar.show(auth.url)} names the request's host, "
+            "which a client chooses on paths without host: those answer 500",
+            "warning",
+        )
 
     def _served_by_this_mode(self, ingresses: list[_Ingress]) -> list[_Ingress]:
         """The Ingresses but those asking for what only the dynamic mode does, reported."""

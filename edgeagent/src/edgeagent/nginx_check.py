@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edgeagent import quarantine, render
+from edgeagent.annotations import extauth
 from edgeagent.apply import CURRENT, Applier, ApplyError, ApplySettings
 from edgeagent.files import write_atomically
 from edgeagent.grammar import CertPair
@@ -63,7 +64,11 @@ def check(built: Model, ingresses: Iterable[dict], nginx: str, default: CertPair
         standalone = render.Layout(
             LISTEN_HTTP, LISTEN_HTTPS, str(root / CURRENT), str(certificate), str(certificate)
         )
-        main.write_bytes(render.render_main(standalone, built.annotations.enable_ssl_passthrough))
+        main.write_bytes(
+            render.render_main(
+                standalone, built.annotations.enable_ssl_passthrough, extauth.escapes_uri(built)
+            )
+        )
         applier = Applier(ApplySettings(nginx_dir=scratch, main_conf=str(main), nginx_binary=nginx))
         rendered = render.render(built, layout)
         target = applier.stage(rendered)

@@ -129,6 +129,11 @@ class Layout:
     gateway_addresses: tuple[str, ...] = ()
     """`--gateway-address`: the addresses a Gateway's servers listen on, with the ports
     of `listen_http` and `listen_https`; empty: the listen addresses, as any server."""
+    auth_hop_http_listen: str = "127.0.0.1:10270"
+    """Loopback address where the servers of hosts whose auth-url names the request's host
+    (`https://$host/...`, annotations/extauth.py) take that subrequest over plain HTTP."""
+    auth_hop_https_listen: str = "127.0.0.1:10271"
+    """The same over TLS, for such an `https://` auth-url."""
     ssl_passthrough_listen: str = "127.0.0.1:442"
     """With --enable-ssl-passthrough: the loopback address the HTTPS servers listen on
     behind the stream module, which holds `listen_https` (ingress-nginx's
@@ -325,6 +330,9 @@ def _environment() -> jinja2.Environment:
     environment.filters["auth_host"] = extauth.render_host
     environment.filters["auth_value"] = extauth.render_value
     environment.filters["auth_signin"] = extauth.render_signin
+    environment.filters["auth_hop_scheme"] = extauth.render_hop_scheme
+    environment.globals["auth_hops_to"] = extauth.hops_to
+    environment.globals["auth_escaped_variable"] = extauth.ESCAPED_VARIABLE
     environment.filters["auth_header_variable"] = extauth.render_header_variable
     environment.filters["quoted_realm"] = basicauth.render_realm
     environment.filters["match_cn"] = clientcert.render_match_cn
@@ -346,6 +354,7 @@ def check_layout(layout: Layout, ssl_passthrough: bool = False) -> None:
     grammar.listen(layout.listen_http, "listen_http")
     grammar.listen(layout.listen_https, "listen_https")
     grammar.listen(layout.status_listen, "status_listen")
+    extauth.check_hop_listens(layout)
     grammar.file_path(layout.output_dir.replace(GENERATION_PLACEHOLDER, "g"), "output_dir")
     grammar.file_path(layout.default_certificate, "default_certificate")
     grammar.file_path(layout.default_key, "default_key")
@@ -544,6 +553,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
             uses_error_pages=errorpages.used(servers),
+            auth_hops=any(extauth.hops_to(server) for server in servers),
+            auth_hop_http_listen=layout.auth_hop_http_listen,
+            auth_hop_https_listen=layout.auth_hop_https_listen,
+            auth_hop_ports=extauth.hop_ports(layout),
             error_pages_of=errorpages.error_locations,
         )
     )
@@ -619,9 +632,10 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     )
 
 
-def render_main(layout: Layout, ssl_passthrough: bool = False) -> bytes:
+def render_main(layout: Layout, ssl_passthrough: bool = False, escapes_uri: bool = False) -> bytes:
     """The standalone main config: includes `edge.conf` from `layout.output_dir`, and its
-    `stream.conf` with `ssl_passthrough` (--enable-ssl-passthrough)."""
+    `stream.conf` with `ssl_passthrough` (--enable-ssl-passthrough); `escapes_uri`: loads
+    set-misc (`extauth.escapes_uri` of the model)."""
     check_layout(layout, ssl_passthrough)
     if GENERATION_PLACEHOLDER in layout.output_dir:
         raise ValueError("the standalone configuration needs a fixed output_dir")
@@ -631,4 +645,5 @@ def render_main(layout: Layout, ssl_passthrough: bool = False) -> bytes:
         worker_processes=layout.worker_processes,
         dynamic=layout.dynamic,
         stream=ssl_passthrough,
+        escapes_uri=escapes_uri,
     ).encode()

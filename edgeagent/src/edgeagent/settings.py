@@ -263,6 +263,23 @@ class NginxSettings:
         ),
     )
     """The port below ingress-nginx's 442: both stay clear of the listeners' 80 and 443."""
+    auth_hop_http_listen: str = field(
+        default=render.Layout.auth_hop_http_listen,
+        metadata=listen(
+            "auth-hop-http-listen",
+            "the loopback address where an auth-url naming the request's host "
+            "(http://$host/...) reaches this edge's servers of that host",
+        ),
+    )
+    """A port of its own, clear of the Kubernetes components' 10248-10259 on a node."""
+    auth_hop_https_listen: str = field(
+        default=render.Layout.auth_hop_https_listen,
+        metadata=listen(
+            "auth-hop-https-listen",
+            "the same for https://$host/..., over TLS",
+        ),
+    )
+    """The next port."""
 
     @property
     def dynamic(self) -> bool:

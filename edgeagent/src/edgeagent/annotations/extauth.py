@@ -14,8 +14,9 @@ no body, and `X-Original-URL`, `X-Original-Method`, `X-Sent-From`, `X-Real-IP`,
   auth service, on a new connection, which protects as much).
 - `auth-signin`: a 401 answers a redirect there instead, with the request's URL added
   as `auth-signin-redirect-param` (default `rd`) unless the URL names that parameter
-  already. nginx without Lua cannot escape it: it is sent as `$scheme://$http_host`
-  followed by the request URI as the client wrote it.
+  already, as `$scheme://$http_host` followed by the request URI as the client wrote it
+  (unescaped, so that an edge whose nginx lacks set-misc keeps serving the Ingresses it
+  served); `rd=$escaped_request_uri` in the URL escapes it (below).
 
 The URL is an `http(s)://host[:port][/path][?query]` whose host is an address or a
 DNS name resolved by nginx when it loads the configuration, or a cluster Service,
@@ -24,9 +25,32 @@ own), with the Service's port (default 80, 443 for https): the edge's DNS does n
 those names, so the model resolves it from the API's Services and EndpointSlices to an
 upstream of the Service's ready endpoints (`Location.auth_upstream`), as a mirror-target
 is. While it has none the Ingress's paths answer 500, as ingress-nginx's do when their
-auth service is unreachable: never served without their authentication. nginx variables
-(such as ingress-nginx's `$host` in oauth2-proxy examples) are refused, and so is a
-cluster Service in `auth-signin`: a browser is sent there, and it cannot resolve it.
+auth service is unreachable: never served without their authentication. A cluster
+Service in `auth-signin` is refused: a browser is sent there, and it cannot resolve it.
+
+nginx variables, as ingress-nginx users write them for oauth2-proxy served by a second
+Ingress of the same host at /oauth2 (`auth-url: https://$host/oauth2/auth`,
+`auth-signin: https://$host/oauth2/start?rd=$escaped_request_uri`):
+- `auth-url`: the host may be `$host` or `$http_host` (no port after it) and the scheme
+  `$scheme`, nothing else. Such a URL names what this edge serves for the request's host
+  (`hops`): the subrequest goes to the edge itself, to the servers of its own hosts on
+  loopback listeners of their own (`Layout.auth_hop_http_listen`, `auth_hop_https_listen`),
+  never to an address the client chose. Those listeners take no PROXY protocol header
+  (nginx's proxy cannot send one, so a hop to the public listeners behind
+  `--proxy-protocol` would be refused), and the HTTPS one is TLS, asked with the host's
+  name as SNI, so the subrequest meets the host's server exactly as a client of
+  `https://HOST/` would (its certificate, ssl-redirect, allow lists) without leaving
+  the node, and therefore without checking a certificate. Only the servers of hosts whose
+  Ingress hops listen there, beside a default server that answers 500 (and rejects the
+  TLS handshake): a host the edge does not serve fails closed. A hop that lands on a
+  location that hops again answers 500 instead of looping. Paths without host (the
+  default server's) ask no hop: the client names their host, so they answer 500, with a
+  warning (model.py).
+- `auth-signin`: the host may be `$host`, `$http_host` or `$server_name`, the scheme
+  `$scheme`, and the path and query may hold `SIGNIN_VARIABLES`; any other `$` is refused.
+  `$escaped_request_uri`, which ingress-nginx defines with set-misc's `set_escape_uri`, is
+  defined the same way (both modes: Debian's libnginx-mod-http-set-misc), so `rd` holds
+  the request URI as one query value.
 """
 
 import hashlib
@@ -60,6 +84,31 @@ _PATH_AND_QUERY = r"(/[A-Za-z0-9\-._~/:,=&]*)?(\?[A-Za-z0-9\-._~/:,=&?]*)?"
 AUTH_URL = re.compile(
     rf"(?P<scheme>https?)://(?P<host>{_HOST})(:(?P<port>[0-9]{{1,5}}))?{_PATH_AND_QUERY}"
 )
+# auth-url naming the request's host: the edge itself (`ExternalAuth.hops`).
+HOP_URL = re.compile(
+    rf"(?P<scheme>https?|\$scheme)://(?P<host>\$host|\$http_host)(?![A-Za-z0-9_]){_PATH_AND_QUERY}"
+)
+# What auth-signin may hold of nginx's variables (those ingress-nginx's docs, e2e tests and
+# public manifests write there), each whole: `$hostname` is not `$host`. None carries a
+# line break: `$uri` and `$arg_*` (decoded) are not among them.
+SIGNIN_VARIABLES = (
+    "scheme",
+    "host",
+    "http_host",
+    "server_name",
+    "request_uri",
+    "escaped_request_uri",
+    "args",
+    "is_args",
+)
+_SIGNIN_VARIABLE = rf"\$({'|'.join(SIGNIN_VARIABLES)})(?![A-Za-z0-9_])"
+SIGNIN_URL = re.compile(
+    rf"(?P<scheme>https?|\$scheme)://"
+    rf"((?P<host>{_HOST})(:(?P<port>[0-9]{{1,5}}))?|\$(host|http_host|server_name))(?![A-Za-z0-9_])"
+    rf"(?P<rest>[/?]([A-Za-z0-9\-._~/:,=&?]|{_SIGNIN_VARIABLE})*)?"
+)
+# nginx has no such variable: the location that redirects defines it (set_escape_uri).
+ESCAPED_REQUEST_URI, ESCAPED_VARIABLE = "$escaped_request_uri", "$edgeagent_escaped_request_uri"
 CLUSTER_SERVICE = re.compile(r"[^.]+\.[^.]+\.svc(\.cluster\.local)?\.?", re.IGNORECASE)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
@@ -85,19 +134,35 @@ class ExternalAuth:
     """(namespace, name, port) of the cluster Service the URL names, else None."""
 
     @property
+    def hops(self) -> bool:
+        """Whether the URL names the request's host: the subrequest goes to this edge."""
+        return self.host.startswith("$")
+
+    @property
+    def escapes_uri(self) -> bool:
+        """Whether the sign-in URL holds `$escaped_request_uri`."""
+        return self.signin is not None and ESCAPED_REQUEST_URI in self.signin
+
+    @property
     def id(self) -> str:
         """The name part of its internal location and variables."""
         return hashlib.blake2s(repr(self).encode(), digest_size=6).hexdigest()
 
     @property
     def scheme(self) -> str:
-        return AUTH_URL.fullmatch(self.url)["scheme"]
+        """http, https, or `$scheme` (the request's) for a URL that hops."""
+        return _url_parts(self.url)["scheme"]
 
     @property
     def uri(self) -> str:
         """The URL's path and query (may be empty)."""
-        parts = AUTH_URL.fullmatch(self.url)
-        return self.url[parts.end("port") if parts["port"] else parts.end("host") :]
+        parts = _url_parts(self.url)
+        port = parts.groupdict().get("port")
+        return self.url[parts.end("port") if port else parts.end("host") :]
+
+
+def _url_parts(url: str) -> re.Match:
+    return AUTH_URL.fullmatch(url) or HOP_URL.fullmatch(url)
 
 
 def parse(read: Reader, config: Config) -> dict:
@@ -116,7 +181,7 @@ def parse(read: Reader, config: Config) -> dict:
     signin = read.get(SIGNIN, signin_url)
     auth = None
     if url is not None:
-        parts = AUTH_URL.fullmatch(url)
+        parts = _url_parts(url)
         auth = ExternalAuth(
             url=url,
             host=parts["host"],
@@ -126,7 +191,9 @@ def parse(read: Reader, config: Config) -> dict:
             request_redirect=read.get(
                 REQUEST_REDIRECT, _pattern(REQUEST_REDIRECT_VALUE, "a URL or path")
             ),
-            service=cluster_service(parts["scheme"], parts["host"], parts["port"], URL),
+            service=None
+            if url_hops(url)
+            else cluster_service(parts["scheme"], parts["host"], parts["port"], URL),
         )
     return {"external_auth": auth}
 
@@ -134,8 +201,13 @@ def parse(read: Reader, config: Config) -> dict:
 def auth_url(value: object, what: str) -> str:
     text = grammar.string(value, what)
     if "$" in text:
+        if HOP_URL.fullmatch(text) and len(text) <= 2048:
+            return text
         raise Invalid(
-            f"{what} {grammar.show(text)}: nginx variables are not supported", "unsupported"
+            f"{what} {grammar.show(text)}: of nginx variables, only $host or $http_host "
+            "as the whole host (without a port) and $scheme as the scheme are supported, "
+            "naming what this edge serves for the request's host",
+            "unsupported",
         )
     parts = AUTH_URL.fullmatch(text)
     if not parts or len(text) > 2048:
@@ -148,9 +220,27 @@ def auth_url(value: object, what: str) -> str:
     return text
 
 
+def url_hops(url: str) -> bool:
+    return HOP_URL.fullmatch(url) is not None
+
+
 def signin_url(value: object, what: str) -> str:
-    text = auth_url(value, what)
-    if CLUSTER_SERVICE.fullmatch(AUTH_URL.fullmatch(text)["host"]):
+    text = grammar.string(value, what)
+    if "$" in text:
+        if not SIGNIN_URL.fullmatch(text) or len(text) > 2048:
+            raise Invalid(
+                f"{what} {grammar.show(text)}: of nginx variables, only "
+                f"{', '.join('$' + name for name in SIGNIN_VARIABLES)} are supported, each "
+                "whole, with $host, $http_host or $server_name only as the whole host and "
+                "$scheme only as the scheme",
+                "unsupported",
+            )
+        parts = SIGNIN_URL.fullmatch(text)
+        if parts["port"] and not 1 <= int(parts["port"]) <= 65535:
+            raise Invalid(f"{what} {grammar.show(text)} has a port outside 1-65535")
+    else:
+        parts = AUTH_URL.fullmatch(auth_url(text, what))
+    if parts["host"] and CLUSTER_SERVICE.fullmatch(parts["host"]):
         raise Invalid(
             f"{what} {grammar.show(text)}: a cluster Service name, which the browser sent "
             "there cannot resolve",
@@ -181,6 +271,8 @@ def service_of(value: object) -> tuple[str, str, int] | None:
     except Invalid:
         return None
     parts = AUTH_URL.fullmatch(text)
+    if parts is None:  # it hops
+        return None
     return cluster_service(parts["scheme"], parts["host"], parts["port"], URL)
 
 
@@ -251,6 +343,56 @@ def unreachable(location) -> bool:
     return auth is not None and auth.service is not None and location.auth_upstream is None
 
 
+def hops_to(server) -> bool:
+    """Whether the server takes a hop's subrequest: an auth-url of its own names the
+    request's host. Not the default server: its request's host is any the client names,
+    so its hop lands on the hop listeners' default server, which answers 500."""
+    return server.host != "" and any(
+        location.settings.external_auth is not None and location.settings.external_auth.hops
+        for location in server.locations
+    )
+
+
+def escapes_uri(model) -> bool:
+    """Whether a sign-in URL of the model holds `$escaped_request_uri`: nginx then needs
+    set-misc."""
+    return any(
+        location.settings.external_auth is not None and location.settings.external_auth.escapes_uri
+        for server in (model.default_server, *model.servers)
+        for location in server.locations
+    )
+
+
+def hop_ports(layout) -> tuple[int, int]:
+    return tuple(int(address.rpartition(":")[2]) for address in _hop_listens(layout))
+
+
+def _hop_listens(layout) -> tuple[str, str]:
+    return layout.auth_hop_http_listen, layout.auth_hop_https_listen
+
+
+def check_hop_listens(layout) -> None:
+    """Raise `grammar.Invalid` unless the hop listeners are two loopback addresses whose
+    ports no other listener of the layout has: a subrequest tells it hopped by its port."""
+    others = (
+        layout.listen_http,
+        layout.listen_https,
+        layout.status_listen,
+        layout.ssl_passthrough_listen,
+        layout.ssl_passthrough_backend_listen,
+    )
+    taken = {address.rpartition(":")[2] for address in others}
+    names = ("auth_hop_http_listen", "auth_hop_https_listen")
+    for what, address in zip(names, _hop_listens(layout), strict=True):
+        grammar.listen(address, what)
+        host, _, port = address.rpartition(":")
+        if host not in ("127.0.0.1", "[::1]") or port in taken:
+            raise Invalid(
+                f"{what} {grammar.show(address)} must be 127.0.0.1 or [::1] with a port of its own"
+            )
+        taken.add(port)
+
+
 def upstream_name(server_host: str, auth: ExternalAuth) -> str:
     """In the dynamic mode, the upstream whose balancer names a cluster Service's backend,
     one per server and auth (each server's block defines its own: blocks are validated
@@ -261,23 +403,22 @@ def upstream_name(server_host: str, auth: ExternalAuth) -> str:
 
 # The second lock: what render writes of an external auth, checked again.
 HOST_AND_PORT = re.compile(rf"{_HOST}(:[0-9]{{1,5}})?")
-SIGNIN_SUFFIX = "=$scheme://$http_host$request_uri"
 
 
 render_url = grammar.second_lock(AUTH_URL, "an auth URL")
 render_host = grammar.second_lock(HOST_AND_PORT, "a host")
 render_value = grammar.second_lock(REQUEST_REDIRECT_VALUE, "a redirect value")
 render_uri = grammar.second_lock(re.compile(_PATH_AND_QUERY), "an auth URL's path and query")
+render_hop_scheme = grammar.second_lock(re.compile(r"https?|\$scheme"), "a hop's scheme")
 
 
 def render_signin(value: object) -> str:
+    """The sign-in URL as nginx's error_page names it: `$escaped_request_uri` as the
+    variable the location defines."""
     text = str(value)
-    url = text.removesuffix(SIGNIN_SUFFIX)
-    if url != text:
-        url = url[: max(url.rfind("?"), url.rfind("&"))]
-    if not AUTH_URL.fullmatch(url) or "$" in text.removeprefix(url).replace(SIGNIN_SUFFIX, ""):
+    if not SIGNIN_URL.fullmatch(text):
         raise ValueError(f"refusing to render {grammar.show(text)}: not a sign-in URL")
-    return text
+    return text.replace(ESCAPED_REQUEST_URI, ESCAPED_VARIABLE)
 
 
 def render_header_variable(name: object) -> str:
