@@ -6,7 +6,9 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   server). It listens on HTTP when an HTTP listener serves that hostname, on HTTPS
   with the listener's first certificate when a programmed HTTPS listener does (over
   HTTP a hostname of HTTPS listeners only is the default server's; of unprogrammed
-  ones only, it is not served), with the routes of both over each.
+  ones only, it is not served). On a server that listens on both, a route that
+  listeners of one protocol only serve there answers over that scheme only: its
+  matches are choices on `$scheme`.
 - Each path a match names is a location: Exact is `location =`, PathPrefix `/p` is
   `location = /p` plus `location ^~ /p/` (by path element, never "/pfoo"). A location
   holds every match its requests can satisfy (shorter prefixes included), in the spec's
@@ -24,10 +26,6 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
-
-What is not served yet: a route without hostname on an HTTPS listener is also answered
-over HTTP (the default server listens on both), as are an HTTPS listener's routes on a
-hostname that an HTTP listener also serves.
 """
 
 from __future__ import annotations
@@ -68,6 +66,7 @@ STATUS_NO_BACKEND = 500
 GRPC_SETTINGS = model.LocationSettings(backend_protocol="GRPC")
 PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
 """Path match types before prefixes, in precedence order."""
+SCHEMES = ("http", "https")
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
 STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
 PATTERN = "~"
@@ -88,6 +87,9 @@ class _Claim:
     rule_index: int
     match_index: int
     match: PathMatch
+    scheme: str | None = None
+    """The only scheme it is served over ("http", "https"; None: both): that of the
+    only protocol of the listeners that serve its route on its host."""
 
     @property
     def precedence(self) -> tuple:
@@ -126,7 +128,8 @@ class _Claim:
         patterns = tuple(
             (f"{PATTERN}$http_{n.replace('-', '_')}", v) for n, v in match.header_patterns
         ) + tuple((f"{PATTERN}$arg_{n}", v) for n, v in match.query_patterns)
-        return path + method + headers + queries + patterns
+        scheme = (("$scheme", self.scheme),) if self.scheme else ()
+        return scheme + path + method + headers + queries + patterns
 
     @property
     def location_keys(self) -> tuple[tuple[str, str], ...]:
@@ -191,8 +194,11 @@ class _Router:
     def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]:
         """Per hostname, every match of the routes served there, in precedence order;
         per hostname whether it is served over HTTPS, with which certificate (None: not
-        over HTTPS); and the hostnames an HTTP listener serves. Of two routes with the
-        very same match, the second is reported: it can never be chosen."""
+        over HTTPS); and the hostnames an HTTP listener serves. A route that only
+        listeners of one protocol serve on a hostname also served over the other (the
+        default server always is) matches that scheme only (`_Claim.scheme`). Of two
+        routes with the very same match and scheme, the second is reported: it can never
+        be chosen. A programmed HTTPS listener is one whose certificates are usable."""
         routes = {state.id: state for state in self.attachment.routes if state.route}
         orders = {
             (kind, key_of(obj)): age(obj)
@@ -208,9 +214,10 @@ class _Router:
             for state in self.attachment.gateways
             for each in state.listeners
         }
-        by_host: dict[str, dict[PathMatch, _Claim]] = {}
         tls: dict[str, Key | None] = {}
         plain: set[str] = set()
+        # Per (route, hostname), in the routes' order: the schemes of its listeners there.
+        served: dict[tuple[tuple[str, Key], str], set[str]] = {}
         bindings = sorted(self.attachment.bindings, key=lambda b: orders.get((b.kind, b.route), ()))
         for binding in bindings:
             route = routes[(binding.kind, binding.route)].route
@@ -225,28 +232,50 @@ class _Router:
                     "unsupported",
                 )
             for host in binding.hostnames:
-                if listener.protocol == HTTPS and listener.programmed:
+                if listener.protocol == HTTPS and not listener.programmed:
+                    tls.setdefault(host, None)
+                    continue  # its status says why: nothing serves it
+                if listener.protocol == HTTPS:
                     tls[host] = tls.get(host) or listener.certificates[0]
+                    scheme = "https"
                 else:
                     tls.setdefault(host, None)
-                if listener.protocol != HTTPS:
                     plain.add(host)
-                claimed = by_host.setdefault(host, {})
-                for rule_index, rule in enumerate(route.rules):
-                    for match_index, match in enumerate(rule.matches):
-                        order = orders[(binding.kind, binding.route)]
-                        claim = _Claim(order, route, rule_index, match_index, match)
-                        winner = claimed.setdefault(match, claim)
-                        if winner.route != route:
-                            first = winner.route
-                            self.problem(
-                                route,
-                                f"{match.type} {match.value} on {host or '(any host)'}, with the "
-                                "same method, headers and query parameters, is already served "
-                                f"by {first.kind} {first.namespace}/{first.name} "
-                                "(older, or same age and first by namespace/name)",
-                                "conflict",
-                            )
+                    scheme = "http"
+                served.setdefault((route_id(route), host), set()).add(scheme)
+        by_host: dict[str, dict[tuple[PathMatch, str | None], _Claim]] = {}
+        for (key, host), schemes in served.items():
+            route = routes[key].route
+            assert route is not None
+            both = host == ANY_HOST or (host in plain and tls.get(host) is not None)
+            scheme = schemes.pop() if both and len(schemes) == 1 else None
+            claimed = by_host.setdefault(host, {})
+            for rule_index, rule in enumerate(route.rules):
+                for match_index, match in enumerate(rule.matches):
+                    claim = _Claim(orders[key], route, rule_index, match_index, match, scheme)
+                    overlapping = (match, None), *((match, s) for s in SCHEMES)
+                    taken = next(
+                        (
+                            m
+                            for m in overlapping
+                            if m in claimed and (scheme is None or m[1] in (None, scheme))
+                        ),
+                        None,
+                    )
+                    if (match, None) not in claimed and (match, scheme) not in claimed:
+                        claimed[(match, scheme)] = claim  # served, over some scheme at least
+                    if taken is None or claimed[taken].route == route:
+                        continue
+                    first = claimed[taken].route
+                    over = f" over {(scheme or taken[1]).upper()}" if scheme or taken[1] else ""
+                    self.problem(
+                        route,
+                        f"{match.type} {match.value} on {host or '(any host)'}{over}, with the "
+                        "same method, headers and query parameters, is already served "
+                        f"by {first.kind} {first.namespace}/{first.name} "
+                        "(older, or same age and first by namespace/name)",
+                        "conflict",
+                    )
         ordered = {
             host: sorted(claimed.values(), key=lambda claim: claim.precedence)
             for host, claimed in by_host.items()
