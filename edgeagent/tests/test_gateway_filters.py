@@ -710,15 +710,6 @@ def exact_match(value):
             "more than 16 entries",
         ),
         (
-            {
-                "backendRefs": [
-                    {**V1, "filters": [request_headers(set={"A": "1"})]},
-                    backend_ref("infra-backend-v2"),
-                ]
-            },
-            "filters are served on a rule's only backendRef",
-        ),
-        (
             {"backendRefs": [{**V1, "filters": [redirect(hostname="a.example")]}]},
             "'RequestRedirect' is not served here",
         ),

@@ -21,7 +21,9 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   upstream holding every endpoint, each weighted by its backendRef's weight shared
   among its endpoints. A rule with no usable backendRef, or only zero weights, answers
   500, as the spec says; one with some, answers 500 to the share of requests its
-  unusable ones' weights take (a choice drawn per request: `REFUSED_SHARE`).
+  unusable ones' weights take (a choice drawn per request: `REFUSED_SHARE`). When its
+  usable backendRefs' filters differ, each is a choice drawn so, with its own upstream
+  and filters (`_Router.draws`).
 - Ingress and Gateway on one host: the Ingress wins the whole host, and each route
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
@@ -73,8 +75,9 @@ PATTERN = "~"
 """Before a condition's variable: its value is a regex the whole variable must match
 (`grammar.regex_value`), which render writes as a map of its own."""
 REFUSED_SHARE = "$request_id"
-"""The condition of a choice that holds for a share of requests, its value a percentage
-with two decimals: render draws it with `split_clients` on this random key, in both
+"""The condition of a choice that holds for a share of requests (an unusable
+backendRefs' 500, or a backendRef of its own filters), its value a percentage with two
+decimals: render draws it with `split_clients` on this random key, in both
 modes (as an Ingress canary's weight), before any balancer sees the request."""
 
 
@@ -296,12 +299,10 @@ class _Router:
                 if not claim.reaches(key):
                     continue
                 taken.append(claim)
-                target = self.target(claim)
-                chosen = self.filters(claim)
-                share = self.refused_share(claim)
-                if share is not None:
-                    refused = (*claim.conditions, (REFUSED_SHARE, share))
-                    choices.append(Choice(refused, None, STATUS_NO_BACKEND, chosen))
+                *drawn, (_, target, chosen) = self.draws(claim)
+                for share, drawn_target, drawn_filters in drawn:
+                    conditions = (*claim.conditions, (REFUSED_SHARE, share))
+                    choices.append(Choice(conditions, *drawn_target, drawn_filters))
                     choice_claims.append(claim)
                 if not claim.conditions:
                     (upstream, status), own = target, chosen
@@ -425,52 +426,69 @@ class _Router:
                 names.append(upstream)
         return tuple(names)
 
-    def filters(self, claim: _Claim) -> Filters:
+    def filters(self, claim: _Claim, backend: Backend | None = None) -> Filters:
+        """The rule's filters, then those of the backendRef a request goes to."""
         rule = claim.route.rules[claim.rule_index]
+        rule_filters = rule.filters
+        if backend is not None and backend.filters != filters.NO_RULE_FILTERS:
+            # routes.py refused a route whose filters could not be joined so
+            what = f"{claim.route.kind} {claim.route.name} rule {claim.rule_index}"
+            rule_filters = filters.with_backend(rule_filters, backend.filters, what)
         gateway = self.options.gateway
-        return filters.bound(rule.filters, claim.match.value, gateway.http_port, gateway.https_port)
+        return filters.bound(rule_filters, claim.match.value, gateway.http_port, gateway.https_port)
 
-    def target(self, claim: _Claim) -> tuple[str | None, int]:
+    def draws(self, claim: _Claim) -> list[tuple[str, tuple[str | None, int], Filters]]:
+        """What the requests a claim takes get: (the cumulative share of them drawn,
+        target, filters), the last one's share being every other request's. The share
+        its unusable backendRefs' weights take answers 500, as the spec says (first).
+        Its usable backendRefs of one set of filters are one upstream balancing them by
+        weight (exact over a cycle); when their filters differ, each is drawn by its
+        weight (random per request) and gets its own filters: nginx must know the
+        backendRef before it sends the request. Shares are percentages with two decimals,
+        at least 0.01 and at most 99.99: what split_clients draws, on one key for all,
+        so that each draw takes the requests the previous ones did not."""
         route, rule = claim.route, claim.route.rules[claim.rule_index]
-        if rule.filters.redirect is not None:
-            return None, rule.filters.redirect.code  # answered by the redirect, not a backend
-        shares = []
-        for backend in rule.backends:
-            if backend.weight == 0:
-                continue
-            if backend_problem(route.namespace, backend, self.index, route.kind) is not None:
-                continue  # ResolvedRefs says why
-            shares.append((backend, self.endpoints(backend)))
-        if not shares:
-            return None, STATUS_NO_BACKEND
-        # Names with a dot, which no Service name has (routes.py): never an Ingress's.
+        if rule.filters.redirect is not None:  # answered by the redirect, not a backend
+            return [("", (None, rule.filters.redirect.code), self.filters(claim))]
+        total = sum(backend.weight for backend in rule.backends)
+        usable = [
+            backend
+            for backend in rule.backends
+            if backend.weight
+            # ResolvedRefs says why the others are not
+            and backend_problem(route.namespace, backend, self.index, route.kind) is None
+        ]
+        if not usable:
+            return [("", (None, STATUS_NO_BACKEND), self.filters(claim))]
+        refused = total - sum(backend.weight for backend in usable)
+        drawn = [(refused, (None, STATUS_NO_BACKEND), self.filters(claim))] if refused else []
+        if len({backend.filters for backend in usable}) == 1:
+            target = self.balanced(claim, usable)
+            drawn.append((total, target, self.filters(claim, usable[0])))
+        else:
+            taken = refused
+            for backend in usable:
+                taken += backend.weight
+                target = self.balanced(claim, [backend])
+                drawn.append((taken, target, self.filters(claim, backend)))
+        return [(_percent(weight, total), target, chosen) for weight, target, chosen in drawn]
+
+    def balanced(self, claim: _Claim, backends: list[Backend]) -> tuple[str | None, int]:
+        """The upstream of a rule's usable backendRefs: a single Service port is its own;
+        several are one upstream holding every endpoint, weighted by its backendRef's
+        share. Names with a dot, which no Service name has (routes.py): never an
+        Ingress's."""
+        shares = [(backend, self.endpoints(backend)) for backend in backends]
         if len(shares) == 1:
             backend, endpoints = shares[0]
             name = model.upstream_name(backend.namespace, f"{backend.name}.gateway", backend.port)
             return self.upstream(name, backend, endpoints, None)
+        route = claim.route
         rule = "grpc-rule" if route.kind == GRPC_ROUTE else "rule"  # the kinds share names
         name = model.upstream_name(route.namespace, f"{route.name}.{rule}{claim.rule_index}", 0)
         return self.upstream(
             name, shares[0][0], [e for _, es in shares for e in es], _weights(shares)
         )
-
-    def refused_share(self, claim: _Claim) -> str | None:
-        """The percentage of the rule's requests that its unusable backendRefs take by
-        their weights, which the spec answers with 500 (at least 0.01, at most 99.99:
-        what split_clients can draw); None when it has no such share or only those."""
-        route, rule = claim.route, claim.route.rules[claim.rule_index]
-        if rule.filters.redirect is not None:
-            return None
-        total = sum(backend.weight for backend in rule.backends)
-        refused = sum(
-            backend.weight
-            for backend in rule.backends
-            if backend_problem(route.namespace, backend, self.index, route.kind) is not None
-        )
-        if refused in (0, total):
-            return None
-        hundredths = min(max(round(refused * 10_000 / total), 1), 9_999)
-        return f"{hundredths // 100}.{hundredths % 100:02d}"
 
     def upstream(
         self, name: str, backend: Backend, endpoints: list[str], weights: tuple[int, ...] | None
@@ -517,6 +535,12 @@ class _Router:
 
 def route_id(route: Route) -> tuple[str, Key]:
     return route.kind, (route.namespace, route.name)
+
+
+def _percent(weight: int, total: int) -> str:
+    """`weight` of `total` as a percentage with two decimals that split_clients draws."""
+    hundredths = min(max(round(weight * 10_000 / total), 1), 9_999)
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
 
 
 def _literal_prefix(regex: str) -> str:
