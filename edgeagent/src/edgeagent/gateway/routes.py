@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeagent import grammar
-from edgeagent.gateway import filters
+from edgeagent.gateway import filters, retries
 from edgeagent.gateway.filters import RuleFilters
 from edgeagent.grammar import Invalid
 from edgeagent.resources import key_of
@@ -71,7 +71,9 @@ class Rule:
     filters: RuleFilters = filters.NO_RULE_FILTERS
     timeout_ms: int | None = None
     """The shorter of `timeouts.request` and `timeouts.backendRequest` (nginx bounds each
-    wait on the backend, and retries nothing); 0: off; None: the edge's defaults."""
+    wait on the backend, not a request's tries together); 0: off; None: the edge's
+    defaults."""
+    retry: retries.Retry | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ def _rule(rule: dict, namespace: str, what: str) -> Rule:
     if rule_filters.replaces_prefix and any(m.type != PATH_PREFIX for m in matches):
         raise Invalid(f"{what}: ReplacePrefixMatch needs PathPrefix matches only")
     backends = backends_of(rule, rule_filters, namespace, what)
-    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what))
+    retry = retries.parse(rule.get("retry"), f"{what}.retry")
+    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what), retry)
 
 
 def backends_of(

@@ -313,7 +313,7 @@ class _Router:
                 *key,
                 upstream,
                 status,
-                settings=self.protocol(key, taken),
+                settings=self.retried(key, taken, self.protocol(key, taken)),
                 choices=tuple(choices),
                 filters=own,
                 timeout_ms=self.timeout(key, taken),
@@ -395,6 +395,37 @@ class _Router:
                     "unsupported",
                 )
         return longest
+
+    def retried(
+        self, key: tuple[str, str], claims: list[_Claim], settings: model.LocationSettings
+    ) -> model.LocationSettings:
+        """The location's settings with its rules' `retry` (gateway.retries). nginx takes
+        one per location: when its rules' differ, none applies (nginx's own: a
+        connection error or timeout only) and the rules that asked are reported. A
+        `backoff` is reported: nginx retries at once."""
+        asked = {claim: claim.route.rules[claim.rule_index].retry for claim in claims}
+        for claim, retry in asked.items():
+            if retry is not None and retry.backoff_ms is not None:
+                self.problem(
+                    claim.route,
+                    f"rule {claim.rule_index}: retry.backoff is not served; nginx tries the "
+                    "next endpoint at once",
+                    "unsupported",
+                )
+        values = set(asked.values())
+        if len(values) > 1:
+            for claim, retry in asked.items():
+                if retry is not None:
+                    self.problem(
+                        claim.route,
+                        f"rule {claim.rule_index} shares location {key[1]} with rules of "
+                        "another retry; nginx retries per location: not retried",
+                        "unsupported",
+                    )
+        retry = values.pop() if len(values) == 1 else None
+        if retry is None:
+            return settings
+        return replace(settings, next_upstream=retry.next_upstream, next_upstream_tries=retry.tries)
 
     def mirrors(self, key: tuple[str, str], claims: list[_Claim]) -> tuple[str, ...]:
         """The upstreams the location's requests are mirrored to. nginx's `mirror` takes
