@@ -33,6 +33,7 @@ CASES = {
     "gateway-regex": GOLDEN / "gateway-regex" / "input",
     "mirror": GOLDEN / "mirror" / "input",
     "gateway-backend-filters": GOLDEN / "gateway-backend-filters" / "input",
+    "gateway-retry": GOLDEN / "gateway-retry" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",
