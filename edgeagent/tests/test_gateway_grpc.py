@@ -37,6 +37,7 @@ HOSTS = (
     "headers.example",
     "weights.example",
     "filters.example",
+    "backend-filters.example",
     "invalid.example",
     "bar.com",
     "foo.bar.com",
@@ -216,6 +217,32 @@ def objects(ports: dict, pair) -> model.Inputs:
                 ],
                 hostnames=["filters.example"],
             ),
+            # A header filter on one of two backendRefs: each call draws its backendRef,
+            # then gets its filters.
+            grpc_route(
+                "backend-filters",
+                same,
+                [
+                    to(
+                        "v1",
+                        backends=[
+                            backend_ref("grpc-v1")
+                            | {
+                                "filters": [
+                                    {
+                                        "type": "RequestHeaderModifier",
+                                        "requestHeaderModifier": {
+                                            "set": [{"name": "X-Set", "value": "for-v1"}]
+                                        },
+                                    }
+                                ]
+                            },
+                            backend_ref("grpc-v2"),
+                        ],
+                    )
+                ],
+                hostnames=["backend-filters.example"],
+            ),
             grpc_route(
                 "invalid-backend",
                 same,
@@ -372,6 +399,16 @@ def test_weights_share_calls_and_a_weight_of_0_takes_none(site):
         site.backend("weights.example", f"/{SERVICE}/Echo") for _ in range(100)
     )
     assert seen == {"v1": 70, "v2": 30}
+
+
+def test_a_backend_ref_s_filters_apply_to_the_calls_it_takes(site):
+    """1 to 1, drawn per call (random): both are seen in 60 calls but about once in 10^18."""
+    seen = collections.Counter()
+    for _ in range(60):
+        answer, _ = site.call("backend-filters.example", f"/{SERVICE}/Echo")
+        seen[answer["backend"]] += 1
+        assert answer["metadata"].get("x-set") == ("for-v1" if answer["backend"] == "v1" else None)
+    assert set(seen) == {"v1", "v2"}
 
 
 def test_header_filters(site):

@@ -32,6 +32,8 @@ CASES = {
     "gateway-shares": GOLDEN / "gateway-shares" / "input",
     "gateway-regex": GOLDEN / "gateway-regex" / "input",
     "mirror": GOLDEN / "mirror" / "input",
+    "gateway-backend-filters": GOLDEN / "gateway-backend-filters" / "input",
+    "gateway-retry": GOLDEN / "gateway-retry" / "input",
 }
 LAYOUT = render.Layout(
     listen_http="0.0.0.0:80",

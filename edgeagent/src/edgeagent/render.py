@@ -72,9 +72,9 @@ PRIVATE_DIRS = ("certs/", "auth/")
 # What any value from the model may look like when it reaches a template: the path and
 # host grammar, endpoint brackets, nothing nginx would read as syntax.
 TOKEN = re.compile(r"[A-Za-z0-9\-._~/!*+,=:@&\[\]]+")
-# What a Gateway API match compares (the method, a header, a query parameter).
+# What a Gateway API match compares (the scheme, the method, a header, a query parameter).
 MATCH_VARIABLE = re.compile(
-    r"\$(request_method|http_[a-z0-9_]+|arg_[A-Za-z0-9_]+|edgeagent_canary_[0-9a-f]{12})"
+    r"\$(request_method|scheme|http_[a-z0-9_]+|arg_[A-Za-z0-9_]+|edgeagent_canary_[0-9a-f]{12})"
 )
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
 WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")

@@ -4,9 +4,10 @@ Served: RequestHeaderModifier and ResponseHeaderModifier (set, add, remove),
 RequestRedirect (scheme, hostname, port, path, statusCode 301, 302, 303, 307, 308) and URLRewrite
 (hostname, path), each at most once per rule, never a redirect beside a rewrite (the
 spec forbids both); RequestMirror, as often as wanted, of every request. A backendRef
-may carry the header modifiers when it is its rule's only backendRef: they then act as
-the rule's do. Any other filter, or any of these with a value the edge cannot write
-exactly, refuses the route with the field named (the spec: a filter is never skipped).
+may carry the header modifiers (the spec leaves which filters to the implementation):
+they act after the rule's on the requests it takes. Any other filter, or any of these
+with a value the edge cannot write exactly, refuses the route with the field named (the
+spec: a filter is never skipped).
 
 Pure: `parse` reads a rule's filters; `bound` fixes what depends on the match and the
 listener (the prefix a ReplacePrefixMatch replaces, a redirect's port).
@@ -150,7 +151,7 @@ def parse(
 
 
 def with_backend(rule: RuleFilters, backend: RuleFilters, what: str) -> RuleFilters:
-    """A rule's filters with those of its only backendRef after them."""
+    """A rule's filters with those of a backendRef after them."""
     filters = rule.filters
     combined = replace(
         filters,

@@ -34,7 +34,7 @@ from edgeagent.gateway.routes import (
     Route,
     Rule,
     Unsupported,
-    backends_and_filters,
+    backends_of,
     header_matches,
     listed,
     mapping,
@@ -61,7 +61,7 @@ def rule(body: dict, namespace: str, what: str) -> Rule:
         _match(mapping(m, f"{what}.matches[{i}]"), f"{what}.matches[{i}]")
         for i, m in enumerate(listed(body.get("matches"), f"{what}.matches"))
     ) or (PathMatch(PATH_PREFIX, "/", grpc_lengths=(0, 0)),)
-    backends, rule_filters = backends_and_filters(body, rule_filters, namespace, what)
+    backends = backends_of(body, rule_filters, namespace, what)
     return Rule(matches, backends, rule_filters)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeagent import grammar
-from edgeagent.gateway import filters
+from edgeagent.gateway import filters, retries
 from edgeagent.gateway.filters import RuleFilters
 from edgeagent.grammar import Invalid
 from edgeagent.resources import key_of
@@ -36,7 +36,7 @@ class Backend:
     port: int | None
     weight: int
     filters: RuleFilters = filters.NO_RULE_FILTERS
-    """Its header modifiers (the rule's `filters` holds them once `_rule` has merged them)."""
+    """Its header modifiers, applied after the rule's to the requests it takes."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,9 @@ class Rule:
     filters: RuleFilters = filters.NO_RULE_FILTERS
     timeout_ms: int | None = None
     """The shorter of `timeouts.request` and `timeouts.backendRequest` (nginx bounds each
-    wait on the backend, and retries nothing); 0: off; None: the edge's defaults."""
+    wait on the backend, not a request's tries together); 0: off; None: the edge's
+    defaults."""
+    retry: retries.Retry | None = None
 
 
 @dataclass(frozen=True)
@@ -138,26 +140,23 @@ def _rule(rule: dict, namespace: str, what: str) -> Rule:
     ) or (PathMatch(PATH_PREFIX, "/"),)
     if rule_filters.replaces_prefix and any(m.type != PATH_PREFIX for m in matches):
         raise Invalid(f"{what}: ReplacePrefixMatch needs PathPrefix matches only")
-    backends, rule_filters = backends_and_filters(rule, rule_filters, namespace, what)
-    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what))
+    backends = backends_of(rule, rule_filters, namespace, what)
+    retry = retries.parse(rule.get("retry"), f"{what}.retry")
+    return Rule(matches, backends, rule_filters, _timeout(rule.get("timeouts"), what), retry)
 
 
-def backends_and_filters(
+def backends_of(
     rule: dict, rule_filters: RuleFilters, namespace: str, what: str
-) -> tuple[tuple[Backend, ...], RuleFilters]:
-    """A rule's backendRefs, and its filters with those of its only backendRef."""
+) -> tuple[Backend, ...]:
+    """A rule's backendRefs, each with its own filters, which apply after the rule's to
+    the requests it takes (gateway.routing); those must join the rule's."""
     backends = tuple(
         _backend(mapping(b, f"{what}.backendRefs[{i}]"), namespace, f"{what}.backendRefs[{i}]")
         for i, b in enumerate(listed(rule.get("backendRefs"), f"{what}.backendRefs"))
     )
-    filtered = [b for b in backends if b.filters != filters.NO_RULE_FILTERS]
-    if filtered and len(backends) > 1:
-        # One upstream balances a rule's backendRefs: nothing can tell which one a
-        # request went to before it is sent.
-        raise Invalid(f"{what}.backendRefs: filters are served on a rule's only backendRef")
-    if filtered:
-        rule_filters = filters.with_backend(rule_filters, filtered[0].filters, what)
-    return backends, rule_filters
+    for i, backend in enumerate(backends):
+        filters.with_backend(rule_filters, backend.filters, f"{what}.backendRefs[{i}]")
+    return backends
 
 
 def _timeout(value: Any, what: str) -> int | None:

@@ -6,7 +6,9 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   server). It listens on HTTP when an HTTP listener serves that hostname, on HTTPS
   with the listener's first certificate when a programmed HTTPS listener does (over
   HTTP a hostname of HTTPS listeners only is the default server's; of unprogrammed
-  ones only, it is not served), with the routes of both over each.
+  ones only, it is not served). On a server that listens on both, a route that
+  listeners of one protocol only serve there answers over that scheme only: its
+  matches are choices on `$scheme`.
 - Each path a match names is a location: Exact is `location =`, PathPrefix `/p` is
   `location = /p` plus `location ^~ /p/` (by path element, never "/pfoo"). A location
   holds every match its requests can satisfy (shorter prefixes included), in the spec's
@@ -19,15 +21,13 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   upstream holding every endpoint, each weighted by its backendRef's weight shared
   among its endpoints. A rule with no usable backendRef, or only zero weights, answers
   500, as the spec says; one with some, answers 500 to the share of requests its
-  unusable ones' weights take (a choice drawn per request: `REFUSED_SHARE`).
+  unusable ones' weights take (a choice drawn per request: `REFUSED_SHARE`). When its
+  usable backendRefs' filters differ, each is a choice drawn so, with its own upstream
+  and filters (`_Router.draws`).
 - Ingress and Gateway on one host: the Ingress wins the whole host, and each route
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
-
-What is not served yet: a route without hostname on an HTTPS listener is also answered
-over HTTP (the default server listens on both), as are an HTTPS listener's routes on a
-hostname that an HTTP listener also serves.
 """
 
 from __future__ import annotations
@@ -68,14 +68,16 @@ STATUS_NO_BACKEND = 500
 GRPC_SETTINGS = model.LocationSettings(backend_protocol="GRPC")
 PATH_RANK = {EXACT: 0, REGULAR_EXPRESSION: 1}
 """Path match types before prefixes, in precedence order."""
+SCHEMES = ("http", "https")
 STATUS_NOT_FOUND = model.STATUS_NOT_FOUND
 STATUS_NO_ENDPOINT = model.STATUS_NO_ENDPOINT
 PATTERN = "~"
 """Before a condition's variable: its value is a regex the whole variable must match
 (`grammar.regex_value`), which render writes as a map of its own."""
 REFUSED_SHARE = "$request_id"
-"""The condition of a choice that holds for a share of requests, its value a percentage
-with two decimals: render draws it with `split_clients` on this random key, in both
+"""The condition of a choice that holds for a share of requests (an unusable
+backendRefs' 500, or a backendRef of its own filters), its value a percentage with two
+decimals: render draws it with `split_clients` on this random key, in both
 modes (as an Ingress canary's weight), before any balancer sees the request."""
 
 
@@ -88,6 +90,9 @@ class _Claim:
     rule_index: int
     match_index: int
     match: PathMatch
+    scheme: str | None = None
+    """The only scheme it is served over ("http", "https"; None: both): that of the
+    only protocol of the listeners that serve its route on its host."""
 
     @property
     def precedence(self) -> tuple:
@@ -126,7 +131,8 @@ class _Claim:
         patterns = tuple(
             (f"{PATTERN}$http_{n.replace('-', '_')}", v) for n, v in match.header_patterns
         ) + tuple((f"{PATTERN}$arg_{n}", v) for n, v in match.query_patterns)
-        return path + method + headers + queries + patterns
+        scheme = (("$scheme", self.scheme),) if self.scheme else ()
+        return scheme + path + method + headers + queries + patterns
 
     @property
     def location_keys(self) -> tuple[tuple[str, str], ...]:
@@ -191,8 +197,11 @@ class _Router:
     def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]:
         """Per hostname, every match of the routes served there, in precedence order;
         per hostname whether it is served over HTTPS, with which certificate (None: not
-        over HTTPS); and the hostnames an HTTP listener serves. Of two routes with the
-        very same match, the second is reported: it can never be chosen."""
+        over HTTPS); and the hostnames an HTTP listener serves. A route that only
+        listeners of one protocol serve on a hostname also served over the other (the
+        default server always is) matches that scheme only (`_Claim.scheme`). Of two
+        routes with the very same match and scheme, the second is reported: it can never
+        be chosen. A programmed HTTPS listener is one whose certificates are usable."""
         routes = {state.id: state for state in self.attachment.routes if state.route}
         orders = {
             (kind, key_of(obj)): age(obj)
@@ -208,9 +217,10 @@ class _Router:
             for state in self.attachment.gateways
             for each in state.listeners
         }
-        by_host: dict[str, dict[PathMatch, _Claim]] = {}
         tls: dict[str, Key | None] = {}
         plain: set[str] = set()
+        # Per (route, hostname), in the routes' order: the schemes of its listeners there.
+        served: dict[tuple[tuple[str, Key], str], set[str]] = {}
         bindings = sorted(self.attachment.bindings, key=lambda b: orders.get((b.kind, b.route), ()))
         for binding in bindings:
             route = routes[(binding.kind, binding.route)].route
@@ -225,28 +235,50 @@ class _Router:
                     "unsupported",
                 )
             for host in binding.hostnames:
-                if listener.protocol == HTTPS and listener.programmed:
+                if listener.protocol == HTTPS and not listener.programmed:
+                    tls.setdefault(host, None)
+                    continue  # its status says why: nothing serves it
+                if listener.protocol == HTTPS:
                     tls[host] = tls.get(host) or listener.certificates[0]
+                    scheme = "https"
                 else:
                     tls.setdefault(host, None)
-                if listener.protocol != HTTPS:
                     plain.add(host)
-                claimed = by_host.setdefault(host, {})
-                for rule_index, rule in enumerate(route.rules):
-                    for match_index, match in enumerate(rule.matches):
-                        order = orders[(binding.kind, binding.route)]
-                        claim = _Claim(order, route, rule_index, match_index, match)
-                        winner = claimed.setdefault(match, claim)
-                        if winner.route != route:
-                            first = winner.route
-                            self.problem(
-                                route,
-                                f"{match.type} {match.value} on {host or '(any host)'}, with the "
-                                "same method, headers and query parameters, is already served "
-                                f"by {first.kind} {first.namespace}/{first.name} "
-                                "(older, or same age and first by namespace/name)",
-                                "conflict",
-                            )
+                    scheme = "http"
+                served.setdefault((route_id(route), host), set()).add(scheme)
+        by_host: dict[str, dict[tuple[PathMatch, str | None], _Claim]] = {}
+        for (key, host), schemes in served.items():
+            route = routes[key].route
+            assert route is not None
+            both = host == ANY_HOST or (host in plain and tls.get(host) is not None)
+            scheme = schemes.pop() if both and len(schemes) == 1 else None
+            claimed = by_host.setdefault(host, {})
+            for rule_index, rule in enumerate(route.rules):
+                for match_index, match in enumerate(rule.matches):
+                    claim = _Claim(orders[key], route, rule_index, match_index, match, scheme)
+                    overlapping = (match, None), *((match, s) for s in SCHEMES)
+                    taken = next(
+                        (
+                            m
+                            for m in overlapping
+                            if m in claimed and (scheme is None or m[1] in (None, scheme))
+                        ),
+                        None,
+                    )
+                    if (match, None) not in claimed and (match, scheme) not in claimed:
+                        claimed[(match, scheme)] = claim  # served, over some scheme at least
+                    if taken is None or claimed[taken].route == route:
+                        continue
+                    first = claimed[taken].route
+                    over = f" over {(scheme or taken[1]).upper()}" if scheme or taken[1] else ""
+                    self.problem(
+                        route,
+                        f"{match.type} {match.value} on {host or '(any host)'}{over}, with the "
+                        "same method, headers and query parameters, is already served "
+                        f"by {first.kind} {first.namespace}/{first.name} "
+                        "(older, or same age and first by namespace/name)",
+                        "conflict",
+                    )
         ordered = {
             host: sorted(claimed.values(), key=lambda claim: claim.precedence)
             for host, claimed in by_host.items()
@@ -267,12 +299,10 @@ class _Router:
                 if not claim.reaches(key):
                     continue
                 taken.append(claim)
-                target = self.target(claim)
-                chosen = self.filters(claim)
-                share = self.refused_share(claim)
-                if share is not None:
-                    refused = (*claim.conditions, (REFUSED_SHARE, share))
-                    choices.append(Choice(refused, None, STATUS_NO_BACKEND, chosen))
+                *drawn, (_, target, chosen) = self.draws(claim)
+                for share, drawn_target, drawn_filters in drawn:
+                    conditions = (*claim.conditions, (REFUSED_SHARE, share))
+                    choices.append(Choice(conditions, *drawn_target, drawn_filters))
                     choice_claims.append(claim)
                 if not claim.conditions:
                     (upstream, status), own = target, chosen
@@ -283,7 +313,7 @@ class _Router:
                 *key,
                 upstream,
                 status,
-                settings=self.protocol(key, taken),
+                settings=self.retried(key, taken, self.protocol(key, taken)),
                 choices=tuple(choices),
                 filters=own,
                 timeout_ms=self.timeout(key, taken),
@@ -366,6 +396,37 @@ class _Router:
                 )
         return longest
 
+    def retried(
+        self, key: tuple[str, str], claims: list[_Claim], settings: model.LocationSettings
+    ) -> model.LocationSettings:
+        """The location's settings with its rules' `retry` (gateway.retries). nginx takes
+        one per location: when its rules' differ, none applies (nginx's own: a
+        connection error or timeout only) and the rules that asked are reported. A
+        `backoff` is reported: nginx retries at once."""
+        asked = {claim: claim.route.rules[claim.rule_index].retry for claim in claims}
+        for claim, retry in asked.items():
+            if retry is not None and retry.backoff_ms is not None:
+                self.problem(
+                    claim.route,
+                    f"rule {claim.rule_index}: retry.backoff is not served; nginx tries the "
+                    "next endpoint at once",
+                    "unsupported",
+                )
+        values = set(asked.values())
+        if len(values) > 1:
+            for claim, retry in asked.items():
+                if retry is not None:
+                    self.problem(
+                        claim.route,
+                        f"rule {claim.rule_index} shares location {key[1]} with rules of "
+                        "another retry; nginx retries per location: not retried",
+                        "unsupported",
+                    )
+        retry = values.pop() if len(values) == 1 else None
+        if retry is None:
+            return settings
+        return replace(settings, next_upstream=retry.next_upstream, next_upstream_tries=retry.tries)
+
     def mirrors(self, key: tuple[str, str], claims: list[_Claim]) -> tuple[str, ...]:
         """The upstreams the location's requests are mirrored to. nginx's `mirror` takes
         no variable: when its rules' mirrors differ, none is mirrored, and the rules
@@ -396,52 +457,69 @@ class _Router:
                 names.append(upstream)
         return tuple(names)
 
-    def filters(self, claim: _Claim) -> Filters:
+    def filters(self, claim: _Claim, backend: Backend | None = None) -> Filters:
+        """The rule's filters, then those of the backendRef a request goes to."""
         rule = claim.route.rules[claim.rule_index]
+        rule_filters = rule.filters
+        if backend is not None and backend.filters != filters.NO_RULE_FILTERS:
+            # routes.py refused a route whose filters could not be joined so
+            what = f"{claim.route.kind} {claim.route.name} rule {claim.rule_index}"
+            rule_filters = filters.with_backend(rule_filters, backend.filters, what)
         gateway = self.options.gateway
-        return filters.bound(rule.filters, claim.match.value, gateway.http_port, gateway.https_port)
+        return filters.bound(rule_filters, claim.match.value, gateway.http_port, gateway.https_port)
 
-    def target(self, claim: _Claim) -> tuple[str | None, int]:
+    def draws(self, claim: _Claim) -> list[tuple[str, tuple[str | None, int], Filters]]:
+        """What the requests a claim takes get: (the cumulative share of them drawn,
+        target, filters), the last one's share being every other request's. The share
+        its unusable backendRefs' weights take answers 500, as the spec says (first).
+        Its usable backendRefs of one set of filters are one upstream balancing them by
+        weight (exact over a cycle); when their filters differ, each is drawn by its
+        weight (random per request) and gets its own filters: nginx must know the
+        backendRef before it sends the request. Shares are percentages with two decimals,
+        at least 0.01 and at most 99.99: what split_clients draws, on one key for all,
+        so that each draw takes the requests the previous ones did not."""
         route, rule = claim.route, claim.route.rules[claim.rule_index]
-        if rule.filters.redirect is not None:
-            return None, rule.filters.redirect.code  # answered by the redirect, not a backend
-        shares = []
-        for backend in rule.backends:
-            if backend.weight == 0:
-                continue
-            if backend_problem(route.namespace, backend, self.index, route.kind) is not None:
-                continue  # ResolvedRefs says why
-            shares.append((backend, self.endpoints(backend)))
-        if not shares:
-            return None, STATUS_NO_BACKEND
-        # Names with a dot, which no Service name has (routes.py): never an Ingress's.
+        if rule.filters.redirect is not None:  # answered by the redirect, not a backend
+            return [("", (None, rule.filters.redirect.code), self.filters(claim))]
+        total = sum(backend.weight for backend in rule.backends)
+        usable = [
+            backend
+            for backend in rule.backends
+            if backend.weight
+            # ResolvedRefs says why the others are not
+            and backend_problem(route.namespace, backend, self.index, route.kind) is None
+        ]
+        if not usable:
+            return [("", (None, STATUS_NO_BACKEND), self.filters(claim))]
+        refused = total - sum(backend.weight for backend in usable)
+        drawn = [(refused, (None, STATUS_NO_BACKEND), self.filters(claim))] if refused else []
+        if len({backend.filters for backend in usable}) == 1:
+            target = self.balanced(claim, usable)
+            drawn.append((total, target, self.filters(claim, usable[0])))
+        else:
+            taken = refused
+            for backend in usable:
+                taken += backend.weight
+                target = self.balanced(claim, [backend])
+                drawn.append((taken, target, self.filters(claim, backend)))
+        return [(_percent(weight, total), target, chosen) for weight, target, chosen in drawn]
+
+    def balanced(self, claim: _Claim, backends: list[Backend]) -> tuple[str | None, int]:
+        """The upstream of a rule's usable backendRefs: a single Service port is its own;
+        several are one upstream holding every endpoint, weighted by its backendRef's
+        share. Names with a dot, which no Service name has (routes.py): never an
+        Ingress's."""
+        shares = [(backend, self.endpoints(backend)) for backend in backends]
         if len(shares) == 1:
             backend, endpoints = shares[0]
             name = model.upstream_name(backend.namespace, f"{backend.name}.gateway", backend.port)
             return self.upstream(name, backend, endpoints, None)
+        route = claim.route
         rule = "grpc-rule" if route.kind == GRPC_ROUTE else "rule"  # the kinds share names
         name = model.upstream_name(route.namespace, f"{route.name}.{rule}{claim.rule_index}", 0)
         return self.upstream(
             name, shares[0][0], [e for _, es in shares for e in es], _weights(shares)
         )
-
-    def refused_share(self, claim: _Claim) -> str | None:
-        """The percentage of the rule's requests that its unusable backendRefs take by
-        their weights, which the spec answers with 500 (at least 0.01, at most 99.99:
-        what split_clients can draw); None when it has no such share or only those."""
-        route, rule = claim.route, claim.route.rules[claim.rule_index]
-        if rule.filters.redirect is not None:
-            return None
-        total = sum(backend.weight for backend in rule.backends)
-        refused = sum(
-            backend.weight
-            for backend in rule.backends
-            if backend_problem(route.namespace, backend, self.index, route.kind) is not None
-        )
-        if refused in (0, total):
-            return None
-        hundredths = min(max(round(refused * 10_000 / total), 1), 9_999)
-        return f"{hundredths // 100}.{hundredths % 100:02d}"
 
     def upstream(
         self, name: str, backend: Backend, endpoints: list[str], weights: tuple[int, ...] | None
@@ -488,6 +566,12 @@ class _Router:
 
 def route_id(route: Route) -> tuple[str, Key]:
     return route.kind, (route.namespace, route.name)
+
+
+def _percent(weight: int, total: int) -> str:
+    """`weight` of `total` as a percentage with two decimals that split_clients draws."""
+    hundredths = min(max(round(weight * 10_000 / total), 1), 9_999)
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
 
 
 def _literal_prefix(regex: str) -> str:
