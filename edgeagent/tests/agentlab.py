@@ -213,7 +213,7 @@ class Nginx:
                 "nginx_binary": NGINX,
                 "reload_command": tuple(self.reload_command.split()),
                 "status_listen": f"127.0.0.1:{self.status_port}",
-                "confirm_timeout": 10.0,
+                "confirm_timeout": 60.0,
                 **overrides,
             }
         )
@@ -346,7 +346,7 @@ class AgentProcess:
         status, body = self._get("/readyz")
         return status, json.loads(body)
 
-    def wait_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_ready(self, timeout: float = 90.0) -> dict[str, Any]:
         """Until nginx serves what the agent applied from the cluster's state."""
 
         def ready() -> dict[str, Any] | None:
@@ -454,7 +454,7 @@ class Edge:
             "request-timeout": 5,
             # The backends of this lab listen on loopback, which an edge refuses.
             "allow-loopback-backends": True,
-            "confirm-timeout": 10,
+            "confirm-timeout": 60,
             **self.agent_options,
             **overrides,
         }
