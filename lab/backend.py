@@ -1,9 +1,10 @@
 """The lab's backend app: plays one of the 2017 setup's apps (web1, web2).
 
 Every request gets `<app> <version> <hostname>` as text, so a client sees which app, which
-version and which container answered. `GET /headers` answers the request as JSON instead
-(method, path, client address, headers): the checks use it to see what nginx forwarded
-(Host, X-Forwarded-For, X-Real-IP, ...). Standard library only: it runs on the bare node image.
+version and which container (or, on a cluster node, which pod: `--name`) answered.
+`GET /headers` answers the request as JSON instead (method, path, client address, headers):
+the checks use it to see what nginx forwarded (Host, X-Forwarded-For, X-Real-IP, ...).
+Standard library only: it runs on the bare node image.
 """
 
 import argparse
@@ -67,9 +68,12 @@ def main() -> None:
     parser.add_argument("--app", required=True, help="app name, e.g. web1")
     parser.add_argument("--version", default="v1", help="app version shown in every answer")
     parser.add_argument("--port", type=int, default=80)
+    # A cluster node (lab/cluster_node.py) runs several pods, each on its own pod IP.
+    parser.add_argument("--address", default="0.0.0.0", help="listen address (default: all)")
+    parser.add_argument("--name", default=socket.gethostname(), help="default: the hostname")
     args = parser.parse_args()
-    BackendHandler.identity = f"{args.app} {args.version} {socket.gethostname()}"
-    server = ThreadingHTTPServer(("0.0.0.0", args.port), BackendHandler)
+    BackendHandler.identity = f"{args.app} {args.version} {args.name}"
+    server = ThreadingHTTPServer((args.address, args.port), BackendHandler)
     server.daemon_threads = True
     server.serve_forever()
 

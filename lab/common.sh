@@ -6,6 +6,7 @@ readonly REPO
 readonly STATE_DIR=$REPO/.lab # pidfiles, logs, locks (git-ignored)
 readonly VENV_BIN=$REPO/.venv/bin
 readonly NODE_IMAGE=edge-node
+readonly CLUSTER_NODE_IMAGE=edge-cluster-node # lab/cluster_image.sh
 
 readonly LAB_NETWORK=edge-lab
 readonly LAB_SUBNET=198.51.100.0/24
@@ -13,9 +14,14 @@ readonly LAB_GATEWAY=198.51.100.1
 readonly LAB_VIP=198.51.100.100
 readonly EMULATOR_PORT=8001
 readonly LAB_EDGE_NODES=(edge1 edge2) LAB_BACKENDS=(web1 web2) # container names = hostnames
+# Kubernetes Nodes with their pods (lab/cluster_node.py, lab/manifests/cluster-nodes.yaml).
+readonly LAB_CLUSTER_NODES=(cnode1 cnode2)
 readonly -A LAB_ADDRESSES=(
   [edge1]=198.51.100.11 [edge2]=198.51.100.12 [web1]=198.51.100.21 [web2]=198.51.100.22
+  [cnode1]=198.51.100.31 [cnode2]=198.51.100.32
 )
+# The cluster nodes' pod networks are in it; the edges reach them only by learned routes.
+readonly LAB_POD_RANGE=198.19.0.0/16
 
 # Flags that let systemd run as PID 1 in a container on these hosts (--privileged fails here:
 # "unable to apply caps"). NET_ADMIN/NET_RAW/NET_BROADCAST: keepalived adds the VIP and sends

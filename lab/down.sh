@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make lab-down`: removes everything `make lab` created (containers, network, the API
-# emulator, the kubeconfig). Idempotent; safe when nothing exists. The node image stays: it is
-# a build cache shared with molecule (`docker rmi edge-node:latest` drops it).
+# emulator, the kubeconfig). Idempotent; safe when nothing exists. The node images stay: they
+# are build caches, edge-node shared with molecule (`docker rmi edge-node:latest
+# edge-cluster-node:latest` drops them).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# `make lab`: the Docker lab on 198.51.100.0/24 (see docs/lab.md), then site.yml, then three
-# requests through the VIP. Safe to run again: what exists and runs is reused, so a second run
-# is quick and its site.yml run reports changed=0. `make lab-down` removes it all.
+# `make lab`: the Docker lab on 198.51.100.0/24 (see docs/lab.md), then site.yml, then
+# requests through the VIP, then the BGP check (lab/bgp_withdrawal.yml). Safe to run again:
+# what exists and runs is reused, so a second run is quick and its site.yml run reports
+# changed=0. `make lab-down` removes it all.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 export PATH=$VENV_BIN:$PATH ANSIBLE_CONFIG=$REPO/ansible.cfg
 
 readonly BOOT_SECONDS=60 VIP_SECONDS=60
 readonly UNKNOWN_HOST=unknown.example
+# The apps of lab/manifests/cluster-nodes.yaml: api in the endpoints mode (pod IPs, by the
+# routes learned by BGP), shop in the nodeport mode (its annotation).
+readonly ROUTED_HOST=api.lab.example NODEPORT_HOST=shop.lab.example
 # The HTTPRoute of lab/manifests/gateway.yaml, and its Gateway.
 readonly GATEWAY_HOST=gw.lab.example GATEWAY=default/edge
 readonly GATEWAY_COLUMNS='NAMESPACE:.metadata.namespace,NAME:.metadata.name,CLASS:.spec.gatewayClassName,ADDRESS:.status.addresses[*].value,PROGRAMMED:.status.conditions[?(@.type=="Programmed")].status'
@@ -29,16 +33,17 @@ ensure_network() {
   log "network $LAB_NETWORK $LAB_SUBNET created"
 }
 
-# ensure_container NAME ADDRESS DOCKER_RUN_ARGS...: reuse NAME if it exists, else create it.
+# ensure_container NAME ADDRESS IMAGE DOCKER_RUN_ARGS...: reuse NAME if it exists, else
+# create it (the arguments name IMAGE:latest too).
 ensure_container() {
-  local name=$1 address=$2 state
-  shift 2
+  local name=$1 address=$2 image=$3 state
+  shift 3
   if state=$("$DOCKER" inspect -f '{{.State.Running}} {{.Image}}' "$name" 2>/dev/null); then
     [[ $state == true* ]] || "$DOCKER" start "$name" >/dev/null
-    if [[ ${state#* } == "$("$DOCKER" image inspect -f '{{.Id}}' "$NODE_IMAGE:latest")" ]]; then
+    if [[ ${state#* } == "$("$DOCKER" image inspect -f '{{.Id}}' "$image:latest")" ]]; then
       log "$name $address: reusing"
     else
-      log "$name $address: reusing (an older node image; make lab-down, then make lab renews it)"
+      log "$name $address: reusing (an older $image image; make lab-down, then make lab renews it)"
     fi
     return
   fi
@@ -62,6 +67,19 @@ wait_for_systemd() {
   exit 1
 }
 
+# A cluster node is ready once lab/cluster_node.py has its pods, NodePorts and BGP set up.
+wait_for_cluster_node() {
+  local name=$1 deadline=$((SECONDS + BOOT_SECONDS))
+  until "$DOCKER" exec "$name" test -e /run/cluster-node.ready 2>/dev/null; do
+    if ((SECONDS >= deadline)) || [[ $("$DOCKER" inspect -f '{{.State.Running}}' "$name") != true ]]; then
+      echo "$name: not set up after ${BOOT_SECONDS}s; its log:" >&2
+      "$DOCKER" logs --tail 20 "$name" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
 # request HOST: one request through the VIP; prints "<status> <what the body says>": its first
 # line, or the <title> of an HTML page (nginx's 404). "000" when nothing answered.
 request() {
@@ -78,21 +96,24 @@ request() {
 }
 
 check_through_vip() {
-  local deadline=$((SECONDS + VIP_SECONDS)) web1 web2 gateway unknown
-  # The agent renders the routes right after its first start: wait for them, not forever.
-  until [[ $(request web1) == "200 web1 "* ]]; do
+  local deadline=$((SECONDS + VIP_SECONDS)) web1 web2 gateway unknown routed nodeport
+  # The agent renders the routes right after its first start, and the BGP sessions come up
+  # within seconds: wait for them, not forever.
+  until [[ $(request web1) == "200 web1 "* && $(request "$ROUTED_HOST") == "200 api "* ]]; do
     ((SECONDS < deadline)) || break
     sleep 0.5
   done
   web1=$(request web1) web2=$(request web2) unknown=$(request "$UNKNOWN_HOST")
   gateway=$(request "$GATEWAY_HOST")
+  routed=$(request "$ROUTED_HOST") nodeport=$(request "$NODEPORT_HOST")
   printf '\nThrough the VIP http://%s/\n' "$LAB_VIP"
   printf '  Host: %-16s -> %s\n' web1 "$web1" web2 "$web2" "$GATEWAY_HOST" "$gateway" \
-    "$UNKNOWN_HOST" "$unknown"
+    "$UNKNOWN_HOST" "$unknown" "$ROUTED_HOST" "$routed  (endpoints mode: a pod IP, by BGP)" \
+    "$NODEPORT_HOST" "$nodeport  (nodeport mode: a Node's NodePort)"
   [[ $web1 == "200 web1 "* && $web2 == "200 web2 "* && $gateway == "200 web2 "* &&
-    $unknown == 404* ]] || {
-    echo "expected 200 from web1, 200 from web2 (Ingress and HTTPRoute) and 404;" \
-      "see docs/lab.md, Troubleshooting" >&2
+    $unknown == 404* && $routed == "200 api "* && $nodeport == "200 shop "* ]] || {
+    echo "expected 200 from web1, 200 from web2 (Ingress and HTTPRoute), 404, and 200 from" \
+      "the cluster nodes' api and shop; see docs/lab.md, Troubleshooting" >&2
     exit 1
   }
 }
@@ -117,23 +138,40 @@ check_gateway_status() {
 
 hold_lab_lock
 started=$SECONDS
-"$REPO/lab/image.sh"
+"$REPO/lab/cluster_image.sh" # builds the edge node image first
 ensure_network
 "$REPO/lab/emulator.sh" start lab "$LAB_GATEWAY" "$REPO/lab/manifests" "$LAB_KUBECONFIG"
 for name in "${LAB_BACKENDS[@]}"; do
-  ensure_container "$name" "${LAB_ADDRESSES[$name]}" \
+  ensure_container "$name" "${LAB_ADDRESSES[$name]}" "$NODE_IMAGE" \
     -v "$REPO/lab/backend.py:/srv/backend.py:ro" \
     "$NODE_IMAGE:latest" python3 /srv/backend.py --app "$name" --version v1
+done
+# The cluster nodes read their pods, podCIDR and NodePorts from the emulator (its address is
+# the lab network's gateway). NET_ADMIN: the pod network and nftables; FRR's zebra wants
+# NET_RAW and SYS_ADMIN too.
+for name in "${LAB_CLUSTER_NODES[@]}"; do
+  ensure_container "$name" "${LAB_ADDRESSES[$name]}" "$CLUSTER_NODE_IMAGE" \
+    --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN \
+    -v "$REPO/lab/cluster_node.py:/srv/cluster_node.py:ro" \
+    -v "$REPO/lab/backend.py:/srv/backend.py:ro" \
+    "$CLUSTER_NODE_IMAGE:latest" python3 /srv/cluster_node.py run \
+    --api "http://$LAB_GATEWAY:$EMULATOR_PORT"
 done
 # ARP for the VIP only from its holder (keepalived_vip_on_lo: the VIP is on lo of both nodes);
 # /proc/sys is read-only inside, so these come with the container.
 for name in "${LAB_EDGE_NODES[@]}"; do
-  ensure_container "$name" "${LAB_ADDRESSES[$name]}" "${SYSTEMD_NODE_FLAGS[@]}" \
+  ensure_container "$name" "${LAB_ADDRESSES[$name]}" "$NODE_IMAGE" "${SYSTEMD_NODE_FLAGS[@]}" \
     --sysctl net.ipv4.conf.all.arp_ignore=1 --sysctl net.ipv4.conf.all.arp_announce=2 \
     "$NODE_IMAGE:latest"
 done
+for name in "${LAB_CLUSTER_NODES[@]}"; do
+  wait_for_cluster_node "$name"
+done
 for name in "${LAB_EDGE_NODES[@]}"; do
   wait_for_systemd "$name"
+  # Until BGP brings the routes (and after a withdrawal), a packet to a pod fails at once on
+  # the edge instead of leaving through the host's default route; the learned /24s are longer.
+  "$DOCKER" exec "$name" ip route replace unreachable "$LAB_POD_RANGE"
 done
 log "lab containers ready after $((SECONDS - started)) s; running site.yml"
 
@@ -141,4 +179,5 @@ cd "$REPO"
 ansible-playbook -i inventory/lab edgeops.edge.site
 check_through_vip
 check_gateway_status
+ansible-playbook -i inventory/lab lab/bgp_withdrawal.yml
 log "lab up in $((SECONDS - started)) s. kubectl: .venv/bin/kubectl --kubeconfig inventory/lab/kubeconfig get ingress -A -o custom-columns=NAME:.metadata.name,HOSTS:.spec.rules[*].host,ADDRESS:.status.loadBalancer.ingress[*].ip"
