@@ -1,5 +1,5 @@
-"""The VIP holder gauge (vips.py): the node's addresses as the kernel has them, and a VIP
-that comes and goes counted, in a network namespace of the test's own."""
+"""The VIP holder gauge (vips.py): the node's addresses as the kernel has them but those on
+loopback, and a VIP that comes and goes counted, in a network namespace of the test's own."""
 
 import ipaddress
 import json
@@ -24,11 +24,16 @@ FLAP = textwrap.dedent(
     def sampled(name):
         return agent.registry.get_sample_value(name, {"address": VIP})
 
+    # On lo the VIP is on every node (keepalived_vip_on_lo): held only on another interface.
+    veth = ["ip", "link", "add", "vrrp0", "type", "veth", "peer", "name", "peer0"]
+    subprocess.run(veth, check=True)
+    subprocess.run(["ip", "link", "set", "vrrp0", "up"], check=True)
+    subprocess.run(["ip", "addr", "add", VIP + "/32", "dev", "lo"], check=True)
     held = []
     for step in ("add", "del", "add", "del"):
         holder.sample()
         held.append(sampled("edgeagent_vip_holder"))
-        subprocess.run(["ip", "addr", step, VIP + "/32", "dev", "lo"], check=True)
+        subprocess.run(["ip", "addr", step, VIP + "/32", "dev", "vrrp0"], check=True)
     holder.sample()
     held.append(sampled("edgeagent_vip_holder"))
     print(json.dumps([held, sampled("edgeagent_vip_holder_changes_total")]))
@@ -36,16 +41,24 @@ FLAP = textwrap.dedent(
 )
 
 
-def test_local_addresses_are_what_ip_addr_shows():
+def _shown_addresses() -> dict[str, set]:
+    """`ip addr`'s addresses by interface name."""
     shown = json.loads(
         subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, check=True).stdout
     )
-    expected = {
-        ipaddress.ip_address(info["local"])
+    return {
+        interface["ifname"]: {
+            ipaddress.ip_address(info["local"]) for info in interface.get("addr_info", [])
+        }
         for interface in shown
-        for info in interface.get("addr_info", [])
     }
-    assert vips.local_addresses() == expected
+
+
+def test_held_addresses_are_what_ip_addr_shows_but_loopback():
+    shown = _shown_addresses()
+    expected = set().union(*(found for name, found in shown.items() if name != "lo"))
+    assert vips.held_addresses() == expected
+    assert ipaddress.ip_address("127.0.0.1") not in expected
 
 
 def test_a_vip_that_comes_and_goes_is_counted_as_changes():
@@ -54,8 +67,16 @@ def test_a_vip_that_comes_and_goes_is_counted_as_changes():
 
 
 def test_the_agent_exports_which_of_its_addresses_this_node_holds(tmp_path):
-    # 127.0.0.1 stands for a VIP this node holds; the lab's VIP is on no interface here.
-    with Edge(tmp_path, **{"publish-status-address": f"127.0.0.1,{VIP}"}) as edge:
+    # An address of this machine's stands for a VIP this node holds; the lab's VIP is on no
+    # interface here, and 127.0.0.1 is on loopback, where every node has its VIPs.
+    mine = sorted(
+        str(address)
+        for name, found in _shown_addresses().items()
+        if name != "lo"
+        for address in found
+        if address.version == 4
+    )[0]
+    with Edge(tmp_path, **{"publish-status-address": f"{mine},127.0.0.1,{VIP}"}) as edge:
         edge.agent.wait_ready()
 
         def held():
@@ -66,4 +87,4 @@ def test_the_agent_exports_which_of_its_addresses_this_node_holds(tmp_path):
                 if name == "edgeagent_vip_holder"
             }
 
-        eventually(lambda: held() == {"127.0.0.1": 1.0, VIP: 0.0})
+        eventually(lambda: held() == {mine: 1.0, "127.0.0.1": 0.0, VIP: 0.0})

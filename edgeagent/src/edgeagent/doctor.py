@@ -45,7 +45,7 @@ from edgeagent.gateway import routing as gateway_routing
 from edgeagent.informer import list_call
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings
-from edgeagent.vips import local_addresses
+from edgeagent.vips import held_addresses
 
 MAX_CLOCK_SKEW = 5.0
 """Seconds. NTP keeps nodes within milliseconds; the Date header has a resolution of one
@@ -163,7 +163,7 @@ def vip_check(vips: tuple[str, ...]) -> Check:
     if not vips:
         return Check("vip", True, "no VIP configured (--publish-status-address)")
     try:
-        local = local_addresses()
+        local = held_addresses()
     except OSError as error:
         return Check("vip", False, f"cannot read this node's addresses: {error}")
     held = [vip for vip in vips if ipaddress.ip_address(vip) in local]

@@ -6,7 +6,9 @@ nodes by adding them to an interface of the holder, and exports no metrics of it
 agent therefore reads the node's addresses from the kernel, an RTM_GETADDR dump on a
 netlink socket (what `ip addr` shows: no program to run, and unlike a bind test not fooled
 by `net.ipv4.ip_nonlocal_bind`), once a second from its main loop, and counts each change
-of holding. A flap between two samples (under a second) is not seen; keepalived's own
+of holding. Addresses on the loopback interface do not count: the VIPs are on `lo` of every
+node with `keepalived_vip_on_lo` and on every LVS-DR real server, holder or not. A flap
+between two samples (under a second) is not seen; keepalived's own
 advert interval makes a real flap last longer. Host names among the addresses are skipped.
 """
 
@@ -57,8 +59,9 @@ def _address_of(data: bytes, start: int, end: int) -> IPAddress | None:
     return ipaddress.ip_address(raw) if raw is not None and len(raw) in (4, 16) else None
 
 
-def local_addresses() -> frozenset[IPAddress]:
-    """Every address of every interface of this node's network namespace."""
+def held_addresses() -> frozenset[IPAddress]:
+    """The addresses of every interface of this node's network namespace but loopback."""
+    loopback = socket.if_nametoindex("lo")
     request = _MESSAGE.pack(
         _MESSAGE.size + _ADDRESS.size, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0
     ) + _ADDRESS.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
@@ -76,8 +79,9 @@ def local_addresses() -> frozenset[IPAddress]:
                 if kind == NLMSG_ERROR or length < _MESSAGE.size:
                     raise OSError("netlink refused the address dump")
                 if kind == RTM_NEWADDR:
+                    index = _ADDRESS.unpack_from(data, position + _MESSAGE.size)[4]
                     address = _address_of(data, position, position + length)
-                    if address is not None:
+                    if address is not None and index != loopback:
                         found.add(address)
                 position += _aligned(length)
 
@@ -90,7 +94,7 @@ class VipHolder:
         self,
         addresses: Iterable[str],
         metrics: Metrics,
-        read: Callable[[], frozenset[IPAddress]] = local_addresses,
+        read: Callable[[], frozenset[IPAddress]] = held_addresses,
     ) -> None:
         self._vips: dict[str, IPAddress] = {}
         for text in addresses:
