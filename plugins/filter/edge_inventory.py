@@ -34,6 +34,11 @@ def edge_directors(hosts, hostvars):
     return _hosts_with(hosts, hostvars, "lvs_director", True)
 
 
+def edge_real_servers(hosts, hostvars):
+    """The hosts that serve HTTP: all but directors of separate tiers (lvs_real_server false)."""
+    return _hosts_with(hosts, hostvars, "lvs_real_server", True)
+
+
 def edge_agent_trackers(hosts, hostvars, default):
     """The hosts whose keepalived tracks their edgeagent (keepalived_check_agent, else default):
     pure directors of separate tiers run no agent."""
@@ -106,6 +111,7 @@ class FilterModule:
             "edge_network": edge_network,
             "edge_node_ips": edge_node_ips,
             "edge_directors": edge_directors,
+            "edge_real_servers": edge_real_servers,
             "edge_agent_trackers": edge_agent_trackers,
             "edge_vrrp_instances": edge_vrrp_instances,
             "edge_vrrp_groups": edge_vrrp_groups,
