@@ -44,9 +44,13 @@ hold_vm_lock
 started=$SECONDS
 image_dir=$("$REPO/lab/vm/image.sh")
 "$REPO/lab/vm/net.sh" up
-# The lab's manifests with the backends' addresses on this subnet.
+# The lab's manifests with the backends' addresses on this subnet. Not the Docker lab's
+# cluster nodes (cluster-nodes.yaml): the VM lab has none, and their Nodes' pod networks would
+# make every agent refuse the backends here (outside the backend networks: 503).
+rm -rf "$VM_STATE_DIR/manifests"
 mkdir -p "$VM_STATE_DIR/manifests"
 for manifest in "$REPO"/lab/manifests/*.yaml; do
+  [[ ${manifest##*/} == cluster-nodes.yaml ]] && continue
   sed 's/198\.51\.100\./198.19.0./g' "$manifest" >"$VM_STATE_DIR/manifests/${manifest##*/}"
 done
 "$REPO/lab/emulator.sh" start vm "$VM_HOST_ADDRESS" "$VM_STATE_DIR/manifests" "$kubeconfig"
