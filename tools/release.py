@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEMVER = r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+CHANGELOG = "CHANGELOG.md"
 UNRELEASED = "## Unreleased"
 RELEASE_HEADING = re.compile(rf"^## ({SEMVER}) - (\d{{4}}-\d{{2}}-\d{{2}})$")
 # The one `version:` line of each file; a release rewrites only that line.
@@ -84,7 +85,7 @@ def check(repo: Path) -> str:
     """The project's version, after checking that the changelog does not list it or a later
     one as released without the files saying so."""
     version = project_version(repo)
-    released = releases((repo / "CHANGELOG.md").read_text())
+    released = releases((repo / CHANGELOG).read_text())
     if released and version_key(released[0].version) > version_key(version):
         raise ReleaseError(
             f"CHANGELOG.md's newest release {released[0].version} is later than {version}"
@@ -94,16 +95,16 @@ def check(repo: Path) -> str:
 
 def release(repo: Path, version: str, date: datetime.date) -> None:
     current = check(repo)
-    released = releases((repo / "CHANGELOG.md").read_text())
+    released = releases((repo / CHANGELOG).read_text())
     if released and version_key(version) <= version_key(released[0].version):
         raise ReleaseError(f"{version} is not later than the last release {released[0].version}")
     if version_key(version) < version_key(current):
         raise ReleaseError(f"{version} is earlier than the files' version {current}")
-    changelog = (repo / "CHANGELOG.md").read_text()
+    changelog = (repo / CHANGELOG).read_text()
     new_changelog = changelog.replace(
         UNRELEASED, f"{UNRELEASED}\n\n## {version} - {date.isoformat()}", 1
     )
-    rewritten = {"CHANGELOG.md": new_changelog}
+    rewritten = {CHANGELOG: new_changelog}
     for name, pattern in VERSION_LINES.items():
         text = (repo / name).read_text()
         line = pattern.search(text).group(0)
