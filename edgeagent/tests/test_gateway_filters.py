@@ -74,8 +74,9 @@ def regex(value):
     return {"path": {"type": "RegularExpression", "value": value}}
 
 
-def mirror(ref):
-    return {"type": "RequestMirror", "requestMirror": {"backendRef": ref}}
+def mirror(ref, **share):
+    """A RequestMirror to `ref`; `share`: its percent or fraction."""
+    return {"type": "RequestMirror", "requestMirror": {"backendRef": ref, **share}}
 
 
 def redirect(**fields):
@@ -328,6 +329,14 @@ def objects(backends, certificate) -> model.Inputs:
                 ),
                 # HTTPRouteRequestMultipleMirrors.
                 filtered("/multiple-mirrors", mirror(V1), mirror(V2), backends=(V2,)),
+                # HTTPRouteRequestPercentageMirror.
+                filtered("/percent-mirror", mirror(V2, percent=20)),
+                filtered(
+                    "/percent-mirror-fraction",
+                    mirror(V2, fraction={"numerator": 1, "denominator": 2}),
+                ),
+                filtered("/percent-mirror-zero", mirror(V2, percent=0)),
+                filtered("/percent-mirror-whole", mirror(V2, fraction={"numerator": 100})),
             ],
         ),
         # A header modifier on a rule's only backendRef acts as the rule's.
@@ -674,10 +683,18 @@ def exact_match(value):
     [
         # The spec: a filter is never skipped; one the edge does not serve refuses the route.
         (
-            filtered(
-                "/", {"type": "RequestMirror", "requestMirror": {"backendRef": V2, "percent": 5}}
-            ),
-            "percent is not served: every request is mirrored",
+            filtered("/", mirror(V2, percent=5, fraction={"numerator": 1})),
+            "only one of percent and fraction may be given",
+        ),
+        (filtered("/", mirror(V2, percent=101)), "percent '101' is not 0 to 100"),
+        (filtered("/", mirror(V2, percent=True)), "percent 'True' is not 0 to 100"),
+        (
+            filtered("/", mirror(V2, fraction={"numerator": 1, "denominator": 0})),
+            "fraction '1'/'0' needs a numerator of 0 or more and a denominator of 1 or more",
+        ),
+        (
+            filtered("/", mirror(V2, fraction={"numerator": 3, "denominator": 2})),
+            "fraction 3/2: numerator above denominator",
         ),
         (filtered("/", {"type": "ExtensionRef", "extensionRef": {}}), "'ExtensionRef'"),
         (filtered("/", redirect(statusCode=304)), "statusCode '304' is not one of"),
@@ -1018,3 +1035,58 @@ def test_several_mirrors_each_get_the_request(site):
     assert get(site, "mirror.example", path).backend == "infra-v2"
     assert mirrored(site, path, "infra-v1")["method"] == "GET"
     mirrored(site, path, "infra-v2", count=2)  # the answer's and the mirror's
+
+
+def test_a_mirror_of_a_share_is_drawn_per_request():
+    """GEP-3171: `percent` and `fraction` as the share split_clients draws; 0 copies nothing,
+    the whole copies every request without a draw."""
+    route = http_route(
+        "r",
+        [parent("same-namespace")],
+        hostnames=["mirror.example"],
+        rules=[
+            filtered("/a", mirror(V1, percent=20)),
+            filtered("/b", mirror(V1, fraction={"numerator": 1, "denominator": 3})),
+            filtered("/c", mirror(V1, percent=0)),
+            filtered("/d", mirror(V1, fraction={"numerator": 100})),
+            filtered("/e", mirror(V1, fraction={"numerator": 1, "denominator": 1_000_000})),
+        ],
+    )
+    locations = {loc.path: loc for loc in served([route]).servers[0].locations}
+    shares = {path: [m.share for m in locations[path].mirrors] for path in "/a /b /c /d /e".split()}
+    assert shares == {"/a": ["20.00"], "/b": ["33.33"], "/c": [], "/d": [None], "/e": ["0.01"]}
+
+
+@pytest.mark.parametrize(
+    ("target", "low", "high"),
+    [
+        ("/percent-mirror", 4, 36),  # 20 % of 100: mean 20, standard deviation 4
+        ("/percent-mirror-fraction", 30, 70),  # 1/2 of 100: mean 50, standard deviation 5
+        ("/percent-mirror-whole", 100, 100),
+    ],
+)
+def test_a_share_of_the_requests_is_mirrored(site, target, low, high):
+    """HTTPRouteRequestPercentageMirror: every request answered by its backend, about the
+    share copied to the mirror (bounds of four standard deviations: a test that fails
+    once in 15,000 runs)."""
+    prefix = f"{target}/{uuid.uuid4().hex}"
+    rounds = 100
+    for n in range(rounds):
+        assert get(site, "mirror.example", f"{prefix}/{n}").backend == "infra-v1"
+    # The copies of the last requests may still be on their way: wait for the last one
+    # sent with every request of a sample, then count.
+    if low == rounds:
+        mirrored(site, f"{prefix}/{rounds - 1}")
+    time.sleep(1)
+    seen = site.backends["infra-v2"].server.seen
+    copies = sum(1 for each in seen if each["target"].startswith(f"{prefix}/"))
+    assert low <= copies <= high
+
+
+def test_a_mirror_of_no_share_copies_nothing(site):
+    path = f"/percent-mirror-zero/{uuid.uuid4().hex}"
+    assert get(site, "mirror.example", path).backend == "infra-v1"
+    marker = f"/mirror/{uuid.uuid4().hex}"
+    get(site, "mirror.example", marker)
+    mirrored(site, marker)  # copies leave in order: the one sent after is there
+    assert not [each for each in site.backends["infra-v2"].server.seen if each["target"] == path]

@@ -323,6 +323,15 @@ NO_FILTERS = Filters()
 
 
 @dataclass(frozen=True)
+class MirroredTo:
+    """A Gateway API RequestMirror's target: its upstream, and the share of requests copied
+    there as a percentage with two decimals that split_clients draws (None: every one)."""
+
+    upstream: str
+    share: str | None = None
+
+
+@dataclass(frozen=True)
 class Choice:
     """One candidate of a location that chooses per request (Gateway API matches): the
     request goes to `upstream` (else gets `status`) when every (nginx variable, value)
@@ -353,8 +362,8 @@ class Location:
     """Gateway API filters of the location's own target (a choice has its own)."""
     timeout_ms: int | None = None
     """Gateway API `timeouts`: nginx's connect, send and read timeouts, in milliseconds."""
-    mirrors: tuple[str, ...] = ()
-    """Gateway API RequestMirror: the upstreams each request is also sent to (answers
+    mirrors: tuple[MirroredTo, ...] = ()
+    """Gateway API RequestMirror: the upstreams requests are also sent to (answers
     ignored)."""
     canary: tuple[str, annotations.canary.Policy] | None = None
     """(variable, policy) of a canary Ingress on this path: the variable (its maps come

@@ -570,7 +570,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             for upstream in (
                 loc.upstream,
                 *(choice.upstream for choice in loc.choices),
-                *loc.mirrors,  # the internal locations of RequestMirror proxy to them
+                *(target.upstream for target in loc.mirrors),  # RequestMirror's
                 *errorpages.upstreams(loc),  # its named error locations proxy to them
                 loc.mirror_upstream,  # and those of mirror-target
                 loc.auth_upstream,  # and those of auth-url

@@ -69,6 +69,13 @@ upstream {name} {{
         require("edgeagent_balancer").balance("{upstream}")
     }}
 }}"""
+# The share of requests a RequestMirror copies, drawn on the random request id.
+MIRROR_DRAW = """\
+split_clients "${{request_id}}" {variable} {{
+    {share}% 1;
+    * "";
+}}"""
+SHARE = re.compile(r"[0-9]{1,2}\.[0-9]{2}")
 REDIRECT_FLAGS = {301: "permanent", 302: "redirect"}
 IN_LOCATION = " " * 8
 IN_IF = " " * 12
@@ -246,13 +253,23 @@ class _Writer:
 
     def _mirrors(self, request_headers: list[str]) -> None:
         """`mirror` to an internal location per upstream, which sends the request as
-        the client sent it, with the location's request headers."""
-        for k, upstream in enumerate(self.location.mirrors):
+        the client sent it, with the location's request headers. nginx's `mirror` copies
+        every request: a share of them (`percent`, `fraction`) is drawn in the internal
+        location, which answers the copies not drawn itself, without a connection."""
+        for k, target in enumerate(self.location.mirrors):
+            upstream = target.upstream
             if not UPSTREAM.fullmatch(upstream):
                 raise ValueError(f"refusing to render {grammar.show(upstream)}: not an upstream")
             uri = f"{MIRROR_PREFIX}{self.id}/{k}"
             self.out.headers.append(f"{IN_LOCATION}mirror {uri};")
-            lines = [f"    location = {uri} {{", f"{IN_LOCATION}internal;", *request_headers]
+            lines = [f"    location = {uri} {{", f"{IN_LOCATION}internal;"]
+            if target.share is not None:
+                drawn = f"$edgeagent_mirror_{self.id}_{k}_drawn"
+                if not SHARE.fullmatch(target.share):
+                    raise ValueError(f"refusing to render {grammar.show(target.share)}: no share")
+                self.out.maps.append(MIRROR_DRAW.format(variable=drawn, share=target.share))
+                lines += [f'{IN_LOCATION}if ({drawn} = "") {{', f"{IN_IF}return 204;", "        }"]
+            lines += request_headers
             if self.dynamic:
                 # A mirror subrequest shares the variables of the request it copies: setting
                 # $edgeagent_backend here would send the client's request (its body read

@@ -76,6 +76,9 @@ class MirrorRef:
     namespace: str
     name: str
     port: int | None
+    share: tuple[int, int] = (1, 1)
+    """(numerator, denominator) of the requests mirrored: `percent` is (percent, 100),
+    `fraction` as written (denominator 100 when left out); every request when neither."""
 
 
 @dataclass(frozen=True)
@@ -236,9 +239,6 @@ def _redirect(body: dict, what: str) -> RedirectSpec:
 
 
 def _mirror(body: dict, what: str, namespace: str) -> MirrorRef:
-    for field in ("percent", "fraction"):
-        if body.get(field) is not None:
-            raise Invalid(f"{what}.{field} is not served: every request is mirrored")
     ref = _mapping(body.get("backendRef"), f"{what}.backendRef")
     group, kind = ref.get("group", ""), ref.get("kind", "Service")
     if not isinstance(group, str) or not isinstance(kind, str):
@@ -252,7 +252,34 @@ def _mirror(body: dict, what: str, namespace: str) -> MirrorRef:
     port = ref.get("port")
     if port is not None:
         port = grammar.port_number(port, f"{what}.backendRef.port")
-    return MirrorRef(group, kind, ref_namespace, name, port)
+    return MirrorRef(group, kind, ref_namespace, name, port, _share(body, what))
+
+
+def _share(body: dict, what: str) -> tuple[int, int]:
+    """A RequestMirror's `percent` or `fraction` (GEP-3171), as (numerator, denominator)."""
+    percent, fraction = body.get("percent"), body.get("fraction")
+    if percent is not None and fraction is not None:
+        raise Invalid(f"{what}: only one of percent and fraction may be given")
+    if percent is not None:
+        if not _count(percent) or percent > 100:
+            raise Invalid(f"{what}.percent {grammar.show(str(percent))} is not 0 to 100")
+        return percent, 100
+    if fraction is None:
+        return 1, 1
+    fraction = _mapping(fraction, f"{what}.fraction")
+    numerator, denominator = fraction.get("numerator"), fraction.get("denominator", 100)
+    if not _count(numerator) or not _count(denominator) or denominator == 0:
+        raise Invalid(
+            f"{what}.fraction {grammar.show(str(numerator))}/{grammar.show(str(denominator))} "
+            "needs a numerator of 0 or more and a denominator of 1 or more"
+        )
+    if numerator > denominator:
+        raise Invalid(f"{what}.fraction {numerator}/{denominator}: numerator above denominator")
+    return numerator, denominator
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _rewrite(body: dict, what: str) -> tuple[str | None, PathChange | None]:

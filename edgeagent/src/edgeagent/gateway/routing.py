@@ -427,7 +427,7 @@ class _Router:
             return settings
         return replace(settings, next_upstream=retry.next_upstream, next_upstream_tries=retry.tries)
 
-    def mirrors(self, key: tuple[str, str], claims: list[_Claim]) -> tuple[str, ...]:
+    def mirrors(self, key: tuple[str, str], claims: list[_Claim]) -> tuple[model.MirroredTo, ...]:
         """The upstreams the location's requests are mirrored to. nginx's `mirror` takes
         no variable: when its rules' mirrors differ, none is mirrored, and the rules
         that asked for one are reported."""
@@ -445,17 +445,19 @@ class _Router:
                 )
         return ()
 
-    def claim_mirrors(self, claim: _Claim) -> tuple[str, ...]:
+    def claim_mirrors(self, claim: _Claim) -> tuple[model.MirroredTo, ...]:
         route, rule = claim.route, claim.route.rules[claim.rule_index]
-        names = []
+        targets = []
         for ref in rule.filters.mirrors:
-            if backend_problem(route.namespace, ref, self.index) is not None:
-                continue  # ResolvedRefs says why
+            numerator, denominator = ref.share
+            if numerator == 0 or backend_problem(route.namespace, ref, self.index) is not None:
+                continue  # nothing to copy; or ResolvedRefs says why
             name = model.upstream_name(ref.namespace, f"{ref.name}.gateway", ref.port or 0)
             upstream, _ = self.upstream(name, ref, self.endpoints(ref), None)
             if upstream is not None:
-                names.append(upstream)
-        return tuple(names)
+                share = None if numerator == denominator else _percent(numerator, denominator)
+                targets.append(model.MirroredTo(upstream, share))
+        return tuple(targets)
 
     def filters(self, claim: _Claim, backend: Backend | None = None) -> Filters:
         """The rule's filters, then those of the backendRef a request goes to."""
