@@ -4,15 +4,22 @@ Every request gets `<app> <version> <hostname>` as text, so a client sees which 
 version and which container (or, on a cluster node, which pod: `--name`) answered.
 `GET /headers` answers the request as JSON instead (method, path, client address, headers):
 the checks use it to see what nginx forwarded (Host, X-Forwarded-For, X-Real-IP, ...).
+Two more paths serve the annotated Ingresses of lab/manifests/annotated.yaml:
+`GET /auth` is an external auth service (`auth-url`): 200 with `X-Lab-User` when the request
+carries `Authorization: Bearer <AUTH_TOKEN>`, else 401; `GET /slow` answers after
+SLOW_SECONDS, longer than the `proxy-read-timeout` that Ingress sets.
 Standard library only: it runs on the bare node image.
 """
 
 import argparse
 import json
 import socket
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HEADERS_PATH = "/headers"
+HEADERS_PATH, AUTH_PATH, SLOW_PATH = "/headers", "/auth", "/slow"
+AUTH_TOKEN, AUTH_USER = "lab-token", "lab"
+SLOW_SECONDS = 3
 
 
 class BackendHandler(BaseHTTPRequestHandler):
@@ -33,7 +40,13 @@ class BackendHandler(BaseHTTPRequestHandler):
     def answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)  # drain a request body so the connection stays usable
-        if self.path.split("?", 1)[0] == HEADERS_PATH:
+        path = self.path.split("?", 1)[0]
+        if path == AUTH_PATH:
+            self.answer_auth()
+            return
+        if path == SLOW_PATH:
+            time.sleep(SLOW_SECONDS)
+        if path == HEADERS_PATH:
             app, version, hostname = self.identity.split(" ")
             body = json.dumps(
                 {
@@ -59,6 +72,14 @@ class BackendHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def answer_auth(self) -> None:
+        allowed = self.headers.get("Authorization") == f"Bearer {AUTH_TOKEN}"
+        self.send_response(200 if allowed else 401)
+        if allowed:
+            self.send_header("X-Lab-User", AUTH_USER)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = answer
 

@@ -169,6 +169,7 @@ ANNOTATIONS = st.fixed_dictionaries(
                 "http://[::1]/s?rd=x",
                 "https://$host/oauth2/start?rd=$escaped_request_uri",
                 "$scheme://$http_host/s?next=$scheme://$host$request_uri",
+                "/oauth2/start?rd=$escaped_request_uri",
             ]
         ),
         PREFIX + "auth-signin-redirect-param": st.sampled_from(["rd", "return_to"]),

@@ -12,6 +12,7 @@ import testinfra
 # drill's parser (the repository's drill package).
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).parent)]
 
+import labmanifest  # noqa: E402
 from deployment import UNITS, Report, Settings, connect, node_names, settings  # noqa: E402
 
 REPORT = Report(settings())
@@ -36,17 +37,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The Gateway API checks ask the API server: without a kubeconfig there is nobody to
-    ask, so they are left out (deselected, listed as such), not failed."""
-    if settings().kubeconfig:
-        return
-    gateway = [item for item in items if item.get_closest_marker("gateway_api")]
-    if gateway:
-        config.hook.pytest_deselected(items=gateway)
-        items[:] = [item for item in items if item not in gateway]
+    ask, so they are left out (deselected, listed as such), not failed. The checks of the
+    lab's annotated Ingresses are left out where the API does not hold them."""
+    kubeconfig = settings().kubeconfig
+    left_out = [item for item in items if item.get_closest_marker("gateway_api") and not kubeconfig]
+    lab = [item for item in items if item.get_closest_marker("lab_annotations")]
+    if lab and not labmanifest.applied(kubeconfig):
+        left_out += lab
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gateway_api: needs EDGE_VERIFY_KUBECONFIG")
+    config.addinivalue_line(
+        "markers", "lab_annotations: needs lab/manifests/annotated.yaml applied to the API"
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

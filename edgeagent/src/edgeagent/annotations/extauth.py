@@ -16,7 +16,11 @@ no body, and `X-Original-URL`, `X-Original-Method`, `X-Sent-From`, `X-Real-IP`,
   as `auth-signin-redirect-param` (default `rd`) unless the URL names that parameter
   already, as `$scheme://$http_host` followed by the request URI as the client wrote it
   (unescaped, so that an edge whose nginx lacks set-misc keeps serving the Ingresses it
-  served); `rd=$escaped_request_uri` in the URL escapes it (below).
+  served); `rd=$escaped_request_uri` in the URL escapes it (below). A path (`/login`, a
+  page of the Ingress's own host) is taken as ingress-nginx takes it: its `return 302` of
+  a path is made absolute by nginx on the request's scheme and host, without a port
+  (ingress-nginx's `port_in_redirect off`), so the edge redirects to
+  `$scheme://$host/login` (`SAME_HOST`).
 
 The URL is an `http(s)://host[:port][/path][?query]` whose host is an address or a
 DNS name resolved by nginx when it loads the configuration, or a cluster Service,
@@ -107,6 +111,10 @@ SIGNIN_URL = re.compile(
     rf"((?P<host>{_HOST})(:(?P<port>[0-9]{{1,5}}))?|\$(host|http_host|server_name))(?![A-Za-z0-9_])"
     rf"(?P<rest>[/?]([A-Za-z0-9\-._~/:,=&?]|{_SIGNIN_VARIABLE})*)?"
 )
+# auth-signin as a path on the request's own host (`/login?next=x`): the rest of a
+# SIGNIN_URL, so that SAME_HOST before it makes one.
+SIGNIN_PATH = re.compile(rf"/([A-Za-z0-9\-._~/:,=&?]|{_SIGNIN_VARIABLE})*")
+SAME_HOST = "$scheme://$host"
 # nginx has no such variable: the location that redirects defines it (set_escape_uri).
 ESCAPED_REQUEST_URI, ESCAPED_VARIABLE = "$escaped_request_uri", "$edgeagent_escaped_request_uri"
 CLUSTER_SERVICE = re.compile(r"[^.]+\.[^.]+\.svc(\.cluster\.local)?\.?", re.IGNORECASE)
@@ -186,7 +194,8 @@ def parse(read: Reader, config: Config) -> dict:
             url=url,
             host=parts["host"],
             method=read.get(METHOD, method),
-            signin=signin and with_redirect(signin, param or DEFAULT_REDIRECT_PARAM),
+            signin=signin
+            and with_redirect(absolute_signin(signin), param or DEFAULT_REDIRECT_PARAM),
             response_headers=read.get(RESPONSE_HEADERS, header_names) or (),
             request_redirect=read.get(
                 REQUEST_REDIRECT, _pattern(REQUEST_REDIRECT_VALUE, "a URL or path")
@@ -226,6 +235,15 @@ def url_hops(url: str) -> bool:
 
 def signin_url(value: object, what: str) -> str:
     text = grammar.string(value, what)
+    if text.startswith("/"):
+        if not SIGNIN_PATH.fullmatch(text) or len(text) > 2048:
+            raise Invalid(
+                f"{what} {grammar.show(text)}: a path holds letters, digits, -._~/:,=&? and "
+                f"of nginx variables only {', '.join('$' + name for name in SIGNIN_VARIABLES)}"
+                ", each whole",
+                "unsupported" if "$" in text else "invalid",
+            )
+        return text
     if "$" in text:
         if not SIGNIN_URL.fullmatch(text) or len(text) > 2048:
             raise Invalid(
@@ -274,6 +292,11 @@ def service_of(value: object) -> tuple[str, str, int] | None:
     if parts is None:  # it hops
         return None
     return cluster_service(parts["scheme"], parts["host"], parts["port"], URL)
+
+
+def absolute_signin(url: str) -> str:
+    """A sign-in path as the URL nginx makes of it in ingress-nginx's redirect."""
+    return SAME_HOST + url if url.startswith("/") else url
 
 
 def with_redirect(url: str, param: str) -> str:
