@@ -116,6 +116,8 @@ def _backend_line(name: str, peers: tuple[tuple[str, int], ...]) -> str:
     return " ".join(["backend", _checked(NAME, name), *fields])
 
 
+# The same for the routes of table hosts, all in state.txt too.
+@functools.lru_cache(maxsize=1 << 16)
 def _route_line(host: str, rules: tuple[Route, ...]) -> str:
     fields = ["route", _checked(ROUTE_HOST, host)]
     for rule in rules:
