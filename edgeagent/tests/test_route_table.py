@@ -2,6 +2,7 @@
 predicate), their rules in nginx's order, what render leaves out for them, and the
 `route` records of the dynamic state with their second lock."""
 
+import argparse
 import dataclasses
 
 import pytest
@@ -9,7 +10,7 @@ from edgeagent.gateway import routing as gateway_routing
 from edgeagent.route_table import Route
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
-from edgeagent import cli, dynamic, model, render, route_table
+from edgeagent import cli, dynamic, model, render, route_table, settings
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 LAYOUT = render.Layout(
@@ -201,3 +202,20 @@ def test_hostile_routes_are_refused_before_they_reach_nginx(host, rule):
     state = dynamic.State({}, {}, {}, {host: (rule,)})
     with pytest.raises(ValueError):
         dynamic.encode(state, 7, full=True)
+
+
+def _settings(*argv: str, config: str | None = None, tmp_path=None) -> settings.AgentSettings:
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser)
+    if config is not None:
+        (tmp_path / "config.yaml").write_text(config)
+        argv = (*argv, "--config", str(tmp_path / "config.yaml"))
+    return settings.resolve(parser.parse_args(argv))
+
+
+def test_the_table_is_on_by_default_and_turned_off_by_flag_or_config(tmp_path):
+    assert _settings().nginx.route_table is True
+    assert _settings("--route-table", "false").nginx.route_table is False
+    assert _settings(config="route-table: false\n", tmp_path=tmp_path).nginx.route_table is False
+    with pytest.raises(settings.ConfigError):
+        _settings("--route-table", "no")

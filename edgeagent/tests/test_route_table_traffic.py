@@ -72,3 +72,16 @@ def test_a_host_moves_to_a_server_block_and_back_without_a_failed_request(edge):
     assert traffic.failures() == {}, traffic.failures()
     assert "proxy_read_timeout 120s;" not in edge_conf(edge)
     assert edge.backend_of("moving.example.com") == "web2"
+
+
+def test_without_the_table_a_plain_ingress_renders_its_server(tmp_path):
+    """--route-table false: every host has its server block again, and a new one reloads."""
+    options = {"upstreams": "dynamic", "route-table": "false"}
+    with Edge(tmp_path, **options) as edge:
+        edge.agent.wait_ready()
+        edge.apply_service("one", addresses=[BACKEND_ADDRESSES[0]])
+        before = reloads(edge)
+        edge.apply_ingress("plain", [rule("plain.example.com", "one")])
+        eventually(lambda: edge.backend_of("plain.example.com") == "web1")
+        assert "server_name plain.example.com;" in edge_conf(edge)
+        eventually(lambda: reloads(edge) > before)
