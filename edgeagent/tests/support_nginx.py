@@ -233,6 +233,7 @@ ALLOWED_DIRECTIVES = {
         "ssl_ciphers",
         "ssl_prefer_server_ciphers",
         "ssl_reject_handshake",
+        "server_rewrite_by_lua_block",
     },
     "http/server/location": {
         "set_escape_uri",
@@ -311,6 +312,7 @@ ALLOWED_DIRECTIVES = {
         "mirror_request_body",
     },
     "http/server/location/if": {"return", "rewrite"},
+    "http/server/server_rewrite_by_lua_block": {'require("edgeagent_routes").route()'},
     "http/server/if": {"return"},
     # TLS passthrough (templates/stream.conf.j2), included at the top level.
     "stream": {"map", "upstream", "server", "map_hash_bucket_size", "map_hash_max_size"},
@@ -333,7 +335,7 @@ LUA_BLOCKS = {
 }
 INIT_LUA = re.compile(
     r'\n    require\("edgeagent_state"\)\.init\("/[\w/.-]+"\)\n'
-    r'(    require\("edgeagent_(balancer|certificates|control)"\)\n){3}'
+    r'(    require\("edgeagent_(balancer|certificates|control|routes)"\)\n){4}'
 )
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).
@@ -543,12 +545,17 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
     elif directive == "set":
         variable, name = args
         assert variable == "$edgeagent_backend", args
-        assert UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name), args
+        # the route table's location keeps what Lua chose (edgeagent_routes.lua)
+        route = name == variable and context == "http/server/location"
+        assert UPSTREAM_NAME.fullmatch(name) or CHOSEN.fullmatch(name) or route, args
     elif directive == "hash":
         key, consistent = args
         assert balance.HASH_KEY.fullmatch(key) and consistent == "consistent", args
     elif directive == "init_by_lua_block":
         assert INIT_LUA.fullmatch(args[0]), args
+    elif directive == "server_rewrite_by_lua_block":
+        # crossplane does not know it: a block, whose one statement is its "directive"
+        assert args == (), args
     elif directive.endswith("_by_lua_block"):
         (code,) = args
         assert code.strip() in LUA_BLOCKS or MIRROR_BALANCER.fullmatch(code.strip()), args

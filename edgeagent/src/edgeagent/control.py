@@ -113,11 +113,15 @@ class Control:
                 path.unlink(missing_ok=True)
 
     def write_state(self, state: dynamic.State) -> int:
-        """state.txt: the backends of `state`, under a new version (returned)."""
+        """state.txt: the backends and routes of `state`, under a new version (returned).
+        A reload loads it (it is newer than the last push), so the route table nginx holds
+        already matches the generation it loads, before the agent's full push."""
         version = self.next_version()
-        backends = dynamic.State(state.backends, {}, {})
+        without_certificates = dynamic.State(state.backends, {}, {}, state.routes)
         write_atomically(
-            self.dir / STATE_FILE, dynamic.encode(backends, version, full=True), PRIVATE_MODE
+            self.dir / STATE_FILE,
+            dynamic.encode(without_certificates, version, full=True),
+            PRIVATE_MODE,
         )
         return version
 

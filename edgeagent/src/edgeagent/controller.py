@@ -406,7 +406,7 @@ class Controller:
             built_at = time.monotonic()
             built, rendered = self._candidate(whole, snapshot["ingresses"])
             rendered_at = time.monotonic()
-        state = dynamic.state_of(built) if self.dynamic_push is not None else None
+        state = self._dynamic_state(built)
         if state is not None and not self.dynamic_push.write_files(state):
             self._schedule_retry()
             return None
@@ -421,7 +421,7 @@ class Controller:
         while result.outcome is Outcome.REJECTED and self._quarantined(rendered, result):
             with collector.paused():
                 built, rendered = self._candidate(whole, snapshot["ingresses"])
-            state = dynamic.state_of(built) if self.dynamic_push is not None else None
+            state = self._dynamic_state(built)
             if state is not None and not self.dynamic_push.write_files(state):
                 self._schedule_retry()
                 return None
@@ -455,6 +455,11 @@ class Controller:
             gc.freeze()  # see the module docstring
             self._on_first_sync(result)
         return result
+
+    def _dynamic_state(self, built: model.Model) -> dynamic.State | None:
+        if self.dynamic_push is None:
+            return None
+        return dynamic.state_of(built, self.layout.routes_by_table)
 
     def _candidate(
         self, whole: model.Model, ingresses: list[Object]

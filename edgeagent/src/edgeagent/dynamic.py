@@ -13,6 +13,11 @@ push) otherwise, in the text format that lua/edgeagent_state.lua parses:
     backend 1a2b3c_default_app_80 10.0.0.1:8080 1 10.0.0.2:8080 3
     certificate default_app-tls LS0tLS1CRUdJTi...
     host app.example.com default_app-tls
+    route shop.example.com exact /cart 1a2b3c_default_app_80 prefix / !404
+
+With the route table (route_table.py), each `route` record is a table host's rules in
+nginx's order (MATCH PATH TARGET, TARGET a backend or `!STATUS`); in a delta, a `route`
+record without rules removes the host from the table.
 
 Every value here passed model.py's grammar; `encode` checks the shapes once more (the
 second lock, as render's `token`), so no push can carry a line break or a space where
@@ -22,19 +27,23 @@ the Lua parser expects one field.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edgeagent import grammar
+from edgeagent import grammar, route_table
 from edgeagent.model import Model
 from edgeagent.render import certificate_key
+from edgeagent.route_table import Route
 
 FORMAT_LINE = "edgeagent-dynamic 1"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]*")
 HOST = re.compile(r"[a-z0-9*][a-z0-9\-.]*")
 PEER = re.compile(r"([0-9.]+|\[[0-9a-fA-F:.]+\]):[0-9]+")
+ROUTE_HOST = re.compile(r"(\*\.)?[a-z0-9][a-z0-9\-.]*")
+STATUS = re.compile(r"[1-5][0-9][0-9]")
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,16 @@ class State:
     """Certificate key (render.certificate_key) -> PEM chain followed by the key."""
     hosts: Mapping[str, str]
     """TLS host -> the key of the certificate it is served with."""
+    routes: Mapping[str, tuple[Route, ...]] = dataclasses.field(default_factory=dict)
+    """Table host -> its rules (route_table.py); in a delta, no rules: removed."""
 
 
 EMPTY = State({}, {}, {})
 
 
-def state_of(model: Model) -> State:
-    """The dynamic state of a model built with `upstreams_without_endpoints`."""
+def state_of(model: Model, routes: bool = True) -> State:
+    """The dynamic state of a model built with `upstreams_without_endpoints`; `routes`:
+    with the route table (`render.Layout.routes_by_table`, on by default as there)."""
     certificates = {
         certificate_key(*key): pair.certificate_pem + pair.key_pem
         for key, pair in model.certificates.items()
@@ -66,22 +78,28 @@ def state_of(model: Model) -> State:
         for name in (server.host, *server.aliases)
     }
     backends = {upstream.name: upstream.weighted for upstream in model.upstreams}
-    return State(backends, certificates, hosts)
+    table = route_table.route_table(model, route_table.table_hosts(model)) if routes else {}
+    return State(backends, certificates, hosts, table)
 
 
 def delta(old: State, new: State) -> State:
-    """What `new` sets differently from `old`. Removals are not in it: what disappears
-    was named by a location, so its removal changes edge.conf, and the full push after
-    that reload drops it."""
+    """What `new` sets differently from `old`. Removals of backends, certificates and
+    hosts are not in it: what disappears was named by a location, so its removal changes
+    edge.conf, and the full push after that reload drops it. A table host's removal
+    changes no byte of edge.conf: it is in it, without rules."""
     return State(
         {k: v for k, v in new.backends.items() if old.backends.get(k) != v},
         {k: v for k, v in new.certificates.items() if old.certificates.get(k) != v},
         {k: v for k, v in new.hosts.items() if old.hosts.get(k) != v},
+        {
+            **{k: () for k in old.routes.keys() - new.routes.keys()},
+            **{k: v for k, v in new.routes.items() if old.routes.get(k) != v},
+        },
     )
 
 
 def is_empty(state: State) -> bool:
-    return not (state.backends or state.certificates or state.hosts)
+    return not (state.backends or state.certificates or state.hosts or state.routes)
 
 
 def _checked(pattern: re.Pattern[str], value: str) -> str:
@@ -98,6 +116,22 @@ def _backend_line(name: str, peers: tuple[tuple[str, int], ...]) -> str:
     return " ".join(["backend", _checked(NAME, name), *fields])
 
 
+# The same for the routes of table hosts, all in state.txt too.
+@functools.lru_cache(maxsize=1 << 16)
+def _route_line(host: str, rules: tuple[Route, ...]) -> str:
+    fields = ["route", _checked(ROUTE_HOST, host)]
+    for rule in rules:
+        if rule.match not in route_table.TABLE_MATCHES:
+            raise ValueError(f"refusing to push the match {grammar.show(rule.match)}")
+        grammar.path(rule.path, "Exact")  # the second lock: no `..`, `//`, space or quote
+        if rule.backend:
+            target = _checked(NAME, rule.backend)
+        else:
+            target = "!" + _checked(STATUS, str(int(rule.status)))
+        fields += [rule.match, rule.path, target]
+    return " ".join(fields)
+
+
 def encode(state: State, version: int, full: bool) -> bytes:
     """The text of a push (or of state.txt), in sorted order: same state, same bytes."""
     lines = [FORMAT_LINE, f"version {int(version)}", f"scope {'full' if full else 'delta'}"]
@@ -106,6 +140,7 @@ def encode(state: State, version: int, full: bool) -> bytes:
         lines.append(f"certificate {_checked(NAME, key)} {base64.b64encode(pem).decode()}")
     for host, key in sorted(state.hosts.items()):
         lines.append(f"host {_checked(HOST, host)} {_checked(NAME, key)}")
+    lines += [_route_line(host, rules) for host, rules in sorted(state.routes.items())]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -116,4 +151,6 @@ def kinds(state: State) -> list[str]:
         found.append("endpoints")
     if state.certificates or state.hosts:
         found.append("certificates")
+    if state.routes:
+        found.append("routes")
     return found

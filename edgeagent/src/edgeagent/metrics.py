@@ -45,7 +45,8 @@ class Metrics:
         self.dynamic_updates = Counter(
             "edgeagent_dynamic_updates",
             "Dynamic mode: pushes to nginx's control endpoint by kind (full: the whole state, "
-            "after a reload or a restart; endpoints; certificates) and result (success, failed)",
+            "after a reload or a restart; endpoints; certificates; routes: the route table's "
+            "hosts) and result (success, failed)",
             ["kind", "result"],
             registry=r,
         )

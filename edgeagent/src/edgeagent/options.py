@@ -30,6 +30,15 @@ def switch(value: Any) -> bool:
     raise ConfigError(f"expected true or false, got {value!r}")
 
 
+def boolean(value: Any) -> bool:
+    """A setting on by default, which `--flag false` (or YAML's false) turns off."""
+    if isinstance(value, bool):
+        return value
+    if str(value) in ("true", "false"):
+        return str(value) == "true"
+    raise ConfigError(f"expected true or false, got {value!r}")
+
+
 def addresses(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else str(value).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())

@@ -42,7 +42,7 @@ class DynamicPush:
         try:
             if state.certificates != self.written.certificates:
                 self.control.write_certificates(state)
-            if state.backends != self.written.backends:
+            if (state.backends, state.routes) != (self.written.backends, self.written.routes):
                 self.control.write_state(state)
         except OSError as error:
             log.error("cannot write the dynamic state", extra={"error": str(error)})

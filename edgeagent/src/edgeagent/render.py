@@ -24,7 +24,9 @@ shared memory; certificate lines point at `<dynamic_dir>/certs/`, which the agen
 current, and `ssl_certificate_by_lua` serves the pairs pushed since. No peer and no
 certificate byte is part of edge.conf or of the generation hash, so endpoint and
 certificate changes render the same bytes: no new generation, no reload. What they
-change travels as `edgeagent.dynamic.State`.
+change travels as `edgeagent.dynamic.State`. With `Layout.route_table`, the hosts of
+`route_table.table_hosts` get no server block either: the default server routes them from
+the state's route table (lua/edgeagent_routes.lua), so they change no byte of edge.conf.
 
 The generation is the first 16 hex digits of SHA-256 over the body of edge.conf (all of it
 but the first line, which names the generation, and the status server block at the end)
@@ -47,7 +49,7 @@ from typing import NamedTuple
 
 import jinja2
 
-from edgeagent import annotations, grammar, render_filters, render_stream
+from edgeagent import annotations, grammar, render_filters, render_stream, route_table
 from edgeagent.annotations import (
     balance,
     basicauth,
@@ -141,10 +143,17 @@ class Layout:
     ssl_passthrough_backend_listen: str = "127.0.0.1:441"
     """With --enable-ssl-passthrough: the loopback address of the stream module's hop to
     the passed-through backends (passthrough.py)."""
+    route_table: bool = True
+    """Dynamic mode: the hosts of route_table.py get no server block; the default server
+    routes them from the pushed route table, so they change without a reload."""
 
     @property
     def dynamic(self) -> bool:
         return self.dynamic_dir is not None
+
+    @property
+    def routes_by_table(self) -> bool:
+        return self.dynamic and self.route_table
 
 
 class Block(NamedTuple):
@@ -426,13 +435,14 @@ def hash_sizes(names: list[str]) -> tuple[int, int]:
     return bucket, size
 
 
-def _names_hash_bucket_size(model: Model) -> int:
+def _names_hash_bucket_size(servers: list[Server]) -> int:
     """The bucket of the server names: it holds the longest exact host name."""
-    return hash_sizes([s.host for s in model.servers if not s.host.startswith("*.")])[0]
+    return hash_sizes([s.host for s in servers if not s.host.startswith("*.")])[0]
 
 
-def _names_hash_max_size(model: Model) -> int:
-    return hash_sizes([s.host for s in model.servers])[1]
+def _names_hash_max_size(servers: list[Server]) -> int:
+    """Of the servers rendered: route table hosts change no http-level byte."""
+    return hash_sizes([s.host for s in servers])[1]
 
 
 class Memo:
@@ -490,8 +500,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     # Dynamic mode: no upstream block per backend (the peers live in shared memory).
     upstreams = () if layout.dynamic else model.upstreams
     new_upstreams = [u for u in upstreams if not known(memo.upstreams, u)]
+    # Route table hosts (dynamic mode): served by the default server, no block of their own.
+    table = route_table.table_hosts(model) if layout.routes_by_table else frozenset()
+    served = [s for s in model.servers if s.host not in table] if table else model.servers
     # The default server is made anew by every build, and is one block: always rendered.
-    new_servers = [model.default_server] + [s for s in model.servers if not known(memo.servers, s)]
+    new_servers = [model.default_server] + [s for s in served if not known(memo.servers, s)]
     environment = _environment()
 
     def https_listens(server: Server) -> list[str]:
@@ -520,8 +533,8 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             trusted_proxies=realip,
             proxy_protocol=layout.proxy_protocol or passthrough,
             **passthrough_vars,
-            names_hash_max_size=_names_hash_max_size(model),
-            names_hash_bucket_size=_names_hash_bucket_size(model),
+            names_hash_max_size=_names_hash_max_size(served),
+            names_hash_bucket_size=_names_hash_bucket_size(served),
             no_settings=NO_SETTINGS,
             redirects_to_https=redirects_to_https,
             rewrite_of=rewrite_of,
@@ -550,6 +563,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             else {},
             key_path=key_path,
             dynamic=layout.dynamic,
+            route_table=layout.routes_by_table,
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
             uses_error_pages=errorpages.used(servers),
@@ -579,7 +593,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         )
         memo.servers[id(server)] = (server, text, frozenset() if layout.dynamic else used)
     upstream_texts = {id(u): memo.upstreams[id(u)] for u in upstreams}
-    server_texts = {id(s): memo.servers[id(s)] for s in (model.default_server, *model.servers)}
+    server_texts = {id(s): memo.servers[id(s)] for s in (model.default_server, *served)}
     memo.upstreams, memo.servers = upstream_texts, server_texts  # what this render used
 
     http = str(edge_conf)
@@ -588,7 +602,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         text = upstream_texts[id(upstream)][1]
         blocks[f"upstream {upstream.name}"] = Block(text, text)
     server_blocks = [(DEFAULT_SERVER_BLOCK, model.default_server)]
-    server_blocks += [(f"server {server.host}", server) for server in model.servers]
+    server_blocks += [(f"server {server.host}", server) for server in served]
     for block_id, server in server_blocks:
         _, text, upstreams = server_texts[id(server)]
         fingerprint = text

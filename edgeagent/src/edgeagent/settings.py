@@ -280,6 +280,19 @@ class NginxSettings:
         ),
     )
     """The next port."""
+    route_table: bool = field(
+        default=True,
+        metadata=option(
+            "route-table",
+            "dynamic mode: the hosts that need no nginx directive of their own are routed "
+            "from a table pushed to nginx's Lua module, so adding, changing or removing them "
+            "needs no reload; false: a server block for every host (default: %(default)s)",
+            "BOOL",
+            options.boolean,
+        ),
+    )
+    """On: a plain Ingress never reloads nginx (docs/dynamic.md); off renders every host's
+    server, as before the table, should its Lua routing be in doubt."""
 
     @property
     def dynamic(self) -> bool:

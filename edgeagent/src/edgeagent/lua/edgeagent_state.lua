@@ -13,6 +13,10 @@
 --                                  endpoint (the location answers 503)
 --   certificate KEY BASE64         PEM certificate chain and private key
 --   host NAME KEY                  the TLS host NAME is served with certificate KEY
+--   route HOST [MATCH PATH TARGET]...
+--                                  a host of the route table (edgeagent_routes.lua): its
+--                                  rules in order, MATCH exact or prefix, TARGET a backend
+--                                  or !STATUS; no rule: the host leaves the table
 --
 -- Every field is checked before anything is applied, and a push applies whole or not
 -- at all, so a malformed or hostile body changes nothing.
@@ -22,6 +26,7 @@ local _M = {}
 
 local backends = ngx.shared.edgeagent_backends
 local certificates = ngx.shared.edgeagent_certificates
+local routes = ngx.shared.edgeagent_routes
 
 local FORMAT = "edgeagent-dynamic 1"
 -- Versions are microseconds (edgeagent's clock, kept growing): below 2^53, exact in Lua.
@@ -30,6 +35,39 @@ local MAX_WEIGHT = 100
 local NAME = "^[%w][%w%-%._]*$"
 local HOST = "^[%w%*][%w%-%.]*$"
 local BASE64 = "^[%w%+/]+=*$"
+-- The path grammar of edgeagent (grammar.PATH): no space, quote, `%`, `$`, `?` or `#`.
+local PATH = "^/[%w%-%._~/!%*%+,=:@&]*$"
+local PATH_MAX = 2048
+local ROUTE_HOST = "^[%w%*][%w%-%.]*$"
+
+-- A path as the grammar allows: also no `//` and no `.` or `..` segment.
+local function valid_path(path)
+    if #path > PATH_MAX or not path:match(PATH) or path:find("//", 1, true) then
+        return false
+    end
+    local segments = path .. "/"
+    return not (segments:find("/./", 1, true) or segments:find("/../", 1, true))
+end
+
+-- "MATCH PATH TARGET ..." -> true, or false and why.
+local function valid_rules(fields)
+    if #fields % 3 ~= 0 then
+        return false, "rules come as MATCH PATH TARGET"
+    end
+    for i = 1, #fields, 3 do
+        local match, path, target = fields[i], fields[i + 1], fields[i + 2]
+        if match ~= "exact" and match ~= "prefix" then
+            return false, "match is exact or prefix"
+        end
+        if not valid_path(path) then
+            return false, "bad path"
+        end
+        if not (target:match("^![1-5]%d%d$") or (target:match(NAME) and #target <= 300)) then
+            return false, "bad target"
+        end
+    end
+    return true
+end
 
 local function valid_peer(peer)
     local a, b, c, d, port = peer:match("^(%d+)%.(%d+)%.(%d+)%.(%d+):(%d+)$")
@@ -69,7 +107,7 @@ function _M.parse(text)
     if type(text) ~= "string" or text:sub(-1) ~= "\n" then
         return nil, "the body must be lines ending in a newline"
     end
-    local state = { backends = {}, certificates = {}, hosts = {} }
+    local state = { backends = {}, certificates = {}, hosts = {}, routes = {} }
     local number = 0
     for line in text:gmatch("([^\n]*)\n") do
         number = number + 1
@@ -126,6 +164,22 @@ function _M.parse(text)
                 return nil, where .. "bad host record"
             end
             state.hosts[fields[2]] = fields[3]
+        elseif kind == "route" and #fields >= 2 then
+            local host = fields[2]
+            local wildcard = host:sub(1, 1) == "*"
+            if not host:match(ROUTE_HOST) or #host > 253 or state.routes[host]
+                or (wildcard and host:sub(2, 2) ~= ".") or host:find("*", 2, true) then
+                return nil, where .. "bad or repeated route host"
+            end
+            local rules = {}
+            for i = 3, #fields do
+                rules[#rules + 1] = fields[i]
+            end
+            local ok, why = valid_rules(rules)
+            if not ok then
+                return nil, where .. why
+            end
+            state.routes[host] = table.concat(rules, " ")
         else
             return nil, where .. "unknown record"
         end
@@ -165,6 +219,19 @@ local function remove_others(dict, prefix, keep)
     end
 end
 
+-- Routes a full state does not list expire after ROUTE_GRACE seconds rather than at
+-- once: a host leaves the table for a server block of a new generation, and the old
+-- workers, which have none, may take a connection for a moment after the reload.
+local ROUTE_GRACE = 10
+
+local function retire_other_routes(keep)
+    for _, key in ipairs(routes:get_keys(0)) do
+        if key:sub(1, 2) == "r:" and keep[key:sub(3)] == nil and routes:ttl(key) == 0 then
+            routes:expire(key, ROUTE_GRACE)
+        end
+    end
+end
+
 -- Apply a parsed and checked state. Returns true, or nil, an HTTP status and why.
 -- safe_set: a full dict must fail the push, never evict the peers of another backend.
 -- `from_file`: state.txt, loaded by init(). It holds no certificate, so the dicts are
@@ -189,6 +256,10 @@ function _M.apply(state, from_file)
     for host, key in pairs(state.hosts) do
         writes[#writes + 1] = { certificates, "h:" .. host, key }
     end
+    for host, rules in pairs(state.routes) do
+        -- nil: a delta takes the host out of the table
+        writes[#writes + 1] = { routes, "r:" .. host, rules ~= "" and rules or nil }
+    end
     for _, write in ipairs(writes) do
         local ok, err = write[1]:safe_set(write[2], write[3])
         if not ok then
@@ -199,6 +270,7 @@ function _M.apply(state, from_file)
         remove_others(backends, "b:", state.backends)
         remove_others(certificates, "c:", state.certificates)
         remove_others(certificates, "h:", state.hosts)
+        retire_other_routes(state.routes)
     end
     local ok, err = backends:safe_set("version", state.version)
     if ok and state.full then

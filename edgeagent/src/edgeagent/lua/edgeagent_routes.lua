@@ -1,0 +1,93 @@
+-- The route table (server_rewrite_by_lua of the default server): the hosts that need no
+-- server block of their own (edgeagent's route_table.py) are routed here, from the rules
+-- edgeagent pushed (`route` records, edgeagent_state.lua), so adding, changing or
+-- removing them needs no reload. nginx gives the default server every name no server
+-- block claims; a name the table does not hold goes on to the default server's own
+-- locations, as without the table.
+--
+-- The rules keep nginx's semantics of the locations they replace: the host exactly, then
+-- its one-label wildcard (a.example.com -> *.example.com, as the rendered
+-- `~^[^.]+\.example\.com$`); an exact path, then the longest prefix (`location ^~`),
+-- compared on the normalized URI ($uri) as plain strings, never as Lua patterns. The
+-- request then goes to the internal location /_edgeagent-route, which proxies its
+-- $request_uri (what a rendered location sends) with the http-level proxy headers,
+-- timeouts and body size, as every rendered location does.
+local _M = {}
+
+local routes = ngx.shared.edgeagent_routes
+
+-- Per worker: host -> { raw = the dict's text, exact = { path = target }, prefixes =
+-- { { path, target }, ... } longest first }, parsed again only when the text changes.
+local cache = {}
+
+local function parse(raw)
+    local exact, prefixes = {}, {}
+    for match, path, target in raw:gmatch("(%S+) (%S+) (%S+)") do
+        if match == "exact" then
+            exact[path] = target
+        else
+            prefixes[#prefixes + 1] = { path, target }
+        end
+    end
+    return { raw = raw, exact = exact, prefixes = prefixes }
+end
+
+-- The rules of a name: its exact host, else its one-label wildcard; nil: not in the table.
+local function rules_of(host)
+    local key = host
+    local raw = routes:get("r:" .. key)
+    if raw == nil then
+        local dot = host:find(".", 1, true)
+        if dot == nil or dot == 1 then
+            return nil
+        end
+        key = "*" .. host:sub(dot)
+        raw = routes:get("r:" .. key)
+        if raw == nil then
+            return nil
+        end
+    end
+    local entry = cache[key]
+    if entry == nil or entry.raw ~= raw then
+        entry = parse(raw)
+        cache[key] = entry
+    end
+    return entry
+end
+
+local function target_of(entry, uri)
+    local target = entry.exact[uri]
+    if target ~= nil then
+        return target
+    end
+    for _, prefix in ipairs(entry.prefixes) do
+        local path = prefix[1]
+        if uri:sub(1, #path) == path then
+            return prefix[2]
+        end
+    end
+    return nil
+end
+
+function _M.route()
+    -- Table hosts are served over plain HTTP only; internal redirects and subrequests
+    -- were routed already.
+    if ngx.var.https == "on" or ngx.req.is_internal() then
+        return
+    end
+    local entry = rules_of(ngx.var.host)
+    if entry == nil then
+        return
+    end
+    local target = target_of(entry, ngx.var.uri)
+    if target == nil then
+        return ngx.exit(ngx.HTTP_NOT_FOUND)
+    end
+    if target:sub(1, 1) == "!" then
+        return ngx.exit(tonumber(target:sub(2)))
+    end
+    ngx.var.edgeagent_backend = target
+    return ngx.exec("/_edgeagent-route")
+end
+
+return _M

@@ -1,0 +1,166 @@
+"""Pure core, dynamic mode: the hosts nginx routes from a Lua route table. No I/O.
+
+A reload of nginx parses the whole configuration, seconds at 10,000 hosts in the dynamic
+mode (docs/dynamic.md). Most hosts need nothing of nginx but the defaults: their rules
+name a path and a backend, and the http-level directives (proxy headers, timeouts, body
+size) serve them. Such "table hosts" get no server block: the default server, which
+receives every name no server block claims, asks lua/edgeagent_routes.lua for the host's
+rules (pushed as `route` records of the dynamic state), so adding, changing or removing
+them is a push, not a reload. Every other host keeps its server block, rendered as
+without the table, so every annotation keeps its nginx directives.
+
+`table_hosts` is the one place that says which hosts those are: a host of plain HTTP
+only (TLS hosts keep their servers: the handshake picks the server), not the default
+server, not a Gateway API host, no server-level setting (aliases, app-root, redirects,
+client certificates, ciphers), not passed through, and every location an exact or prefix
+match with the settings an Ingress without annotations gets, no Gateway API choice,
+filter, timeout or mirror, no canary and no default backend pages. And no rendered
+server may claim its name: nginx gives a name to an exact server name first, then to a
+wildcard, and only then to the default server, so an exact host that a rendered wildcard
+matches (or a rendered alias names) keeps its server block too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from edgeagent.model import NO_FILTERS, NO_SETTINGS, Location, LocationSettings, Model, Server
+
+TABLE_MATCHES = ("exact", "prefix")
+
+
+class Route(NamedTuple):
+    """One rule of a table host: a request whose path matches goes to `backend`, or, with
+    none, is answered `status`."""
+
+    match: str
+    """"exact" (the path itself) or "prefix" (nginx's `^~`: the path starts with it)."""
+    path: str
+    backend: str | None
+    status: int
+
+
+@functools.lru_cache(maxsize=1024)
+def plain_settings(settings: LocationSettings) -> bool:
+    """Whether a location's settings render no directive on a plain-HTTP host. ssl-redirect
+    (on by default) and preserve-trailing-slash only shape the HTTPS redirect of a TLS host."""
+    if settings is NO_SETTINGS:
+        return True
+    return (
+        dataclasses.replace(settings, ssl_redirect=False, preserve_trailing_slash=True)
+        == NO_SETTINGS
+    )
+
+
+def plain_location(location: Location) -> bool:
+    return (
+        location.match in TABLE_MATCHES
+        and plain_settings(location.settings)
+        and not location.choices
+        and location.filters == NO_FILTERS
+        and location.timeout_ms is None
+        and not location.mirrors
+        and location.canary is None
+        and location.error_pages is None
+        and location.mirror_upstream is None
+        and location.auth_upstream is None
+    )
+
+
+def plain_server(server: Server) -> bool:
+    """Whether a server needs nothing but the defaults (its name aside)."""
+    return (
+        server.host != ""
+        and server.http
+        and not server.https
+        and not server.gateway
+        and not server.any_depth
+        and not server.aliases
+        and server.app_root is None
+        and server.redirect_to is None
+        and server.client_certificates is None
+        and server.host_ciphers is None
+        and all(plain_location(location) for location in server.locations)
+    )
+
+
+def _suffixes(name: str) -> Iterable[str]:
+    """ ".b.c" and ".c" of "a.b.c": what a wildcard server name must end with to match it."""
+    dot = name.find(".", 1)
+    while dot != -1:
+        yield name[dot:]
+        dot = name.find(".", dot + 1)
+
+
+class _Claims(NamedTuple):
+    """The names of the rendered servers that nginx prefers to the default server."""
+
+    aliases: frozenset[str]
+    one_label: frozenset[str]
+    """Suffixes (".example.com") of one-label wildcards: an Ingress's `*.example.com`."""
+    any_label: frozenset[str]
+    """Suffixes of wildcards of any depth: a Gateway API's `*.example.com`."""
+
+    @classmethod
+    def of(cls, rendered: Iterable[Server]) -> _Claims:
+        names = [(name, s.any_depth) for s in rendered for name in (s.host, *s.aliases)]
+        wildcards = [(name[1:], any_depth) for name, any_depth in names if name[:2] == "*."]
+        return cls(
+            frozenset(alias for s in rendered for alias in s.aliases),
+            frozenset(suffix for suffix, any_depth in wildcards if not any_depth),
+            frozenset(suffix for suffix, any_depth in wildcards if any_depth),
+        )
+
+    def take(self, host: str) -> bool:
+        suffixes = list(_suffixes(host))
+        one_label = suffixes[0] if suffixes and not host.startswith("*.") else None
+        return (
+            host in self.aliases
+            or one_label in self.one_label
+            or any(suffix in self.any_label for suffix in suffixes)
+        )
+
+
+# The last model asked about, and its answer: render and the dynamic state both ask in
+# each sync, and at 10k hosts an answer takes 0.1 s. (Models are immutable.)
+_last: tuple[Model | None, frozenset[str]] = (None, frozenset())
+
+
+def table_hosts(model: Model) -> frozenset[str]:
+    """The hosts the route table serves (see the module docstring)."""
+    global _last
+    if _last[0] is not model:
+        _last = (model, _table_hosts(model))
+    return _last[1]
+
+
+def _table_hosts(model: Model) -> frozenset[str]:
+    passed_through = {host.host for host in model.passthrough}
+    table = {s.host for s in model.servers if plain_server(s) and s.host not in passed_through}
+    # A host leaving the table renders a server, whose names may claim others: repeat.
+    while True:
+        claims = _Claims.of([s for s in model.servers if s.host not in table])
+        taken = {host for host in table if claims.take(host)}
+        if not taken:
+            return frozenset(table)
+        table -= taken
+
+
+def routes(server: Server) -> tuple[Route, ...]:
+    """A table host's rules in nginx's order: exact paths, then prefixes, longest first."""
+    ordered = sorted(
+        server.locations,
+        key=lambda location: (location.match != "exact", -len(location.path), location.path),
+    )
+    return tuple(
+        Route(location.match, location.path, location.upstream, location.status)
+        for location in ordered
+    )
+
+
+def route_table(model: Model, hosts: frozenset[str]) -> Mapping[str, tuple[Route, ...]]:
+    """Host -> its rules, for the hosts `table_hosts` chose."""
+    return {server.host: routes(server) for server in model.servers if server.host in hosts}
