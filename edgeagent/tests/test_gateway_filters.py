@@ -1053,7 +1053,8 @@ def test_a_mirror_of_a_share_is_drawn_per_request():
         ],
     )
     locations = {loc.path: loc for loc in served([route]).servers[0].locations}
-    shares = {path: [m.share for m in locations[path].mirrors] for path in "/a /b /c /d /e".split()}
+    paths = ["/a", "/b", "/c", "/d", "/e"]
+    shares = {path: [target.share for target in locations[path].mirrors] for path in paths}
     assert shares == {"/a": ["20.00"], "/b": ["33.33"], "/c": [], "/d": [None], "/e": ["0.01"]}
 
 
