@@ -127,6 +127,7 @@ class Agent:
             ssl_passthrough_backend_listen=s.nginx.ssl_passthrough_backend_listen,
             auth_hop_http_listen=s.nginx.auth_hop_http_listen,
             auth_hop_https_listen=s.nginx.auth_hop_https_listen,
+            listen_ipv6=s.nginx.listen_ipv6,
         )
         # A bad combination stops the start, not every sync.
         render.check_layout(layout, s.annotations.enable_ssl_passthrough)

@@ -141,10 +141,20 @@ class Layout:
     ssl_passthrough_backend_listen: str = "127.0.0.1:441"
     """With --enable-ssl-passthrough: the loopback address of the stream module's hop to
     the passed-through backends (passthrough.py)."""
+    listen_ipv6: bool = False
+    """`--listen-ipv6`: also listen on every IPv6 address (`[::]`) at the ports of
+    `listen_http` and `listen_https`, for the IPv6 VIPs; nginx's `*` is IPv4 only."""
 
     @property
     def dynamic(self) -> bool:
         return self.dynamic_dir is not None
+
+    def ipv6_listen(self, listen: str) -> str | None:
+        """`[::]:PORT` beside the listen address `listen` with `listen_ipv6`, unless that one
+        is IPv6 already; else None."""
+        if not self.listen_ipv6 or listen.startswith("["):
+            return None
+        return f"[::]:{listen.rpartition(':')[2]}"
 
 
 class Block(NamedTuple):
@@ -385,8 +395,8 @@ def listens(layout: Layout, listen: str, server: Server) -> list[str]:
     ]
     if server.gateway and bound:
         return bound
-    own = _listen(listen, layout)
-    return [own, *(each for each in bound if each != own)]
+    own = [_listen(address, layout) for address in (listen, layout.ipv6_listen(listen)) if address]
+    return [*own, *(each for each in bound if each not in own)]
 
 
 def is_private(relative: str) -> bool:

@@ -280,6 +280,16 @@ class NginxSettings:
         ),
     )
     """The next port."""
+    listen_ipv6: bool = field(
+        default=False,
+        metadata=option(
+            "listen-ipv6",
+            "also listen on every IPv6 address ([::]) at the ports of --listen-http and "
+            "--listen-https",
+            parse=options.switch,
+        ),
+    )
+    """Off: a node without IPv6 cannot bind [::]; the role turns it on where the node has it."""
 
     @property
     def dynamic(self) -> bool:
