@@ -115,7 +115,7 @@ CASES = [
     ),
     pytest.param(
         broken(lambda s: s["frr_upstream_peers"].append({"address": "198.51.100.21", "asn": 1})),
-        "`address` (IPv4, not one of frr_peers)",
+        "an address is in both frr_peers and frr_upstream_peers (198.51.100.21)",
         id="upstream-is-cluster-peer",
     ),
     pytest.param(
