@@ -10,8 +10,14 @@ from collections import defaultdict
 
 
 def edge_network(interface):
-    """The subnet of "198.51.100.11/24": "198.51.100.0/24"."""
-    return str(ipaddress.IPv4Interface(str(interface)).network)
+    """The subnet of "198.51.100.11/24": "198.51.100.0/24" (of an IPv6 one alike)."""
+    return str(ipaddress.ip_interface(str(interface)).network)
+
+
+def _family(vips) -> int:
+    """An instance's IP version, its first VIP's: keepalived runs one family per instance
+    (validate.yml refuses an instance whose VIPs mix them)."""
+    return 6 if ":" in str(next(iter(vips), "")) else 4
 
 
 def edge_node_ips(hosts, hostvars):
@@ -53,9 +59,19 @@ def edge_vrrp_instances(hosts, hostvars):
     records = []
     for host in hosts:
         variables = hostvars[host]
-        address = variables["keepalived_node_address"]
         overrides = variables.get("keepalived_priority_by_instance") or {}
         for instance in variables["keepalived_instances"]:
+            family = _family(instance["virtual_ipaddresses"])
+            # An IPv6 group's segment is the node's IPv6 subnet (keepalived_node_address6).
+            address = str(
+                variables["keepalived_node_address"]
+                if family == 4
+                else variables.get("keepalived_node_address6", "")
+            )
+            try:
+                segment = edge_network(address)
+            except ValueError:
+                segment = "(no keepalived_node_address6)"
             records.append(
                 {
                     "host": host,
@@ -63,8 +79,9 @@ def edge_vrrp_instances(hosts, hostvars):
                     "interface": instance["interface"],
                     "vrid": instance["virtual_router_id"],
                     "vips": sorted(str(vip) for vip in instance["virtual_ipaddresses"]),
+                    "family": family,
                     "address": address,
-                    "segment": edge_network(address),
+                    "segment": segment,
                     "priority": overrides.get(
                         instance["name"], variables.get("keepalived_priority")
                     ),

@@ -1,4 +1,4 @@
-"""Tests for playbooks/validate.yml: IPv4 checks (`x is edgeops.edge.edge_ipv4`,
+"""Tests for playbooks/validate.yml: IP checks (`x is edgeops.edge.edge_ipv4`,
 `select("edgeops.edge.edge_ipv4")`).
 
 ansible.builtin has no IP tests, and ansible.utils' need the netaddr library; Python's
@@ -42,9 +42,35 @@ def edge_ipv4_network(value):
     return True
 
 
+def edge_ipv6_interface(value):
+    """A host's IPv6 address with its prefix length, e.g. "2001:db8:10::11/64", other than
+    its subnet's all-zero (Subnet-Router anycast) address."""
+    if "/" not in str(value):
+        return False
+    try:
+        interface = ipaddress.IPv6Interface(str(value))
+    except ValueError:
+        return False
+    return interface.network.prefixlen >= 127 or interface.ip != interface.network.network_address
+
+
+def edge_ip_of_family(value, family):
+    """One address of IP version `family` (4 or 6)."""
+    try:
+        return ipaddress.ip_address(str(value)).version == int(family)
+    except ValueError:
+        return False
+
+
 def edge_in_subnet_of(address, interface):
-    """`address` lies in the subnet of `interface` ("198.51.100.11/24")."""
-    return ipaddress.IPv4Address(str(address)) in ipaddress.IPv4Interface(str(interface)).network
+    """`address` lies in the subnet of `interface` ("198.51.100.11/24", "2001:db8::11/64"),
+    of the same family."""
+    try:
+        network = ipaddress.ip_interface(str(interface)).network
+        address = ipaddress.ip_address(str(address))
+    except ValueError:
+        return False
+    return address.version == network.version and address in network
 
 
 class TestModule:
@@ -54,4 +80,6 @@ class TestModule:
             "edge_ipv4_interface": edge_ipv4_interface,
             "edge_ipv4_network": edge_ipv4_network,
             "edge_in_subnet_of": edge_in_subnet_of,
+            "edge_ipv6_interface": edge_ipv6_interface,
+            "edge_ip_of_family": edge_ip_of_family,
         }

@@ -172,6 +172,7 @@ def command_render(args: argparse.Namespace) -> int:
         ssl_passthrough_backend_listen=args.ssl_passthrough_backend_listen,
         auth_hop_http_listen=args.auth_hop_http_listen,
         auth_hop_https_listen=args.auth_hop_https_listen,
+        listen_ipv6=args.listen_ipv6,
     )
     rendered = render.render(model, layout)
     for relative, data in rendered.files.items():
@@ -506,6 +507,11 @@ def parser(
         "--proxy-protocol",
         action="store_true",
         help="the listeners expect a PROXY protocol header (needs --trusted-proxies)",
+    )
+    render_parser.add_argument(
+        "--listen-ipv6",
+        action="store_true",
+        help="also listen on every IPv6 address ([::]) at the ports of --listen-http(s)",
     )
     render_parser.set_defaults(command=command_render)
 

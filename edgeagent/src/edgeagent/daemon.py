@@ -128,6 +128,7 @@ class Agent:
             auth_hop_http_listen=s.nginx.auth_hop_http_listen,
             auth_hop_https_listen=s.nginx.auth_hop_https_listen,
             route_table=s.nginx.route_table,
+            listen_ipv6=s.nginx.listen_ipv6,
         )
         # A bad combination stops the start, not every sync.
         render.check_layout(layout, s.annotations.enable_ssl_passthrough)

@@ -146,6 +146,9 @@ class Layout:
     route_table: bool = True
     """Dynamic mode: the hosts of route_table.py get no server block; the default server
     routes them from the pushed route table, so they change without a reload."""
+    listen_ipv6: bool = False
+    """`--listen-ipv6`: also listen on every IPv6 address (`[::]`) at the ports of
+    `listen_http` and `listen_https`, for the IPv6 VIPs; nginx's `*` is IPv4 only."""
 
     @property
     def dynamic(self) -> bool:
@@ -154,6 +157,13 @@ class Layout:
     @property
     def routes_by_table(self) -> bool:
         return self.dynamic and self.route_table
+
+    def ipv6_listen(self, listen: str) -> str | None:
+        """`[::]:PORT` beside the listen address `listen` with `listen_ipv6`, unless that one
+        is IPv6 already; else None."""
+        if not self.listen_ipv6 or listen.startswith("["):
+            return None
+        return f"[::]:{listen.rpartition(':')[2]}"
 
 
 class Block(NamedTuple):
@@ -394,8 +404,8 @@ def listens(layout: Layout, listen: str, server: Server) -> list[str]:
     ]
     if server.gateway and bound:
         return bound
-    own = _listen(listen, layout)
-    return [own, *(each for each in bound if each != own)]
+    own = [_listen(address, layout) for address in (listen, layout.ipv6_listen(listen)) if address]
+    return [*own, *(each for each in bound if each not in own)]
 
 
 def is_private(relative: str) -> bool:

@@ -136,6 +136,7 @@ def render_stream(
         hosts=hosts,
         upstreams=[upstreams[name] for name in used],
         listen_https=layout.listen_https,
+        listen_https_ipv6=layout.ipv6_listen(layout.listen_https),
         proxy_protocol=layout.proxy_protocol,
         trusted_proxies=[str(network(proxy)) for proxy in layout.trusted_proxies],
         https_listen=layout.ssl_passthrough_listen,

@@ -293,6 +293,16 @@ class NginxSettings:
     )
     """On: a plain Ingress never reloads nginx (docs/dynamic.md); off renders every host's
     server, as before the table, should its Lua routing be in doubt."""
+    listen_ipv6: bool = field(
+        default=False,
+        metadata=option(
+            "listen-ipv6",
+            "also listen on every IPv6 address ([::]) at the ports of --listen-http and "
+            "--listen-https",
+            parse=options.switch,
+        ),
+    )
+    """Off: a node without IPv6 cannot bind [::]; the role turns it on where the node has it."""
 
     @property
     def dynamic(self) -> bool:
