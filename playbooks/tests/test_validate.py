@@ -98,7 +98,7 @@ CASES = {
     ),
     "VIP outside the subnet": (
         lambda i: i["group_vars"]["keepalived_instances"][0].update(
-            virtual_ipaddresses=["203.0.113.100"]
+            virtual_ipaddresses=["198.18.0.100"]
         ),
         ["edge1", "virtual_ipaddresses", "198.51.100.0/24"],
     ),
