@@ -16,8 +16,9 @@ InternalIP: its address towards the API; Ready) and reads:
 It puts the pod CIDR's first address and every pod IP on an interface of its own (`pods`,
 one end of a veth pair, as a CNI's: the host kernel may lack the dummy module; the edges
 reach it only by a route to the CIDR), runs each pod as
-lab/backend.py on its pod IP, announces the pod CIDR by BGP with FRR to any peer of the lab
-network (the edges; dynamic neighbours, as a route reflector would accept them), and forwards
+lab/backend.py on its pod IP, announces the pod CIDR by BGP with FRR to any peer of its own
+network (the edges: the lab's, or molecule's in its scenario; dynamic neighbours, as a route
+reflector would accept them), and forwards
 each NodePort to this node's pods of its Service with nftables DNAT, as kube-proxy does for
 `externalTrafficPolicy: Local`. Then it waits for the pods; the container ends with them.
 
@@ -49,8 +50,6 @@ NFT_TABLE = "lab_kube_proxy"
 EXPORT_ROUTE_MAP = "ANNOUNCE"
 # The entry `bgp off` puts in front of the route-map's permit (seq 10).
 WITHDRAW_SEQUENCE = 5
-# Where bgpd accepts BGP sessions from: the lab network, where the edges are.
-PEER_RANGE = "198.51.100.0/24"
 BACKEND = "/srv/backend.py"
 FRR_DAEMONS = Path("/etc/frr/daemons")
 FRR_CONFIG = Path("/etc/frr/frr.conf")
@@ -80,6 +79,8 @@ class NodePlan:
 
     name: str
     address: str
+    # Where bgpd accepts BGP sessions from: the node's own network, where the edges are.
+    peer_range: str
     asn: int
     pod_cidr: str
     pods: tuple[Pod, ...]
@@ -99,10 +100,11 @@ def node_status(name: str, address: str) -> dict:
     }
 
 
-def plan(node: dict, address: str, slices: list[dict], services: list[dict]) -> NodePlan:
-    """This node's pods, BGP and NodePorts from its Node, its address, the EndpointSlices and
-    the Services."""
+def plan(node: dict, interface: str, slices: list[dict], services: list[dict]) -> NodePlan:
+    """This node's pods, BGP and NodePorts from its Node, its address with the prefix length
+    of its network (e.g. 198.51.100.31/24), the EndpointSlices and the Services."""
     name = node["metadata"]["name"]
+    own = ipaddress.ip_interface(interface)
     pod_cidr = str(ipaddress.ip_network(node["spec"]["podCIDRs"][0]))
     pods = set()
     for endpoint_slice in slices:
@@ -127,7 +129,8 @@ def plan(node: dict, address: str, slices: list[dict], services: list[dict]) -> 
                 node_ports.add(NodePort(int(port["nodePort"]), target, tuple(local)))
     return NodePlan(
         name=name,
-        address=address,
+        address=str(own.ip),
+        peer_range=str(own.network),
         asn=int(node["metadata"]["annotations"][ASN_ANNOTATION]),
         pod_cidr=pod_cidr,
         pods=tuple(sorted(pods)),
@@ -137,7 +140,7 @@ def plan(node: dict, address: str, slices: list[dict], services: list[dict]) -> 
 
 def frr_config(node: NodePlan) -> str:
     """bgpd's configuration: the pod CIDR announced, through the export route-map only, to
-    any eBGP peer of the lab network."""
+    any eBGP peer of the node's network."""
     return f"""\
 frr defaults traditional
 hostname {node.name}
@@ -156,7 +159,7 @@ router bgp {node.asn}
  timers bgp 3 9
  neighbor EDGES peer-group
  neighbor EDGES remote-as external
- bgp listen range {PEER_RANGE} peer-group EDGES
+ bgp listen range {node.peer_range} peer-group EDGES
  !
  address-family ipv4 unicast
   network {node.pod_cidr}
@@ -225,6 +228,25 @@ def address_towards(api: str) -> str:
         return probe.getsockname()[0]
 
 
+def interface_of(address: str) -> str:
+    """The address with the prefix length it has on its interface: its network."""
+    interfaces = json.loads(
+        subprocess.run(
+            ["ip", "-json", "-4", "address", "show", "to", f"{address}/32"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    (prefix_length,) = {
+        info["prefixlen"]
+        for interface in interfaces
+        for info in interface["addr_info"]
+        if info["local"] == address
+    }
+    return f"{address}/{prefix_length}"
+
+
 def register(api: str, name: str) -> NodePlan:
     """Writes this node's status, then reads its plan."""
     address = address_towards(api)
@@ -234,7 +256,7 @@ def register(api: str, name: str) -> NodePlan:
             node = call(api, f"/api/v1/nodes/{name}/status", node_status(name, address))
             slices = call(api, "/apis/discovery.k8s.io/v1/endpointslices")["items"]
             services = call(api, "/api/v1/services")["items"]
-            return plan(node, address, slices, services)
+            return plan(node, interface_of(address), slices, services)
         except OSError as error:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{name}: the API at {api} did not answer: {error}") from error

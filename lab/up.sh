@@ -67,19 +67,6 @@ wait_for_systemd() {
   exit 1
 }
 
-# A cluster node is ready once lab/cluster_node.py has its pods, NodePorts and BGP set up.
-wait_for_cluster_node() {
-  local name=$1 deadline=$((SECONDS + BOOT_SECONDS))
-  until "$DOCKER" exec "$name" test -e /run/cluster-node.ready 2>/dev/null; do
-    if ((SECONDS >= deadline)) || [[ $("$DOCKER" inspect -f '{{.State.Running}}' "$name") != true ]]; then
-      echo "$name: not set up after ${BOOT_SECONDS}s; its log:" >&2
-      "$DOCKER" logs --tail 20 "$name" >&2
-      exit 1
-    fi
-    sleep 0.2
-  done
-}
-
 # request HOST: one request through the VIP; prints "<status> <what the body says>": its first
 # line, or the <title> of an HTML page (nginx's 404). "000" when nothing answered.
 request() {
@@ -147,16 +134,13 @@ for name in "${LAB_BACKENDS[@]}"; do
     "$NODE_IMAGE:latest" python3 /srv/backend.py --app "$name" --version v1
 done
 # The cluster nodes read their pods, podCIDR and NodePorts from the emulator (its address is
-# the lab network's gateway). NET_ADMIN: the pod network and nftables; FRR's zebra wants
-# NET_RAW and SYS_ADMIN too.
+# the lab network's gateway).
+cluster_nodes=()
 for name in "${LAB_CLUSTER_NODES[@]}"; do
-  ensure_container "$name" "${LAB_ADDRESSES[$name]}" "$CLUSTER_NODE_IMAGE" \
-    --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN \
-    -v "$REPO/lab/cluster_node.py:/srv/cluster_node.py:ro" \
-    -v "$REPO/lab/backend.py:/srv/backend.py:ro" \
-    "$CLUSTER_NODE_IMAGE:latest" python3 /srv/cluster_node.py run \
-    --api "http://$LAB_GATEWAY:$EMULATOR_PORT"
+  cluster_nodes+=("$name=${LAB_ADDRESSES[$name]}")
 done
+"$REPO/lab/cluster_nodes.sh" up "$LAB_NETWORK" "$LAB_LABEL" \
+  "http://$LAB_GATEWAY:$EMULATOR_PORT" "" "${cluster_nodes[@]}"
 # ARP for the VIP only from its holder (keepalived_vip_on_lo: the VIP is on lo of both nodes);
 # /proc/sys is read-only inside, so these come with the container.
 for name in "${LAB_EDGE_NODES[@]}"; do
@@ -164,15 +148,10 @@ for name in "${LAB_EDGE_NODES[@]}"; do
     --sysctl net.ipv4.conf.all.arp_ignore=1 --sysctl net.ipv4.conf.all.arp_announce=2 \
     "$NODE_IMAGE:latest"
 done
-for name in "${LAB_CLUSTER_NODES[@]}"; do
-  wait_for_cluster_node "$name"
-done
 for name in "${LAB_EDGE_NODES[@]}"; do
   wait_for_systemd "$name"
-  # Until BGP brings the routes (and after a withdrawal), a packet to a pod fails at once on
-  # the edge instead of leaving through the host's default route; the learned /24s are longer.
-  "$DOCKER" exec "$name" ip route replace unreachable "$LAB_POD_RANGE"
 done
+"$REPO/lab/cluster_nodes.sh" edge "${LAB_EDGE_NODES[@]}"
 log "lab containers ready after $((SECONDS - started)) s; running site.yml"
 
 cd "$REPO"

@@ -28,7 +28,7 @@ def lab_plan(name, address):
 
 
 def test_each_node_runs_its_own_pods_and_forwards_its_nodeport_to_them():
-    cnode1 = lab_plan("cnode1", "198.51.100.31")
+    cnode1 = lab_plan("cnode1", "198.51.100.31/24")
     assert cnode1.asn == 64512
     assert cnode1.pod_cidr == "198.19.1.0/24"
     assert cnode1.pods == (
@@ -37,7 +37,7 @@ def test_each_node_runs_its_own_pods_and_forwards_its_nodeport_to_them():
     )
     # Only shop is a NodePort Service; api (ClusterIP) has no NodePort.
     assert cnode1.node_ports == (cluster_node.NodePort(30080, 8080, ("198.19.1.20",)),)
-    cnode2 = lab_plan("cnode2", "198.51.100.32")
+    cnode2 = lab_plan("cnode2", "198.51.100.32/24")
     assert cnode2.pod_cidr == "198.19.2.0/24"
     assert [pod.address for pod in cnode2.pods] == ["198.19.2.10", "198.19.2.20"]
 
@@ -50,7 +50,7 @@ def test_a_pod_outside_the_nodes_pod_cidr_is_refused():
         "endpoints": [{"addresses": ["198.19.2.99"], "nodeName": "cnode1"}],
     }
     with pytest.raises(ValueError, match=r"198\.19\.2\.99 is not in 198\.19\.1\.0/24"):
-        cluster_node.plan(node, "198.51.100.31", [endpoint_slice], [])
+        cluster_node.plan(node, "198.51.100.31/24", [endpoint_slice], [])
 
 
 def test_the_status_is_the_kubelets_address_and_readiness():
@@ -60,7 +60,7 @@ def test_the_status_is_the_kubelets_address_and_readiness():
 
 
 def test_frr_config_passes_vtysh_and_announces_the_pod_cidr_through_the_route_map(tmp_path):
-    config = cluster_node.frr_config(lab_plan("cnode1", "198.51.100.31"))
+    config = cluster_node.frr_config(lab_plan("cnode1", "198.51.100.31/24"))
     path = tmp_path / "frr.conf"
     path.write_text(config)
     subprocess.run(["vtysh", "--dryrun", "--inputfile", str(path)], check=True)
@@ -69,6 +69,14 @@ def test_frr_config_passes_vtysh_and_announces_the_pod_cidr_through_the_route_ma
     assert "ip prefix-list POD-CIDR seq 10 permit 198.19.1.0/24\n" in config
     assert "  neighbor EDGES route-map ANNOUNCE out\n" in config
     assert " bgp listen range 198.51.100.0/24 peer-group EDGES\n" in config
+
+
+def test_bgpd_accepts_the_peers_of_the_nodes_own_network_as_in_molecules_scenario():
+    node = lab_plan("cnode1", "198.18.0.31/24")
+    assert (node.address, node.peer_range) == ("198.18.0.31", "198.18.0.0/24")
+    config = cluster_node.frr_config(node)
+    assert " bgp router-id 198.18.0.31\n" in config
+    assert " bgp listen range 198.18.0.0/24 peer-group EDGES\n" in config
 
 
 def test_bgp_off_puts_a_deny_all_entry_in_front_of_the_announcement_and_on_removes_it():
@@ -82,7 +90,7 @@ def test_bgp_off_puts_a_deny_all_entry_in_front_of_the_announcement_and_on_remov
 
 
 def test_nft_ruleset_parses_and_dnats_each_nodeport_to_the_local_pods(tmp_path):
-    node = lab_plan("cnode1", "198.51.100.31")
+    node = lab_plan("cnode1", "198.51.100.31/24")
     two_pods = cluster_node.NodePort(30081, 8080, ("198.19.1.20", "198.19.1.21"))
     node = cluster_node.NodePlan(**{**vars(node), "node_ports": (*node.node_ports, two_pods)})
     ruleset = cluster_node.nft_ruleset(node)
@@ -100,3 +108,7 @@ def test_bgpd_is_turned_on_in_debians_daemons_file():
     assert cluster_node.daemons_with_bgpd("zebra=yes\nbgpd=no\nospfd=no\n") == (
         "zebra=yes\nbgpd=yes\nospfd=no\n"
     )
+
+
+def test_the_nodes_network_is_read_from_its_interface():
+    assert cluster_node.interface_of("127.0.0.1") == "127.0.0.1/8"
