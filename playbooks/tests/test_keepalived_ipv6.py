@@ -11,28 +11,20 @@ joined by a veth pair stand for the nodes and their dual-stack segment.
 
 import json
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from keepalived_netns import INTERFACE, keepalived_nodes, run, wait_for_holders
 from role_template import render_role_template
 
 NODES = {
-    "edge1": ("192.0.2.11", "2001:db8:10::11", 150),
-    "edge2": ("192.0.2.12", "2001:db8:10::12", 100),
+    "edge1": ("198.18.10.11", "2001:db8:10::11", 150),
+    "edge2": ("198.18.10.12", "2001:db8:10::12", 100),
 }
-VIP, VIP6 = "192.0.2.100", "2001:db8:10::100"
-INTERFACE = "eth0"
-# Seconds for a VIP to move; VRRP needs about three adverts of 0.1 s, a busy host much more.
-MOVE_BOUND = 60
+VIP, VIP6 = "198.18.10.100", "2001:db8:10::100"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
-
-
-def run(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
 
 
 def render(directory: Path, host: str, template: str, validate: str | None) -> Path:
@@ -77,78 +69,20 @@ def render(directory: Path, host: str, template: str, validate: str | None) -> P
 
 @pytest.fixture
 def nodes(tmp_path):
-    """Each node's namespace (INTERFACE with both addresses, on a shared veth pair), its VRRP
-    filter loaded, running keepalived: {host: (namespace, directory)}."""
-    namespaces = {host: f"edgevrrp6-{host}-{os.getpid()}" for host in NODES}
-    daemons = []
-    for namespace in namespaces.values():
-        run("ip", "netns", "add", namespace)
-    try:
-        first, second = namespaces.values()
-        run("ip", "-n", first, "link", "add", INTERFACE, "type", "veth", "peer", "peer0")
-        run("ip", "-n", first, "link", "set", "peer0", "netns", second, "name", INTERFACE)
-        found = {}
-        for host, namespace in namespaces.items():
-            address, address6, _ = NODES[host]
-            run("ip", "-n", namespace, "address", "add", f"{address}/24", "dev", INTERFACE)
-            # nodad: usable at once as VRRP's source, not after duplicate address detection.
-            run(
-                "ip", "-n", namespace, "address", "add", f"{address6}/64", "dev", INTERFACE, "nodad"
-            )
-            run("ip", "-n", namespace, "link", "set", INTERFACE, "up")
-            run("ip", "-n", namespace, "link", "set", "lo", "up")
-            directory = tmp_path / host
-            directory.mkdir()
-            ruleset = render(directory, host, "etc/edge-vrrp/vrrp.nft.j2", "nft --check --file %s")
-            run("ip", "netns", "exec", namespace, "nft", "--file", str(ruleset))
-            config = render(directory, host, "etc/keepalived/keepalived.conf.j2", None)
-            daemons.append(
-                subprocess.Popen(
-                    [
-                        *("ip", "netns", "exec", namespace, "keepalived", "--dont-fork"),
-                        *("--log-console", "--use-file", str(config)),
-                        *("--pid", str(directory / "keepalived.pid")),
-                        *("--vrrp_pid", str(directory / "vrrp.pid")),
-                        *("--checkers_pid", str(directory / "checkers.pid")),
-                    ],
-                    stdout=(directory / "keepalived.log").open("w"),
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            found[host] = (namespace, directory)
+    """Each node's namespace (INTERFACE with both addresses), its VRRP filter loaded,
+    running keepalived: {host: (namespace, directory)}."""
+
+    def configure(host: str, namespace: str, directory: Path) -> Path:
+        address, address6, _ = NODES[host]
+        run("ip", "-n", namespace, "address", "add", f"{address}/24", "dev", INTERFACE)
+        # nodad: usable at once as VRRP's source, not after duplicate address detection.
+        run("ip", "-n", namespace, "address", "add", f"{address6}/64", "dev", INTERFACE, "nodad")
+        ruleset = render(directory, host, "etc/edge-vrrp/vrrp.nft.j2", "nft --check --file %s")
+        run("ip", "netns", "exec", namespace, "nft", "--file", str(ruleset))
+        return render(directory, host, "etc/keepalived/keepalived.conf.j2", None)
+
+    with keepalived_nodes(tmp_path, "edgevrrp6", list(NODES), configure) as found:
         yield found
-    finally:
-        for daemon in daemons:
-            daemon.terminate()
-        for daemon in daemons:
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-        for namespace in namespaces.values():
-            subprocess.run(["ip", "netns", "del", namespace], check=False)
-
-
-def holders(nodes: dict, vip: str) -> set[str]:
-    """The nodes with `vip` on their VRRP interface."""
-    return {
-        host
-        for host, (namespace, _) in nodes.items()
-        if f" {vip}/" in run("ip", "-n", namespace, "-o", "address", "show", "dev", INTERFACE)
-    }
-
-
-def wait_for_holders(nodes: dict, expected: set[str]) -> None:
-    deadline = time.monotonic() + MOVE_BOUND
-    while (seen := {vip: holders(nodes, vip) for vip in (VIP, VIP6)}) != {
-        VIP: expected,
-        VIP6: expected,
-    }:
-        if time.monotonic() > deadline:
-            logs = {host: (directory / "keepalived.log").read_text() for host, (_, directory)
-                    in nodes.items()}  # fmt: skip
-            pytest.fail(f"VIPs held by {seen}, not all by {sorted(expected)}; logs: {logs}")
-        time.sleep(0.2)
 
 
 def dropped(namespace: str) -> int:
@@ -172,7 +106,7 @@ def dropped(namespace: str) -> int:
 
 
 def test_an_ipv6_vip_moves_with_its_own_vrrp_instance(nodes):
-    wait_for_holders(nodes, {"edge1"})
+    wait_for_holders(nodes, (VIP, VIP6), {"edge1"})
     # keepalived.conf: one instance per family, the IPv6 one between the IPv6 addresses.
     config = (nodes["edge1"][1] / "keepalived.conf").read_text()
     instance6 = config.split("vrrp_instance VI_EDGE6 {", 1)[1].split("\n}", 1)[0]
@@ -181,9 +115,9 @@ def test_an_ipv6_vip_moves_with_its_own_vrrp_instance(nodes):
 
     leave = nodes["edge1"][1] / "leave"
     leave.write_text("1\n")
-    wait_for_holders(nodes, {"edge2"})
+    wait_for_holders(nodes, (VIP, VIP6), {"edge2"})
     leave.write_text("0\n")
-    wait_for_holders(nodes, {"edge1"})
+    wait_for_holders(nodes, (VIP, VIP6), {"edge1"})
     # The peers' adverts of both families passed the filter: nothing of theirs was dropped.
     assert {host: dropped(namespace) for host, (namespace, _) in nodes.items()} == {
         "edge1": 0,
