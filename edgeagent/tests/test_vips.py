@@ -41,6 +41,39 @@ FLAP = textwrap.dedent(
 )
 
 
+# The BGP mode (docs/bgp.md): announced while a main-table host route sends the VIP to lo.
+ANNOUNCED = textwrap.dedent(
+    """
+    import json
+    import subprocess
+    from edgeagent import vips
+
+    VIP, VIP6 = "198.18.20.77", "2001:db8:20::77"
+
+    def ip(*argv):
+        subprocess.run(["ip", *argv], check=True)
+
+    def held():
+        return sorted(str(address) for address in vips.held_addresses())
+
+    ip("link", "set", "lo", "up")
+    # What every BGP node keeps, announcing or not, and what an LVS-DR real server has.
+    ip("route", "add", "local", VIP + "/32", "dev", "lo", "table", "local", "proto", "202")
+    ip("addr", "add", "198.18.20.78/32", "dev", "lo")
+    steps = [held()]
+    ip("route", "add", VIP + "/32", "dev", "lo", "proto", "202", "metric", "0")
+    ip("-6", "route", "add", VIP6 + "/128", "dev", "lo", "proto", "202", "metric", "1")
+    # A route out of lo that is no host route is no VIP.
+    ip("route", "add", "198.18.21.0/24", "dev", "lo", "proto", "202")
+    steps.append(held())
+    ip("route", "flush", "table", "main", "proto", "202")
+    ip("-6", "route", "flush", "table", "main", "proto", "202")
+    steps.append(held())
+    print(json.dumps(steps))
+    """
+)
+
+
 def _shown_addresses() -> dict[str, set]:
     """`ip addr`'s addresses by interface name."""
     shown = json.loads(
@@ -59,6 +92,14 @@ def test_held_addresses_are_what_ip_addr_shows_but_loopback():
     expected = set().union(*(found for name, found in shown.items() if name != "lo"))
     assert vips.held_addresses() == expected
     assert ipaddress.ip_address("127.0.0.1") not in expected
+
+
+def test_the_bgp_modes_announced_vips_are_held_and_withdrawn_ones_not():
+    assert in_network_namespace(ANNOUNCED) == [
+        [],
+        ["198.18.20.77", "2001:db8:20::77"],
+        [],
+    ]
 
 
 def test_a_vip_that_comes_and_goes_is_counted_as_changes():
