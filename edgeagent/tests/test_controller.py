@@ -4,6 +4,7 @@ nginx and the API are replaced here by recorders (the integration tests run the 
 ones); what is under test is when the controller syncs and with which state.
 """
 
+import dataclasses
 import threading
 import time
 
@@ -195,6 +196,77 @@ def test_failed_pushes_are_retried_with_a_growing_backoff(tmp_path):
         delays.append(round(running._retry_at - time.monotonic()))
     assert control.pushes == 3
     assert delays == [5, 10, 20]
+
+
+class RecordingControl(RefusingControl):
+    """nginx's control endpoint taking every push; the states kept, pushed and written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pushed: list = []
+        self.written: list = []
+
+    def write_state(self, state) -> int:
+        self.written.append(state)
+        return 1
+
+    def push(self, state, full: bool) -> int:
+        self.pushed.append(state)
+        return 1
+
+    def remove_certificates_except(self, state) -> None:
+        pass
+
+
+class ScriptedApplier(RecordingApplier):
+    """Applies, or fails the reload, as its `outcome` says."""
+
+    outcome = Outcome.APPLIED
+
+    def apply(self, rendered: render.Rendered) -> ApplyResult:
+        self.applied.append(rendered)
+        return ApplyResult(self.outcome, rendered.generation)
+
+
+def test_a_failed_reload_keeps_the_routes_of_a_host_leaving_the_table(tmp_path):
+    """A host the candidate moves from the route table to a server block of its own keeps
+    its routes while that block is not served (the reload failed); once a reload serves
+    the block, the routes go."""
+    cache, control, applier = Cache(), RecordingControl(), ScriptedApplier()
+    plain = namespaced(ingress("web", [rule("web.example.com", "web")]))
+    cache.replace("ingresses", [plain])
+    cache.replace("services", [service("web")])
+    for kind in set(NAMES) - {"ingresses", "services"}:
+        cache.replace(kind, [])
+    running = Controller(
+        cache,
+        model.Options(ingress_class="edge", upstreams_without_endpoints=True, dynamic=True),
+        dataclasses.replace(
+            layout_in(tmp_path), dynamic_dir=f"{tmp_path}/dynamic", lua_dir=f"{tmp_path}/lua"
+        ),
+        applier,
+        Recorder(),
+        Recorder(),
+        Metrics(),
+        HealthState(dict),
+        SyncSettings(),
+        threading.Event(),
+        control=control,
+    )
+    running.sync()
+    assert list(control.pushed[-1].routes) == ["web.example.com"]
+
+    annotated = dict(plain, metadata={**plain["metadata"], "annotations": {
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "120"}})  # fmt: skip
+    cache.replace("ingresses", [annotated])
+    applier.outcome = Outcome.FAILED
+    running.sync()
+    assert "web.example.com" in control.pushed[-1].routes
+    assert "web.example.com" in control.written[-1].routes  # what a restarted nginx loads
+
+    applier.outcome = Outcome.APPLIED
+    running.sync()
+    assert "web.example.com" not in control.pushed[-1].routes
 
 
 def test_gateway_objects_refer_to_their_backends_and_certificates():

@@ -10,7 +10,7 @@ from edgeagent.gateway import routing as gateway_routing
 from edgeagent.route_table import Route
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
 
-from edgeagent import cli, dynamic, model, render, route_table, settings
+from edgeagent import cli, dynamic, grammar, model, render, route_table, settings
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 LAYOUT = render.Layout(
@@ -219,3 +219,19 @@ def test_the_table_is_on_by_default_and_turned_off_by_flag_or_config(tmp_path):
     assert _settings(config="route-table: false\n", tmp_path=tmp_path).nginx.route_table is False
     with pytest.raises(settings.ConfigError):
         _settings("--route-table", "no")
+
+
+def test_a_prefix_of_the_longest_path_keeps_its_server_and_the_state_encodes():
+    """Its location "/a...a/" is one character over what the push's lock takes: in the
+    table it stopped every sync (dynamic.encode raised)."""
+    longest = "/" + "a" * (grammar.PATH_MAX_LENGTH - 1)
+    model_ = built(plain("a", "a.example.com", path(longest, "web")))
+    assert route_table.table_hosts(model_) == frozenset()
+    assert dynamic.encode(dynamic.state_of(model_), 1, True)
+
+
+def test_hosts_beyond_the_budget_keep_their_servers_in_name_order(monkeypatch):
+    hosts = [plain(name, f"{name}.example.com") for name in ("c", "a", "b")]
+    one = route_table.route_bytes(built(hosts[1]).servers[0])
+    monkeypatch.setattr(route_table, "ROUTES_BUDGET_BYTES", 2 * one)
+    assert route_table.table_hosts(built(*hosts)) == {"a.example.com", "b.example.com"}

@@ -414,7 +414,7 @@ class Controller:
             log.debug("same candidate as the rejected one; waiting for a change")
             self._set_problem_metrics(built)
             if state is not None:  # the generation that serves takes the peers anyway
-                self._push(state, full=False)
+                self._push(self._served_state(state, built), full=False)
             return None
         cause = self._reload_cause(rendered)
         result = self.applier.apply(rendered)
@@ -448,6 +448,9 @@ class Controller:
             self._serving_model = built
         if state is not None:
             applied = result.outcome is Outcome.APPLIED
+            if result.outcome is not Outcome.UNCHANGED and not applied:
+                state = self._served_state(state, built)
+                self.dynamic_push.write_files(state)  # what a restarted nginx loads
             if self._push(state, full=applied) and applied:
                 self.dynamic_push.remove_unused_certificates(state)
         if self._first:
@@ -455,6 +458,21 @@ class Controller:
             gc.freeze()  # see the module docstring
             self._on_first_sync(result)
         return result
+
+    def _served_state(self, state: dynamic.State, built: model.Model) -> dynamic.State:
+        """`state` for the generation that still serves when `built`'s was not applied: a
+        host the candidate moves out of the route table, to a server block of its own that
+        nginx does not have, keeps the routes it is served by until that block serves."""
+        if self._serving_model is None:
+            return state
+        serving = dynamic.state_of(self._serving_model, self.layout.routes_by_table).routes
+        hosts = {server.host for server in built.servers}
+        kept = {
+            host: rules
+            for host, rules in serving.items()
+            if host not in state.routes and host in hosts
+        }
+        return dataclasses.replace(state, routes={**state.routes, **kept}) if kept else state
 
     def _dynamic_state(self, built: model.Model) -> dynamic.State | None:
         if self.dynamic_push is None:

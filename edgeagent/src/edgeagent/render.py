@@ -323,6 +323,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["token"] = token
     environment.filters["variable"] = variable
     environment.globals["choice_id"] = choice_id
+    environment.globals["routes_dict_mb"] = route_table.ROUTES_DICT_MB
     environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
     environment.globals["grpc_forwarded_headers"] = render_filters.GRPC_FORWARDED_HEADERS
     environment.globals["has_filters"] = render_filters.has_filters

@@ -17,7 +17,8 @@ match with the settings an Ingress without annotations gets, no Gateway API choi
 filter, timeout or mirror, no canary and no default backend pages. And no rendered
 server may claim its name: nginx gives a name to an exact server name first, then to a
 wildcard, and only then to the default server, so an exact host that a rendered wildcard
-matches (or a rendered alias names) keeps its server block too.
+matches (or a rendered alias names) keeps its server block too. Nor may the table outgrow its
+shared dict: the hosts beyond ROUTES_BUDGET_BYTES, in name order, keep their servers.
 """
 
 from __future__ import annotations
@@ -27,9 +28,18 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+from edgeagent import grammar
 from edgeagent.model import NO_FILTERS, NO_SETTINGS, Location, LocationSettings, Model, Server
 
 TABLE_MATCHES = ("exact", "prefix")
+# nginx's shared dict of the table (edge.conf's `lua_shared_dict edgeagent_routes`), and the
+# route text the table may hold: a quarter of it, room for the dict's own keys and slabs and
+# for a full push's grace copies (lua/edgeagent_state.lua). A push is applied whole or not
+# at all, so a full dict would stop every push, endpoints too: the hosts beyond the budget
+# (in name order) keep their server blocks instead. 100,000 hosts of one short path each
+# take about 15 MB of text.
+ROUTES_DICT_MB = 128
+ROUTES_BUDGET_BYTES = ROUTES_DICT_MB * 1024 * 1024 // 4
 
 
 class Route(NamedTuple):
@@ -58,6 +68,9 @@ def plain_settings(settings: LocationSettings) -> bool:
 def plain_location(location: Location) -> bool:
     return (
         location.match in TABLE_MATCHES
+        # What dynamic.encode's lock takes: a Prefix "/a...a" of the grammar's longest is
+        # one character longer as its location "/a...a/".
+        and len(location.path) <= grammar.PATH_MAX_LENGTH
         and plain_settings(location.settings)
         and not location.choices
         and location.filters == NO_FILTERS
@@ -137,9 +150,26 @@ def table_hosts(model: Model) -> frozenset[str]:
     return _last[1]
 
 
+def route_bytes(server: Server) -> int:
+    """About what a host's `route` record takes: its name, then each rule's match, path
+    and target with their separators."""
+    return len(server.host) + sum(
+        len(location.path) + len(location.upstream or "") + 16 for location in server.locations
+    )
+
+
 def _table_hosts(model: Model) -> frozenset[str]:
     passed_through = {host.host for host in model.passthrough}
-    table = {s.host for s in model.servers if plain_server(s) and s.host not in passed_through}
+    plain = sorted(
+        (s for s in model.servers if plain_server(s) and s.host not in passed_through),
+        key=lambda server: server.host,
+    )
+    table, spent = set(), 0
+    for server in plain:
+        spent += route_bytes(server)
+        if spent > ROUTES_BUDGET_BYTES:
+            break
+        table.add(server.host)
     # A host leaving the table renders a server, whose names may claim others: repeat.
     while True:
         claims = _Claims.of([s for s in model.servers if s.host not in table])
