@@ -17,7 +17,9 @@ local _M = {}
 local routes = ngx.shared.edgeagent_routes
 
 -- Per worker: host -> { raw = the dict's text, exact = { path = target }, prefixes =
--- { { path, target }, ... } longest first }, parsed again only when the text changes.
+-- { { path, target }, ... } longest first }, parsed again only when the text changes, and
+-- dropped when the dict no longer holds the host (workers live across table changes: the
+-- cache must not keep every host ever routed).
 local cache = {}
 
 local function parse(raw)
@@ -37,6 +39,7 @@ local function rules_of(host)
     local key = host
     local raw = routes:get("r:" .. key)
     if raw == nil then
+        cache[key] = nil
         local dot = host:find(".", 1, true)
         if dot == nil or dot == 1 then
             return nil
@@ -44,6 +47,7 @@ local function rules_of(host)
         key = "*" .. host:sub(dot)
         raw = routes:get("r:" .. key)
         if raw == nil then
+            cache[key] = nil
             return nil
         end
     end
