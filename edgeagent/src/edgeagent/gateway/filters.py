@@ -275,6 +275,10 @@ def _share(body: dict, what: str) -> tuple[int, int]:
         )
     if numerator > denominator:
         raise Invalid(f"{what}.fraction {numerator}/{denominator}: numerator above denominator")
+    if 0 < numerator * 10_000 < denominator:
+        # split_clients draws hundredths of a percent: rounded up, it would copy many times
+        # the share asked for.
+        raise Invalid(f"{what}.fraction {numerator}/{denominator} is below 0.01 %, nginx's least")
     return numerator, denominator
 
 
