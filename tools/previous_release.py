@@ -85,7 +85,13 @@ def find(repo: Path) -> PreviousRelease:
             "in the history, which a `git clone` of the repository carries"
         )
     head = git(repo, "rev-parse", "HEAD").strip()
-    earlier = [release for release in releases(repo) if release.commit != head]
+    # A heading added and taken back (a revert) released nothing: HEAD's changelog says.
+    listed = released_versions(git(repo, "show", f"HEAD:{CHANGELOG}", check=False))
+    earlier = [
+        release
+        for release in releases(repo)
+        if release.commit != head and release.version in listed
+    ]
     if earlier:
         return max(earlier, key=lambda release: version_key(release.version))
     if git(repo, "rev-parse", "--is-shallow-repository").strip() == "true":

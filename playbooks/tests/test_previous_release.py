@@ -102,6 +102,13 @@ def test_the_newest_release_by_version_not_by_date(repo):
     assert previous_release.find(repo).version == "1.10.0"
 
 
+def test_a_release_heading_taken_back_is_no_release(repo):
+    commit(repo, "1.11.0")
+    git(repo, "revert", "--no-edit", "HEAD")
+    commit(repo, "after", released=False)
+    assert previous_release.find(repo).version == "1.10.0"
+
+
 def test_releases_of_other_branches_are_not_releases_of_head(repo):
     first = git(repo, "rev-list", "--max-parents=0", "HEAD")
     git(repo, "checkout", "-q", "-b", "other", first)
