@@ -235,3 +235,14 @@ def test_hosts_beyond_the_budget_keep_their_servers_in_name_order(monkeypatch):
     one = route_table.route_bytes(built(hosts[1]).servers[0])
     monkeypatch.setattr(route_table, "ROUTES_BUDGET_BYTES", 2 * one)
     assert route_table.table_hosts(built(*hosts)) == {"a.example.com", "b.example.com"}
+
+
+def test_the_route_location_names_the_node_when_the_main_configuration_does():
+    """--served-by-header: the table's answers carry X-Edge-Node as a rendered server's do
+    (the default server's own HSTS add_header keeps the http-level one from it)."""
+    model_ = built(plain("a", "a.example.com"))
+    header = "add_header X-Edge-Node $hostname always;"
+    with_header = render.render(model_, dataclasses.replace(LAYOUT, served_by_header=True))
+    route_location = with_header.files["edge.conf"].decode().split("location = /_edgeagent-route")
+    assert header in route_location[1].split("}", 1)[0]
+    assert header.encode() not in render.render(model_, LAYOUT).files["edge.conf"]

@@ -129,6 +129,7 @@ class Agent:
             auth_hop_https_listen=s.nginx.auth_hop_https_listen,
             route_table=s.nginx.route_table,
             listen_ipv6=s.nginx.listen_ipv6,
+            served_by_header=s.nginx.served_by_header,
         )
         # A bad combination stops the start, not every sync.
         render.check_layout(layout, s.annotations.enable_ssl_passthrough)

@@ -146,6 +146,9 @@ class Layout:
     route_table: bool = True
     """Dynamic mode: the hosts of route_table.py get no server block; the default server
     routes them from the pushed route table, so they change without a reload."""
+    served_by_header: bool = False
+    """`--served-by-header`: the route table's location adds X-Edge-Node (the main
+    configuration's diagnostic header, which the default server does not inherit)."""
     listen_ipv6: bool = False
     """`--listen-ipv6`: also listen on every IPv6 address (`[::]`) at the ports of
     `listen_http` and `listen_https`, for the IPv6 VIPs; nginx's `*` is IPv4 only."""
@@ -575,6 +578,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             key_path=key_path,
             dynamic=layout.dynamic,
             route_table=layout.routes_by_table,
+            served_by_header=layout.served_by_header,
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
             uses_error_pages=errorpages.used(servers),

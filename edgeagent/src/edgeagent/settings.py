@@ -303,6 +303,17 @@ class NginxSettings:
         ),
     )
     """Off: a node without IPv6 cannot bind [::]; the role turns it on where the node has it."""
+    served_by_header: bool = field(
+        default=False,
+        metadata=option(
+            "served-by-header",
+            "the main configuration adds X-Edge-Node to every answer (the nginx role's "
+            "nginx_served_by_header): the route table's hosts get it too",
+            parse=options.switch,
+        ),
+    )
+    """The route table's hosts are answered by a location of the default server, whose own
+    add_header (HSTS) keeps the http-level X-Edge-Node from it: rendered there again."""
 
     @property
     def dynamic(self) -> bool:
