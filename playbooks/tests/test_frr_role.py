@@ -93,8 +93,9 @@ def test_good_settings_pass(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def broken(change) -> dict:
-    settings = copy.deepcopy(FULL)
+def broken(change, base: dict = FULL) -> dict:
+    """A copy of `base` as `change` leaves it."""
+    settings = copy.deepcopy(base)
     change(settings)
     return settings
 

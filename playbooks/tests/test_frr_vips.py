@@ -4,12 +4,12 @@ their checkers (`vtysh --dryrun`, `sh -n`, `systemd-analyze verify`); each kind 
 setting stops tasks/validate.yml with a message naming the host and the variable.
 (test_frr_vip_ecmp.py runs them in real FRR, behind a router, with nginx.)"""
 
-import copy
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+import test_frr_role
 import yaml
 from role_template import render_role_template
 from test_frr_role import run_validation
@@ -87,9 +87,7 @@ def test_good_settings_pass(tmp_path):
 
 
 def broken(change) -> dict:
-    settings = copy.deepcopy(SETTINGS)
-    change(settings)
-    return settings
+    return test_frr_role.broken(change, SETTINGS)
 
 
 CASES = [
