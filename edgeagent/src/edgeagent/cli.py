@@ -51,7 +51,7 @@ from edgeagent import (
 from edgeagent.annotations import extauth
 from edgeagent.files import write_atomically
 from edgeagent.gateway import routing as gateway_routing
-from edgeagent.gateway.options import GatewayOptions
+from edgeagent.gateway.options import ADDRESS_MODES, GatewayOptions
 from edgeagent.grammar import CertPair, Invalid
 from edgeagent.model import Options, Problem, build
 from edgeagent.nodeports import BACKEND_MODES
@@ -126,6 +126,7 @@ def _load(args: argparse.Namespace):
             gateway_class=args.gateway_class,
             controller_name=args.gateway_controller_name,
             addresses=args.gateway_address,
+            address_mode=args.gateway_address_mode,
         ),
         host_owner=args.host_owner,
         backend_mode=args.backend_mode,
@@ -168,6 +169,7 @@ def command_render(args: argparse.Namespace) -> int:
         trusted_proxies=options.addresses(args.trusted_proxies or ""),
         proxy_protocol=args.proxy_protocol,
         gateway_addresses=args.gateway_address,
+        gateway_address_mode=args.gateway_address_mode,
         ssl_passthrough_listen=args.ssl_passthrough_listen,
         ssl_passthrough_backend_listen=args.ssl_passthrough_backend_listen,
         auth_hop_http_listen=args.auth_hop_http_listen,
@@ -420,6 +422,13 @@ def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDR[,ADDR]",
         type=_checked(lambda text, what: grammar.bind_addresses(options.addresses(text), what)),
         help="IP addresses the Gateway listeners bind (default: every address nginx listens on)",
+    )
+    parser.add_argument(
+        "--gateway-address-mode",
+        default=GatewayOptions.address_mode,
+        choices=ADDRESS_MODES,
+        help="shared: every Gateway on every --gateway-address; dedicated: each Gateway on "
+        "its own (default: %(default)s)",
     )
     parser.add_argument(
         "--host-owner",

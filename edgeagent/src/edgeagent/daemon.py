@@ -78,6 +78,7 @@ def model_options(s: AgentSettings) -> model.Options:
             http_port=s.serving.gateway_http_port,
             https_port=s.serving.gateway_https_port,
             addresses=s.serving.gateway_address,
+            address_mode=s.serving.gateway_address_mode,
         ),
     )
 
@@ -123,6 +124,7 @@ class Agent:
             trusted_proxies=s.nginx.trusted_proxies,
             proxy_protocol=s.nginx.proxy_protocol,
             gateway_addresses=s.serving.gateway_address,
+            gateway_address_mode=s.serving.gateway_address_mode,
             ssl_passthrough_listen=s.nginx.ssl_passthrough_listen,
             ssl_passthrough_backend_listen=s.nginx.ssl_passthrough_backend_listen,
             auth_hop_http_listen=s.nginx.auth_hop_http_listen,

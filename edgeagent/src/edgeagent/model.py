@@ -410,6 +410,14 @@ class Server:
     http: bool = True
     """It listens on the HTTP port; a Gateway API host that only HTTPS listeners serve
     does not (gateway.routing)."""
+    addresses: tuple[str, ...] = ()
+    """A dedicated Gateway's server (`--gateway-address-mode dedicated`): it listens on
+    these addresses only, and one host may then have a server on each Gateway's."""
+
+    @property
+    def site(self) -> str:
+        """What tells its server apart from the others of its host (choice maps, blocks)."""
+        return " ".join((self.host, *self.addresses)) if self.addresses else self.host
 
 
 @dataclass(frozen=True)

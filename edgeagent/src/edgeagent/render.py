@@ -64,6 +64,7 @@ from edgeagent.annotations import (
     sslciphers,
 )
 from edgeagent.backends import check_networks, network
+from edgeagent.gateway.options import ADDRESS_MODES, SHARED
 from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
 
 GENERATION_PLACEHOLDER = "{generation}"
@@ -131,6 +132,9 @@ class Layout:
     gateway_addresses: tuple[str, ...] = ()
     """`--gateway-address`: the addresses a Gateway's servers listen on, with the ports
     of `listen_http` and `listen_https`; empty: the listen addresses, as any server."""
+    gateway_address_mode: str = SHARED
+    """`--gateway-address-mode`: with "dedicated", a Gateway's servers listen on its own
+    addresses (`Server.addresses`), and no other server on any of `gateway_addresses`."""
     auth_hop_http_listen: str = "127.0.0.1:10270"
     """Loopback address where the servers of hosts whose auth-url names the request's host
     (`https://$host/...`, annotations/extauth.py) take that subrequest over plain HTTP."""
@@ -199,9 +203,10 @@ class Rendered:
     name is unique, so apply.py can validate the blocks that changed without the others."""
 
 
-def choice_id(host: str, location: Location) -> str:
-    """The name part of a location's choice maps: unique per host and location."""
-    key = f"{host}\0{location.match}\0{location.path}".encode()
+def choice_id(site: str, location: Location) -> str:
+    """The name part of a location's choice maps: unique per server (`Server.site`) and
+    location."""
+    key = f"{site}\0{location.match}\0{location.path}".encode()
     return hashlib.blake2s(key, digest_size=6).hexdigest()
 
 
@@ -217,7 +222,7 @@ def location_filters(
     if not render_filters.has_filters(location):
         return render_filters.NONE
     hsts = hsts_variable(server) if server.https else None
-    return render_filters.directives(choice_id(server.host, location), location, hsts, dynamic)
+    return render_filters.directives(choice_id(server.site, location), location, hsts, dynamic)
 
 
 # An nginx variable a Gateway API match reads (model.Choice); nothing else.
@@ -386,6 +391,8 @@ def check_layout(layout: Layout, ssl_passthrough: bool = False) -> None:
         grammar.file_path(layout.lua_dir, "lua_dir")
     check_networks(layout.trusted_proxies, "trusted_proxies")
     grammar.bind_addresses(layout.gateway_addresses, "gateway_addresses")
+    if layout.gateway_address_mode not in ADDRESS_MODES:
+        raise grammar.Invalid(f"gateway_address_mode: one of {', '.join(ADDRESS_MODES)}")
     if layout.proxy_protocol and not layout.trusted_proxies:
         # Nobody's header would be read: every client would be the load balancer.
         raise grammar.Invalid("proxy_protocol needs trusted_proxies, the balancers that send it")
@@ -400,12 +407,18 @@ def _listen(address: str, layout: Layout) -> str:
 def listens(layout: Layout, listen: str, server: Server) -> list[str]:
     """The listen lines' addresses of `server` on `listen`'s port. A Gateway's server
     listens on the gateway addresses only; any other server also on those, because nginx
-    gives a connection to one of the servers of its exact address when one names it."""
+    gives a connection to one of the servers of its exact address when one names it. A
+    dedicated Gateway's server (`Server.addresses`) listens on its own addresses only, and
+    then no other server on the gateway addresses."""
     port = listen.rpartition(":")[2]
-    bound = [
-        _listen(f"[{a}]:{port}" if ":" in a else f"{a}:{port}", layout)
-        for a in layout.gateway_addresses
-    ]
+
+    def on(address: str) -> str:
+        return _listen(f"[{address}]:{port}" if ":" in address else f"{address}:{port}", layout)
+
+    if server.addresses:
+        return [on(a) for a in server.addresses]
+    shared = layout.gateway_address_mode == SHARED
+    bound = [on(a) for a in layout.gateway_addresses] if shared else []
     if server.gateway and bound:
         return bound
     own = [_listen(address, layout) for address in (listen, layout.ipv6_listen(listen)) if address]
@@ -617,7 +630,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
         text = upstream_texts[id(upstream)][1]
         blocks[f"upstream {upstream.name}"] = Block(text, text)
     server_blocks = [(DEFAULT_SERVER_BLOCK, model.default_server)]
-    server_blocks += [(f"server {server.host}", server) for server in served]
+    server_blocks += [(f"server {server.site}", server) for server in served]
     for block_id, server in server_blocks:
         _, text, upstreams = server_texts[id(server)]
         fingerprint = text

@@ -161,7 +161,12 @@ def route_bytes(server: Server) -> int:
 def _table_hosts(model: Model) -> frozenset[str]:
     passed_through = {host.host for host in model.passthrough}
     plain = sorted(
-        (s for s in model.servers if plain_server(s) and s.host not in passed_through),
+        # A dedicated Gateway's server (Server.addresses) answers on its addresses only.
+        (
+            s
+            for s in model.servers
+            if plain_server(s) and not s.addresses and s.host not in passed_through
+        ),
         key=lambda server: server.host,
     )
     table, spent = set(), 0

@@ -41,7 +41,7 @@ from edgeagent import (
 )
 from edgeagent.apply import ApplySettings
 from edgeagent.controller import SyncSettings
-from edgeagent.gateway.options import GatewayOptions
+from edgeagent.gateway.options import ADDRESS_MODES, GatewayOptions
 from edgeagent.informer import WatchSettings
 from edgeagent.kube import ConnectionSettings
 from edgeagent.options import ConfigError, listen, option, path
@@ -128,6 +128,18 @@ class ServingSettings:
         ),
     )
     """Empty: a Gateway's hosts answer wherever nginx listens, as an Ingress's do."""
+    gateway_address_mode: str = field(
+        default=GatewayOptions.address_mode,
+        metadata=option(
+            "gateway-address-mode",
+            "shared: every Gateway's listeners on every --gateway-address; dedicated: each "
+            "Gateway on its own address of them (its spec.addresses, else a free one), "
+            "where no Ingress or other Gateway answers (default: %(default)s)",
+            "MODE",
+            options.one_of(*ADDRESS_MODES),
+        ),
+    )
+    """shared, as before the mode existed: no Gateway's configuration changes."""
     backend_networks: tuple[str, ...] = field(
         default=(),
         metadata=option(

@@ -6,5 +6,6 @@ and its Secret filter must let through); `routes` checks an HTTPRoute's spec, `g
 GRPCRoute's into the same; `attachment` decides which GatewayClasses, Gateways, listeners
 and routes the edge
 takes, with the conditions the spec names for their status (`conditions`); `options`
-holds what the operator sets.
+holds what the operator sets; `addressing` gives each Gateway its own address in the
+dedicated address mode.
 """

@@ -8,9 +8,12 @@
   `GatewayOptions.addresses` (`--gateway-address`, which every listener binds): another
   type, or any address without that flag, is not Accepted (UnsupportedAddress); an
   address the edge does not bind is not Programmed (AddressNotUsable), its routes
-  being served on the bound ones. The edge takes no parameters: a Gateway naming
-  `spec.infrastructure.parametersRef` is not Accepted (InvalidParameters), as the spec
-  says of one whose parameters cannot be used. Each listener is checked:
+  being served on the bound ones. In the dedicated address mode
+  (`GatewayOptions.address_mode`) each Gateway gets its own of them instead
+  (gateway.addressing), and one left without is not Programmed (AddressNotAssigned). The
+  edge takes no parameters: a Gateway naming `spec.infrastructure.parametersRef` is not
+  Accepted (InvalidParameters), as the spec says of one whose parameters cannot be used.
+  Each listener is checked:
   protocol HTTP or HTTPS (UnsupportedProtocol), a port the edge carries to nginx for that
   protocol (PortUnavailable: `GatewayOptions.http_port` / `https_port`), TLS mode
   Terminate with Secrets as certificates, from another namespace only under a
@@ -41,9 +44,10 @@ from typing import Any
 
 from edgeagent import grammar
 from edgeagent.gateway import conditions as c
+from edgeagent.gateway.addressing import assign, named_addresses
 from edgeagent.gateway.conditions import Condition
 from edgeagent.gateway.grpc_routes import parse_grpc_route
-from edgeagent.gateway.options import GatewayOptions
+from edgeagent.gateway.options import DEDICATED, GatewayOptions
 from edgeagent.gateway.references import CORE_GROUP, mapping, mappings, object_ref
 from edgeagent.gateway.routes import GRPC_ROUTE, HTTP_ROUTE, Route, parse_route
 from edgeagent.grammar import Invalid
@@ -88,6 +92,9 @@ class GatewayState:
     listeners: tuple[Listener, ...]
     attached_routes: dict[str, int] = field(default_factory=dict)
     """Routes accepted by each listener, by listener name (its status' attachedRoutes)."""
+    addresses: tuple[str, ...] = ()
+    """Its own addresses (`--gateway-address-mode dedicated`, gateway.addressing), where
+    its listeners alone are served; () in the shared mode or when it got none."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,9 @@ class Attachment:
     bound_addresses: tuple[str, ...] = ()
     """`GatewayOptions.addresses`: each Gateway's `status.addresses` when set (else the
     published ones, the VIPs)."""
+    dedicated: bool = False
+    """`--gateway-address-mode dedicated`: each Gateway's `status.addresses` are its own
+    (`GatewayState.addresses`)."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,9 @@ def attach(
     ]
     certificates: dict[tuple[int, str | None], Listener] = {}
     by_age = {key_of(g): _gateway(g, index, options, certificates) for g in sorted(served, key=age)}
+    dedicated = options.address_mode == DEDICATED
+    if dedicated:
+        by_age = _dedicated(by_age, _by_key(served), options.addresses)
     states = {key: by_age[key] for key in sorted(by_age)}
     attached: dict[tuple[Key, str], int] = {}
     routes, bindings = [], []
@@ -273,12 +286,11 @@ def attach(
         for listener_key in mine:
             attached[listener_key] = attached.get(listener_key, 0) + 1
     gateway_states = tuple(
-        GatewayState(
-            state.key,
-            state.generation,
-            state.conditions,
-            state.listeners,
-            {lst.name: attached.get((state.key, lst.name), 0) for lst in state.listeners},
+        replace(
+            state,
+            attached_routes={
+                lst.name: attached.get((state.key, lst.name), 0) for lst in state.listeners
+            },
         )
         for state in states.values()
     )
@@ -289,7 +301,32 @@ def attach(
         tuple(bindings),
         options.controller_name,
         options.addresses,
+        dedicated,
     )
+
+
+def _dedicated(
+    by_age: dict[Key, GatewayState], objects: dict[Key, dict], pool: tuple[str, ...]
+) -> dict[Key, GatewayState]:
+    """The Gateways with their own addresses (gateway.addressing); one that gets none is
+    not Programmed (AddressNotAssigned). Only Gateways that could serve take part: Accepted,
+    and naming no address outside the pool (AddressNotUsable already)."""
+    taking = [
+        (key, named_addresses(mapping(objects[key].get("spec")).get("addresses")))
+        for key, state in by_age.items()
+        if c.holds(state.conditions, c.ACCEPTED)
+        and not any(x.reason == c.ADDRESS_NOT_USABLE for x in state.conditions)
+    ]
+    result = dict(by_age)
+    for key, assigned in assign(taking, pool).items():
+        state = by_age[key]
+        if isinstance(assigned, str):
+            refused = Condition(c.PROGRAMMED, False, c.ADDRESS_NOT_ASSIGNED, assigned)
+            conditions = tuple(refused if x.type == c.PROGRAMMED else x for x in state.conditions)
+            result[key] = replace(state, conditions=conditions)
+        else:
+            result[key] = replace(state, addresses=assigned)
+    return result
 
 
 def _classes(
@@ -379,6 +416,8 @@ def _addresses(requested: Any, options: GatewayOptions) -> tuple[str, str]:
     for entry in requested if isinstance(requested, list) else [requested]:
         entry = mapping(entry)
         kind, value = entry.get("type", "IPAddress"), entry.get("value")
+        if kind == "IPAddress" and value is None and options.address_mode == DEDICATED:
+            continue  # any address of the pool: gateway.addressing picks one
         try:
             if kind != "IPAddress" or not isinstance(value, str):
                 raise ValueError(kind)

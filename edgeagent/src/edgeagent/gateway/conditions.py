@@ -18,6 +18,7 @@ UNSUPPORTED = "Unsupported"
 LISTENERS_NOT_VALID = "ListenersNotValid"
 UNSUPPORTED_ADDRESS = "UnsupportedAddress"
 ADDRESS_NOT_USABLE = "AddressNotUsable"
+ADDRESS_NOT_ASSIGNED = "AddressNotAssigned"
 INVALID_PARAMETERS = "InvalidParameters"
 # Listener
 PORT_UNAVAILABLE = "PortUnavailable"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+SHARED, DEDICATED = "shared", "dedicated"
+ADDRESS_MODES = (SHARED, DEDICATED)
+"""`GatewayOptions.address_mode`."""
+
 
 @dataclass(frozen=True)
 class GatewayOptions:
@@ -22,3 +26,8 @@ class GatewayOptions:
     """The addresses Gateway listeners bind (`--gateway-address`), each on nginx's HTTP
     and HTTPS ports; empty: every address nginx listens on. A Gateway's `spec.addresses`
     must name some of them."""
+    address_mode: str = SHARED
+    """`--gateway-address-mode`: "shared", every Gateway's listeners on every address of
+    `addresses` (listeners of several Gateways on one port and hostname merge), as before
+    the mode existed; "dedicated", each Gateway its own address of them (gateway.addressing),
+    so Gateways never merge by accident."""

@@ -28,6 +28,9 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
+- `--gateway-address-mode dedicated`: each Gateway's hostnames are servers of their own
+  on its addresses (`Server.addresses`), and its routes without a hostname are a default
+  server of those addresses, never the edge's; a Gateway without an address serves nothing.
 """
 
 from __future__ import annotations
@@ -194,14 +197,17 @@ class _Router:
     def problem(self, route: Route, reason: str, code: str) -> None:
         self.problems.append(Problem(route.kind, route.namespace, route.name, reason, code))
 
-    def claims(self) -> tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]:
-        """Per hostname, every match of the routes served there, in precedence order;
-        per hostname whether it is served over HTTPS, with which certificate (None: not
-        over HTTPS); and the hostnames an HTTP listener serves. A route that only
-        listeners of one protocol serve on a hostname also served over the other (the
-        default server always is) matches that scheme only (`_Claim.scheme`). Of two
-        routes with the very same match and scheme, the second is reported: it can never
-        be chosen. A programmed HTTPS listener is one whose certificates are usable."""
+    def claims(
+        self, gateway: Key | None = None
+    ) -> tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]:
+        """Of every Gateway, or of `gateway` only: per hostname, every match of the routes
+        served there, in precedence order; per hostname whether it is served over HTTPS,
+        with which certificate (None: not over HTTPS); and the hostnames an HTTP listener
+        serves. A route that only listeners of one protocol serve on a hostname also
+        served over the other (the default server always is) matches that scheme only
+        (`_Claim.scheme`). Of two routes with the very same match and scheme, the second
+        is reported: it can never be chosen. A programmed HTTPS listener is one whose
+        certificates are usable."""
         routes = {state.id: state for state in self.attachment.routes if state.route}
         orders = {
             (kind, key_of(obj)): age(obj)
@@ -221,7 +227,10 @@ class _Router:
         plain: set[str] = set()
         # Per (route, hostname), in the routes' order: the schemes of its listeners there.
         served: dict[tuple[tuple[str, Key], str], set[str]] = {}
-        bindings = sorted(self.attachment.bindings, key=lambda b: orders.get((b.kind, b.route), ()))
+        bindings = sorted(
+            (b for b in self.attachment.bindings if gateway in (None, b.gateway)),
+            key=lambda b: orders.get((b.kind, b.route), ()),
+        )
         for binding in bindings:
             route = routes[(binding.kind, binding.route)].route
             assert route is not None
@@ -656,13 +665,67 @@ def _with_ingress_conflicts(
     return replace(attachment, routes=tuple(routes))
 
 
+def _sites(
+    router: _Router,
+) -> list[tuple[tuple[str, ...], tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]]]:
+    """The addresses and claims of each set of servers: the shared mode's one, on the
+    edge's addresses, with every Gateway's; the dedicated mode's one per Gateway that
+    has addresses of its own (one without serves nothing: its status says why)."""
+    attachment = router.attachment
+    if not attachment.dedicated:
+        return [((), router.claims())]
+    return [(g.addresses, router.claims(g.key)) for g in attachment.gateways if g.addresses]
+
+
 def _merged(built: Model, router: _Router) -> Model:
     inputs = router.inputs
-    by_host, tls, plain = router.claims()
     ingress_hosts = {server.host for server in built.servers}
     certificates = dict(built.certificates)
     servers = list(built.servers)
     secrets = {key_of(s): s for s in inputs.secrets if isinstance(s, dict)}
+    default = built.default_server
+    for addresses, (by_host, tls, plain) in _sites(router):
+        servers.extend(
+            _hosts(router, by_host, tls, plain, addresses, ingress_hosts, certificates, secrets)
+        )
+        if addresses:
+            servers.append(_dedicated_default(addresses, router, by_host.get(ANY_HOST, [])))
+        elif ANY_HOST in by_host:
+            default = _onto_default(
+                default, router.locations(by_host[ANY_HOST]), router, by_host[ANY_HOST]
+            )
+    upstreams = {u.name: u for u in built.upstreams} | router.upstreams
+    # replace, not a new Model: what the Ingress side adds (shared hosts, the annotations'
+    # configuration) passes through unchanged.
+    return replace(
+        built,
+        servers=tuple(sorted(servers, key=lambda s: s.host)),
+        default_server=default,
+        upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
+        certificates=certificates,
+        problems=tuple(
+            sorted(
+                set(built.problems) | set(router.problems) | _refusals(router.attachment),
+                key=lambda p: (p.kind, p.namespace, p.name, p.reason),
+            )
+        ),
+    )
+
+
+def _hosts(
+    router: _Router,
+    by_host: dict[str, list[_Claim]],
+    tls: dict[str, Key | None],
+    plain: set[str],
+    addresses: tuple[str, ...],
+    ingress_hosts: set[str],
+    certificates: dict,
+    secrets: dict[Key, dict],
+) -> list[Server]:
+    """The servers of the hostnames claimed (not the default server's), on `addresses`
+    (() the edge's); the certificates they use are added to `certificates`. An Ingress
+    host wins the whole host, on every address."""
+    servers = []
     for host in sorted(h for h in by_host if h != ANY_HOST):
         if host in ingress_hosts:
             for route in {claim.route for claim in by_host[host]}:
@@ -684,29 +747,19 @@ def _merged(built: Model, router: _Router) -> Model:
                 any_depth=host.startswith("*."),
                 gateway=True,
                 http=host in plain,
+                addresses=addresses,
             )
         )
-    default = built.default_server
-    if ANY_HOST in by_host:
-        default = _onto_default(
-            default, router.locations(by_host[ANY_HOST]), router, by_host[ANY_HOST]
-        )
-    upstreams = {u.name: u for u in built.upstreams} | router.upstreams
-    # replace, not a new Model: what the Ingress side adds (shared hosts, the annotations'
-    # configuration) passes through unchanged.
-    return replace(
-        built,
-        servers=tuple(sorted(servers, key=lambda s: s.host)),
-        default_server=default,
-        upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
-        certificates=certificates,
-        problems=tuple(
-            sorted(
-                set(built.problems) | set(router.problems) | _refusals(router.attachment),
-                key=lambda p: (p.kind, p.namespace, p.name, p.reason),
-            )
-        ),
-    )
+    return servers
+
+
+def _dedicated_default(addresses: tuple[str, ...], router: _Router, claims: list[_Claim]) -> Server:
+    """The default server of a dedicated Gateway's addresses: its routes without a
+    hostname, else what the edge's default server answers an unknown host (404; over HTTPS
+    with the default certificate). Never an Ingress's: the addresses are the Gateway's."""
+    placed = router.locations(claims) if claims else {}
+    placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
+    return Server("", _sorted(placed), True, None, gateway=True, addresses=addresses)
 
 
 UNSUPPORTED_REASONS = {c.UNSUPPORTED_VALUE, c.UNSUPPORTED_PROTOCOL, c.PORT_UNAVAILABLE}

@@ -144,7 +144,8 @@ def wanted(
     # Where the listeners bind (--gateway-address), else the published addresses.
     bound = addresses_of(attachment.bound_addresses) if attachment.bound_addresses else addresses
     for state in attachment.gateways:
-        compare("gateways", state.key, lambda obj, s=state: gateway_status(s, bound, obj, now))
+        own = addresses_of(state.addresses) if attachment.dedicated else bound
+        compare("gateways", state.key, lambda obj, s=state, a=own: gateway_status(s, a, obj, now))
     for route in attachment.routes:
         compare(
             BY_KIND[route.kind].name,
