@@ -682,7 +682,7 @@ def _merged(built: Model, router: _Router) -> Model:
                 certificate is not None,
                 certificate,
                 any_depth=host.startswith("*."),
-                gateway=True,
+                gateway=bool(router.options.gateway.addresses),
                 http=host in plain,
             )
         )
