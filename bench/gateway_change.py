@@ -2,10 +2,11 @@
 HTTPRoutes present: `gateway_change_to_traffic_1k_p50_ms` and `_p99_ms`.
 
 The Ingress figure's method (change.py), on a cluster that routes through the Gateway
-API instead: the GatewayClass `edge`, one Gateway with an HTTP listener on port 80 that
-admits routes from every namespace, and one HTTPRoute per app (host and Service as
-cluster.py names them, no Ingress). Each sample creates the HTTPRoute of a probe Service
-with the official client.
+API instead, with the edge in its default (dynamic) mode, where a plain HTTPRoute is a
+route table host (docs/gateway-api.md): no reload. The GatewayClass `edge`, one Gateway
+with an HTTP listener on port 80 that admits routes from every namespace, and one
+HTTPRoute per app (host and Service as cluster.py names them, no Ingress). Each sample
+creates the HTTPRoute of a probe Service with the official client.
 
 The routes are written into the emulator's store before the agent starts, without status:
 the agent writes 1,000 route statuses and the Gateway's after its first sync, and the
@@ -93,7 +94,7 @@ def measure(
 ) -> dict[str, Any]:
     """A 1k Gateway edge of its own: preload, agent start, sync, status, then the samples."""
     # The backend pods are loopback addresses, which an edge refuses by default.
-    options = {"allow-loopback-backends": True}
+    options = {"allow-loopback-backends": True, "upstreams": "dynamic"}
     with BenchEdge(root, 0, probes=samples, agent_options=options) as edge:
         apps = cluster.apps(count)
         started = time.monotonic()

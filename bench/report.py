@@ -77,9 +77,10 @@ _FIXED_RATE = (
     "over HTTPS; per-request times from its log; the higher p99 of the two, worst round"
 )
 _GATEWAY_CHANGE = (
-    "as change_to_traffic_1k, with the Gateway API instead of Ingresses: 1,000 HTTPRoutes "
-    "on one Gateway (HTTP listener, routes from all namespaces), an HTTPRoute created with "
-    "the official client; samples after the agent wrote the 1,000 route statuses"
+    "as change_to_traffic_1k, with the Gateway API instead of Ingresses, in the default "
+    "(dynamic) mode: 1,000 HTTPRoutes on one Gateway (HTTP listener, routes from all "
+    "namespaces), an HTTPRoute created with the official client; samples after the agent "
+    "wrote the 1,000 route statuses"
 )
 GOALS: dict[str, Goal] = {
     "sync_1k_seconds": Goal("Sync from agent start, 1k Ingresses", "s", _SYNC.format(n="1,000")),

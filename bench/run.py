@@ -282,7 +282,7 @@ GATEWAY_SAMPLES = 30
 
 def run_gateway(root: pathlib.Path, samples: int, deadline: float, results: report.Results) -> None:
     """The Gateway API's change figure (gateway_change.py), on a 1k HTTPRoute edge of its
-    own; the Ingress figure has no dynamic-mode twin, so neither has this one."""
+    own in the default (dynamic) mode, where a plain HTTPRoute changes no byte of edge.conf."""
     scale = f"{_scale_name(GATEWAY_SCALE)}-gateway"
     print(f"[bench] {scale}: preloading the API", flush=True)
     measured, load = _step(

@@ -17,7 +17,8 @@ push) otherwise, in the text format that lua/edgeagent_state.lua parses:
 
 With the route table (route_table.py), each `route` record is a table host's rules in
 nginx's order (MATCH PATH TARGET, TARGET a backend or `!STATUS`); in a delta, a `route`
-record without rules removes the host from the table.
+record without rules removes the host from the table. A wildcard of any depth (the Gateway
+API's) is named `**.example.com` there (`route_table.table_name`).
 
 Every value here passed model.py's grammar; `encode` checks the shapes once more (the
 second lock, as render's `token`), so no push can carry a line break or a space where
@@ -42,7 +43,7 @@ FORMAT_LINE = "edgeagent-dynamic 1"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]*")
 HOST = re.compile(r"[a-z0-9*][a-z0-9\-.]*")
 PEER = re.compile(r"([0-9.]+|\[[0-9a-fA-F:.]+\]):[0-9]+")
-ROUTE_HOST = re.compile(r"(\*\.)?[a-z0-9][a-z0-9\-.]*")
+ROUTE_HOST = re.compile(r"(\*{1,2}\.)?[a-z0-9][a-z0-9\-.]*")
 STATUS = re.compile(r"[1-5][0-9][0-9]")
 
 

@@ -401,8 +401,9 @@ class Server:
     """A server of no location that answers every request with a 308 to this host
     (from-to-www-redirect), keeping the scheme, the port and the URI."""
     gateway: bool = False
-    """A Gateway API host's server: it listens on `render.Layout.gateway_addresses`
-    (`--gateway-address`) when there are any."""
+    """A Gateway API host's server bound to the gateway addresses (`--gateway-address`,
+    `render.Layout.gateway_addresses`, when there are any): it listens there only, so the
+    default server (route_table.py) cannot stand in for it."""
     client_certificates: ClientCertificates | None = None
     """What the TLS handshake asks of clients (auth-tls-*): usable, of its Ingresses'."""
     host_ciphers: HostCiphers | None = None

@@ -11,13 +11,20 @@ without the table, so every annotation keeps its nginx directives.
 
 `table_hosts` is the one place that says which hosts those are: a host of plain HTTP
 only (TLS hosts keep their servers: the handshake picks the server), not the default
-server, not a Gateway API host, no server-level setting (aliases, app-root, redirects,
+server, not a Gateway API host bound to `--gateway-address` (the default server listens
+everywhere), no server-level setting (aliases, app-root, redirects,
 client certificates, ciphers), not passed through, and every location an exact or prefix
 match with the settings an Ingress without annotations gets, no Gateway API choice,
-filter, timeout or mirror, no canary and no default backend pages. And no rendered
-server may claim its name: nginx gives a name to an exact server name first, then to a
-wildcard, and only then to the default server, so an exact host that a rendered wildcard
-matches (or a rendered alias names) keeps its server block too. Nor may the table outgrow its
+filter, timeout or mirror, no canary and no default backend pages. Plain HTTPRoutes are
+such hosts too: gateway.routing has already put each location's winner among every
+route's rules of the hostname into it (the Gateway API's precedence), so the table's
+exact-then-longest-prefix pick, nginx's, is theirs; weighted backendRefs are one
+upstream. And no rendered server may claim its name: nginx gives a name to an exact
+server name first, then to the longest `*.` wildcard (the Gateway API's, of any depth),
+then to a regex (an Ingress's one-label wildcard), and only then to the default server,
+so an exact host that a rendered wildcard matches (or a rendered alias names) keeps its
+server block too, and so does a wildcard of any depth that a rendered shorter one or a
+rendered one-label one below it would take names from. Nor may the table outgrow its
 shared dict: the hosts beyond ROUTES_BUDGET_BYTES, in name order, keep their servers.
 """
 
@@ -90,7 +97,6 @@ def plain_server(server: Server) -> bool:
         and server.http
         and not server.https
         and not server.gateway
-        and not server.any_depth
         and not server.aliases
         and server.app_root is None
         and server.redirect_to is None
@@ -127,13 +133,16 @@ class _Claims(NamedTuple):
             frozenset(suffix for suffix, any_depth in wildcards if any_depth),
         )
 
-    def take(self, host: str) -> bool:
+    def take(self, host: str, any_depth: bool) -> bool:
         suffixes = list(_suffixes(host))
         one_label = suffixes[0] if suffixes and not host.startswith("*.") else None
         return (
             host in self.aliases
             or one_label in self.one_label
             or any(suffix in self.any_label for suffix in suffixes)
+            # nginx tries regexes (one-label wildcards) after every `*.` wildcard: a
+            # rendered `*.x.b.example.com` would take names that `*.b.example.com` wins.
+            or (any_depth and any(suffix.endswith(host[1:]) for suffix in self.one_label))
         )
 
 
@@ -175,10 +184,11 @@ def _table_hosts(model: Model) -> frozenset[str]:
         if spent > ROUTES_BUDGET_BYTES:
             break
         table.add(server.host)
+    any_depth = {server.host for server in plain if server.any_depth}
     # A host leaving the table renders a server, whose names may claim others: repeat.
     while True:
         claims = _Claims.of([s for s in model.servers if s.host not in table])
-        taken = {host for host in table if claims.take(host)}
+        taken = {host for host in table if claims.take(host, host in any_depth)}
         if not taken:
             return frozenset(table)
         table -= taken
@@ -196,6 +206,13 @@ def routes(server: Server) -> tuple[Route, ...]:
     )
 
 
+def table_name(server: Server) -> str:
+    """A table host's name in the table: a wildcard of any depth (the Gateway API's
+    `*.example.com`, nginx's `*.` form) as `**.example.com`, apart from a one-label one
+    (an Ingress's, nginx's regex), which nginx tries after it."""
+    return "*" + server.host if server.any_depth else server.host
+
+
 def route_table(model: Model, hosts: frozenset[str]) -> Mapping[str, tuple[Route, ...]]:
-    """Host -> its rules, for the hosts `table_hosts` chose."""
-    return {server.host: routes(server) for server in model.servers if server.host in hosts}
+    """Table name -> its rules, for the hosts `table_hosts` chose."""
+    return {table_name(server): routes(server) for server in model.servers if server.host in hosts}

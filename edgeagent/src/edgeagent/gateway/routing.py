@@ -745,7 +745,7 @@ def _hosts(
                 certificate is not None,
                 certificate,
                 any_depth=host.startswith("*."),
-                gateway=True,
+                gateway=bool(router.options.gateway.addresses),
                 http=host in plain,
                 addresses=addresses,
             )

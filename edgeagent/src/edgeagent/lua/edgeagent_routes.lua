@@ -5,13 +5,15 @@
 -- block claims; a name the table does not hold goes on to the default server's own
 -- locations, as without the table.
 --
--- The rules keep nginx's semantics of the locations they replace: the host exactly, then
--- its one-label wildcard (a.example.com -> *.example.com, as the rendered
--- `~^[^.]+\.example\.com$`); an exact path, then the longest prefix (`location ^~`),
--- compared on the normalized URI ($uri) as plain strings, never as Lua patterns. The
--- request then goes to the internal location /_edgeagent-route, which proxies its
--- $request_uri (what a rendered location sends) with the http-level proxy headers,
--- timeouts and body size, as every rendered location does.
+-- The rules keep nginx's semantics of the servers and locations they replace: the host
+-- exactly, then the longest wildcard of any depth (a Gateway API's, nginx's `*.` form,
+-- pushed as **.example.com: b.a.example.com -> **.a.example.com, then **.example.com,
+-- then **.com), then its one-label wildcard (a.example.com -> *.example.com, as the
+-- rendered `~^[^.]+\.example\.com$`, a regex, which nginx tries last); an exact path,
+-- then the longest prefix (`location ^~`), compared on the normalized URI ($uri) as
+-- plain strings, never as Lua patterns. The request then goes to the internal location
+-- /_edgeagent-route, which proxies its $request_uri (what a rendered location sends) with
+-- the http-level proxy headers, timeouts and body size, as every rendered location does.
 local _M = {}
 
 local routes = ngx.shared.edgeagent_routes
@@ -34,22 +36,12 @@ local function parse(raw)
     return { raw = raw, exact = exact, prefixes = prefixes }
 end
 
--- The rules of a name: its exact host, else its one-label wildcard; nil: not in the table.
-local function rules_of(host)
-    local key = host
+-- The rules the table holds under a name; nil: none.
+local function entry_of(key)
     local raw = routes:get("r:" .. key)
     if raw == nil then
         cache[key] = nil
-        local dot = host:find(".", 1, true)
-        if dot == nil or dot == 1 then
-            return nil
-        end
-        key = "*" .. host:sub(dot)
-        raw = routes:get("r:" .. key)
-        if raw == nil then
-            cache[key] = nil
-            return nil
-        end
+        return nil
     end
     local entry = cache[key]
     if entry == nil or entry.raw ~= raw then
@@ -57,6 +49,24 @@ local function rules_of(host)
         cache[key] = entry
     end
     return entry
+end
+
+-- The rules of a name, in nginx's order of server names (above); nil: not in the table.
+local function rules_of(host)
+    local entry = entry_of(host)
+    local first = host:find(".", 1, true)
+    if entry ~= nil or first == nil or first == 1 then
+        return entry
+    end
+    local dot = first
+    while dot ~= nil do
+        entry = entry_of("**" .. host:sub(dot))
+        if entry ~= nil then
+            return entry
+        end
+        dot = host:find(".", dot + 1, true)
+    end
+    return entry_of("*" .. host:sub(first))
 end
 
 local function target_of(entry, uri)

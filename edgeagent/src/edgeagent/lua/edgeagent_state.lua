@@ -16,7 +16,8 @@
 --   route HOST [MATCH PATH TARGET]...
 --                                  a host of the route table (edgeagent_routes.lua): its
 --                                  rules in order, MATCH exact or prefix, TARGET a backend
---                                  or !STATUS; no rule: the host leaves the table
+--                                  or !STATUS; no rule: the host leaves the table. HOST
+--                                  "**.x" is a wildcard of any depth, "*.x" of one label
 --
 -- Every field is checked before anything is applied, and a push applies whole or not
 -- at all, so a malformed or hostile body changes nothing.
@@ -38,7 +39,8 @@ local BASE64 = "^[%w%+/]+=*$"
 -- The path grammar of edgeagent (grammar.PATH): no space, quote, `%`, `$`, `?` or `#`.
 local PATH = "^/[%w%-%._~/!%*%+,=:@&]*$"
 local PATH_MAX = 2048
-local ROUTE_HOST = "^[%w%*][%w%-%.]*$"
+-- A route host's name after its wildcard's "*." or "**." if any.
+local ROUTE_NAME = "^[%w][%w%-%.]*$"
 
 -- A path as the grammar allows: also no `//` and no `.` or `..` segment.
 local function valid_path(path)
@@ -166,9 +168,11 @@ function _M.parse(text)
             state.hosts[fields[2]] = fields[3]
         elseif kind == "route" and #fields >= 2 then
             local host = fields[2]
-            local wildcard = host:sub(1, 1) == "*"
-            if not host:match(ROUTE_HOST) or #host > 253 or state.routes[host]
-                or (wildcard and host:sub(2, 2) ~= ".") or host:find("*", 2, true) then
+            -- "*." a one-label wildcard, "**." one of any depth (edgeagent_routes.lua).
+            local stars = #host:match("^%**")
+            local name = host:sub(stars > 0 and stars + 2 or 1)
+            if stars > 2 or (stars > 0 and host:sub(stars + 1, stars + 1) ~= ".")
+                or not name:match(ROUTE_NAME) or #host > 253 or state.routes[host] then
                 return nil, where .. "bad or repeated route host"
             end
             local rules = {}
