@@ -158,7 +158,8 @@ class Backends:
         server.backend_name = name
         if tls:
             server.socket = _server_context(name).wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+        # A short poll interval: stop() waits for it, for each of a suite's 50 backends.
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name=name).start()
         backend = Backend(name, host, server.server_address[1], server)
         self.started.append(backend)
         return backend
