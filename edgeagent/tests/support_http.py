@@ -151,10 +151,11 @@ class Backends:
     def __init__(self) -> None:
         self.started: list[Backend] = []
 
-    def start(self, name: str, tls: bool = False) -> Backend:
-        """`tls`: the backend speaks HTTPS only, with a fresh self-signed certificate."""
+    def start(self, name: str, tls: bool = False, port: int = 0) -> Backend:
+        """`tls`: the backend speaks HTTPS only, with a fresh self-signed certificate;
+        `port`: this one, else any free one."""
         host = f"127.0.0.{len(self.started) + 2}"
-        server = _EchoServer((host, 0), _EchoHandler)
+        server = _EchoServer((host, port), _EchoHandler)
         server.backend_name = name
         if tls:
             server.socket = _server_context(name).wrap_socket(server.socket, server_side=True)
@@ -163,6 +164,21 @@ class Backends:
         backend = Backend(name, host, server.server_address[1], server)
         self.started.append(backend)
         return backend
+
+    def start_on_one_port(self, names: list[str], attempts: int = 5) -> list[Backend]:
+        """Backends on one port, each on its own address: the pods of one Service, which
+        listen on the same port (and in the nodeport mode stand in for one nodePort)."""
+        for _ in range(attempts):
+            group = [self.start(names[0])]
+            try:
+                for name in names[1:]:
+                    group.append(self.start(name, port=group[0].port))
+                return group
+            except OSError:  # the port is taken on another address: try another port
+                for backend in group:
+                    backend.stop()
+                del self.started[-len(group) :]
+        raise OSError(f"no port free on {len(names)} addresses in {attempts} attempts")
 
     def stop_all(self) -> None:
         for backend in self.started:
