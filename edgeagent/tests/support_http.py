@@ -153,9 +153,16 @@ class Backends:
 
     def start(self, name: str, tls: bool = False, port: int = 0) -> Backend:
         """`tls`: the backend speaks HTTPS only, with a fresh self-signed certificate;
-        `port`: this one, else any free one."""
+        `port`: this one, else a free one no backend started here has (the kernel may
+        give one port on two addresses; in the nodeport mode a port names a Service)."""
         host = f"127.0.0.{len(self.started) + 2}"
         server = _EchoServer((host, port), _EchoHandler)
+        in_use, held = {backend.port for backend in self.started}, []
+        while not port and server.server_address[1] in in_use:
+            held.append(server)  # kept open so the kernel hands out another port
+            server = _EchoServer((host, 0), _EchoHandler)
+        for duplicate in held:
+            duplicate.server_close()
         server.backend_name = name
         if tls:
             server.socket = _server_context(name).wrap_socket(server.socket, server_side=True)
