@@ -151,17 +151,41 @@ class Backends:
     def __init__(self) -> None:
         self.started: list[Backend] = []
 
-    def start(self, name: str, tls: bool = False) -> Backend:
-        """`tls`: the backend speaks HTTPS only, with a fresh self-signed certificate."""
+    def start(self, name: str, tls: bool = False, port: int = 0) -> Backend:
+        """`tls`: the backend speaks HTTPS only, with a fresh self-signed certificate;
+        `port`: this one, else a free one no backend started here has (the kernel may
+        give one port on two addresses; in the nodeport mode a port names a Service)."""
         host = f"127.0.0.{len(self.started) + 2}"
-        server = _EchoServer((host, 0), _EchoHandler)
+        server = _EchoServer((host, port), _EchoHandler)
+        in_use, held = {backend.port for backend in self.started}, []
+        while not port and server.server_address[1] in in_use:
+            held.append(server)  # kept open so the kernel hands out another port
+            server = _EchoServer((host, 0), _EchoHandler)
+        for duplicate in held:
+            duplicate.server_close()
         server.backend_name = name
         if tls:
             server.socket = _server_context(name).wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+        # A short poll interval: stop() waits for it, for each of a suite's 50 backends.
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name=name).start()
         backend = Backend(name, host, server.server_address[1], server)
         self.started.append(backend)
         return backend
+
+    def start_on_one_port(self, names: list[str], attempts: int = 5) -> list[Backend]:
+        """Backends on one port, each on its own address: the pods of one Service, which
+        listen on the same port (and in the nodeport mode stand in for one nodePort)."""
+        for _ in range(attempts):
+            group = [self.start(names[0])]
+            try:
+                for name in names[1:]:
+                    group.append(self.start(name, port=group[0].port))
+                return group
+            except OSError:  # the port is taken on another address: try another port
+                for backend in group:
+                    backend.stop()
+                del self.started[-len(group) :]
+        raise OSError(f"no port free on {len(names)} addresses in {attempts} attempts")
 
     def stop_all(self) -> None:
         for backend in self.started:

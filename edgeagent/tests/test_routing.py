@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import support_backend_modes
 import yaml
 from cryptography.hazmat.primitives import serialization
 from support_http import Backends, common_name, free_ports, request, websocket_tunnel
@@ -142,7 +143,7 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
     objects.endpoint_slices.append(endpoint_slice("ready-unset", [(unset.host, None)], unset.port))
     # No ready endpoint at all.
     objects.services.append(service("empty"))
-    idle = backends["not-ready"]
+    idle = backends["idle"]
     objects.endpoint_slices.append(endpoint_slice("empty", [(idle.host, False)], idle.port))
     # Ports by number and by name, each with its own EndpointSlice port.
     objects.services.append(service("multi", {"http": 80, "admin": 9000}))
@@ -155,7 +156,7 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
             name=f"multi-{port_name}",
         )
         objects.endpoint_slices.append(slice_)
-    # Three replicas behind one Service, one EndpointSlice each (each has its own port).
+    # Three replicas behind one Service, one EndpointSlice each.
     objects.services.append(service("replicas"))
     for i in range(3):
         replica = backends[f"replica-{i}"]
@@ -393,34 +394,47 @@ def world_objects(backends: dict, certificates: dict) -> model.Inputs:
     return objects
 
 
-@pytest.fixture(scope="module", params=["static", "dynamic"])
+@pytest.fixture(
+    scope="module",
+    params=[(u, b) for u in ("static", "dynamic") for b in support_backend_modes.BACKEND_MODES],
+    ids="-".join,
+)
 def world(request, tmp_path_factory):
-    """The site in both modes: dynamic serves the peers and certificates nginx loads at
-    start from what the agent wrote (no push), and must route exactly as static does."""
+    """The site in both nginx modes (dynamic serves the peers and certificates nginx loads
+    at start from what the agent wrote, no push, and must route exactly as static does),
+    each in both backend modes: pod IPs, or the Services' NodePorts on the Nodes that hold
+    their ready pods (support_backend_modes.as_nodeport), with the same answers."""
+    upstreams, backend_mode = request.param
     backends = Backends()
     runner = NginxRunner()
     try:
         names = [
             *SIMPLE_SERVICES,
-            "ready-one",
-            "not-ready",
-            "terminating",
             "ready-unset",
+            "idle",
             "multi-http",
             "multi-admin",
-            *(f"replica-{i}" for i in range(3)),
-            "zone-heavy",
-            "zone-light",
         ]
         started = {name: backends.start(name) for name in names}
         started |= {name: backends.start(name, tls=True) for name in TLS_BACKENDS}
+        # The pods of one Service listen on one port (its nodePort in the nodeport mode).
+        for group in (
+            ["ready-one", "not-ready", "terminating"],
+            [f"replica-{i}" for i in range(3)],
+            ["zone-heavy", "zone-light"],
+        ):
+            started |= {b.name: b for b in backends.start_on_one_port(group)}
         certificates = {
             host: cli.self_signed(host, (host,)) for host in ("foo.bar.com", "secure.example.com")
         }
+        objects = world_objects(started, certificates)
+        if backend_mode == support_backend_modes.NODEPORT:
+            objects = support_backend_modes.as_nodeport(objects)
         site = render_site(
             tmp_path_factory.mktemp("world"),
-            world_objects(started, certificates),
-            dynamic_mode=request.param == "dynamic",
+            objects,
+            model.Options(backend_mode=backend_mode),
+            dynamic_mode=upstreams == "dynamic",
         )
         runner.start(site)
         yield World(site, started, certificates)
