@@ -332,3 +332,25 @@ def test_edge_yml_leave_and_rejoin_drain_a_bgp_node_with_changes_pending(topolog
     assert result.returncode == 0, result.stdout + result.stderr
     assert digest.read_text() == "new\n"
     assert router_nexthops(router) == {EDGES["edge1"][1]}
+
+
+def test_a_node_whose_vips_are_emptied_keeps_no_gate_routes(topology, tmp_path):
+    """The frr role's tasks for frr_vips emptied (config.yml, as uninstall.yml): with the gate
+    stopped (as systemd stops it), the VIPs' local routes and the gate's files go; again,
+    nothing changes. The gate's files here are stand-ins in the test's directory."""
+    router, edge2 = topology["router"].name, topology["edges"]["edge2"]
+    edge2.gate.terminate()
+    edge2.gate.wait(timeout=60)
+    wait_for(lambda: router_nexthops(router) == {EDGES["edge1"][1]}, "edge2 withdrawn")
+    local = ("ip", "-n", edge2.namespace, "route", "show", "table", "local", "proto", "202")
+    assert f"local {VIP} dev lo" in run(*local)
+    files = [tmp_path / "edge-vip-announce.service", tmp_path / "libexec"]
+    for stand_in in files:
+        stand_in.touch()
+    gate_files = ("-e", json.dumps({"__frr_vip_gate_files": [str(path) for path in files]}))
+    for changes in ("changed=2", "changed=0"):
+        result = run_tasks(topology["edges"], "edge2", "frr", "vip_gate_absent", *gate_files)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert changes in recap(result), result.stdout
+    assert run(*local) == ""
+    assert not any(path.exists() for path in files)
