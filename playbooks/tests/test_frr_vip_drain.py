@@ -244,7 +244,9 @@ def topology(tmp_path):
             subprocess.run(["ip", "netns", "del", namespace], check=False)
 
 
-def test_drain_withdraws_waits_for_connections_and_undrain_announces(topology, tmp_path):
+def test_drain_withdraws_or_prepends_waits_for_connections_and_undrain_announces(
+    topology, tmp_path
+):
     router, client, edges = topology["router"].name, topology["client"], topology["edges"]
     edge1 = edges["edge1"]
     only_edge2 = {EDGES["edge2"][1]}
@@ -287,13 +289,11 @@ def test_drain_withdraws_waits_for_connections_and_undrain_announces(topology, t
     assert (edge1.directory / "vip-drain").read_text() == "announce\n"
     assert router_nexthops(router) == topology["both"]
 
-
-def test_prepend_drain_keeps_the_node_announced_behind_the_others(topology):
-    router, edges = topology["router"], topology["edges"]
+    # The prepend drain: still announced, behind edge2.
     result = run_entry_point(edges, "drain", "-e", "frr_vip_drain_mode=prepend")
     assert result.returncode == 0, result.stdout + result.stderr
-    wait_for(lambda: router_nexthops(router.name) == {EDGES["edge2"][1]}, "edge1 prepended")
-    paths = json.loads(router.vtysh(f"show bgp ipv4 unicast {VIP}/32 json"))["paths"]
+    wait_for(lambda: router_nexthops(router) == only_edge2, "edge1 prepended")
+    paths = json.loads(topology["router"].vtysh(f"show bgp ipv4 unicast {VIP}/32 json"))["paths"]
     as_paths = {path["peer"]["peerId"]: path["aspath"]["string"] for path in paths}
     assert as_paths == {
         EDGES["edge1"][1]: " ".join([str(EDGE_ASN)] * 4),
@@ -301,10 +301,12 @@ def test_prepend_drain_keeps_the_node_announced_behind_the_others(topology):
     }
     result = run_entry_point(edges, "undrain")
     assert result.returncode == 0, result.stdout + result.stderr
-    wait_for(lambda: router_nexthops(router.name) == topology["both"], "edge1 back in the ECMP")
+    wait_for(lambda: router_nexthops(router) == topology["both"], "edge1 back in the ECMP")
 
 
-def test_edge_yml_leave_and_rejoin_drain_a_bgp_node_with_changes_pending(topology):
+def test_edge_yml_leave_and_rejoin_drain_a_bgp_node_and_emptied_vips_leave_no_gate(
+    topology, tmp_path
+):
     router, edges = topology["router"].name, topology["edges"]
     digest = edges["edge1"].directory / "applied-digest"
     pending = ("-e", "lvs_pool_applied_digest=new")
@@ -333,15 +335,12 @@ def test_edge_yml_leave_and_rejoin_drain_a_bgp_node_with_changes_pending(topolog
     assert digest.read_text() == "new\n"
     assert router_nexthops(router) == {EDGES["edge1"][1]}
 
-
-def test_a_node_whose_vips_are_emptied_keeps_no_gate_routes(topology, tmp_path):
-    """The frr role's tasks for frr_vips emptied (config.yml, as uninstall.yml): with the gate
-    stopped (as systemd stops it), the VIPs' local routes and the gate's files go; again,
-    nothing changes. The gate's files here are stand-ins in the test's directory."""
-    router, edge2 = topology["router"].name, topology["edges"]["edge2"]
+    # edge2's frr_vips emptied: the frr role's tasks for it (config.yml, as uninstall.yml),
+    # with the gate stopped as systemd stops it, remove the VIPs' local routes and the gate's
+    # files (stand-ins in the test's directory here); again, nothing changes.
+    edge2 = edges["edge2"]
     edge2.gate.terminate()
     edge2.gate.wait(timeout=60)
-    wait_for(lambda: router_nexthops(router) == {EDGES["edge1"][1]}, "edge2 withdrawn")
     local = ("ip", "-n", edge2.namespace, "route", "show", "table", "local", "proto", "202")
     assert f"local {VIP} dev lo" in run(*local)
     files = [tmp_path / "edge-vip-announce.service", tmp_path / "libexec"]
