@@ -85,10 +85,13 @@ NODE_CONFIG = textwrap.dedent(f"""\
 
 
 class Speaker:
-    """zebra and bgpd in network namespace `name`, with pathspace `name`."""
+    """zebra and bgpd (and bfdd with `bfd`) in network namespace `name`, with pathspace `name`."""
 
-    def __init__(self, name: str, logs: Path):
+    def __init__(self, name: str, logs: Path, *, bfd: bool = False):
         self.name = name
+        self.daemons = [("zebra", "zserv.api"), ("bgpd", "bgpd.vty")]
+        if bfd:
+            self.daemons.append(("bfdd", "bfdd.vty"))
         self.pathspace = PATHSPACES / name
         self.logs = logs
         self.processes: list[subprocess.Popen] = []
@@ -96,7 +99,7 @@ class Speaker:
     def start(self) -> None:
         self.pathspace.mkdir(parents=True)
         shutil.chown(self.pathspace, "frr", "frr")
-        for daemon, socket in (("zebra", "zserv.api"), ("bgpd", "bgpd.vty")):
+        for daemon, socket in self.daemons:
             log = (self.logs / f"{self.name}-{daemon}.log").open("w")
             self.processes.append(
                 subprocess.Popen(

@@ -70,6 +70,7 @@ http {{
     scgi_temp_path {directory}/scgi;
     server {{
         listen 80;
+        listen [::]:80;
         location = /healthz {{ return 200 "ok\\n"; }}
         location / {{ return 200 "{name}\\n"; }}
     }}

@@ -1,0 +1,225 @@
+"""An IPv6 VIP in BGP mode, end to end, with real FRR (bgpd, bfdd), nginx and the frr role's
+health gate in network namespaces, over IPv6 sessions only (as test_frr_vip_ecmp.py for IPv4):
+
+    client --- router (FRR, ECMP, BFD) ---+--- edge1 (FRR, nginx, edge-vip-announce)
+                                          +--- edge2 (FRR, nginx, edge-vip-announce)
+
+The VIP /128 is local on each edge's lo and announced over address-family ipv6 unicast; the
+router installs both paths and new connections reach both edges; an edge whose nginx stops is
+withdrawn, one whose agent is not ready is prepended. A frozen edge (its FRR stopped with
+SIGSTOP: no BFD packet, its BGP session silent) is dropped by BFD: the BGP hold time here is
+600 s, longer than any wait of the test, so only BFD can have taken its path away, and the
+router says so (its last notification: Cease/BFD Down).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from role_template import render_role_template
+from test_frr_bgp import Speaker, run, wait_for
+from test_frr_vip_ecmp import ROUTER_ASN, Edge
+
+EDGE_ASN = 64600
+VIP = "2001:db8:183::100"
+CLIENT, CLIENT_GATEWAY = "2001:db8:181::2", "2001:db8:181::1"
+# Each edge: its link to the router (router's address, edge's address, router-id).
+EDGES = {
+    "edge1": ("2001:db8:182:1::1", "2001:db8:182:1::2", "198.18.182.2"),
+    "edge2": ("2001:db8:182:2::1", "2001:db8:182:2::2", "198.18.182.6"),
+}
+# Long enough that a path that goes within the test's waits went by BFD, not the hold time.
+HOLD_TIME = 600
+CONNECTIONS = 32
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="network namespaces need root (lab/host-packages.sh installs frr)"
+)
+
+ROUTER_CONFIG = textwrap.dedent(f"""\
+    bfd
+     profile edges
+      receive-interval 300
+      transmit-interval 300
+      detect-multiplier 3
+     exit
+    exit
+    router bgp {ROUTER_ASN}
+     bgp router-id 198.18.181.1
+     no bgp ebgp-requires-policy
+     no bgp default ipv4-unicast
+     timers bgp {HOLD_TIME // 3} {HOLD_TIME}
+     neighbor {EDGES["edge1"][1]} remote-as {EDGE_ASN}
+     neighbor {EDGES["edge1"][1]} bfd profile edges
+     neighbor {EDGES["edge1"][1]} timers connect 5
+     neighbor {EDGES["edge2"][1]} remote-as {EDGE_ASN}
+     neighbor {EDGES["edge2"][1]} bfd profile edges
+     neighbor {EDGES["edge2"][1]} timers connect 5
+     address-family ipv6 unicast
+      neighbor {EDGES["edge1"][1]} activate
+      neighbor {EDGES["edge2"][1]} activate
+      maximum-paths 8
+     exit-address-family
+    exit
+    """)
+
+
+def render_edge(edge: Edge) -> tuple[Path, Path]:
+    """frr.conf and edge-vip-announce of `edge` as the role renders them."""
+    router_address, _, router_id = EDGES[edge.name]
+    settings = {
+        "frr_asn": EDGE_ASN,
+        "frr_router_id": router_id,
+        "frr_upstream_peers": [{"address": router_address, "asn": ROUTER_ASN, "bfd": True}],
+        "frr_vips": [VIP],
+        "frr_bgp_keepalive": HOLD_TIME // 3,
+        "frr_bgp_holdtime": HOLD_TIME,
+    }
+    (edge.directory / "hosts.yml").write_text(
+        yaml.safe_dump({"all": {"children": {"edge": {"hosts": {edge.name: {}}}}}})
+    )
+    return tuple(
+        render_role_template(
+            "frr",
+            template,
+            edge.directory / Path(template).stem,
+            settings,
+            inventory=str(edge.directory / "hosts.yml"),
+            host=edge.name,
+            validate=validate,
+        )
+        for template, validate in (
+            ("etc/frr/frr.conf.j2", "vtysh --dryrun --inputfile %s"),
+            ("usr/local/libexec/frr/edge-vip-announce.j2", "sh -n %s"),
+        )
+    )
+
+
+def link6(namespace: str, peer_namespace: str, device: str, address: str, peer_address: str):
+    """A veth pair `device` between the two namespaces, an IPv6 /64 address at each end
+    (nodad: usable at once)."""
+    run("ip", "-n", namespace, "link", "add", device, "type", "veth", "peer", "peer0")
+    run("ip", "-n", namespace, "link", "set", "peer0", "netns", peer_namespace, "name", device)
+    for where, own in ((namespace, address), (peer_namespace, peer_address)):
+        run("ip", "-n", where, "-6", "address", "add", f"{own}/64", "dev", device, "nodad")
+        run("ip", "-n", where, "link", "set", device, "up")
+
+
+def router_devices(router: str) -> set[str]:
+    """The router's devices of its kernel route to the VIP (the edges' links: ECMP's several)."""
+    routes = json.loads(run("ip", "-n", router, "-6", "-json", "route", "show", f"{VIP}/128"))
+    devices = set()
+    for route in routes:
+        devices |= {hop["dev"] for hop in route.get("nexthops", [])}
+        if "dev" in route:
+            devices.add(route["dev"])
+    return devices
+
+
+def edges_reached(client: str) -> set[str]:
+    answers = set()
+    for _ in range(CONNECTIONS):
+        result = subprocess.run(
+            ["ip", "netns", "exec", client, "curl", "-gfsS", "--max-time", "5", f"http://[{VIP}]/"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        answers.add(result.stdout.strip())
+    return answers
+
+
+@pytest.fixture
+def topology(tmp_path):
+    suffix = os.getpid()
+    router = Speaker(f"edgevip6-router-{suffix}", tmp_path, bfd=True)
+    client = f"edgevip6-client-{suffix}"
+    edges = {}
+    for name in EDGES:
+        (tmp_path / name).mkdir()
+        edges[name] = Edge(name, f"edgevip6-{name}-{suffix}", tmp_path / name)
+        edges[name].speaker = Speaker(edges[name].namespace, tmp_path / name, bfd=True)
+    namespaces = [router.name, client, *(edge.namespace for edge in edges.values())]
+    for namespace in namespaces:
+        run("ip", "netns", "add", namespace)
+    try:
+        for namespace in namespaces:
+            run("ip", "-n", namespace, "link", "set", "lo", "up")
+        for setting in ("net.ipv6.conf.all.forwarding=1", "net.ipv6.fib_multipath_hash_policy=1"):
+            run("ip", "netns", "exec", router.name, "sysctl", "-qw", setting)
+        link6(router.name, client, "client0", CLIENT_GATEWAY, CLIENT)
+        run("ip", "-n", client, "-6", "route", "add", "default", "via", CLIENT_GATEWAY)
+        for index, (name, edge) in enumerate(edges.items()):
+            router_address, address, _ = EDGES[name]
+            link6(router.name, edge.namespace, f"edge{index}", router_address, address)
+            run("ip", "-n", edge.namespace, "-6", "route", "add", "default", "via", router_address)
+        (tmp_path / "router.conf").write_text(ROUTER_CONFIG)
+        router.start()
+        router.configure(tmp_path / "router.conf")
+        for edge in edges.values():
+            frr_conf, gate = render_edge(edge)
+            edge.speaker.start()
+            edge.speaker.configure(frr_conf)
+            edge.set_ready(True)
+            edge.start_nginx()
+            edge.start_gate(gate)
+        yield {"router": router, "client": client, "edges": edges}
+    finally:
+        for edge in edges.values():
+            for process in edge.speaker.processes:
+                process.send_signal(signal.SIGCONT)
+            edge.stop()
+        router.stop()
+        for namespace in namespaces:
+            subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+def test_an_ipv6_vip_is_announced_by_every_healthy_edge_and_bfd_drops_a_frozen_one(topology):
+    router, client, edges = topology["router"], topology["client"], topology["edges"]
+    edge1, edge2 = edges["edge1"], edges["edge2"]
+    both = {"edge0", "edge1"}  # the router's links to edge1 and edge2
+
+    wait_for(lambda: router_devices(router.name) == both, "the router's ECMP route via both")
+    rib = json.loads(router.vtysh("show bgp ipv6 unicast json"))["routes"]
+    assert set(rib) == {f"{VIP}/128"}
+    # Local on lo, not an address: the gate's route is what FRR announces.
+    local = run(
+        "ip", "-n", edge1.namespace, "-6", "route", "show", "table", "local", "proto", "202"
+    )
+    assert f"local {VIP} dev lo" in local
+    assert edges_reached(client) == {"edge1", "edge2"}
+
+    edge1.stop_nginx()
+    wait_for(lambda: router_devices(router.name) == {"edge1"}, "edge1 withdrawn")
+    assert edges_reached(client) == {"edge2"}
+    edge1.start_nginx()
+    wait_for(lambda: router_devices(router.name) == both, "edge1 announced again")
+
+    edge2.set_ready(False)
+    wait_for(lambda: router_devices(router.name) == {"edge0"}, "edge2 prepended")
+    paths = json.loads(router.vtysh(f"show bgp ipv6 unicast {VIP}/128 json"))["paths"]
+    assert sorted(path["aspath"]["string"] for path in paths) == [
+        f"{EDGE_ASN}",
+        " ".join([str(EDGE_ASN)] * 4),
+    ]
+    edge2.set_ready(True)
+    wait_for(lambda: router_devices(router.name) == both, "edge2 announced again")
+
+    # edge2 frozen: silent, its session not closed. BFD takes its path away.
+    for process in edge2.speaker.processes:
+        process.send_signal(signal.SIGSTOP)
+    wait_for(lambda: router_devices(router.name) == {"edge0"}, "edge2 dropped by BFD")
+    neighbour = EDGES["edge2"][1]
+    state = json.loads(router.vtysh(f"show bgp neighbors {neighbour} json"))[neighbour]
+    assert state["lastNotificationReason"] == "Cease/BFD Down", state
+    assert state["peerBfdInfo"]["status"] == "Down", state
+    assert edges_reached(client) == {"edge1"}
+    for process in edge2.speaker.processes:
+        process.send_signal(signal.SIGCONT)
+    wait_for(lambda: router_devices(router.name) == both, "edge2 back after the freeze")
