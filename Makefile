@@ -82,7 +82,7 @@ collection: setup
 
 ## collection-test: plays of the installed collection, run from outside the checkout without
 ##   its ansible.cfg: every playbook's syntax, validate on the lab inventory, the agent's build
-COLLECTION_PLAYBOOKS := site edge validate verify failover_drill drain undrain rolling_upgrade uninstall
+COLLECTION_PLAYBOOKS := site edge validate verify failover_drill drain undrain rolling_upgrade uninstall cluster_nodes
 collection-test: collection
 	cd build && for playbook in $(COLLECTION_PLAYBOOKS); do \
 	  env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH=$(COLLECTION_PATH) \
