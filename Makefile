@@ -25,12 +25,21 @@ docker: setup
 	@lab/dockerd.sh
 
 ## lab: the Docker lab on 198.51.100.0/24, site.yml, curl through the VIP 198.51.100.100, verify
+##   TOPOLOGY=seed: the 2017 setup on the VM lab instead: two director VMs, VIP 198.19.0.102,
+##   in front of cluster node containers running an in-cluster controller (docs/seed-topology.md)
 lab: docker
+ifeq ($(TOPOLOGY),seed)
+	lab/vm/up.sh seed
+else
 	lab/up.sh
 	$(MAKE) verify INVENTORY=inventory/lab
+endif
 
 lab-down:
 	lab/down.sh
+ifeq ($(TOPOLOGY),seed)
+	lab/vm/down.sh
+endif
 
 ## vm-lab: QEMU VMs with real LVS on 198.19.0.0/24, site.yml, curl through the VIP
 ##   (TOPOLOGY="a" separate tiers, default; "b" co-located; "a b" both; docs/lab.md)
