@@ -25,12 +25,21 @@ docker: setup
 	@lab/dockerd.sh
 
 ## lab: the Docker lab on 198.51.100.0/24, site.yml, curl through the VIP 198.51.100.100, verify
+##   TOPOLOGY=seed: the 2017 setup on the VM lab instead: two director VMs, VIP 198.19.0.102,
+##   in front of cluster node containers running an in-cluster controller (docs/seed-topology.md)
 lab: docker
+ifeq ($(TOPOLOGY),seed)
+	lab/vm/up.sh seed
+else
 	lab/up.sh
 	$(MAKE) verify INVENTORY=inventory/lab
+endif
 
 lab-down:
 	lab/down.sh
+ifeq ($(TOPOLOGY),seed)
+	lab/vm/down.sh
+endif
 
 ## vm-lab: QEMU VMs with real LVS on 198.19.0.0/24, site.yml, curl through the VIP
 ##   (TOPOLOGY="a" separate tiers, default; "b" co-located; "a b" both; docs/lab.md)
@@ -82,7 +91,7 @@ collection: setup
 
 ## collection-test: plays of the installed collection, run from outside the checkout without
 ##   its ansible.cfg: every playbook's syntax, validate on the lab inventory, the agent's build
-COLLECTION_PLAYBOOKS := site edge validate verify failover_drill drain undrain rolling_upgrade uninstall
+COLLECTION_PLAYBOOKS := site edge validate verify failover_drill drain undrain rolling_upgrade uninstall cluster_nodes
 collection-test: collection
 	cd build && for playbook in $(COLLECTION_PLAYBOOKS); do \
 	  env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH=$(COLLECTION_PATH) \

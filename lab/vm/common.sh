@@ -27,11 +27,21 @@ readonly -A VM_BACKEND_ADDRESSES=([web1]=198.19.0.21 [web2]=198.19.0.22)
 
 # The VMs of each topology (docs/lab.md): name -> address. A: separate tiers (two directors,
 # two nginx real servers, LVS-DR); B: co-located (every node a director and a real server).
-readonly -A VM_TOPOLOGIES=([a]="lvs-a-dir1 lvs-a-dir2 lvs-a-rs1 lvs-a-rs2" [b]="lvs-b-edge1 lvs-b-edge2")
+# seed: the 2017 setup, two directors in front of cluster nodes (docs/seed-topology.md).
+readonly -A VM_TOPOLOGIES=(
+  [a]="lvs-a-dir1 lvs-a-dir2 lvs-a-rs1 lvs-a-rs2" [b]="lvs-b-edge1 lvs-b-edge2"
+  [seed]="seed-dir1 seed-dir2"
+)
 readonly -A VM_ADDRESSES=(
   [lvs-a-dir1]=198.19.0.11 [lvs-a-dir2]=198.19.0.12 [lvs-a-rs1]=198.19.0.13 [lvs-a-rs2]=198.19.0.14
   [lvs-b-edge1]=198.19.0.31 [lvs-b-edge2]=198.19.0.32
+  [seed-dir1]=198.19.0.41 [seed-dir2]=198.19.0.42
 )
+# The seed topology's cluster nodes: not VMs but containers of the lab's cluster node image
+# (lab/vm/seed_nodes.sh) on the VMs' bridge, each running the stand-in in-cluster controller
+# (lab/seed_controller.py) on port 80 for the backends above.
+readonly -A VM_SEED_NODES=([seed-node1]=198.19.0.51 [seed-node2]=198.19.0.52)
+readonly VM_SEED_LABEL=org.example.edge.vm-seed
 
 # One user of the VM lab at a time (make vm-lab, molecule -s lvs, vm-lab-down).
 hold_vm_lock() {

@@ -2,7 +2,9 @@
 # `make vm-lab`: the VM lab (docs/lab.md, "VM lab"): QEMU VMs with Debian's kernel (IPVS) on
 # 198.19.0.0/24, the API emulator and the backends on the host side, then site.yml with LVS on
 # and requests through the VIP. Safe to run again: running VMs are reused.
-#   lab/vm/up.sh [--no-site] [--kubeconfig FILE] [TOPOLOGY...]    (topologies: a b; default a)
+#   lab/vm/up.sh [--no-site] [--kubeconfig FILE] [TOPOLOGY...]    (topologies: a b seed; default a)
+# seed (`make lab TOPOLOGY=seed`, docs/seed-topology.md): two director VMs in front of cluster
+# node containers running a stand-in in-cluster controller, inventory/vm-lab-seed.
 # --no-site stops once the VMs answer ssh (molecule's create step); --kubeconfig says where
 # the emulator's kubeconfig goes (default inventory/vm-lab/kubeconfig, where the inventory
 # reads it).
@@ -11,15 +13,15 @@ source "$(dirname "$0")/common.sh"
 export PATH=$VENV_BIN:$PATH ANSIBLE_CONFIG=$REPO/ansible.cfg
 
 readonly SSH_SECONDS=240 VIP_SECONDS=90
-readonly -A TOPOLOGY_VIPS=([a]=198.19.0.100 [b]=198.19.0.101)
+readonly -A TOPOLOGY_VIPS=([a]=198.19.0.100 [b]=198.19.0.101 [seed]=198.19.0.102)
 
 site=true kubeconfig=$REPO/inventory/vm-lab/kubeconfig topologies=()
 while (($# > 0)); do
   case $1 in
     --no-site) site=false ;;
     --kubeconfig) kubeconfig=$2; shift ;;
-    a | b) topologies+=("$1") ;;
-    *) echo "usage: $0 [--no-site] [--kubeconfig FILE] [a] [b]" >&2; exit 2 ;;
+    a | b | seed) topologies+=("$1") ;;
+    *) echo "usage: $0 [--no-site] [--kubeconfig FILE] [a] [b] [seed]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -38,6 +40,17 @@ check_through_vip() {
     done
     log "through the VIP http://$vip/ Host: $app -> $answer"
   done
+}
+
+# The 2017 check's third answer: a Host no Ingress names gets the controller's 404.
+check_unrouted_host() {
+  local vip=$1 status
+  status=$(curl -s -o /dev/null -w '%{http_code}' -m 3 -H 'Host: unknown.example' "http://$vip/")
+  if [[ $status != 404 ]]; then
+    echo "Host unknown.example through the VIP $vip answered $status, not 404" >&2
+    exit 1
+  fi
+  log "through the VIP http://$vip/ Host: unknown.example -> $status"
 }
 
 hold_vm_lock
@@ -64,6 +77,10 @@ log "VMs ($("$REPO/lab/vm/vm.sh" accel "$image_dir")): ${names[*]}"
 for name in "${names[@]}"; do
   "$REPO/lab/vm/vm.sh" start "$name" "${VM_ADDRESSES[$name]}" "$image_dir"
 done
+# The seed topology's cluster nodes are containers: they start while the VMs boot.
+if [[ " ${topologies[*]} " == *" seed "* ]]; then
+  "$REPO/lab/vm/seed_nodes.sh" up
+fi
 waits=()
 for name in "${names[@]}"; do
   "$REPO/lab/vm/vm.sh" wait "$name" "${VM_ADDRESSES[$name]}" "$SSH_SECONDS" &
@@ -76,8 +93,18 @@ log "VMs answer ssh after $((SECONDS - started)) s"
 $site || exit 0
 
 cd "$REPO"
-limit=$(printf 'lvs_%s,' "${topologies[@]}")
-ansible-playbook -i inventory/vm-lab --limit "${limit%,}" edgeops.edge.site
+edge_topologies=()
+for topology in "${topologies[@]}"; do
+  [[ $topology == seed ]] || edge_topologies+=("$topology")
+done
+if ((${#edge_topologies[@]} > 0)); then
+  limit=$(printf 'lvs_%s,' "${edge_topologies[@]}")
+  ansible-playbook -i inventory/vm-lab --limit "${limit%,}" edgeops.edge.site
+fi
+if [[ " ${topologies[*]} " == *" seed "* ]]; then
+  ansible-playbook -i inventory/vm-lab-seed edgeops.edge.site
+  check_unrouted_host "${TOPOLOGY_VIPS[seed]}"
+fi
 for topology in "${topologies[@]}"; do
   check_through_vip "${TOPOLOGY_VIPS[$topology]}"
 done

@@ -38,7 +38,9 @@ GOOD = {
 
 
 def run_validation(tmp_path: Path, inventory: dict) -> subprocess.CompletedProcess:
-    hosts = {"all": {"children": {"edge": {"hosts": inventory["hosts"]}}}}
+    # "groups": more inventory groups beside edge (their hosts, children), e.g. cluster_nodes.
+    groups = {"edge": {"hosts": inventory["hosts"]}, **inventory.get("groups", {})}
+    hosts = {"all": {"children": groups}}
     (tmp_path / "group_vars" / "edge").mkdir(parents=True)
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
     (tmp_path / "group_vars" / "edge" / "all.yml").write_text(
