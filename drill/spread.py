@@ -72,8 +72,9 @@ def summarize(
 def bgp_failover(window: Window, requests: list[Request], target: str | None) -> dict[str, Any]:
     """BGP mode's `holder_before` (the target), `holder_after` (the nodes answering once the
     failures stopped, joined by "+"), `failover` (the target stopped answering new connections
-    before the restore and others answered after it) and `gap_ms` (from the fault until the
-    first success that started after the last failed new connection; 0 when none failed)."""
+    before the restore and others answered after it), `gap_ms` (from the fault until the
+    first success that started after the last failed new connection; 0 when none failed) and
+    `failback_ms` (from the restore until the target answered a new connection again)."""
     new = sorted(
         (r for r in requests if r.kind == "new" and window.fault <= r.t < window.restore),
         key=lambda r: r.t,
@@ -88,9 +89,16 @@ def bgp_failover(window: Window, requests: list[Request], target: str | None) ->
         first = min(recovered, key=lambda r: r.done, default=None)
         gap = round((first.done - window.fault) * 1000, 1) if first else None
     after = sorted({r.node for r in recovered if r.node})
+    back = [
+        r
+        for r in requests
+        if r.kind == "new" and r.ok and r.node == target and window.restore <= r.t < window.settled
+    ]
+    failback = min((r.done for r in back), default=None)
     return {
         "holder_before": target,
         "holder_after": "+".join(after) or None,
         "failover": bool(moved),
         "gap_ms": gap,
+        "failback_ms": None if failback is None else round((failback - window.restore) * 1000, 1),
     }

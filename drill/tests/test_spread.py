@@ -40,6 +40,8 @@ def test_bgp_failover_is_the_end_of_the_failures_on_the_lost_node():
     assert failover["failover"] is True
     # The last failed probe started at 102.28; the next one (102.30) answered 2 ms later.
     assert failover["gap_ms"] == pytest.approx(302.0)
+    # The router sends edge1 flows again from 105.5: its first one (105.52) answered 2 ms later.
+    assert failover["failback_ms"] == pytest.approx(522.0)
 
 
 def test_a_fault_without_failures_that_moves_the_flows_has_no_gap():
