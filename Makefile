@@ -25,9 +25,13 @@ docker: setup
 	@lab/dockerd.sh
 
 ## lab: the Docker lab on 198.51.100.0/24, site.yml, curl through the VIP 198.51.100.100, verify
+##   VIP_MODE=bgp: the edges announce the VIP by BGP to a router container, ECMP to both, the
+##   requests from a client behind it (docs/bgp.md, "The lab"); verify is VRRP's and is left out.
+##   A built lab keeps its mode (.lab/vip-mode) until make lab-down.
+VIP_MODE ?= $(or $(shell cat .lab/vip-mode 2>/dev/null),vrrp)
 lab: docker
-	lab/up.sh
-	$(MAKE) verify INVENTORY=inventory/lab
+	lab/up.sh $(VIP_MODE)
+	$(if $(filter bgp,$(VIP_MODE)),,$(MAKE) verify INVENTORY=inventory/lab)
 
 lab-down:
 	lab/down.sh
