@@ -29,6 +29,7 @@ docker: setup
 ##   requests from a client behind it (docs/bgp.md, "The lab"); verify is VRRP's and is left out.
 ##   A built lab keeps its mode (.lab/vip-mode) until make lab-down.
 VIP_MODE ?= $(or $(shell cat .lab/vip-mode 2>/dev/null),vrrp)
+LAB_MODE_VARS := $(if $(filter bgp,$(VIP_MODE)),-e @lab/bgp-mode.yml)
 lab: docker
 	lab/up.sh $(VIP_MODE)
 	$(if $(filter bgp,$(VIP_MODE)),,$(MAKE) verify INVENTORY=inventory/lab)
@@ -51,9 +52,9 @@ INVENTORY ?= inventory/lab
 verify: setup
 	ansible-playbook -i $(INVENTORY) edgeops.edge.verify
 
-## drill: the failover drill on the lab (make lab first)
+## drill: the failover drill on the lab (make lab first), in the lab's VIP mode
 drill: setup
-	ansible-playbook -i inventory/lab edgeops.edge.failover_drill
+	ansible-playbook -i inventory/lab $(LAB_MODE_VARS) edgeops.edge.failover_drill
 
 ## test: everything CI runs
 test: lint pytest collection-test molecule
