@@ -14,9 +14,10 @@ FRR 8.4 installs BGP's multipath routes as plain (hash-threshold) groups: when a
 comes back, flows to the edges that stayed move too. With resilient hashing (the default) this
 process mirrors each VIP's route, as zebra installs it in the main table, into table
 MIRROR_TABLE through a resilient nexthop group (Linux 5.13), and a rule sends the VIPs' packets
-there first: an edge that leaves gives its buckets to the others and nothing else moves; an
-edge that comes back gets only buckets idle for `idle_timer` seconds (never one a live
-connection uses). The mirror follows zebra's route on every route or nexthop event of the
+there first: an edge that leaves gives its buckets to the others and nothing else moves. An
+edge that comes back should get only buckets idle for `idle_timer` seconds; measured on
+kernel 6.18, it gets its former buckets back at once, busy or not (docs/bgp.md, "The lab").
+The mirror follows zebra's route on every route or nexthop event of the
 kernel (`ip monitor`), within milliseconds. `--no-resilient` leaves zebra's plain ECMP alone:
 the drill measures both.
 
