@@ -27,12 +27,17 @@ docker: setup
 ## lab: the Docker lab on 198.51.100.0/24, site.yml, curl through the VIP 198.51.100.100, verify
 ##   TOPOLOGY=seed: the 2017 setup on the VM lab instead: two director VMs, VIP 198.19.0.102,
 ##   in front of cluster node containers running an in-cluster controller (docs/seed-topology.md)
+##   VIP_MODE=bgp: the edges announce the VIP by BGP to a router container, ECMP to both, the
+##   requests from a client behind it (docs/bgp.md, "The lab"); verify is VRRP's and is left out.
+##   A built lab keeps its mode (.lab/vip-mode) until make lab-down.
+VIP_MODE ?= $(or $(shell cat .lab/vip-mode 2>/dev/null),vrrp)
+LAB_MODE_VARS := $(if $(filter bgp,$(VIP_MODE)),-e @lab/bgp-mode.yml)
 lab: docker
 ifeq ($(TOPOLOGY),seed)
 	lab/vm/up.sh seed
 else
-	lab/up.sh
-	$(MAKE) verify INVENTORY=inventory/lab
+	lab/up.sh $(VIP_MODE)
+	$(if $(filter bgp,$(VIP_MODE)),,$(MAKE) verify INVENTORY=inventory/lab)
 endif
 
 lab-down:
@@ -56,9 +61,9 @@ INVENTORY ?= inventory/lab
 verify: setup
 	ansible-playbook -i $(INVENTORY) edgeops.edge.verify
 
-## drill: the failover drill on the lab (make lab first)
+## drill: the failover drill on the lab (make lab first), in the lab's VIP mode
 drill: setup
-	ansible-playbook -i inventory/lab edgeops.edge.failover_drill
+	ansible-playbook -i inventory/lab $(LAB_MODE_VARS) edgeops.edge.failover_drill
 
 ## test: everything CI runs
 test: lint pytest collection-test molecule

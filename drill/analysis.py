@@ -287,7 +287,18 @@ VM_LAB_GOALS = (
     Goal(("power-off", "keepalived-stop"), "failback_broken_long_lived", 0),
 )
 
-GOALS = {"lab": LAB_GOALS, "vm-lab": VM_LAB_GOALS, "none": ()}
+# The goals of issue 18 on the Docker lab in BGP mode (lab/router.py, resilient hashing): the
+# routers drop a lost node within half a second (BFD), and no connection to a node that did not
+# fail breaks, neither then nor when the node comes back, nor does a new one fail then.
+BGP_FAULTS = ("power-off", "freeze", "nginx-kill", "agent-unhealthy", "link-down")
+BGP_LAB_GOALS = (
+    Goal(("power-off", "freeze", "link-down"), "gap_ms", 500),
+    Goal(BGP_FAULTS, "broken_surviving", 0),
+    Goal(BGP_FAULTS, "failback_broken_surviving", 0),
+    Goal(BGP_FAULTS, "failback_failed", 0),
+)
+
+GOALS = {"lab": LAB_GOALS, "vm-lab": VM_LAB_GOALS, "bgp-lab": BGP_LAB_GOALS, "none": ()}
 
 
 def check_goals(scenarios: list[dict[str, Any]], goals: tuple[Goal, ...]) -> list[dict[str, Any]]:

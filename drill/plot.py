@@ -4,7 +4,8 @@ Three lanes sharing the time axis (seconds since the drill started):
 1. new connections: one dot per probe at its latency, coloured by node; failures as
    red crosses on the timeout line;
 2. long-lived connections: one row per connection, breaks as black crosses;
-3. VIP holders from the `ip monitor` watch, one bar per node; two holders at once in red.
+3. VIP holders from the `ip monitor` watch, one bar per node; two holders at once in red. In
+   BGP mode the nodes the router sends the VIP's flows to (drill/routes.py), all at once.
 Faults are red dashed lines labelled with the scenario, restores green dashed lines.
 """
 
@@ -38,6 +39,7 @@ def draw(
     windows: list[Window],
     timeout_ms: float,
     title: str,
+    vip_mode: str = "vrrp",
 ) -> None:
     if not requests:
         raise ValueError("no requests to draw")
@@ -52,7 +54,7 @@ def draw(
     )
     _draw_new(lane_new, requests, origin, colours, timeout_ms)
     _draw_long(lane_long, requests, origin, colours)
-    _draw_holders(lane_vip, steps, origin, colours, nodes, requests)
+    _draw_holders(lane_vip, steps, origin, colours, nodes, requests, vip_mode)
     for window in windows:
         for lane in (lane_new, lane_long, lane_vip):
             lane.axvline(window.fault - origin, color="red", linestyle="--", linewidth=0.8)
@@ -126,7 +128,7 @@ def _draw_long(lane, requests, origin, colours) -> None:
     lane.set_ylabel("keep-alive\nconnection")
 
 
-def _draw_holders(lane, steps, origin, colours, nodes, requests) -> None:
+def _draw_holders(lane, steps, origin, colours, nodes, requests, vip_mode) -> None:
     end = max(r.done for r in requests)
     start = min(r.t for r in requests)
     for row, node in enumerate(nodes):
@@ -140,7 +142,10 @@ def _draw_holders(lane, steps, origin, colours, nodes, requests) -> None:
             )
         ]
         lane.broken_barh(spans, (row - 0.4, 0.8), color=colours[node])
+    lane.set_yticks(range(len(nodes)), nodes)
+    if vip_mode == "bgp":
+        lane.set_ylabel("router sends\nthe VIP to")
+        return
     dual = [(a - origin, b - a) for a, b in holders.split_brain(steps, start, end)]
     lane.broken_barh(dual, (-0.5, len(nodes)), color="red", alpha=0.5)
-    lane.set_yticks(range(len(nodes)), nodes)
     lane.set_ylabel("VIP held by")

@@ -4,12 +4,15 @@
 
 RAW_DIR is what the playbook collected:
 - `loadgen.jsonl`: the load generator's records (drill/loadgen.py);
-- `holders/<node>.log`: each node's `ip monitor` watch (drill/holders.py);
+- `holders/<node>.log`: each node's `ip monitor` watch (drill/holders.py); in BGP mode
+  `holders/router.log` instead, the upstream router's next hops for the VIP (drill/routes.py);
 - `keepalived/<node>.conf`: each node's live keepalived.conf (drill/kaconf.py);
-- `marks.json`: {"vip", "platform", "settings", "marks": [{"scenario", "event", "t"}],
-  "scenarios": {name: method}, "failed_step", ...}, written by the playbook.
+- `marks.json`: {"vip", "vip_mode" ("vrrp", the default, or "bgp"), "platform", "settings",
+  "marks": [{"scenario", "event", "t"}], "scenarios": {name: method}, "failed_step", ...},
+  written by the playbook.
 Exit status 0 when the report was written; the goals' verdict is in the JSON and the table
-(goals are checked with --goals lab, the Docker lab's, or --goals vm-lab, real LVS's).
+(goals are checked with --goals lab, the Docker lab's, --goals bgp-lab, the Docker lab's in
+BGP mode, or --goals vm-lab, real LVS's).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drill import analysis, holders, kaconf, plot
+from drill import analysis, holders, kaconf, plot, routes, spread
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +36,18 @@ class Drawing:
     steps: list[holders.Step]
     windows: list[analysis.Window]
     timeout_ms: float
+    vip_mode: str
+
+
+# VRRP's fields about VIP holders that BGP mode reports as null (every node announces at once).
+BGP_NOT_APPLICABLE = (
+    "holder_after_failback",
+    "split_brain_moments",
+    "split_brain_ms",
+    "dual_holder_intervals_after_restore",
+    "dual_holder_ms_after_restore",
+    "dual_holder_ms_during_fault",
+)
 
 
 def load_requests(path: Path) -> tuple[dict[str, Any], list[analysis.Request], float]:
@@ -67,6 +82,14 @@ def load_holders(
     return holders.merge(per_node)
 
 
+def load_routes(directory: Path, aliases: dict[str, str]) -> list[holders.Step]:
+    """BGP mode: the nodes the router sent the VIP's flows to over time (drill/routes.py)."""
+    log = directory / "router.log"
+    if not log.exists():
+        raise SystemExit(f"{log}: no route watch log")
+    return holders.merge(routes.transitions(log.read_text(), aliases))
+
+
 def power_cuts(drill: dict[str, Any]) -> list[tuple[str, float]]:
     """(target, time) of every power-off fault in marks.json."""
     scenarios = drill.get("scenarios", {})
@@ -81,7 +104,13 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
     """The report, and what the picture is drawn from."""
     drill = json.loads((raw / "marks.json").read_text())
     meta, requests, end = load_requests(raw / "loadgen.jsonl")
-    steps = load_holders(raw / "holders", drill["vip"], drill.get("interface"), power_cuts(drill))
+    vip_mode = drill.get("vip_mode", "vrrp")
+    if vip_mode == "bgp":
+        steps = load_routes(raw / "holders", drill.get("node_aliases", {}))
+    else:
+        steps = load_holders(
+            raw / "holders", drill["vip"], drill.get("interface"), power_cuts(drill)
+        )
     node_named = any(r.node for r in requests)
     requests = analysis.rename_nodes(requests, drill.get("node_aliases", {}))
     requests = analysis.attribute(requests, steps)
@@ -92,17 +121,26 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
         for conf in sorted((raw / "keepalived").glob("*.conf"))
     }
     handover_s = handover_allowance(keepalived)
-    scenarios = [
-        {
-            **analysis.summarize(w, requests, steps, handover_s),
-            "method": drill.get("scenarios", {}).get(w.name),
+    methods = drill.get("scenarios", {})
+    starts = [min(r.t for r in requests), *(w.settled for w in windows)]
+    scenarios = []
+    for window, steady_from in zip(windows, starts, strict=False):
+        target = (methods.get(window.name) or {}).get("target")
+        scenario = {
+            **analysis.summarize(window, requests, steps, handover_s),
+            **spread.summarize(window, requests, target, steady_from),
+            "method": methods.get(window.name),
         }
-        for w in windows
-    ]
+        if vip_mode == "bgp":
+            # Every node announces at once: no holder to hand over, no split brain to count.
+            scenario |= spread.bgp_failover(window, requests, target)
+            scenario |= dict.fromkeys(BGP_NOT_APPLICABLE)
+        scenarios.append(scenario)
     checked = analysis.check_goals(scenarios, goals)
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "vip_mode": vip_mode,
         "platform": drill.get("platform"),
         "vip": drill["vip"],
         "failed_step": drill.get("failed_step"),
@@ -124,7 +162,7 @@ def build(raw: Path, goals: tuple[analysis.Goal, ...]) -> tuple[dict[str, Any], 
         "scenarios": scenarios,
         "goals": checked,
         "goals_met": all(g["met"] for g in checked) if checked else None,
-    }, Drawing(requests, steps, windows, meta.get("timeout_s", 0.5) * 1000)
+    }, Drawing(requests, steps, windows, meta.get("timeout_s", 0.5) * 1000, vip_mode)
 
 
 def handover_allowance(keepalived: dict[str, Any]) -> float:
@@ -166,6 +204,9 @@ def table(report: dict[str, Any]) -> str:
         ("fb failed", lambda s: f"{s['failback_failed']}/{s['failback_total']}"),
         ("fb broken", lambda s: _cell(s["failback_broken_long_lived"])),
         ("split brain", lambda s: _cell(s["split_brain_moments"])),
+        ("share before", lambda s: _shares(s["share_before"])),
+        ("share after", lambda s: _shares(s["share_after"])),
+        ("broken surv", lambda s: f"{s['broken_surviving']}/{s['failback_broken_surviving']}"),
         ("goals", lambda s: _verdict(report["goals"], s["name"])),
     ]
     rows = [[title for title, _ in columns]]
@@ -198,7 +239,15 @@ _FIELD_NAMES = {
     "split_brain_moments": "split-brain",
     "broken_long_lived": "long-lived",
     "failback_broken_long_lived": "long-lived after failback",
+    "broken_surviving": "surviving",
+    "failback_broken_surviving": "surviving after failback",
 }
+
+
+def _shares(shares: dict[str, int]) -> str:
+    """New connections per node as percentages, e.g. "edge1 48% edge2 52%"."""
+    total = sum(shares.values())
+    return " ".join(f"{node} {100 * n / total:.0f}%" for node, n in shares.items()) or "-"
 
 
 def _verdict(goals: list[dict[str, Any]], name: str) -> str:
@@ -218,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "--goals",
         choices=sorted(analysis.GOALS),
         default="none",
-        help="check the goals of the Docker lab (issue 4) or of the VM lab's real LVS (issue 5)",
+        help="check the goals of the Docker lab (issue 4), of the Docker lab in BGP mode (issue "
+        "18) or of the VM lab's real LVS (issue 5)",
     )
     args = parser.parse_args(argv)
     report, drawing = build(args.raw, analysis.GOALS[args.goals])
@@ -231,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         drawing.steps,
         drawing.windows,
         timeout_ms=drawing.timeout_ms,
-        title=f"failover drill {report['generated_at']}, {report['platform']}, VIP {report['vip']}",
+        title=f"failover drill {report['generated_at']}, {report['platform']}, "
+        f"VIP {report['vip']} ({report['vip_mode']})",
+        vip_mode=drawing.vip_mode,
     )
     print(table(report))
     if report["failed_step"]:

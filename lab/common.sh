@@ -51,3 +51,17 @@ hold_lab_lock() {
     exit 1
   }
 }
+
+# BGP mode (`make lab VIP_MODE=bgp`, docs/bgp.md "The lab"): the edges announce the VIP to an
+# FRR router container, which sits between them and a client network of its own; the lab's
+# requests come from a client container behind it. The router's ASN and address are the
+# edges' frr_upstream_peers in lab/bgp-mode.yml.
+readonly LAB_VIP_MODES=(vrrp bgp)
+readonly LAB_VIP_MODE_FILE=$STATE_DIR/vip-mode # the mode the lab was built in
+readonly LAB_CLIENT_NETWORK=edge-lab-client
+readonly LAB_CLIENT_SUBNET=198.18.100.0/24
+readonly LAB_CLIENT_GATEWAY=198.18.100.1
+readonly LAB_ROUTER=router LAB_CLIENT=client
+readonly LAB_ROUTER_ADDRESS=198.51.100.2 LAB_ROUTER_CLIENT_ADDRESS=198.18.100.2
+readonly LAB_CLIENT_ADDRESS=198.18.100.10
+readonly LAB_ROUTER_ASN=64500

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make lab-down`: removes everything `make lab` created (containers, network, the API
-# emulator, the kubeconfig). Idempotent; safe when nothing exists. The node images stay: they
-# are build caches, edge-node shared with molecule (`docker rmi edge-node:latest
-# edge-cluster-node:latest` drops them).
+# `make lab-down`: removes everything `make lab` created in either VIP mode (containers,
+# networks, the API emulator, the kubeconfig). Idempotent; safe when nothing exists. The node
+# images stay: they are build caches, edge-node shared with molecule (`docker rmi
+# edge-node:latest edge-cluster-node:latest` drops them).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -13,5 +13,5 @@ hold_lab_lock
   "$DOCKER" network ls -q --filter "label=$LAB_LABEL" | xargs -r "$DOCKER" network rm >/dev/null
 }
 "$REPO/lab/emulator.sh" stop lab
-rm -f "$LAB_KUBECONFIG"
+rm -f "$LAB_KUBECONFIG" "$LAB_VIP_MODE_FILE"
 log "lab removed"

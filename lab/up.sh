@@ -3,9 +3,24 @@
 # requests through the VIP, then the BGP check (lab/bgp_withdrawal.yml). Safe to run again:
 # what exists and runs is reused, so a second run is quick and its site.yml run reports
 # changed=0. `make lab-down` removes it all.
+#
+#   lab/up.sh [vrrp|bgp]    the VIP mode (default vrrp); bgp: the edges announce the VIP to a
+#                           router container and the requests come from a client behind it
+#                           (lab/router.sh, docs/bgp.md "The lab")
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 export PATH=$VENV_BIN:$PATH ANSIBLE_CONFIG=$REPO/ansible.cfg
+
+readonly VIP_MODE=${1:-vrrp}
+[[ " ${LAB_VIP_MODES[*]} " == *" $VIP_MODE "* ]] || {
+  echo "lab/up.sh: VIP mode '$VIP_MODE' is none of ${LAB_VIP_MODES[*]}" >&2
+  exit 2
+}
+if [[ $VIP_MODE == bgp ]]; then
+  readonly MODE_VARS=(-e @lab/bgp-mode.yml) CLIENT=("$REPO/lab/router.sh" client)
+else
+  readonly MODE_VARS=() CLIENT=()
+fi
 
 readonly BOOT_SECONDS=60 VIP_SECONDS=60
 readonly UNKNOWN_HOST=unknown.example
@@ -70,7 +85,7 @@ wait_for_systemd() {
 # request HOST: one request through the VIP; prints "<status> <what the body says>": its first
 # line, or the <title> of an HTML page (nginx's 404). "000" when nothing answered.
 request() {
-  { curl -s -m 3 -H "Host: $1" -w '\n%{http_code}' "http://$LAB_VIP/" || true; } |
+  { "${CLIENT[@]}" curl -s -m 3 -H "Host: $1" -w '\n%{http_code}' "http://$LAB_VIP/" || true; } |
     awk '{ lines[NR] = $0 }
       END {
         body = lines[1]
@@ -105,6 +120,25 @@ check_through_vip() {
   }
 }
 
+# BGP mode: new connections from the client reach every edge (the router's ECMP), as the
+# X-Edge-Node header of the answers says.
+check_every_edge_answers() {
+  local tries=32 answered edge missing=()
+  answered=$(for ((i = 0; i < tries; i++)); do
+    { "${CLIENT[@]}" curl -s -m 3 -o /dev/null -D - -H 'Host: web1' "http://$LAB_VIP/" || true; } |
+      sed -n 's/^X-Edge-Node: *\([^[:space:]]*\).*/\1/ip'
+  done | sort | uniq -c)
+  printf '\n%d new connections from %s (%s) through %s, by the edge that answered:\n%s\n' \
+    "$tries" "$LAB_CLIENT" "$LAB_CLIENT_ADDRESS" "$LAB_ROUTER" "$answered"
+  for edge in "${LAB_EDGE_NODES[@]}"; do
+    grep -qw "$edge" <<<"$answered" || missing+=("$edge")
+  done
+  ((${#missing[@]} == 0)) || {
+    echo "no answer from ${missing[*]}: see docs/bgp.md, \"The lab\" (vtysh on $LAB_ROUTER)" >&2
+    exit 1
+  }
+}
+
 # The Gateway's status.addresses, as kubectl prints them: the VIP, once the holder's agent
 # wrote the status (it writes after its sync, so wait for it, not forever).
 check_gateway_status() {
@@ -124,6 +158,13 @@ check_gateway_status() {
 }
 
 hold_lab_lock
+# One mode per lab: the edges' roles do not move a converged node from one mode to the other.
+built_mode=$(cat "$LAB_VIP_MODE_FILE" 2>/dev/null || echo vrrp)
+if [[ $built_mode != "$VIP_MODE" ]] && "$DOCKER" inspect "${LAB_EDGE_NODES[0]}" >/dev/null 2>&1; then
+  echo "the lab runs in VIP mode $built_mode; make lab-down first to build it in $VIP_MODE" >&2
+  exit 1
+fi
+echo "$VIP_MODE" >"$LAB_VIP_MODE_FILE"
 started=$SECONDS
 "$REPO/lab/cluster_image.sh" # builds the edge node image first
 ensure_network
@@ -141,6 +182,7 @@ for name in "${LAB_CLUSTER_NODES[@]}"; do
 done
 "$REPO/lab/cluster_nodes.sh" up "$LAB_NETWORK" "$LAB_LABEL" \
   "http://$LAB_GATEWAY:$EMULATOR_PORT" "" "${cluster_nodes[@]}"
+[[ $VIP_MODE != bgp ]] || "$REPO/lab/router.sh" up
 # ARP for the VIP only from its holder (keepalived_vip_on_lo: the VIP is on lo of both nodes);
 # /proc/sys is read-only inside, so these come with the container.
 for name in "${LAB_EDGE_NODES[@]}"; do
@@ -152,11 +194,13 @@ for name in "${LAB_EDGE_NODES[@]}"; do
   wait_for_systemd "$name"
 done
 "$REPO/lab/cluster_nodes.sh" edge "${LAB_EDGE_NODES[@]}"
+[[ $VIP_MODE != bgp ]] || "$REPO/lab/router.sh" edge "${LAB_EDGE_NODES[@]}"
 log "lab containers ready after $((SECONDS - started)) s; running site.yml"
 
 cd "$REPO"
-ansible-playbook -i inventory/lab edgeops.edge.site
+ansible-playbook -i inventory/lab "${MODE_VARS[@]}" edgeops.edge.site
 check_through_vip
+[[ $VIP_MODE != bgp ]] || check_every_edge_answers
 check_gateway_status
-ansible-playbook -i inventory/lab lab/bgp_withdrawal.yml
-log "lab up in $((SECONDS - started)) s. kubectl: .venv/bin/kubectl --kubeconfig inventory/lab/kubeconfig get ingress -A -o custom-columns=NAME:.metadata.name,HOSTS:.spec.rules[*].host,ADDRESS:.status.loadBalancer.ingress[*].ip"
+ansible-playbook -i inventory/lab "${MODE_VARS[@]}" lab/bgp_withdrawal.yml
+log "lab up ($VIP_MODE) in $((SECONDS - started)) s. kubectl: .venv/bin/kubectl --kubeconfig inventory/lab/kubeconfig get ingress -A -o custom-columns=NAME:.metadata.name,HOSTS:.spec.rules[*].host,ADDRESS:.status.loadBalancer.ingress[*].ip"

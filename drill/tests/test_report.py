@@ -1,6 +1,9 @@
 import json
 
+import pytest
+
 from drill import report
+from drill.tests.bgp_synthetic import bgp_requests
 from drill.tests.synthetic import FAULT, RESTORE, SETTLED, synthetic_requests
 
 EDGE1 = """\
@@ -79,3 +82,72 @@ def test_a_power_off_cuts_its_target_out_of_the_vip_holders_at_the_fault():
         },
     }
     assert report.power_cuts(drill) == [("dir1", 100.0)]
+
+
+def write_bgp_raw(raw, requests):
+    (raw / "holders").mkdir(parents=True)
+    (raw / "holders" / "router.log").write_text(
+        '{"t": 99.0, "via": ["198.51.100.11", "198.51.100.12"]}\n'
+        '{"t": 102.3, "via": ["198.51.100.12"]}\n'
+        '{"t": 105.5, "via": ["198.51.100.11", "198.51.100.12"]}\n'
+    )
+    lines = [{"kind": "meta", "t": 99.5, "period_s": 0.02, "timeout_s": 0.5, "long_lived": 2}]
+    lines += [r.__dict__ for r in requests]
+    lines += [{"kind": "end", "t": 110.0, "probes": 500}]
+    (raw / "loadgen.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    marks = [
+        {"scenario": "power-off", "event": "fault", "t": FAULT},
+        {"scenario": "power-off", "event": "restore", "t": RESTORE},
+        {"scenario": "power-off", "event": "settled", "t": SETTLED},
+    ]
+    drill = {
+        "vip": "198.51.100.100",
+        "vip_mode": "bgp",
+        "platform": "docker",
+        "node_aliases": {"198.51.100.11": "edge1", "198.51.100.12": "edge2"},
+        "marks": marks,
+        "scenarios": {"power-off": {"target": "edge1"}},
+    }
+    (raw / "marks.json").write_text(json.dumps(drill))
+
+
+def test_a_bgp_report_has_the_mode_the_shares_and_the_surviving_nodes_breaks(tmp_path, capsys):
+    write_bgp_raw(tmp_path / "raw", bgp_requests())
+    json_path, png_path = tmp_path / "drill.json", tmp_path / "drill.png"
+    args = [str(tmp_path / "raw"), "--json", str(json_path), "--png", str(png_path)]
+    assert report.main([*args, "--goals", "bgp-lab"]) == 0
+    written = json.loads(json_path.read_text())
+    assert written["vip_mode"] == "bgp"
+    (scenario,) = written["scenarios"]
+    assert scenario["holder_before"] == "edge1"
+    assert scenario["holder_after"] == "edge2"
+    assert scenario["gap_ms"] == pytest.approx(302.0)
+    assert scenario["share_before"] == {"edge1": 50, "edge2": 50}
+    assert scenario["share_after"] == {"edge2": 142}
+    assert scenario["broken_long_lived"] == 1  # edge1's own connection
+    assert scenario["broken_surviving"] == 0
+    assert scenario["split_brain_moments"] is None
+    # The router announced nothing for edge1 from 102.3 until 105.5, edge2 all along.
+    assert scenario["vip_vacant_ms_during_fault"] == 0
+    assert written["goals_met"] is True
+    assert {g["field"] for g in written["goals"]} == {
+        "gap_ms",
+        "broken_surviving",
+        "failback_broken_surviving",
+        "failback_failed",
+    }
+    assert png_path.read_bytes()[:4] == b"\x89PNG"
+    table = capsys.readouterr().out
+    assert "edge1 50% edge2 50%" in table
+    assert "goals met: 4 of 4" in table
+
+
+def test_a_bgp_report_names_a_break_of_a_surviving_node_as_a_missed_goal(tmp_path, capsys):
+    write_bgp_raw(tmp_path / "raw", bgp_requests(survivor_broken_at=(105.505,)))
+    json_path, png_path = tmp_path / "drill.json", tmp_path / "drill.png"
+    args = [str(tmp_path / "raw"), "--json", str(json_path), "--png", str(png_path)]
+    assert report.main([*args, "--goals", "bgp-lab"]) == 0
+    written = json.loads(json_path.read_text())
+    assert written["scenarios"][0]["failback_broken_surviving"] == 1
+    assert written["goals_met"] is False
+    assert "MISSED surviving after failback" in capsys.readouterr().out

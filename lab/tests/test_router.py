@@ -1,0 +1,138 @@
+"""lab/router.py: the lab router's FRR configuration (checked by FRR's own parser) and its
+resilient mirror of zebra's ECMP route, run against a real kernel in a network namespace."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+LAB = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("router", LAB / "router.py")
+router = importlib.util.module_from_spec(_spec)
+sys.modules["router"] = router  # dataclasses look their module up there
+_spec.loader.exec_module(router)
+
+EDGE1, EDGE2, VIP = "198.51.100.11", "198.51.100.12", "198.51.100.100"
+ARGS = ["run", "--asn", "64500", "--router-id", "198.51.100.2"]
+ARGS += ["--edge", EDGE1, "--edge", EDGE2, "--vip", VIP]
+PLAN = router.parse_plan(ARGS)
+
+
+def test_the_plan_has_resilient_hashing_unless_told_otherwise():
+    assert router.parse_plan(ARGS).edges == (EDGE1, EDGE2)
+    assert (PLAN.asn, PLAN.vips, PLAN.resilient_buckets) == (64500, (VIP,), 128)
+    assert router.parse_plan([*ARGS, "--no-resilient"]).resilient_buckets == 0
+    with pytest.raises(SystemExit):
+        router.parse_plan([*ARGS, "--resilient-buckets", "1"])
+
+
+def test_the_frr_configuration_takes_the_vips_from_every_edge_and_passes_frrs_parser(tmp_path):
+    config = router.frr_config(PLAN)
+    for line in (
+        f"ip prefix-list EDGE-VIPS seq 10 permit {VIP}/32",
+        f" neighbor {EDGE1} peer-group EDGES",
+        f" neighbor {EDGE2} peer-group EDGES",
+        " neighbor EDGES remote-as external",
+        " neighbor EDGES bfd profile edges",
+        "  receive-interval 300",
+        "  neighbor EDGES route-map FROM-EDGES in",
+        "  maximum-paths 16",
+        "no zebra nexthop kernel enable",
+    ):
+        assert line in config.splitlines()
+    path = tmp_path / "frr.conf"
+    path.write_text(config)
+    subprocess.run(["vtysh", "--dryrun", "--inputfile", str(path)], check=True)
+
+
+def test_the_daemons_file_turns_bgpd_and_bfdd_on():
+    daemons = "zebra=yes\nbgpd=no\nospfd=no\nbfdd=no\n"
+    assert router.daemons_enabled(daemons) == "zebra=yes\nbgpd=yes\nospfd=no\nbfdd=yes\n"
+
+
+def test_gateways_of_one_route_and_of_ecmp():
+    ecmp = [{"dst": VIP, "nexthops": [{"gateway": EDGE1}, {"gateway": EDGE2}]}]
+    assert router.gateways(ecmp) == {EDGE1, EDGE2}
+    assert router.gateways([{"dst": VIP, "gateway": EDGE2}]) == {EDGE2}
+    assert router.gateways([]) == frozenset()
+
+
+def test_the_mirror_creates_the_group_once_then_changes_only_its_members():
+    first = router.mirror_commands(PLAN, VIP, frozenset({EDGE1, EDGE2}), group_exists=False)
+    assert first[0] == [
+        *("nexthop", "replace", "id", "1000000", "group", "1000001/1000002"),
+        *("type", "resilient", "buckets", "128", "idle_timer", "1", "unbalanced_timer", "0"),
+    ]
+    assert first[1] == ["route", "replace", f"{VIP}/32", "nhid", "1000000", "table", "100"]
+    later = router.mirror_commands(PLAN, VIP, frozenset({EDGE2}), group_exists=True)
+    assert later[0] == [
+        *("nexthop", "replace", "id", "1000000", "group", "1000002", "type", "resilient")
+    ]
+    assert router.mirror_commands(PLAN, VIP, frozenset(), group_exists=True) == [
+        ["route", "del", f"{VIP}/32", "table", "100"]
+    ]
+    with pytest.raises(ValueError, match=r"198\.51\.100\.13"):
+        router.mirror_commands(PLAN, VIP, frozenset({"198.51.100.13"}), group_exists=True)
+
+
+MIRROR_SCRIPT = textwrap.dedent(f"""\
+    import importlib.util, json, sys
+    spec = importlib.util.spec_from_file_location("router", {str(LAB / "router.py")!r})
+    router = importlib.util.module_from_spec(spec)
+    sys.modules["router"] = router
+    spec.loader.exec_module(router)
+    mirror = router.Mirror(router.parse_plan({ARGS!r}))
+    mirror.set_up()
+    for members in sys.stdin:  # one line per step: the route zebra would have installed
+        routes = json.loads(members)
+        router.ip("route", "del", "{VIP}/32", "proto", "bgp", check=False)
+        if routes:
+            hops = [p for edge in routes for p in ("nexthop", "via", edge)]
+            router.ip("route", "add", "{VIP}/32", "proto", "bgp", *hops)
+        mirror.sync()
+        buckets = router.ip("-json", "nexthop", "bucket", "list", "id", str(router.GROUP_ID))
+        print(json.dumps(sorted(b["bucket"]["nhid"] for b in json.loads(buckets or "[]"))))
+    """)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root")
+def test_the_mirror_keeps_the_buckets_of_an_edge_that_stays(tmp_path):
+    namespace = f"bgplab-router-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        run = ["ip", "-n", namespace]
+        subprocess.run([*run, "link", "add", "name", "r0", "type", "veth", "peer", "name", "r1"],
+                       check=True)  # fmt: skip
+        subprocess.run([*run, "address", "add", "198.51.100.2/24", "dev", "r0"], check=True)
+        subprocess.run([*run, "link", "set", "r0", "up"], check=True)
+        subprocess.run([*run, "link", "set", "r1", "up"], check=True)
+        steps = [[EDGE1, EDGE2], [EDGE2], [], [EDGE1, EDGE2]]
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", MIRROR_SCRIPT],
+            input="".join(json.dumps(step) + "\n" for step in steps),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        both, survivor, none, back = (json.loads(line) for line in lines if line.startswith("["))
+        first, second = router.nexthop_ids(PLAN.edges).values()
+        assert len(both) == 128 and set(both) == {first, second}
+        assert survivor == [second] * 128
+        assert none == survivor  # the route is gone; the group stays for the edges' return
+        # Back to two: every bucket is still the survivor's or idle long enough to move.
+        assert len(back) == 128 and set(back) <= {first, second}
+        routes = subprocess.run([*run, "-json", "route", "show", "table", "100"],
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        assert [r["dst"] for r in json.loads(routes.stdout)] == [VIP]
+        rule = subprocess.run([*run, "rule", "show", "priority", "100"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        assert f"to {VIP} lookup 100" in rule.stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
