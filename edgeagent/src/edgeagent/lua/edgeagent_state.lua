@@ -12,11 +12,14 @@
 --   backend NAME [PEER WEIGHT]...  PEER is ipv4:port or [ipv6]:port; no peer = no ready
 --                                  endpoint (the location answers 503)
 --   certificate KEY BASE64         PEM certificate chain and private key
---   host NAME KEY                  the TLS host NAME is served with certificate KEY
+--   host NAME KEY                  the TLS host NAME is served with certificate KEY; no
+--                                  KEY (a delta): NAME has no certificate any more
 --   route HOST [MATCH PATH TARGET]...
 --                                  a host of the route table (edgeagent_routes.lua): its
 --                                  rules in order, MATCH exact or prefix, TARGET a backend
---                                  or !STATUS; no rule: the host leaves the table
+--                                  or !STATUS; no rule: the host leaves the table. A TLS
+--                                  host's TARGETs all start with + (HTTPS too) or > (and
+--                                  plain HTTP answers 308 to https)
 --
 -- Every field is checked before anything is applied, and a push applies whole or not
 -- at all, so a malformed or hostile body changes nothing.
@@ -54,8 +57,15 @@ local function valid_rules(fields)
     if #fields % 3 ~= 0 then
         return false, "rules come as MATCH PATH TARGET"
     end
+    local tls = fields[3] ~= nil and fields[3]:match("^[+>]") ~= nil
     for i = 1, #fields, 3 do
         local match, path, target = fields[i], fields[i + 1], fields[i + 2]
+        if (target:match("^[+>]") ~= nil) ~= tls then
+            return false, "a TLS host's targets all start with + or >"
+        end
+        if tls then
+            target = target:sub(2)
+        end
         if match ~= "exact" and match ~= "prefix" then
             return false, "match is exact or prefix"
         end
@@ -159,11 +169,11 @@ function _M.parse(text)
                 return nil, where .. "certificate is not base64"
             end
             state.certificates[key] = pem
-        elseif kind == "host" and #fields == 3 then
-            if not fields[2]:match(HOST) or not fields[3]:match(NAME) then
+        elseif kind == "host" and (#fields == 3 or (#fields == 2 and state.full == false)) then
+            if not fields[2]:match(HOST) or (fields[3] and not fields[3]:match(NAME)) then
                 return nil, where .. "bad host record"
             end
-            state.hosts[fields[2]] = fields[3]
+            state.hosts[fields[2]] = fields[3] or ""
         elseif kind == "route" and #fields >= 2 then
             local host = fields[2]
             local wildcard = host:sub(1, 1) == "*"
@@ -254,7 +264,8 @@ function _M.apply(state, from_file)
         writes[#writes + 1] = { certificates, "c:" .. key, pem }
     end
     for host, key in pairs(state.hosts) do
-        writes[#writes + 1] = { certificates, "h:" .. host, key }
+        -- nil: a delta takes the host's certificate away
+        writes[#writes + 1] = { certificates, "h:" .. host, key ~= "" and key or nil }
     end
     for host, rules in pairs(state.routes) do
         -- nil: a delta takes the host out of the table
