@@ -6,6 +6,7 @@ by the Lua parser (the agent's second lock is test_route_table_tls.py's).
 """
 
 import http.client
+import signal
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,33 @@ def test_a_full_push_cannot_take_a_certificate_away(edge):
     )
     assert status == 400, why
     eventually(lambda: edge.answer("secure.example.com", tls=True)["backend"] == "web")
+
+
+def test_a_fresh_nginx_and_a_reload_serve_the_certificates_before_any_push(edges, tmp_path):
+    """No static ssl_certificate line names a table host's pair: state.txt names it
+    (`host` records) and nginx reads it from the agent's file at start, and a reload that
+    loads a newer state.txt keeps the pushed pairs rather than wiping them."""
+    runner = NginxRunner()
+    try:
+        inputs = inputs_of(edges[True].started, FIRST, SECRETS)
+        site = render_site(tmp_path, inputs, dynamic_mode=True)  # writes state.txt, no push
+        nginx = runner.start(site)
+        control = Control(str(tmp_path / "dynamic"), f"127.0.0.1:{site.ports.status}")
+        served = request(site.ports.https, "secure.example.com", "/", tls=True)
+        assert common_name(served.certificate) == "secure.example.com"
+        assert served.backend == "web"
+        control.push(dynamic.state_of(site.model), full=True)
+        control.write_state(dynamic.state_of(site.model))  # newer than the push
+        master = nginx.process.pid
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        nginx.process.send_signal(signal.SIGHUP)
+        eventually(
+            lambda: (
+                not set(workers)
+                & set(Path(f"/proc/{master}/task/{master}/children").read_text().split())
+            )
+        )
+        served = request(site.ports.https, "x.apps.example.com", "/", tls=True)
+        assert common_name(served.certificate) == "*.apps.example.com"
+    finally:
+        runner.stop_all()

@@ -244,7 +244,7 @@ end
 
 -- Apply a parsed and checked state. Returns true, or nil, an HTTP status and why.
 -- safe_set: a full dict must fail the push, never evict the peers of another backend.
--- `from_file`: state.txt, loaded by init(). It holds no certificate, so the dicts are
+-- `from_file`: state.txt, loaded by init(). It holds no key material, so the dicts are
 -- "complete" only after a full push of the agent; until then a delta is refused (412):
 -- applied on top of a restarted nginx's state.txt, it would leave every certificate and
 -- host it does not repeat unpushed, and the agent, its version accepted, would never know.
@@ -279,8 +279,12 @@ function _M.apply(state, from_file)
     end
     if state.full then
         remove_others(backends, "b:", state.backends)
-        remove_others(certificates, "c:", state.certificates)
-        remove_others(certificates, "h:", state.hosts)
+        -- state.txt holds no pair but those init() read for hosts that had none: the
+        -- pushed ones stay, for the route table's hosts, which no static line serves.
+        if not from_file then
+            remove_others(certificates, "c:", state.certificates)
+            remove_others(certificates, "h:", state.hosts)
+        end
         retire_other_routes(state.routes)
     end
     local ok, err = backends:safe_set("version", state.version)
@@ -330,6 +334,18 @@ function _M.init(directory)
     end
     local state, err = _M.parse(text)
     if state then
+        -- The pairs of hosts the dict has none for (a fresh nginx): from the files the
+        -- agent wrote before state.txt. A missing or unreadable file leaves the host the
+        -- default pair, and the rest of the state loads.
+        for _, key in pairs(state.hosts) do
+            local missing = not (state.certificates[key] or certificates:get("c:" .. key))
+            if key ~= "" and missing then
+                local pem = read(directory .. "/certs/" .. key .. ".pem")
+                if pem and ssl.parse_pem_cert(pem) and ssl.parse_pem_priv_key(pem) then
+                    state.certificates[key] = pem
+                end
+            end
+        end
         local ok
         ok, err = _M.check_certificates(state)
         if ok and state.version > _M.version() then
