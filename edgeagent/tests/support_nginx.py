@@ -210,7 +210,7 @@ ALLOWED_DIRECTIVES = {
         "set_real_ip_from",
         "real_ip_header",
     },
-    "http/map": {"default", "", "https", "~^.+:OPTIONS$", "0", "1"},
+    "http/map": {"default", "", "https", "~^.+:OPTIONS$", "0", "1", "https:", "https:1"},
     "http/geo": {"default"},
     "http/upstream": {"server", "keepalive", "balancer_by_lua_block", "hash"},
     "http/server": {
@@ -542,6 +542,9 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert location.endswith(f"_{code}"), args
     elif directive in ("proxy_intercept_errors", "grpc_intercept_errors"):
         assert args in (("on",), ("off",)), args
+    elif directive == "set" and args[0] == "$edgeagent_route_tls":
+        # the route table's location keeps what Lua chose (edgeagent_routes.lua)
+        assert args[1] == args[0] and context == "http/server/location", args
     elif directive == "set":
         variable, name = args
         assert variable == "$edgeagent_backend", args

@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.route_table import Route
-from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
+from support_objects import endpoint_slice, ingress, path, rule, service
 
-from edgeagent import cli, dynamic, grammar, model, render, route_table, settings
+from edgeagent import dynamic, grammar, model, render, route_table, settings
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 LAYOUT = render.Layout(
@@ -67,16 +67,6 @@ def test_an_annotation_that_renders_a_directive_keeps_the_server(annotations):
         annotations={PREFIX + key: value for key, value in annotations.items()},
     )
     assert route_table.table_hosts(built(annotated)) == frozenset()
-
-
-def test_a_tls_host_keeps_its_server():
-    pair = cli.self_signed("a.example.com", ("a.example.com",))
-    secure = ingress(
-        "a",
-        rule("a.example.com", path("/", "web")),
-        tls=[{"hosts": ["a.example.com"], "secretName": "a-tls"}],
-    )
-    assert route_table.table_hosts(built(secure, secrets=[tls_secret("a-tls", pair)])) == set()
 
 
 def test_the_default_server_is_never_in_the_table():

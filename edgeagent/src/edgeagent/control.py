@@ -113,11 +113,13 @@ class Control:
                 path.unlink(missing_ok=True)
 
     def write_state(self, state: dynamic.State) -> int:
-        """state.txt: the backends and routes of `state`, under a new version (returned).
-        A reload loads it (it is newer than the last push), so the route table nginx holds
-        already matches the generation it loads, before the agent's full push."""
+        """state.txt: the backends, hosts and routes of `state`, under a new version
+        (returned). A reload loads it (it is newer than the last push), so the route table
+        nginx holds already matches the generation it loads, before the agent's full push.
+        No key material: a pair a host names is read from its file (`write_certificates`),
+        so a fresh nginx serves a route table host's certificate before the first push."""
         version = self.next_version()
-        without_certificates = dynamic.State(state.backends, {}, {}, state.routes)
+        without_certificates = dynamic.State(state.backends, {}, state.hosts, state.routes)
         write_atomically(
             self.dir / STATE_FILE,
             dynamic.encode(without_certificates, version, full=True),

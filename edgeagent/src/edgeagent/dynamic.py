@@ -18,7 +18,13 @@ push) otherwise, in the text format that lua/edgeagent_state.lua parses:
 With the route table (route_table.py), each `route` record is a table host's rules in
 nginx's order (MATCH PATH TARGET, TARGET a backend or `!STATUS`); in a delta, a `route`
 record without rules removes the host from the table. A wildcard of any depth (the Gateway
-API's) is named `**.example.com` there (`route_table.table_name`).
+API's) is named `**.example.com` there (`route_table.table_name`). The rules of a TLS host
+prefix their TARGET with `+` (it answers HTTPS too) or `>` (and plain HTTP is redirected to
+https), all of them, and a delta's `host NAME` without a key takes the host's certificate
+away (a table host's Secret or `tls:` gone changes no byte of edge.conf):
+
+    route app.example.com prefix /.well-known/acme-challenge/ +1a2b3c_default_app_80 \
+        prefix / >1a2b3c_default_app_80
 
 Every value here passed model.py's grammar; `encode` checks the shapes once more (the
 second lock, as render's `token`), so no push can carry a line break or a space where
@@ -57,7 +63,7 @@ class State:
     certificates: Mapping[str, bytes]
     """Certificate key (render.certificate_key) -> PEM chain followed by the key."""
     hosts: Mapping[str, str]
-    """TLS host -> the key of the certificate it is served with."""
+    """TLS host -> the key of the certificate it is served with; in a delta, "": none."""
     routes: Mapping[str, tuple[Route, ...]] = dataclasses.field(default_factory=dict)
     """Table host -> its rules (route_table.py); in a delta, no rules: removed."""
 
@@ -84,14 +90,18 @@ def state_of(model: Model, routes: bool = True) -> State:
 
 
 def delta(old: State, new: State) -> State:
-    """What `new` sets differently from `old`. Removals of backends, certificates and
-    hosts are not in it: what disappears was named by a location, so its removal changes
-    edge.conf, and the full push after that reload drops it. A table host's removal
-    changes no byte of edge.conf: it is in it, without rules."""
+    """What `new` sets differently from `old`. Removals of backends and certificates are
+    not in it: what disappears was named by a location, so its removal changes edge.conf,
+    and the full push after that reload drops it. A table host's removal changes no byte
+    of edge.conf: it is in it, without rules, and so is a host's certificate going away
+    (a TLS table host's Secret or `tls:`), with no key."""
     return State(
         {k: v for k, v in new.backends.items() if old.backends.get(k) != v},
         {k: v for k, v in new.certificates.items() if old.certificates.get(k) != v},
-        {k: v for k, v in new.hosts.items() if old.hosts.get(k) != v},
+        {
+            **{k: "" for k in old.hosts.keys() - new.hosts.keys()},
+            **{k: v for k, v in new.hosts.items() if old.hosts.get(k) != v},
+        },
         {
             **{k: () for k in old.routes.keys() - new.routes.keys()},
             **{k: v for k, v in new.routes.items() if old.routes.get(k) != v},
@@ -121,15 +131,20 @@ def _backend_line(name: str, peers: tuple[tuple[str, int], ...]) -> str:
 @functools.lru_cache(maxsize=1 << 16)
 def _route_line(host: str, rules: tuple[Route, ...]) -> str:
     fields = ["route", _checked(ROUTE_HOST, host)]
+    if len({rule.tls for rule in rules}) > 1:
+        raise ValueError(f"refusing to push {grammar.show(host)}: TLS for some rules only")
     for rule in rules:
         if rule.match not in route_table.TABLE_MATCHES:
             raise ValueError(f"refusing to push the match {grammar.show(rule.match)}")
         grammar.path(rule.path, "Exact")  # the second lock: no `..`, `//`, space or quote
+        if rule.redirect and not rule.tls:
+            raise ValueError(f"refusing to push {grammar.show(host)}: a redirect without TLS")
         if rule.backend:
             target = _checked(NAME, rule.backend)
         else:
             target = "!" + _checked(STATUS, str(int(rule.status)))
-        fields += [rule.match, rule.path, target]
+        scheme = ">" if rule.redirect else "+" if rule.tls else ""
+        fields += [rule.match, rule.path, scheme + target]
     return " ".join(fields)
 
 
@@ -140,7 +155,8 @@ def encode(state: State, version: int, full: bool) -> bytes:
     for key, pem in sorted(state.certificates.items()):
         lines.append(f"certificate {_checked(NAME, key)} {base64.b64encode(pem).decode()}")
     for host, key in sorted(state.hosts.items()):
-        lines.append(f"host {_checked(HOST, host)} {_checked(NAME, key)}")
+        fields = ["host", _checked(HOST, host)] + ([_checked(NAME, key)] if key else [])
+        lines.append(" ".join(fields))
     lines += [_route_line(host, rules) for host, rules in sorted(state.routes.items())]
     return ("\n".join(lines) + "\n").encode()
 

@@ -1871,3 +1871,20 @@ def ingresses_of_class(inputs: Inputs, options: Options) -> list[dict]:
         if ingress_class == options.ingress_class or (ingress_class is None and serve_classless):
             selected.append(obj)
     return selected
+
+
+# HTTP-01 challenges are answered over plain HTTP: a location under this path is never
+# redirected to HTTPS (ingress-nginx's no-tls-redirect-locations default).
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+
+
+def redirects_to_https(server: Server, location: Location) -> bool:
+    """ssl-redirect on hosts listed under `spec.tls` (not the default server, whose HTTPS
+    listener no Ingress asked for), force-ssl-redirect anywhere; never an HTTP-01
+    challenge."""
+    if location.path.startswith(ACME_CHALLENGE_PATH):
+        return False
+    settings = location.settings
+    return settings.force_ssl_redirect or (
+        settings.ssl_redirect and server.https and server.host != ""
+    )

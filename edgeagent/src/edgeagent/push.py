@@ -42,7 +42,8 @@ class DynamicPush:
         try:
             if state.certificates != self.written.certificates:
                 self.control.write_certificates(state)
-            if (state.backends, state.routes) != (self.written.backends, self.written.routes):
+            written = (self.written.backends, self.written.hosts, self.written.routes)
+            if (state.backends, state.hosts, state.routes) != written:
                 self.control.write_state(state)
         except OSError as error:
             log.error("cannot write the dynamic state", extra={"error": str(error)})

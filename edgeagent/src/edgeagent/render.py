@@ -65,7 +65,14 @@ from edgeagent.annotations import (
 )
 from edgeagent.backends import check_networks, network
 from edgeagent.gateway.options import ADDRESS_MODES, SHARED
-from edgeagent.model import NO_SETTINGS, Location, Model, Server, Upstream
+from edgeagent.model import (
+    NO_SETTINGS,
+    Location,
+    Model,
+    Server,
+    Upstream,
+    redirects_to_https,
+)
 
 GENERATION_PLACEHOLDER = "{generation}"
 HTTP_BLOCK = "http"
@@ -81,9 +88,6 @@ MATCH_VARIABLE = re.compile(
 )
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
 WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
-# HTTP-01 challenges are answered over plain HTTP: a location under this path is never
-# redirected to HTTPS (ingress-nginx's no-tls-redirect-locations default).
-ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
 # File names stay well under NAME_MAX (255) even with a temporary prefix and suffix.
 CERTIFICATE_NAME_MAX = 200
 # nginx builds its server-names hash by trying table sizes up to this maximum; room for
@@ -291,18 +295,6 @@ def server_name(host: str, any_depth: bool = False) -> str:
     if not WILDCARD_SERVER_NAME.fullmatch(regex):
         raise ValueError(f"refusing to render wildcard host {grammar.show(host)}")
     return regex
-
-
-def redirects_to_https(server: Server, location: Location) -> bool:
-    """ssl-redirect on hosts listed under `spec.tls` (not the default server, whose HTTPS
-    listener no Ingress asked for), force-ssl-redirect anywhere; never an HTTP-01
-    challenge."""
-    if location.path.startswith(ACME_CHALLENGE_PATH):
-        return False
-    settings = location.settings
-    return settings.force_ssl_redirect or (
-        settings.ssl_redirect and server.https and server.host != ""
-    )
 
 
 def hsts_value(model: Model) -> str:

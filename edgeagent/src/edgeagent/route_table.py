@@ -10,9 +10,9 @@ them is a push, not a reload. Every other host keeps its server block, rendered 
 without the table, so every annotation keeps its nginx directives.
 
 `table_hosts` is the one place that says which hosts those are: a host of plain HTTP
-only (TLS hosts keep their servers: the handshake picks the server), not the default
-server, not a Gateway API host bound to `--gateway-address` (the default server listens
-everywhere), no server-level setting (aliases, app-root, redirects,
+or of TLS (below), not the default server, not a Gateway API host bound to
+`--gateway-address` (the default server listens everywhere), no server-level setting
+(aliases, app-root, redirects,
 client certificates, ciphers), not passed through, and every location an exact or prefix
 match with the settings an Ingress without annotations gets, no Gateway API choice,
 filter, timeout or mirror, no canary and no default backend pages. Plain HTTPRoutes are
@@ -26,6 +26,14 @@ so an exact host that a rendered wildcard matches (or a rendered alias names) ke
 server block too, and so does a wildcard of any depth that a rendered shorter one or a
 rendered one-label one below it would take names from. Nor may the table outgrow its
 shared dict: the hosts beyond ROUTES_BUDGET_BYTES, in name order, keep their servers.
+
+A TLS host (its Ingress's `tls:` names it) is a table host too: its handshake is the
+default server's, whose `ssl_certificate_by_lua` serves the host's pushed certificate by
+SNI (the default certificate without a usable Secret), and its rules carry what its
+server would add (`Route.tls`, `Route.redirect`): they answer HTTPS, with the TLS hosts'
+HSTS, and over plain HTTP a rule under ssl-redirect answers the 308 to https, the URI
+kept whole (so preserve-trailing-slash: false keeps a host rendered), never an HTTP-01
+challenge.
 """
 
 from __future__ import annotations
@@ -36,7 +44,15 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from edgeagent import grammar
-from edgeagent.model import NO_FILTERS, NO_SETTINGS, Location, LocationSettings, Model, Server
+from edgeagent.model import (
+    NO_FILTERS,
+    NO_SETTINGS,
+    Location,
+    LocationSettings,
+    Model,
+    Server,
+    redirects_to_https,
+)
 
 TABLE_MATCHES = ("exact", "prefix")
 # nginx's shared dict of the table (edge.conf's `lua_shared_dict edgeagent_routes`), and the
@@ -58,12 +74,17 @@ class Route(NamedTuple):
     path: str
     backend: str | None
     status: int
+    tls: bool = False
+    """Of a TLS host: the rule answers HTTPS too (plain HTTP only otherwise)."""
+    redirect: bool = False
+    """Over plain HTTP, the rule answers 308 to https (model.redirects_to_https)."""
 
 
 @functools.lru_cache(maxsize=1024)
 def plain_settings(settings: LocationSettings) -> bool:
     """Whether a location's settings render no directive on a plain-HTTP host. ssl-redirect
-    (on by default) and preserve-trailing-slash only shape the HTTPS redirect of a TLS host."""
+    (on by default) and preserve-trailing-slash only shape the HTTPS redirect of a TLS host
+    (the route table's `Route.redirect`; `plain_server` asks the URI kept whole)."""
     if settings is NO_SETTINGS:
         return True
     return (
@@ -95,7 +116,11 @@ def plain_server(server: Server) -> bool:
     return (
         server.host != ""
         and server.http
-        and not server.https
+        # A TLS host's 308 to https keeps the URI whole (edgeagent_routes.lua).
+        and (
+            not server.https
+            or all(loc.settings.preserve_trailing_slash for loc in server.locations)
+        )
         and not server.gateway
         and not server.aliases
         and server.app_root is None
@@ -201,7 +226,14 @@ def routes(server: Server) -> tuple[Route, ...]:
         key=lambda location: (location.match != "exact", -len(location.path), location.path),
     )
     return tuple(
-        Route(location.match, location.path, location.upstream, location.status)
+        Route(
+            location.match,
+            location.path,
+            location.upstream,
+            location.status,
+            server.https,
+            redirects_to_https(server, location),
+        )
         for location in ordered
     )
 

@@ -1,8 +1,8 @@
 """Redirects (ingress-nginx: annotations/rewrite and annotations/redirect).
 
 ssl-redirect (default: `Config.ssl_redirect`) redirects plain HTTP to HTTPS with 308 on
-hosts listed under `spec.tls`; force-ssl-redirect does so on any host. render applies
-them (`render.redirects_to_https`), where the host's TLS is known.
+hosts listed under `spec.tls`; force-ssl-redirect does so on any host. render and the
+route table apply them (`model.redirects_to_https`), where the host's TLS is known.
 
 permanent-redirect and temporal-redirect answer every request of the Ingress's paths
 with a redirect to a fixed URL, before anything else (the HTTPS redirect and the access

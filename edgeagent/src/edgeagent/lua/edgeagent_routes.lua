@@ -14,26 +14,38 @@
 -- plain strings, never as Lua patterns. The request then goes to the internal location
 -- /_edgeagent-route, which proxies its $request_uri (what a rendered location sends) with
 -- the http-level proxy headers, timeouts and body size, as every rendered location does.
+--
+-- A TLS host (its rules' targets start with + or >) is answered over HTTPS too: the
+-- default server's handshake served its certificate by SNI (edgeagent_certificates.lua),
+-- and $edgeagent_route_tls gives its answers the TLS hosts' HSTS (edge.conf's
+-- $edgeagent_hsts_unpinned). Over plain HTTP a `>` rule answers 308 to https with the
+-- URI kept, as its server's ssl-redirect; a host of plain HTTP is not routed over HTTPS.
 local _M = {}
 
 local routes = ngx.shared.edgeagent_routes
 
--- Per worker: host -> { raw = the dict's text, exact = { path = target }, prefixes =
--- { { path, target }, ... } longest first }, parsed again only when the text changes, and
--- dropped when the dict no longer holds the host (workers live across table changes: the
--- cache must not keep every host ever routed).
+-- Per worker: host -> { raw = the dict's text, tls = a TLS host, exact = { path = rule },
+-- prefixes = { { path, rule }, ... } longest first }, each rule { target = its TARGET
+-- less + or >, redirect = plain HTTP answers 308 }, parsed again only when the text
+-- changes, and dropped when the dict no longer holds the host (workers live across table
+-- changes: the cache must not keep every host ever routed).
 local cache = {}
 
 local function parse(raw)
-    local exact, prefixes = {}, {}
+    local exact, prefixes, tls = {}, {}, false
     for match, path, target in raw:gmatch("(%S+) (%S+) (%S+)") do
+        local scheme = target:sub(1, 1)
+        local rule = { target = target, redirect = scheme == ">" }
+        if scheme == "+" or scheme == ">" then
+            tls, rule.target = true, target:sub(2)
+        end
         if match == "exact" then
-            exact[path] = target
+            exact[path] = rule
         else
-            prefixes[#prefixes + 1] = { path, target }
+            prefixes[#prefixes + 1] = { path, rule }
         end
     end
-    return { raw = raw, exact = exact, prefixes = prefixes }
+    return { raw = raw, tls = tls, exact = exact, prefixes = prefixes }
 end
 
 -- The rules the table holds under a name; nil: none.
@@ -69,10 +81,10 @@ local function rules_of(host)
     return entry_of("*" .. host:sub(first))
 end
 
-local function target_of(entry, uri)
-    local target = entry.exact[uri]
-    if target ~= nil then
-        return target
+local function rule_of(entry, uri)
+    local rule = entry.exact[uri]
+    if rule ~= nil then
+        return rule
     end
     for _, prefix in ipairs(entry.prefixes) do
         local path = prefix[1]
@@ -84,19 +96,26 @@ local function target_of(entry, uri)
 end
 
 function _M.route()
-    -- Table hosts are served over plain HTTP only; internal redirects and subrequests
-    -- were routed already.
-    if ngx.var.https == "on" or ngx.req.is_internal() then
+    -- Internal redirects and subrequests were routed already.
+    if ngx.req.is_internal() then
         return
     end
     local entry = rules_of(ngx.var.host)
-    if entry == nil then
+    local https = ngx.var.https == "on"
+    if entry == nil or (https and not entry.tls) then
         return
     end
-    local target = target_of(entry, ngx.var.uri)
-    if target == nil then
+    if entry.tls then
+        ngx.var.edgeagent_route_tls = "1"
+    end
+    local rule = rule_of(entry, ngx.var.uri)
+    if rule == nil then
         return ngx.exit(ngx.HTTP_NOT_FOUND)
     end
+    if rule.redirect and not https then
+        return ngx.redirect("https://" .. ngx.var.host .. ngx.var.request_uri, 308)
+    end
+    local target = rule.target
     if target:sub(1, 1) == "!" then
         return ngx.exit(tonumber(target:sub(2)))
     end

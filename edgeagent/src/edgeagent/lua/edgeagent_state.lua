@@ -12,12 +12,15 @@
 --   backend NAME [PEER WEIGHT]...  PEER is ipv4:port or [ipv6]:port; no peer = no ready
 --                                  endpoint (the location answers 503)
 --   certificate KEY BASE64         PEM certificate chain and private key
---   host NAME KEY                  the TLS host NAME is served with certificate KEY
+--   host NAME KEY                  the TLS host NAME is served with certificate KEY; no
+--                                  KEY (a delta): NAME has no certificate any more
 --   route HOST [MATCH PATH TARGET]...
 --                                  a host of the route table (edgeagent_routes.lua): its
 --                                  rules in order, MATCH exact or prefix, TARGET a backend
 --                                  or !STATUS; no rule: the host leaves the table. HOST
---                                  "**.x" is a wildcard of any depth, "*.x" of one label
+--                                  "**.x" is a wildcard of any depth, "*.x" of one label.
+--                                  A TLS host's TARGETs all start with + (HTTPS too) or
+--                                  > (and plain HTTP answers 308 to https)
 --
 -- Every field is checked before anything is applied, and a push applies whole or not
 -- at all, so a malformed or hostile body changes nothing.
@@ -56,8 +59,15 @@ local function valid_rules(fields)
     if #fields % 3 ~= 0 then
         return false, "rules come as MATCH PATH TARGET"
     end
+    local tls = fields[3] ~= nil and fields[3]:match("^[+>]") ~= nil
     for i = 1, #fields, 3 do
         local match, path, target = fields[i], fields[i + 1], fields[i + 2]
+        if (target:match("^[+>]") ~= nil) ~= tls then
+            return false, "a TLS host's targets all start with + or >"
+        end
+        if tls then
+            target = target:sub(2)
+        end
         if match ~= "exact" and match ~= "prefix" then
             return false, "match is exact or prefix"
         end
@@ -161,11 +171,11 @@ function _M.parse(text)
                 return nil, where .. "certificate is not base64"
             end
             state.certificates[key] = pem
-        elseif kind == "host" and #fields == 3 then
-            if not fields[2]:match(HOST) or not fields[3]:match(NAME) then
+        elseif kind == "host" and (#fields == 3 or (#fields == 2 and state.full == false)) then
+            if not fields[2]:match(HOST) or (fields[3] and not fields[3]:match(NAME)) then
                 return nil, where .. "bad host record"
             end
-            state.hosts[fields[2]] = fields[3]
+            state.hosts[fields[2]] = fields[3] or ""
         elseif kind == "route" and #fields >= 2 then
             local host = fields[2]
             -- "*." a one-label wildcard, "**." one of any depth (edgeagent_routes.lua).
@@ -238,7 +248,7 @@ end
 
 -- Apply a parsed and checked state. Returns true, or nil, an HTTP status and why.
 -- safe_set: a full dict must fail the push, never evict the peers of another backend.
--- `from_file`: state.txt, loaded by init(). It holds no certificate, so the dicts are
+-- `from_file`: state.txt, loaded by init(). It holds no key material, so the dicts are
 -- "complete" only after a full push of the agent; until then a delta is refused (412):
 -- applied on top of a restarted nginx's state.txt, it would leave every certificate and
 -- host it does not repeat unpushed, and the agent, its version accepted, would never know.
@@ -258,7 +268,8 @@ function _M.apply(state, from_file)
         writes[#writes + 1] = { certificates, "c:" .. key, pem }
     end
     for host, key in pairs(state.hosts) do
-        writes[#writes + 1] = { certificates, "h:" .. host, key }
+        -- nil: a delta takes the host's certificate away
+        writes[#writes + 1] = { certificates, "h:" .. host, key ~= "" and key or nil }
     end
     for host, rules in pairs(state.routes) do
         -- nil: a delta takes the host out of the table
@@ -272,8 +283,12 @@ function _M.apply(state, from_file)
     end
     if state.full then
         remove_others(backends, "b:", state.backends)
-        remove_others(certificates, "c:", state.certificates)
-        remove_others(certificates, "h:", state.hosts)
+        -- state.txt holds no pair but those init() read for hosts that had none: the
+        -- pushed ones stay, for the route table's hosts, which no static line serves.
+        if not from_file then
+            remove_others(certificates, "c:", state.certificates)
+            remove_others(certificates, "h:", state.hosts)
+        end
         retire_other_routes(state.routes)
     end
     local ok, err = backends:safe_set("version", state.version)
@@ -323,6 +338,18 @@ function _M.init(directory)
     end
     local state, err = _M.parse(text)
     if state then
+        -- The pairs of hosts the dict has none for (a fresh nginx): from the files the
+        -- agent wrote before state.txt. A missing or unreadable file leaves the host the
+        -- default pair, and the rest of the state loads.
+        for _, key in pairs(state.hosts) do
+            local missing = not (state.certificates[key] or certificates:get("c:" .. key))
+            if key ~= "" and missing then
+                local pem = read(directory .. "/certs/" .. key .. ".pem")
+                if pem and ssl.parse_pem_cert(pem) and ssl.parse_pem_priv_key(pem) then
+                    state.certificates[key] = pem
+                end
+            end
+        end
         local ok
         ok, err = _M.check_certificates(state)
         if ok and state.version > _M.version() then
