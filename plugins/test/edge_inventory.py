@@ -62,6 +62,15 @@ def edge_ip_of_family(value, family):
         return False
 
 
+def edge_ip_canonical(value):
+    """One IP address written as `ip` and FRR print it (lowercase, zeros compressed), so that
+    it compares with their output as a string."""
+    try:
+        return str(ipaddress.ip_address(str(value))) == str(value)
+    except ValueError:
+        return False
+
+
 def edge_in_subnet_of(address, interface):
     """`address` lies in the subnet of `interface` ("198.51.100.11/24", "2001:db8::11/64"),
     of the same family."""
@@ -82,4 +91,5 @@ class TestModule:
             "edge_in_subnet_of": edge_in_subnet_of,
             "edge_ipv6_interface": edge_ipv6_interface,
             "edge_ip_of_family": edge_ip_of_family,
+            "edge_ip_canonical": edge_ip_canonical,
         }

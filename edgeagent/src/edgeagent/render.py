@@ -43,6 +43,7 @@ includes it must not set those, and must set `server_tokens off` itself.
 
 import functools
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -64,7 +65,7 @@ from edgeagent.annotations import (
     sslciphers,
 )
 from edgeagent.backends import check_networks, network
-from edgeagent.gateway.options import ADDRESS_MODES, SHARED
+from edgeagent.gateway.options import ADDRESS_MODES, DEDICATED, SHARED
 from edgeagent.model import (
     NO_SETTINGS,
     Location,
@@ -385,11 +386,26 @@ def check_layout(layout: Layout, ssl_passthrough: bool = False) -> None:
     grammar.bind_addresses(layout.gateway_addresses, "gateway_addresses")
     if layout.gateway_address_mode not in ADDRESS_MODES:
         raise grammar.Invalid(f"gateway_address_mode: one of {', '.join(ADDRESS_MODES)}")
+    if layout.gateway_address_mode == DEDICATED:
+        _check_dedicated_pool(layout)
     if layout.proxy_protocol and not layout.trusted_proxies:
         # Nobody's header would be read: every client would be the load balancer.
         raise grammar.Invalid("proxy_protocol needs trusted_proxies, the balancers that send it")
     if ssl_passthrough:
         render_stream.check_layout(layout)
+
+
+def _check_dedicated_pool(layout: Layout) -> None:
+    """A dedicated Gateway's default server listens on its address as `default_server`: on
+    an address the edge's own servers listen on too, nginx would refuse the whole
+    configuration (a duplicate default server)."""
+    for name in ("listen_http", "listen_https"):
+        address = getattr(layout, name).rpartition(":")[0].strip("[]")
+        if address != "*" and str(ipaddress.ip_address(address)) in layout.gateway_addresses:
+            raise grammar.Invalid(
+                f"gateway_addresses {address}: {name} listens there too; with "
+                "gateway_address_mode dedicated the pool's addresses are the Gateways' own"
+            )
 
 
 def _listen(address: str, layout: Layout) -> str:

@@ -65,7 +65,9 @@ end
 
 -- The rules of a name, in nginx's order of server names (above); nil: not in the table.
 local function rules_of(host)
-    local entry = entry_of(host)
+    -- A table name with a star is a wildcard's, never the exact host's: nginx matches a
+    -- Host such as `*.a.example.com` by its labels, as any other.
+    local entry = not host:find("*", 1, true) and entry_of(host) or nil
     local first = host:find(".", 1, true)
     if entry ~= nil or first == nil or first == 1 then
         return entry
