@@ -10,6 +10,7 @@ generation just written, so a test never races the start or a reload.
 
 import contextlib
 import dataclasses
+import http.client
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import crossplane
 from edgeagent.annotations import balance, extauth, mirror, proxy_rewrites, proxyssl, sslciphers
-from edgeagent.control import Control
+from edgeagent.control import CONTROL_PATH, Control
 from edgeagent.gateway import routing as gateway_routing
 from support_http import Backend, Backends, free_ports
 
@@ -753,6 +754,24 @@ class RunningNginx:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nginx did not serve generation {generation}")
             time.sleep(0.02)
+
+    def pids(self) -> set[int]:
+        """The master's and its workers' PIDs: unchanged when nothing reloaded."""
+        master = self.process.pid
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        return {master, *map(int, children)}
+
+    def post_control(self, control: Control, body: bytes) -> tuple[int, str]:
+        """A hand-made body to the control endpoint, as `control` would send it: the answer's
+        status and text (a refusal says why)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.site.ports.status, timeout=10)
+        try:
+            headers = {"Authorization": f"Bearer {control.token}"}
+            connection.request("POST", CONTROL_PATH, body=body, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read().decode()
+        finally:
+            connection.close()
 
     def reload(self, site: Site) -> None:
         """Serve a newly rendered site from the same directory and ports."""

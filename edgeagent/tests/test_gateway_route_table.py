@@ -6,11 +6,10 @@ without a reload; a route of more than the table serves keeps its server block; 
 hostile route name is refused whole by the Lua parser and by the agent.
 """
 
-import http.client
 from pathlib import Path
 
 import pytest
-from edgeagent.control import CONTROL_PATH, Control
+from edgeagent.control import Control
 from edgeagent.gateway import routing as gateway_routing
 from edgeagent.gateway.options import GatewayOptions
 from support_gateway import INFRA, backend_ref, gateway, gateway_class, http_route, listener
@@ -125,23 +124,8 @@ class Site:
         answer = request(self.site.ports.http, host, target)
         return answer.backend if answer.status == 200 and answer.backend else answer.status
 
-    def pids(self) -> set[int]:
-        master = self.nginx.process.pid
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        return {master, *map(int, children)}
-
     def state_of(self, *routes: dict) -> dynamic.State:
         return dynamic.state_of(model_of(self.started, *routes))
-
-    def post(self, body: bytes) -> tuple[int, str]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.site.ports.status, timeout=10)
-        try:
-            headers = {"Authorization": f"Bearer {self.control.token}"}
-            connection.request("POST", CONTROL_PATH, body=body, headers=headers)
-            answer = connection.getresponse()
-            return answer.status, answer.read().decode()
-        finally:
-            connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +239,7 @@ def test_weighted_backend_refs_share_the_requests(site):
 
 def test_a_route_is_added_changed_and_removed_without_a_reload(table_site):
     site = table_site
-    pids = site.pids()
+    pids = site.nginx.pids()
     added = route("added", "added.example.com", routed([prefix("/")], "v1"))
     site.control.push(site.state_of(*ROUTES, added), full=False)
     assert site.backend_of("added.example.com") == "v1"
@@ -274,7 +258,7 @@ def test_a_route_is_added_changed_and_removed_without_a_reload(table_site):
     assert site.backend_of("added.example.com") == 404
     assert site.backend_of("b.a.added.example.com") == 404
     assert site.backend_of("shop.example.com", "/api") == "v2"
-    assert site.pids() == pids  # same master, same workers: nothing reloaded
+    assert site.nginx.pids() == pids  # same master, same workers: nothing reloaded
 
 
 HOSTILE_HOSTS = [
@@ -296,7 +280,9 @@ def test_a_hostile_route_name_is_refused_and_changes_nothing(table_site, host):
     version = site.control.serving_version() + 1
     head = f"edgeagent-dynamic 1\nversion {version}\nscope delta\n"
     good = f"route good.example.com prefix / {backend}\n"  # a push applied in part would show
-    status, why = site.post(f"{head}{good}route {host} prefix / {backend}\n".encode())
+    status, why = site.nginx.post_control(
+        site.control, f"{head}{good}route {host} prefix / {backend}\n".encode()
+    )
     assert status == 400, why
     assert "line 5" in why
     assert site.backend_of("good.example.com") == 404

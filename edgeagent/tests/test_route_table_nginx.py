@@ -7,12 +7,11 @@ The site is rendered in the dynamic mode with the files the agent writes (suppor
 pushes are made with `edgeagent.control.Control`, as the agent makes them, or by hand.
 """
 
-import http.client
 from pathlib import Path
 
 import pytest
 from agentlab import eventually
-from edgeagent.control import CONTROL_PATH, Control
+from edgeagent.control import Control
 from support_http import Backends, request
 from support_nginx import NginxRunner, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service
@@ -62,25 +61,10 @@ class Site:
         answer = request(port, host, target, tls=tls)
         return answer.backend if answer.status == 200 and answer.backend else answer.status
 
-    def pids(self) -> set[int]:
-        master = self.nginx.process.pid
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        return {master, *map(int, children)}
-
     def state_of(self, *ingresses: dict) -> dynamic.State:
         inputs = inputs_of(self.started, *ingresses)
         options = model.Options(upstreams_without_endpoints=True, dynamic=True)
         return dynamic.state_of(model.build(inputs, options))
-
-    def post(self, body: bytes) -> tuple[int, str]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.site.ports.status, timeout=10)
-        try:
-            headers = {"Authorization": f"Bearer {self.control.token}"}
-            connection.request("POST", CONTROL_PATH, body=body, headers=headers)
-            answer = connection.getresponse()
-            return answer.status, answer.read().decode()
-        finally:
-            connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +152,7 @@ def test_the_route_location_is_not_reachable_from_outside(first_state):
 
 def test_pushes_add_change_and_remove_hosts_without_a_reload(first_state):
     site = first_state
-    pids = site.pids()
+    pids = site.nginx.pids()
     added = ingress("new", rule("new.example.com", path("/", "other")))
     site.control.push(site.state_of(*FIRST, added), full=False)
     assert site.backend_of("new.example.com") == "other"
@@ -180,7 +164,7 @@ def test_pushes_add_change_and_remove_hosts_without_a_reload(first_state):
     site.control.push(removal, full=False)
     assert site.backend_of("new.example.com") == 404
     assert site.backend_of("shop.example.com") == "web"
-    assert site.pids() == pids  # same master, same workers: nothing reloaded
+    assert site.nginx.pids() == pids  # same master, same workers: nothing reloaded
 
 
 def test_a_full_push_retires_the_hosts_it_does_not_list(first_state):
@@ -231,7 +215,7 @@ def test_a_hostile_route_record_is_refused_and_changes_nothing(first_state, line
     head = f"edgeagent-dynamic 1\nversion {version}\nscope delta\n"
     # Two records: the first well-formed, so a push applied in part would show.
     good = "route good.example.com prefix / x_default_web_80\n"
-    status, why = site.post((head + good + line + "\n").encode())
+    status, why = site.nginx.post_control(site.control, (head + good + line + "\n").encode())
     assert status == 400, why
     assert "line 5" in why
     assert site.backend_of("good.example.com") == 404
@@ -247,6 +231,6 @@ def test_a_newline_in_a_path_cannot_start_a_record(first_state):
         f"edgeagent-dynamic 1\nversion {version}\nscope delta\n"
         "route shop.example.com prefix /a\nprefix / x_default_web_80\n"
     )
-    status, _ = site.post(body.encode())
+    status, _ = site.nginx.post_control(site.control, body.encode())
     assert status == 400
     eventually(lambda: site.backend_of("shop.example.com", "/api") == "api")

@@ -5,14 +5,13 @@ pushes add, rotate and remove them without a reload; hostile TLS records are ref
 by the Lua parser (the agent's second lock is test_route_table_tls.py's).
 """
 
-import http.client
 import signal
 from pathlib import Path
 
 import pytest
 from agentlab import eventually
 from cryptography import x509
-from edgeagent.control import CONTROL_PATH, Control
+from edgeagent.control import Control
 from support_http import Backends, common_name, request
 from support_nginx import NginxRunner, render_site
 from support_objects import endpoint_slice, ingress, path, rule, service, tls_secret
@@ -114,21 +113,6 @@ class Edge:
             "certificate": common_name(got.certificate) if tls else None,
         }
 
-    def pids(self) -> set[int]:
-        master = self.nginx.process.pid
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        return {master, *map(int, children)}
-
-    def post(self, body: bytes) -> tuple[int, str]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.site.ports.status, timeout=10)
-        try:
-            headers = {"Authorization": f"Bearer {self.control.token}"}
-            connection.request("POST", CONTROL_PATH, body=body, headers=headers)
-            answer = connection.getresponse()
-            return answer.status, answer.read().decode()
-        finally:
-            connection.close()
-
 
 @pytest.fixture(scope="module")
 def edges(tmp_path_factory):
@@ -207,7 +191,7 @@ def test_what_the_rendered_servers_answer(edges):
 
 
 def test_a_tls_ingress_is_added_rotated_and_removed_without_a_reload(edge):
-    pids = edge.pids()
+    pids = edge.nginx.pids()
     host = "new.example.com"
     TLS_HOSTS["new-tls"] = host
     added = ingress("new", rule(host, path("/", "other")), tls=tls_of("new-tls"))
@@ -228,7 +212,7 @@ def test_a_tls_ingress_is_added_rotated_and_removed_without_a_reload(edge):
     assert edge.answer(host, tls=True)["status"] == 404
     assert edge.answer(host)["status"] == 404
     assert edge.answer("secure.example.com", tls=True)["backend"] == "web"
-    assert edge.pids() == pids  # same master, same workers: nothing reloaded
+    assert edge.nginx.pids() == pids  # same master, same workers: nothing reloaded
 
 
 def test_a_tls_host_that_drops_its_tls_section_is_served_over_plain_http(edge):
@@ -261,7 +245,7 @@ def test_a_hostile_tls_record_is_refused_and_changes_nothing(edge, line):
     version = edge.control.serving_version() + 1
     head = f"edgeagent-dynamic 1\nversion {version}\nscope delta\n"
     good = "route good.example.com prefix / +x_default_web_80\n"
-    status, why = edge.post((head + good + line + "\n").encode())
+    status, why = edge.nginx.post_control(edge.control, (head + good + line + "\n").encode())
     assert status == 400, why
     assert "line 5" in why
     assert edge.answer("good.example.com", tls=True)["status"] == 404
@@ -271,8 +255,9 @@ def test_a_hostile_tls_record_is_refused_and_changes_nothing(edge, line):
 def test_a_full_push_cannot_take_a_certificate_away(edge):
     """`host NAME` without a key is a delta's: a full push lists what stays."""
     version = edge.control.serving_version() + 1
-    status, why = edge.post(
-        f"edgeagent-dynamic 1\nversion {version}\nscope full\nhost a.example.com\n".encode()
+    status, why = edge.nginx.post_control(
+        edge.control,
+        f"edgeagent-dynamic 1\nversion {version}\nscope full\nhost a.example.com\n".encode(),
     )
     assert status == 400, why
     eventually(lambda: edge.answer("secure.example.com", tls=True)["backend"] == "web")
@@ -293,15 +278,10 @@ def test_a_fresh_nginx_and_a_reload_serve_the_certificates_before_any_push(edges
         assert served.backend == "web"
         control.push(dynamic.state_of(site.model), full=True)
         control.write_state(dynamic.state_of(site.model))  # newer than the push
-        master = nginx.process.pid
-        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        before = nginx.pids()
         nginx.process.send_signal(signal.SIGHUP)
-        eventually(
-            lambda: (
-                not set(workers)
-                & set(Path(f"/proc/{master}/task/{master}/children").read_text().split())
-            )
-        )
+        # The master stays; every worker of before the reload has gone.
+        eventually(lambda: nginx.pids() & before == {nginx.process.pid})
         served = request(site.ports.https, "x.apps.example.com", "/", tls=True)
         assert common_name(served.certificate) == "*.apps.example.com"
     finally:
