@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from role_template import REPO, render_role_template
-from test_frr_bgp import Speaker, run, wait_for
-from test_frr_vip_ecmp import ROUTER_ASN, Edge, link
+from role_template import REPO
+from test_frr_bgp import run, wait_for
+from test_frr_vip_ecmp import ROUTER_ASN, Edge, render_edge_settings, wired
+from test_frr_vip_ecmp import router_nexthops as vip_nexthops
 
 EDGE_ASN = 64600
 VIP = "198.18.183.100"
@@ -79,34 +80,11 @@ def edge_settings(name: str, directory: Path) -> dict:
 
 def render_edge(edge: Edge) -> tuple[Path, Path]:
     """frr.conf and edge-vip-announce of `edge` as the role renders them."""
-    (edge.directory / "hosts.yml").write_text(
-        yaml.safe_dump({"all": {"children": {"edge": {"hosts": {edge.name: {}}}}}})
-    )
-    return tuple(
-        render_role_template(
-            "frr",
-            template,
-            edge.directory / Path(template).stem,
-            edge_settings(edge.name, edge.directory),
-            inventory=str(edge.directory / "hosts.yml"),
-            host=edge.name,
-            validate=validate,
-        )
-        for template, validate in (
-            ("etc/frr/frr.conf.j2", "vtysh --dryrun --inputfile %s"),
-            ("usr/local/libexec/frr/edge-vip-announce.j2", "sh -n %s"),
-        )
-    )
+    return render_edge_settings(edge.directory, edge.name, edge_settings(edge.name, edge.directory))
 
 
 def router_nexthops(router: str) -> set[str]:
-    routes = json.loads(run("ip", "-n", router, "-json", "route", "show", f"{VIP}/32"))
-    gateways = set()
-    for route in routes:
-        gateways |= {hop["gateway"] for hop in route.get("nexthops", [])}
-        if "gateway" in route:
-            gateways.add(route["gateway"])
-    return gateways
+    return vip_nexthops(router, VIP)
 
 
 def inventory(edges: dict[str, Edge], directory: Path) -> Path:
@@ -202,30 +180,8 @@ def hold_connection_to(client: str, edge: str, directory: Path) -> subprocess.Po
 def topology(tmp_path):
     """{router, client, edges}: FRR on the router and both edges, nginx and the gates running,
     the router's ECMP route to the VIP via both edges."""
-    suffix = os.getpid()
-    router = Speaker(f"edgedrain-router-{suffix}", tmp_path)
-    client = f"edgedrain-client-{suffix}"
-    edges = {}
-    for name in EDGES:
-        (tmp_path / name).mkdir()
-        edges[name] = Edge(name, f"edgedrain-{name}-{suffix}", tmp_path / name)
-    namespaces = [router.name, client, *(edge.namespace for edge in edges.values())]
-    for namespace in namespaces:
-        run("ip", "netns", "add", namespace)
-    try:
-        for namespace in namespaces:
-            run("ip", "-n", namespace, "link", "set", "lo", "up")
-        for setting in ("net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"):
-            run("ip", "netns", "exec", router.name, "sysctl", "-qw", setting)
-        link(router.name, client, "client0", CLIENT_GATEWAY, CLIENT, 24)
-        run("ip", "-n", client, "route", "add", "default", "via", CLIENT_GATEWAY)
-        for index, (name, edge) in enumerate(edges.items()):
-            router_address, address = EDGES[name]
-            link(router.name, edge.namespace, f"edge{index}", router_address, address, 30)
-            run("ip", "-n", edge.namespace, "route", "add", "default", "via", router_address)
-        (tmp_path / "router.conf").write_text(ROUTER_CONFIG)
-        router.start()
-        router.configure(tmp_path / "router.conf")
+    with wired(tmp_path, "edgedrain", EDGES, (CLIENT, CLIENT_GATEWAY), ROUTER_CONFIG) as wiring:
+        router, client, edges = wiring
         for edge in edges.values():
             frr_conf, gate = render_edge(edge)
             edge.speaker.start()
@@ -236,12 +192,6 @@ def topology(tmp_path):
         both = {address for _, address in EDGES.values()}
         wait_for(lambda: router_nexthops(router.name) == both, "ECMP via both edges")
         yield {"router": router, "client": client, "edges": edges, "both": both}
-    finally:
-        for edge in edges.values():
-            edge.stop()
-        router.stop()
-        for namespace in namespaces:
-            subprocess.run(["ip", "netns", "del", namespace], check=False)
 
 
 def test_drain_withdraws_or_prepends_waits_for_connections_and_undrain_announces(

@@ -15,10 +15,13 @@ The waits are bounded generously for a busy machine and measure nothing; docs/bg
 what the gate's timing gives (about a second with the defaults).
 """
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,36 +86,40 @@ http {{
 """
 
 
-def render_edge(directory: Path, name: str) -> tuple[Path, Path]:
-    """frr.conf and edge-vip-announce of edge `name` as the role renders them."""
-    router_address, address = EDGES[name]
+def render_edge_settings(directory: Path, name: str, settings: dict) -> tuple[Path, Path]:
+    """frr.conf and edge-vip-announce of edge `name` with the role variables `settings`, as
+    the role renders them (each checked as the role checks it)."""
     (directory / "hosts.yml").write_text(
         yaml.safe_dump({"all": {"children": {"edge": {"hosts": {name: {}}}}}})
     )
-    task_vars = {
+    frr_conf, gate = (
+        render_role_template(
+            "frr",
+            template,
+            directory / Path(template).stem,
+            settings,
+            inventory=str(directory / "hosts.yml"),
+            host=name,
+            validate=validate,
+        )
+        for template, validate in (
+            ("etc/frr/frr.conf.j2", "vtysh --dryrun --inputfile %s"),
+            ("usr/local/libexec/frr/edge-vip-announce.j2", "sh -n %s"),
+        )
+    )
+    return frr_conf, gate
+
+
+def render_edge(directory: Path, name: str) -> tuple[Path, Path]:
+    router_address, address = EDGES[name]
+    settings = {
         "frr_asn": EDGE_ASN,
         "frr_router_id": address,
         "frr_upstream_peers": [{"address": router_address, "asn": ROUTER_ASN}],
         "frr_vips": [VIP],
         "frr_vip_route_protocol": ROUTE_PROTOCOL,
     }
-    rendered = []
-    for template, validate in (
-        ("etc/frr/frr.conf.j2", "vtysh --dryrun --inputfile %s"),
-        ("usr/local/libexec/frr/edge-vip-announce.j2", "sh -n %s"),
-    ):
-        rendered.append(
-            render_role_template(
-                "frr",
-                template,
-                directory / Path(template).stem,
-                task_vars,
-                inventory=str(directory / "hosts.yml"),
-                host=name,
-                validate=validate,
-            )
-        )
-    return rendered[0], rendered[1]
+    return render_edge_settings(directory, name, settings)
 
 
 class Edge:
@@ -177,9 +184,9 @@ class Edge:
         self.speaker.stop()
 
 
-def router_nexthops(router: str) -> set[str]:
-    """The gateways of the router's kernel route to the VIP (one, or ECMP's several)."""
-    routes = json.loads(run("ip", "-n", router, "-json", "route", "show", f"{VIP}/32"))
+def router_nexthops(router: str, vip: str = VIP) -> set[str]:
+    """The gateways of the router's kernel route to `vip` (one, or ECMP's several)."""
+    routes = json.loads(run("ip", "-n", router, "-json", "route", "show", f"{vip}/32"))
     gateways = set()
     for route in routes:
         gateways |= {hop["gateway"] for hop in route.get("nexthops", [])}
@@ -215,50 +222,93 @@ def link(
         run("ip", "-n", where, "link", "set", device, "up")
 
 
-@pytest.fixture
-def topology(tmp_path):
-    """{router, client, edges}: the namespaces wired and addressed, FRR running on the router
-    and on both edges (configured), nginx on both edges; the gates not started yet."""
+def link6(namespace: str, peer_namespace: str, device: str, address: str, peer_address: str):
+    """A veth pair `device` between the two namespaces, an IPv6 /64 address at each end
+    (nodad: usable at once)."""
+    run("ip", "-n", namespace, "link", "add", device, "type", "veth", "peer", "peer0")
+    run("ip", "-n", namespace, "link", "set", "peer0", "netns", peer_namespace, "name", device)
+    for where, own in ((namespace, address), (peer_namespace, peer_address)):
+        run("ip", "-n", where, "-6", "address", "add", f"{own}/64", "dev", device, "nodad")
+        run("ip", "-n", where, "link", "set", device, "up")
+
+
+@contextlib.contextmanager
+def wired(
+    directory: Path,
+    prefix: str,
+    links: dict[str, tuple[str, str]],
+    client: tuple[str, str],
+    router_config: str,
+    ipv6: bool = False,
+    bfd: bool = False,
+) -> Iterator[tuple[Speaker, str, dict[str, Edge]]]:
+    """(router, client namespace, edges): namespaces named `prefix`-*, the client behind the
+    router (`client`: its address and the router's), each edge on a link of its own to the
+    router (`links`: name -> router's address, edge's address), the router's FRR running
+    `router_config` with ECMP by the flow's addresses and ports, so new connections spread
+    over the edges. The edges' FRR, nginx and gates are the caller's to start; everything
+    is stopped and removed at the end."""
     suffix = os.getpid()
-    router = Speaker(f"edgevip-router-{suffix}", tmp_path)
-    client = f"edgevip-client-{suffix}"
+    router = Speaker(f"{prefix}-router-{suffix}", directory, bfd=bfd)
+    client_namespace = f"{prefix}-client-{suffix}"
     edges = {}
-    for name in EDGES:
-        (tmp_path / name).mkdir()
-        edges[name] = Edge(name, f"edgevip-{name}-{suffix}", tmp_path / name)
-    namespaces = [router.name, client, *(edge.namespace for edge in edges.values())]
+    for name in links:
+        (directory / name).mkdir()
+        edges[name] = Edge(name, f"{prefix}-{name}-{suffix}", directory / name)
+        edges[name].speaker = Speaker(edges[name].namespace, directory / name, bfd=bfd)
+    namespaces = [router.name, client_namespace, *(edge.namespace for edge in edges.values())]
     for namespace in namespaces:
         run("ip", "netns", "add", namespace)
+    family = ("-6",) if ipv6 else ()
+    settings = (
+        ("net.ipv6.conf.all.forwarding=1", "net.ipv6.fib_multipath_hash_policy=1")
+        if ipv6
+        else ("net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1")
+    )
     try:
         for namespace in namespaces:
             run("ip", "-n", namespace, "link", "set", "lo", "up")
-        # ECMP by the flow's addresses and ports, so new connections spread over the edges.
-        for setting in ("net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"):
+        for setting in settings:
             run("ip", "netns", "exec", router.name, "sysctl", "-qw", setting)
-        link(router.name, client, "client0", CLIENT_GATEWAY, CLIENT, 24)
-        run("ip", "-n", client, "route", "add", "default", "via", CLIENT_GATEWAY)
-        for index, (name, edge) in enumerate(edges.items()):
-            router_address, address = EDGES[name]
-            link(router.name, edge.namespace, f"edge{index}", router_address, address, 30)
-            run("ip", "-n", edge.namespace, "route", "add", "default", "via", router_address)
-            # Of the gate's protocol but no VIP: the route-map must keep it to the node.
-            run(
-                "ip",
-                "-n",
-                edge.namespace,
-                "route",
-                "add",
-                DECOY,
-                "dev",
-                "lo",
-                "proto",
-                str(ROUTE_PROTOCOL),
-            )
-        (tmp_path / "router.conf").write_text(ROUTER_CONFIG)
+        client_address, client_gateway = client
+        for peer, device, (router_address, address), length in (
+            (client_namespace, "client0", (client_gateway, client_address), 24),
+            *(
+                (edge.namespace, f"edge{index}", links[name], 30)
+                for index, (name, edge) in enumerate(edges.items())
+            ),
+        ):
+            if ipv6:
+                link6(router.name, peer, device, router_address, address)
+            else:
+                link(router.name, peer, device, router_address, address, length)
+            run("ip", "-n", peer, *family, "route", "add", "default", "via", router_address)
+        (directory / "router.conf").write_text(router_config)
         router.start()
-        router.configure(tmp_path / "router.conf")
+        router.configure(directory / "router.conf")
+        yield router, client_namespace, edges
+    finally:
+        for edge in edges.values():
+            for process in edge.speaker.processes:  # a test may have frozen one
+                process.send_signal(signal.SIGCONT)
+            edge.stop()
+        router.stop()
+        for namespace in namespaces:
+            subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+@pytest.fixture
+def topology(tmp_path):
+    """{router, client, edges, scripts, speaker}: the namespaces wired and addressed, FRR
+    running on the router and on both edges (configured), nginx on both edges; the gates not
+    started yet."""
+    with wired(tmp_path, "edgevip", EDGES, (CLIENT, CLIENT_GATEWAY), ROUTER_CONFIG) as wiring:
+        router, client, edges = wiring
         scripts = {}
         for name, edge in edges.items():
+            # Of the gate's protocol but no VIP: the route-map must keep it to the node.
+            decoy = ("route", "add", DECOY, "dev", "lo", "proto", str(ROUTE_PROTOCOL))
+            run("ip", "-n", edge.namespace, *decoy)
             frr_conf, scripts[name] = render_edge(edge.directory, name)
             edge.speaker.start()
             edge.speaker.configure(frr_conf)
@@ -271,12 +321,6 @@ def topology(tmp_path):
             "scripts": scripts,
             "speaker": router,
         }
-    finally:
-        for edge in edges.values():
-            edge.stop()
-        router.stop()
-        for namespace in namespaces:
-            subprocess.run(["ip", "netns", "del", namespace], check=False)
 
 
 def test_every_healthy_edge_serves_the_vip_and_a_failing_one_leaves(topology):

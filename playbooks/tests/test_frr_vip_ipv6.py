@@ -20,10 +20,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
-from role_template import render_role_template
-from test_frr_bgp import Speaker, run, wait_for
-from test_frr_vip_ecmp import ROUTER_ASN, Edge
+from test_frr_bgp import run, wait_for
+from test_frr_vip_ecmp import ROUTER_ASN, Edge, render_edge_settings, wired
 
 EDGE_ASN = 64600
 VIP = "2001:db8:183::100"
@@ -80,34 +78,7 @@ def render_edge(edge: Edge) -> tuple[Path, Path]:
         "frr_bgp_keepalive": HOLD_TIME // 3,
         "frr_bgp_holdtime": HOLD_TIME,
     }
-    (edge.directory / "hosts.yml").write_text(
-        yaml.safe_dump({"all": {"children": {"edge": {"hosts": {edge.name: {}}}}}})
-    )
-    return tuple(
-        render_role_template(
-            "frr",
-            template,
-            edge.directory / Path(template).stem,
-            settings,
-            inventory=str(edge.directory / "hosts.yml"),
-            host=edge.name,
-            validate=validate,
-        )
-        for template, validate in (
-            ("etc/frr/frr.conf.j2", "vtysh --dryrun --inputfile %s"),
-            ("usr/local/libexec/frr/edge-vip-announce.j2", "sh -n %s"),
-        )
-    )
-
-
-def link6(namespace: str, peer_namespace: str, device: str, address: str, peer_address: str):
-    """A veth pair `device` between the two namespaces, an IPv6 /64 address at each end
-    (nodad: usable at once)."""
-    run("ip", "-n", namespace, "link", "add", device, "type", "veth", "peer", "peer0")
-    run("ip", "-n", namespace, "link", "set", "peer0", "netns", peer_namespace, "name", device)
-    for where, own in ((namespace, address), (peer_namespace, peer_address)):
-        run("ip", "-n", where, "-6", "address", "add", f"{own}/64", "dev", device, "nodad")
-        run("ip", "-n", where, "link", "set", device, "up")
+    return render_edge_settings(edge.directory, edge.name, settings)
 
 
 def router_devices(router: str) -> set[str]:
@@ -137,31 +108,12 @@ def edges_reached(client: str) -> set[str]:
 
 @pytest.fixture
 def topology(tmp_path):
-    suffix = os.getpid()
-    router = Speaker(f"edgevip6-router-{suffix}", tmp_path, bfd=True)
-    client = f"edgevip6-client-{suffix}"
-    edges = {}
-    for name in EDGES:
-        (tmp_path / name).mkdir()
-        edges[name] = Edge(name, f"edgevip6-{name}-{suffix}", tmp_path / name)
-        edges[name].speaker = Speaker(edges[name].namespace, tmp_path / name, bfd=True)
-    namespaces = [router.name, client, *(edge.namespace for edge in edges.values())]
-    for namespace in namespaces:
-        run("ip", "netns", "add", namespace)
-    try:
-        for namespace in namespaces:
-            run("ip", "-n", namespace, "link", "set", "lo", "up")
-        for setting in ("net.ipv6.conf.all.forwarding=1", "net.ipv6.fib_multipath_hash_policy=1"):
-            run("ip", "netns", "exec", router.name, "sysctl", "-qw", setting)
-        link6(router.name, client, "client0", CLIENT_GATEWAY, CLIENT)
-        run("ip", "-n", client, "-6", "route", "add", "default", "via", CLIENT_GATEWAY)
-        for index, (name, edge) in enumerate(edges.items()):
-            router_address, address, _ = EDGES[name]
-            link6(router.name, edge.namespace, f"edge{index}", router_address, address)
-            run("ip", "-n", edge.namespace, "-6", "route", "add", "default", "via", router_address)
-        (tmp_path / "router.conf").write_text(ROUTER_CONFIG)
-        router.start()
-        router.configure(tmp_path / "router.conf")
+    links = {
+        name: (router_address, address) for name, (router_address, address, _) in EDGES.items()
+    }
+    client = (CLIENT, CLIENT_GATEWAY)
+    with wired(tmp_path, "edgevip6", links, client, ROUTER_CONFIG, ipv6=True, bfd=True) as wiring:
+        router, client, edges = wiring
         for edge in edges.values():
             frr_conf, gate = render_edge(edge)
             edge.speaker.start()
@@ -170,14 +122,6 @@ def topology(tmp_path):
             edge.start_nginx()
             edge.start_gate(gate)
         yield {"router": router, "client": client, "edges": edges}
-    finally:
-        for edge in edges.values():
-            for process in edge.speaker.processes:
-                process.send_signal(signal.SIGCONT)
-            edge.stop()
-        router.stop()
-        for namespace in namespaces:
-            subprocess.run(["ip", "netns", "del", namespace], check=False)
 
 
 def test_an_ipv6_vip_is_announced_by_every_healthy_edge_and_bfd_drops_a_frozen_one(topology):
