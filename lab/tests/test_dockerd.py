@@ -2,7 +2,7 @@
 it names a live process of its own program (the engine's containerd, reused by dockerd)."""
 
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "dockerd.sh"
@@ -42,12 +42,16 @@ def test_a_pid_of_no_process_or_no_pid_is_removed(tmp_path):
 
 
 def test_a_live_process_of_the_program_is_left_to_the_engine(tmp_path):
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    live = subprocess.Popen(["sleep", "60"])
     try:
-        program = Path(f"/proc/{live.pid}/comm").read_text().strip()
+        # Until its exec, the child still bears its parent's name.
+        comm = Path(f"/proc/{live.pid}/comm")
+        deadline = time.monotonic() + 60
+        while comm.read_text().strip() != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)
         pidfile = tmp_path / "engine.pid"
         pidfile.write_text(f"{live.pid}\n")
-        result = remove_stale_pidfile(pidfile, program)
+        result = remove_stale_pidfile(pidfile, "sleep")
     finally:
         live.kill()
         live.wait()
