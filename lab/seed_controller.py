@@ -22,6 +22,9 @@ BACKEND_TIMEOUT_SECONDS = 5
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body in one send, as lab/backend.py's (two small writes meet Nagle and a
+    # delayed ACK: 40 ms; docs/failover.md, "The lab's own latency").
+    wbufsize = 1 << 16
     # Host -> backend (address, port): set once, before the server starts.
     routes: ClassVar[dict[str, tuple[str, int]]] = {}
 
