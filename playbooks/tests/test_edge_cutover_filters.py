@@ -151,15 +151,16 @@ def test_at_100_percent_the_edge_is_compared_with_the_last_step_that_measured_th
 
 
 @pytest.mark.parametrize(
-    ("percent", "weights"),
+    ("percent", "edges", "clusters", "weights"),
     [
-        (0, {"edge": 0, "cluster": 100}),
-        (10, {"edge": 10, "cluster": 90}),
-        (100, {"edge": 100, "cluster": 0}),
+        (0, 2, 3, {"edge": 0, "cluster": 200}),
+        (10, 1, 1, {"edge": 10, "cluster": 90}),
+        (50, 2, 3, {"edge": 150, "cluster": 100}),  # 2 x 150 = 3 x 100: half each
+        (100, 2, 3, {"edge": 300, "cluster": 0}),
     ],
 )
-def test_weights_per_step(percent, weights):
-    assert cutover.edge_cutover_weights(percent) == weights
+def test_weights_per_step_give_the_tiers_their_share(percent, edges, clusters, weights):
+    assert cutover.edge_cutover_weights(percent, edges, clusters) == weights
 
 
 def test_a_step_outside_0_to_100_is_refused():

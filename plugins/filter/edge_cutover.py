@@ -151,14 +151,15 @@ def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
     return {"verdict": "fail" if reasons else "pass", "reasons": reasons, "reference": reference}
 
 
-def edge_cutover_weights(percent, scale=100):
-    """The IPVS weights of the two tiers at `percent` of new connections to the edge: per
-    real server, as IPVS weighs each one; a weight 0 takes no new connection and lets the
-    established ones finish. `scale`: the weight of a tier that takes everything."""
-    percent = int(percent)
+def edge_cutover_weights(percent, edge_servers=1, cluster_servers=1):
+    """The IPVS weight of each real server of the two tiers so that the edge's
+    `edge_servers` take `percent` of the new connections and the `cluster_servers` the
+    rest: IPVS shares by weight per real server, so each tier's weight scales with the
+    other tier's size. A weight 0 takes no new connection and lets established ones finish."""
+    percent, edges, clusters = int(percent), int(edge_servers), int(cluster_servers)
     if not 0 <= percent <= 100:
         raise AnsibleFilterError(f"a cutover step must be 0-100 %, got {percent}")
-    return {"edge": percent * int(scale) // 100, "cluster": (100 - percent) * int(scale) // 100}
+    return {"edge": percent * max(clusters, 1), "cluster": (100 - percent) * max(edges, 1)}
 
 
 def edge_cutover_refusals(migrate_report):
