@@ -113,6 +113,13 @@ def edge_cutover_tier(scrapes, tier, require_counters=False):
     }
 
 
+def edge_cutover_scrapes(pages, nodes):
+    """The scrapes of `nodes` for edge_cutover_tier, from {"__cutover_before": {node: text},
+    "__cutover_after": {...}} (playbooks/cutover_scrape.yml)."""
+    before, after = pages.get("__cutover_before") or {}, pages.get("__cutover_after") or {}
+    return [{"node": n, "before": before.get(n, ""), "after": after.get(n, "")} for n in nodes]
+
+
 def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
     """Whether the edge did no worse than the in-cluster tier in a step: "pass", "fail"
     (with the reasons) or "insufficient" (too few requests to say). `baseline`: the cluster
@@ -184,6 +191,7 @@ class FilterModule:
     def filters(self):
         return {
             "edge_cutover_tier": edge_cutover_tier,
+            "edge_cutover_scrapes": edge_cutover_scrapes,
             "edge_cutover_verdict": edge_cutover_verdict,
             "edge_cutover_weights": edge_cutover_weights,
             "edge_cutover_refusals": edge_cutover_refusals,
