@@ -203,6 +203,7 @@ ALLOWED_DIRECTIVES = {
         "lua_shared_dict",
         "init_by_lua_block",
         "access_by_lua_block",
+        "log_by_lua_block",
         "uninitialized_variable_warn",
         "split_clients",
         "geo",
@@ -235,6 +236,7 @@ ALLOWED_DIRECTIVES = {
         "ssl_prefer_server_ciphers",
         "ssl_reject_handshake",
         "server_rewrite_by_lua_block",
+        "log_by_lua_block",
     },
     "http/server/location": {
         "set_escape_uri",
@@ -332,11 +334,14 @@ LUA_BLOCKS = {
         ("certificates", "serve"),
         ("control", "handle"),
         ("affinity", "set_cookie"),
+        ("requests", "log"),
+        ("requests", "handle"),
     )
-}
+} | {"return"}  # the status server's log_by_lua: its requests are not counted
 INIT_LUA = re.compile(
     r'\n    require\("edgeagent_state"\)\.init\("/[\w/.-]+"\)\n'
     r'(    require\("edgeagent_(balancer|certificates|control|routes)"\)\n){4}'
+    r'    require\("edgeagent_requests"\)\.init\([0-9]+\)\n'
 )
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).

@@ -78,3 +78,50 @@ def test_routes_by_host_and_answers_its_health_endpoint(controller):
     status, body = get(http_port, host="web3")
     assert (status, body) == (404, "404 no route for host web3\n")
     assert get(health_port, "/healthz") == (200, "ok\n")
+
+
+def metric_samples(port: int) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, text = get(port, "/metrics")
+    assert status == 200
+    # The parser names a counter's samples NAME_total (OpenMetrics); the page has NAME, as
+    # ingress-nginx's.
+    assert "\nnginx_ingress_controller_requests{" in text
+    return {
+        (sample.name.removesuffix("_total"), tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_counts_requests_as_ingress_nginx_names_them(controller):
+    """The same names, labels and buckets as the edge's agent (edgeagent's request_counts.py),
+    so a cutover compares the tiers alike."""
+    http_port, health_port = controller
+    for _ in range(3):
+        assert get(http_port, host="web1")[0] == 200
+    assert get(http_port, host="web3")[0] == 404
+    samples = metric_samples(health_port)
+    routed = (
+        ("host", "web1"),
+        ("ingress", "web1"),
+        ("method", "GET"),
+        ("namespace", "default"),
+        ("service", "web1"),
+        ("status", "200"),
+    )
+    assert samples[("nginx_ingress_controller_requests", routed)] == 3
+    unrouted = (
+        ("host", ""),
+        ("ingress", ""),
+        ("method", "GET"),
+        ("namespace", ""),
+        ("service", ""),
+        ("status", "404"),
+    )
+    assert samples[("nginx_ingress_controller_requests", unrouted)] == 1
+    duration = "nginx_ingress_controller_request_duration_seconds"
+    assert samples[(f"{duration}_count", routed)] == 3
+    assert samples[(f"{duration}_bucket", tuple(sorted((*routed, ("le", "+Inf")))))] == 3
+    assert samples[(f"{duration}_sum", routed)] > 0

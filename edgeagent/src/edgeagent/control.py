@@ -38,6 +38,7 @@ TOKEN_FILE = "control.token"
 STATE_FILE = "state.txt"
 CERTS_DIR = "certs"
 CONTROL_PATH = "/edgeagent/dynamic"
+REQUESTS_PATH = "/edgeagent/requests"  # lua/edgeagent_requests.lua, request_counts.py
 TOKEN_BYTES = 32
 TOKEN_FORMAT = re.compile(r"[0-9a-fA-F]{32,}")  # what lua/edgeagent_state.lua accepts
 # The agent writes, nginx (not root; in the agent's group) reads at start and reload, nobody
@@ -129,8 +130,8 @@ class Control:
 
     # The endpoint
 
-    def _request(self, method: str, body: bytes | None = None) -> str:
-        request = urllib.request.Request(self.url, data=body, method=method)
+    def _request(self, method: str, body: bytes | None = None, url: str | None = None) -> str:
+        request = urllib.request.Request(url or self.url, data=body, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         if body is not None:
             request.add_header("Content-Type", "text/plain")
@@ -164,3 +165,7 @@ class Control:
             version = self.next_version()
             self._request("POST", dynamic.encode(state, version, full))
         return version
+
+    def request_counts(self) -> str:
+        """nginx's request counters, as text (request_counts.parse)."""
+        return self._request("GET", url=self.url.replace(CONTROL_PATH, REQUESTS_PATH))

@@ -52,7 +52,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,6 +280,11 @@ class Controller:
         thread: one attribute read, no lock needed)."""
         serving = self._serving_model
         return serving.upstreams if serving is not None else ()
+
+    def serving_ingresses(self) -> Mapping[Key, Object]:
+        """The Ingresses of the configuration that serves (read by /metrics' thread for the
+        request counters' labels; replaced whole, never changed in place)."""
+        return self._good_ingresses
 
     # Relevance (called by informer threads under the cache lock)
 

@@ -46,6 +46,7 @@ from edgeagent.health import HealthServer, HealthState
 from edgeagent.informer import Informer, read_object
 from edgeagent.metrics import Metrics
 from edgeagent.probe import BackendProbe, Reach
+from edgeagent.request_collector import RequestCollector
 from edgeagent.resources import RESOURCES
 from edgeagent.settings import AgentSettings
 from edgeagent.status import StatusPublisher
@@ -150,6 +151,13 @@ class Agent:
             on_first_sync=self.first_sync,
             control=control,
             read=lambda resource, key: read_object(resource, client, key, s.watch.request_timeout),
+        )
+        self.metrics.registry.register(
+            RequestCollector(
+                control.request_counts if control is not None else None,
+                self.controller.serving_upstreams,
+                self.controller.serving_ingresses,
+            )
         )
         self.probe = BackendProbe(
             self.controller.serving_upstreams,

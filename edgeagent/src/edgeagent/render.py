@@ -50,7 +50,14 @@ from typing import NamedTuple
 
 import jinja2
 
-from edgeagent import annotations, grammar, render_filters, render_stream, route_table
+from edgeagent import (
+    annotations,
+    grammar,
+    render_filters,
+    render_stream,
+    request_counts,
+    route_table,
+)
 from edgeagent.annotations import (
     balance,
     basicauth,
@@ -161,6 +168,8 @@ class Layout:
     listen_ipv6: bool = False
     """`--listen-ipv6`: also listen on every IPv6 address (`[::]`) at the ports of
     `listen_http` and `listen_https`, for the IPv6 VIPs; nginx's `*` is IPv4 only."""
+    request_series_max: int = request_counts.SERIES_MAX
+    """Dynamic mode: the request counters' bound on label sets (request_counts.py)."""
 
     @property
     def dynamic(self) -> bool:
@@ -325,6 +334,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["variable"] = variable
     environment.globals["choice_id"] = choice_id
     environment.globals["routes_dict_mb"] = route_table.ROUTES_DICT_MB
+    environment.globals["requests_dict_mb"] = request_counts.REQUESTS_DICT_MB
     environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
     environment.globals["grpc_forwarded_headers"] = render_filters.GRPC_FORWARDED_HEADERS
     environment.globals["has_filters"] = render_filters.has_filters
@@ -602,6 +612,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             served_by_header=layout.served_by_header,
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
+            request_series_max=layout.request_series_max,
             uses_error_pages=errorpages.used(servers),
             auth_hops=any(extauth.hops_to(server) for server in servers),
             auth_hop_http_listen=layout.auth_hop_http_listen,

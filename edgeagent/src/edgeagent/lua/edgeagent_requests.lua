@@ -1,0 +1,98 @@
+-- Request counters (log_by_lua at http level, every request that reached a server), read
+-- by edgeagent through the status server (GET /edgeagent/requests) and exported on its
+-- /metrics as ingress-nginx's nginx_ingress_controller_requests and
+-- nginx_ingress_controller_request_duration_seconds (edgeagent's request_counts.py), so a
+-- cutover compares the edge with an in-cluster ingress-nginx from the same counters.
+--
+-- A series is one SERIES key "STATUS METHOD HOST BACKEND": HOST is the server's name, or
+-- for a route table host (edgeagent_routes.lua, served by the default server) the
+-- request's Host; BACKEND is $edgeagent_backend (empty: nginx answered itself). The agent
+-- turns BACKEND into namespace and service, and HOST and those into the Ingress.
+-- Per request: one key built, three increments of the shared dict (count, duration sum,
+-- duration bucket); nothing else is locked. The dict keeps, for series number N (1, 2...):
+--   "n" N        its SERIES key, for the reader (no get_keys, which locks the whole dict)
+--   "c" SERIES   requests
+--   "s" SERIES   sum of $request_time
+--   "b" I SERIES requests whose $request_time is at most BUCKETS[I] and above BUCKETS[I-1]
+--                (I = #BUCKETS + 1: above the last); the reader makes them cumulative
+-- and "#series" (series numbers given) and "#overflow" (requests not counted because
+-- max_series series exist: a bound, as Host and method come from clients).
+local state = require("edgeagent_state")
+
+local _M = {}
+
+local counters = ngx.shared.edgeagent_requests
+
+-- ingress-nginx's --time-buckets default (Prometheus' DefBuckets), in seconds.
+local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+local INF = #BUCKETS + 1
+local ROUTE_LOCATION = "/_edgeagent-route"
+
+local max_series = 0
+
+function _M.init(limit)
+    max_series = limit
+end
+
+local function bucket_of(seconds)
+    for i = 1, #BUCKETS do
+        if seconds <= BUCKETS[i] then
+            return i
+        end
+    end
+    return INF
+end
+
+function _M.log()
+    local var = ngx.var
+    local host = var.server_name
+    if host == "_" then
+        host = var.uri == ROUTE_LOCATION and var.host or ""
+    end
+    local series = var.status .. " " .. var.request_method .. " " .. host .. " " .. (var.edgeagent_backend or "")
+    if counters:incr("c" .. series, 1) == nil then
+        local number = counters:incr("#series", 1, 0)
+        if number > max_series then
+            counters:incr("#overflow", 1, 0)
+            return
+        end
+        counters:set("n" .. number, series)
+        counters:incr("c" .. series, 1, 0) -- another worker may have made it meanwhile
+    end
+    local seconds = tonumber(var.request_time) or 0
+    counters:incr("s" .. series, seconds, 0)
+    counters:incr("b" .. bucket_of(seconds) .. " " .. series, 1, 0)
+end
+
+-- content_by_lua of GET /edgeagent/requests (the status server, loopback, with the
+-- control token): "overflow N" then one line per series,
+-- "SERIES<TAB>COUNT<TAB>SUM<TAB>B1 B2 ... B12", buckets cumulative.
+function _M.handle()
+    if ngx.var.http_authorization ~= "Bearer " .. state.token then
+        ngx.status = ngx.HTTP_UNAUTHORIZED
+        ngx.say("missing or wrong token")
+        return ngx.exit(ngx.HTTP_UNAUTHORIZED)
+    end
+    ngx.header["Content-Type"] = "text/plain"
+    local lines = { "overflow " .. (counters:get("#overflow") or 0) }
+    local seen = {}
+    local last = math.min(counters:get("#series") or 0, max_series)
+    for number = 1, last do
+        local series = counters:get("n" .. number)
+        -- Two workers may have numbered the same new series: report it once.
+        if series ~= nil and not seen[series] then
+            seen[series] = true
+            local cumulative, buckets = 0, {}
+            for i = 1, INF do
+                cumulative = cumulative + (counters:get("b" .. i .. " " .. series) or 0)
+                buckets[i] = cumulative
+            end
+            lines[#lines + 1] = series .. "\t" .. (counters:get("c" .. series) or 0) .. "\t"
+                .. string.format("%.6f", counters:get("s" .. series) or 0) .. "\t"
+                .. table.concat(buckets, " ")
+        end
+    end
+    ngx.say(table.concat(lines, "\n"))
+end
+
+return _M

@@ -1,0 +1,153 @@
+"""Request counters of the edge's nginx, as ingress-nginx names them, on the agent's /metrics.
+
+In the dynamic mode, lua/edgeagent_requests.lua counts every request in a shared dict by
+"STATUS METHOD HOST BACKEND" (a series), with the histogram of $request_time; the status
+server answers the counts (GET /edgeagent/requests, the control token). At each scrape of
+/metrics, `request_collector.RequestCollector` reads them and exports:
+
+- `nginx_ingress_controller_requests` (labels status, method, host, namespace, ingress,
+  service: ingress-nginx's names, internal/ingress/metric/collectors/socket.go);
+- `nginx_ingress_controller_request_duration_seconds` (histogram, ingress-nginx's default
+  --time-buckets);
+
+so one query or one comparison (cutover.py) reads the edge and an in-cluster ingress-nginx
+alike. Not ingress-nginx's: no `path` or `canary` label (the edge counts per backend, not per
+location), and HOST is the server's name as the Ingress writes it (a route table host's is
+the request's Host). Requests nginx answered itself (no backend: a 404 of the default
+server, a redirect) have empty namespace, service and ingress.
+
+The plain mode (no Lua) counts nothing: `edgeagent_request_counters_available` says 0 there,
+and a cutover refuses such an edge. The counters are nginx's: they survive reloads, and
+restart from 0 with nginx (a counter reset, as Prometheus expects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import HistogramMetricFamily, Metric
+
+# ingress-nginx's --time-buckets default (Prometheus' DefBuckets); lua/edgeagent_requests.lua
+# holds the same list.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SERIES_MAX = 5000
+"""Label sets counted at most; the requests of any further one are counted as overflow.
+Host and method come from clients (a route table wildcard host, any method), so the set is
+unbounded without it; 5000 is ten per host at 500 hosts."""
+REQUESTS_DICT_MB = 16
+"""The shared dict: a series takes up to 14 keys of about 100 bytes plus the dict's
+overhead, about 3 kB, so SERIES_MAX fits in 16 MB with room."""
+REQUESTS = "nginx_ingress_controller_requests"
+DURATION = "nginx_ingress_controller_request_duration_seconds"
+LABELS = ("status", "method", "host", "namespace", "ingress", "service")
+
+
+class CountsError(ValueError):
+    """nginx's answer is not the counters' format."""
+
+
+@dataclass(frozen=True)
+class Series:
+    status: str
+    method: str
+    host: str
+    backend: str
+    """$edgeagent_backend, the upstream's name; empty: nginx answered itself."""
+    count: int
+    duration_sum: float
+    buckets: tuple[int, ...]
+    """Cumulative counts at each of BUCKETS, then +Inf."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    series: tuple[Series, ...]
+    overflow: int
+
+
+def parse(text: str) -> Counts:
+    """The status server's answer (lua/edgeagent_requests.lua's `handle`)."""
+    lines = text.rstrip("\n").split("\n")
+    head = lines[0].split(" ")
+    if len(head) != 2 or head[0] != "overflow" or not head[1].isdigit():
+        raise CountsError(f"expected 'overflow N' first, got {lines[0][:80]!r}")
+    series = []
+    for line in lines[1:]:
+        fields = line.split("\t")
+        key = fields[0].split(" ")
+        if len(fields) != 4 or len(key) != 4:
+            raise CountsError(f"malformed series {line[:120]!r}")
+        try:
+            buckets = tuple(int(b) for b in fields[3].split(" "))
+            count, duration_sum = int(fields[1]), float(fields[2])
+        except ValueError:
+            raise CountsError(f"malformed numbers in {line[:120]!r}") from None
+        if len(buckets) != len(BUCKETS) + 1:
+            raise CountsError(f"{len(buckets)} buckets in {line[:120]!r}")
+        series.append(Series(*key, count, duration_sum, buckets))
+    return Counts(tuple(series), int(head[1]))
+
+
+def ingress_index(ingresses: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], str]:
+    """(host, namespace, service) -> the Ingress routing that host to that Service (the
+    first by name if several do); host "" for a defaultBackend."""
+    index: dict[tuple[str, str, str], str] = {}
+    for ingress in sorted(ingresses, key=lambda i: i["metadata"]["name"]):
+        namespace, name = ingress["metadata"]["namespace"], ingress["metadata"]["name"]
+        spec = ingress.get("spec") or {}
+        default = ((spec.get("defaultBackend") or {}).get("service") or {}).get("name")
+        if default:
+            index.setdefault(("", namespace, default), name)
+        for rule in spec.get("rules") or ():
+            for path in (rule.get("http") or {}).get("paths") or ():
+                service = ((path.get("backend") or {}).get("service") or {}).get("name")
+                if service:
+                    index.setdefault((rule.get("host") or "", namespace, service), name)
+    return index
+
+
+def _ingress_of(index: Mapping[tuple[str, str, str], str], host: str, ns: str, svc: str) -> str:
+    found = index.get((host, ns, svc))
+    if found is None and "." in host:  # a request's Host under a wildcard rule
+        found = index.get(("*" + host[host.index(".") :], ns, svc))
+    return found or index.get(("", ns, svc), "")
+
+
+def families(
+    counts: Counts,
+    services: Mapping[str, tuple[str, str]],
+    ingresses: Mapping[tuple[str, str, str], str],
+) -> list[Metric]:
+    """The exposition of `counts`; `services`: upstream name -> (namespace, service).
+    Series that map to the same labels (a backend renamed by a new generation) add up."""
+    requests: dict[tuple[str, ...], int] = {}
+    durations: dict[tuple[str, ...], tuple[float, list[int]]] = {}
+    for s in counts.series:
+        namespace, service = services.get(s.backend, ("", ""))
+        ingress = _ingress_of(ingresses, s.host, namespace, service) if service else ""
+        labels = (s.status, s.method, s.host, namespace, ingress, service)
+        requests[labels] = requests.get(labels, 0) + s.count
+        total, buckets = durations.get(labels, (0.0, [0] * len(s.buckets)))
+        added = [a + b for a, b in zip(buckets, s.buckets, strict=True)]
+        durations[labels] = (total + s.duration_sum, added)
+    # Untyped, not a counter: prometheus_client would export a counter as ..._requests_total,
+    # and ingress-nginx's name (what dashboards and cutover.py query) has no suffix.
+    counter = Metric(REQUESTS, "The total number of client requests (a counter)", "unknown")
+    for labels, count in sorted(requests.items()):
+        counter.add_sample(REQUESTS, dict(zip(LABELS, labels, strict=True)), count)
+    histogram = HistogramMetricFamily(
+        DURATION, "The request processing time in seconds", labels=LABELS
+    )
+    for labels, (total, buckets) in sorted(durations.items()):
+        bounds = [*(str(b) for b in BUCKETS), "+Inf"]
+        histogram.add_metric(list(labels), list(zip(bounds, buckets, strict=True)), total)
+    overflow = Metric(
+        "edgeagent_request_counters_overflow",
+        f"Requests not counted by label set: nginx counts at most {SERIES_MAX} label sets "
+        "(a counter)",
+        "unknown",
+    )
+    overflow.add_sample("edgeagent_request_counters_overflow", {}, counts.overflow)
+    return [counter, histogram, overflow]

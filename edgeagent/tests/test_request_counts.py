@@ -1,0 +1,186 @@
+"""Request counters (issue 19): a real nginx in the dynamic mode counts requests in its shared
+dict (lua/edgeagent_requests.lua), and the agent's collector exports them with
+ingress-nginx's names and labels (request_counts.py, request_collector.py).
+
+One site: a route table host (a.example.com), a rendered server (r.example.com: an
+annotation keeps it out of the table) with a slow path, and a Service whose only endpoint
+refuses connections (502). Its nginx counts at most SERIES_MAX label sets, few enough for
+the last test to reach the bound.
+"""
+
+import pytest
+from agentlab import eventually
+from edgeagent.cache import key_of
+from edgeagent.control import Control
+from edgeagent.request_collector import RequestCollector
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from support_http import Backends, free_port, request
+from support_nginx import NginxRunner, render_site
+from support_objects import endpoint_slice, ingress, path, rule, service
+
+from edgeagent import dynamic, model, request_counts
+
+SERIES_MAX = 8
+SLOW_SECONDS = 0.3
+
+
+class Site:
+    def __init__(self, rendered, control: Control, ingresses: list[dict]) -> None:
+        self.rendered = rendered
+        self.control = control
+        self.registry = CollectorRegistry()
+        self.registry.register(
+            RequestCollector(
+                control.request_counts,
+                lambda: rendered.model.upstreams,
+                lambda: {key_of(i): i for i in ingresses},
+            )
+        )
+
+    def get(self, host: str, target: str = "/", **headers: str):
+        return request(self.rendered.ports.http, host, target, headers=headers)
+
+    def counts(self) -> request_counts.Counts:
+        return request_counts.parse(self.control.request_counts())
+
+    def exported(self) -> dict:
+        """name -> [(labels, value)] of the agent's exposition."""
+        text = generate_latest(self.registry).decode()
+        found: dict = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                found.setdefault(sample.name, []).append((sample.labels, sample.value))
+        return found
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    backends, runner = Backends(), NginxRunner()
+    try:
+        app, slow = backends.start("app1"), backends.start("slow1")
+        ingresses = [
+            ingress(
+                "app",
+                rule("a.example.com", path("/", "app")),
+                rule("broken.example.com", path("/", "broken")),
+            ),
+            ingress(
+                "rendered",
+                rule("r.example.com", path("/slow", "slow")),
+                annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "2m"},
+            ),
+        ]
+        inputs = model.Inputs(
+            ingresses=ingresses,
+            services=[service("app"), service("slow"), service("broken")],
+            endpoint_slices=[
+                endpoint_slice("app", [(app.host, True)], app.port),
+                endpoint_slice("slow", [(slow.host, True)], slow.port),
+                endpoint_slice("broken", [("127.0.0.1", True)], free_port()),
+            ],
+        )
+        rendered = render_site(
+            tmp_path_factory.mktemp("counts"),
+            inputs,
+            dynamic_mode=True,
+            request_series_max=SERIES_MAX,
+        )
+        assert "a.example.com" in dynamic.state_of(rendered.model).routes
+        assert "r.example.com" not in dynamic.state_of(rendered.model).routes
+        runner.start(rendered)
+        control = Control(str(rendered.directory / "dynamic"), f"127.0.0.1:{rendered.ports.status}")
+        control.push(dynamic.state_of(rendered.model), full=True)
+        yield Site(rendered, control, ingresses)
+    finally:
+        runner.stop_all()
+        backends.stop_all()
+
+
+def by_key(counts: request_counts.Counts) -> dict[tuple[str, str, str], request_counts.Series]:
+    return {(s.status, s.method, s.host): s for s in counts.series}
+
+
+def test_statuses_hosts_and_backends_are_counted(site):
+    assert [site.get("a.example.com").status for _ in range(3)] == [200] * 3
+    assert site.get("broken.example.com").status == 502
+    assert site.get("r.example.com", "/nope").status == 404
+    assert site.get("r.example.com", "/slow", **{"X-Echo-Delay": str(SLOW_SECONDS)}).status == 200
+    expected = {
+        ("200", "GET", "a.example.com"): 3,  # a route table host: the request's Host
+        ("502", "GET", "broken.example.com"): 1,
+        ("404", "GET", "r.example.com"): 1,  # a rendered server: its name
+        ("200", "GET", "r.example.com"): 1,
+    }
+
+    def counted():
+        found = by_key(site.counts())
+        return all(k in found and found[k].count == n for k, n in expected.items()) and found
+
+    found = eventually(counted)  # the log phase runs after the answer is sent
+    assert found[("404", "GET", "r.example.com")].backend == ""  # nginx answered itself
+    slow = found[("200", "GET", "r.example.com")]
+    # Durations only grow on a busy machine: the slow request is in no bucket below its delay.
+    assert slow.duration_sum >= SLOW_SECONDS
+    below = [i for i, bound in enumerate(request_counts.BUCKETS) if bound < SLOW_SECONDS]
+    assert [slow.buckets[i] for i in below] == [0] * len(below)
+    assert slow.buckets[-1] == slow.count == 1
+    for series in found.values():
+        assert list(series.buckets) == sorted(series.buckets)  # cumulative
+        assert series.buckets[-1] == series.count
+    # The status server's own requests (these reads) are not clients': never counted.
+    assert all(s.host != "edgeagent-status" for s in found.values())
+
+
+def test_the_agent_exports_them_with_ingress_nginx_labels(site):
+    exported = eventually(lambda: site.exported().get(request_counts.REQUESTS))
+    labels = {tuple(sorted(sample.items())): value for sample, value in exported}
+    route_host = {
+        "status": "200",
+        "method": "GET",
+        "host": "a.example.com",
+        "namespace": "default",
+        "ingress": "app",
+        "service": "app",
+    }
+    assert labels[tuple(sorted(route_host.items()))] >= 3
+    broken = {**route_host, "status": "502", "host": "broken.example.com", "service": "broken"}
+    assert labels[tuple(sorted(broken.items()))] >= 1
+    rendered = {**route_host, "host": "r.example.com", "ingress": "rendered", "service": "slow"}
+    assert labels[tuple(sorted(rendered.items()))] >= 1
+    unrouted = {**rendered, "status": "404", "namespace": "", "ingress": "", "service": ""}
+    assert labels[tuple(sorted(unrouted.items()))] >= 1
+    metrics = site.exported()
+    assert metrics["edgeagent_request_counters_available"] == [({}, 1.0)]
+    infinite = [
+        value
+        for sample, value in metrics[request_counts.DURATION + "_bucket"]
+        if sample["le"] == "+Inf"
+        and sample["host"] == "r.example.com"
+        and sample["status"] == "200"
+    ]
+    assert infinite == [1.0]
+
+
+def test_plain_mode_says_it_counts_nothing():
+    registry = CollectorRegistry()
+    registry.register(RequestCollector(None, lambda: (), dict))
+    text = generate_latest(registry).decode()
+    assert "edgeagent_request_counters_available 0.0" in text
+    assert "plain mode has no Lua" in text
+    assert f"\n{request_counts.REQUESTS}{{" not in text  # no sample
+
+
+def test_label_sets_are_bounded_and_the_rest_counted_as_overflow(site):
+    before = len(site.counts().series)
+    extra = SERIES_MAX - before + 5
+    for n in range(extra):  # each answer status a new label set
+        assert site.get("a.example.com", **{"X-Echo-Status": str(210 + n)}).status == 210 + n
+    counts = eventually(lambda: (c := site.counts()).overflow == 5 and c)
+    assert len(counts.series) == SERIES_MAX
+    exported = site.exported()["edgeagent_request_counters_overflow"]
+    assert exported == [({}, 5.0)]
+    # Known label sets are still counted.
+    known = by_key(counts)[("200", "GET", "a.example.com")].count
+    site.get("a.example.com")
+    eventually(lambda: by_key(site.counts())[("200", "GET", "a.example.com")].count == known + 1)

@@ -1,0 +1,197 @@
+"""The cutover's comparison (plugins/filter/edge_cutover.py): what each tier served in a step
+from its counters' growth, its p50/p99 from the histogram's bucket deltas, and the verdict
+against the thresholds. Scrapes are the two tiers' real formats: ingress-nginx's (typed
+counter, as lab/seed_controller.py writes it) and the edge agent's (untyped)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "edge_cutover", REPO / "plugins" / "filter" / "edge_cutover.py"
+)
+cutover = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cutover)
+sys.path.insert(0, str(REPO / "lab"))
+import seed_controller  # noqa: E402  (the lab's stand-in writes the in-cluster page)
+
+BUCKETS = seed_controller.BUCKETS
+
+
+def cluster_page(requests: dict[str, list[float]]) -> str:
+    """ingress-nginx's page (typed counter) for these durations by status."""
+    counters = seed_controller.Counters()
+    for status, durations in requests.items():
+        for seconds in durations:
+            counters.count((status, "GET", "web1", "default", "web1", "web1"), seconds)
+    return counters.exposition()
+
+
+def edge_page(requests: dict[str, list[float]], available: int = 1) -> str:
+    """The edge agent's page (untyped counter, as request_counts.families writes it)."""
+    lines = [f"edgeagent_request_counters_available {available}"]
+    labels = 'host="web1",ingress="web1",method="GET",namespace="default",service="web1"'
+    lines.append("# TYPE nginx_ingress_controller_requests untyped")
+    for status, durations in requests.items():
+        lines.append(
+            f'nginx_ingress_controller_requests{{{labels},status="{status}"}} {len(durations)}'
+        )
+    lines.append("# TYPE nginx_ingress_controller_request_duration_seconds histogram")
+    for status, durations in requests.items():
+        for bound in (*BUCKETS, float("inf")):
+            count = sum(1 for d in durations if d <= bound)
+            le = "+Inf" if bound == float("inf") else str(bound)
+            name = "nginx_ingress_controller_request_duration_seconds_bucket"
+            lines.append(f'{name}{{{labels},status="{status}",le="{le}"}} {count}')
+    return "\n".join(lines) + "\n"
+
+
+def test_a_tier_is_what_grew_during_the_step_summed_over_its_nodes():
+    before = cluster_page({"200": [0.002] * 50})
+    after = cluster_page(
+        {"200": [0.002] * 50 + [0.02] * 140, "502": [0.003] * 2, "404": [0.001] * 8}
+    )
+    other = cluster_page({"200": [0.002] * 50})
+    tier = cutover.edge_cutover_tier(
+        [
+            {"node": "node1", "before": before, "after": after},
+            {"node": "node2", "before": "", "after": other},  # nothing before: all new
+        ],
+        "in-cluster",
+    )
+    assert tier["requests"] == 140 + 2 + 8 + 50
+    assert tier["errors"] == 2  # 5xx only
+    assert tier["client_errors"] == 8  # 4xx: counted apart, not errors
+    assert tier["error_rate"] == pytest.approx(2 / 200)
+    assert tier["nodes"] == ["node1", "node2"]
+    # 60 of the 200 at most 10 ms (node2's 50, the 404s and 502s), the 140 others in
+    # (10, 25] ms: both quantiles interpolated there, as histogram_quantile does.
+    assert tier["p50_seconds"] == pytest.approx(0.01 + 0.015 * 40 / 140)
+    assert tier["p99_seconds"] == pytest.approx(0.01 + 0.015 * 138 / 140)
+
+
+def test_a_restarted_node_counts_from_zero():
+    before = edge_page({"200": [0.01] * 500})
+    after = edge_page({"200": [0.01] * 120})  # nginx restarted: the counter went down
+    tier = cutover.edge_cutover_tier([{"node": "edge1", "before": before, "after": after}], "edge")
+    assert tier["requests"] == 120
+
+
+def test_the_quantiles_follow_prometheus_histogram_quantile():
+    # 100 requests: 90 in (0.01, 0.025], 10 in (0.5, 1]: p50 inside the first, p99 in the second.
+    buckets = {0.01: 0, 0.025: 90, 0.5: 90, 1.0: 100, float("inf"): 100}
+    assert cutover._quantile(0.5, buckets) == pytest.approx(0.01 + 0.015 * 50 / 90)
+    assert cutover._quantile(0.99, buckets) == pytest.approx(0.5 + 0.5 * 9 / 10)
+    assert cutover._quantile(0.99, {10.0: 0, float("inf"): 5}) == 10.0  # highest finite bound
+    assert cutover._quantile(0.5, {0.1: 0, float("inf"): 0}) is None
+
+
+def test_the_edge_in_the_plain_mode_is_refused_with_the_reason():
+    page = edge_page({"200": [0.01]}, available=0)
+    with pytest.raises(AnsibleFilterError, match=r"plain mode \(no Lua\) counts nothing"):
+        cutover.edge_cutover_tier(
+            [{"node": "edge1", "before": page, "after": page}], "edge", require_counters=True
+        )
+
+
+def test_a_page_that_is_no_exposition_is_a_clear_error():
+    with pytest.raises(AnsibleFilterError, match="edge1: not a Prometheus exposition"):
+        cutover.edge_cutover_tier(
+            [{"node": "edge1", "before": "", "after": "<html>502 Bad Gateway</html>\n{"}], "edge"
+        )
+
+
+def tier(requests: int, errors: int, p99: float | None) -> dict:
+    return {
+        "requests": requests,
+        "errors": errors,
+        "error_rate": errors / requests if requests else 0.0,
+        "p99_seconds": p99,
+    }
+
+
+THRESHOLDS = {"max_error_points": 1.0, "max_p99_increase_percent": 50, "min_requests": 100}
+
+
+def test_an_edge_no_worse_than_the_cluster_passes():
+    verdict = cutover.edge_cutover_verdict(tier(200, 1, 0.030), tier(1800, 9, 0.025), THRESHOLDS)
+    assert verdict["verdict"] == "pass" and verdict["reasons"] == []
+
+
+def test_more_5xx_on_the_edge_than_allowed_fails_with_the_figures():
+    verdict = cutover.edge_cutover_verdict(tier(200, 5, 0.02), tier(1800, 9, 0.02), THRESHOLDS)
+    assert verdict["verdict"] == "fail"
+    assert verdict["reasons"] == [
+        "the edge's 5xx rate 2.50 % is 2.00 points above the in-cluster 0.50 % (at most 1.0)"
+    ]
+
+
+def test_a_slower_p99_than_allowed_fails():
+    verdict = cutover.edge_cutover_verdict(tier(200, 0, 0.080), tier(1800, 0, 0.040), THRESHOLDS)
+    assert verdict["verdict"] == "fail"
+    assert "p99 80.0 ms is 100 % above the in-cluster 40.0 ms" in verdict["reasons"][0]
+
+
+def test_too_few_requests_give_no_verdict():
+    verdict = cutover.edge_cutover_verdict(tier(20, 0, 0.01), tier(1800, 0, 0.01), THRESHOLDS)
+    assert verdict["verdict"] == "insufficient"
+    assert verdict["reasons"] == ["the edge served 20 requests, fewer than 100"]
+
+
+def test_at_100_percent_the_edge_is_compared_with_the_last_step_that_measured_the_cluster():
+    baseline = tier(900, 0, 0.02)
+    verdict = cutover.edge_cutover_verdict(
+        tier(2000, 0, 0.021), tier(0, 0, None), THRESHOLDS, baseline=baseline
+    )
+    assert verdict["verdict"] == "pass" and verdict["reference"] == baseline
+
+
+@pytest.mark.parametrize(
+    ("percent", "edges", "clusters", "weights"),
+    [
+        (0, 2, 3, {"edge": 0, "cluster": 200}),
+        (10, 1, 1, {"edge": 10, "cluster": 90}),
+        (50, 2, 3, {"edge": 150, "cluster": 100}),  # 2 x 150 = 3 x 100: half each
+        (100, 2, 3, {"edge": 300, "cluster": 0}),
+    ],
+)
+def test_weights_per_step_give_the_tiers_their_share(percent, edges, clusters, weights):
+    assert cutover.edge_cutover_weights(percent, edges, clusters) == weights
+
+
+def test_a_step_outside_0_to_100_is_refused():
+    with pytest.raises(AnsibleFilterError, match="0-100 %, got 150"):
+        cutover.edge_cutover_weights(150)
+
+
+def test_the_migrate_gate_names_each_refused_ingress_and_why():
+    report = {
+        "ingresses": [
+            {
+                "namespace": "shop",
+                "name": "ok",
+                "verdict": "served",
+                "annotations": [],
+                "problems": [],
+            },
+            {
+                "namespace": "shop",
+                "name": "lua",
+                "verdict": "refused",
+                "annotations": [
+                    {
+                        "key": "nginx.ingress.kubernetes.io/configuration-snippet",
+                        "status": "refused",
+                        "reason": "snippets are not served",
+                    },
+                ],
+                "problems": [],
+            },
+        ]
+    }
+    assert cutover.edge_cutover_refusals(report) == ["shop/lua: snippets are not served"]
+    assert cutover.edge_cutover_refusals({"ingresses": report["ingresses"][:1]}) == []
