@@ -27,7 +27,7 @@ import pytest
 import yaml
 from role_template import REPO
 from test_frr_bgp import run, wait_for
-from test_frr_vip_ecmp import ROUTER_ASN, Edge, render_edge_settings, wired
+from test_frr_vip_ecmp import ROUTER_ASN, Edge, render_edges, wired
 from test_frr_vip_ecmp import router_nexthops as vip_nexthops
 
 EDGE_ASN = 64600
@@ -76,11 +76,6 @@ def edge_settings(name: str, directory: Path) -> dict:
         "frr_vips": [VIP],
         "frr_vip_drain_file": str(directory / "vip-drain"),
     }
-
-
-def render_edge(edge: Edge) -> tuple[Path, Path]:
-    """frr.conf and edge-vip-announce of `edge` as the role renders them."""
-    return render_edge_settings(edge.directory, edge.name, edge_settings(edge.name, edge.directory))
 
 
 def router_nexthops(router: str) -> set[str]:
@@ -182,8 +177,10 @@ def topology(tmp_path):
     the router's ECMP route to the VIP via both edges."""
     with wired(tmp_path, "edgedrain", EDGES, (CLIENT, CLIENT_GATEWAY), ROUTER_CONFIG) as wiring:
         router, client, edges = wiring
-        for edge in edges.values():
-            frr_conf, gate = render_edge(edge)
+        settings = {name: edge_settings(name, edge.directory) for name, edge in edges.items()}
+        rendered = render_edges(edges, settings)
+        for name, edge in edges.items():
+            frr_conf, gate = rendered[name]
             edge.speaker.start()
             edge.speaker.configure(frr_conf)
             edge.set_ready(True)
