@@ -29,7 +29,9 @@ def keepalived_nodes(
 ) -> Iterator[Nodes]:
     """A namespace per host (names from `prefix`), INTERFACE on a shared veth pair, then
     `configure(host, namespace, directory)`, which adds the node's addresses (and whatever
-    else it needs) and returns its keepalived.conf; keepalived runs on it until the end."""
+    else it needs) and returns its keepalived.conf; keepalived runs on it until the end.
+    `directory` is tmp_path/<host>, which the caller may have filled already (rendered files:
+    all hosts' in one ansible-playbook run)."""
     namespaces = {host: f"{prefix}-{host}-{os.getpid()}" for host in hosts}
     daemons = []
     for namespace in namespaces.values():
@@ -41,7 +43,7 @@ def keepalived_nodes(
         found = {}
         for host, namespace in namespaces.items():
             directory = tmp_path / host
-            directory.mkdir()
+            directory.mkdir(exist_ok=True)
             config = configure(host, namespace, directory)
             run("ip", "-n", namespace, "link", "set", INTERFACE, "up")
             run("ip", "-n", namespace, "link", "set", "lo", "up")

@@ -14,7 +14,11 @@ drain keeps edge1 announced with its AS path prepended; check mode changes nothi
 Each edge is a host of a local inventory whose Python runs in the edge's namespace, with a vtysh
 wrapper on PATH that adds FRR's pathspace (-N). The same inventory runs lvs_pool's leave and
 rejoin, which playbooks/edge.yml runs around a node with changes pending: in BGP mode they
-drain the node through the frr role when its peer announces the VIP, and bring it back."""
+drain the node through the frr role when its peer announces the VIP, and bring it back, and
+leave an operator's prepend drain as it is.
+
+The namespaces, FRR and nginx are built once for the module; each test starts from a fresh
+node's state (no drain mark, no applied digest, the gates restarted and announcing)."""
 
 import json
 import os
@@ -27,7 +31,7 @@ import pytest
 import yaml
 from role_template import REPO
 from test_frr_bgp import run, wait_for
-from test_frr_vip_ecmp import ROUTER_ASN, Edge, render_edge_settings, wired
+from test_frr_vip_ecmp import ROUTER_ASN, Edge, render_edges, wired
 from test_frr_vip_ecmp import router_nexthops as vip_nexthops
 
 EDGE_ASN = 64600
@@ -76,11 +80,6 @@ def edge_settings(name: str, directory: Path) -> dict:
         "frr_vips": [VIP],
         "frr_vip_drain_file": str(directory / "vip-drain"),
     }
-
-
-def render_edge(edge: Edge) -> tuple[Path, Path]:
-    """frr.conf and edge-vip-announce of `edge` as the role renders them."""
-    return render_edge_settings(edge.directory, edge.name, edge_settings(edge.name, edge.directory))
 
 
 def router_nexthops(router: str) -> set[str]:
@@ -176,22 +175,44 @@ def hold_connection_to(client: str, edge: str, directory: Path) -> subprocess.Po
     pytest.fail(f"no connection of 64 reached {edge}")
 
 
-@pytest.fixture
-def topology(tmp_path):
-    """{router, client, edges}: FRR on the router and both edges, nginx and the gates running,
-    the router's ECMP route to the VIP via both edges."""
-    with wired(tmp_path, "edgedrain", EDGES, (CLIENT, CLIENT_GATEWAY), ROUTER_CONFIG) as wiring:
+@pytest.fixture(scope="module")
+def wiring(tmp_path_factory):
+    """{router, client, edges, both}: FRR on the router and both edges, nginx and the gates
+    running, the router's ECMP route to the VIP via both edges. Built once for this module's
+    tests (its setup is most of a test's time); `topology` gives each its starting state."""
+    directory = tmp_path_factory.mktemp("edgedrain")
+    with wired(directory, "edgedrain", EDGES, (CLIENT, CLIENT_GATEWAY), ROUTER_CONFIG) as wiring:
         router, client, edges = wiring
-        for edge in edges.values():
-            frr_conf, gate = render_edge(edge)
+        settings = {name: edge_settings(name, edge.directory) for name, edge in edges.items()}
+        rendered = render_edges(edges, settings)
+        for name, edge in edges.items():
+            frr_conf = rendered[name][0]
             edge.speaker.start()
             edge.speaker.configure(frr_conf)
             edge.set_ready(True)
             edge.start_nginx()
-            edge.start_gate(gate)
         both = {address for _, address in EDGES.values()}
-        wait_for(lambda: router_nexthops(router.name) == both, "ECMP via both edges")
         yield {"router": router, "client": client, "edges": edges, "both": both}
+
+
+@pytest.fixture
+def topology(wiring):
+    """The wiring as a fresh node has it: no drain mark, no applied digest, each edge's gate
+    started anew (which puts back the VIP's local route) and announcing, the router's ECMP
+    route via both edges."""
+    router, edges = wiring["router"].name, wiring["edges"]
+    for edge in edges.values():
+        if edge.gate is not None and edge.gate.poll() is None:
+            edge.gate.terminate()
+            edge.gate.wait(timeout=60)
+        for state in ("vip-drain", "applied-digest"):
+            (edge.directory / state).unlink(missing_ok=True)
+    # The stopped gates' withdrawals have reached the router: what it has next is the new ones'.
+    wait_for(lambda: router_nexthops(router) == set(), "both gates' routes withdrawn")
+    for edge in edges.values():
+        edge.start_gate(edge.directory / "edge-vip-announce")
+    wait_for(lambda: router_nexthops(router) == wiring["both"], "ECMP via both edges")
+    return wiring
 
 
 def test_drain_withdraws_or_prepends_waits_for_connections_and_undrain_announces(
@@ -303,3 +324,29 @@ def test_edge_yml_leave_and_rejoin_drain_a_bgp_node_and_emptied_vips_leave_no_ga
         assert changes in recap(result), result.stdout
     assert run(*local) == ""
     assert not any(path.exists() for path in files)
+
+
+def test_a_prepend_drained_node_stays_drained_across_leave_and_rejoin(topology):
+    """edge.yml's leave and rejoin (lvs_pool) beside an operator's drain: a node that
+    playbooks/drain.yml prepended (frr_vip_drain_mode=prepend) still announces its VIPs, but is
+    not in the path for the leave to take out and the rejoin to bring back: its drain mark stays
+    until undrain.yml. (Before, the rejoin wrote "announce" over it: the node took full traffic
+    again in the middle of its maintenance.)"""
+    router, edges = topology["router"].name, topology["edges"]
+    mark = edges["edge1"].directory / "vip-drain"
+    digest = edges["edge1"].directory / "applied-digest"
+    pending = ("-e", "lvs_pool_applied_digest=new")
+    result = run_entry_point(edges, "drain", "-e", "frr_vip_drain_mode=prepend")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(lambda: router_nexthops(router) == {EDGES["edge2"][1]}, "edge1 prepended")
+
+    for entry_point in ("leave", "rejoin"):
+        result = run_tasks(edges, "edge1", "lvs_pool", entry_point, *pending)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert mark.read_text() == "prepend\n", (entry_point, result.stdout)
+    assert digest.read_text() == "new\n"
+    assert router_nexthops(router) == {EDGES["edge2"][1]}
+
+    result = run_entry_point(edges, "undrain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(lambda: router_nexthops(router) == topology["both"], "edge1 back in the ECMP")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from role_template import render_role_template
+from role_template import Rendering, render_role_templates
 from test_frr_bgp import Speaker, run, wait_for
 
 ROUTER_ASN, EDGE_ASN = 64500, 64600
@@ -84,42 +84,6 @@ http {{
     }}
 }}
 """
-
-
-def render_edge_settings(directory: Path, name: str, settings: dict) -> tuple[Path, Path]:
-    """frr.conf and edge-vip-announce of edge `name` with the role variables `settings`, as
-    the role renders them (each checked as the role checks it)."""
-    (directory / "hosts.yml").write_text(
-        yaml.safe_dump({"all": {"children": {"edge": {"hosts": {name: {}}}}}})
-    )
-    frr_conf, gate = (
-        render_role_template(
-            "frr",
-            template,
-            directory / Path(template).stem,
-            settings,
-            inventory=str(directory / "hosts.yml"),
-            host=name,
-            validate=validate,
-        )
-        for template, validate in (
-            ("etc/frr/frr.conf.j2", "vtysh --dryrun --inputfile %s"),
-            ("usr/local/libexec/frr/edge-vip-announce.j2", "sh -n %s"),
-        )
-    )
-    return frr_conf, gate
-
-
-def render_edge(directory: Path, name: str) -> tuple[Path, Path]:
-    router_address, address = EDGES[name]
-    settings = {
-        "frr_asn": EDGE_ASN,
-        "frr_router_id": address,
-        "frr_upstream_peers": [{"address": router_address, "asn": ROUTER_ASN}],
-        "frr_vips": [VIP],
-        "frr_vip_route_protocol": ROUTE_PROTOCOL,
-    }
-    return render_edge_settings(directory, name, settings)
 
 
 class Edge:
@@ -182,6 +146,37 @@ class Edge:
                     process.kill()
                     process.wait()
         self.speaker.stop()
+
+
+def render_edges(edges: dict[str, Edge], settings: dict[str, dict]) -> dict[str, tuple[Path, Path]]:
+    """frr.conf and edge-vip-announce of each of `edges` with its role variables (`settings`,
+    by name), as the role renders them (each checked as the role checks it), in one
+    ansible-playbook run: {name: (frr.conf, edge-vip-announce)}."""
+    inventory = next(iter(edges.values())).directory.parent / "render-hosts.yml"
+    hosts = {name: {} for name in edges}
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"edge": {"hosts": hosts}}}}))
+    templates = (
+        ("etc/frr/frr.conf.j2", "vtysh --dryrun --inputfile %s"),
+        ("usr/local/libexec/frr/edge-vip-announce.j2", "sh -n %s"),
+    )
+    renderings = [
+        Rendering(template, edge.directory / Path(template).stem, settings[name], name, validate)
+        for name, edge in edges.items()
+        for template, validate in templates
+    ]
+    rendered = iter(render_role_templates("frr", renderings, inventory=str(inventory)))
+    return {name: (next(rendered), next(rendered)) for name in edges}
+
+
+def edge_settings(name: str) -> dict:
+    router_address, address = EDGES[name]
+    return {
+        "frr_asn": EDGE_ASN,
+        "frr_router_id": address,
+        "frr_upstream_peers": [{"address": router_address, "asn": ROUTER_ASN}],
+        "frr_vips": [VIP],
+        "frr_vip_route_protocol": ROUTE_PROTOCOL,
+    }
 
 
 def router_nexthops(router: str, vip: str = VIP) -> set[str]:
@@ -304,12 +299,13 @@ def topology(tmp_path):
     started yet."""
     with wired(tmp_path, "edgevip", EDGES, (CLIENT, CLIENT_GATEWAY), ROUTER_CONFIG) as wiring:
         router, client, edges = wiring
+        rendered = render_edges(edges, {name: edge_settings(name) for name in edges})
         scripts = {}
         for name, edge in edges.items():
             # Of the gate's protocol but no VIP: the route-map must keep it to the node.
             decoy = ("route", "add", DECOY, "dev", "lo", "proto", str(ROUTE_PROTOCOL))
             run("ip", "-n", edge.namespace, *decoy)
-            frr_conf, scripts[name] = render_edge(edge.directory, name)
+            frr_conf, scripts[name] = rendered[name]
             edge.speaker.start()
             edge.speaker.configure(frr_conf)
             edge.set_ready(True)

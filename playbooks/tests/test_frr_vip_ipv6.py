@@ -17,11 +17,10 @@ import os
 import signal
 import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 from test_frr_bgp import run, wait_for
-from test_frr_vip_ecmp import ROUTER_ASN, Edge, render_edge_settings, wired
+from test_frr_vip_ecmp import ROUTER_ASN, render_edges, wired
 
 EDGE_ASN = 64600
 VIP = "2001:db8:183::100"
@@ -67,10 +66,9 @@ ROUTER_CONFIG = textwrap.dedent(f"""\
     """)
 
 
-def render_edge(edge: Edge) -> tuple[Path, Path]:
-    """frr.conf and edge-vip-announce of `edge` as the role renders them."""
-    router_address, _, router_id = EDGES[edge.name]
-    settings = {
+def edge_settings(name: str) -> dict:
+    router_address, _, router_id = EDGES[name]
+    return {
         "frr_asn": EDGE_ASN,
         "frr_router_id": router_id,
         "frr_upstream_peers": [{"address": router_address, "asn": ROUTER_ASN, "bfd": True}],
@@ -78,7 +76,6 @@ def render_edge(edge: Edge) -> tuple[Path, Path]:
         "frr_bgp_keepalive": HOLD_TIME // 3,
         "frr_bgp_holdtime": HOLD_TIME,
     }
-    return render_edge_settings(edge.directory, edge.name, settings)
 
 
 def router_devices(router: str) -> set[str]:
@@ -114,8 +111,9 @@ def topology(tmp_path):
     client = (CLIENT, CLIENT_GATEWAY)
     with wired(tmp_path, "edgevip6", links, client, ROUTER_CONFIG, ipv6=True, bfd=True) as wiring:
         router, client, edges = wiring
-        for edge in edges.values():
-            frr_conf, gate = render_edge(edge)
+        rendered = render_edges(edges, {name: edge_settings(name) for name in edges})
+        for name, edge in edges.items():
+            frr_conf, gate = rendered[name]
             edge.speaker.start()
             edge.speaker.configure(frr_conf)
             edge.set_ready(True)

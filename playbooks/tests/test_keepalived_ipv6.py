@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from keepalived_netns import INTERFACE, keepalived_nodes, run, wait_for_holders
-from role_template import render_role_template
+from role_template import Rendering, render_role_templates
 
 NODES = {
     "edge1": ("198.18.10.11", "2001:db8:10::11", 150),
@@ -27,8 +27,10 @@ VIP, VIP6 = "198.18.10.100", "2001:db8:10::100"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 
-def render(directory: Path, host: str, template: str, validate: str | None) -> Path:
-    """`template` of the keepalived role for `host`, its leave mark in `directory`."""
+def render(directory: Path) -> dict[str, tuple[Path, Path]]:
+    """Each node's VRRP filter (checked by nft) and keepalived.conf in directory/<host>, its
+    leave mark beside them, all in one ansible-playbook run: {host: (vrrp.nft,
+    keepalived.conf)}."""
     hosts = {
         name: {
             "keepalived_node_address": f"{address}/24",
@@ -54,32 +56,36 @@ def render(directory: Path, host: str, template: str, validate: str | None) -> P
         "keepalived_check_nginx": False,
         "keepalived_check_agent": False,
         "keepalived_script_user": "root",
-        "keepalived_leave_file": str(directory / "leave"),
     }
-    return render_role_template(
-        "keepalived",
-        template,
-        directory / Path(template).stem,
-        settings,
-        inventory=str(inventory),
-        host=host,
-        validate=validate,
+    templates = (
+        ("etc/edge-vrrp/vrrp.nft.j2", "nft --check --file %s"),
+        ("etc/keepalived/keepalived.conf.j2", None),
     )
+    renderings = []
+    for host in NODES:
+        (directory / host).mkdir()
+        host_settings = {**settings, "keepalived_leave_file": str(directory / host / "leave")}
+        for template, validate in templates:
+            destination = directory / host / Path(template).stem
+            renderings.append(Rendering(template, destination, host_settings, host, validate))
+    rendered = iter(render_role_templates("keepalived", renderings, inventory=str(inventory)))
+    return {host: (next(rendered), next(rendered)) for host in NODES}
 
 
 @pytest.fixture
 def nodes(tmp_path):
     """Each node's namespace (INTERFACE with both addresses), its VRRP filter loaded,
     running keepalived: {host: (namespace, directory)}."""
+    rendered = render(tmp_path)
 
     def configure(host: str, namespace: str, directory: Path) -> Path:
         address, address6, _ = NODES[host]
         run("ip", "-n", namespace, "address", "add", f"{address}/24", "dev", INTERFACE)
         # nodad: usable at once as VRRP's source, not after duplicate address detection.
         run("ip", "-n", namespace, "address", "add", f"{address6}/64", "dev", INTERFACE, "nodad")
-        ruleset = render(directory, host, "etc/edge-vrrp/vrrp.nft.j2", "nft --check --file %s")
+        ruleset, config = rendered[host]
         run("ip", "netns", "exec", namespace, "nft", "--file", str(ruleset))
-        return render(directory, host, "etc/keepalived/keepalived.conf.j2", None)
+        return config
 
     with keepalived_nodes(tmp_path, "edgevrrp6", list(NODES), configure) as found:
         yield found

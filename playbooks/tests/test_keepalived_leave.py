@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 from keepalived_netns import INTERFACE, holders, keepalived_nodes, run, wait_for_holders
-from role_template import render_role_template
+from role_template import Rendering, render_role_templates
 
 NODES = {"edge1": ("198.18.10.11", 150), "edge2": ("198.18.10.12", 100)}
 VIP = "198.18.10.100"
 
 
-def render_config(directory: Path, host: str) -> Path:
-    """keepalived.conf of `host`, its leave mark in `directory`."""
+def render_configs(directory: Path) -> dict[str, Path]:
+    """keepalived.conf of each node in directory/<host>, its leave mark beside it, all in one
+    ansible-playbook run."""
     hosts = {
         name: {"keepalived_node_address": f"{address}/24", "keepalived_priority": priority}
         for name, (address, priority) in NODES.items()
@@ -36,26 +37,28 @@ def render_config(directory: Path, host: str) -> Path:
         "keepalived_check_nginx": False,
         "keepalived_check_agent": False,
         "keepalived_script_user": "root",
-        "keepalived_leave_file": str(directory / "leave"),
     }
-    return render_role_template(
-        "keepalived",
-        "etc/keepalived/keepalived.conf.j2",
-        directory / "keepalived.conf",
-        settings,
-        inventory=str(inventory),
-        host=host,
-    )
+    renderings = []
+    for host in NODES:
+        (directory / host).mkdir()
+        host_settings = {**settings, "keepalived_leave_file": str(directory / host / "leave")}
+        destination = directory / host / "keepalived.conf"
+        renderings.append(
+            Rendering("etc/keepalived/keepalived.conf.j2", destination, host_settings, host)
+        )
+    configs = render_role_templates("keepalived", renderings, inventory=str(inventory))
+    return dict(zip(NODES, configs, strict=True))
 
 
 @pytest.fixture
 def nodes(tmp_path):
     """Each node's namespace (INTERFACE with its address) running keepalived with its
     rendered configuration: {host: (namespace, directory)}."""
+    configs = render_configs(tmp_path)
 
     def configure(host: str, namespace: str, directory: Path) -> Path:
         run("ip", "-n", namespace, "address", "add", f"{NODES[host][0]}/24", "dev", INTERFACE)
-        return render_config(directory, host)
+        return configs[host]
 
     with keepalived_nodes(tmp_path, "edgeleave", list(NODES), configure) as found:
         yield found
