@@ -14,12 +14,14 @@ FRR 8.4 installs BGP's multipath routes as plain (hash-threshold) groups: when a
 comes back, flows to the edges that stayed move too. With resilient hashing (the default) this
 process mirrors each VIP's route, as zebra installs it in the main table, into table
 MIRROR_TABLE through a resilient nexthop group (Linux 5.13), and a rule sends the VIPs' packets
-there first: an edge that leaves gives its buckets to the others and nothing else moves. An
-edge that comes back should get only buckets idle for `idle_timer` seconds; measured on
-kernel 6.18, it gets its former buckets back at once, busy or not (docs/bgp.md, "The lab").
-The mirror follows zebra's route on every route or nexthop event of the
-kernel (`ip monitor`), within milliseconds. `--no-resilient` leaves zebra's plain ECMP alone:
-the drill measures both.
+there first: an edge that leaves gives its buckets to the others and nothing else moves, and
+an edge that comes back gets only buckets idle for `idle_timer` seconds. The group always has
+one more member, a next hop of weight 1 that gets no bucket (the tracker): the kernel chooses
+a bucket, and marks it busy, only for a group of two members or more, so with one edge left
+and no tracker every bucket looked idle however busy, and a returning edge took busy buckets
+of the one that stayed (docs/bgp.md, "The lab"). The mirror follows zebra's route on every
+route or nexthop event of the kernel (`ip monitor`), within milliseconds. `--no-resilient`
+leaves zebra's plain ECMP alone: the drill measures both.
 
 Standard library only: it runs on the cluster node image (lab/cluster_image.sh: FRR).
 """
@@ -48,6 +50,13 @@ MIRROR_TABLE = 100
 MIRROR_RULE_PRIORITY = 100
 NEXTHOP_ID_BASE = 1_000_000
 GROUP_ID = NEXTHOP_ID_BASE
+TRACKER_ID = NEXTHOP_ID_BASE - 1
+# Weights: an edge's against the tracker's. The kernel gives a member DIV_ROUND_CLOSEST(buckets
+# * its share of the weights) buckets; with these the tracker's share rounds to 0 buckets as
+# long as there are at most MAX_BUCKETS, even next to one edge (128 * 255/256 = 127.5 -> 128).
+EDGE_WEIGHT = 255
+TRACKER_WEIGHT = 1
+MAX_BUCKETS = 128
 # A returning edge takes over only buckets idle this long (seconds): long enough that a
 # keep-alive connection's bucket is never idle, short enough that new flows reach it soon.
 IDLE_SECONDS = 1
@@ -141,15 +150,18 @@ def mirror_commands(
     plan: RouterPlan, vip: str, members: frozenset[str], group_exists: bool
 ) -> list[list[str]]:
     """`ip` arguments that make table MIRROR_TABLE's route to `vip` use exactly `members` (the
-    edges zebra's route has) through the resilient group: replaced in place, so the kernel
-    keeps every bucket of an edge that stays."""
+    edges zebra's route has, and the tracker) through the resilient group: replaced in place,
+    so the kernel keeps every bucket of an edge that stays."""
     if not members:
         return [["route", "del", f"{vip}/32", "table", str(MIRROR_TABLE)]]
     ids = nexthop_ids(plan.edges)
     unknown = sorted(members - ids.keys())
     if unknown:
         raise ValueError(f"next hops {unknown} are not edges of this router ({plan.edges})")
-    group = "/".join(str(ids[edge]) for edge in plan.edges if edge in members)
+    group = "/".join(
+        [f"{ids[edge]},{EDGE_WEIGHT}" for edge in plan.edges if edge in members]
+        + [f"{TRACKER_ID},{TRACKER_WEIGHT}"]
+    )
     if group_exists:  # the bucket count and timers are fixed at creation: members only
         kind = ["type", "resilient"]
     else:
@@ -190,6 +202,9 @@ class Mirror:
         self.group_exists = False
 
     def set_up(self) -> None:
+        # The tracker never gets a bucket: any next hop does, one on the edges' link is simplest.
+        tracker_device = device_towards(self.plan.edges[0])
+        ip("nexthop", "replace", "id", str(TRACKER_ID), "dev", tracker_device)
         for edge, nexthop_id in nexthop_ids(self.plan.edges).items():
             ip(
                 "nexthop",
@@ -281,8 +296,8 @@ def parse_plan(argv: list[str] | None = None) -> RouterPlan:
     hashing.add_argument("--resilient-buckets", type=int, default=128)
     hashing.add_argument("--no-resilient", action="store_true", help="zebra's plain ECMP")
     args = parser.parse_args(argv)
-    if not args.no_resilient and not 2 <= args.resilient_buckets <= 4096:
-        parser.error("--resilient-buckets must be 2-4096")
+    if not args.no_resilient and not 2 <= args.resilient_buckets <= MAX_BUCKETS:
+        parser.error(f"--resilient-buckets must be 2-{MAX_BUCKETS}: more give the tracker one")
     return RouterPlan(
         asn=args.asn,
         router_id=str(args.router_id),

@@ -29,6 +29,10 @@ def test_the_plan_has_resilient_hashing_unless_told_otherwise():
     assert router.parse_plan([*ARGS, "--no-resilient"]).resilient_buckets == 0
     with pytest.raises(SystemExit):
         router.parse_plan([*ARGS, "--resilient-buckets", "1"])
+    # More buckets than 128 would give the tracker one next to a lone edge (router.py).
+    assert router.parse_plan([*ARGS, "--resilient-buckets", "128"]).resilient_buckets == 128
+    with pytest.raises(SystemExit):
+        router.parse_plan([*ARGS, "--resilient-buckets", "129"])
 
 
 def test_the_frr_configuration_takes_the_vips_from_every_edge_and_passes_frrs_parser(tmp_path):
@@ -65,13 +69,15 @@ def test_gateways_of_one_route_and_of_ecmp():
 def test_the_mirror_creates_the_group_once_then_changes_only_its_members():
     first = router.mirror_commands(PLAN, VIP, frozenset({EDGE1, EDGE2}), group_exists=False)
     assert first[0] == [
-        *("nexthop", "replace", "id", "1000000", "group", "1000001/1000002"),
+        *("nexthop", "replace", "id", "1000000", "group", "1000001,255/1000002,255/999999,1"),
         *("type", "resilient", "buckets", "128", "idle_timer", "1", "unbalanced_timer", "0"),
     ]
     assert first[1] == ["route", "replace", f"{VIP}/32", "nhid", "1000000", "table", "100"]
+    # One edge left: still a group of two with the tracker, so the kernel marks busy buckets.
     later = router.mirror_commands(PLAN, VIP, frozenset({EDGE2}), group_exists=True)
     assert later[0] == [
-        *("nexthop", "replace", "id", "1000000", "group", "1000002", "type", "resilient")
+        *("nexthop", "replace", "id", "1000000", "group", "1000002,255/999999,1"),
+        *("type", "resilient"),
     ]
     assert router.mirror_commands(PLAN, VIP, frozenset(), group_exists=True) == [
         ["route", "del", f"{VIP}/32", "table", "100"]
@@ -123,7 +129,7 @@ def test_the_mirror_keeps_the_buckets_of_an_edge_that_stays(tmp_path):
         lines = result.stdout.splitlines()
         both, survivor, none, back = (json.loads(line) for line in lines if line.startswith("["))
         first, second = router.nexthop_ids(PLAN.edges).values()
-        assert len(both) == 128 and set(both) == {first, second}
+        assert len(both) == 128 and set(both) == {first, second}  # the tracker has none
         assert survivor == [second] * 128
         assert none == survivor  # the route is gone; the group stays for the edges' return
         # Back to two: every bucket is still the survivor's or idle long enough to move.
@@ -134,5 +140,72 @@ def test_the_mirror_keeps_the_buckets_of_an_edge_that_stays(tmp_path):
         rule = subprocess.run([*run, "rule", "show", "priority", "100"],
                               capture_output=True, text=True, check=True)  # fmt: skip
         assert f"to {VIP} lookup 100" in rule.stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+# Flows through the router's own lookups (`ip route get` picks a bucket and marks it busy, as
+# a forwarded packet does): held flows while one edge is left, then that edge's partner back.
+HELD_FLOWS_SCRIPT = textwrap.dedent(f"""\
+    import importlib.util, json, sys
+    spec = importlib.util.spec_from_file_location("router", {str(LAB / "router.py")!r})
+    router = importlib.util.module_from_spec(spec)
+    sys.modules["router"] = router
+    spec.loader.exec_module(router)
+    # A bucket used once in the last hour stays: what moves at the return is what was never used.
+    router.IDLE_SECONDS = 3600
+    mirror = router.Mirror(router.parse_plan({ARGS!r}))
+    mirror.set_up()
+
+    def zebra_installs(*edges):
+        router.ip("route", "del", "{VIP}/32", "proto", "bgp", check=False)
+        hops = [p for edge in edges for p in ("nexthop", "via", edge)]
+        router.ip("route", "add", "{VIP}/32", "proto", "bgp", *hops)
+        mirror.sync()
+
+    def via(port):
+        argv = ["-json", "route", "get", "{VIP}", "ipproto", "tcp", "sport", str(port)]
+        return json.loads(router.ip(*argv, "dport", "80"))[0]["gateway"]
+
+    zebra_installs("{EDGE1}", "{EDGE2}")
+    zebra_installs("{EDGE2}")
+    held = {{port: via(port) for port in range(40000, 40032)}}  # the flows of the one left
+    zebra_installs("{EDGE1}", "{EDGE2}")
+    buckets = router.ip("-json", "nexthop", "bucket", "list", "id", str(router.GROUP_ID))
+    print(json.dumps({{
+        "held": held,
+        "after": {{port: via(port) for port in held}},
+        "buckets": sorted(b["bucket"]["nhid"] for b in json.loads(buckets)),
+    }}))
+    """)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root")
+def test_an_edge_that_comes_back_takes_no_bucket_busy_while_the_other_was_alone():
+    namespace = f"bgplab-held-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        run = ["ip", "-n", namespace]
+        subprocess.run([*run, "link", "add", "name", "r0", "type", "veth", "peer", "name", "r1"],
+                       check=True)  # fmt: skip
+        subprocess.run([*run, "address", "add", "198.51.100.2/24", "dev", "r0"], check=True)
+        subprocess.run([*run, "link", "set", "r0", "up"], check=True)
+        subprocess.run([*run, "link", "set", "r1", "up"], check=True)
+        subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-qw",
+                        "net.ipv4.fib_multipath_hash_policy=1"], check=True)  # fmt: skip
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", HELD_FLOWS_SCRIPT],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        outcome = json.loads(result.stdout.splitlines()[-1])
+        assert set(outcome["held"].values()) == {EDGE2}
+        # Every held flow stays with the edge that served it alone; the returning edge gets
+        # its half of the buckets at once, all from the ones no flow had used.
+        assert outcome["after"] == outcome["held"]
+        first, second = router.nexthop_ids(PLAN.edges).values()
+        assert outcome["buckets"] == [first] * 64 + [second] * 64
     finally:
         subprocess.run(["ip", "netns", "del", namespace], check=False)
