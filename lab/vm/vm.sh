@@ -60,7 +60,13 @@ start() {
     *) accel_args=(-accel "tcg,thread=multi,tb-size=128" -cpu max) ;;
   esac
   last_octet=${address##*.}
-  cmdline="root=/dev/nvme0n1 rw console=ttyS0 net.ifnames=0 quiet fsck.mode=skip panic=1"
+  # The disk is emulated by the same starved host threads as the CPU: under TCG on a busy
+  # host an I/O can wait longer than the guest driver's 30 s, which then aborts it, fails
+  # the writes and remounts / read-only (clean-clone run 29, docs/lab.md). A slow lab disk
+  # is not a dead one: the timeouts are an hour. loglevel 5 keeps the driver's warnings
+  # (timeouts, resets) in the console file, the evidence when a VM's disk fails anyway.
+  cmdline="root=/dev/nvme0n1 rw console=ttyS0 net.ifnames=0 loglevel=5 fsck.mode=skip panic=1"
+  cmdline+=" nvme_core.io_timeout=3600 nvme_core.admin_timeout=3600"
   cmdline+=" systemd.hostname=$name edge_vm.address=$address/$VM_PREFIX"
   cmdline+=" edge_vm.gateway=$VM_HOST_ADDRESS"
   "$REPO/lab/vm/net.sh" tap "tap-$name"
