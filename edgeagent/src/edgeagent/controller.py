@@ -32,7 +32,9 @@ unchanged and nothing reloads. Each sync writes the certificate files and state.
 before applying (a reload, or a restart, then loads what this sync knows), and after
 applying pushes to nginx's control endpoint (push.py: the whole state after a reload,
 else what changed since the last push; a failed push is retried in full, with a
-backoff of its own). Every `verify_interval` the agent compares the version nginx holds
+backoff of its own). A sync whose generation serves already reloads nothing, so its
+state.txt is written after the push instead: at 100,000 Ingresses encoding it takes
+longer than the push. Every `verify_interval` the agent compares the version nginx holds
 with its last push: a restarted nginx holds state.txt's, and gets the whole state again.
 
 Outcomes (see apply.py): unchanged bytes stop before anything is written. When nginx -t
@@ -256,6 +258,7 @@ class Controller:
         self._render_memo = render.Memo()
         self._first = True
         self._last_blocks: dict[str, render.Block] | None = None
+        self._serving_generation: str | None = None
         self._serving_model: model.Model | None = None
         self._quarantine: dict[str, tuple[str, str]] = {}
         """Host server blocks nginx -t refused: block id -> (fingerprint, nginx's reason)."""
@@ -407,7 +410,10 @@ class Controller:
             built, rendered = self._candidate(whole, snapshot["ingresses"])
             rendered_at = time.monotonic()
         state = self._dynamic_state(built)
-        if state is not None and not self.dynamic_push.write_files(state):
+        # A generation that serves already is no reload: nginx takes the change by the push,
+        # and state.txt (20 MB at 100k Ingresses) is written after it, off the change's path.
+        reloads = rendered.generation != self._serving_generation
+        if state is not None and not self.dynamic_push.write_files(state, state_file=reloads):
             self._schedule_retry()
             return None
         if rendered.generation == self._rejected:
@@ -442,17 +448,18 @@ class Controller:
         self.metrics.syncs.labels(result.outcome.value).inc()
         if result.outcome in (Outcome.APPLIED, Outcome.FAILED):  # a reload was attempted
             self.metrics.reload_causes.labels(cause).inc()
-        self._report(result, built, attachment, snapshot["ingresses"], phases)
-        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
-            self._last_blocks = rendered.blocks
-            self._serving_model = built
-        if state is not None:
+        if state is not None:  # before the report: the change serves once pushed
             applied = result.outcome is Outcome.APPLIED
             if result.outcome is not Outcome.UNCHANGED and not applied:
                 state = self._served_state(state, built)
-                self.dynamic_push.write_files(state)  # what a restarted nginx loads
             if self._push(state, full=applied) and applied:
                 self.dynamic_push.remove_unused_certificates(state)
+            self.dynamic_push.write_files(state)  # what a restarted nginx loads
+        self._report(result, built, attachment, snapshot["ingresses"], phases)
+        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+            self._last_blocks = rendered.blocks
+            self._serving_generation = rendered.generation
+            self._serving_model = built
         if self._first:
             self._first = False
             gc.freeze()  # see the module docstring
