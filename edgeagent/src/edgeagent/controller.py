@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import logging
 import threading
 import time
@@ -71,6 +72,7 @@ from edgeagent.gateway.attachment import Attachment
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.push import DynamicPush
+from edgeagent.remembered import Remembered
 from edgeagent.status import StatusPublisher
 
 log = logging.getLogger(__name__)
@@ -151,50 +153,66 @@ def _backends(spec: dict[str, Any]) -> list[Any]:
     return backends
 
 
-def references(ingresses: list[Object], prefix: str) -> References:
+def references(
+    ingresses: list[Object],
+    prefix: str,
+    each: Callable[[list[Object]], list[Named]] | None = None,
+) -> References:
     """Every Service, Secret and ConfigMap named by any Ingress (of any class: a superset
     is safe): in `spec.tls`, or by an annotation under `prefix` (in the Ingress's own
     namespace only: default-backend names a Service; the cluster Service of a mirror-target
-    or an auth-url in any)."""
+    or an auth-url in any). `each`: `named_by` of each Ingress, from memory (the
+    controller's, remembered.py)."""
+    named = each(ingresses) if each else [named_by(ingress, prefix) for ingress in ingresses]
+    by_kind = zip(*named, strict=True) if named else ((), (), ())
+    return References(*(frozenset(itertools.chain.from_iterable(keys)) for keys in by_kind))
+
+
+Named = tuple[tuple[Key, ...], tuple[Key, ...], tuple[Key, ...]]
+"""The Services, Secrets and ConfigMaps one Ingress names: tuples, the empty one shared,
+as the controller keeps one per Ingress (100,000 sets would take about 60 MB more)."""
+
+
+def named_by(ingress: Object, prefix: str) -> Named:
+    """What one Ingress names (see `references`)."""
     services, secrets, config_maps = set(), set(), set()
-    for ingress in ingresses:
-        namespace = key_of(ingress)[0]
-        metadata = ingress.get("metadata")
-        written = metadata.get("annotations") if isinstance(metadata, dict) else None
-        for keys, named in (
-            (annotations.SECRET_KEYS, secrets),
-            (annotations.CONFIG_MAP_KEYS, config_maps),
-        ):
-            for key in keys:
-                value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
-                if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
-                    named.add((namespace, value.rpartition("/")[2]))
-        for key, service_of in (
-            (mirror.TARGET, mirror.service_of),
-            (extauth.URL, extauth.service_of),
-        ):
-            url = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
-            named = service_of(url) if url is not None else None
-            if named is not None:
-                services.add(named[:2])
-        default_backend = (
-            written.get(f"{prefix}/{annotations.errorpages.DEFAULT_BACKEND}")
-            if isinstance(written, dict)
-            else None
-        )
-        if isinstance(default_backend, str):
-            services.add((namespace, default_backend))
-        spec = ingress.get("spec")
-        if not isinstance(spec, dict):
-            continue
-        for backend in _backends(spec):
-            service = backend.get("service") if isinstance(backend, dict) else None
-            if isinstance(service, dict) and isinstance(service.get("name"), str):
-                services.add((namespace, service["name"]))
-        for tls in spec.get("tls") or []:
-            if isinstance(tls, dict) and isinstance(tls.get("secretName"), str):
-                secrets.add((namespace, tls["secretName"]))
-    return References(frozenset(services), frozenset(secrets), frozenset(config_maps))
+    namespace = key_of(ingress)[0]
+    metadata = ingress.get("metadata")
+    written = metadata.get("annotations") if isinstance(metadata, dict) else None
+    for keys, named in (
+        (annotations.SECRET_KEYS, secrets),
+        (annotations.CONFIG_MAP_KEYS, config_maps),
+    ):
+        for key in keys:
+            value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
+            if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
+                named.add((namespace, value.rpartition("/")[2]))
+    for key, service_of in (
+        (mirror.TARGET, mirror.service_of),
+        (extauth.URL, extauth.service_of),
+    ):
+        url = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
+        named = service_of(url) if url is not None else None
+        if named is not None:
+            services.add(named[:2])
+    default_backend = (
+        written.get(f"{prefix}/{annotations.errorpages.DEFAULT_BACKEND}")
+        if isinstance(written, dict)
+        else None
+    )
+    if isinstance(default_backend, str):
+        services.add((namespace, default_backend))
+    spec = ingress.get("spec")
+    if not isinstance(spec, dict):
+        return tuple(services), tuple(secrets), tuple(config_maps)
+    for backend in _backends(spec):
+        service = backend.get("service") if isinstance(backend, dict) else None
+        if isinstance(service, dict) and isinstance(service.get("name"), str):
+            services.add((namespace, service["name"]))
+    for tls in spec.get("tls") or []:
+        if isinstance(tls, dict) and isinstance(tls.get("secretName"), str):
+            secrets.add((namespace, tls["secretName"]))
+    return tuple(services), tuple(secrets), tuple(config_maps)
 
 
 def _content(obj: Object | None, drop_status: bool) -> Object | None:
@@ -244,6 +262,9 @@ class Controller:
         self._on_first_sync = on_first_sync
         self._references = References()
         self._references_known = False
+        prefix = options.annotations.annotations_prefix
+        self._named = Remembered(lambda ingress: named_by(ingress, prefix))
+        """What each Ingress names, while it is the same object (cache.py: never modified)."""
         backend = options.annotations.default_backend_service
         self._agent_default_backend = frozenset([tuple(backend.split("/"))] if backend else [])
         """--default-backend-service: referenced whether an Ingress names it or not."""
@@ -312,7 +333,9 @@ class Controller:
         return resource.reference_key(obj) not in getattr(self._references, resource.referenced_as)
 
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
-        named = references(snapshot["ingresses"], self.options.annotations.annotations_prefix)
+        named = references(
+            snapshot["ingresses"], self.options.annotations.annotations_prefix, self._named.each
+        )
         self._references = References(
             named.services
             | self._agent_default_backend
