@@ -353,6 +353,8 @@ def table(document: dict[str, Any]) -> str:
             continue
         entry = document["goals"][key]
         load = f"{entry['load_average'][0]:g} → {entry['load_average_end'][0]:g}"
+        if "kept_from" in entry:  # measured by an earlier run (run.py's _keep_earlier)
+            load += f" (run of {entry['kept_from'][:16]})"
         value = f"{document[key]:g} {goal.unit}".rstrip()
         rows.append(
             f"| `{key}` | {goal.title} | {value} | {goal.text} | {_verdict(entry['met'])} "

@@ -46,6 +46,9 @@ from edge import BenchEdge
 
 T = TypeVar("T")
 STEP_TIMEOUT = 120.0
+# STEP_TIMEOUT holds for 10k Ingresses; a sync or a change of the dynamic part's larger
+# edges gets more in proportion (600 s at 100k): its wait is on the whole cluster's size.
+STEP_TIMEOUT_INGRESSES = 20000
 RELOAD_ROUNDS = 3
 # Kept for the 10k reload measurement and the teardown after the change samples.
 RESERVE_SECONDS = 90.0
@@ -189,12 +192,17 @@ PART_OF = {
 }
 
 
+def step_timeout(count: int) -> float:
+    return STEP_TIMEOUT * max(1.0, count / STEP_TIMEOUT_INGRESSES)
+
+
 def run_dynamic(root: pathlib.Path, count: int, results: report.Results) -> None:
     """The default (dynamic) mode's figures on an edge of their own: sync, new Ingresses
     (change.py, as in the static part) and memory; at 10k also dynamic_mode.py's figures
     and the master's memory across reloads."""
     scale = f"{_scale_name(count)}-dynamic"
     keys = DYNAMIC_KEYS[count]
+    timeout = step_timeout(count)
     details: dict[str, Any] = {}
     results.details[scale] = details
     print(f"[bench] {scale}: preloading the API", flush=True)
@@ -204,7 +212,7 @@ def run_dynamic(root: pathlib.Path, count: int, results: report.Results) -> None
     ) as edge:
         details["preload_seconds"] = round(edge.preload_seconds, 2)
         details["sync"], load = _step(
-            scale, "sync from agent start", lambda: sync.sync_from_start(edge, STEP_TIMEOUT)
+            scale, "sync from agent start", lambda: sync.sync_from_start(edge, timeout)
         )
         details["sync_load_average"] = load["load_average"][0]
         results.record(keys["sync"], details["sync"]["seconds"], **load)
@@ -213,7 +221,7 @@ def run_dynamic(root: pathlib.Path, count: int, results: report.Results) -> None
             measured, load = _step(
                 scale,
                 "1,000 endpoint changes, long-lived connections, endpoint change to traffic",
-                lambda: dynamic_mode.measure(edge, DYNAMIC_SAMPLES, STEP_TIMEOUT),
+                lambda: dynamic_mode.measure(edge, DYNAMIC_SAMPLES, timeout),
             )
             details.update(measured, load_average=load["load_average"][0])
             figures = (
@@ -230,7 +238,7 @@ def run_dynamic(root: pathlib.Path, count: int, results: report.Results) -> None
         changed, load = _step(
             scale,
             f"change to traffic, up to {DYNAMIC_CHANGE_SAMPLES} samples",
-            lambda: change.change_to_traffic(edge, DYNAMIC_CHANGE_SAMPLES, STEP_TIMEOUT, deadline),
+            lambda: change.change_to_traffic(edge, DYNAMIC_CHANGE_SAMPLES, timeout, deadline),
         )
         details["change_to_traffic"] = changed
         load["samples"] = len(changed["samples_ms"])
@@ -250,7 +258,7 @@ def run_dynamic(root: pathlib.Path, count: int, results: report.Results) -> None
             memory, load = _step(
                 scale,
                 f"nginx master memory across {MEMORY_RELOADS} reloads",
-                lambda: reload.master_rss_across_reloads(edge, MEMORY_RELOADS, STEP_TIMEOUT),
+                lambda: reload.master_rss_across_reloads(edge, MEMORY_RELOADS, timeout),
             )
             details["reloads_memory"] = memory
             figures = (memory["first_mb"], memory["last_mb"], memory["growth_pct"])
@@ -301,20 +309,55 @@ def run_gateway(root: pathlib.Path, samples: int, results: report.Results) -> No
         results.record(key, value, **load)
 
 
-def _keep_earlier(results: report.Results, path: pathlib.Path, parts: set[str]) -> None:
-    """Figures of the parts not run this time, from the previous JSON (marked as such)."""
+# What each default-mode figure is measured on: the 10k edge, or the 100k one.
+DYNAMIC_SCALE_OF = {
+    **dict.fromkeys(DYNAMIC_FIGURES + MEMORY_FIGURES, 10000),
+    **{key: count for count, keys in DYNAMIC_KEYS.items() for key in keys.values()},
+}
+
+
+def measured_by(key: str) -> tuple[str, int | None]:
+    """The run that measures a figure: its part, and for the dynamic part its Ingress
+    count (a run of `--dynamic-scales 100000` alone leaves the 10k edge's figures alone)."""
+    part = PART_OF.get(key, "static")
+    return part, DYNAMIC_SCALE_OF.get(key) if part == "dynamic" else None
+
+
+def planned_runs(parts: set[str], dynamic_scales: list[int]) -> set[tuple[str, int | None]]:
+    """What `measured_by` names, for the runs of these arguments."""
+    runs = {(part, None) for part in parts - {"dynamic"}}
+    if "dynamic" in parts:
+        runs |= {("dynamic", count) for count in dynamic_scales}
+    return runs
+
+
+def _details_measured_by(scale: str) -> tuple[str, int | None]:
+    """`measured_by` of a details entry: "10k" (static), "1k-peers", "100k-dynamic"..."""
+    count, _, part = scale.partition("-")
+    if part == "dynamic":
+        return part, int(count.removesuffix("k")) * 1000
+    return part or "static", None
+
+
+def _keep_earlier(
+    results: report.Results, path: pathlib.Path, runs: set[tuple[str, int | None]]
+) -> None:
+    """The figures this run does not measure, from the previous JSON, each marked with the
+    start of the run that measured it (`kept_from`)."""
     try:
         earlier = json.loads(path.read_text())
     except (OSError, ValueError):
         return
     for key, entry in earlier.get("goals", {}).items():
-        if PART_OF.get(key, "static") not in parts and key in report.GOALS:
+        if measured_by(key) not in runs and key in report.GOALS and key in earlier:
             context = {k: v for k, v in entry.items() if k not in ("max", "min", "met", "unit")}
+            context.setdefault("kept_from", earlier.get("started"))
             results.record(key, earlier[key], **context)
     for scale, details in earlier.get("details", {}).items():
-        if isinstance(details, dict) and scale not in results.details:
+        if isinstance(details, dict) and _details_measured_by(scale) not in runs:
             results.details[scale] = details
-    results.details["earlier_run"] = earlier.get("started")
+    if results.figures:
+        results.details["earlier_run"] = earlier.get("started")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -356,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     results = report.new_results()
     results.details["load_average_at_start"] = report.load_average()
     failed = False
-    if parts != {"static", "gateway", "dynamic", "peers"}:
-        _keep_earlier(results, args.json, parts)
+    _keep_earlier(results, args.json, planned_runs(parts, dynamic_scales))
     runs: list[Callable[[pathlib.Path], None]] = []
     if "static" in parts:
         for count in (int(text) for text in args.scales.split(",")):

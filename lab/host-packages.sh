@@ -23,6 +23,8 @@
 #   qemu-system-x86, qemu-utils the VM lab and molecule -s lvs (real LVS on Debian's kernel)
 #   frr                         bgpd, vtysh and frr-reload.py for the frr role's tests (BGP
 #                               between network namespaces, each with its own pathspace)
+#   strace, linux-perf          bench/cpu_per_request.py: system calls and hottest functions
+#                               per proxied request, for the side by side's account
 set -euo pipefail
 
 readonly PACKAGES=(
@@ -32,6 +34,7 @@ readonly PACKAGES=(
   openssl curl iproute2 sslscan python3-venv wrk prometheus haproxy nghttp2-client
   qemu-system-x86 qemu-utils
   frr
+  strace linux-perf
 )
 
 missing=()

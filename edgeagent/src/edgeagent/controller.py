@@ -32,7 +32,9 @@ unchanged and nothing reloads. Each sync writes the certificate files and state.
 before applying (a reload, or a restart, then loads what this sync knows), and after
 applying pushes to nginx's control endpoint (push.py: the whole state after a reload,
 else what changed since the last push; a failed push is retried in full, with a
-backoff of its own). Every `verify_interval` the agent compares the version nginx holds
+backoff of its own). A sync whose generation serves already reloads nothing, so its
+state.txt is written after the push instead: at 100,000 Ingresses encoding it takes
+longer than the push. Every `verify_interval` the agent compares the version nginx holds
 with its last push: a restarted nginx holds state.txt's, and gets the whole state again.
 
 Outcomes (see apply.py): unchanged bytes stop before anything is written. When nginx -t
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import logging
 import threading
 import time
@@ -69,6 +72,7 @@ from edgeagent.gateway.attachment import Attachment
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.push import DynamicPush
+from edgeagent.remembered import Remembered
 from edgeagent.status import StatusPublisher
 
 log = logging.getLogger(__name__)
@@ -149,50 +153,66 @@ def _backends(spec: dict[str, Any]) -> list[Any]:
     return backends
 
 
-def references(ingresses: list[Object], prefix: str) -> References:
+def references(
+    ingresses: list[Object],
+    prefix: str,
+    each: Callable[[list[Object]], list[Named]] | None = None,
+) -> References:
     """Every Service, Secret and ConfigMap named by any Ingress (of any class: a superset
     is safe): in `spec.tls`, or by an annotation under `prefix` (in the Ingress's own
     namespace only: default-backend names a Service; the cluster Service of a mirror-target
-    or an auth-url in any)."""
+    or an auth-url in any). `each`: `named_by` of each Ingress, from memory (the
+    controller's, remembered.py)."""
+    named = each(ingresses) if each else [named_by(ingress, prefix) for ingress in ingresses]
+    by_kind = zip(*named, strict=True) if named else ((), (), ())
+    return References(*(frozenset(itertools.chain.from_iterable(keys)) for keys in by_kind))
+
+
+Named = tuple[tuple[Key, ...], tuple[Key, ...], tuple[Key, ...]]
+"""The Services, Secrets and ConfigMaps one Ingress names: tuples, the empty one shared,
+as the controller keeps one per Ingress (100,000 sets would take about 60 MB more)."""
+
+
+def named_by(ingress: Object, prefix: str) -> Named:
+    """What one Ingress names (see `references`)."""
     services, secrets, config_maps = set(), set(), set()
-    for ingress in ingresses:
-        namespace = key_of(ingress)[0]
-        metadata = ingress.get("metadata")
-        written = metadata.get("annotations") if isinstance(metadata, dict) else None
-        for keys, named in (
-            (annotations.SECRET_KEYS, secrets),
-            (annotations.CONFIG_MAP_KEYS, config_maps),
-        ):
-            for key in keys:
-                value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
-                if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
-                    named.add((namespace, value.rpartition("/")[2]))
-        for key, service_of in (
-            (mirror.TARGET, mirror.service_of),
-            (extauth.URL, extauth.service_of),
-        ):
-            url = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
-            named = service_of(url) if url is not None else None
-            if named is not None:
-                services.add(named[:2])
-        default_backend = (
-            written.get(f"{prefix}/{annotations.errorpages.DEFAULT_BACKEND}")
-            if isinstance(written, dict)
-            else None
-        )
-        if isinstance(default_backend, str):
-            services.add((namespace, default_backend))
-        spec = ingress.get("spec")
-        if not isinstance(spec, dict):
-            continue
-        for backend in _backends(spec):
-            service = backend.get("service") if isinstance(backend, dict) else None
-            if isinstance(service, dict) and isinstance(service.get("name"), str):
-                services.add((namespace, service["name"]))
-        for tls in spec.get("tls") or []:
-            if isinstance(tls, dict) and isinstance(tls.get("secretName"), str):
-                secrets.add((namespace, tls["secretName"]))
-    return References(frozenset(services), frozenset(secrets), frozenset(config_maps))
+    namespace = key_of(ingress)[0]
+    metadata = ingress.get("metadata")
+    written = metadata.get("annotations") if isinstance(metadata, dict) else None
+    for keys, named in (
+        (annotations.SECRET_KEYS, secrets),
+        (annotations.CONFIG_MAP_KEYS, config_maps),
+    ):
+        for key in keys:
+            value = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
+            if isinstance(value, str) and value.rpartition("/")[0] in ("", namespace):
+                named.add((namespace, value.rpartition("/")[2]))
+    for key, service_of in (
+        (mirror.TARGET, mirror.service_of),
+        (extauth.URL, extauth.service_of),
+    ):
+        url = written.get(f"{prefix}/{key}") if isinstance(written, dict) else None
+        named = service_of(url) if url is not None else None
+        if named is not None:
+            services.add(named[:2])
+    default_backend = (
+        written.get(f"{prefix}/{annotations.errorpages.DEFAULT_BACKEND}")
+        if isinstance(written, dict)
+        else None
+    )
+    if isinstance(default_backend, str):
+        services.add((namespace, default_backend))
+    spec = ingress.get("spec")
+    if not isinstance(spec, dict):
+        return tuple(services), tuple(secrets), tuple(config_maps)
+    for backend in _backends(spec):
+        service = backend.get("service") if isinstance(backend, dict) else None
+        if isinstance(service, dict) and isinstance(service.get("name"), str):
+            services.add((namespace, service["name"]))
+    for tls in spec.get("tls") or []:
+        if isinstance(tls, dict) and isinstance(tls.get("secretName"), str):
+            secrets.add((namespace, tls["secretName"]))
+    return tuple(services), tuple(secrets), tuple(config_maps)
 
 
 def _content(obj: Object | None, drop_status: bool) -> Object | None:
@@ -242,6 +262,9 @@ class Controller:
         self._on_first_sync = on_first_sync
         self._references = References()
         self._references_known = False
+        prefix = options.annotations.annotations_prefix
+        self._named = Remembered(lambda ingress: named_by(ingress, prefix))
+        """What each Ingress names, while it is the same object (cache.py: never modified)."""
         backend = options.annotations.default_backend_service
         self._agent_default_backend = frozenset([tuple(backend.split("/"))] if backend else [])
         """--default-backend-service: referenced whether an Ingress names it or not."""
@@ -256,6 +279,7 @@ class Controller:
         self._render_memo = render.Memo()
         self._first = True
         self._last_blocks: dict[str, render.Block] | None = None
+        self._serving_generation: str | None = None
         self._serving_model: model.Model | None = None
         self._quarantine: dict[str, tuple[str, str]] = {}
         """Host server blocks nginx -t refused: block id -> (fingerprint, nginx's reason)."""
@@ -314,7 +338,9 @@ class Controller:
         return resource.reference_key(obj) not in getattr(self._references, resource.referenced_as)
 
     def _prepare(self, snapshot: dict[str, list[Object]]) -> None:
-        named = references(snapshot["ingresses"], self.options.annotations.annotations_prefix)
+        named = references(
+            snapshot["ingresses"], self.options.annotations.annotations_prefix, self._named.each
+        )
         self._references = References(
             named.services
             | self._agent_default_backend
@@ -412,7 +438,10 @@ class Controller:
             built, rendered = self._candidate(whole, snapshot["ingresses"])
             rendered_at = time.monotonic()
         state = self._dynamic_state(built)
-        if state is not None and not self.dynamic_push.write_files(state):
+        # A generation that serves already is no reload: nginx takes the change by the push,
+        # and state.txt (20 MB at 100k Ingresses) is written after it, off the change's path.
+        reloads = rendered.generation != self._serving_generation
+        if state is not None and not self.dynamic_push.write_files(state, state_file=reloads):
             self._schedule_retry()
             return None
         if rendered.generation == self._rejected:
@@ -447,17 +476,18 @@ class Controller:
         self.metrics.syncs.labels(result.outcome.value).inc()
         if result.outcome in (Outcome.APPLIED, Outcome.FAILED):  # a reload was attempted
             self.metrics.reload_causes.labels(cause).inc()
-        self._report(result, built, attachment, snapshot["ingresses"], phases)
-        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
-            self._last_blocks = rendered.blocks
-            self._serving_model = built
-        if state is not None:
+        if state is not None:  # before the report: the change serves once pushed
             applied = result.outcome is Outcome.APPLIED
             if result.outcome is not Outcome.UNCHANGED and not applied:
                 state = self._served_state(state, built)
-                self.dynamic_push.write_files(state)  # what a restarted nginx loads
             if self._push(state, full=applied) and applied:
                 self.dynamic_push.remove_unused_certificates(state)
+            self.dynamic_push.write_files(state)  # what a restarted nginx loads
+        self._report(result, built, attachment, snapshot["ingresses"], phases)
+        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+            self._last_blocks = rendered.blocks
+            self._serving_generation = rendered.generation
+            self._serving_model = built
         if self._first:
             self._first = False
             gc.freeze()  # see the module docstring

@@ -10,6 +10,7 @@ state again. A push that fails is retried in full after a growing delay (`Backof
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -36,19 +37,23 @@ class DynamicPush:
         """What the certificate files and state.txt on disk hold."""
         self.verify_at = time.monotonic() + verify_interval
 
-    def write_files(self, state: dynamic.State) -> bool:
-        """Certificate files and state.txt, before anything may reload nginx. False if
-        they could not be written (logged)."""
+    def write_files(self, state: dynamic.State, state_file: bool = True) -> bool:
+        """Certificate files and state.txt (unless `state_file` is False: no reload is
+        due before the next call), before anything may reload nginx. False if they could
+        not be written (logged)."""
         try:
             if state.certificates != self.written.certificates:
                 self.control.write_certificates(state)
             written = (self.written.backends, self.written.hosts, self.written.routes)
-            if (state.backends, state.hosts, state.routes) != written:
+            if state_file and (state.backends, state.hosts, state.routes) != written:
                 self.control.write_state(state)
         except OSError as error:
             log.error("cannot write the dynamic state", extra={"error": str(error)})
             return False
-        self.written = state
+        if state_file:
+            self.written = state
+        else:
+            self.written = dataclasses.replace(self.written, certificates=state.certificates)
         return True
 
     def verify(self) -> bool:

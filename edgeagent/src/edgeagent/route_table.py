@@ -53,6 +53,7 @@ from edgeagent.model import (
     Server,
     redirects_to_https,
 )
+from edgeagent.remembered import Remembered
 
 TABLE_MATCHES = ("exact", "prefix")
 # nginx's shared dict of the table (edge.conf's `lua_shared_dict edgeagent_routes`), and the
@@ -192,14 +193,18 @@ def route_bytes(server: Server) -> int:
     )
 
 
+# Per Server object, for every sync's table_hosts and route_table (remembered.py).
+_plain_servers = Remembered(plain_server)
+
+
 def _table_hosts(model: Model) -> frozenset[str]:
     passed_through = {host.host for host in model.passthrough}
     plain = sorted(
         # A dedicated Gateway's server (Server.addresses) answers on its addresses only.
         (
             s
-            for s in model.servers
-            if plain_server(s) and not s.addresses and s.host not in passed_through
+            for s, plain in zip(model.servers, _plain_servers.each(model.servers), strict=True)
+            if plain and not s.addresses and s.host not in passed_through
         ),
         key=lambda server: server.host,
     )
@@ -213,6 +218,8 @@ def _table_hosts(model: Model) -> frozenset[str]:
     # A host leaving the table renders a server, whose names may claim others: repeat.
     while True:
         claims = _Claims.of([s for s in model.servers if s.host not in table])
+        if not any(claims):  # no rendered name or wildcard: no host to ask
+            return frozenset(table)
         taken = {host for host in table if claims.take(host, host in any_depth)}
         if not taken:
             return frozenset(table)
@@ -247,4 +254,8 @@ def table_name(server: Server) -> str:
 
 def route_table(model: Model, hosts: frozenset[str]) -> Mapping[str, tuple[Route, ...]]:
     """Table name -> its rules, for the hosts `table_hosts` chose."""
-    return {table_name(server): routes(server) for server in model.servers if server.host in hosts}
+    chosen = [server for server in model.servers if server.host in hosts]
+    return dict(_table_routes.each(chosen))
+
+
+_table_routes = Remembered(lambda server: (table_name(server), routes(server)))

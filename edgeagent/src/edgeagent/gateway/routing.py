@@ -35,6 +35,7 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, replace
@@ -175,16 +176,22 @@ class _Router:
         self.index = index
         self.options = options
         self.attachment = attachment
-        self.slices: dict[Key, list[dict]] = {}
-        for each in inputs.endpoint_slices:
-            if isinstance(each, dict):
-                self.slices.setdefault(service_of(each), []).append(each)
         self.backends = model.backend_policy(options, inputs.nodes)
         self.nodes = nodeports.eligible_nodes(inputs.nodes)
         self.upstreams: dict[str, Upstream] = {}
         self.problems: list[Problem] = []
         self.lost_to_ingress: dict[tuple[str, Key], set[str]] = {}
         """What each route does not serve because an Ingress does: its status says so."""
+
+    @functools.cached_property
+    def slices(self) -> dict[Key, list[dict]]:
+        """EndpointSlices by Service, indexed once a route names one: a cluster of
+        Ingresses alone (100,000 slices) never pays for it."""
+        slices: dict[Key, list[dict]] = {}
+        for each in self.inputs.endpoint_slices:
+            if isinstance(each, dict):
+                slices.setdefault(service_of(each), []).append(each)
+        return slices
 
     def lost(self, route: Route, what: str) -> None:
         self.lost_to_ingress.setdefault(route_id(route), set()).add(what)
