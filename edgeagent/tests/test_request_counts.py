@@ -64,6 +64,7 @@ def site(tmp_path_factory):
                 "app",
                 rule("a.example.com", path("/", "app")),
                 rule("broken.example.com", path("/", "broken")),
+                rule("*.w.example.com", path("/", "app")),
             ),
             ingress(
                 "rendered",
@@ -87,6 +88,7 @@ def site(tmp_path_factory):
             request_series_max=SERIES_MAX,
         )
         assert "a.example.com" in dynamic.state_of(rendered.model).routes
+        assert "*.w.example.com" in dynamic.state_of(rendered.model).routes
         assert "r.example.com" not in dynamic.state_of(rendered.model).routes
         runner.start(rendered)
         control = Control(str(rendered.directory / "dynamic"), f"127.0.0.1:{rendered.ports.status}")
@@ -169,6 +171,38 @@ def test_plain_mode_says_it_counts_nothing():
     assert "edgeagent_request_counters_available 0.0" in text
     assert "plain mode has no Lua" in text
     assert f"\n{request_counts.REQUESTS}{{" not in text  # no sample
+
+
+def test_clients_add_no_label_sets(site):
+    """Host and method come from clients: a wildcard counts under its table name, a client
+    asking the route location itself under no host, a made-up method as OTHER."""
+
+    def total() -> int:
+        counts = site.counts()
+        return sum(s.count for s in counts.series) + counts.overflow
+
+    def hostile(name: str) -> None:
+        method = f"BREW{name.upper()}"
+        assert site.get(f"{name}.w.example.com").status == 200
+        # Proxied: the backend (Python's http.server) does not implement the method.
+        answer = request(site.rendered.ports.http, f"{name}.w.example.com", method=method)
+        assert answer.status == 501
+        for target in ("/_edgeagent-route", "//%5Fedgeagent-route"):
+            answer = request(site.rendered.ports.http, f"{name}.example.net", target, method=method)
+            assert answer.status == 404
+
+    before = total()
+    hostile("first")
+    eventually(lambda: total() == before + 4)  # the log phase runs after the answer is sent
+    known = by_key(site.counts())
+    assert known[("200", "GET", "*.w.example.com")].backend
+    assert known[("501", "OTHER", "*.w.example.com")].backend
+    before = total()
+    for letter in "abcdefghijklmnopqrst":
+        hostile(letter)
+    eventually(lambda: total() == before + 80)
+    assert by_key(site.counts()).keys() == known.keys()
+    assert not any(host.endswith(".example.net") for _, _, host in known)
 
 
 def test_label_sets_are_bounded_and_the_rest_counted_as_overflow(site):

@@ -12,9 +12,10 @@ server answers the counts (GET /edgeagent/requests, the control token). At each 
 
 so one query or one comparison (cutover.py) reads the edge and an in-cluster ingress-nginx
 alike. Not ingress-nginx's: no `path` or `canary` label (the edge counts per backend, not per
-location), and HOST is the server's name as the Ingress writes it (a route table host's is
-the request's Host). Requests nginx answered itself (no backend: a 404 of the default
-server, a redirect) have empty namespace, service and ingress.
+location), and HOST is the Ingress host as written (`*.example.com` for any name under a
+wildcard, never the client's Host, so clients cannot add label sets). Requests nginx
+answered itself (no backend: a 404 of the default server, a redirect) have empty namespace,
+service and ingress.
 
 The plain mode (no Lua) counts nothing: `edgeagent_request_counters_available` says 0 there,
 and a cutover refuses such an edge. The counters are nginx's: they survive reloads, and
@@ -109,10 +110,7 @@ def ingress_index(ingresses: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str
 
 
 def _ingress_of(index: Mapping[tuple[str, str, str], str], host: str, ns: str, svc: str) -> str:
-    found = index.get((host, ns, svc))
-    if found is None and "." in host:  # a request's Host under a wildcard rule
-        found = index.get(("*" + host[host.index(".") :], ns, svc))
-    return found or index.get(("", ns, svc), "")
+    return index.get((host, ns, svc)) or index.get(("", ns, svc), "")
 
 
 def families(

@@ -5,8 +5,9 @@
 -- cutover compares the edge with an in-cluster ingress-nginx from the same counters.
 --
 -- A series is one SERIES key "STATUS METHOD HOST BACKEND": HOST is the server's name, or
--- for a route table host (edgeagent_routes.lua, served by the default server) the
--- request's Host; BACKEND is $edgeagent_backend (empty: nginx answered itself). The agent
+-- for a route table host (edgeagent_routes.lua, served by the default server) the table
+-- entry's name ($edgeagent_route_host: *.example.com for any host under it); METHOD is
+-- one of METHODS or OTHER; BACKEND is $edgeagent_backend (empty: nginx answered itself). The agent
 -- turns BACKEND into namespace and service, and HOST and those into the Ingress.
 -- Per request: one key built, three increments of the shared dict (count, duration sum,
 -- duration bucket); nothing else is locked. The dict keeps, for series number N (1, 2...):
@@ -26,7 +27,11 @@ local counters = ngx.shared.edgeagent_requests
 -- ingress-nginx's --time-buckets default (Prometheus' DefBuckets), in seconds.
 local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 local INF = #BUCKETS + 1
-local ROUTE_LOCATION = "/_edgeagent-route"
+-- nginx accepts any method a client makes up: the others count as one, OTHER.
+local METHODS = {
+    GET = true, HEAD = true, POST = true, PUT = true, DELETE = true, PATCH = true,
+    OPTIONS = true, CONNECT = true, TRACE = true,
+}
 
 local max_series = 0
 
@@ -45,11 +50,17 @@ end
 
 function _M.log()
     local var = ngx.var
-    local host = var.server_name
-    if host == "_" then
-        host = var.uri == ROUTE_LOCATION and var.host or ""
+    -- Never the client's Host: edgeagent_routes.lua names the table entry that routed the
+    -- request (empty when none did, even for a client asking /_edgeagent-route itself).
+    local host = var.edgeagent_route_host or ""
+    if host == "" and var.server_name ~= "_" then
+        host = var.server_name
     end
-    local series = var.status .. " " .. var.request_method .. " " .. host .. " " .. (var.edgeagent_backend or "")
+    local method = var.request_method
+    if not METHODS[method] then
+        method = "OTHER"
+    end
+    local series = var.status .. " " .. method .. " " .. host .. " " .. (var.edgeagent_backend or "")
     if counters:incr("c" .. series, 1) == nil then
         local number = counters:incr("#series", 1, 0)
         if number > max_series then
