@@ -69,6 +69,7 @@ def site(tmp_path_factory):
             ingress(
                 "rendered",
                 rule("r.example.com", path("/slow", "slow")),
+                rule("*.rw.example.com", path("/slow", "slow")),
                 annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "2m"},
             ),
         ]
@@ -90,6 +91,7 @@ def site(tmp_path_factory):
         assert "a.example.com" in dynamic.state_of(rendered.model).routes
         assert "*.w.example.com" in dynamic.state_of(rendered.model).routes
         assert "r.example.com" not in dynamic.state_of(rendered.model).routes
+        assert "*.rw.example.com" not in dynamic.state_of(rendered.model).routes
         runner.start(rendered)
         control = Control(str(rendered.directory / "dynamic"), f"127.0.0.1:{rendered.ports.status}")
         control.push(dynamic.state_of(rendered.model), full=True)
@@ -171,6 +173,24 @@ def test_plain_mode_says_it_counts_nothing():
     assert "edgeagent_request_counters_available 0.0" in text
     assert "plain mode has no Lua" in text
     assert f"\n{request_counts.REQUESTS}{{" not in text  # no sample
+
+
+def test_a_rendered_wildcard_counts_under_its_host_as_written(site):
+    assert site.get("x.rw.example.com", "/slow").status == 200
+    wildcard = {
+        "status": "200",
+        "method": "GET",
+        "host": "*.rw.example.com",  # not its server_name, a regex
+        "namespace": "default",
+        "ingress": "rendered",
+        "service": "slow",
+    }
+
+    def exported():
+        samples = site.exported().get(request_counts.REQUESTS) or ()
+        return [value for labels, value in samples if labels == wildcard]
+
+    assert eventually(exported) == [1.0]
 
 
 def test_clients_add_no_label_sets(site):

@@ -4,7 +4,8 @@
 -- nginx_ingress_controller_request_duration_seconds (edgeagent's request_counts.py), so a
 -- cutover compares the edge with an in-cluster ingress-nginx from the same counters.
 --
--- A series is one SERIES key "STATUS METHOD HOST BACKEND": HOST is the server's name, or
+-- A series is one SERIES key "STATUS METHOD HOST BACKEND": HOST is the rendered server's
+-- host as written ($edgeagent_server_host: *.example.com, not $server_name's regex), or
 -- for a route table host (edgeagent_routes.lua, served by the default server) the table
 -- entry's name ($edgeagent_route_host: *.example.com for any host under it); METHOD is
 -- one of METHODS or OTHER; BACKEND is $edgeagent_backend (empty: nginx answered itself). The agent
@@ -53,8 +54,8 @@ function _M.log()
     -- Never the client's Host: edgeagent_routes.lua names the table entry that routed the
     -- request (empty when none did, even for a client asking /_edgeagent-route itself).
     local host = var.edgeagent_route_host or ""
-    if host == "" and var.server_name ~= "_" then
-        host = var.server_name
+    if host == "" then
+        host = var.edgeagent_server_host or ""
     end
     local method = var.request_method
     if not METHODS[method] then
