@@ -238,3 +238,10 @@ def test_label_sets_are_bounded_and_the_rest_counted_as_overflow(site):
     known = by_key(counts)[("200", "GET", "a.example.com")].count
     site.get("a.example.com")
     eventually(lambda: by_key(site.counts())[("200", "GET", "a.example.com")].count == known + 1)
+
+
+def test_the_dict_holds_every_series_at_its_largest():
+    """No count is evicted: SERIES_MAX series of SERIES_BYTES fit, beside the slab's pages."""
+    for series_max in (1, SERIES_MAX, request_counts.SERIES_MAX):
+        size = request_counts.requests_dict_mb(series_max) * 2**20
+        assert size >= series_max * request_counts.SERIES_BYTES + 2**20

@@ -35,11 +35,21 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SERIES_MAX = 5000
 """Label sets counted at most; the requests of any further one are counted as overflow.
-Host and method come from clients (a route table wildcard host, any method), so the set is
-unbounded without it; 5000 is ten per host at 500 hosts."""
-REQUESTS_DICT_MB = 16
-"""The shared dict: a series takes up to 14 keys of about 100 bytes plus the dict's
-overhead, about 3 kB, so SERIES_MAX fits in 16 MB with room."""
+Statuses come from backends (any code they answer), so the set is unbounded without it; 5000
+is ten per host at 500 hosts."""
+SERIES_BYTES = 4096
+"""What a series takes in the shared dict at most: its 16 keys (lua/edgeagent_requests.lua),
+14 small ones (a short key and a number) in 128-byte slab chunks (nginx's node of about
+70 bytes with key and value, rounded up to a power of two), "i" SERIES and "n" N in chunks of
+up to 512 bytes (a host is at most 253): 2.8 kB, rounded up."""
+
+
+def requests_dict_mb(series_max: int) -> int:
+    """The shared dict's size for `series_max` series: SERIES_BYTES each, and 1 MB for the
+    slab's own pages and the dict's two global keys, so no count is evicted."""
+    return -(-series_max * SERIES_BYTES // 2**20) + 1
+
+
 REQUESTS = "nginx_ingress_controller_requests"
 DURATION = "nginx_ingress_controller_request_duration_seconds"
 LABELS = ("status", "method", "host", "namespace", "ingress", "service")
