@@ -213,16 +213,18 @@ def test_clients_add_no_label_sets(site):
 
     before = total()
     hostile("first")
-    eventually(lambda: total() == before + 4)  # the log phase runs after the answer is sent
+    # The log phase runs after the answer is sent. The route location's 404s have no host
+    # (no table entry routed them) and no backend: not counted at all.
+    eventually(lambda: total() == before + 2)
     known = by_key(site.counts())
     assert known[("200", "GET", "*.w.example.com")].backend
     assert known[("501", "OTHER", "*.w.example.com")].backend
     before = total()
     for letter in "abcdefghijklmnopqrst":
         hostile(letter)
-    eventually(lambda: total() == before + 80)
+    eventually(lambda: total() == before + 40)
     assert by_key(site.counts()).keys() == known.keys()
-    assert not any(host.endswith(".example.net") for _, _, host in known)
+    assert not any(host.endswith(".example.net") or not host for _, _, host in known)
 
 
 def test_label_sets_are_bounded_and_the_rest_counted_as_overflow(site):

@@ -14,8 +14,9 @@ so one query or one comparison (cutover.py) reads the edge and an in-cluster ing
 alike. Not ingress-nginx's: no `path` or `canary` label (the edge counts per backend, not per
 location), and HOST is the Ingress host as written (`*.example.com` for any name under a
 wildcard, never the client's Host, so clients cannot add label sets). Requests nginx
-answered itself (no backend: a 404 of the default server, a redirect) have empty namespace,
-service and ingress.
+answered itself for an Ingress host (no backend: a 404 of a path no rule has, a redirect)
+have empty namespace, service and ingress; those of no Ingress host (the default server's
+404) are not counted, as ingress-nginx's --metrics-per-undefined-host=false.
 
 The plain mode (no Lua) counts nothing: `edgeagent_request_counters_available` says 0 there,
 and a cutover refuses such an edge. The counters are nginx's: they survive reloads, and

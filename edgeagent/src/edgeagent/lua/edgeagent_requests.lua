@@ -97,11 +97,17 @@ function _M.log()
     if host == "" then
         host = var.edgeagent_server_host or ""
     end
+    local backend = var.edgeagent_backend or ""
+    if host == "" and backend == "" then
+        -- A host no Ingress defines, answered by nginx itself: not counted, as ingress-nginx
+        -- (--metrics-per-undefined-host=false).
+        return
+    end
     local method = var.request_method
     if not METHODS[method] then
         method = "OTHER"
     end
-    local series = var.status .. " " .. method .. " " .. host .. " " .. (var.edgeagent_backend or "")
+    local series = var.status .. " " .. method .. " " .. host .. " " .. backend
     if #host > MAX_HOST or not count(series, tonumber(var.request_time) or 0) then
         counters:incr("#overflow", 1, 0)
     end
