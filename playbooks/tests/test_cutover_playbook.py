@@ -140,9 +140,9 @@ def run_cutover(tmp_path: Path, tiers, manifest: dict, steps: list[int]):
         "cutover_migrate_args": ["-f", str(tmp_path / "ingresses.yaml"), "--ingress-class", "edge"],
         "cutover_steps": steps,
         "cutover_soak_seconds": 2,
-        "cutover_thresholds": {
-            "max_error_points": 1.0,
-            "max_p99_increase_percent": 1000,  # loopback latencies: the errors decide here
+        "cutover_thresholds": {  # max_error_points: its default
+            # Loopback latencies on a busy machine vary a hundredfold: the errors decide here.
+            "max_p99_increase_percent": 1_000_000,
             "min_requests": 10,
         },
         "cutover_report_dir": str(tmp_path / "reports"),

@@ -150,6 +150,20 @@ def test_at_100_percent_the_edge_is_compared_with_the_last_step_that_measured_th
     assert verdict["verdict"] == "pass" and verdict["reference"] == baseline
 
 
+def test_partial_thresholds_take_the_defaults_and_the_verdict_says_which_applied():
+    """cutover_thresholds from -e with some keys only (the playbook reads min_requests)."""
+    verdict = cutover.edge_cutover_verdict(
+        tier(200, 1, 0.030), tier(1800, 9, 0.025), {"max_p99_increase_percent": 80}
+    )
+    assert verdict["verdict"] == "pass"
+    assert verdict["limits"] == {**cutover.DEFAULT_THRESHOLDS, "max_p99_increase_percent": 80}
+
+
+def test_an_unknown_threshold_is_refused():
+    with pytest.raises(AnsibleFilterError, match=r"unknown min_request \(known: max_error"):
+        cutover.edge_cutover_thresholds({"min_request": 10})
+
+
 @pytest.mark.parametrize(
     ("percent", "edges", "clusters", "weights"),
     [

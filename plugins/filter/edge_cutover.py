@@ -120,12 +120,25 @@ def edge_cutover_scrapes(pages, nodes):
     return [{"node": n, "before": before.get(n, ""), "after": after.get(n, "")} for n in nodes]
 
 
+def edge_cutover_thresholds(thresholds=None):
+    """`thresholds` (cutover_thresholds, perhaps only some keys, e.g. from -e) over
+    DEFAULT_THRESHOLDS; an unknown key is refused, as a typo would otherwise go unused."""
+    given = dict(thresholds or {})
+    unknown = sorted(set(given) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise AnsibleFilterError(
+            f"cutover_thresholds: unknown {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(DEFAULT_THRESHOLDS))})"
+        )
+    return {**DEFAULT_THRESHOLDS, **given}
+
+
 def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
     """Whether the edge did no worse than the in-cluster tier in a step: "pass", "fail"
-    (with the reasons) or "insufficient" (too few requests to say). `baseline`: the cluster
-    tier's figures of an earlier step, compared with when this step sent it too few (at
-    100 % it gets none)."""
-    limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    (with the reasons) or "insufficient" (too few requests to say), and the `limits` it
+    applied. `baseline`: the cluster tier's figures of an earlier step, compared with when
+    this step sent it too few (at 100 % it gets none)."""
+    limits = edge_cutover_thresholds(thresholds)
     minimum = int(limits["min_requests"])
     reference = cluster
     if cluster["requests"] < minimum and baseline is not None:
@@ -138,7 +151,12 @@ def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
             f"the in-cluster tier served {reference['requests']} requests, fewer than {minimum}"
         )
     if reasons:
-        return {"verdict": "insufficient", "reasons": reasons, "reference": reference}
+        return {
+            "verdict": "insufficient",
+            "reasons": reasons,
+            "reference": reference,
+            "limits": limits,
+        }
     points = (edge["error_rate"] - reference["error_rate"]) * 100
     if points > float(limits["max_error_points"]):
         reasons.append(
@@ -155,7 +173,12 @@ def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
                 f"in-cluster {reference_p99 * 1000:.1f} ms "
                 f"(at most {limits['max_p99_increase_percent']} %)"
             )
-    return {"verdict": "fail" if reasons else "pass", "reasons": reasons, "reference": reference}
+    return {
+        "verdict": "fail" if reasons else "pass",
+        "reasons": reasons,
+        "reference": reference,
+        "limits": limits,
+    }
 
 
 def edge_cutover_weights(percent, edge_servers=1, cluster_servers=1):
@@ -193,6 +216,7 @@ class FilterModule:
             "edge_cutover_tier": edge_cutover_tier,
             "edge_cutover_scrapes": edge_cutover_scrapes,
             "edge_cutover_verdict": edge_cutover_verdict,
+            "edge_cutover_thresholds": edge_cutover_thresholds,
             "edge_cutover_weights": edge_cutover_weights,
             "edge_cutover_refusals": edge_cutover_refusals,
         }
