@@ -65,7 +65,7 @@ class Counters:
             cumulative = 0
             for bound, added in zip((*BUCKETS, "+Inf"), buckets, strict=True):
                 cumulative += added
-                le = bound if bound == "+Inf" else repr(bound)
+                le = bound if bound == "+Inf" else format(bound, "g")  # "1", as ingress-nginx
                 lines.append(f'{DURATION}_bucket{{{_labels(labels)},le="{le}"}} {cumulative}')
             lines.append(f"{DURATION}_sum{{{_labels(labels)}}} {total!r}")
             lines.append(f"{DURATION}_count{{{_labels(labels)}}} {count}")

@@ -164,6 +164,10 @@ def test_the_agent_exports_them_with_ingress_nginx_labels(site):
         and sample["status"] == "200"
     ]
     assert infinite == [1.0]
+    # The bounds as ingress-nginx writes them (Go's %g), which queries may match as text.
+    text = generate_latest(site.registry).decode()
+    assert 'le="1",' in text and 'le="10",' in text and 'le="0.005",' in text
+    assert 'le="1.0"' not in text and 'le="10.0"' not in text
 
 
 def test_plain_mode_says_it_counts_nothing():

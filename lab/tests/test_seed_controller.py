@@ -118,3 +118,5 @@ def test_counts_requests_as_ingress_nginx_names_them(controller):
     assert samples[(f"{duration}_count", routed)] == 3
     assert samples[(f"{duration}_bucket", tuple(sorted((*routed, ("le", "+Inf")))))] == 3
     assert samples[(f"{duration}_sum", routed)] > 0
+    text = get(health_port, "/metrics")[1]
+    assert 'le="1"}' in text and 'le="10"}' in text and 'le="1.0"' not in text  # ingress-nginx's

@@ -47,7 +47,7 @@ def edge_page(requests: dict[str, list[float]], available: int = 1, overflow: in
     for status, durations in requests.items():
         for bound in (*BUCKETS, float("inf")):
             count = sum(1 for d in durations if d <= bound)
-            le = "+Inf" if bound == float("inf") else str(bound)
+            le = "+Inf" if bound == float("inf") else format(bound, "g")
             name = "nginx_ingress_controller_request_duration_seconds_bucket"
             lines.append(f'{name}{{{labels},status="{status}",le="{le}"}} {count}')
     return "\n".join(lines) + "\n"

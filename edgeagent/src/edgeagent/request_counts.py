@@ -150,7 +150,8 @@ def families(
         DURATION, "The request processing time in seconds", labels=LABELS
     )
     for labels, (total, buckets) in sorted(durations.items()):
-        bounds = [*(str(b) for b in BUCKETS), "+Inf"]
+        # As ingress-nginx (Go's %g): le="1", le="10", not Python's "1.0".
+        bounds = [*(format(b, "g") for b in BUCKETS), "+Inf"]
         histogram.add_metric(list(labels), list(zip(bounds, buckets, strict=True)), total)
     overflow = Metric(
         "edgeagent_request_counters_overflow",
