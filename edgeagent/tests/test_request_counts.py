@@ -251,3 +251,14 @@ def test_the_dict_holds_every_series_at_its_largest():
     for series_max in (1, SERIES_MAX, request_counts.SERIES_MAX):
         size = request_counts.requests_dict_mb(series_max) * 2**20
         assert size >= series_max * request_counts.SERIES_BYTES + 2**20
+
+
+def test_a_malformed_line_is_left_out_and_counted_not_the_whole_read():
+    buckets = " ".join(["1"] * (len(request_counts.BUCKETS) + 1))
+    good = f"200 GET a.example.com default-app-80\t1\t0.001000\t{buckets}"
+    text = "\n".join(["overflow 2", good, "200 GET a b c\t1\t0.1\t1", "junk", good]) + "\n"
+    counts = request_counts.parse(text)
+    assert [s.host for s in counts.series] == ["a.example.com"] * 2
+    assert (counts.overflow, counts.malformed) == (2, 2)
+    with pytest.raises(request_counts.CountsError, match="expected 'overflow N' first"):
+        request_counts.parse(good)

@@ -77,6 +77,8 @@ class Series:
 class Counts:
     series: tuple[Series, ...]
     overflow: int
+    malformed: int = 0
+    """Series lines not in the format, left out (one bad line must not lose the others)."""
 
 
 def parse(text: str) -> Counts:
@@ -85,21 +87,24 @@ def parse(text: str) -> Counts:
     head = lines[0].split(" ")
     if len(head) != 2 or head[0] != "overflow" or not head[1].isdigit():
         raise CountsError(f"expected 'overflow N' first, got {lines[0][:80]!r}")
-    series = []
-    for line in lines[1:]:
-        fields = line.split("\t")
-        key = fields[0].split(" ")
-        if len(fields) != 4 or len(key) != 4:
-            raise CountsError(f"malformed series {line[:120]!r}")
-        try:
-            buckets = tuple(int(b) for b in fields[3].split(" "))
-            count, duration_sum = int(fields[1]), float(fields[2])
-        except ValueError:
-            raise CountsError(f"malformed numbers in {line[:120]!r}") from None
-        if len(buckets) != len(BUCKETS) + 1:
-            raise CountsError(f"{len(buckets)} buckets in {line[:120]!r}")
-        series.append(Series(*key, count, duration_sum, buckets))
-    return Counts(tuple(series), int(head[1]))
+    series = [s for s in map(_series, lines[1:]) if s is not None]
+    return Counts(tuple(series), int(head[1]), len(lines) - 1 - len(series))
+
+
+def _series(line: str) -> Series | None:
+    """One series line; None: not in the format."""
+    fields = line.split("\t")
+    key = fields[0].split(" ")
+    if len(fields) != 4 or len(key) != 4:
+        return None
+    try:
+        buckets = tuple(int(b) for b in fields[3].split(" "))
+        count, duration_sum = int(fields[1]), float(fields[2])
+    except ValueError:
+        return None
+    if len(buckets) != len(BUCKETS) + 1:
+        return None
+    return Series(*key, count, duration_sum, buckets)
 
 
 def ingress_index(ingresses: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], str]:

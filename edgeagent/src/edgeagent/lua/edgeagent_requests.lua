@@ -103,6 +103,8 @@ function _M.log()
         -- (--metrics-per-undefined-host=false).
         return
     end
+    -- The reader splits a series at spaces and lines at tabs and newlines.
+    host = host:gsub("%s", "_")
     local method = var.request_method
     if not METHODS[method] then
         method = "OTHER"
