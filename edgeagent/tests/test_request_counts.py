@@ -8,6 +8,9 @@ refuses connections (502). Its nginx counts at most SERIES_MAX label sets, few e
 the last test to reach the bound.
 """
 
+import socket
+import threading
+
 import pytest
 from agentlab import eventually
 from edgeagent.cache import key_of
@@ -262,3 +265,20 @@ def test_a_malformed_line_is_left_out_and_counted_not_the_whole_read():
     assert (counts.overflow, counts.malformed) == (2, 2)
     with pytest.raises(request_counts.CountsError, match="expected 'overflow N' first"):
         request_counts.parse(good)
+
+
+def test_an_nginx_that_does_not_answer_makes_the_counters_unavailable_soon(tmp_path):
+    """The counters' own short timeout, not the pushes' (here an hour): the scrape goes on."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        control = Control(str(tmp_path), f"127.0.0.1:{silent.getsockname()[1]}", timeout=3600)
+        registry = CollectorRegistry()
+        registry.register(RequestCollector(control.request_counts, lambda: (), dict))
+        scraped: list[str] = []
+        scrape = threading.Thread(target=lambda: scraped.append(generate_latest(registry).decode()))
+        scrape.start()
+        scrape.join(timeout=60)  # generous: REQUESTS_TIMEOUT_SECONDS is 2
+        assert not scrape.is_alive()
+        assert "edgeagent_request_counters_available 0.0" in scraped[0]
+    finally:
+        silent.close()
