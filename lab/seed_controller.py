@@ -8,9 +8,9 @@ checks ask it, and `/metrics` has ingress-nginx's request counters,
 `nginx_ingress_controller_requests` and `nginx_ingress_controller_request_duration_seconds`
 (its default buckets), with the labels the edge's agent gives its own (edgeagent's
 request_counts.py): a cutover (playbooks/cutover.yml) compares the two tiers alike. A routed
-Host is its own Ingress and Service in namespace "default"; another Host's 404 has empty
-labels, as the edge's default server. Standard library only: it runs on the bare cluster
-node image.
+Host is its own Ingress and Service in namespace "default"; another Host's 404 is not
+counted, as neither ingress-nginx nor the edge counts a host no Ingress defines. Standard
+library only: it runs on the bare cluster node image.
 
     python3 seed_controller.py --route web1=198.19.0.21:80 --route web2=198.19.0.22:80
 """
@@ -65,7 +65,7 @@ class Counters:
             cumulative = 0
             for bound, added in zip((*BUCKETS, "+Inf"), buckets, strict=True):
                 cumulative += added
-                le = bound if bound == "+Inf" else repr(bound)
+                le = bound if bound == "+Inf" else format(bound, "g")  # "1", as ingress-nginx
                 lines.append(f'{DURATION}_bucket{{{_labels(labels)},le="{le}"}} {cumulative}')
             lines.append(f"{DURATION}_sum{{{_labels(labels)}}} {total!r}")
             lines.append(f"{DURATION}_count{{{_labels(labels)}}} {count}")
@@ -107,9 +107,11 @@ class ControllerHandler(Handler):
         started = time.monotonic()
         host = (self.headers.get("Host") or "").split(":")[0]
         status = self.proxy(host)
-        routed = host in self.routes
-        labels = (host, "default", host, host) if routed else ("", "", "", "")
-        COUNTERS.count((str(status), self.command, *labels), time.monotonic() - started)
+        # As ingress-nginx (--metrics-per-undefined-host=false): a Host no route defines
+        # is not counted.
+        if host in self.routes:
+            labels = (str(status), self.command, host, "default", host, host)
+            COUNTERS.count(labels, time.monotonic() - started)
 
     def proxy(self, host: str) -> int:
         """Answer the request; its status."""

@@ -218,6 +218,7 @@ ALLOWED_DIRECTIVES = {
     "http/server": {
         "listen",
         "server_name",
+        "set",  # $edgeagent_server_host only (below)
         "ssl_certificate",
         "ssl_certificate_key",
         "add_header",
@@ -353,6 +354,8 @@ BACKEND_TLS_FILE_DIRECTIVE = re.compile(
     r"(proxy|grpc)_ssl_(trusted_certificate|certificate|certificate_key)"
 )
 BACKEND_TLS_FILE = re.compile(r"/.*/auth/[0-9a-f]{16}\.(crt|pem)")
+# An Ingress or Gateway host as written: a DNS name, or one under a wildcard.
+HOST_AS_WRITTEN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 # A backend TLS policy's own keep-alive pool in the dynamic mode (annotations/proxyssl.py).
 DYNAMIC_POOL = re.compile(r"edgeagent_dynamic_t[0-9a-f]{6}")
 # A Gateway API RequestMirror's internal location (render_filters.MIRROR_PREFIX).
@@ -548,7 +551,10 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert location.endswith(f"_{code}"), args
     elif directive in ("proxy_intercept_errors", "grpc_intercept_errors"):
         assert args in (("on",), ("off",)), args
-    elif directive == "set" and args[0] == "$edgeagent_route_tls":
+    elif directive == "set" and args[0] == "$edgeagent_server_host":
+        # the request counters' host, as the Ingress writes it (edgeagent_requests.lua)
+        assert HOST_AS_WRITTEN.fullmatch(args[1]) and context == "http/server", args
+    elif directive == "set" and args[0] in ("$edgeagent_route_tls", "$edgeagent_route_host"):
         # the route table's location keeps what Lua chose (edgeagent_routes.lua)
         assert args[1] == args[0] and context == "http/server/location", args
     elif directive == "set":

@@ -8,6 +8,9 @@ refuses connections (502). Its nginx counts at most SERIES_MAX label sets, few e
 the last test to reach the bound.
 """
 
+import socket
+import threading
+
 import pytest
 from agentlab import eventually
 from edgeagent.cache import key_of
@@ -64,10 +67,12 @@ def site(tmp_path_factory):
                 "app",
                 rule("a.example.com", path("/", "app")),
                 rule("broken.example.com", path("/", "broken")),
+                rule("*.w.example.com", path("/", "app")),
             ),
             ingress(
                 "rendered",
                 rule("r.example.com", path("/slow", "slow")),
+                rule("*.rw.example.com", path("/slow", "slow")),
                 annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "2m"},
             ),
         ]
@@ -87,7 +92,9 @@ def site(tmp_path_factory):
             request_series_max=SERIES_MAX,
         )
         assert "a.example.com" in dynamic.state_of(rendered.model).routes
+        assert "*.w.example.com" in dynamic.state_of(rendered.model).routes
         assert "r.example.com" not in dynamic.state_of(rendered.model).routes
+        assert "*.rw.example.com" not in dynamic.state_of(rendered.model).routes
         runner.start(rendered)
         control = Control(str(rendered.directory / "dynamic"), f"127.0.0.1:{rendered.ports.status}")
         control.push(dynamic.state_of(rendered.model), full=True)
@@ -160,6 +167,10 @@ def test_the_agent_exports_them_with_ingress_nginx_labels(site):
         and sample["status"] == "200"
     ]
     assert infinite == [1.0]
+    # The bounds as ingress-nginx writes them (Go's %g), which queries may match as text.
+    text = generate_latest(site.registry).decode()
+    assert 'le="1",' in text and 'le="10",' in text and 'le="0.005",' in text
+    assert 'le="1.0"' not in text and 'le="10.0"' not in text
 
 
 def test_plain_mode_says_it_counts_nothing():
@@ -169,6 +180,58 @@ def test_plain_mode_says_it_counts_nothing():
     assert "edgeagent_request_counters_available 0.0" in text
     assert "plain mode has no Lua" in text
     assert f"\n{request_counts.REQUESTS}{{" not in text  # no sample
+
+
+def test_a_rendered_wildcard_counts_under_its_host_as_written(site):
+    assert site.get("x.rw.example.com", "/slow").status == 200
+    wildcard = {
+        "status": "200",
+        "method": "GET",
+        "host": "*.rw.example.com",  # not its server_name, a regex
+        "namespace": "default",
+        "ingress": "rendered",
+        "service": "slow",
+    }
+
+    def exported():
+        samples = site.exported().get(request_counts.REQUESTS) or ()
+        return [value for labels, value in samples if labels == wildcard]
+
+    assert eventually(exported) == [1.0]
+
+
+def test_clients_add_no_label_sets(site):
+    """Host and method come from clients: a wildcard counts under its table name, a client
+    asking the route location itself under no host, a made-up method as OTHER."""
+
+    def total() -> int:
+        counts = site.counts()
+        return sum(s.count for s in counts.series) + counts.overflow
+
+    def hostile(name: str) -> None:
+        method = f"BREW{name.upper()}"
+        assert site.get(f"{name}.w.example.com").status == 200
+        # Proxied: the backend (Python's http.server) does not implement the method.
+        answer = request(site.rendered.ports.http, f"{name}.w.example.com", method=method)
+        assert answer.status == 501
+        for target in ("/_edgeagent-route", "//%5Fedgeagent-route"):
+            answer = request(site.rendered.ports.http, f"{name}.example.net", target, method=method)
+            assert answer.status == 404
+
+    before = total()
+    hostile("first")
+    # The log phase runs after the answer is sent. The route location's 404s have no host
+    # (no table entry routed them) and no backend: not counted at all.
+    eventually(lambda: total() == before + 2)
+    known = by_key(site.counts())
+    assert known[("200", "GET", "*.w.example.com")].backend
+    assert known[("501", "OTHER", "*.w.example.com")].backend
+    before = total()
+    for letter in "abcdefghijklmnopqrst":
+        hostile(letter)
+    eventually(lambda: total() == before + 40)
+    assert by_key(site.counts()).keys() == known.keys()
+    assert not any(host.endswith(".example.net") or not host for _, _, host in known)
 
 
 def test_label_sets_are_bounded_and_the_rest_counted_as_overflow(site):
@@ -184,3 +247,38 @@ def test_label_sets_are_bounded_and_the_rest_counted_as_overflow(site):
     known = by_key(counts)[("200", "GET", "a.example.com")].count
     site.get("a.example.com")
     eventually(lambda: by_key(site.counts())[("200", "GET", "a.example.com")].count == known + 1)
+
+
+def test_the_dict_holds_every_series_at_its_largest():
+    """No count is evicted: SERIES_MAX series of SERIES_BYTES fit, beside the slab's pages."""
+    for series_max in (1, SERIES_MAX, request_counts.SERIES_MAX):
+        size = request_counts.requests_dict_mb(series_max) * 2**20
+        assert size >= series_max * request_counts.SERIES_BYTES + 2**20
+
+
+def test_a_malformed_line_is_left_out_and_counted_not_the_whole_read():
+    buckets = " ".join(["1"] * (len(request_counts.BUCKETS) + 1))
+    good = f"200 GET a.example.com default-app-80\t1\t0.001000\t{buckets}"
+    text = "\n".join(["overflow 2", good, "200 GET a b c\t1\t0.1\t1", "junk", good]) + "\n"
+    counts = request_counts.parse(text)
+    assert [s.host for s in counts.series] == ["a.example.com"] * 2
+    assert (counts.overflow, counts.malformed) == (2, 2)
+    with pytest.raises(request_counts.CountsError, match="expected 'overflow N' first"):
+        request_counts.parse(good)
+
+
+def test_an_nginx_that_does_not_answer_makes_the_counters_unavailable_soon(tmp_path):
+    """The counters' own short timeout, not the pushes' (here an hour): the scrape goes on."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        control = Control(str(tmp_path), f"127.0.0.1:{silent.getsockname()[1]}", timeout=3600)
+        registry = CollectorRegistry()
+        registry.register(RequestCollector(control.request_counts, lambda: (), dict))
+        scraped: list[str] = []
+        scrape = threading.Thread(target=lambda: scraped.append(generate_latest(registry).decode()))
+        scrape.start()
+        scrape.join(timeout=60)  # generous: REQUESTS_TIMEOUT_SECONDS is 2
+        assert not scrape.is_alive()
+        assert "edgeagent_request_counters_available 0.0" in scraped[0]
+    finally:
+        silent.close()

@@ -8,6 +8,7 @@ playbook as on a site. An edge whose backend refuses connections (502s) is worse
 cluster: the first step rolls back and the report says why."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -106,7 +107,7 @@ class Tiers:
         self.backends.stop_all()
 
 
-def run_cutover(tmp_path: Path, tiers, manifest: dict, steps: list[int]):
+def run_cutover(tmp_path: Path, tiers, manifest: dict, steps: list[int], **env: str):
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     metrics = "http://127.0.0.1:{}/metrics"
     inventory = {
@@ -140,9 +141,9 @@ def run_cutover(tmp_path: Path, tiers, manifest: dict, steps: list[int]):
         "cutover_migrate_args": ["-f", str(tmp_path / "ingresses.yaml"), "--ingress-class", "edge"],
         "cutover_steps": steps,
         "cutover_soak_seconds": 2,
-        "cutover_thresholds": {
-            "max_error_points": 1.0,
-            "max_p99_increase_percent": 1000,  # loopback latencies: the errors decide here
+        "cutover_thresholds": {  # max_error_points: its default
+            # Loopback latencies on a busy machine vary a hundredfold: the errors decide here.
+            "max_p99_increase_percent": 1_000_000,
             "min_requests": 10,
         },
         "cutover_report_dir": str(tmp_path / "reports"),
@@ -158,9 +159,10 @@ def run_cutover(tmp_path: Path, tiers, manifest: dict, steps: list[int]):
         text=True,
         cwd=REPO,
         env={
-            **__import__("os").environ,
+            **os.environ,
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
             "NO_COLOR": "1",
+            **env,
         },
         timeout=600,
     )
@@ -206,9 +208,16 @@ def test_a_healthy_edge_takes_every_step(tmp_path, tiers):
 
 @pytest.mark.parametrize("tiers", [False], indirect=True)
 def test_an_edge_answering_502_rolls_back_with_the_reason(tmp_path, tiers):
-    result, reports = run_cutover(tmp_path, tiers, manifest(), [10, 50, 100])
+    """Here without matplotlib on the controller: the PNG is left out with a warning, and
+    the outcome and its JSON report are as ever."""
+    no_matplotlib = tmp_path / "no-matplotlib"
+    (no_matplotlib / "matplotlib").mkdir(parents=True)
+    (no_matplotlib / "matplotlib" / "__init__.py").write_text("raise ImportError('removed')\n")
+    path = os.pathsep.join(filter(None, [str(no_matplotlib), os.environ.get("PYTHONPATH")]))
+    result, reports = run_cutover(tmp_path, tiers, manifest(), [10, 50, 100], PYTHONPATH=path)
     assert result.returncode != 0
     assert "Cutover stopped at 10 % and rolled back to 0 %" in result.stdout
+    assert "WARNING: no PNG beside" in result.stdout and "removed" in result.stdout
     (report,) = reports
     assert report["result"] == "rolled back"
     assert (int(report["failed_step"]), int(report["percent"])) == (10, 0)
@@ -216,7 +225,7 @@ def test_an_edge_answering_502_rolls_back_with_the_reason(tmp_path, tiers):
     (step,) = report["steps"]
     assert step["edge"]["errors"] == step["edge"]["requests"] > 0
     assert step["verdict"]["verdict"] == "fail"
-    assert len(list((tmp_path / "reports").glob("*.png"))) == 1
+    assert list((tmp_path / "reports").glob("*.png")) == []
 
 
 def test_an_ingress_the_edge_would_refuse_stops_it_before_any_step(tmp_path):

@@ -31,9 +31,12 @@ def cluster_page(requests: dict[str, list[float]]) -> str:
     return counters.exposition()
 
 
-def edge_page(requests: dict[str, list[float]], available: int = 1) -> str:
+def edge_page(requests: dict[str, list[float]], available: int = 1, overflow: int = 0) -> str:
     """The edge agent's page (untyped counter, as request_counts.families writes it)."""
-    lines = [f"edgeagent_request_counters_available {available}"]
+    lines = [
+        f"edgeagent_request_counters_available {available}",
+        f"edgeagent_request_counters_overflow {overflow}",
+    ]
     labels = 'host="web1",ingress="web1",method="GET",namespace="default",service="web1"'
     lines.append("# TYPE nginx_ingress_controller_requests untyped")
     for status, durations in requests.items():
@@ -44,7 +47,7 @@ def edge_page(requests: dict[str, list[float]], available: int = 1) -> str:
     for status, durations in requests.items():
         for bound in (*BUCKETS, float("inf")):
             count = sum(1 for d in durations if d <= bound)
-            le = "+Inf" if bound == float("inf") else str(bound)
+            le = "+Inf" if bound == float("inf") else format(bound, "g")
             name = "nginx_ingress_controller_request_duration_seconds_bucket"
             lines.append(f'{name}{{{labels},status="{status}",le="{le}"}} {count}')
     return "\n".join(lines) + "\n"
@@ -98,6 +101,30 @@ def test_the_edge_in_the_plain_mode_is_refused_with_the_reason():
         )
 
 
+def test_an_edge_without_counters_at_the_start_of_the_step_is_refused():
+    """Counters that appear during the step (the agent came up) would count all as grown."""
+    before = edge_page({"200": [0.01] * 500}, available=0)
+    after = edge_page({"200": [0.01] * 500})
+    with pytest.raises(AnsibleFilterError, match="edge node edge1 has no request counters"):
+        cutover.edge_cutover_tier(
+            [{"node": "edge1", "before": before, "after": after}], "edge", require_counters=True
+        )
+
+
+def test_requests_not_counted_by_label_set_give_no_verdict():
+    before = edge_page({"200": [0.01] * 100}, overflow=3)
+    after = edge_page({"200": [0.01] * 400}, overflow=10)
+    scrapes = [{"node": "edge1", "before": before, "after": after}]
+    edge = cutover.edge_cutover_tier(scrapes, "edge", require_counters=True)
+    assert edge["overflow"] == 7
+    verdict = cutover.edge_cutover_verdict(edge, tier(1800, 0, 0.01), THRESHOLDS)
+    assert verdict["verdict"] == "insufficient"
+    assert verdict["reasons"] == [
+        "the edge did not count 7 requests by label set "
+        "(edgeagent_request_counters_overflow grew: more label sets than its bound)"
+    ]
+
+
 def test_a_page_that_is_no_exposition_is_a_clear_error():
     with pytest.raises(AnsibleFilterError, match="edge1: not a Prometheus exposition"):
         cutover.edge_cutover_tier(
@@ -148,6 +175,20 @@ def test_at_100_percent_the_edge_is_compared_with_the_last_step_that_measured_th
         tier(2000, 0, 0.021), tier(0, 0, None), THRESHOLDS, baseline=baseline
     )
     assert verdict["verdict"] == "pass" and verdict["reference"] == baseline
+
+
+def test_partial_thresholds_take_the_defaults_and_the_verdict_says_which_applied():
+    """cutover_thresholds from -e with some keys only (the playbook reads min_requests)."""
+    verdict = cutover.edge_cutover_verdict(
+        tier(200, 1, 0.030), tier(1800, 9, 0.025), {"max_p99_increase_percent": 80}
+    )
+    assert verdict["verdict"] == "pass"
+    assert verdict["limits"] == {**cutover.DEFAULT_THRESHOLDS, "max_p99_increase_percent": 80}
+
+
+def test_an_unknown_threshold_is_refused():
+    with pytest.raises(AnsibleFilterError, match=r"unknown min_request \(known: max_error"):
+        cutover.edge_cutover_thresholds({"min_request": 10})
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,9 @@ and after its soak; a tier's figures are the sum over its nodes of what grew in 
 - requests: `nginx_ingress_controller_requests`, all statuses;
 - errors: the 5xx among them. 4xx do not count: they are the clients' (an unknown host, a
   missing path), and both tiers answer the same ones for the same requests;
+- overflow: the requests the edge's nginx could not count by label set
+  (edgeagent_request_counters_overflow; 0 for ingress-nginx, which has no bound): when it
+  grew, the figures miss requests, and the verdict is "insufficient";
 - p50 and p99: from `nginx_ingress_controller_request_duration_seconds`' bucket deltas,
   interpolated within a bucket as Prometheus' histogram_quantile does.
 
@@ -21,6 +24,7 @@ from ansible.errors import AnsibleFilterError
 REQUESTS = "nginx_ingress_controller_requests"
 DURATION_BUCKET = "nginx_ingress_controller_request_duration_seconds_bucket"
 AVAILABLE = "edgeagent_request_counters_available"
+OVERFLOW = "edgeagent_request_counters_overflow"
 # A tier's verdict needs this many requests in the step, else it is "insufficient".
 DEFAULT_THRESHOLDS = {
     "max_error_points": 1.0,
@@ -79,16 +83,18 @@ def edge_cutover_tier(scrapes, tier, require_counters=False):
     """What a tier served in a step. `scrapes`: one {"node", "before", "after"} per node of
     the tier, the texts of its metrics page; `require_counters`: the edge's agent must say
     its counters are nginx's (edgeagent_request_counters_available 1), else the reason."""
-    requests, errors, client_errors = 0.0, 0.0, 0.0
+    requests, errors, client_errors, overflow = 0.0, 0.0, 0.0, 0.0
     buckets = {}
     for scrape in scrapes:
         node = scrape.get("node", "?")
         before, after = _samples(scrape["before"], node), _samples(scrape["after"], node)
-        if require_counters and after.get((AVAILABLE, ())) != 1.0:
+        # Both scrapes: counters missing at the start would make the whole count "grown".
+        available = (before.get((AVAILABLE, ())), after.get((AVAILABLE, ())))
+        if require_counters and available != (1.0, 1.0):
             raise AnsibleFilterError(
                 f"{tier} node {node} has no request counters "
-                f"({AVAILABLE} is not 1): the plain mode (no Lua) counts nothing, so a "
-                "cutover cannot compare it; run the agent in the dynamic mode "
+                f"({AVAILABLE} is not 1 at both ends of the step): the plain mode (no Lua) "
+                "counts nothing, so a cutover cannot compare it; run the agent in the dynamic mode "
                 "(edgeagent_upstreams: dynamic)"
             )
         for (name, labels), value in _growth(before, after).items():
@@ -98,6 +104,8 @@ def edge_cutover_tier(scrapes, tier, require_counters=False):
                 status = label.get("status", "")
                 errors += value if status.startswith("5") else 0.0
                 client_errors += value if status.startswith("4") else 0.0
+            elif name == OVERFLOW:
+                overflow += value
             elif name == DURATION_BUCKET:
                 bound = float(label["le"])
                 buckets[bound] = buckets.get(bound, 0.0) + value
@@ -107,6 +115,7 @@ def edge_cutover_tier(scrapes, tier, require_counters=False):
         "requests": int(requests),
         "errors": int(errors),
         "client_errors": int(client_errors),
+        "overflow": int(overflow),
         "error_rate": errors / requests if requests else 0.0,
         "p50_seconds": _quantile(0.5, buckets),
         "p99_seconds": _quantile(0.99, buckets),
@@ -120,12 +129,25 @@ def edge_cutover_scrapes(pages, nodes):
     return [{"node": n, "before": before.get(n, ""), "after": after.get(n, "")} for n in nodes]
 
 
+def edge_cutover_thresholds(thresholds=None):
+    """`thresholds` (cutover_thresholds, perhaps only some keys, e.g. from -e) over
+    DEFAULT_THRESHOLDS; an unknown key is refused, as a typo would otherwise go unused."""
+    given = dict(thresholds or {})
+    unknown = sorted(set(given) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise AnsibleFilterError(
+            f"cutover_thresholds: unknown {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(DEFAULT_THRESHOLDS))})"
+        )
+    return {**DEFAULT_THRESHOLDS, **given}
+
+
 def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
     """Whether the edge did no worse than the in-cluster tier in a step: "pass", "fail"
-    (with the reasons) or "insufficient" (too few requests to say). `baseline`: the cluster
-    tier's figures of an earlier step, compared with when this step sent it too few (at
-    100 % it gets none)."""
-    limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    (with the reasons) or "insufficient" (too few requests to say), and the `limits` it
+    applied. `baseline`: the cluster tier's figures of an earlier step, compared with when
+    this step sent it too few (at 100 % it gets none)."""
+    limits = edge_cutover_thresholds(thresholds)
     minimum = int(limits["min_requests"])
     reference = cluster
     if cluster["requests"] < minimum and baseline is not None:
@@ -137,8 +159,19 @@ def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
         reasons.append(
             f"the in-cluster tier served {reference['requests']} requests, fewer than {minimum}"
         )
+    for name, figures in (("the edge", edge), ("the in-cluster tier", reference)):
+        if figures.get("overflow", 0) > 0:
+            reasons.append(
+                f"{name} did not count {figures['overflow']} requests by label set "
+                f"({OVERFLOW} grew: more label sets than its bound)"
+            )
     if reasons:
-        return {"verdict": "insufficient", "reasons": reasons, "reference": reference}
+        return {
+            "verdict": "insufficient",
+            "reasons": reasons,
+            "reference": reference,
+            "limits": limits,
+        }
     points = (edge["error_rate"] - reference["error_rate"]) * 100
     if points > float(limits["max_error_points"]):
         reasons.append(
@@ -155,7 +188,12 @@ def edge_cutover_verdict(edge, cluster, thresholds=None, baseline=None):
                 f"in-cluster {reference_p99 * 1000:.1f} ms "
                 f"(at most {limits['max_p99_increase_percent']} %)"
             )
-    return {"verdict": "fail" if reasons else "pass", "reasons": reasons, "reference": reference}
+    return {
+        "verdict": "fail" if reasons else "pass",
+        "reasons": reasons,
+        "reference": reference,
+        "limits": limits,
+    }
 
 
 def edge_cutover_weights(percent, edge_servers=1, cluster_servers=1):
@@ -193,6 +231,7 @@ class FilterModule:
             "edge_cutover_tier": edge_cutover_tier,
             "edge_cutover_scrapes": edge_cutover_scrapes,
             "edge_cutover_verdict": edge_cutover_verdict,
+            "edge_cutover_thresholds": edge_cutover_thresholds,
             "edge_cutover_weights": edge_cutover_weights,
             "edge_cutover_refusals": edge_cutover_refusals,
         }

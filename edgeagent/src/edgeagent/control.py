@@ -39,6 +39,8 @@ STATE_FILE = "state.txt"
 CERTS_DIR = "certs"
 CONTROL_PATH = "/edgeagent/dynamic"
 REQUESTS_PATH = "/edgeagent/requests"  # lua/edgeagent_requests.lua, request_counts.py
+# A scraper's own timeout is often 10 s: nginx's counters come in time or count as unavailable.
+REQUESTS_TIMEOUT_SECONDS = 2.0
 TOKEN_BYTES = 32
 TOKEN_FORMAT = re.compile(r"[0-9a-fA-F]{32,}")  # what lua/edgeagent_state.lua accepts
 # The agent writes, nginx (not root; in the agent's group) reads at start and reload, nobody
@@ -130,13 +132,19 @@ class Control:
 
     # The endpoint
 
-    def _request(self, method: str, body: bytes | None = None, url: str | None = None) -> str:
+    def _request(
+        self,
+        method: str,
+        body: bytes | None = None,
+        url: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
         request = urllib.request.Request(url or self.url, data=body, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         if body is not None:
             request.add_header("Content-Type", "text/plain")
         try:
-            with _DIRECT.open(request, timeout=self.timeout) as response:
+            with _DIRECT.open(request, timeout=timeout or self.timeout) as response:
                 return response.read().decode(errors="replace").strip()
         except urllib.error.HTTPError as error:
             text = error.read().decode(errors="replace").strip()
@@ -167,5 +175,7 @@ class Control:
         return version
 
     def request_counts(self) -> str:
-        """nginx's request counters, as text (request_counts.parse)."""
-        return self._request("GET", url=self.url.replace(CONTROL_PATH, REQUESTS_PATH))
+        """nginx's request counters, as text (request_counts.parse). Within
+        REQUESTS_TIMEOUT_SECONDS, not the pushes' timeout: a scrape of /metrics waits on it."""
+        url = self.url.replace(CONTROL_PATH, REQUESTS_PATH)
+        return self._request("GET", url=url, timeout=REQUESTS_TIMEOUT_SECONDS)

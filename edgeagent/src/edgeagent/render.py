@@ -334,7 +334,6 @@ def _environment() -> jinja2.Environment:
     environment.filters["variable"] = variable
     environment.globals["choice_id"] = choice_id
     environment.globals["routes_dict_mb"] = route_table.ROUTES_DICT_MB
-    environment.globals["requests_dict_mb"] = request_counts.REQUESTS_DICT_MB
     environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
     environment.globals["grpc_forwarded_headers"] = render_filters.GRPC_FORWARDED_HEADERS
     environment.globals["has_filters"] = render_filters.has_filters
@@ -613,6 +612,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
             request_series_max=layout.request_series_max,
+            requests_dict_mb=request_counts.requests_dict_mb(layout.request_series_max),
             uses_error_pages=errorpages.used(servers),
             auth_hops=any(extauth.hops_to(server) for server in servers),
             auth_hop_http_listen=layout.auth_hop_http_listen,

@@ -66,6 +66,11 @@ class RequestCollector:
             log.warning("cannot read nginx's request counters", extra={"error": str(error)})
             yield _available(0)
             return
+        if counts.malformed:
+            log.warning(
+                "left out malformed lines of nginx's request counters",
+                extra={"lines": counts.malformed},
+            )
         yield _available(1)
         yield from request_counts.families(counts, *self._indexes())
 

@@ -12,9 +12,11 @@ server answers the counts (GET /edgeagent/requests, the control token). At each 
 
 so one query or one comparison (cutover.py) reads the edge and an in-cluster ingress-nginx
 alike. Not ingress-nginx's: no `path` or `canary` label (the edge counts per backend, not per
-location), and HOST is the server's name as the Ingress writes it (a route table host's is
-the request's Host). Requests nginx answered itself (no backend: a 404 of the default
-server, a redirect) have empty namespace, service and ingress.
+location), and HOST is the Ingress host as written (`*.example.com` for any name under a
+wildcard, never the client's Host, so clients cannot add label sets). Requests nginx
+answered itself for an Ingress host (no backend: a 404 of a path no rule has, a redirect)
+have empty namespace, service and ingress; those of no Ingress host (the default server's
+404) are not counted, as ingress-nginx's --metrics-per-undefined-host=false.
 
 The plain mode (no Lua) counts nothing: `edgeagent_request_counters_available` says 0 there,
 and a cutover refuses such an edge. The counters are nginx's: they survive reloads, and
@@ -34,11 +36,21 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SERIES_MAX = 5000
 """Label sets counted at most; the requests of any further one are counted as overflow.
-Host and method come from clients (a route table wildcard host, any method), so the set is
-unbounded without it; 5000 is ten per host at 500 hosts."""
-REQUESTS_DICT_MB = 16
-"""The shared dict: a series takes up to 14 keys of about 100 bytes plus the dict's
-overhead, about 3 kB, so SERIES_MAX fits in 16 MB with room."""
+Statuses come from backends (any code they answer), so the set is unbounded without it; 5000
+is ten per host at 500 hosts."""
+SERIES_BYTES = 4096
+"""What a series takes in the shared dict at most: its 16 keys (lua/edgeagent_requests.lua),
+14 small ones (a short key and a number) in 128-byte slab chunks (nginx's node of about
+70 bytes with key and value, rounded up to a power of two), "i" SERIES and "n" N in chunks of
+up to 512 bytes (a host is at most 253): 2.8 kB, rounded up."""
+
+
+def requests_dict_mb(series_max: int) -> int:
+    """The shared dict's size for `series_max` series: SERIES_BYTES each, and 1 MB for the
+    slab's own pages and the dict's two global keys, so no count is evicted."""
+    return -(-series_max * SERIES_BYTES // 2**20) + 1
+
+
 REQUESTS = "nginx_ingress_controller_requests"
 DURATION = "nginx_ingress_controller_request_duration_seconds"
 LABELS = ("status", "method", "host", "namespace", "ingress", "service")
@@ -65,6 +77,8 @@ class Series:
 class Counts:
     series: tuple[Series, ...]
     overflow: int
+    malformed: int = 0
+    """Series lines not in the format, left out (one bad line must not lose the others)."""
 
 
 def parse(text: str) -> Counts:
@@ -73,21 +87,24 @@ def parse(text: str) -> Counts:
     head = lines[0].split(" ")
     if len(head) != 2 or head[0] != "overflow" or not head[1].isdigit():
         raise CountsError(f"expected 'overflow N' first, got {lines[0][:80]!r}")
-    series = []
-    for line in lines[1:]:
-        fields = line.split("\t")
-        key = fields[0].split(" ")
-        if len(fields) != 4 or len(key) != 4:
-            raise CountsError(f"malformed series {line[:120]!r}")
-        try:
-            buckets = tuple(int(b) for b in fields[3].split(" "))
-            count, duration_sum = int(fields[1]), float(fields[2])
-        except ValueError:
-            raise CountsError(f"malformed numbers in {line[:120]!r}") from None
-        if len(buckets) != len(BUCKETS) + 1:
-            raise CountsError(f"{len(buckets)} buckets in {line[:120]!r}")
-        series.append(Series(*key, count, duration_sum, buckets))
-    return Counts(tuple(series), int(head[1]))
+    series = [s for s in map(_series, lines[1:]) if s is not None]
+    return Counts(tuple(series), int(head[1]), len(lines) - 1 - len(series))
+
+
+def _series(line: str) -> Series | None:
+    """One series line; None: not in the format."""
+    fields = line.split("\t")
+    key = fields[0].split(" ")
+    if len(fields) != 4 or len(key) != 4:
+        return None
+    try:
+        buckets = tuple(int(b) for b in fields[3].split(" "))
+        count, duration_sum = int(fields[1]), float(fields[2])
+    except ValueError:
+        return None
+    if len(buckets) != len(BUCKETS) + 1:
+        return None
+    return Series(*key, count, duration_sum, buckets)
 
 
 def ingress_index(ingresses: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], str]:
@@ -109,10 +126,7 @@ def ingress_index(ingresses: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str
 
 
 def _ingress_of(index: Mapping[tuple[str, str, str], str], host: str, ns: str, svc: str) -> str:
-    found = index.get((host, ns, svc))
-    if found is None and "." in host:  # a request's Host under a wildcard rule
-        found = index.get(("*" + host[host.index(".") :], ns, svc))
-    return found or index.get(("", ns, svc), "")
+    return index.get((host, ns, svc)) or index.get(("", ns, svc), "")
 
 
 def families(
@@ -141,7 +155,8 @@ def families(
         DURATION, "The request processing time in seconds", labels=LABELS
     )
     for labels, (total, buckets) in sorted(durations.items()):
-        bounds = [*(str(b) for b in BUCKETS), "+Inf"]
+        # As ingress-nginx (Go's %g): le="1", le="10", not Python's "1.0".
+        bounds = [*(format(b, "g") for b in BUCKETS), "+Inf"]
         histogram.add_metric(list(labels), list(zip(bounds, buckets, strict=True)), total)
     overflow = Metric(
         "edgeagent_request_counters_overflow",

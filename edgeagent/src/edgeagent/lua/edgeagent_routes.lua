@@ -58,6 +58,9 @@ local function entry_of(key)
     local entry = cache[key]
     if entry == nil or entry.raw ~= raw then
         entry = parse(raw)
+        -- The host as its Ingress writes it, for the request counters: a Gateway's
+        -- any-depth wildcard is pushed as **.example.com but written *.example.com.
+        entry.name = key:sub(1, 2) == "**" and key:sub(2) or key
         cache[key] = entry
     end
     return entry
@@ -122,6 +125,9 @@ function _M.route()
         return ngx.exit(tonumber(target:sub(2)))
     end
     ngx.var.edgeagent_backend = target
+    -- The counters' host (edgeagent_requests.lua): the table's name, never the client's
+    -- Host, which a wildcard would turn into one label set per made-up name.
+    ngx.var.edgeagent_route_host = entry.name
     return ngx.exec("/_edgeagent-route")
 end
 
