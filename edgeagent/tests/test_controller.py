@@ -228,17 +228,14 @@ class ScriptedApplier(RecordingApplier):
         return ApplyResult(self.outcome, rendered.generation)
 
 
-def test_a_failed_reload_keeps_the_routes_of_a_host_leaving_the_table(tmp_path):
-    """A host the candidate moves from the route table to a server block of its own keeps
-    its routes while that block is not served (the reload failed); once a reload serves
-    the block, the routes go."""
-    cache, control, applier = Cache(), RecordingControl(), ScriptedApplier()
-    plain = namespaced(ingress("web", [rule("web.example.com", "web")]))
-    cache.replace("ingresses", [plain])
-    cache.replace("services", [service("web")])
+def dynamic_controller(tmp_path, cache, ingresses, services, applier, control) -> Controller:
+    """A controller in the dynamic mode over `cache`, holding only these Ingresses and
+    Services, applying and pushing through the given recorders."""
+    cache.replace("ingresses", ingresses)
+    cache.replace("services", [service(name) for name in services])
     for kind in set(NAMES) - {"ingresses", "services"}:
         cache.replace(kind, [])
-    running = Controller(
+    return Controller(
         cache,
         model.Options(ingress_class="edge", upstreams_without_endpoints=True, dynamic=True),
         dataclasses.replace(
@@ -253,6 +250,15 @@ def test_a_failed_reload_keeps_the_routes_of_a_host_leaving_the_table(tmp_path):
         threading.Event(),
         control=control,
     )
+
+
+def test_a_failed_reload_keeps_the_routes_of_a_host_leaving_the_table(tmp_path):
+    """A host the candidate moves from the route table to a server block of its own keeps
+    its routes while that block is not served (the reload failed); once a reload serves
+    the block, the routes go."""
+    cache, control, applier = Cache(), RecordingControl(), ScriptedApplier()
+    plain = namespaced(ingress("web", [rule("web.example.com", "web")]))
+    running = dynamic_controller(tmp_path, cache, [plain], ["web"], applier, control)
     running.sync()
     assert list(control.pushed[-1].routes) == ["web.example.com"]
 

@@ -7,19 +7,12 @@ nginx and its control endpoint are recorders here, as in test_controller.py; the
 table's traffic tests run the real ones.
 """
 
-import dataclasses
-import threading
-
 from agentlab import ingress, rule
 from edgeagent.apply import ApplyResult, Outcome
 from edgeagent.cache import Cache
-from edgeagent.controller import Controller, SyncSettings
-from edgeagent.health import HealthState
-from edgeagent.metrics import Metrics
-from edgeagent.resources import NAMES
-from test_controller import Recorder, layout_in, namespaced, service
+from test_controller import dynamic_controller, namespaced
 
-from edgeagent import model, render
+from edgeagent import render
 
 
 class Steps:
@@ -55,25 +48,7 @@ class Steps:
 def test_state_txt_is_written_before_a_reload_and_after_a_push_alone(tmp_path):
     cache, steps = Cache(), Steps()
     plain = namespaced(ingress("web", [rule("web.example.com", "web")]))
-    cache.replace("ingresses", [plain])
-    cache.replace("services", [service("web"), service("shop")])
-    for kind in set(NAMES) - {"ingresses", "services"}:
-        cache.replace(kind, [])
-    running = Controller(
-        cache,
-        model.Options(ingress_class="edge", upstreams_without_endpoints=True, dynamic=True),
-        dataclasses.replace(
-            layout_in(tmp_path), dynamic_dir=f"{tmp_path}/dynamic", lua_dir=f"{tmp_path}/lua"
-        ),
-        steps,
-        Recorder(),
-        Recorder(),
-        Metrics(),
-        HealthState(dict),
-        SyncSettings(),
-        threading.Event(),
-        control=steps,
-    )
+    running = dynamic_controller(tmp_path, cache, [plain], ["web", "shop"], steps, steps)
     web = frozenset(["web.example.com"])
     running.sync()
     assert steps.steps == [("state.txt", web), ("reload", frozenset()), ("full push", web)]

@@ -106,17 +106,23 @@ MIRROR_SCRIPT = textwrap.dedent(f"""\
     """)
 
 
+def wire_router(run: list[str]) -> None:
+    """The router's side of the edges' link in the namespace `run` addresses (`ip -n NS`):
+    a veth pair, both ends up, the router's address on r0."""
+    subprocess.run([*run, "link", "add", "name", "r0", "type", "veth", "peer", "name", "r1"],
+                   check=True)  # fmt: skip
+    subprocess.run([*run, "address", "add", "198.51.100.2/24", "dev", "r0"], check=True)
+    subprocess.run([*run, "link", "set", "r0", "up"], check=True)
+    subprocess.run([*run, "link", "set", "r1", "up"], check=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root")
 def test_the_mirror_keeps_the_buckets_of_an_edge_that_stays(tmp_path):
     namespace = f"bgplab-router-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     try:
         run = ["ip", "-n", namespace]
-        subprocess.run([*run, "link", "add", "name", "r0", "type", "veth", "peer", "name", "r1"],
-                       check=True)  # fmt: skip
-        subprocess.run([*run, "address", "add", "198.51.100.2/24", "dev", "r0"], check=True)
-        subprocess.run([*run, "link", "set", "r0", "up"], check=True)
-        subprocess.run([*run, "link", "set", "r1", "up"], check=True)
+        wire_router(run)
         steps = [[EDGE1, EDGE2], [EDGE2], [], [EDGE1, EDGE2]]
         result = subprocess.run(
             ["ip", "netns", "exec", namespace, sys.executable, "-c", MIRROR_SCRIPT],
@@ -186,11 +192,7 @@ def test_an_edge_that_comes_back_takes_no_bucket_busy_while_the_other_was_alone(
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     try:
         run = ["ip", "-n", namespace]
-        subprocess.run([*run, "link", "add", "name", "r0", "type", "veth", "peer", "name", "r1"],
-                       check=True)  # fmt: skip
-        subprocess.run([*run, "address", "add", "198.51.100.2/24", "dev", "r0"], check=True)
-        subprocess.run([*run, "link", "set", "r0", "up"], check=True)
-        subprocess.run([*run, "link", "set", "r1", "up"], check=True)
+        wire_router(run)
         subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-qw",
                         "net.ipv4.fib_multipath_hash_policy=1"], check=True)  # fmt: skip
         result = subprocess.run(
