@@ -342,7 +342,7 @@ LUA_BLOCKS = {
 INIT_LUA = re.compile(
     r'\n    require\("edgeagent_state"\)\.init\("/[\w/.-]+"\)\n'
     r'(    require\("edgeagent_(balancer|certificates|control|routes)"\)\n){4}'
-    r'    require\("edgeagent_requests"\)\.init\([0-9]+\)\n'
+    r'    require\("edgeagent_requests"\)\.init\([0-9]+, \{ [0-9.]+(?:, [0-9.]+)* \}\)\n'
 )
 # The middle part: a Service name, or for the Gateway API "service.gateway" and
 # "route.ruleN" (dots, which no Service name has, keep them apart from an Ingress's).

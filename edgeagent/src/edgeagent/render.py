@@ -612,6 +612,7 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
             dynamic_dir=layout.dynamic_dir,
             lua_dir=layout.lua_dir,
             request_series_max=layout.request_series_max,
+            request_buckets=request_counts.BOUNDS,
             requests_dict_mb=request_counts.requests_dict_mb(layout.request_series_max),
             uses_error_pages=errorpages.used(servers),
             auth_hops=any(extauth.hops_to(server) for server in servers),

@@ -32,8 +32,10 @@ from typing import Any
 from prometheus_client.core import HistogramMetricFamily, Metric
 
 # ingress-nginx's --time-buckets default (Prometheus' DefBuckets); lua/edgeagent_requests.lua
-# holds the same list.
+# gets them from its init, rendered into edge.conf.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Their bounds as text, as ingress-nginx writes them (Go's %g): "1", "10", not Python's "1.0".
+BOUNDS = tuple(format(bucket, "g") for bucket in BUCKETS)
 SERIES_MAX = 5000
 """Label sets counted at most; the requests of any further one are counted as overflow.
 Statuses come from backends (any code they answer), so the set is unbounded without it; 5000
@@ -155,8 +157,7 @@ def families(
         DURATION, "The request processing time in seconds", labels=LABELS
     )
     for labels, (total, buckets) in sorted(durations.items()):
-        # As ingress-nginx (Go's %g): le="1", le="10", not Python's "1.0".
-        bounds = [*(format(b, "g") for b in BUCKETS), "+Inf"]
+        bounds = [*BOUNDS, "+Inf"]
         histogram.add_metric(list(labels), list(zip(bounds, buckets, strict=True)), total)
     overflow = Metric(
         "edgeagent_request_counters_overflow",

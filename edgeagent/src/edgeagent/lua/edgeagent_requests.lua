@@ -28,9 +28,9 @@ local _M = {}
 
 local counters = ngx.shared.edgeagent_requests
 
--- ingress-nginx's --time-buckets default (Prometheus' DefBuckets), in seconds.
-local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
-local INF = #BUCKETS + 1
+-- The duration buckets' upper bounds in seconds (request_counts.BUCKETS, given by init).
+local BUCKETS = {}
+local INF = 1
 -- A DNS name's longest: a longer host is a fault, not a series (and would break SERIES_BYTES).
 local MAX_HOST = 253
 -- nginx accepts any method a client makes up: the others count as one, OTHER.
@@ -41,8 +41,10 @@ local METHODS = {
 
 local max_series = 0
 
-function _M.init(limit)
+function _M.init(limit, buckets)
     max_series = limit
+    BUCKETS = buckets
+    INF = #buckets + 1
 end
 
 -- A write that failed, or that evicted another key (forcible), lost a count.
