@@ -546,7 +546,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     new_upstreams = [u for u in upstreams if not known(memo.upstreams, u)]
     # Route table hosts (dynamic mode): served by the default server, no block of their own.
     table = route_table.table_hosts(model) if layout.routes_by_table else frozenset()
-    served = [s for s in model.servers if s.host not in table] if table else model.servers
+    served = (
+        [s for s in model.servers if not route_table.served_by_table(s, table)]
+        if table
+        else model.servers
+    )
     # The default server is made anew by every build, and is one block: always rendered.
     new_servers = [model.default_server] + [s for s in served if not known(memo.servers, s)]
     environment = _environment()

@@ -252,9 +252,15 @@ def table_name(server: Server) -> str:
     return "*" + server.host if server.any_depth else server.host
 
 
+def served_by_table(server: Server, hosts: frozenset[str]) -> bool:
+    """Whether the table serves `server`: one of `hosts`, not a dedicated Gateway's server
+    of the same name on its own addresses (never the default server's)."""
+    return server.host in hosts and not server.addresses
+
+
 def route_table(model: Model, hosts: frozenset[str]) -> Mapping[str, tuple[Route, ...]]:
     """Table name -> its rules, for the hosts `table_hosts` chose."""
-    chosen = [server for server in model.servers if server.host in hosts]
+    chosen = [server for server in model.servers if served_by_table(server, hosts)]
     return dict(_table_routes.each(chosen))
 
 
