@@ -3,7 +3,8 @@
 and the traffic through a real nginx in both modes: HTTPRouteMultipleGateways as the
 conformance suite writes it (its two Gateways no longer merge), GatewayStaticAddresses'
 and GatewayOptionalAddressValue's `spec.addresses`, a pool exhausted, two Gateways asking
-for one address, an Ingress that no dedicated address serves. Loopback holds 127.0.0.0/8:
+for one address, an Ingress that no dedicated address serves, and a Gateway's hostname
+that an Ingress host also names: each serves it on its own addresses. Loopback holds 127.0.0.0/8:
 127.0.0.11 to .13 stand in for the addresses (the echo backends take .2 and up)."""
 
 import dataclasses
@@ -98,6 +99,13 @@ def routes() -> list[dict]:
             rules=[{"backendRefs": [backend_ref("infra-backend-v3")]}],
         ),
         http_route("static", [parent("static")], hostnames=["static.example"]),
+        # The Ingress's host (objects, below): the Gateway's on its own address.
+        http_route(
+            "ingress-host",
+            [parent("static")],
+            rules=[{"backendRefs": [backend_ref("infra-backend-v3")]}],
+            hostnames=["ingress.example"],
+        ),
         http_route("taken", [parent("taken")], hostnames=["taken.example"]),
         http_route("exhausted", [parent("exhausted")], hostnames=["exhausted.example"]),
     ]
@@ -233,8 +241,39 @@ def test_a_gateway_without_an_address_serves_nothing(site, host):
 
 def test_an_ingress_is_not_served_on_a_dedicated_address(site):
     assert answer(site, "ingress.example", "127.0.0.1") == "ingress"
-    assert answer(site, "ingress.example", STATIC) == 404
     assert answer(site, "ingress.example", FIRST) == "infra-v2"
+
+
+def test_a_gateway_serves_an_ingress_host_on_its_own_address(site):
+    """nginx picks among the servers of the connection's address first: the Ingress's
+    server is not one of the Gateway's address, so the Gateway's route answers there, and
+    the Ingress keeps the name on the edge's addresses."""
+    assert answer(site, "ingress.example", STATIC) == "infra-v3"
+    assert answer(site, "ingress.example", "127.0.0.1") == "ingress"
+
+
+def ingress_conflicts(options: model.Options) -> tuple[dict[str, list], list]:
+    fixed = {name: types.SimpleNamespace(host="10.0.0.10", port=8080) for name in BACKENDS.values()}
+    inputs = objects(fixed)
+    built, attachment = gateway_routing.build(model.build(inputs, options), inputs, options)
+    found = {
+        route.key[1]: [
+            x for p in route.parents for x in p.conditions if x.type == c.INGRESS_CONFLICT
+        ]
+        for route in attachment.routes
+    }
+    conflicts = [p for p in built.problems if p.code == "conflict"]
+    return found, conflicts
+
+
+def test_no_ingress_conflict_is_reported_on_a_dedicated_address():
+    found, conflicts = ingress_conflicts(model.Options(gateway=DEDICATED_OPTIONS))
+    assert found["ingress-host"] == [] and conflicts == []
+    # The shared mode: the Ingress wins the host on every address, and the route is told.
+    shared = dataclasses.replace(DEDICATED_OPTIONS, address_mode="shared")
+    found, conflicts = ingress_conflicts(model.Options(gateway=shared))
+    assert [(x.status, x.reason) for x in found["ingress-host"]] == [(True, c.INGRESS_WINS)]
+    assert "ingress-host" in [p.name for p in conflicts]
 
 
 def test_a_dedicated_address_answers_https_with_the_default_certificate(site):
@@ -358,3 +397,19 @@ def test_gateway_optional_address_value_on_the_edges_port():
     found, addresses = conditions_of(obj)
     assert found[c.PROGRAMMED] == (True, c.PROGRAMMED)
     assert addresses == (FIRST,)
+
+
+def test_two_certificates_of_one_name_still_conflict_in_the_dynamic_mode():
+    """The dynamic mode serves one certificate per name (by SNI, whatever the address)."""
+    ingress = model.Server("ingress.example", (), True, (INFRA, "ingress-tls"))
+    static, dynamic = (model.Options(gateway=DEDICATED_OPTIONS, dynamic=d) for d in (False, True))
+    wins = gateway_routing._ingress_wins
+    assert wins(ingress, (STATIC,), (INFRA, "gateway-tls"), dynamic)
+    assert not wins(ingress, (STATIC,), (INFRA, "ingress-tls"), dynamic)
+    assert not wins(ingress, (STATIC,), None, dynamic)
+    default_certificate = model.Server("ingress.example", (), True, None)
+    assert wins(default_certificate, (STATIC,), (INFRA, "gateway-tls"), dynamic)
+    plain_http = model.Server("ingress.example", (), False, None)
+    assert not wins(plain_http, (STATIC,), (INFRA, "gateway-tls"), dynamic)
+    assert not wins(ingress, (STATIC,), (INFRA, "gateway-tls"), static)
+    assert wins(ingress, (), None, static)  # the edge's own addresses: the Ingress's

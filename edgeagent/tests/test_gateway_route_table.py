@@ -71,7 +71,7 @@ ROUTES = (
     route("wild", "*.wild.example.com", routed([prefix("/")], "v2")),
     route("deep", "*.deep.wild.example.com", routed([prefix("/")], "v1")),
     route("exact-in-wild", "a.wild.example.com", routed([prefix("/")], "v3")),
-    # Beside a rendered one-label Ingress wildcard, which nginx tries after it.
+    # Beside a rendered one-label Ingress wildcard of a longer suffix, which wins its names.
     route("other", "*.other.example.com", routed([prefix("/")], "v1")),
     # Weighted backendRefs: one weighted upstream.
     http_route(
@@ -165,11 +165,14 @@ def test_plain_routes_are_table_hosts_and_the_others_keep_their_servers(table_si
         "*.wild.example.com",
         "*.deep.wild.example.com",
         "a.wild.example.com",
+        "*.other.example.com",  # the rendered one-label wildcard takes only its own names
         "weighted.example.com",
     }
-    # A filter needs nginx directives; a wildcard that a rendered regex server name
-    # would take names from must be rendered too.
-    assert not hosts & {"filtered.example.com", "*.other.example.com"}
+    # A filter needs nginx directives.
+    assert "filtered.example.com" not in hosts
+    # The wildcard that a one-label one lies under is rendered a regex, the other not.
+    regexes = {server.host for server in site.site.model.servers if server.regex_name}
+    assert regexes == {"*.other.example.com"}
     state = dynamic.state_of(site.site.model)
     assert "**.wild.example.com" in state.routes
     assert "*.wild.example.com" not in state.routes
@@ -184,7 +187,12 @@ def test_a_rendered_wildcard_takes_the_table_names_it_would_win(table_site):
     )
     routes = [filtered if each["metadata"]["name"] == "wild" else each for each in ROUTES]
     hosts = route_table.table_hosts(model_of(table_site.started, *routes))
-    assert hosts == {"shop.example.com", "prec.example.com", "weighted.example.com"}
+    assert hosts == {
+        "shop.example.com",
+        "prec.example.com",
+        "weighted.example.com",
+        "*.other.example.com",
+    }
 
 
 def test_gateway_hosts_bound_to_their_own_addresses_keep_their_servers(table_site):
@@ -224,7 +232,8 @@ def test_gateway_hosts_bound_to_their_own_addresses_keep_their_servers(table_sit
         ("y.x.deep.wild.example.com", "/", "v1"),
         ("deep.wild.example.com", "/", "v2"),
         ("wild.example.com", "/", 404),  # not its own wildcard's name
-        ("y.x.other.example.com", "/", "v1"),  # a `*.` wildcard before a regex one
+        ("y.x.other.example.com", "/", "v3"),  # the longest wildcard, though one-label
+        ("z.y.x.other.example.com", "/", "v1"),  # not the one-label one's: the any-depth one
         ("filtered.example.com", "/", "v3"),
         ("unknown.example.com", "/", 404),
     ],

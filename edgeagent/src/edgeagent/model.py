@@ -395,6 +395,12 @@ class Server:
     any_depth: bool = False
     """A wildcard host that matches one label or more before its suffix (the Gateway
     API's), instead of exactly one (an Ingress's)."""
+    regex_name: bool = False
+    """An `any_depth` wildcard that a one-label one's suffix ends with (`*.com` and an
+    Ingress's `*.example.com`): its server name is a regex too, after the one-label ones,
+    longest suffix first (render.in_name_order), so that nginx, which tries every `*.`
+    name before any regex, gives each name the longest suffix that matches it
+    (gateway.routing)."""
     aliases: tuple[str, ...] = ()
     """More names of this server (server-alias), sorted."""
     redirect_to: str | None = None

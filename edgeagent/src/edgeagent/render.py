@@ -95,7 +95,7 @@ MATCH_VARIABLE = re.compile(
     r"\$(request_method|scheme|http_[a-z0-9_]+|arg_[A-Za-z0-9_]+|edgeagent_canary_[0-9a-f]{12})"
 )
 # A one-label wildcard as an nginx regex server name, e.g. ~^[^.]+\.example\.com$
-WILDCARD_SERVER_NAME = re.compile(r"~\^\[\^\.\]\+(\\\.[a-z0-9-]+)+\$")
+WILDCARD_SERVER_NAME = re.compile(r"~\^(\[\^\.\]|\.)\+(\\\.[a-z0-9-]+)+\$")
 # File names stay well under NAME_MAX (255) even with a temporary prefix and suffix.
 CERTIFICATE_NAME_MAX = 200
 # nginx builds its server-names hash by trying table sizes up to this maximum; room for
@@ -292,19 +292,34 @@ def rewrite_of(location: Location) -> str | None:
     return target
 
 
-def server_name(host: str, any_depth: bool = False) -> str:
+def server_name(host: str, any_depth: bool = False, regex_name: bool = False) -> str:
     """Exact hosts as they are; `*.example.com` as a regex matching exactly one label, so
     `a.example.com` matches but `b.a.example.com` and `example.com` do not (nginx's own
     `*.` form matches any number of labels, which is what `any_depth` asks for: the
-    Gateway API's wildcards). Exact names win over both in nginx."""
+    Gateway API's wildcards; as a regex of one label or more with `regex_name`, see
+    `in_name_order`). Exact names win over all of them in nginx."""
     if not host.startswith("*."):
         return token(host)
-    if any_depth:
+    if any_depth and not regex_name:
         return "*." + token(host[2:])
-    regex = "~^[^.]+" + re.escape("." + token(host[2:])) + "$"
+    labels = "~^.+" if any_depth else "~^[^.]+"
+    regex = labels + re.escape("." + token(host[2:])) + "$"
     if not WILDCARD_SERVER_NAME.fullmatch(regex):
         raise ValueError(f"refusing to render wildcard host {grammar.show(host)}")
     return regex
+
+
+def in_name_order(servers: list[Server]) -> list[Server]:
+    """`servers` as edge.conf writes them: nginx tries exact names, then the longest `*.`
+    name, then regexes in the order of the configuration. The one-label wildcards'
+    regexes (an Ingress's) match names of one depth each, so no two of them match one
+    name; the any-depth ones made regexes (`Server.regex_name`) come after them, the
+    longest suffix first: among the wildcards matching a name, the longest suffix wins."""
+    regexes = [server for server in servers if server.regex_name]
+    if not regexes:
+        return servers
+    others = [server for server in servers if not server.regex_name]
+    return others + sorted(regexes, key=lambda server: (-len(server.host), server.host))
 
 
 def hsts_value(model: Model) -> str:
@@ -546,7 +561,11 @@ def render(model: Model, layout: Layout, memo: Memo | None = None) -> Rendered:
     new_upstreams = [u for u in upstreams if not known(memo.upstreams, u)]
     # Route table hosts (dynamic mode): served by the default server, no block of their own.
     table = route_table.table_hosts(model) if layout.routes_by_table else frozenset()
-    served = [s for s in model.servers if s.host not in table] if table else model.servers
+    served = in_name_order(
+        [s for s in model.servers if not route_table.served_by_table(s, table)]
+        if table
+        else list(model.servers)
+    )
     # The default server is made anew by every build, and is one block: always rendered.
     new_servers = [model.default_server] + [s for s in served if not known(memo.servers, s)]
     environment = _environment()

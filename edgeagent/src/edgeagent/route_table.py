@@ -19,12 +19,13 @@ filter, timeout or mirror, no canary and no default backend pages. Plain HTTPRou
 such hosts too: gateway.routing has already put each location's winner among every
 route's rules of the hostname into it (the Gateway API's precedence), so the table's
 exact-then-longest-prefix pick, nginx's, is theirs; weighted backendRefs are one
-upstream. And no rendered server may claim its name: nginx gives a name to an exact
-server name first, then to the longest `*.` wildcard (the Gateway API's, of any depth),
-then to a regex (an Ingress's one-label wildcard), and only then to the default server,
-so an exact host that a rendered wildcard matches (or a rendered alias names) keeps its
-server block too, and so does a wildcard of any depth that a rendered shorter one or a
-rendered one-label one below it would take names from. Nor may the table outgrow its
+upstream. And no rendered server may claim its name: nginx gives a name to any
+rendered server name that matches it before the default server, so an exact host that
+a rendered wildcard matches (or a rendered alias names) keeps its server block too, and
+so does a wildcard that a rendered one of a shorter suffix, of any depth, would take
+names from (among wildcards the longest suffix wins, a one-label one at an equal one:
+render.in_name_order; a rendered one-label wildcard under a table's one of any depth
+takes only its own names). Nor may the table outgrow its
 shared dict: the hosts beyond ROUTES_BUDGET_BYTES, in name order, keep their servers.
 
 A TLS host (its Ingress's `tls:` names it) is a table host too: its handshake is the
@@ -159,16 +160,13 @@ class _Claims(NamedTuple):
             frozenset(suffix for suffix, any_depth in wildcards if any_depth),
         )
 
-    def take(self, host: str, any_depth: bool) -> bool:
+    def take(self, host: str) -> bool:
         suffixes = list(_suffixes(host))
         one_label = suffixes[0] if suffixes and not host.startswith("*.") else None
         return (
             host in self.aliases
             or one_label in self.one_label
             or any(suffix in self.any_label for suffix in suffixes)
-            # nginx tries regexes (one-label wildcards) after every `*.` wildcard: a
-            # rendered `*.x.b.example.com` would take names that `*.b.example.com` wins.
-            or (any_depth and any(suffix.endswith(host[1:]) for suffix in self.one_label))
         )
 
 
@@ -214,13 +212,12 @@ def _table_hosts(model: Model) -> frozenset[str]:
         if spent > ROUTES_BUDGET_BYTES:
             break
         table.add(server.host)
-    any_depth = {server.host for server in plain if server.any_depth}
     # A host leaving the table renders a server, whose names may claim others: repeat.
     while True:
         claims = _Claims.of([s for s in model.servers if s.host not in table])
         if not any(claims):  # no rendered name or wildcard: no host to ask
             return frozenset(table)
-        taken = {host for host in table if claims.take(host, host in any_depth)}
+        taken = {host for host in table if claims.take(host)}
         if not taken:
             return frozenset(table)
         table -= taken
@@ -247,14 +244,20 @@ def routes(server: Server) -> tuple[Route, ...]:
 
 def table_name(server: Server) -> str:
     """A table host's name in the table: a wildcard of any depth (the Gateway API's
-    `*.example.com`, nginx's `*.` form) as `**.example.com`, apart from a one-label one
-    (an Ingress's, nginx's regex), which nginx tries after it."""
+    `*.example.com`) as `**.example.com`, apart from a one-label one (an Ingress's), which
+    the table tries first at an equal suffix (lua/edgeagent_routes.lua)."""
     return "*" + server.host if server.any_depth else server.host
+
+
+def served_by_table(server: Server, hosts: frozenset[str]) -> bool:
+    """Whether the table serves `server`: one of `hosts`, not a dedicated Gateway's server
+    of the same name on its own addresses (never the default server's)."""
+    return server.host in hosts and not server.addresses
 
 
 def route_table(model: Model, hosts: frozenset[str]) -> Mapping[str, tuple[Route, ...]]:
     """Table name -> its rules, for the hosts `table_hosts` chose."""
-    chosen = [server for server in model.servers if server.host in hosts]
+    chosen = [server for server in model.servers if served_by_table(server, hosts)]
     return dict(_table_routes.each(chosen))
 
 

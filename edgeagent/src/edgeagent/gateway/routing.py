@@ -24,10 +24,13 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   unusable ones' weights take (a choice drawn per request: `REFUSED_SHARE`). When its
   usable backendRefs' filters differ, each is a choice drawn so, with its own upstream
   and filters (`_Router.draws`).
-- Ingress and Gateway on one host: the Ingress wins the whole host, and each route
+- Ingress and Gateway on one host: the Ingress wins the whole host (on the edge's
+  addresses: a dedicated Gateway's are its own, `_ingress_wins`), and each route
   losing it is told, in its status (condition `edgeagent.io/IngressConflict`, reason
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
+- A wildcard hostname takes one label or more; among the wildcards of both APIs that
+  match a name, the longest suffix wins (`_with_regex_names`, render.in_name_order).
 - `--gateway-address-mode dedicated`: each Gateway's hostnames are servers of their own
   on its addresses (`Server.addresses`), and its routes without a hostname are a default
   server of those addresses, never the edge's; a Gateway without an address serves nothing.
@@ -686,7 +689,7 @@ def _sites(
 
 def _merged(built: Model, router: _Router) -> Model:
     inputs = router.inputs
-    ingress_hosts = {server.host for server in built.servers}
+    ingress_hosts = {server.host: server for server in built.servers}
     certificates = dict(built.certificates)
     servers = list(built.servers)
     secrets = {key_of(s): s for s in inputs.secrets if isinstance(s, dict)}
@@ -706,7 +709,7 @@ def _merged(built: Model, router: _Router) -> Model:
     # configuration) passes through unchanged.
     return replace(
         built,
-        servers=tuple(sorted(servers, key=lambda s: s.host)),
+        servers=tuple(sorted(_with_regex_names(servers), key=lambda s: s.host)),
         default_server=default,
         upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
         certificates=certificates,
@@ -719,26 +722,48 @@ def _merged(built: Model, router: _Router) -> Model:
     )
 
 
+def _with_regex_names(servers: list[Server]) -> list[Server]:
+    """`servers`, each wildcard of any depth that a one-label wildcard lies under with
+    `Server.regex_name`: the Gateway API's hostname precedence and the Ingress's (the
+    longest suffix wins among the wildcards that match), which nginx's order of server
+    names (every `*.` name before any regex) would not give."""
+    one_label = {
+        name[1:]
+        for server in servers
+        for name in (() if server.any_depth else (server.host,)) + server.aliases
+        if name.startswith("*.")
+    }
+    if not one_label:
+        return servers  # nearly every build: no pass over the pairs
+    return [
+        replace(server, regex_name=True)
+        if server.any_depth and any(suffix.endswith(server.host[1:]) for suffix in one_label)
+        else server
+        for server in servers
+    ]
+
+
 def _hosts(
     router: _Router,
     by_host: dict[str, list[_Claim]],
     tls: dict[str, Key | None],
     plain: set[str],
     addresses: tuple[str, ...],
-    ingress_hosts: set[str],
+    ingress_hosts: dict[str, Server],
     certificates: dict,
     secrets: dict[Key, dict],
 ) -> list[Server]:
     """The servers of the hostnames claimed (not the default server's), on `addresses`
     (() the edge's); the certificates they use are added to `certificates`. An Ingress
-    host wins the whole host, on every address."""
+    host wins the whole host on the edge's addresses; a dedicated Gateway's own
+    addresses are its own (`_ingress_wins`)."""
     servers = []
     for host in sorted(h for h in by_host if h != ANY_HOST):
-        if host in ingress_hosts:
+        certificate = tls.get(host)
+        if _ingress_wins(ingress_hosts.get(host), addresses, certificate, router.options):
             for route in {claim.route for claim in by_host[host]}:
                 router.lost(route, f"host {host}")
             continue
-        certificate = tls.get(host)
         if certificate is None and host not in plain:
             continue  # its HTTPS listeners are not programmed: their status says why
         placed = router.locations(by_host[host])
@@ -758,6 +783,31 @@ def _hosts(
             )
         )
     return servers
+
+
+def _ingress_wins(
+    ingress: Server | None,
+    addresses: tuple[str, ...],
+    certificate: Key | None,
+    options: model.Options,
+) -> bool:
+    """Whether an Ingress's server of a Gateway's hostname takes it from the Gateway.
+    On the edge's addresses (the shared mode) it does. A dedicated Gateway's server
+    listens on its own addresses, where no Ingress's does: nginx picks a server among
+    those of the connection's address first, so both serve the name, each on its own
+    addresses. But for the dynamic mode's certificates, which are one per name
+    (lua/edgeagent_certificates.lua, by SNI): two servers of the name over HTTPS with
+    different ones (the default certificate being one) still conflict."""
+    if ingress is None:
+        return False
+    if not addresses:
+        return True
+    return (
+        options.dynamic
+        and certificate is not None
+        and ingress.https
+        and ingress.certificate != certificate
+    )
 
 
 def _dedicated_default(addresses: tuple[str, ...], router: _Router, claims: list[_Claim]) -> Server:

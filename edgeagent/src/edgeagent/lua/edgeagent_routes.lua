@@ -5,11 +5,11 @@
 -- block claims; a name the table does not hold goes on to the default server's own
 -- locations, as without the table.
 --
--- The rules keep nginx's semantics of the servers and locations they replace: the host
--- exactly, then the longest wildcard of any depth (a Gateway API's, nginx's `*.` form,
--- pushed as **.example.com: b.a.example.com -> **.a.example.com, then **.example.com,
--- then **.com), then its one-label wildcard (a.example.com -> *.example.com, as the
--- rendered `~^[^.]+\.example\.com$`, a regex, which nginx tries last); an exact path,
+-- The rules keep the semantics of the servers and locations they replace: the host
+-- exactly, then the wildcard of the longest suffix that matches, its one-label one first
+-- (an Ingress's, b.a.example.com -> *.a.example.com), then those of any depth (a Gateway
+-- API's, pushed as **.example.com: **.a.example.com, then **.example.com, then **.com),
+-- as the rendered server names order them (edgeagent's render.in_name_order); an exact path,
 -- then the longest prefix (`location ^~`), compared on the normalized URI ($uri) as
 -- plain strings, never as Lua patterns. The request then goes to the internal location
 -- /_edgeagent-route, which proxies its $request_uri (what a rendered location sends) with
@@ -75,15 +75,13 @@ local function rules_of(host)
     if entry ~= nil or first == nil or first == 1 then
         return entry
     end
+    entry = entry_of("*" .. host:sub(first))
     local dot = first
-    while dot ~= nil do
+    while entry == nil and dot ~= nil do
         entry = entry_of("**" .. host:sub(dot))
-        if entry ~= nil then
-            return entry
-        end
         dot = host:find(".", dot + 1, true)
     end
-    return entry_of("*" .. host:sub(first))
+    return entry
 end
 
 local function rule_of(entry, uri)
