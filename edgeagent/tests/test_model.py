@@ -1006,6 +1006,9 @@ def test_bad_buffering_values_refuse_the_ingress(key, value):
         ("proxy-http-version", "2", "proxy_http_version"),
         ("proxy-busy-buffers-size", "8 kB", "proxy_busy_buffers_size"),
         ("proxy-max-temp-file-size", "1t", "proxy_max_temp_file_size"),
+        ("proxy-next-upstream", "errors", "next_upstream"),
+        ("proxy-next-upstream-tries", "3x", "next_upstream_tries"),
+        ("proxy-next-upstream-timeout", "10s", "next_upstream_timeout"),
     ],
 )
 def test_proxy_values_ingress_nginx_cannot_read_leave_the_default(key, value, setting):

@@ -26,7 +26,7 @@ class Finding:
 
 # What a tuning value may hold to be served without (`Reader.tune`): nothing nginx could
 # read as syntax.
-PLAIN_VALUE = re.compile(r"[A-Za-z0-9.+ -]{1,64}")
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9._+ -]{1,64}")
 # The forms of ingress-nginx's validators (annotations/parser): strconv.Atoi's whole
 # numbers, SizeRegex (blanks removed first), the options of ValidateOptions.
 WHOLE_FORM = re.compile(r"[+-]?[0-9]+")
