@@ -40,7 +40,9 @@ def site_objects(backends: dict, certificates: dict) -> model.Inputs:
     objects.ingresses.extend(
         [
             annotated(
-                "app", rule("app.example.com", path("/", "app")), server_alias="bar, app.test"
+                "app",
+                rule("app.example.com", path("/", "app")),
+                server_alias="bar, app.test, Shop.Example.NET",
             ),
             # A second Ingress on the host: the alias serves its path too (alias.go).
             annotated("app-b", rule("app.example.com", path("/b", "app")), created=NEW),
@@ -100,12 +102,15 @@ def get_tls(site, host, target="/", **options):
     return request(site.ports.https, host, target, tls=True, **options)
 
 
-@pytest.mark.parametrize("host", ["app.example.com", "bar", "app.test"])
+# DNS names in any case, as nginx matches server names (ingress-nginx took upper case).
+@pytest.mark.parametrize(
+    "host", ["app.example.com", "bar", "app.test", "shop.example.net", "SHOP.example.net"]
+)
 def test_server_alias_serves_every_path_of_the_host(site, host):
     for target in ("/", "/b"):
         answer = get(site, host, target)
         assert (answer.status, answer.backend) == (200, "app")
-        assert answer.echo["headers"]["host"] == host  # as the client sent it
+        assert answer.echo["headers"]["host"] == host.lower()  # nginx's $host
 
 
 def test_an_alias_that_is_a_host_with_rules_is_served_by_them(site):
@@ -188,7 +193,7 @@ def test_empty_x_forwarded_prefix_sends_none(site):
 def test_only_the_expected_directives_are_rendered(site):
     found = assert_only_rendered_directives(site.directory / "nginx.conf")
     names = [args for directive, args, _ in found if directive == "server_name"]
-    assert ("app.example.com", "app.test", "bar") in names
+    assert ("app.example.com", "app.test", "bar", "shop.example.net") in names
 
 
 def names_model(host_owner: str, *ingresses: dict) -> model.Model:

@@ -276,6 +276,41 @@ def test_auth_signin_takes_the_listed_variables(value):
     assert extauth.signin_url(value, "auth-signin") == value
 
 
+@pytest.mark.parametrize(
+    ("value", "read_as"),
+    [
+        ("https://$best_http_host/oauth2/auth", "https://$http_host/oauth2/auth"),
+        ("$scheme://$best_http_host/auth?x=1", "$scheme://$http_host/auth?x=1"),
+    ],
+)
+def test_auth_url_reads_best_http_host_as_the_host_header(value, read_as):
+    """ingress-nginx's $best_http_host is the Host header, X-Forwarded-Host only with its
+    use-forwarded-headers, which the edge never trusts; nginx has no such variable."""
+    assert extauth.auth_url(value, "auth-url") == read_as
+
+
+@pytest.mark.parametrize(
+    ("value", "read_as"),
+    [
+        (
+            "https://$best_http_host/oauth2/start?rd=$scheme://$best_http_host$request_uri",
+            "https://$http_host/oauth2/start?rd=$scheme://$http_host$request_uri",
+        ),
+        ("/login?next=$best_http_host", "/login?next=$http_host"),
+    ],
+)
+def test_auth_signin_reads_best_http_host_as_the_host_header(value, read_as):
+    assert extauth.signin_url(value, "auth-signin") == read_as
+
+
+@pytest.mark.parametrize(
+    "value", ["https://$best_http_host:443/auth", "https://$best_http_hostx/auth"]
+)
+def test_auth_url_takes_best_http_host_only_as_the_whole_host(value):
+    with pytest.raises(Invalid, match="only \\$host or \\$http_host"):
+        extauth.auth_url(value, "auth-url")
+
+
 def test_a_cluster_service_in_a_sign_in_url_with_variables_is_refused():
     with pytest.raises(Invalid, match="cluster Service"):
         extauth.signin_url("https://oauth2.auth.svc/start?rd=$request_uri", "auth-signin")

@@ -266,12 +266,10 @@ def test_next_upstream_values(annotations, expected):
         ("proxy-next-upstream", ""),
         ("proxy-next-upstream", "off error"),
         ("proxy-next-upstream", "error error"),
-        ("proxy-next-upstream", "http_501"),
         ("proxy-next-upstream", "error; proxy_pass http://evil"),
         ("proxy-next-upstream-tries", "-1"),
         ("proxy-next-upstream-tries", "1001"),
-        ("proxy-next-upstream-tries", "3s"),
-        ("proxy-next-upstream-timeout", "1s"),
+        ("proxy-next-upstream-tries", "3s;"),
         ("proxy-next-upstream-timeout", "2147484"),
     ],
 )
@@ -279,6 +277,28 @@ def test_next_upstream_refuses_what_nginx_would_not_read(key, value):
     (finding,) = parse({ANNOTATION + key: value}, Config()).findings
     assert (finding.status, finding.code) == ("refused", "invalid")
     assert ANNOTATION + key in finding.reason and repr(value) in finding.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("proxy-next-upstream", "http_501"),
+        ("proxy-next-upstream-tries", "3s"),
+        ("proxy-next-upstream-timeout", "1s"),
+    ],
+)
+def test_next_upstream_values_ingress_nginx_cannot_read_leave_the_default(key, value):
+    """ingress-nginx's proxy parser replaces them by its default and serves the Ingress."""
+    parsed = parse({ANNOTATION + key: value}, Config())
+    (finding,) = parsed.findings
+    assert (finding.status, finding.code) == ("ignored", "warning")
+    assert ANNOTATION + key in finding.reason and repr(value) in finding.reason
+    assert not parsed.refused
+    assert (
+        parsed.settings["next_upstream"],
+        parsed.settings["next_upstream_tries"],
+        parsed.settings["next_upstream_timeout"],
+    ) == (None, None, None)
 
 
 @pytest.fixture(scope="module", params=["static", "dynamic"])

@@ -259,7 +259,7 @@ def test_ssl_redirect_defaults_to_the_option():
         ("nginx.ingress.kubernetes.io/upstream-hash-by-subset", "true", "answer otherwise"),
         ("nginx.org/server-snippets", "x", "snippets"),
         ("nginx.org/redirect-to-https", "true", "another controller"),
-        ("nginx.ingress.kubernetes.io/proxy-read-timeout", "60s", "whole number"),
+        ("nginx.ingress.kubernetes.io/proxy-read-timeout", "0", "whole number"),
         ("nginx.ingress.kubernetes.io/ssl-redirect", "on", "'true' or 'false'"),
         ("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8;", "CIDR"),
         ("nginx.ingress.kubernetes.io/denylist-source-range", "", "CIDR"),
@@ -966,18 +966,15 @@ def test_buffering_annotations(annotations, expected):
         ("proxy-buffer-size", "2m"),
         ("proxy-buffer-size", "1g"),
         ("proxy-buffer-size", "0"),
-        ("proxy-buffer-size", "4kb"),
         ("proxy-buffers-number", "3"),
         ("proxy-buffers-number", "65"),
-        ("proxy-buffering", "On"),
-        ("proxy-request-buffering", "true"),
-        ("proxy-http-version", "2"),
         ("proxy-busy-buffers-size", "2k"),  # under one of nginx's 4k buffers
         ("proxy-busy-buffers-size", "32k"),  # all 8 of them
         ("proxy-max-temp-file-size", "1k"),  # neither 0 nor a whole buffer
-        ("proxy-max-temp-file-size", "1t"),
         ("client-body-buffer-size", "2m"),
         ("client-body-buffer-size", "0"),
+        ("client-body-buffer-size", "4kb"),  # ingress-nginx rejects the Ingress too
+        ("proxy-buffering", "off; proxy_pass http://evil"),
     ],
 )
 def test_bad_buffering_values_refuse_the_ingress(key, value):
@@ -990,6 +987,52 @@ def test_bad_buffering_values_refuse_the_ingress(key, value):
     )
     (problem,) = built.problems
     assert problem.code == "invalid" and key in problem.reason and repr(value) in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "setting"),
+    [
+        # ingress-nginx's e2e proxy.go: "should not set invalid proxy timeouts", "should not
+        # set proxy client-max-body-size to incorrect value".
+        ("proxy-connect-timeout", "50k", "proxy_connect_timeout"),
+        ("proxy-send-timeout", "20k", "proxy_send_timeout"),
+        ("proxy-read-timeout", "60s", "proxy_read_timeout"),
+        ("proxy-body-size", "15r", "proxy_body_size"),
+        ("proxy-body-size", "10 MB", "proxy_body_size"),
+        ("proxy-buffer-size", "4kb", "proxy_buffers"),
+        ("proxy-buffers-number", "eight", "proxy_buffers"),
+        ("proxy-buffering", "On", "proxy_buffering"),
+        ("proxy-request-buffering", "true", "proxy_request_buffering"),
+        ("proxy-http-version", "2", "proxy_http_version"),
+        ("proxy-busy-buffers-size", "8 kB", "proxy_busy_buffers_size"),
+        ("proxy-max-temp-file-size", "1t", "proxy_max_temp_file_size"),
+        ("proxy-next-upstream", "errors", "next_upstream"),
+        ("proxy-next-upstream-tries", "3x", "next_upstream_tries"),
+        ("proxy-next-upstream-timeout", "10s", "next_upstream_timeout"),
+    ],
+)
+def test_proxy_values_ingress_nginx_cannot_read_leave_the_default(key, value, setting):
+    """ingress-nginx's proxy parser replaces a value not of its validator's form by its
+    default and serves the Ingress: so does the edge, with a warning."""
+    services, slices = app()
+    annotations = {"nginx.ingress.kubernetes.io/" + key: value}
+    if setting == "proxy_buffers":
+        annotations["nginx.ingress.kubernetes.io/proxy-buffers-number"] = "8"
+        annotations["nginx.ingress.kubernetes.io/proxy-buffer-size"] = "8k"
+        annotations["nginx.ingress.kubernetes.io/" + key] = value
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations=annotations),
+        services=services,
+        slices=slices,
+    )
+    (problem,) = built.problems
+    assert (problem.code, problem.name) == ("warning", "i")
+    assert key in problem.reason and repr(value) in problem.reason
+    assert "its default" in problem.reason
+    assert built.served_ingresses == (("default", "i"),)
+    settings = server(built, "h").locations[0].settings
+    expected = (8, "4k") if key == "proxy-buffer-size" else (4, "8k")
+    assert getattr(settings, setting) == (expected if setting == "proxy_buffers" else None)
 
 
 @pytest.mark.parametrize(

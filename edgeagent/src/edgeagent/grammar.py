@@ -620,11 +620,12 @@ MAX_SERVER_ALIASES = 100
 
 def server_aliases(value: object, what: str) -> tuple[str, ...]:
     """Comma-separated hosts (blanks around them allowed), without repeats, sorted, as
-    ingress-nginx reads server-alias."""
+    ingress-nginx reads server-alias; in lower case, as nginx matches server names (and
+    an Ingress's hosts are written)."""
     aliases = set()
     for n, item in enumerate(string(value, what).split(",")):
         if item.strip():
-            aliases.add(host(item.strip(), f"{what} item {n}"))
+            aliases.add(host(item.strip().lower(), f"{what} item {n}"))
     if not aliases:
         raise Invalid(f"{what} names no host")
     if len(aliases) > MAX_SERVER_ALIASES:

@@ -11,13 +11,24 @@ busy buffers at least one buffer and at most all buffers but one, temporary file
 or at least one buffer. An Ingress that breaks a rule is refused with it, rather than
 failing `nginx -t`. client-body-buffer-size is at most 1m: every request body up to it is
 held in memory, and a larger one is written to a file anyway.
+
+A value of the proxy-* keys not of the form ingress-nginx reads (`4kb`, `On`, `2`) is
+ignored with a warning, as ingress-nginx serves the Ingress with its default then
+(`Reader.tune`); client-body-buffer-size has no such leniency there (an invalid value
+rejects the Ingress), nor here.
 """
 
 from collections.abc import Callable
 
 from edgeagent import grammar
 from edgeagent.annotations.config import Config
-from edgeagent.annotations.reader import Reader
+from edgeagent.annotations.reader import (
+    HTTP_VERSION_FORM,
+    ON_OFF_FORM,
+    SIZE_FORM,
+    WHOLE_FORM,
+    Reader,
+)
 from edgeagent.grammar import Invalid
 
 KEYS = (
@@ -75,22 +86,26 @@ def max_temp_file_size(buffers: tuple[int, str]) -> Callable[[object, str], str]
 
 
 def parse(read: Reader, config: Config) -> dict:
-    size = read.get("proxy-buffer-size", grammar.buffer_size)
-    number = read.get("proxy-buffers-number", grammar.buffers_number)
+    size = read.tune("proxy-buffer-size", grammar.buffer_size, SIZE_FORM)
+    number = read.tune("proxy-buffers-number", grammar.buffers_number, WHOLE_FORM)
     buffers = None
     if read.has("proxy-buffer-size") or read.has("proxy-buffers-number"):
         buffers = (number or DEFAULT_BUFFERS_NUMBER, size or DEFAULT_BUFFER_SIZE)
     effective = buffers or NGINX_BUFFERS
     return {
-        "proxy_busy_buffers_size": read.get(
-            "proxy-busy-buffers-size", busy_buffers_size(effective)
+        "proxy_busy_buffers_size": read.tune(
+            "proxy-busy-buffers-size", busy_buffers_size(effective), SIZE_FORM
         ),
-        "proxy_max_temp_file_size": read.get(
-            "proxy-max-temp-file-size", max_temp_file_size(effective)
+        "proxy_max_temp_file_size": read.tune(
+            "proxy-max-temp-file-size", max_temp_file_size(effective), SIZE_FORM
         ),
         "client_body_buffer_size": read.get("client-body-buffer-size", grammar.buffer_size),
-        "proxy_buffering": read.get("proxy-buffering", grammar.on_off),
-        "proxy_request_buffering": read.get("proxy-request-buffering", grammar.on_off),
+        "proxy_buffering": read.tune("proxy-buffering", grammar.on_off, ON_OFF_FORM),
+        "proxy_request_buffering": read.tune(
+            "proxy-request-buffering", grammar.on_off, ON_OFF_FORM
+        ),
         "proxy_buffers": buffers,
-        "proxy_http_version": read.get("proxy-http-version", grammar.http_version),
+        "proxy_http_version": read.tune(
+            "proxy-http-version", grammar.http_version, HTTP_VERSION_FORM
+        ),
     }

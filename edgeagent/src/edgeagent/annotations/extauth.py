@@ -36,7 +36,8 @@ nginx variables, as ingress-nginx users write them for oauth2-proxy served by a 
 Ingress of the same host at /oauth2 (`auth-url: https://$host/oauth2/auth`,
 `auth-signin: https://$host/oauth2/start?rd=$escaped_request_uri`):
 - `auth-url`: the host may be `$host` or `$http_host` (no port after it) and the scheme
-  `$scheme`, nothing else. Such a URL names what this edge serves for the request's host
+  `$scheme`, nothing else. ingress-nginx's own `$best_http_host` is read as `$http_host`
+  (`BEST_HTTP_HOST`). Such a URL names what this edge serves for the request's host
   (`hops`): the subrequest goes to the edge itself, to the servers of its own hosts on
   loopback listeners of their own (`Layout.auth_hop_http_listen`, `auth_hop_https_listen`),
   never to an address the client chose. Those listeners take no PROXY protocol header
@@ -50,8 +51,9 @@ Ingress of the same host at /oauth2 (`auth-url: https://$host/oauth2/auth`,
   location that hops again answers 500 instead of looping. Paths without host (the
   default server's) ask no hop: the client names their host, so they answer 500, with a
   warning (model.py).
-- `auth-signin`: the host may be `$host`, `$http_host` or `$server_name`, the scheme
-  `$scheme`, and the path and query may hold `SIGNIN_VARIABLES`; any other `$` is refused.
+- `auth-signin`: the host may be `$host`, `$http_host`, `$best_http_host` or
+  `$server_name`, the scheme `$scheme`, and the path and query may hold `SIGNIN_VARIABLES`;
+  any other `$` is refused.
   `$escaped_request_uri`, which ingress-nginx defines with set-misc's `set_escape_uri`, is
   defined the same way (both modes: Debian's libnginx-mod-http-set-misc), so `rd` holds
   the request URI as one query value.
@@ -88,9 +90,16 @@ _PATH_AND_QUERY = r"(/[A-Za-z0-9\-._~/:,=&]*)?(\?[A-Za-z0-9\-._~/:,=&?]*)?"
 AUTH_URL = re.compile(
     rf"(?P<scheme>https?)://(?P<host>{_HOST})(:(?P<port>[0-9]{{1,5}}))?{_PATH_AND_QUERY}"
 )
+# ingress-nginx's `$best_http_host` (lua_ingress.lua) is the client's Host header, or with
+# its use-forwarded-headers the first X-Forwarded-Host. The edge never trusts a client's
+# X-Forwarded-Host (it sends its own, as ingress-nginx by default), so here it is always
+# the Host header: nginx's `$http_host`, which the parsers write instead (nginx has no
+# `$best_http_host`).
+BEST_HTTP_HOST = re.compile(r"\$best_http_host(?![A-Za-z0-9_])")
 # auth-url naming the request's host: the edge itself (`ExternalAuth.hops`).
 HOP_URL = re.compile(
-    rf"(?P<scheme>https?|\$scheme)://(?P<host>\$host|\$http_host)(?![A-Za-z0-9_]){_PATH_AND_QUERY}"
+    rf"(?P<scheme>https?|\$scheme)://(?P<host>\$host|\$http_host|\$best_http_host)"
+    rf"(?![A-Za-z0-9_]){_PATH_AND_QUERY}"
 )
 # What auth-signin may hold of nginx's variables (those ingress-nginx's docs, e2e tests and
 # public manifests write there), each whole: `$hostname` is not `$host`. None carries a
@@ -99,6 +108,7 @@ SIGNIN_VARIABLES = (
     "scheme",
     "host",
     "http_host",
+    "best_http_host",
     "server_name",
     "request_uri",
     "escaped_request_uri",
@@ -108,7 +118,7 @@ SIGNIN_VARIABLES = (
 _SIGNIN_VARIABLE = rf"\$({'|'.join(SIGNIN_VARIABLES)})(?![A-Za-z0-9_])"
 SIGNIN_URL = re.compile(
     rf"(?P<scheme>https?|\$scheme)://"
-    rf"((?P<host>{_HOST})(:(?P<port>[0-9]{{1,5}}))?|\$(host|http_host|server_name))(?![A-Za-z0-9_])"
+    rf"((?P<host>{_HOST})(:(?P<port>[0-9]{{1,5}}))?|\$(host|http_host|best_http_host|server_name))(?![A-Za-z0-9_])"
     rf"(?P<rest>[/?]([A-Za-z0-9\-._~/:,=&?]|{_SIGNIN_VARIABLE})*)?"
 )
 # auth-signin as a path on the request's own host (`/login?next=x`): the rest of a
@@ -211,11 +221,12 @@ def auth_url(value: object, what: str) -> str:
     text = grammar.string(value, what)
     if "$" in text:
         if HOP_URL.fullmatch(text) and len(text) <= 2048:
-            return text
+            return BEST_HTTP_HOST.sub("$http_host", text)
         raise Invalid(
             f"{what} {grammar.show(text)}: of nginx variables, only $host or $http_host "
-            "as the whole host (without a port) and $scheme as the scheme are supported, "
-            "naming what this edge serves for the request's host",
+            "(or ingress-nginx's $best_http_host, the same here) as the whole host (without "
+            "a port) and $scheme as the scheme are supported, naming what this edge serves "
+            "for the request's host",
             "unsupported",
         )
     parts = AUTH_URL.fullmatch(text)
@@ -243,13 +254,14 @@ def signin_url(value: object, what: str) -> str:
                 ", each whole",
                 "unsupported" if "$" in text else "invalid",
             )
-        return text
+        return BEST_HTTP_HOST.sub("$http_host", text)
     if "$" in text:
         if not SIGNIN_URL.fullmatch(text) or len(text) > 2048:
             raise Invalid(
                 f"{what} {grammar.show(text)}: of nginx variables, only "
                 f"{', '.join('$' + name for name in SIGNIN_VARIABLES)} are supported, each "
-                "whole, with $host, $http_host or $server_name only as the whole host and "
+                "whole, with $host, $http_host, $best_http_host or $server_name only as the whole "
+                "host and "
                 "$scheme only as the scheme",
                 "unsupported",
             )
@@ -264,7 +276,7 @@ def signin_url(value: object, what: str) -> str:
             "there cannot resolve",
             "unsupported",
         )
-    return text
+    return BEST_HTTP_HOST.sub("$http_host", text)
 
 
 def cluster_service(

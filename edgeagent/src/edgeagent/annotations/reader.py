@@ -1,6 +1,7 @@
 """What a family parser reads the annotations through: values by short key, each parsed
 with a grammar function, every problem kept (not only the first)."""
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,17 @@ class Finding:
     status: str
     code: str = ""
     reason: str = ""
+
+
+# What a tuning value may hold to be served without (`Reader.tune`): nothing nginx could
+# read as syntax.
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9._+ -]{1,64}")
+# The forms of ingress-nginx's validators (annotations/parser): strconv.Atoi's whole
+# numbers, SizeRegex (blanks removed first), the options of ValidateOptions.
+WHOLE_FORM = re.compile(r"[+-]?[0-9]+")
+SIZE_FORM = re.compile(r"( *[0-9])+ *([bkmgBKMG] *)?")
+ON_OFF_FORM = re.compile(r"\s*(on|off)\s*")
+HTTP_VERSION_FORM = re.compile(r"\s*(1\.0|1\.1)\s*")
 
 
 class Reader:
@@ -45,6 +57,23 @@ class Reader:
             return None
         self.findings[key] = Finding(full, value, "supported")
         return parsed
+
+    def tune(self, key: str, parse: Callable[[Any, str], Any], form: re.Pattern) -> Any:
+        """As `get`, for a key that only tunes, whose value ingress-nginx's parser replaced
+        by its default when it was not of `form` (its validator's), serving the Ingress
+        (its e2e tests: "should not set invalid proxy timeouts"): such a value is ignored
+        with a warning, and the Ingress served with the default, as there. A value of the
+        form is the grammar's to judge (ingress-nginx wrote it into nginx's configuration
+        as it was), and one holding anything nginx could read as syntax stays refused."""
+        value = self.values.get(key)
+        if value is None or form.fullmatch(value) or not PLAIN_VALUE.fullmatch(value):
+            return self.get(key, parse)
+        self.ignore(
+            key,
+            "not of the form ingress-nginx reads, which then serves the Ingress with its "
+            "default instead; so does edgeagent",
+        )
+        return None
 
     def ignore(self, key: str, why: str) -> None:
         full = self.prefix + key

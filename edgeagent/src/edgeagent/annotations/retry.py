@@ -6,13 +6,15 @@ ingress-nginx writes them (`off` alone: never); at most `-tries` tries in all (0
 limit) within `-timeout` seconds (0: no limit). Unset, a location keeps nginx's
 defaults (`error timeout`, no limits). Both modes: the dynamic mode's balancer is called
 again for each try nginx decides on, and nginx caps its tries as in the static mode.
+A value not of the form ingress-nginx reads (`3x`, `10s`) is ignored with a warning, as
+ingress-nginx serves the Ingress with its default then (`Reader.tune`).
 """
 
 import re
 
 from edgeagent import grammar
 from edgeagent.annotations.config import Config
-from edgeagent.annotations.reader import Reader
+from edgeagent.annotations.reader import WHOLE_FORM, Reader
 from edgeagent.grammar import Invalid
 
 KEYS = ("proxy-next-upstream", "proxy-next-upstream-tries", "proxy-next-upstream-timeout")
@@ -30,6 +32,9 @@ CONDITIONS = (
     "http_429",
     "non_idempotent",
 )
+# ingress-nginx's validator of proxy-next-upstream (annotations/proxy), which removes the
+# blanks first.
+CONDITIONS_FORM = re.compile(rf"\s*(({'|'.join(CONDITIONS)}|off)\s*)+")
 TRIES_MAX = 1000
 WHOLE = re.compile(r"[0-9]{1,7}")
 
@@ -67,7 +72,7 @@ def timeout(value: object, what: str) -> int:
 
 def parse(read: Reader, config: Config) -> dict:
     return {
-        "next_upstream": read.get("proxy-next-upstream", next_upstream),
-        "next_upstream_tries": read.get("proxy-next-upstream-tries", tries),
-        "next_upstream_timeout": read.get("proxy-next-upstream-timeout", timeout),
+        "next_upstream": read.tune("proxy-next-upstream", next_upstream, CONDITIONS_FORM),
+        "next_upstream_tries": read.tune("proxy-next-upstream-tries", tries, WHOLE_FORM),
+        "next_upstream_timeout": read.tune("proxy-next-upstream-timeout", timeout, WHOLE_FORM),
     }
