@@ -236,3 +236,43 @@ def test_the_migrate_gate_names_each_refused_ingress_and_why():
     }
     assert cutover.edge_cutover_refusals(report) == ["shop/lua: snippets are not served"]
     assert cutover.edge_cutover_refusals({"ingresses": report["ingresses"][:1]}) == []
+
+
+def test_the_cutover_fronts_give_each_directors_tiers_percent_and_scheduler():
+    groups = {"edge": ["dir1", "dir2", "edge1"], "new_edges": ["edge1"], "seed_nodes": ["n1"]}
+    hostvars = {
+        "dir1": {
+            "keepalived_lvs_cutover_edge_group": "new_edges",
+            "keepalived_lvs_cluster_node_group": "seed_nodes",
+            "keepalived_lvs_cutover_edge_percent": 10,
+        },
+        "dir2": {"keepalived_lvs_cutover_edge_group": "gone", "keepalived_lvs_scheduler": "rr"},
+        "edge1": {},
+    }
+    fronts = cutover.edge_cutover_fronts(
+        groups["edge"], hostvars, groups, {"percent": 0, "scheduler": "wlc"}
+    )
+    assert fronts == [
+        {
+            "director": "dir1",
+            "group": "new_edges",
+            "group_exists": True,
+            "members": ["edge1"],
+            "cluster_group": "seed_nodes",
+            "cluster_members": ["n1"],
+            "percent": 10,
+            "scheduler": "wlc",
+            "weighted_schedulers": ["sed", "wlc", "wrr"],
+        },
+        {
+            "director": "dir2",
+            "group": "gone",
+            "group_exists": False,
+            "members": [],
+            "cluster_group": "",
+            "cluster_members": [],
+            "percent": 0,
+            "scheduler": "rr",
+            "weighted_schedulers": ["sed", "wlc", "wrr"],
+        },
+    ]

@@ -31,6 +31,14 @@ DEFAULT_THRESHOLDS = {
     "max_p99_increase_percent": 50.0,
     "min_requests": 100,
 }
+# The IPVS schedulers whose choice of real server follows its weight for every new connection,
+# so that the tiers' weights are their shares (Linux, net/netfilter/ipvs/ip_vs_*.c): wrr
+# (weighted round robin), wlc (least active*256+inactive connections per weight) and sed
+# ((active+1) per weight). The others ignore weights beyond quiescing 0 (rr, lc, dh), send to
+# any idle server whatever its weight (nq), fill the heaviest server first (fo, ovf), stick to
+# the destination address (lblc, lblcr), or hash the client's address into a table (sh,
+# mh): their shares are of clients, not of connections.
+WEIGHTED_SCHEDULERS = ("sed", "wlc", "wrr")
 
 
 def _samples(text, node):
@@ -225,6 +233,40 @@ def edge_cutover_refusals(migrate_report):
     return refused
 
 
+def edge_cutover_fronts(hosts, hostvars, groups, defaults=None):
+    """One record per director (of `hosts`) with a keepalived_lvs_cutover_edge_group, for
+    playbooks/validate.yml: the edge group and its members, the cluster node group and its
+    members, the percent and the scheduler as given (else `defaults`: the keepalived role's
+    keepalived_lvs_cutover_edge_percent and keepalived_lvs_scheduler, as {"percent": ...,
+    "scheduler": ...}), and the schedulers that honour weights."""
+    defaults = defaults or {}
+    records = []
+    for host in hosts:
+        variables = hostvars[host]
+        group = str(variables.get("keepalived_lvs_cutover_edge_group") or "")
+        if not group:
+            continue
+        cluster_group = str(variables.get("keepalived_lvs_cluster_node_group") or "")
+        records.append(
+            {
+                "director": host,
+                "group": group,
+                "group_exists": group in groups,
+                "members": sorted(groups.get(group, [])),
+                "cluster_group": cluster_group,
+                "cluster_members": sorted(groups.get(cluster_group, [])),
+                "percent": variables.get(
+                    "keepalived_lvs_cutover_edge_percent", defaults.get("percent")
+                ),
+                "scheduler": str(
+                    variables.get("keepalived_lvs_scheduler", defaults.get("scheduler"))
+                ),
+                "weighted_schedulers": list(WEIGHTED_SCHEDULERS),
+            }
+        )
+    return records
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -234,4 +276,5 @@ class FilterModule:
             "edge_cutover_thresholds": edge_cutover_thresholds,
             "edge_cutover_weights": edge_cutover_weights,
             "edge_cutover_refusals": edge_cutover_refusals,
+            "edge_cutover_fronts": edge_cutover_fronts,
         }
