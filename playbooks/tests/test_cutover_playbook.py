@@ -1,6 +1,7 @@
 """playbooks/cutover.yml's gate, measurements, decisions and rollback, without a kernel: the
 directors' weights (keepalived, IPVS) are left out (--skip-tags cutover-weights; the weights
-themselves: test_cutover_render.py), everything else is real. The edge tier is a real nginx in
+themselves: test_cutover_render.py, their check in IPVS: test_cutover_ipvs_weights.py),
+everything else is real. The edge tier is a real nginx in
 the dynamic mode with the agent's request collector on a metrics port; the in-cluster tier is
 the lab's stand-in controller (lab/seed_controller.py) in front of a real backend; a load
 thread sends requests to both tiers for the whole run, and each node's page is read by the

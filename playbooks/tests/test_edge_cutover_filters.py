@@ -236,3 +236,131 @@ def test_the_migrate_gate_names_each_refused_ingress_and_why():
     }
     assert cutover.edge_cutover_refusals(report) == ["shop/lua: snippets are not served"]
     assert cutover.edge_cutover_refusals({"ingresses": report["ingresses"][:1]}) == []
+
+
+# A director's `ipvsadm -Ln --exact` during a cutover at 10 % (2 cluster nodes, 1 edge node:
+# weights 20 and 90), as ipvsadm 1.31 prints it: an IPv4 service with persistence, an IPv6
+# one, and fwmark services (IPv4, IPv6) of another VIP group.
+IPVSADM_LN = """\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.51.100.102:80 wlc
+  -> 198.51.100.21:80             Route   90     3          41
+  -> 198.51.100.22:80             Route   90     2          39
+  -> 198.51.100.31:80             Route   20     0          7
+TCP  198.51.100.102:443 wlc persistent 300
+  -> 198.51.100.21:443            Tunnel  90     1          4
+  -> 198.51.100.22:443            Tunnel  90     0          5
+  -> 198.51.100.31:443            Tunnel  20     0          0
+TCP  [2001:db8::102]:80 wrr
+  -> [2001:db8::21]:80            Masq    90     0          0
+  -> [2001:db8::31]:80            Masq    0      0          0
+FWM  52 wlc
+  -> 198.51.100.41:0              Route   1      0          0
+FWM  53 IPv6 sed
+  -> [2001:db8::41]:0             Route   1      0          0
+"""
+
+TIERS = {
+    "edge": {"edge1": "198.51.100.31/24"},
+    "cluster": {"node1": "198.51.100.21/24", "node2": "198.51.100.22/24"},
+}
+
+
+def test_the_ipvs_table_has_each_services_real_servers_and_weights():
+    assert cutover.edge_cutover_ipvs_table(IPVSADM_LN) == {
+        "TCP 198.51.100.102:80": {
+            "198.51.100.21:80": 90,
+            "198.51.100.22:80": 90,
+            "198.51.100.31:80": 20,
+        },
+        "TCP 198.51.100.102:443": {
+            "198.51.100.21:443": 90,
+            "198.51.100.22:443": 90,
+            "198.51.100.31:443": 20,
+        },
+        "TCP [2001:db8::102]:80": {"[2001:db8::21]:80": 90, "[2001:db8::31]:80": 0},
+        "FWM 52": {"198.51.100.41:0": 1},
+        "FWM 53 IPv6": {"[2001:db8::41]:0": 1},
+    }
+
+
+def test_an_empty_ipvs_table():
+    assert cutover.edge_cutover_ipvs_table(IPVSADM_LN.split("TCP  ")[0]) == {}
+
+
+def test_the_weights_as_rendered_leave_nothing_to_report():
+    weights = cutover.edge_cutover_weights(10, 1, 2)  # {"edge": 20, "cluster": 90}
+    assert cutover.edge_cutover_weight_mismatches(IPVSADM_LN, TIERS, weights) == []
+
+
+def test_each_real_server_off_its_weight_is_named_with_the_seen_and_expected_weight():
+    weights = cutover.edge_cutover_weights(50, 1, 2)  # {"edge": 100, "cluster": 50}
+    assert cutover.edge_cutover_weight_mismatches(IPVSADM_LN, TIERS, weights) == [
+        "TCP 198.51.100.102:443: edge1 (198.51.100.31:443) has weight 20, expected 100",
+        "TCP 198.51.100.102:443: node1 (198.51.100.21:443) has weight 90, expected 50",
+        "TCP 198.51.100.102:443: node2 (198.51.100.22:443) has weight 90, expected 50",
+        "TCP 198.51.100.102:80: edge1 (198.51.100.31:80) has weight 20, expected 100",
+        "TCP 198.51.100.102:80: node1 (198.51.100.21:80) has weight 90, expected 50",
+        "TCP 198.51.100.102:80: node2 (198.51.100.22:80) has weight 90, expected 50",
+    ]
+
+
+def test_ipv6_real_servers_are_matched_by_address_and_a_missing_one_is_named():
+    tiers = {"edge": {"edge1": "2001:db8:0::31/64"}, "cluster": {"node1": "2001:db8::21/64"}}
+    table = IPVSADM_LN.replace(
+        "  -> [2001:db8::21]:80            Masq    90     0          0\n", ""
+    )
+    assert cutover.edge_cutover_weight_mismatches(table, tiers, {"edge": 10, "cluster": 90}) == [
+        "TCP [2001:db8::102]:80: edge1 ([2001:db8::31]:80) has weight 0 "
+        "(failing its health check, or drained), expected 10",
+        "TCP [2001:db8::102]:80: node1 (2001:db8::21) is missing, expected weight 90",
+    ]
+
+
+def test_no_service_with_the_tiers_real_servers_is_a_mismatch():
+    table = IPVSADM_LN.split("TCP  ")[0]
+    assert cutover.edge_cutover_weight_mismatches(table, TIERS, {"edge": 0, "cluster": 1}) == [
+        "no IPVS virtual server holds a real server of either tier (edge1, node1, node2)"
+    ]
+
+
+def test_the_cutover_fronts_give_each_directors_tiers_percent_and_scheduler():
+    groups = {"edge": ["dir1", "dir2", "edge1"], "new_edges": ["edge1"], "seed_nodes": ["n1"]}
+    hostvars = {
+        "dir1": {
+            "keepalived_lvs_cutover_edge_group": "new_edges",
+            "keepalived_lvs_cluster_node_group": "seed_nodes",
+            "keepalived_lvs_cutover_edge_percent": 10,
+        },
+        "dir2": {"keepalived_lvs_cutover_edge_group": "gone", "keepalived_lvs_scheduler": "rr"},
+        "edge1": {},
+    }
+    fronts = cutover.edge_cutover_fronts(
+        groups["edge"], hostvars, groups, {"percent": 0, "scheduler": "wlc"}
+    )
+    assert fronts == [
+        {
+            "director": "dir1",
+            "group": "new_edges",
+            "group_exists": True,
+            "members": ["edge1"],
+            "cluster_group": "seed_nodes",
+            "cluster_members": ["n1"],
+            "percent": 10,
+            "scheduler": "wlc",
+            "weighted_schedulers": ["sed", "wlc", "wrr"],
+        },
+        {
+            "director": "dir2",
+            "group": "gone",
+            "group_exists": False,
+            "members": [],
+            "cluster_group": "",
+            "cluster_members": [],
+            "percent": 0,
+            "scheduler": "rr",
+            "weighted_schedulers": ["sed", "wlc", "wrr"],
+        },
+    ]

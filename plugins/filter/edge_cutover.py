@@ -19,6 +19,8 @@ A counter lower after than before (the node's nginx restarted) counts from 0, as
 Prometheus' increase() does. Pure: text in, records out; the playbook does the I/O.
 """
 
+import ipaddress
+
 from ansible.errors import AnsibleFilterError
 
 REQUESTS = "nginx_ingress_controller_requests"
@@ -31,6 +33,14 @@ DEFAULT_THRESHOLDS = {
     "max_p99_increase_percent": 50.0,
     "min_requests": 100,
 }
+# The IPVS schedulers whose choice of real server follows its weight for every new connection,
+# so that the tiers' weights are their shares (Linux, net/netfilter/ipvs/ip_vs_*.c): wrr
+# (weighted round robin), wlc (least active*256+inactive connections per weight) and sed
+# ((active+1) per weight). The others ignore weights beyond quiescing 0 (rr, lc, dh), send to
+# any idle server whatever its weight (nq), fill the heaviest server first (fo, ovf), stick to
+# the destination address (lblc, lblcr), or hash the client's address into a table (sh,
+# mh): their shares are of clients, not of connections.
+WEIGHTED_SCHEDULERS = ("sed", "wlc", "wrr")
 
 
 def _samples(text, node):
@@ -225,6 +235,105 @@ def edge_cutover_refusals(migrate_report):
     return refused
 
 
+def edge_cutover_fronts(hosts, hostvars, groups, defaults=None):
+    """One record per director (of `hosts`) with a keepalived_lvs_cutover_edge_group, for
+    playbooks/validate.yml: the edge group and its members, the cluster node group and its
+    members, the percent and the scheduler as given (else `defaults`: the keepalived role's
+    keepalived_lvs_cutover_edge_percent and keepalived_lvs_scheduler, as {"percent": ...,
+    "scheduler": ...}), and the schedulers that honour weights."""
+    defaults = defaults or {}
+    records = []
+    for host in hosts:
+        variables = hostvars[host]
+        group = str(variables.get("keepalived_lvs_cutover_edge_group") or "")
+        if not group:
+            continue
+        cluster_group = str(variables.get("keepalived_lvs_cluster_node_group") or "")
+        records.append(
+            {
+                "director": host,
+                "group": group,
+                "group_exists": group in groups,
+                "members": sorted(groups.get(group, [])),
+                "cluster_group": cluster_group,
+                "cluster_members": sorted(groups.get(cluster_group, [])),
+                "percent": variables.get(
+                    "keepalived_lvs_cutover_edge_percent", defaults.get("percent")
+                ),
+                "scheduler": str(
+                    variables.get("keepalived_lvs_scheduler", defaults.get("scheduler"))
+                ),
+                "weighted_schedulers": list(WEIGHTED_SCHEDULERS),
+            }
+        )
+    return records
+
+
+def _real_server_address(real_server):
+    """ipvsadm's "198.51.100.21:80" or "[2001:db8::21]:80" -> the address, canonical."""
+    host = real_server.rsplit(":", 1)[0].strip("[]")
+    return str(ipaddress.ip_address(host))
+
+
+def edge_cutover_ipvs_table(ipvsadm_ln):
+    """`ipvsadm -Ln` (or with --exact) -> {service: {real server: weight}}, service and real
+    server as ipvsadm spells them: "TCP 198.51.100.102:80", "TCP [2001:db8::102]:443",
+    "FWM 52", "FWM 52 IPv6"; real servers "198.51.100.21:80", "[2001:db8::21]:80" (port 0
+    behind a fwmark service). The header lines are skipped."""
+    table, service = {}, None
+    for line in str(ipvsadm_ln).splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] in ("TCP", "UDP", "SCTP", "FWM"):
+            ipv6_mark = fields[0] == "FWM" and fields[2] == "IPv6"
+            service = " ".join(fields[:3] if ipv6_mark else fields[:2])
+            table[service] = {}
+        elif service and len(fields) >= 4 and fields[0] == "->" and fields[3].isdigit():
+            table[service][fields[1]] = int(fields[3])
+    return table
+
+
+def edge_cutover_weight_mismatches(ipvsadm_ln, tiers, weights):
+    """What differs between a director's IPVS table (`ipvsadm -Ln` text) and the cutover's
+    weights: `tiers` {"edge": {node: address}, "cluster": {node: address}}, `weights` the
+    weight of each tier's real servers (edge_cutover_weights). The cutover's services are
+    those that hold a real server of either tier (the keepalived role gives every virtual
+    server both tiers); each must hold every node of both at its tier's weight. One line per
+    difference, naming the service, the node, the seen and the expected weight; empty: the
+    kernel has the weights keepalived.conf says."""
+    expected = {
+        str(ipaddress.ip_address(str(address).split("/")[0])): (node, int(weights[tier]))
+        for tier in ("edge", "cluster")
+        for node, address in sorted((tiers.get(tier) or {}).items())
+    }
+    table = edge_cutover_ipvs_table(ipvsadm_ln)
+    services = {
+        service: {_real_server_address(server): (server, weight) for server, weight in rows.items()}
+        for service, rows in table.items()
+    }
+    services = {s: rows for s, rows in services.items() if set(rows) & set(expected)}
+    if not services:
+        return [
+            f"no IPVS virtual server holds a real server of either tier "
+            f"({', '.join(sorted(node for node, _ in expected.values()))})"
+        ]
+    mismatches = []
+    for service, rows in sorted(services.items()):
+        for address, (node, weight) in sorted(expected.items(), key=lambda e: e[1][0]):
+            if address not in rows:
+                mismatches.append(
+                    f"{service}: {node} ({address}) is missing, expected weight {weight}"
+                )
+            elif rows[address][1] != weight:
+                server, seen = rows[address]
+                # keepalived keeps a real server that fails its check (inhibit_on_failure) or
+                # is drained in the table at weight 0.
+                why = " (failing its health check, or drained)" if seen == 0 else ""
+                mismatches.append(
+                    f"{service}: {node} ({server}) has weight {seen}{why}, expected {weight}"
+                )
+    return mismatches
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -234,4 +343,7 @@ class FilterModule:
             "edge_cutover_thresholds": edge_cutover_thresholds,
             "edge_cutover_weights": edge_cutover_weights,
             "edge_cutover_refusals": edge_cutover_refusals,
+            "edge_cutover_fronts": edge_cutover_fronts,
+            "edge_cutover_ipvs_table": edge_cutover_ipvs_table,
+            "edge_cutover_weight_mismatches": edge_cutover_weight_mismatches,
         }
