@@ -263,7 +263,6 @@ def test_next_upstream_values(annotations, expected):
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("proxy-next-upstream", ""),
         ("proxy-next-upstream", "off error"),
         ("proxy-next-upstream", "error error"),
         ("proxy-next-upstream", "error; proxy_pass http://evil"),
@@ -286,6 +285,7 @@ def test_next_upstream_refuses_what_nginx_would_not_read(key, value):
         # Its validator keeps the blanks: one at most after each condition, none before.
         ("proxy-next-upstream", " off "),
         ("proxy-next-upstream", "error  timeout"),
+        ("proxy-next-upstream", ""),
         ("proxy-next-upstream-tries", "3s"),
         ("proxy-next-upstream-timeout", "1s"),
     ],

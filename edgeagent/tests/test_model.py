@@ -1009,6 +1009,12 @@ def test_bad_buffering_values_refuse_the_ingress(key, value):
         ("proxy-next-upstream", "errors", "next_upstream"),
         ("proxy-next-upstream-tries", "3x", "next_upstream_tries"),
         ("proxy-next-upstream-timeout", "10s", "next_upstream_timeout"),
+        # An empty value: ingress-nginx does not validate it, and its parser's default
+        # stands (parseString and parseInt refuse "").
+        ("proxy-read-timeout", "", "proxy_read_timeout"),
+        ("proxy-body-size", "", "proxy_body_size"),
+        ("proxy-buffering", "", "proxy_buffering"),
+        ("proxy-next-upstream", "", "next_upstream"),
     ],
 )
 def test_proxy_values_ingress_nginx_cannot_read_leave_the_default(key, value, setting):

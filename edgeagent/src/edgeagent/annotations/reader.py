@@ -25,8 +25,9 @@ class Finding:
 
 
 # What a tuning value may hold to be served without (`Reader.tune`): nothing nginx could
-# read as syntax.
-PLAIN_VALUE = re.compile(r"[A-Za-z0-9._+ -]{1,64}")
+# read as syntax. Empty too: ingress-nginx validates no empty value, and its parser's
+# default stands for one (parseString and parseInt refuse "").
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9._+ -]{0,64}")
 # The forms of ingress-nginx's validators (annotations/parser): strconv.Atoi's whole
 # numbers, SizeRegex (blanks removed first), the options of ValidateOptions.
 WHOLE_FORM = re.compile(r"[+-]?[0-9]+")
