@@ -65,8 +65,12 @@ class Reader:
         (its e2e tests: "should not set invalid proxy timeouts"): such a value is ignored
         with a warning, and the Ingress served with the default, as there. A value of the
         form is the grammar's to judge (ingress-nginx wrote it into nginx's configuration
-        as it was), and one holding anything nginx could read as syntax stays refused."""
+        as it was, a whole number as the number it read), and one holding anything nginx
+        could read as syntax stays refused."""
         value = self.values.get(key)
+        if form is WHOLE_FORM and value is not None and form.fullmatch(value):
+            # ingress-nginx wrote the number strconv.Atoi read: `+30` and `030` are 30.
+            return self.get(key, lambda whole, what: parse(str(int(whole)), what))
         if value is None or form.fullmatch(value) or not PLAIN_VALUE.fullmatch(value):
             return self.get(key, parse)
         self.ignore(
