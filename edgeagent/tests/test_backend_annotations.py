@@ -240,7 +240,7 @@ def test_next_upstream_off_or_one_try_answers_the_bad_endpoints_502(retry_site, 
     ("annotations", "expected"),
     [
         ({"proxy-next-upstream": "error timeout http_502"}, ("error timeout http_502", None, None)),
-        ({"proxy-next-upstream": " off "}, ("off", None, None)),
+        ({"proxy-next-upstream": "off "}, ("off", None, None)),
         (
             {"proxy-next-upstream": "http_503\nnon_idempotent"},
             ("http_503 non_idempotent", None, None),
@@ -263,7 +263,6 @@ def test_next_upstream_values(annotations, expected):
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("proxy-next-upstream", ""),
         ("proxy-next-upstream", "off error"),
         ("proxy-next-upstream", "error error"),
         ("proxy-next-upstream", "error; proxy_pass http://evil"),
@@ -283,6 +282,10 @@ def test_next_upstream_refuses_what_nginx_would_not_read(key, value):
     ("key", "value"),
     [
         ("proxy-next-upstream", "http_501"),
+        # Its validator keeps the blanks: one at most after each condition, none before.
+        ("proxy-next-upstream", " off "),
+        ("proxy-next-upstream", "error  timeout"),
+        ("proxy-next-upstream", ""),
         ("proxy-next-upstream-tries", "3s"),
         ("proxy-next-upstream-timeout", "1s"),
     ],

@@ -18,7 +18,7 @@ from edgeagent.gateway import references as gateway_references
 from edgeagent.health import HealthState
 from edgeagent.metrics import Metrics
 from edgeagent.resources import NAMES
-from support_gateway import gateway, listener
+from support_gateway import backend_ref, gateway, gateway_class, http_route, listener, parent
 
 from edgeagent import model, render
 
@@ -273,6 +273,38 @@ def test_a_failed_reload_keeps_the_routes_of_a_host_leaving_the_table(tmp_path):
     applier.outcome = Outcome.APPLIED
     running.sync()
     assert "web.example.com" not in control.pushed[-1].routes
+
+
+def test_a_failed_reload_keeps_the_routes_of_a_gateway_wildcard_leaving_the_table(tmp_path):
+    """The same for an HTTPRoute's wildcard of any depth, whose table name is
+    **.example.com (route_table.table_name), not its host."""
+    cache, control, applier = Cache(), RecordingControl(), ScriptedApplier()
+    running = dynamic_controller(tmp_path, cache, [], ["web"], applier, control)
+    edge = gateway("edge", listener(), namespace="default")
+    route = http_route(
+        "star",
+        [parent("edge", namespace="default")],
+        [{"backendRefs": [backend_ref("web", 80)]}],
+        ["*.example.com"],
+        namespace="default",
+    )
+    cache.replace("gateway_classes", [gateway_class()])
+    cache.replace("gateways", [edge])
+    cache.replace("http_routes", [route])
+    running.sync()
+    assert list(control.pushed[-1].routes) == ["**.example.com"]
+
+    timed = [{"backendRefs": [backend_ref("web", 80)], "timeouts": {"request": "10s"}}]
+    cache.replace("http_routes", [{**route, "spec": {**route["spec"], "rules": timed}}])
+    applier.outcome = Outcome.FAILED
+    running.sync()
+    # A delta's removed host has no rules.
+    assert control.pushed[-1].routes.get("**.example.com", ()) != ()
+    assert control.written[-1].routes.get("**.example.com", ()) != ()
+
+    applier.outcome = Outcome.APPLIED
+    running.sync()
+    assert "**.example.com" not in control.written[-1].routes
 
 
 def test_gateway_objects_refer_to_their_backends_and_certificates():

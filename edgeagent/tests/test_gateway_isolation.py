@@ -2,6 +2,8 @@
 listener's certificate is judged by the system OpenSSL, and a backendRef's endpoints by
 the backend policy (loopback, link-local, the VIPs, the backend networks)."""
 
+import dataclasses
+
 from agentlab import VIP
 from edgeagent.backends import BackendPolicy
 from edgeagent.gateway import conditions as c
@@ -114,3 +116,26 @@ def test_a_quarantined_host_keeps_the_upstreams_of_its_route_matches():
     kept = quarantine.withhold(candidate, {host: "refused"}, serving, [])
     assert kept.servers == serving.servers
     assert kept.upstreams == (plain, matched)
+
+
+def test_a_quarantined_wildcard_put_back_under_a_new_one_label_one_is_a_regex_name():
+    """A Gateway API wildcard of any depth that nginx -t refused keeps its previous
+    server, built when no Ingress's one-label wildcard lay under it (`*.` name). With the
+    candidate's new `*.example.com` beside it, it must be a regex name again (after the
+    one-label ones), or nginx would give it a.example.com, the Ingress's name."""
+    default = model.Server("_", (), False, None)
+    route = model.Location("prefix", "/", "a", 0)
+    previous = model.Server("*.com", (route,), False, None, any_depth=True)
+    serving = model.Model(
+        servers=(previous,),
+        default_server=default,
+        upstreams=(model.Upstream("a", INFRA, "a", 8080, ("10.244.1.5:8080",)),),
+        certificates={},
+        problems=(),
+        served_ingresses=(),
+    )
+    refused = model.Server("*.com", (), False, None, any_depth=True, regex_name=True)
+    ingress = model.Server("*.example.com", (route,), False, None)
+    candidate = dataclasses.replace(serving, servers=(refused, ingress))
+    kept = quarantine.withhold(candidate, {"*.com": "refused"}, serving, [])
+    assert kept.servers == (dataclasses.replace(previous, regex_name=True), ingress)

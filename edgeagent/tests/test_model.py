@@ -1009,6 +1009,12 @@ def test_bad_buffering_values_refuse_the_ingress(key, value):
         ("proxy-next-upstream", "errors", "next_upstream"),
         ("proxy-next-upstream-tries", "3x", "next_upstream_tries"),
         ("proxy-next-upstream-timeout", "10s", "next_upstream_timeout"),
+        # An empty value: ingress-nginx does not validate it, and its parser's default
+        # stands (parseString and parseInt refuse "").
+        ("proxy-read-timeout", "", "proxy_read_timeout"),
+        ("proxy-body-size", "", "proxy_body_size"),
+        ("proxy-buffering", "", "proxy_buffering"),
+        ("proxy-next-upstream", "", "next_upstream"),
     ],
 )
 def test_proxy_values_ingress_nginx_cannot_read_leave_the_default(key, value, setting):
@@ -1033,6 +1039,28 @@ def test_proxy_values_ingress_nginx_cannot_read_leave_the_default(key, value, se
     settings = server(built, "h").locations[0].settings
     expected = (8, "4k") if key == "proxy-buffer-size" else (4, "8k")
     assert getattr(settings, setting) == (expected if setting == "proxy_buffers" else None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "setting", "expected"),
+    [
+        ("proxy-read-timeout", "+30", "proxy_read_timeout", 30),
+        ("proxy-connect-timeout", "05", "proxy_connect_timeout", 5),
+        ("proxy-next-upstream-tries", "+3", "next_upstream_tries", 3),
+        ("proxy-next-upstream-timeout", "010", "next_upstream_timeout", 10),
+    ],
+)
+def test_proxy_whole_numbers_are_read_as_ingress_nginx_reads_them(key, value, setting, expected):
+    """ingress-nginx reads them with strconv.Atoi and writes the number (`+30`, `030`:
+    30): the same number is served, not a refused Ingress."""
+    services, slices = app()
+    built = build(
+        ingress("i", rule("h", path("/", "app")), annotations={ANNOTATION_PREFIX + key: value}),
+        services=services,
+        slices=slices,
+    )
+    assert built.problems == ()
+    assert getattr(server(built, "h").locations[0].settings, setting) == expected
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeagent import annotations, collector, dynamic, model, options, quarantine, render, resources
+from edgeagent import (
+    annotations,
+    collector,
+    dynamic,
+    model,
+    options,
+    quarantine,
+    render,
+    resources,
+    route_table,
+)
 from edgeagent.annotations import extauth, mirror
 from edgeagent.apply import Applier, ApplyResult, Outcome
 from edgeagent.backoff import Backoff
@@ -501,7 +511,8 @@ class Controller:
         if self._serving_model is None:
             return state
         serving = dynamic.state_of(self._serving_model, self.layout.routes_by_table).routes
-        hosts = {server.host for server in built.servers}
+        # The table's names: a wildcard of any depth is **.example.com there.
+        hosts = {route_table.table_name(server) for server in built.servers}
         kept = {
             host: rules
             for host, rules in serving.items()

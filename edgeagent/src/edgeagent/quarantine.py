@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from edgeagent.gateway.routing import with_regex_names
 from edgeagent.model import Model, Problem, Server
 
 CODE = "quarantined"
@@ -83,7 +84,8 @@ def withhold(
             problems.append(Problem("Ingress", namespace, name, message, CODE))
     return dataclasses.replace(
         built,
-        servers=tuple(servers),
+        # A server put back was named beside the wildcards of its own model.
+        servers=tuple(with_regex_names(servers)),
         upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
         certificates=certificates,
         problems=tuple(problems),

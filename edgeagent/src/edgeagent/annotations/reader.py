@@ -25,8 +25,9 @@ class Finding:
 
 
 # What a tuning value may hold to be served without (`Reader.tune`): nothing nginx could
-# read as syntax.
-PLAIN_VALUE = re.compile(r"[A-Za-z0-9._+ -]{1,64}")
+# read as syntax. Empty too: ingress-nginx validates no empty value, and its parser's
+# default stands for one (parseString and parseInt refuse "").
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9._+ -]{0,64}")
 # The forms of ingress-nginx's validators (annotations/parser): strconv.Atoi's whole
 # numbers, SizeRegex (blanks removed first), the options of ValidateOptions.
 WHOLE_FORM = re.compile(r"[+-]?[0-9]+")
@@ -64,8 +65,12 @@ class Reader:
         (its e2e tests: "should not set invalid proxy timeouts"): such a value is ignored
         with a warning, and the Ingress served with the default, as there. A value of the
         form is the grammar's to judge (ingress-nginx wrote it into nginx's configuration
-        as it was), and one holding anything nginx could read as syntax stays refused."""
+        as it was, a whole number as the number it read), and one holding anything nginx
+        could read as syntax stays refused."""
         value = self.values.get(key)
+        if form is WHOLE_FORM and value is not None and form.fullmatch(value):
+            # ingress-nginx wrote the number strconv.Atoi read: `+30` and `030` are 30.
+            return self.get(key, lambda whole, what: parse(str(int(whole)), what))
         if value is None or form.fullmatch(value) or not PLAIN_VALUE.fullmatch(value):
             return self.get(key, parse)
         self.ignore(

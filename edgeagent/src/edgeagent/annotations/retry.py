@@ -32,9 +32,10 @@ CONDITIONS = (
     "http_429",
     "non_idempotent",
 )
-# ingress-nginx's validator of proxy-next-upstream (annotations/proxy), which removes the
-# blanks first.
-CONDITIONS_FORM = re.compile(rf"\s*(({'|'.join(CONDITIONS)}|off)\s*)+")
+# ingress-nginx's validator of proxy-next-upstream (annotations/proxy, validUpstreamAnnotation):
+# unlike its size validators it keeps the blanks, so one at most after each condition and
+# none before the first (' off ' is not of the form: ingress-nginx serves its default).
+CONDITIONS_FORM = re.compile(rf"(({'|'.join(CONDITIONS)}|off)\s?)+")
 TRIES_MAX = 1000
 WHOLE = re.compile(r"[0-9]{1,7}")
 

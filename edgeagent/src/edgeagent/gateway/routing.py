@@ -30,7 +30,7 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   `IngressWins`, on each parent) and as a Problem (hence an Event). On the default
   server the Ingress wins path by path: a route keeps the paths no Ingress serves.
 - A wildcard hostname takes one label or more; among the wildcards of both APIs that
-  match a name, the longest suffix wins (`_with_regex_names`, render.in_name_order).
+  match a name, the longest suffix wins (`with_regex_names`, render.in_name_order).
 - `--gateway-address-mode dedicated`: each Gateway's hostnames are servers of their own
   on its addresses (`Server.addresses`), and its routes without a hostname are a default
   server of those addresses, never the edge's; a Gateway without an address serves nothing.
@@ -709,7 +709,7 @@ def _merged(built: Model, router: _Router) -> Model:
     # configuration) passes through unchanged.
     return replace(
         built,
-        servers=tuple(sorted(_with_regex_names(servers), key=lambda s: s.host)),
+        servers=tuple(sorted(with_regex_names(servers), key=lambda s: s.host)),
         default_server=default,
         upstreams=tuple(upstreams[name] for name in sorted(upstreams)),
         certificates=certificates,
@@ -722,23 +722,28 @@ def _merged(built: Model, router: _Router) -> Model:
     )
 
 
-def _with_regex_names(servers: list[Server]) -> list[Server]:
+def with_regex_names(servers: list[Server]) -> list[Server]:
     """`servers`, each wildcard of any depth that a one-label wildcard lies under with
-    `Server.regex_name`: the Gateway API's hostname precedence and the Ingress's (the
-    longest suffix wins among the wildcards that match), which nginx's order of server
-    names (every `*.` name before any regex) would not give."""
+    `Server.regex_name`, and no other: the Gateway API's hostname precedence and the
+    Ingress's (the longest suffix wins among the wildcards that match), which nginx's
+    order of server names (every `*.` name before any regex) would not give. Also for
+    the servers quarantine.withhold puts back, built beside other wildcards."""
     one_label = {
         name[1:]
         for server in servers
         for name in (() if server.any_depth else (server.host,)) + server.aliases
         if name.startswith("*.")
     }
-    if not one_label:
+    if not one_label and not any(server.regex_name for server in servers):
         return servers  # nearly every build: no pass over the pairs
+
+    def regex_name(server: Server) -> bool:
+        return server.any_depth and any(suffix.endswith(server.host[1:]) for suffix in one_label)
+
     return [
-        replace(server, regex_name=True)
-        if server.any_depth and any(suffix.endswith(server.host[1:]) for suffix in one_label)
-        else server
+        server
+        if server.regex_name == regex_name(server)
+        else replace(server, regex_name=not server.regex_name)
         for server in servers
     ]
 
