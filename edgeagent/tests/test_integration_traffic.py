@@ -244,14 +244,19 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
     edge.apply_ingress(
         "tuned",
         [rule("tuned.example.com", "tuned")],
-        annotations={prefix + "enable-access-log": "false", prefix + "hsts": "true"},
+        annotations={
+            prefix + "enable-access-log": "false",
+            prefix + "hsts": "true",
+            # Not a number: ingress-nginx served its default, and so does the edge, warning.
+            prefix + "proxy-read-timeout": "60s",
+        },
     )
     edge.apply_ingress(
         "refused",
         [rule("refused.example.com", "tuned")],
         annotations={
             prefix + "auth-url": "https://$remote_addr/oauth2/auth",
-            prefix + "proxy-read-timeout": "1s",
+            prefix + "proxy-read-timeout": "0",
         },
     )
     eventually(lambda: edge.backend_of("tuned.example.com") == "web1")
@@ -263,9 +268,10 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
             if e.involved_object.name == name and e.reason == reason
         }
 
-    eventually(lambda: len(messages("tuned", "Warning")) == 2)
+    eventually(lambda: len(messages("tuned", "Warning")) == 3)
     assert any(prefix + "enable-access-log 'false'" in m for m in messages("tuned", "Warning"))
     assert any(prefix + "hsts 'true'" in m for m in messages("tuned", "Warning"))
+    assert any(prefix + "proxy-read-timeout '60s'" in m for m in messages("tuned", "Warning"))
     eventually(
         lambda: (
             len(messages("refused", "Unsupported")) == 1
@@ -273,7 +279,7 @@ def test_every_annotation_problem_is_an_event_and_warnings_keep_serving(edge):
         )
     )
     assert edge.backend_of("refused.example.com") == 404
-    eventually(lambda: edge.agent.metric("edgeagent_invalid_objects", reason="warning") == 2)
+    eventually(lambda: edge.agent.metric("edgeagent_invalid_objects", reason="warning") == 3)
     eventually(lambda: lb_addresses(edge, "tuned") == [VIP])
     assert lb_addresses(edge, "refused") == []
 
