@@ -70,7 +70,13 @@ class HealthState:
         return self.last_outcome in ("applied", "unchanged")
 
     def dead_threads(self) -> list[str]:
-        return sorted(thread.name for thread in self.threads() if not thread.is_alive())
+        """The threads that ran and ended. One not started yet is not dead: the health
+        server answers from the start, while daemon.run starts the others one by one."""
+        return sorted(
+            thread.name
+            for thread in self.threads()
+            if thread.ident is not None and not thread.is_alive()
+        )
 
     @property
     def alive(self) -> bool:
