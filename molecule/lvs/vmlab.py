@@ -19,6 +19,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# `ipvsadm -Ln` is read with the collection's parser (.collections/: this checkout).
+sys.path.insert(0, str(REPO / ".collections"))
+from ansible_collections.edgeops.edge.plugins.module_utils import ipvs  # noqa: E402
+
 VM_LAB = REPO / "inventory" / "vm-lab"
 SSH_KEY = REPO / "build" / "vm" / "ssh" / "id_ed25519"
 # The host's address on the VMs' bridge: the client whose address LVS-DR must keep.
@@ -154,19 +158,23 @@ def holder(topology: Topology) -> str:
     return director
 
 
-def ipvs_rows(topology: Topology, director: str) -> dict[str, tuple[int, int, int]]:
-    """Real server address -> (weight, active, inactive connections), summed over services
-    (weight: the smallest)."""
-    rows: dict[str, tuple[int, int, int]] = {}
-    for line in ssh(director, "ipvsadm -Ln").splitlines():
-        fields = line.split()
-        if len(fields) == 6 and fields[0] == "->" and fields[1][0].isdigit():
-            address = fields[1].rsplit(":", 1)[0]
-            weight, active, inactive = (int(value) for value in fields[3:6])
-            if address in rows:
-                old = rows[address]
-                weight, active, inactive = min(old[0], weight), old[1] + active, old[2] + inactive
-            rows[address] = (weight, active, inactive)
+def ipvs_rows(topology: Topology, director: str) -> dict[str, ipvs.RealServer]:
+    """The director's real servers (real_server_rows of its `ipvsadm -Ln`)."""
+    return real_server_rows(ssh(director, "ipvsadm -Ln"))
+
+
+def real_server_rows(ipvsadm_ln: str) -> dict[str, ipvs.RealServer]:
+    """Real server address (canonical, IPv6 without brackets) -> (weight, active, inactive
+    connections), summed over services (weight: the smallest)."""
+    rows: dict[str, ipvs.RealServer] = {}
+    for servers in ipvs.table(ipvsadm_ln).values():
+        for server, row in servers.items():
+            address = ipvs.address(server)
+            old = rows.get(address)
+            if old is not None:
+                weight = min(old.weight, row.weight)
+                row = ipvs.RealServer(weight, old.active + row.active, old.inactive + row.inactive)
+            rows[address] = row
     return rows
 
 

@@ -11,6 +11,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 REPO = Path(__file__).resolve().parents[2]
+# The filters import the collection's module_utils by its collection name (.collections/).
+sys.path.insert(0, str(REPO / ".collections"))
 _spec = importlib.util.spec_from_file_location(
     "edge_cutover", REPO / "plugins" / "filter" / "edge_cutover.py"
 )

@@ -14,8 +14,8 @@ import test_frr_role
 import yaml
 from role_template import render_role_template
 from test_frr_role import run_validation
-from test_validate import run_validation as run_site_validation
 from test_validate_vip_mode import BGP
+from validation import run_validation as run_site_validation
 
 GOLDEN = Path(__file__).with_name("golden") / "frr-vips-dual-stack"
 UPDATE = os.environ.get("EDGEAGENT_UPDATE_GOLDEN") == "1"

@@ -1,17 +1,20 @@
 """The verify suite's parts that need no node (tests/verify/): its parsing (edgestate.py) of
-keepalived.conf as the keepalived role writes it, `ipvsadm -Ln`, `ip address` and the agent's
-edge.conf; and how it connects (deployment.py): paramiko for ssh inventories."""
+keepalived.conf as the keepalived role writes it, `ip address` and the agent's edge.conf, and
+of `ipvsadm -Ln` (the collection's plugins/module_utils/ipvs.py, as conftest.py imports it);
+and how it connects (deployment.py): paramiko for ssh inventories."""
 
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# edgestate lives with the suite (not a package) and reads keepalived.conf with drill.kaconf.
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "verify")]
+# edgestate lives with the suite (not a package) and reads keepalived.conf with drill.kaconf;
+# the suite reads `ipvsadm -Ln` with the collection's module (.collections/: this checkout).
+sys.path[:0] = [str(REPO), str(REPO / ".collections"), str(REPO / "tests" / "verify")]
 
 import deployment  # noqa: E402
 import edgestate  # noqa: E402
 import pytest  # noqa: E402
+from ansible_collections.edgeops.edge.plugins.module_utils import ipvs  # noqa: E402
 from testinfra.backend.docker import DockerBackend  # noqa: E402
 from testinfra.backend.paramiko import ParamikoBackend  # noqa: E402
 
@@ -75,6 +78,8 @@ TCP  198.19.0.100:80 wlc
   -> 198.19.0.14:80               Route   0      2          0
 FWM  52 wlc
   -> 198.19.0.31:0                Route   1      0          0
+TCP  [2001:db8::100]:80 wlc
+  -> [2001:db8::13]:80            Masq    1      0          0
 """
 
 
@@ -97,15 +102,20 @@ def test_no_virtual_server_without_lvs():
     assert edgestate.virtual_servers(KEEPALIVED_CONF.split("virtual_server")[0]) == {}
 
 
-def test_ipvs_table_reads_weights_per_service():
-    assert edgestate.ipvs_table(IPVSADM_LN) == {
+def test_ipvs_table_reads_weights_per_service_in_the_spelling_of_virtual_servers():
+    """IPv6 real servers too (an older parser of the suite's own skipped them)."""
+    table = ipvs.weights(IPVSADM_LN)
+    assert table == {
         "TCP 198.19.0.100:80": {"198.19.0.13:80": 1, "198.19.0.14:80": 0},
         "FWM 52": {"198.19.0.31:0": 1},
+        "TCP [2001:db8::100]:80": {"[2001:db8::13]:80": 1},
     }
+    expected = edgestate.virtual_servers(KEEPALIVED_CONF)
+    assert {service: set(table[service]) for service in expected} == expected
 
 
 def test_empty_ipvs_table():
-    assert edgestate.ipvs_table(IPVSADM_LN.split("TCP  ")[0]) == {}
+    assert ipvs.weights(IPVSADM_LN.split("TCP  ")[0]) == {}
 
 
 def test_holds_matches_the_whole_address():

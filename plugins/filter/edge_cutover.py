@@ -22,6 +22,7 @@ Prometheus' increase() does. Pure: text in, records out; the playbook does the I
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.edgeops.edge.plugins.module_utils import ipvs
 
 REQUESTS = "nginx_ingress_controller_requests"
 DURATION_BUCKET = "nginx_ingress_controller_request_duration_seconds_bucket"
@@ -269,27 +270,10 @@ def edge_cutover_fronts(hosts, hostvars, groups, defaults=None):
     return records
 
 
-def _real_server_address(real_server):
-    """ipvsadm's "198.51.100.21:80" or "[2001:db8::21]:80" -> the address, canonical."""
-    host = real_server.rsplit(":", 1)[0].strip("[]")
-    return str(ipaddress.ip_address(host))
-
-
 def edge_cutover_ipvs_table(ipvsadm_ln):
-    """`ipvsadm -Ln` (or with --exact) -> {service: {real server: weight}}, service and real
-    server as ipvsadm spells them: "TCP 198.51.100.102:80", "TCP [2001:db8::102]:443",
-    "FWM 52", "FWM 52 IPv6"; real servers "198.51.100.21:80", "[2001:db8::21]:80" (port 0
-    behind a fwmark service). The header lines are skipped."""
-    table, service = {}, None
-    for line in str(ipvsadm_ln).splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[0] in ("TCP", "UDP", "SCTP", "FWM"):
-            ipv6_mark = fields[0] == "FWM" and fields[2] == "IPv6"
-            service = " ".join(fields[:3] if ipv6_mark else fields[:2])
-            table[service] = {}
-        elif service and len(fields) >= 4 and fields[0] == "->" and fields[3].isdigit():
-            table[service][fields[1]] = int(fields[3])
-    return table
+    """`ipvsadm -Ln` (or with --exact) -> {service: {real server: weight}}, as ipvsadm spells
+    them (plugins/module_utils/ipvs.py)."""
+    return ipvs.weights(ipvsadm_ln)
 
 
 def edge_cutover_weight_mismatches(ipvsadm_ln, tiers, weights):
@@ -307,7 +291,7 @@ def edge_cutover_weight_mismatches(ipvsadm_ln, tiers, weights):
     }
     table = edge_cutover_ipvs_table(ipvsadm_ln)
     services = {
-        service: {_real_server_address(server): (server, weight) for server, weight in rows.items()}
+        service: {ipvs.address(server): (server, weight) for server, weight in rows.items()}
         for service, rows in table.items()
     }
     services = {s: rows for s, rows in services.items() if set(rows) & set(expected)}

@@ -9,8 +9,13 @@ import pytest
 import testinfra
 
 # deployment and edgestate (next to this file); edgestate reads keepalived.conf with the
-# drill's parser (the repository's drill package).
-sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).parent)]
+# drill's parser (the repository's drill package), the suite `ipvsadm -Ln` with the
+# collection's plugins/module_utils/ipvs.py, imported by its collection name from the
+# directory that holds ansible_collections/edgeops/edge: .collections/ in a checkout, the
+# collections path where the collection is installed (playbooks/verify.yml runs it there).
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS = REPO / ".collections" if (REPO / ".collections").is_dir() else REPO.parents[2]
+sys.path[:0] = [str(REPO), str(COLLECTIONS), str(Path(__file__).parent)]
 
 import labmanifest  # noqa: E402
 from deployment import UNITS, Report, Settings, connect, node_names, settings  # noqa: E402

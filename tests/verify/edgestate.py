@@ -2,8 +2,9 @@
 
 Pure: each function takes the text of a file or of a command's output and returns plain
 data, so the suite compares what the roles wrote (keepalived.conf, the agent's edge.conf)
-with what the kernel and the processes do (`ip address`, `ipvsadm -Ln`), and the parsing is
-tested apart from any host (playbooks/tests/test_verify_suite.py).
+with what the kernel and the processes do (`ip address`, `ipvsadm -Ln`: read with the
+collection's plugins/module_utils/ipvs.py), and the parsing is tested apart from any host
+(playbooks/tests/test_verify_suite.py).
 """
 
 from __future__ import annotations
@@ -53,27 +54,14 @@ def _ipvs_real_server(args: list[str]) -> str:
 
 def virtual_servers(keepalived_conf: str) -> dict[str, set[str]]:
     """IPVS service ("TCP vip:port" or "FWM mark") -> its real servers ("address:port"), as
-    keepalived loads them into the kernel; empty when the node runs no LVS."""
+    keepalived loads them into the kernel, spelled as ipvs.weights reads `ipvsadm -Ln`; empty
+    when the node runs no LVS. (The keepalived role gives IPVS IPv4 VIP groups only.)"""
     return {
         _ipvs_service(block.args): {
             _ipvs_real_server(real.args) for real in block.blocks("real_server")
         }
         for block in kaconf.parse(keepalived_conf).blocks("virtual_server")
     }
-
-
-def ipvs_table(ipvsadm_ln: str) -> dict[str, dict[str, int]]:
-    """`ipvsadm -Ln` -> IPVS service -> real server -> weight."""
-    table: dict[str, dict[str, int]] = {}
-    service = None
-    for line in ipvsadm_ln.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] in ("TCP", "UDP", "SCTP", "FWM"):
-            service = f"{fields[0]} {fields[1]}"
-            table[service] = {}
-        elif service and len(fields) == 6 and fields[0] == "->" and fields[1][0].isdigit():
-            table[service][fields[1]] = int(fields[3])
-    return table
 
 
 def holds(ip_address_show: str, vip: str) -> bool:

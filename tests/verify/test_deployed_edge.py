@@ -13,6 +13,7 @@ from functools import partial
 
 import edgestate
 import pytest
+from ansible_collections.edgeops.edge.plugins.module_utils import ipvs
 from deployment import eventually, node_names, node_var
 from kubernetes import client, config
 
@@ -140,10 +141,10 @@ def test_ipvs_table_lists_the_real_servers(nodes, node):
     expected = edgestate.virtual_servers(read(nodes, node, KEEPALIVED_CONF))
     if not expected:
         table = nodes[node].run("ipvsadm -Ln")
-        leftover = edgestate.ipvs_table(table.stdout) if table.rc == 0 else {}
+        leftover = ipvs.weights(table.stdout) if table.rc == 0 else {}
         assert not leftover, f"{node}: no virtual_server in its config, but IPVS has {leftover}"
         return
-    actual = edgestate.ipvs_table(nodes[node].check_output("ipvsadm -Ln"))
+    actual = ipvs.weights(nodes[node].check_output("ipvsadm -Ln"))
     problems = []
     for service, real_servers in sorted(expected.items()):
         listed = actual.get(service)
