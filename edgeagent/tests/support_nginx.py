@@ -332,7 +332,6 @@ LUA_BLOCKS = {
     for module, function in (
         ("balancer", "check"),
         ("balancer", "balance"),
-        ("certificates", "serve"),
         ("control", "handle"),
         ("affinity", "set_cookie"),
         ("requests", "log"),
@@ -367,6 +366,8 @@ MIRROR_UPSTREAM = re.compile(r"edgeagent_mirror_[0-9a-f]{12}(_[0-9]+)?")
 MIRROR_BALANCER = re.compile(
     rf'require\("edgeagent_balancer"\)\.balance\("{UPSTREAM_NAME.pattern}"\)'
 )
+# A TLS server's certificates, of its scope (render.certificate_scope): "" or an address.
+SERVE_CERTIFICATES = re.compile(r'require\("edgeagent_certificates"\)\.serve\("[0-9a-f.:]*"\)')
 MIRROR_PASS = re.compile(
     rf"https?://({MIRROR_UPSTREAM.pattern}|{DYNAMIC_UPSTREAM}|{UPSTREAM_NAME.pattern})"
     r"(?P<uri>[/?$].*)"
@@ -573,7 +574,12 @@ def _check_arguments(directive: str, args: tuple[str, ...], context: str) -> Non
         assert args == (), args
     elif directive.endswith("_by_lua_block"):
         (code,) = args
-        assert code.strip() in LUA_BLOCKS or MIRROR_BALANCER.fullmatch(code.strip()), args
+        code = code.strip()
+        assert (
+            code in LUA_BLOCKS
+            or MIRROR_BALANCER.fullmatch(code)
+            or SERVE_CERTIFICATES.fullmatch(code)
+        ), args
     elif directive == "server" and context == "http/upstream":
         endpoint, *weight = args
         assert ENDPOINT.fullmatch(endpoint), args

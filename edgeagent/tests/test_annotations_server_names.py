@@ -160,7 +160,7 @@ def test_an_alias_of_a_tls_host_gets_its_certificate(site):
     assert (answer.status, answer.backend) == (200, "shop")
     assert common_name(answer.certificate) == "shop"
     hosts = dynamic.state_of(site.model).hosts
-    assert hosts["store.example.com"] == hosts["shop.example.com"]
+    assert hosts["", "store.example.com"] == hosts["", "shop.example.com"]
     # And plain HTTP to it redirects to HTTPS, as to the host (ssl-redirect).
     assert get(site, "store.example.com", "/x").headers["location"] == (
         "https://store.example.com/x"

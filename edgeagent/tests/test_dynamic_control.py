@@ -248,13 +248,28 @@ def test_a_pushed_certificate_is_served_without_a_reload(site):
     before = request(site.site.ports.https, TLS_HOST, tls=True)
     assert common_name(before.certificate) == TLS_HOST
     rotated = cli.self_signed("rotated.example.com", (TLS_HOST,))
-    key = dynamic.state_of(site.site.model).hosts[TLS_HOST]
-    state = dynamic.State({}, {key: rotated.certificate_pem + rotated.key_pem}, {TLS_HOST: key})
+    key = dynamic.state_of(site.site.model).hosts["", TLS_HOST]
+    pair = rotated.certificate_pem + rotated.key_pem
+    state = dynamic.State({}, {key: pair}, {("", TLS_HOST): key})
     site.control.push(state, full=False)
     after = request(site.site.ports.https, TLS_HOST, tls=True)
     assert common_name(after.certificate) == "rotated.example.com"
     assert after.echo["backend"].startswith("a")
     assert site.pids() == pids
+
+
+def test_a_host_of_another_certificate_scope_is_not_served_here(site):
+    """This server's scope is the edge's (""): a pair pushed for the name in an address's
+    scope (IPv4 or IPv6: a dedicated Gateway's) leaves its handshake alone."""
+    served = common_name(request(site.site.ports.https, TLS_HOST, tls=True).certificate)
+    other = cli.self_signed("other-scope.example.com", (TLS_HOST,))
+    hosts = {(scope, TLS_HOST): "other-scope" for scope in ("10.0.0.5", "fd00::5")}
+    pair = {"other-scope": other.certificate_pem + other.key_pem}
+    assert site.control.push(dynamic.State({}, pair, hosts), full=False) == (
+        site.control.serving_version()
+    )
+    after = request(site.site.ports.https, TLS_HOST, tls=True)
+    assert common_name(after.certificate) == served
 
 
 def _body(*lines: str) -> bytes:
@@ -282,6 +297,8 @@ BAD_BODIES = {
     "unknown record": _body(*HEADER, "load_module /e.so"),
     "certificate not base64": _body(*HEADER, "certificate k ***"),
     "host with a slash": _body(*HEADER, "host a/b k"),
+    "host in a scope that is no address": _body(*HEADER, "host a.b/c.example k"),
+    "host with a slash in its scope": _body(*HEADER, "host 10.0.0.5/a/b k"),
     "binary": b"\x00\xff" * 100 + b"\n",
     "a line of 20,000 fields": _body(*HEADER, "backend x" + " 127.0.0.1:80 1" * 10000 + " x"),
 }

@@ -397,19 +397,3 @@ def test_gateway_optional_address_value_on_the_edges_port():
     found, addresses = conditions_of(obj)
     assert found[c.PROGRAMMED] == (True, c.PROGRAMMED)
     assert addresses == (FIRST,)
-
-
-def test_two_certificates_of_one_name_still_conflict_in_the_dynamic_mode():
-    """The dynamic mode serves one certificate per name (by SNI, whatever the address)."""
-    ingress = model.Server("ingress.example", (), True, (INFRA, "ingress-tls"))
-    static, dynamic = (model.Options(gateway=DEDICATED_OPTIONS, dynamic=d) for d in (False, True))
-    wins = gateway_routing._ingress_wins
-    assert wins(ingress, (STATIC,), (INFRA, "gateway-tls"), dynamic)
-    assert not wins(ingress, (STATIC,), (INFRA, "ingress-tls"), dynamic)
-    assert not wins(ingress, (STATIC,), None, dynamic)
-    default_certificate = model.Server("ingress.example", (), True, None)
-    assert wins(default_certificate, (STATIC,), (INFRA, "gateway-tls"), dynamic)
-    plain_http = model.Server("ingress.example", (), False, None)
-    assert not wins(plain_http, (STATIC,), (INFRA, "gateway-tls"), dynamic)
-    assert not wins(ingress, (STATIC,), (INFRA, "gateway-tls"), static)
-    assert wins(ingress, (), None, static)  # the edge's own addresses: the Ingress's

@@ -137,13 +137,13 @@ def test_adding_rotating_and_removing_a_tls_host_renders_the_same_bytes():
     states = [dynamic.state_of(m) for m in models]
     added, rotation, lost = (dynamic.delta(a, b) for a, b in itertools.pairwise(states))
     assert set(added.routes) == {"a.example.com"} and added.hosts == {
-        "a.example.com": "default_a-tls"
+        ("", "a.example.com"): "default_a-tls"
     }
     assert set(rotation.certificates) == {"default_a-tls"} and not rotation.routes
-    assert lost.hosts == {"a.example.com": ""}
+    assert lost.hosts == {("", "a.example.com"): ""}
     assert "host a.example.com" in dynamic.encode(lost, 9, full=False).decode().splitlines()
     removed = dynamic.delta(states[1], states[0])
-    assert removed.routes == {"a.example.com": ()} and removed.hosts == {"a.example.com": ""}
+    assert removed.routes == {"a.example.com": ()} and removed.hosts == {("", "a.example.com"): ""}
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ push) otherwise, in the text format that lua/edgeagent_state.lua parses:
     backend 1a2b3c_default_app_80 10.0.0.1:8080 1 10.0.0.2:8080 3
     certificate default_app-tls LS0tLS1CRUdJTi...
     host app.example.com default_app-tls
+    host 10.0.0.5/app.example.com team-b_gateway-tls
     route shop.example.com exact /cart 1a2b3c_default_app_80 prefix / !404
 
 With the route table (route_table.py), each `route` record is a table host's rules in
@@ -29,6 +30,10 @@ away (a table host's Secret or `tls:` gone changes no byte of edge.conf):
 Every value here passed model.py's grammar; `encode` checks the shapes once more (the
 second lock, as render's `token`), so no push can carry a line break or a space where
 the Lua parser expects one field.
+
+A `host` record's name carries its certificate scope (`render.certificate_scope`): none for
+the servers on the edge's own addresses, `ADDRESS/` for a dedicated Gateway's, whose
+handshakes are served that scope's pairs only (lua/edgeagent_certificates.lua).
 """
 
 from __future__ import annotations
@@ -42,12 +47,13 @@ from dataclasses import dataclass
 
 from edgeagent import grammar, route_table
 from edgeagent.model import Model
-from edgeagent.render import certificate_key
+from edgeagent.render import certificate_key, certificate_scope
 from edgeagent.route_table import Route
 
 FORMAT_LINE = "edgeagent-dynamic 1"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]*")
 HOST = re.compile(r"[a-z0-9*][a-z0-9\-.]*")
+SCOPE = re.compile(r"[0-9a-f.:]+")  # an IP address, render.certificate_scope
 PEER = re.compile(r"([0-9.]+|\[[0-9a-fA-F:.]+\]):[0-9]+")
 ROUTE_HOST = re.compile(r"(\*{1,2}\.)?[a-z0-9][a-z0-9\-.]*")
 STATUS = re.compile(r"[1-5][0-9][0-9]")
@@ -62,8 +68,9 @@ class State:
     (1-100, model.ZONE_WEIGHTS_ANNOTATION); empty: none ready."""
     certificates: Mapping[str, bytes]
     """Certificate key (render.certificate_key) -> PEM chain followed by the key."""
-    hosts: Mapping[str, str]
-    """TLS host -> the key of the certificate it is served with; in a delta, "": none."""
+    hosts: Mapping[tuple[str, str], str]
+    """(certificate scope, TLS host) -> the key of the certificate it is served with there;
+    in a delta, "": none."""
     routes: Mapping[str, tuple[Route, ...]] = dataclasses.field(default_factory=dict)
     """Table host -> its rules (route_table.py); in a delta, no rules: removed."""
 
@@ -79,7 +86,7 @@ def state_of(model: Model, routes: bool = True) -> State:
         for key, pair in model.certificates.items()
     }
     hosts = {
-        name: certificate_key(*server.certificate)
+        (certificate_scope(server.addresses), name): certificate_key(*server.certificate)
         for server in model.servers
         if server.https and server.certificate is not None
         for name in (server.host, *server.aliases)
@@ -159,8 +166,11 @@ def encode(state: State, version: int, full: bool) -> bytes:
     lines += [_backend_line(name, tuple(peers)) for name, peers in sorted(state.backends.items())]
     for key, pem in sorted(state.certificates.items()):
         lines.append(f"certificate {_checked(NAME, key)} {base64.b64encode(pem).decode()}")
-    for host, key in sorted(state.hosts.items()):
-        fields = ["host", _checked(HOST, host)] + ([_checked(NAME, key)] if key else [])
+    for (scope, host), key in sorted(state.hosts.items()):
+        name = _checked(HOST, host)
+        if scope:
+            name = f"{_checked(SCOPE, scope)}/{name}"
+        fields = ["host", name] + ([_checked(NAME, key)] if key else [])
         lines.append(" ".join(fields))
     lines += [_route_line(host, rules) for host, rules in sorted(state.routes.items())]
     return ("\n".join(lines) + "\n").encode()

@@ -348,6 +348,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["token"] = token
     environment.filters["variable"] = variable
     environment.globals["choice_id"] = choice_id
+    environment.globals["certificate_scope"] = certificate_scope
     environment.globals["routes_dict_mb"] = route_table.ROUTES_DICT_MB
     environment.globals["forwarded_headers"] = render_filters.FORWARDED_HEADERS
     environment.globals["grpc_forwarded_headers"] = render_filters.GRPC_FORWARDED_HEADERS
@@ -479,6 +480,15 @@ def certificate_file(namespace: str, secret: str) -> str:
 def certificate_key(namespace: str, secret: str) -> str:
     """The name of a Secret's pair in the dynamic state: its file name without `.pem`."""
     return certificate_file(namespace, secret)[len("certs/") : -len(".pem")]
+
+
+def certificate_scope(addresses: tuple[str, ...]) -> str:
+    """The dynamic mode's certificate scope of a server on `addresses` (`Server.addresses`):
+    "" for the edge's own, else the first of a dedicated Gateway's, which no other Gateway
+    holds (gateway.addressing). A handshake is served the pairs pushed for its server's
+    scope only (lua/edgeagent_certificates.lua), so one name can present one tenant's
+    certificate on the edge's addresses and another's on a Gateway's."""
+    return str(ipaddress.ip_address(addresses[0])) if addresses else ""
 
 
 def hash_sizes(names: list[str]) -> tuple[int, int]:

@@ -765,7 +765,7 @@ def _hosts(
     servers = []
     for host in sorted(h for h in by_host if h != ANY_HOST):
         certificate = tls.get(host)
-        if _ingress_wins(ingress_hosts.get(host), addresses, certificate, router.options):
+        if _ingress_wins(ingress_hosts.get(host), addresses):
             for route in {claim.route for claim in by_host[host]}:
                 router.lost(route, f"host {host}")
             continue
@@ -790,29 +790,14 @@ def _hosts(
     return servers
 
 
-def _ingress_wins(
-    ingress: Server | None,
-    addresses: tuple[str, ...],
-    certificate: Key | None,
-    options: model.Options,
-) -> bool:
+def _ingress_wins(ingress: Server | None, addresses: tuple[str, ...]) -> bool:
     """Whether an Ingress's server of a Gateway's hostname takes it from the Gateway.
     On the edge's addresses (the shared mode) it does. A dedicated Gateway's server
     listens on its own addresses, where no Ingress's does: nginx picks a server among
     those of the connection's address first, so both serve the name, each on its own
-    addresses. But for the dynamic mode's certificates, which are one per name
-    (lua/edgeagent_certificates.lua, by SNI): two servers of the name over HTTPS with
-    different ones (the default certificate being one) still conflict."""
-    if ingress is None:
-        return False
-    if not addresses:
-        return True
-    return (
-        options.dynamic
-        and certificate is not None
-        and ingress.https
-        and ingress.certificate != certificate
-    )
+    addresses and with its own certificate, in both modes (the dynamic mode's pushed
+    pairs are scoped by the server's addresses: render.certificate_scope)."""
+    return ingress is not None and not addresses
 
 
 def _dedicated_default(addresses: tuple[str, ...], router: _Router, claims: list[_Claim]) -> Server:

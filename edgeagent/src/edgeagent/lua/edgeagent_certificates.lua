@@ -1,6 +1,9 @@
--- ssl_certificate_by_lua (http level, every TLS handshake): serve the pair edgeagent
--- pushed last for the requested name. The static ssl_certificate lines of the rendered
--- configuration stay in place: a name edgeagent has not pushed (yet) keeps them.
+-- ssl_certificate_by_lua (every TLS server): serve the pair edgeagent pushed last for the
+-- requested name in the server's certificate scope: "" on the edge's own addresses, a
+-- dedicated Gateway's address on its (render.certificate_scope), so that a name two
+-- tenants serve on different addresses presents each one's pair on its own addresses
+-- only. The static ssl_certificate lines of the rendered configuration stay in place: a
+-- name edgeagent has not pushed (yet) in that scope keeps them.
 local ssl = require("ngx.ssl")
 
 local _M = {}
@@ -11,25 +14,30 @@ local certificates = ngx.shared.edgeagent_certificates
 -- parsed again only when the pushed PEM changes.
 local cache = {}
 
--- The certificate key of a name: its exact host, else its one-label wildcard
--- (a.example.com -> *.example.com), as the server names of the configuration match.
-local function key_of(name)
-    local key = certificates:get("h:" .. name)
+-- The certificate key of a name in a scope's hosts (`prefix`): its exact host, else its
+-- one-label wildcard (a.example.com -> *.example.com), as the server names of the
+-- configuration match.
+local function key_of(prefix, name)
+    local key = certificates:get(prefix .. name)
     if key == nil then
         local dot = name:find(".", 1, true)
         if dot then
-            key = certificates:get("h:*" .. name:sub(dot))
+            key = certificates:get(prefix .. "*" .. name:sub(dot))
         end
     end
     return key
 end
 
-function _M.serve()
+-- The dict's host keys (edgeagent_state.lua's `host [ADDRESS/]NAME KEY`): "h:NAME" in the
+-- scope "", "h:ADDRESS/NAME" in the scope ADDRESS. No scope (an edge.conf rendered before
+-- the scopes, reloaded before the agent renders again): "".
+function _M.serve(scope)
     local name = ssl.server_name()
     if name == nil then
         return
     end
-    local key = key_of(name:lower())
+    local prefix = (scope or "") == "" and "h:" or "h:" .. scope .. "/"
+    local key = key_of(prefix, name:lower())
     local pem = key and certificates:get("c:" .. key)
     if pem == nil then
         return

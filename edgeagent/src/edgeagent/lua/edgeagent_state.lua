@@ -12,8 +12,10 @@
 --   backend NAME [PEER WEIGHT]...  PEER is ipv4:port or [ipv6]:port; no peer = no ready
 --                                  endpoint (the location answers 503)
 --   certificate KEY BASE64         PEM certificate chain and private key
---   host NAME KEY                  the TLS host NAME is served with certificate KEY; no
---                                  KEY (a delta): NAME has no certificate any more
+--   host [ADDRESS/]NAME KEY        the TLS host NAME is served with certificate KEY in
+--                                  the certificate scope ADDRESS (a dedicated Gateway's
+--                                  servers), or without one on the edge's own; no KEY
+--                                  (a delta): NAME has no certificate there any more
 --   route HOST [MATCH PATH TARGET]...
 --                                  a host of the route table (edgeagent_routes.lua): its
 --                                  rules in order, MATCH exact or prefix, TARGET a backend
@@ -38,6 +40,11 @@ local MAX_VERSION = 2 ^ 53
 local MAX_WEIGHT = 100
 local NAME = "^[%w][%w%-%._]*$"
 local HOST = "^[%w%*][%w%-%.]*$"
+-- A certificate scope (edgeagent_certificates.lua): an IPv4 or an IPv6 address.
+local function valid_scope(scope)
+    return #scope <= 45
+        and (scope:match("^%d+%.%d+%.%d+%.%d+$") or scope:match("^[%x%.]*:[%x:%.]*$"))
+end
 local BASE64 = "^[%w%+/]+=*$"
 -- The path grammar of edgeagent (grammar.PATH): no space, quote, `%`, `$`, `?` or `#`.
 local PATH = "^/[%w%-%._~/!%*%+,=:@&]*$"
@@ -172,7 +179,9 @@ function _M.parse(text)
             end
             state.certificates[key] = pem
         elseif kind == "host" and (#fields == 3 or (#fields == 2 and state.full == false)) then
-            if not fields[2]:match(HOST) or (fields[3] and not fields[3]:match(NAME)) then
+            local scope, name = fields[2]:match("^([^/]*)/(.*)$")
+            if (scope and not valid_scope(scope)) or not (name or fields[2]):match(HOST)
+                or (fields[3] and not fields[3]:match(NAME)) then
                 return nil, where .. "bad host record"
             end
             state.hosts[fields[2]] = fields[3] or ""
