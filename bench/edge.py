@@ -185,10 +185,10 @@ class BenchEdge:
         }
 
     def validations(self) -> dict[str, float]:
-        """nginx -t runs of the agent by scope (full, delta), from its /metrics."""
+        """Validations of the agent by scope (full, chunked, delta), from its /metrics."""
         return {
             scope: self.agent.metric("edgeagent_validations_total", scope=scope)
-            for scope in ("full", "delta")
+            for scope in ("full", "chunked", "delta")
         }
 
     def reloads(self) -> float:

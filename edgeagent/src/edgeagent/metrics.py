@@ -75,8 +75,9 @@ class Metrics:
         )
         self.validations = Counter(
             "edgeagent_validations",
-            "nginx -t runs by scope: full (the whole candidate) or delta (the blocks that "
-            "changed since the generation that serves, see apply.py)",
+            "Validations by scope: full (nginx -t on the whole candidate), chunked (on each "
+            "part of it, without a baseline) or delta (on the blocks that changed since the "
+            "generation that serves), see apply.py",
             ["scope"],
             registry=r,
         )
