@@ -33,7 +33,9 @@ end
 -- the scopes, reloaded before the agent renders again): "".
 function _M.serve(scope)
     local name = ssl.server_name()
-    if name == nil then
+    -- No host name holds a "/" (nginx picked the server without it: an invalid host), and
+    -- "ADDRESS/NAME" looked up in the scope "" is another scope's key: not ours to serve.
+    if name == nil or name:find("/", 1, true) then
         return
     end
     local prefix = (scope or "") == "" and "h:" or "h:" .. scope .. "/"
