@@ -15,15 +15,18 @@ local certificates = ngx.shared.edgeagent_certificates
 local cache = {}
 
 -- The certificate key of a name in a scope's hosts (`prefix`): its exact host, else its
--- one-label wildcard (a.example.com -> *.example.com), as the server names of the
--- configuration match.
+-- one-label wildcard (a.b.example.com -> *.b.example.com), else the wildcard of any depth
+-- (a Gateway API's, "**.": edgeagent_state.lua) of the longest suffix, as the server names
+-- of the configuration and the route table match.
 local function key_of(prefix, name)
     local key = certificates:get(prefix .. name)
-    if key == nil then
-        local dot = name:find(".", 1, true)
-        if dot then
-            key = certificates:get(prefix .. "*" .. name:sub(dot))
-        end
+    local dot = name:find(".", 1, true)
+    if key == nil and dot then
+        key = certificates:get(prefix .. "*" .. name:sub(dot))
+    end
+    while key == nil and dot do
+        key = certificates:get(prefix .. "**" .. name:sub(dot))
+        dot = name:find(".", dot + 1, true)
     end
     return key
 end
