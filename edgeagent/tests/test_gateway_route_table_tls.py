@@ -1,8 +1,9 @@
 """An HTTPRoute's HTTPS wildcard of any depth (the Gateway API's `*.example.com`) in the
 dynamic mode: its certificate is served to every name under it, two labels deep too,
 whether the route table or a rendered server answers it, and after a rotation pushed
-without a reload. Its `host` record names it as the table does (`**.example.com`), apart
-from an Ingress's one-label `*.example.com` (lua/edgeagent_certificates.lua)."""
+without a reload; an SNI name in capitals with a trailing dot too, as nginx reads it. Its
+`host` record names it as the table does (`**.example.com`), apart from an Ingress's
+one-label `*.example.com` (lua/edgeagent_certificates.lua)."""
 
 import dataclasses
 
@@ -84,7 +85,9 @@ def certificate(pair: model.CertPair) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pair.certificate_pem)
 
 
-@pytest.mark.parametrize("name", ["a.example.com", "a.b.example.com", "a.b.c.example.com"])
+@pytest.mark.parametrize(
+    "name", ["a.example.com", "a.b.example.com", "a.b.c.example.com", "A.b.example.com."]
+)
 def test_every_name_under_the_wildcard_is_served_its_certificate(edge, name):
     site = edge[0]
     answer = fetch(site.ports.https, name, "/", tls=True)

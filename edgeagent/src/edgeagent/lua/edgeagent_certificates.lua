@@ -41,8 +41,11 @@ function _M.serve(scope)
     if name == nil or name:find("/", 1, true) then
         return
     end
+    -- As nginx's server names and the route table see it ($host): lower case, without the
+    -- trailing dot of a fully qualified name.
+    name = name:lower():gsub("%.$", "")
     local prefix = (scope or "") == "" and "h:" or "h:" .. scope .. "/"
-    local key = key_of(prefix, name:lower())
+    local key = key_of(prefix, name)
     local pem = key and certificates:get("c:" .. key)
     if pem == nil then
         return
