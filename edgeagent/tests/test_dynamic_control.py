@@ -299,6 +299,7 @@ BAD_BODIES = {
     "host with a slash": _body(*HEADER, "host a/b k"),
     "host in a scope that is no address": _body(*HEADER, "host a.b/c.example k"),
     "host with a slash in its scope": _body(*HEADER, "host 10.0.0.5/a/b k"),
+    "host of three stars": _body(*HEADER, "host ***.example.com k"),
     "binary": b"\x00\xff" * 100 + b"\n",
     "a line of 20,000 fields": _body(*HEADER, "backend x" + " 127.0.0.1:80 1" * 10000 + " x"),
 }

@@ -190,3 +190,12 @@ def test_a_rotation_pushed_for_one_scope_leaves_the_other_alone(edges, rotated):
     assert edge.served("127.0.0.1")[2] == certificate(PAIRS["team-a"])
     assert edge.served(GATEWAY_ADDRESS)[2] == certificate(PAIRS["team-b"])
     assert edge.nginx.pids() == pids  # same master, same workers: nothing reloaded
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_a_server_name_naming_another_scope_is_not_served_its_certificate(edges, mode):
+    """An SNI name that spells another scope's dict key (ADDRESS/NAME, no host name) is
+    served no pushed pair: a client cannot ask the edge's addresses for team-b's."""
+    edge = edges[mode]
+    answer = request(edge.site.ports.https, HOST, "/", tls=True, sni=f"{GATEWAY_ADDRESS}/{HOST}")
+    assert answer.certificate != certificate(PAIRS["team-b"])

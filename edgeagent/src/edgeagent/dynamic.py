@@ -19,7 +19,8 @@ push) otherwise, in the text format that lua/edgeagent_state.lua parses:
 With the route table (route_table.py), each `route` record is a table host's rules in
 nginx's order (MATCH PATH TARGET, TARGET a backend or `!STATUS`); in a delta, a `route`
 record without rules removes the host from the table. A wildcard of any depth (the Gateway
-API's) is named `**.example.com` there (`route_table.table_name`). The rules of a TLS host
+API's) is named `**.example.com` there and in `host` records (`route_table.table_name`),
+apart from a one-label `*.example.com` (an Ingress's). The rules of a TLS host
 prefix their TARGET with `+` (it answers HTTPS too) or `>` (and plain HTTP is redirected to
 https), all of them, and a delta's `host NAME` without a key takes the host's certificate
 away (a table host's Secret or `tls:` gone changes no byte of edge.conf):
@@ -52,10 +53,10 @@ from edgeagent.route_table import Route
 
 FORMAT_LINE = "edgeagent-dynamic 1"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]*")
-HOST = re.compile(r"[a-z0-9*][a-z0-9\-.]*")
 SCOPE = re.compile(r"[0-9a-f.:]+")  # an IP address, render.certificate_scope
 PEER = re.compile(r"([0-9.]+|\[[0-9a-fA-F:.]+\]):[0-9]+")
-ROUTE_HOST = re.compile(r"(\*{1,2}\.)?[a-z0-9][a-z0-9\-.]*")
+# A host or table name: "*." a one-label wildcard, "**." one of any depth (table_name).
+HOST = re.compile(r"(\*{1,2}\.)?[a-z0-9][a-z0-9\-.]*")
 STATUS = re.compile(r"[1-5][0-9][0-9]")
 
 
@@ -89,7 +90,7 @@ def state_of(model: Model, routes: bool = True) -> State:
         (certificate_scope(server.addresses), name): certificate_key(*server.certificate)
         for server in model.servers
         if server.https and server.certificate is not None
-        for name in (server.host, *server.aliases)
+        for name in (route_table.table_name(server), *server.aliases)
     }
     backends = {upstream.name: upstream.weighted for upstream in model.upstreams}
     table = route_table.route_table(model, route_table.table_hosts(model)) if routes else {}
@@ -142,7 +143,7 @@ def _backend_line(name: str, peers: tuple[tuple[str, int], ...]) -> str:
 # The same for the routes of table hosts, all in state.txt too.
 @functools.lru_cache(maxsize=LINE_CACHE_SIZE)
 def _route_line(host: str, rules: tuple[Route, ...]) -> str:
-    fields = ["route", _checked(ROUTE_HOST, host)]
+    fields = ["route", _checked(HOST, host)]
     if len({rule.tls for rule in rules}) > 1:
         raise ValueError(f"refusing to push {grammar.show(host)}: TLS for some rules only")
     for rule in rules:

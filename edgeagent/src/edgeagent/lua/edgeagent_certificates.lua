@@ -15,15 +15,18 @@ local certificates = ngx.shared.edgeagent_certificates
 local cache = {}
 
 -- The certificate key of a name in a scope's hosts (`prefix`): its exact host, else its
--- one-label wildcard (a.example.com -> *.example.com), as the server names of the
--- configuration match.
+-- one-label wildcard (a.b.example.com -> *.b.example.com), else the wildcard of any depth
+-- (a Gateway API's, "**.": edgeagent_state.lua) of the longest suffix, as the server names
+-- of the configuration and the route table match.
 local function key_of(prefix, name)
     local key = certificates:get(prefix .. name)
-    if key == nil then
-        local dot = name:find(".", 1, true)
-        if dot then
-            key = certificates:get(prefix .. "*" .. name:sub(dot))
-        end
+    local dot = name:find(".", 1, true)
+    if key == nil and dot then
+        key = certificates:get(prefix .. "*" .. name:sub(dot))
+    end
+    while key == nil and dot do
+        key = certificates:get(prefix .. "**" .. name:sub(dot))
+        dot = name:find(".", dot + 1, true)
     end
     return key
 end
@@ -33,11 +36,16 @@ end
 -- the scopes, reloaded before the agent renders again): "".
 function _M.serve(scope)
     local name = ssl.server_name()
-    if name == nil then
+    -- No host name holds a "/" (nginx picked the server without it: an invalid host), and
+    -- "ADDRESS/NAME" looked up in the scope "" is another scope's key: not ours to serve.
+    if name == nil or name:find("/", 1, true) then
         return
     end
+    -- As nginx's server names and the route table see it ($host): lower case, without the
+    -- trailing dot of a fully qualified name.
+    name = name:lower():gsub("%.$", "")
     local prefix = (scope or "") == "" and "h:" or "h:" .. scope .. "/"
-    local key = key_of(prefix, name:lower())
+    local key = key_of(prefix, name)
     local pem = key and certificates:get("c:" .. key)
     if pem == nil then
         return

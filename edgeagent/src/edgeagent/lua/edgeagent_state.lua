@@ -15,7 +15,8 @@
 --   host [ADDRESS/]NAME KEY        the TLS host NAME is served with certificate KEY in
 --                                  the certificate scope ADDRESS (a dedicated Gateway's
 --                                  servers), or without one on the edge's own; no KEY
---                                  (a delta): NAME has no certificate there any more
+--                                  (a delta): NAME has no certificate there any more;
+--                                  NAME "**.x" is a wildcard of any depth
 --   route HOST [MATCH PATH TARGET]...
 --                                  a host of the route table (edgeagent_routes.lua): its
 --                                  rules in order, MATCH exact or prefix, TARGET a backend
@@ -180,7 +181,12 @@ function _M.parse(text)
             state.certificates[key] = pem
         elseif kind == "host" and (#fields == 3 or (#fields == 2 and state.full == false)) then
             local scope, name = fields[2]:match("^([^/]*)/(.*)$")
-            if (scope and not valid_scope(scope)) or not (name or fields[2]):match(HOST)
+            name = name or fields[2]
+            -- "**.x" a wildcard of any depth (edgeagent_certificates.lua), "*.x" of one label
+            if name:sub(1, 3) == "**." then
+                name = name:sub(2)
+            end
+            if (scope and not valid_scope(scope)) or not name:match(HOST)
                 or (fields[3] and not fields[3]:match(NAME)) then
                 return nil, where .. "bad host record"
             end
