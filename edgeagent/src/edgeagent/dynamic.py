@@ -34,7 +34,9 @@ the Lua parser expects one field.
 
 A `host` record's name carries its certificate scope (`render.certificate_scope`): none for
 the servers on the edge's own addresses, `ADDRESS/` for a dedicated Gateway's, whose
-handshakes are served that scope's pairs only (lua/edgeagent_certificates.lua).
+handshakes are served that scope's pairs only (lua/edgeagent_certificates.lua). There,
+`ADDRESS/` without a name is the scope's default server's pair (its HTTPS listener without
+hostname's: gateway.routing), for every name the scope has no pair of and no SNI.
 """
 
 from __future__ import annotations
@@ -168,7 +170,8 @@ def encode(state: State, version: int, full: bool) -> bytes:
     for key, pem in sorted(state.certificates.items()):
         lines.append(f"certificate {_checked(NAME, key)} {base64.b64encode(pem).decode()}")
     for (scope, host), key in sorted(state.hosts.items()):
-        name = _checked(HOST, host)
+        # "": the default server of a dedicated Gateway's scope (its pair: any other name)
+        name = _checked(HOST, host) if host or not scope else ""
         if scope:
             name = f"{_checked(SCOPE, scope)}/{name}"
         fields = ["host", name] + ([_checked(NAME, key)] if key else [])

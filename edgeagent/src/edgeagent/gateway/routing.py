@@ -33,7 +33,9 @@ nothing new (a GRPCRoute's locations are the Ingress's backend-protocol GRPC one
   match a name, the longest suffix wins (`with_regex_names`, render.in_name_order).
 - `--gateway-address-mode dedicated`: each Gateway's hostnames are servers of their own
   on its addresses (`Server.addresses`), and its routes without a hostname are a default
-  server of those addresses, never the edge's; a Gateway without an address serves nothing.
+  server of those addresses, never the edge's, which presents the certificate of its
+  HTTPS listener without hostname if it has one (any name, and no SNI, is that
+  listener's there); a Gateway without an address serves nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from edgeagent.gateway.attachment import (
     ANY_HOST,
     HTTPS,
     Attachment,
+    GatewayState,
     Index,
     age,
     attach,
@@ -677,14 +680,41 @@ def _with_ingress_conflicts(
 
 def _sites(
     router: _Router,
-) -> list[tuple[tuple[str, ...], tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]]]]:
-    """The addresses and claims of each set of servers: the shared mode's one, on the
-    edge's addresses, with every Gateway's; the dedicated mode's one per Gateway that
-    has addresses of its own (one without serves nothing: its status says why)."""
+) -> list[
+    tuple[
+        tuple[str, ...],
+        Key | None,
+        tuple[dict[str, list[_Claim]], dict[str, Key | None], set[str]],
+    ]
+]:
+    """The addresses, default certificate and claims of each set of servers: the shared
+    mode's one, on the edge's addresses (the edge's default certificate), with every
+    Gateway's; the dedicated mode's one per Gateway that has addresses of its own (one
+    without serves nothing: its status says why), whose default server presents its
+    programmed HTTPS listener without hostname's certificate (`_listener_certificate`)."""
     attachment = router.attachment
     if not attachment.dedicated:
-        return [((), router.claims())]
-    return [(g.addresses, router.claims(g.key)) for g in attachment.gateways if g.addresses]
+        return [((), None, router.claims())]
+    return [
+        (g.addresses, _listener_certificate(g), router.claims(g.key))
+        for g in attachment.gateways
+        if g.addresses
+    ]
+
+
+def _listener_certificate(gateway: GatewayState) -> Key | None:
+    """The certificate of a Gateway's programmed HTTPS listener without hostname, which
+    serves every name (the Gateway API's: its certificateRefs are what it presents), or
+    None. One at most: the edge carries HTTPS on one port, and two such listeners on one
+    port are Conflicted (HostnameConflict), neither programmed (attachment._conflicts)."""
+    return next(
+        (
+            each.certificates[0]
+            for each in gateway.listeners
+            if each.protocol == HTTPS and each.programmed and each.hostname is None
+        ),
+        None,
+    )
 
 
 def _merged(built: Model, router: _Router) -> Model:
@@ -694,12 +724,14 @@ def _merged(built: Model, router: _Router) -> Model:
     servers = list(built.servers)
     secrets = {key_of(s): s for s in inputs.secrets if isinstance(s, dict)}
     default = built.default_server
-    for addresses, (by_host, tls, plain) in _sites(router):
+    for addresses, certificate, (by_host, tls, plain) in _sites(router):
         servers.extend(
             _hosts(router, by_host, tls, plain, addresses, ingress_hosts, certificates, secrets)
         )
         if addresses:
-            servers.append(_dedicated_default(addresses, router, by_host.get(ANY_HOST, [])))
+            _read(certificate, certificates, secrets)
+            claims = by_host.get(ANY_HOST, [])
+            servers.append(_dedicated_default(addresses, certificate, router, claims))
         elif ANY_HOST in by_host:
             default = _onto_default(
                 default, router.locations(by_host[ANY_HOST]), router, by_host[ANY_HOST]
@@ -773,8 +805,7 @@ def _hosts(
             continue  # its HTTPS listeners are not programmed: their status says why
         placed = router.locations(by_host[host])
         placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
-        if certificate is not None and certificate not in certificates:
-            certificates[certificate] = model.read_tls_secret(secrets.get(certificate))
+        _read(certificate, certificates, secrets)
         servers.append(
             Server(
                 host,
@@ -790,6 +821,13 @@ def _hosts(
     return servers
 
 
+def _read(certificate: Key | None, certificates: dict, secrets: dict[Key, dict]) -> None:
+    """Add the pair of `certificate` (a Secret's key; None: the default certificate) to
+    `certificates`, unless it is there."""
+    if certificate is not None and certificate not in certificates:
+        certificates[certificate] = model.read_tls_secret(secrets.get(certificate))
+
+
 def _ingress_wins(ingress: Server | None, addresses: tuple[str, ...]) -> bool:
     """Whether an Ingress's server of a Gateway's hostname takes it from the Gateway.
     On the edge's addresses (the shared mode) it does. A dedicated Gateway's server
@@ -800,13 +838,18 @@ def _ingress_wins(ingress: Server | None, addresses: tuple[str, ...]) -> bool:
     return ingress is not None and not addresses
 
 
-def _dedicated_default(addresses: tuple[str, ...], router: _Router, claims: list[_Claim]) -> Server:
+def _dedicated_default(
+    addresses: tuple[str, ...], certificate: Key | None, router: _Router, claims: list[_Claim]
+) -> Server:
     """The default server of a dedicated Gateway's addresses: its routes without a
-    hostname, else what the edge's default server answers an unknown host (404; over HTTPS
-    with the default certificate). Never an Ingress's: the addresses are the Gateway's."""
+    hostname, else what the edge's default server answers an unknown host (404). Over
+    HTTPS, with `certificate` (its HTTPS listener without hostname's: every name the
+    Gateway's hostname servers do not serve, and a handshake without SNI, are that
+    listener's on addresses of this Gateway alone), else the default certificate. Never
+    an Ingress's: the addresses are the Gateway's."""
     placed = router.locations(claims) if claims else {}
     placed.setdefault(("prefix", "/"), Location("prefix", "/", None, STATUS_NOT_FOUND))
-    return Server("", _sorted(placed), True, None, gateway=True, addresses=addresses)
+    return Server("", _sorted(placed), True, certificate, gateway=True, addresses=addresses)
 
 
 UNSUPPORTED_REASONS = {c.UNSUPPORTED_VALUE, c.UNSUPPORTED_PROTOCOL, c.PORT_UNAVAILABLE}

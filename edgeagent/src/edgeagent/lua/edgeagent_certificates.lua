@@ -2,8 +2,11 @@
 -- requested name in the server's certificate scope: "" on the edge's own addresses, a
 -- dedicated Gateway's address on its (render.certificate_scope), so that a name two
 -- tenants serve on different addresses presents each one's pair on its own addresses
--- only. The static ssl_certificate lines of the rendered configuration stay in place: a
--- name edgeagent has not pushed (yet) in that scope keeps them.
+-- only. In a Gateway's scope, a name without a pair of its own, and a handshake without
+-- SNI, are served the scope's default server's pair ("h:ADDRESS/", its HTTPS listener
+-- without hostname's) if pushed. The static ssl_certificate lines of the rendered
+-- configuration stay in place: a name edgeagent has not pushed (yet) in that scope
+-- keeps them.
 local ssl = require("ngx.ssl")
 
 local _M = {}
@@ -38,14 +41,20 @@ function _M.serve(scope)
     local name = ssl.server_name()
     -- No host name holds a "/" (nginx picked the server without it: an invalid host), and
     -- "ADDRESS/NAME" looked up in the scope "" is another scope's key: not ours to serve.
-    if name == nil or name:find("/", 1, true) then
+    if name and name:find("/", 1, true) then
         return
     end
-    -- As nginx's server names and the route table see it ($host): lower case, without the
-    -- trailing dot of a fully qualified name.
-    name = name:lower():gsub("%.$", "")
-    local prefix = (scope or "") == "" and "h:" or "h:" .. scope .. "/"
-    local key = key_of(prefix, name)
+    local scoped = (scope or "") ~= ""
+    local prefix = scoped and "h:" .. scope .. "/" or "h:"
+    local key
+    if name then
+        -- As nginx's server names and the route table see it ($host): lower case, without
+        -- the trailing dot of a fully qualified name.
+        key = key_of(prefix, (name:lower():gsub("%.$", "")))
+    end
+    if key == nil and scoped then
+        key = certificates:get(prefix)
+    end
     local pem = key and certificates:get("c:" .. key)
     if pem == nil then
         return

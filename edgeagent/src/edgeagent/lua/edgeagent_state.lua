@@ -16,7 +16,8 @@
 --                                  the certificate scope ADDRESS (a dedicated Gateway's
 --                                  servers), or without one on the edge's own; no KEY
 --                                  (a delta): NAME has no certificate there any more;
---                                  NAME "**.x" is a wildcard of any depth
+--                                  NAME "**.x" is a wildcard of any depth; "ADDRESS/"
+--                                  without NAME: the scope's default server's pair
 --   route HOST [MATCH PATH TARGET]...
 --                                  a host of the route table (edgeagent_routes.lua): its
 --                                  rules in order, MATCH exact or prefix, TARGET a backend
@@ -186,7 +187,9 @@ function _M.parse(text)
             if name:sub(1, 3) == "**." then
                 name = name:sub(2)
             end
-            if (scope and not valid_scope(scope)) or not name:match(HOST)
+            -- "ADDRESS/" without a name: the scope's default server's pair
+            local named = name:match(HOST) or (scope and name == "")
+            if (scope and not valid_scope(scope)) or not named
                 or (fields[3] and not fields[3]:match(NAME)) then
                 return nil, where .. "bad host record"
             end
