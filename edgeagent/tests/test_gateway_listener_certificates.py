@@ -152,6 +152,39 @@ def test_two_https_listeners_without_hostname_on_one_port_conflict():
     assert (TEAM, "shop-tls") not in result.certificates
 
 
+def test_two_dedicated_gateways_present_their_own_certificates():
+    """Two tenants' Gateways, each on its own address with an HTTPS listener without
+    hostname (and a route host both name) and its own Secret: neither is Conflicted, as
+    they would be on the shared addresses; each address presents its Gateway's pair."""
+    pool = (GATEWAY_ADDRESS, "127.0.0.33")
+    options = model.Options(gateway=GatewayOptions(addresses=pool, address_mode=DEDICATED))
+    inputs = model.Inputs(gateway_classes=[gateway_class()])
+    for age, (team, address) in enumerate(zip(("team-a", TEAM), pool, strict=True)):
+        https = listener("https", 443, "HTTPS", certificates=[{"name": "shop-tls"}])
+        shop = gateway("shop", https, namespace=team)
+        shop["spec"]["addresses"] = [{"type": "IPAddress", "value": address}]
+        shop["metadata"]["creationTimestamp"] = f"2026-01-0{age + 1}T00:00:00Z"
+        parents = [parent_ref("shop", namespace=team)]
+        routed = {"backendRefs": [backend_ref("shop")]}
+        route = http_route("plain", parents, rules=[routed], hostnames=[PLAIN], namespace=team)
+        inputs = dataclasses.replace(
+            inputs,
+            namespaces=[*inputs.namespaces, namespace(team)],
+            gateways=[*inputs.gateways, shop],
+            http_routes=[*inputs.http_routes, route],
+            services=[*inputs.services, service("shop", {"http": 8080}, namespace=team)],
+            secrets=[*inputs.secrets, tls_secret("shop-tls", PAIR, namespace=team)],
+        )
+    result, attachment = gateway_routing.build(model.build(inputs, options), inputs, options)
+    assert all(each.programmed for g in attachment.gateways for each in g.listeners)
+    served = {(s.addresses, s.host): s.certificate for s in result.servers if s.addresses}
+    assert served == {
+        ((address,), host): (team, "shop-tls")
+        for team, address in zip(("team-a", TEAM), pool, strict=True)
+        for host in ("", PLAIN)
+    }
+
+
 class Edge:
     def __init__(self, directory, backend, runner: NginxRunner, dedicated: bool, dynamic_mode):
         options = options_of(dedicated, False)

@@ -20,8 +20,9 @@
   ReferenceGrant (ResolvedRefs False: InvalidCertificateRef, RefNotPermitted), route kinds
   (InvalidRouteKinds: HTTPRoute and GRPCRoute only), and conflicts between listeners of one
   Gateway on one port (same hostname: HostnameConflict; HTTP and HTTPS: ProtocolConflict); across
-  Gateways, an HTTPS listener whose hostname an older Gateway serves on that port with
-  other certificates (HostnameConflict: one server presents one certificate). A
+  Gateways in the shared mode, an HTTPS listener whose hostname an older Gateway serves on
+  that port with other certificates (HostnameConflict: one server presents one
+  certificate; a dedicated Gateway's addresses are its own). A
   listener that is not Accepted takes no routes; one with unresolved references takes
   them (they count in attachedRoutes) but is not Programmed.
 - HTTPRoute and GRPCRoute: each parentRef to a Gateway of ours is bound to the listeners it selects
@@ -368,11 +369,16 @@ def _gateway(
     certificates: dict[tuple[int, str | None], Listener],
 ) -> GatewayState:
     """`certificates`: the HTTPS listener holding each (port, hostname) so far, among
-    the Gateways before this one by age; this one's are added."""
+    the Gateways before this one by age; this one's are added. Only in the shared mode:
+    a dedicated Gateway's listeners are served on its own addresses, with certificates
+    scoped by address, so they never merge with another Gateway's."""
     key = key_of(obj)
     spec = mapping(obj.get("spec"))
-    listeners = [_listener(key, each, index, options) for each in mappings(spec.get("listeners"))]
-    listeners = _across_gateways(_conflicts(listeners), certificates)
+    listeners = _conflicts(
+        [_listener(key, each, index, options) for each in mappings(spec.get("listeners"))]
+    )
+    if options.address_mode != DEDICATED:
+        listeners = _across_gateways(listeners, certificates)
     valid = [lst for lst in listeners if c.holds(lst.conditions, c.ACCEPTED)]
     unsupported, unusable = _addresses(spec.get("addresses"), options)
     parameters = mapping(mapping(spec.get("infrastructure")).get("parametersRef"))
