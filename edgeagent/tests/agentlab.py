@@ -231,6 +231,12 @@ class Nginx:
             time.sleep(0.05)
 
 
+def replace_with_garbage(path: pathlib.Path) -> None:
+    """A new file, not new bytes in the old one: it may be a link to a live generation's."""
+    path.unlink()
+    path.write_bytes(b"not a certificate\n")
+
+
 def render_generation(
     nginx: Nginx,
     address: str,

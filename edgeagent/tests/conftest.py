@@ -5,6 +5,7 @@ support_http.py (importable from tests as plain modules).
 """
 
 import pytest
+from agentlab import Nginx
 from support_http import Backends
 from support_nginx import NginxRunner
 
@@ -23,3 +24,11 @@ def http_backends():
     backends = Backends()
     yield backends
     backends.stop_all()
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """A real nginx of its own with the agent's layout (agentlab.Nginx), stopped after."""
+    started = Nginx(tmp_path / "nginx").start()
+    yield started
+    started.stop()

@@ -12,23 +12,10 @@ import sys
 import time
 
 import pytest
-from agentlab import Nginx, assert_complete, eventually, render_generation
+from agentlab import Nginx, assert_complete, eventually, render_generation, replace_with_garbage
 from edgeagent.apply import Applier, ApplyError, Outcome
 from edgeagent.cli import self_signed
 from support_http import free_port, request
-
-
-@pytest.fixture
-def nginx(tmp_path):
-    started = Nginx(tmp_path / "nginx").start()
-    yield started
-    started.stop()
-
-
-def replace_with_garbage(path):
-    """A new file, not new bytes in the old one: it may be a link to a live generation's."""
-    path.unlink()
-    path.write_bytes(b"not a certificate\n")
 
 
 def healthz(nginx):

@@ -5,23 +5,11 @@ a real nginx: accepted, refused with its offenders named, and refused for what o
 import dataclasses
 
 import pytest
-from agentlab import Nginx, render_generation
+from agentlab import render_generation, replace_with_garbage
 from edgeagent.apply import Applier, ApplyError, Outcome, _socket_address, conflicts
 from edgeagent.cli import self_signed
 from edgeagent.render import Rendered
 from support_http import free_port
-
-
-@pytest.fixture
-def nginx(tmp_path):
-    started = Nginx(tmp_path / "nginx").start()
-    yield started
-    started.stop()
-
-
-def replace_with_garbage(path):
-    path.unlink()
-    path.write_bytes(b"not a certificate\n")
 
 
 def test_a_large_candidate_is_validated_in_parts_and_applied(nginx):
